@@ -1,0 +1,47 @@
+# The exchange: developer entry points. Tools come from the Go module proxy
+# and run through `go tool`; nothing needs to be installed first.
+GO      ?= go
+BUF     := $(GO) tool -modfile=tools/go.mod buf
+GRPCURL := $(GO) tool -modfile=tools/go.mod grpcurl
+
+.PHONY: all build generate lint check-generated test test-short run bench clean
+
+all: build
+
+## build: compile exchanged and exchangectl into bin/
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+## generate: regenerate Go code from the .proto files
+generate:
+	$(BUF) generate
+
+## lint: buf lint on the API, go vet and gofmt on the Go code
+lint:
+	$(BUF) lint
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+## check-generated: fail when committed generated code differs from a fresh generation
+check-generated:
+	./scripts/check-generated.sh
+
+## test: everything CI runs: lint, generated-code check, all tests
+test: lint check-generated
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+## test-short: Go tests only, for the inner loop
+test-short:
+	$(GO) test -count=1 ./...
+
+## run: start exchanged on 127.0.0.1 with ./exchange-data
+run:
+	$(GO) run ./cmd/exchanged
+
+## bench: benchmarks (ratios against references measured in the same run)
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2000x ./store/
+
+clean:
+	rm -rf bin/

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+	"github.com/alltogether/exchange/pki"
+	"github.com/alltogether/exchange/server"
+	"github.com/alltogether/exchange/store"
+)
+
+// serveOptions are exchanged's settings. Each flag has an environment
+// variable fallback so that a service manager can configure it.
+type serveOptions struct {
+	listen        string
+	dataDir       string
+	tlsCert       string
+	tlsKey        string
+	clientCA      string
+	caCert        string
+	caKey         string
+	hosts         []string
+	logLevel      string
+	shutdownGrace time.Duration
+}
+
+// Main runs exchanged with the given arguments and returns its exit code.
+func Main(args []string) int {
+	return newRootCommand(os.Stdout, os.Stderr).run(args)
+}
+
+type rootCommand struct {
+	cmd *cobra.Command
+}
+
+func (r rootCommand) run(args []string) int {
+	r.cmd.SetArgs(args)
+	if err := r.cmd.Execute(); err != nil {
+		fmt.Fprintln(r.cmd.ErrOrStderr(), "exchanged:", err)
+		return 1
+	}
+	return 0
+}
+
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func newRootCommand(stdout, stderr io.Writer) rootCommand {
+	o := &serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "exchanged",
+		Short: "Run the exchange's gRPC server",
+		Long: `exchanged runs the exchange: the gRPC service (mutual TLS 1.3) through which
+agencies refer people, collect data jointly and share their plans.
+
+With no flags it listens on 127.0.0.1:7443 and keeps everything in
+./exchange-data: the database (exchange.db) and, created on first start, a
+development CA with a server certificate and a secretariat client
+certificate (pki/). Every flag can also be set through the environment
+variable named in its help.`,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return serve(cmd.Context(), o, stdout, stderr)
+		},
+	}
+	cmd.SetOut(stdout)
+	cmd.SetErr(stderr)
+	f := cmd.Flags()
+	f.StringVar(&o.listen, "listen", env("EXCHANGE_LISTEN", "127.0.0.1:7443"), "address to listen on (EXCHANGE_LISTEN)")
+	f.StringVar(&o.dataDir, "data-dir", env("EXCHANGE_DATA_DIR", "exchange-data"), "directory for the database and development certificates (EXCHANGE_DATA_DIR)")
+	f.StringVar(&o.tlsCert, "tls-cert", env("EXCHANGE_TLS_CERT", ""), "server certificate (EXCHANGE_TLS_CERT; default DATA_DIR/pki/server.crt)")
+	f.StringVar(&o.tlsKey, "tls-key", env("EXCHANGE_TLS_KEY", ""), "server key (EXCHANGE_TLS_KEY; default DATA_DIR/pki/server.key)")
+	f.StringVar(&o.clientCA, "client-ca", env("EXCHANGE_CLIENT_CA", ""), "CA certificate that client certificates must chain to (EXCHANGE_CLIENT_CA; default DATA_DIR/pki/ca.crt)")
+	f.StringVar(&o.caCert, "ca-cert", env("EXCHANGE_CA_CERT", ""), "CA certificate used to issue client certificates (EXCHANGE_CA_CERT; default DATA_DIR/pki/ca.crt)")
+	f.StringVar(&o.caKey, "ca-key", env("EXCHANGE_CA_KEY", ""), "CA key used to issue client certificates; if absent, issuing is disabled (EXCHANGE_CA_KEY; default DATA_DIR/pki/ca.key)")
+	f.StringSliceVar(&o.hosts, "hosts", strings.Split(env("EXCHANGE_HOSTS", "localhost,127.0.0.1,::1"), ","), "names and addresses for the development server certificate made on first start (EXCHANGE_HOSTS)")
+	f.StringVar(&o.logLevel, "log-level", env("EXCHANGE_LOG_LEVEL", "info"), "debug, info, warn or error (EXCHANGE_LOG_LEVEL)")
+	f.DurationVar(&o.shutdownGrace, "shutdown-grace", 20*time.Second, "how long calls in flight may run after SIGTERM before they are cut off")
+	return rootCommand{cmd: cmd}
+}
+
+func serve(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+		return fmt.Errorf("cannot create data directory: %w", err)
+	}
+	dev, created, err := pki.EnsureDev(filepath.Join(o.dataDir, "pki"), o.hosts)
+	if err != nil {
+		return fmt.Errorf("development certificates: %w", err)
+	}
+	pick := func(v, def string) string {
+		if v != "" {
+			return v
+		}
+		return def
+	}
+	tlsCert, tlsKey := pick(o.tlsCert, dev.ServerCert), pick(o.tlsKey, dev.ServerKey)
+	clientCA := pick(o.clientCA, dev.CACert)
+	caCert, caKey := pick(o.caCert, dev.CACert), pick(o.caKey, dev.CAKey)
+
+	tlsConfig, err := pki.ServerTLSConfig(tlsCert, tlsKey, clientCA)
+	if err != nil {
+		return err
+	}
+	var ca *pki.CA
+	if _, err := os.Stat(caKey); err == nil {
+		if ca, err = pki.LoadCA(caCert, caKey); err != nil {
+			return err
+		}
+	} else {
+		log.Warn("no CA key: IssueCertificate is disabled", "ca_key", caKey)
+	}
+
+	dbPath := filepath.Join(o.dataDir, "exchange.db")
+	st, err := store.Open(dbPath, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := recordSecretariatCertificate(ctx, st, dev.SecretariatCert); err != nil {
+		return err
+	}
+
+	lis, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w", o.listen, err)
+	}
+	srv, err := server.New(server.Config{Store: st, TLS: tlsConfig, CA: ca, Logger: log})
+	if err != nil {
+		return err
+	}
+
+	if created {
+		fmt.Fprintf(stdout, "created a development CA and certificates in %s\n", dev.Dir)
+	}
+	fmt.Fprintf(stdout, "exchanged listening on %s (database %s)\n", lis.Addr(), dbPath)
+	fmt.Fprintf(stdout, "connect as the secretariat with:\n  exchangectl --server %s --ca %s --cert %s --key %s agencies list\n",
+		lis.Addr(), dev.CACert, dev.SecretariatCert, dev.SecretariatKey)
+	log.Info("serving", "address", lis.Addr().String(), "database", dbPath)
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing calls in flight", "grace", o.shutdownGrace.String())
+	graceCtx, cancel := context.WithTimeout(context.Background(), o.shutdownGrace)
+	defer cancel()
+	srv.Shutdown(graceCtx)
+	if err := <-served; err != nil {
+		return err
+	}
+	if err := st.Close(); err != nil {
+		return fmt.Errorf("closing the database: %w", err)
+	}
+	log.Info("stopped cleanly")
+	return nil
+}
+
+// recordSecretariatCertificate records the development secretariat
+// certificate in the store, once, so that it can be listed and revoked
+// like any other.
+func recordSecretariatCertificate(ctx context.Context, st *store.Store, certFile string) error {
+	pemBytes, err := os.ReadFile(certFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	cert, err := pki.ParseCertPEM(pemBytes)
+	if err != nil {
+		return fmt.Errorf("%s: %w", certFile, err)
+	}
+	serial := pki.SerialString(cert.SerialNumber)
+	op := store.Op{Actor: "exchange", Method: "exchanged/first-start", RequestID: "secretariat-" + serial}
+	_, err = st.RecordCertificate(ctx, op, serial, &exchangev1.Certificate{
+		Subject:        "secretariat",
+		NotBefore:      timestamppb.New(cert.NotBefore),
+		NotAfter:       timestamppb.New(cert.NotAfter),
+		CertificatePem: string(pemBytes),
+		Issuer:         "exchange",
+	})
+	return err
+}

@@ -1,0 +1,72 @@
+package server
+
+import (
+	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+	"google.golang.org/grpc/health/grpc_health_v1"
+	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
+)
+
+// accessRule says which kinds of caller may call a method at all. Handlers
+// then decide per resource (for example, an agency may update only its own
+// record).
+type accessRule int
+
+const (
+	// anyMember admits every authenticated agency and the secretariat.
+	anyMember accessRule = iota + 1
+	// secretariatOnly admits the secretariat alone.
+	secretariatOnly
+	// agenciesOnly admits agencies alone (the secretariat administers the
+	// directory; it does not read what agencies exchange).
+	agenciesOnly
+)
+
+// accessRules has an explicit rule for every method the server registers;
+// a method without a rule is refused (default deny), and a test fails when
+// a registered method has none.
+var accessRules = map[string]accessRule{
+	exchangev1.DirectoryService_GetAgency_FullMethodName:          anyMember,
+	exchangev1.DirectoryService_ListAgencies_FullMethodName:       anyMember,
+	exchangev1.DirectoryService_CreateAgency_FullMethodName:       secretariatOnly,
+	exchangev1.DirectoryService_UpdateAgency_FullMethodName:       anyMember,
+	exchangev1.DirectoryService_SuspendAgency_FullMethodName:      secretariatOnly,
+	exchangev1.DirectoryService_ReactivateAgency_FullMethodName:   secretariatOnly,
+	exchangev1.DirectoryService_GetFocalPoint_FullMethodName:      anyMember,
+	exchangev1.DirectoryService_ListFocalPoints_FullMethodName:    anyMember,
+	exchangev1.DirectoryService_CreateFocalPoint_FullMethodName:   anyMember,
+	exchangev1.DirectoryService_UpdateFocalPoint_FullMethodName:   anyMember,
+	exchangev1.DirectoryService_DeleteFocalPoint_FullMethodName:   anyMember,
+	exchangev1.DirectoryService_GetWorkingGroup_FullMethodName:    anyMember,
+	exchangev1.DirectoryService_ListWorkingGroups_FullMethodName:  anyMember,
+	exchangev1.DirectoryService_CreateWorkingGroup_FullMethodName: secretariatOnly,
+	exchangev1.DirectoryService_UpdateWorkingGroup_FullMethodName: anyMember,
+	exchangev1.DirectoryService_DeleteWorkingGroup_FullMethodName: secretariatOnly,
+	exchangev1.DirectoryService_GetLocation_FullMethodName:        anyMember,
+	exchangev1.DirectoryService_ListLocations_FullMethodName:      anyMember,
+
+	exchangev1.CertificateService_IssueCertificate_FullMethodName:  secretariatOnly,
+	exchangev1.CertificateService_GetCertificate_FullMethodName:    anyMember,
+	exchangev1.CertificateService_ListCertificates_FullMethodName:  anyMember,
+	exchangev1.CertificateService_RevokeCertificate_FullMethodName: anyMember,
+
+	grpc_health_v1.Health_Check_FullMethodName: anyMember,
+	grpc_health_v1.Health_Watch_FullMethodName: anyMember,
+	grpc_health_v1.Health_List_FullMethodName:  anyMember,
+
+	reflectionv1.ServerReflection_ServerReflectionInfo_FullMethodName:      anyMember,
+	reflectionv1alpha.ServerReflection_ServerReflectionInfo_FullMethodName: anyMember,
+}
+
+// admits reports whether the rule lets the caller in.
+func (r accessRule) admits(c Caller) bool {
+	switch r {
+	case anyMember:
+		return true
+	case secretariatOnly:
+		return c.IsSecretariat()
+	case agenciesOnly:
+		return c.AgencyName() != ""
+	}
+	return false
+}

@@ -1,0 +1,48 @@
+package server
+
+import (
+	"time"
+
+	"github.com/alltogether/exchange/geo"
+	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+)
+
+// checkLocationRef checks that a location names a province the exchange
+// knows, for the countries whose provinces it ships. Other countries (for
+// example a donor's home country) are accepted as written.
+func checkLocationRef(field string, ref *exchangev1.LocationRef) error {
+	if ref.GetSubdivision() == "" || !geo.KnownCountry(ref.GetCountry()) {
+		return nil
+	}
+	if _, ok := geo.Lookup(ref.GetSubdivision()); !ok {
+		return invalidField(field+".subdivision", ref.GetSubdivision()+" is not a known province of "+ref.GetCountry()+" (see ListLocations)")
+	}
+	return nil
+}
+
+// checkDate checks that a calendar date exists (protovalidate checks only
+// the ranges of its parts).
+func checkDate(field string, d *exchangev1.CalendarDate) error {
+	if d == nil {
+		return nil
+	}
+	t := time.Date(int(d.GetYear()), time.Month(d.GetMonth()), int(d.GetDay()), 0, 0, 0, 0, time.UTC)
+	if t.Day() != int(d.GetDay()) {
+		return invalidField(field, "no such date")
+	}
+	return nil
+}
+
+// checkPeriod checks both ends of a period.
+func checkPeriod(field string, p *exchangev1.DatePeriod) error {
+	if err := checkDate(field+".start", p.GetStart()); err != nil {
+		return err
+	}
+	return checkDate(field+".end", p.GetEnd())
+}
+
+// today returns the current date in UTC.
+func today(now time.Time) *exchangev1.CalendarDate {
+	now = now.UTC()
+	return &exchangev1.CalendarDate{Year: int32(now.Year()), Month: int32(now.Month()), Day: int32(now.Day())}
+}

@@ -1,0 +1,223 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+
+	"buf.build/go/protovalidate"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+	"github.com/alltogether/exchange/pki"
+)
+
+// The interceptor chain, outermost first:
+//
+//  1. recovery: a handler panic becomes INTERNAL; the server keeps serving.
+//  2. logging: one structured line per call, metadata only (method, code,
+//     duration, caller), never payloads.
+//  3. authentication: the caller is the client certificate's identity; a
+//     revoked certificate, an unknown agency or a suspended one is refused.
+//  4. authorization: the method's access rule (default deny).
+//  5. validation: protovalidate rules from the .proto files; violations
+//     become INVALID_ARGUMENT with a BadRequest naming each field.
+//  6. errors: whatever the handler returns becomes a status through the
+//     one error table.
+
+func (s *Server) unaryInterceptors() []grpc.UnaryServerInterceptor {
+	return []grpc.UnaryServerInterceptor{
+		recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(s.recovered)),
+		logging.UnaryServerInterceptor(slogAdapter(s.log), s.loggingOptions()...),
+		func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+			ctx, err := s.admit(ctx, info.FullMethod)
+			if err != nil {
+				return nil, err
+			}
+			if err := s.validate(req); err != nil {
+				return nil, err
+			}
+			resp, err := next(ctx, req)
+			return resp, toStatus(ctx, s.log, info.FullMethod, err)
+		},
+	}
+}
+
+func (s *Server) streamInterceptors() []grpc.StreamServerInterceptor {
+	return []grpc.StreamServerInterceptor{
+		recovery.StreamServerInterceptor(recovery.WithRecoveryHandlerContext(s.recovered)),
+		logging.StreamServerInterceptor(slogAdapter(s.log), s.loggingOptions()...),
+		func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, next grpc.StreamHandler) error {
+			ctx, err := s.admit(ss.Context(), info.FullMethod)
+			if err != nil {
+				return err
+			}
+			err = next(srv, &admittedStream{ServerStream: ss, ctx: ctx, server: s})
+			return toStatus(ctx, s.log, info.FullMethod, err)
+		},
+	}
+}
+
+// admittedStream carries the authenticated context and validates every
+// message received.
+type admittedStream struct {
+	grpc.ServerStream
+	ctx    context.Context
+	server *Server
+}
+
+func (a *admittedStream) Context() context.Context { return a.ctx }
+
+func (a *admittedStream) RecvMsg(m any) error {
+	if err := a.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	return a.server.validate(m)
+}
+
+func (s *Server) recovered(ctx context.Context, p any) error {
+	s.log.ErrorContext(ctx, "handler panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	return detailed(codes.Internal, "internal error; the exchange logged the cause", "INTERNAL", "", "", "")
+}
+
+// slogAdapter lets the middleware's logging interceptor write through slog.
+func slogAdapter(l *slog.Logger) logging.Logger {
+	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		l.Log(ctx, slog.Level(lvl), msg, fields...)
+	})
+}
+
+func (s *Server) loggingOptions() []logging.Option {
+	return []logging.Option{
+		logging.WithLogOnEvents(logging.FinishCall),
+		logging.WithFieldsFromContext(func(ctx context.Context) logging.Fields {
+			if id, err := peerIdentity(ctx); err == nil {
+				return logging.Fields{"caller", id.String()}
+			}
+			return nil
+		}),
+	}
+}
+
+// peerCertificate returns the verified client certificate of the call.
+func peerCertificate(ctx context.Context) (*credentials.TLSInfo, error) {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.AuthInfo == nil {
+		return nil, errors.New("no peer information")
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok {
+		return nil, errors.New("not a TLS connection")
+	}
+	if len(info.State.VerifiedChains) == 0 || len(info.State.VerifiedChains[0]) == 0 {
+		return nil, errors.New("no verified client certificate")
+	}
+	return &info, nil
+}
+
+func peerIdentity(ctx context.Context) (pki.Identity, error) {
+	info, err := peerCertificate(ctx)
+	if err != nil {
+		return pki.Identity{}, err
+	}
+	return pki.IdentityFromCert(info.State.VerifiedChains[0][0])
+}
+
+func unauthenticated(msg string) error {
+	return detailed(codes.Unauthenticated, msg, "UNAUTHENTICATED", "", "", "")
+}
+
+// admit authenticates the caller from its certificate, checks the
+// certificate is not revoked and the agency is in the directory and
+// active, and applies the method's access rule. It returns the context
+// carrying the caller.
+func (s *Server) admit(ctx context.Context, method string) (context.Context, error) {
+	info, err := peerCertificate(ctx)
+	if err != nil {
+		return nil, unauthenticated("a client certificate issued by the exchange is required: " + err.Error())
+	}
+	leaf := info.State.VerifiedChains[0][0]
+	id, err := pki.IdentityFromCert(leaf)
+	if err != nil {
+		return nil, unauthenticated("the client certificate names no identity of the exchange: " + err.Error())
+	}
+	caller := Caller{Identity: id, Serial: pki.SerialString(leaf.SerialNumber)}
+	known, err := s.store.LookupCaller(ctx, caller.Serial, id.AgencyID)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, method, err)
+	}
+	if known.CertificateRevoked {
+		return nil, unauthenticated("the client certificate " + caller.Serial + " has been revoked")
+	}
+	if id.Role == pki.RoleAgency {
+		if known.Agency == nil {
+			return nil, unauthenticated("agency " + id.AgencyID + " is not in the directory")
+		}
+		if known.Agency.GetState() != exchangev1.AgencyState_AGENCY_STATE_ACTIVE {
+			return nil, detailed(codes.PermissionDenied, "agency "+id.AgencyID+" is suspended; contact the secretariat", "AGENCY_SUSPENDED", "", "", "")
+		}
+		caller.Agency = known.Agency
+	}
+	rule, ok := accessRules[method]
+	if !ok || !rule.admits(caller) {
+		return nil, detailed(codes.PermissionDenied, id.String()+" may not call "+method, "PERMISSION_DENIED", "", "", "")
+	}
+	ctx = withCaller(ctx, caller)
+	return context.WithValue(ctx, methodKey{}, method), nil
+}
+
+// validate checks a request against the protovalidate rules in its .proto
+// file.
+func (s *Server) validate(req any) error {
+	msg, ok := req.(proto.Message)
+	if !ok {
+		return nil
+	}
+	err := s.validator.Validate(msg)
+	if err == nil {
+		return nil
+	}
+	var verr *protovalidate.ValidationError
+	if !errors.As(err, &verr) {
+		s.log.Error("validation failed to run", "error", err.Error())
+		return status.Error(codes.Internal, "internal error; the exchange logged the cause")
+	}
+	return violationsStatus(verr)
+}
+
+// violationsStatus reports every violated rule with the field it concerns.
+func violationsStatus(verr *protovalidate.ValidationError) error {
+	br := &errdetails.BadRequest{}
+	for _, v := range verr.Violations {
+		field := protovalidate.FieldPathString(v.Proto.GetField())
+		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{
+			Field:       field,
+			Description: v.Proto.GetMessage(),
+			Reason:      v.Proto.GetRuleId(),
+		})
+	}
+	first := br.FieldViolations[0]
+	msg := "invalid request: " + first.Field + ": " + first.Description
+	if first.Field == "" {
+		msg = "invalid request: " + first.Description
+	}
+	if n := len(br.FieldViolations); n > 1 {
+		msg += fmt.Sprintf(" (and %d more)", n-1)
+	}
+	st, err := status.New(codes.InvalidArgument, msg).WithDetails(
+		&errdetails.ErrorInfo{Reason: "INVALID_ARGUMENT", Domain: ErrorDomain}, br)
+	if err != nil {
+		return status.Error(codes.InvalidArgument, msg)
+	}
+	return st.Err()
+}

@@ -1,0 +1,171 @@
+// Package server implements the exchange's gRPC services over mutual TLS:
+// thin handlers over the store, an interceptor chain that authenticates
+// every call from its client certificate, applies an explicit access rule
+// per method and validates requests, and one table that maps errors to
+// gRPC statuses.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"time"
+
+	"buf.build/go/protovalidate"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+
+	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+	"github.com/alltogether/exchange/pki"
+	"github.com/alltogether/exchange/store"
+)
+
+// Limits protect the server from clients that send too much, too often or
+// hold connections idle.
+type Limits struct {
+	// MaxRecvMsgSize is the largest request message in bytes; default 4 MiB.
+	MaxRecvMsgSize int
+	// MaxConcurrentStreams bounds the calls in flight on one connection;
+	// default 128.
+	MaxConcurrentStreams uint32
+	// ConnectionTimeout bounds the TLS handshake of a new connection;
+	// default 10s.
+	ConnectionTimeout time.Duration
+	// KeepaliveMinTime is the shortest interval between client pings the
+	// server tolerates; pinging more often closes the connection. Default
+	// 15s.
+	KeepaliveMinTime time.Duration
+	// MaxConnectionIdle closes connections idle this long; default 30m.
+	MaxConnectionIdle time.Duration
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxRecvMsgSize == 0 {
+		l.MaxRecvMsgSize = 4 << 20
+	}
+	if l.MaxConcurrentStreams == 0 {
+		l.MaxConcurrentStreams = 128
+	}
+	if l.ConnectionTimeout == 0 {
+		l.ConnectionTimeout = 10 * time.Second
+	}
+	if l.KeepaliveMinTime == 0 {
+		l.KeepaliveMinTime = 15 * time.Second
+	}
+	if l.MaxConnectionIdle == 0 {
+		l.MaxConnectionIdle = 30 * time.Minute
+	}
+	return l
+}
+
+// Config is what a Server needs.
+type Config struct {
+	// Store is the open database; the caller closes it after Shutdown.
+	Store *store.Store
+	// TLS is the server's TLS configuration; it must require and verify
+	// client certificates from the exchange's CA (see pki.ServerTLSConfig).
+	TLS *tls.Config
+	// CA signs certificates for IssueCertificate; nil disables issuing.
+	CA *pki.CA
+	// Logger receives structured logs; default slog.Default().
+	Logger *slog.Logger
+	// Limits bound what clients may do; zero fields take defaults.
+	Limits Limits
+}
+
+// Server is the exchange's gRPC server.
+type Server struct {
+	grpc      *grpc.Server
+	health    *health.Server
+	store     *store.Store
+	log       *slog.Logger
+	validator protovalidate.Validator
+}
+
+// New builds a server with every service registered.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("server: Config.Store is required")
+	}
+	if cfg.TLS == nil || cfg.TLS.ClientAuth != tls.RequireAndVerifyClientCert || cfg.TLS.MinVersion < tls.VersionTLS13 {
+		return nil, errors.New("server: Config.TLS must require and verify client certificates with TLS 1.3 (use pki.ServerTLSConfig)")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	validator, err := protovalidate.New()
+	if err != nil {
+		return nil, err
+	}
+	lim := cfg.Limits.withDefaults()
+	s := &Server{store: cfg.Store, log: cfg.Logger, validator: validator, health: health.NewServer()}
+	s.grpc = grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(cfg.TLS)),
+		grpc.ChainUnaryInterceptor(s.unaryInterceptors()...),
+		grpc.ChainStreamInterceptor(s.streamInterceptors()...),
+		grpc.MaxRecvMsgSize(lim.MaxRecvMsgSize),
+		grpc.MaxConcurrentStreams(lim.MaxConcurrentStreams),
+		grpc.ConnectionTimeout(lim.ConnectionTimeout),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: lim.KeepaliveMinTime, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: lim.MaxConnectionIdle, Time: 2 * time.Minute, Timeout: 20 * time.Second}),
+	)
+	exchangev1.RegisterDirectoryServiceServer(s.grpc, &directoryService{store: cfg.Store})
+	exchangev1.RegisterCertificateServiceServer(s.grpc, &certificateService{store: cfg.Store, ca: cfg.CA})
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+	for name := range s.grpc.GetServiceInfo() {
+		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	return s, nil
+}
+
+// directoryService implements DirectoryService.
+type directoryService struct {
+	exchangev1.UnimplementedDirectoryServiceServer
+	store *store.Store
+}
+
+// Serve accepts connections on lis until Shutdown.
+func (s *Server) Serve(lis net.Listener) error {
+	err := s.grpc.Serve(lis)
+	if errors.Is(err, grpc.ErrServerStopped) {
+		return nil
+	}
+	return err
+}
+
+// Methods returns the full names of every registered method, for tests
+// and documentation.
+func (s *Server) Methods() []string {
+	var out []string
+	for svc, info := range s.grpc.GetServiceInfo() {
+		for _, m := range info.Methods {
+			out = append(out, "/"+svc+"/"+m.Name)
+		}
+	}
+	return out
+}
+
+// Shutdown stops accepting calls, reports NOT_SERVING on health, lets calls
+// in flight finish, and stops them hard when ctx ends first.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.health.Shutdown()
+	done := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.grpc.Stop()
+		<-done
+	}
+}

@@ -1,0 +1,122 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+
+	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+)
+
+// AuditHead returns the sequence number and hash of the last audit entry
+// (0 and nil for an empty chain).
+func (s *Store) AuditHead(ctx context.Context) (uint64, []byte, error) {
+	var seq uint64
+	var hash []byte
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		if head := tx.Bucket(bucketMeta).Get(metaAuditHead); head != nil {
+			seq = binary.BigEndian.Uint64(head[:8])
+			hash = bytes.Clone(head[8:])
+		}
+		return nil
+	})
+	return seq, hash, err
+}
+
+// VerifyAudit walks the whole audit chain and checks that sequence numbers
+// have no gaps, that every entry's hash matches its content, that every
+// entry names the previous entry's hash, and that the head matches the last
+// entry. It returns the number of entries checked.
+func (s *Store) VerifyAudit(ctx context.Context) (uint64, error) {
+	var n uint64
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		prev := make([]byte, sha256.Size)
+		c := tx.Bucket(bucketAudit).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			var e exchangev1.AuditEntry
+			if err := proto.Unmarshal(v, &e); err != nil {
+				return auditBroken(n+1, "cannot decode the entry")
+			}
+			if binary.BigEndian.Uint64(k) != n+1 || e.GetSequence() != n+1 {
+				return auditBroken(n+1, "entry missing or out of order")
+			}
+			if !bytes.Equal(e.GetPreviousHash(), prev) {
+				return auditBroken(n+1, "previous_hash does not match the entry before it")
+			}
+			want := e.GetHash()
+			e.Hash = nil
+			unhashed, err := marshal(&e)
+			if err != nil {
+				return err
+			}
+			if !bytes.Equal(auditHash(unhashed), want) {
+				return auditBroken(n+1, "hash does not match the entry's content")
+			}
+			prev = want
+			n++
+		}
+		var headSeq uint64
+		headHash := make([]byte, sha256.Size)
+		if head := tx.Bucket(bucketMeta).Get(metaAuditHead); head != nil {
+			headSeq = binary.BigEndian.Uint64(head[:8])
+			headHash = head[8:]
+		}
+		if headSeq != n || !bytes.Equal(headHash, prev) {
+			return auditBroken(n, "chain head does not match the last entry (entries were removed)")
+		}
+		return nil
+	})
+	return n, err
+}
+
+func auditBroken(seq uint64, what string) error {
+	return &Error{Kind: KindFailedPrecondition, Message: fmt.Sprintf("audit chain broken at entry %d: %s", seq, what)}
+}
+
+// AuditEntries returns up to limit audit entries with sequence after
+// afterSeq, in order.
+func (s *Store) AuditEntries(ctx context.Context, afterSeq uint64, limit int) ([]*exchangev1.AuditEntry, error) {
+	var out []*exchangev1.AuditEntry
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketAudit).Cursor()
+		for k, v := c.Seek(u64(afterSeq + 1)); k != nil && len(out) < limit; k, v = c.Next() {
+			e := new(exchangev1.AuditEntry)
+			if err := unmarshal(v, e); err != nil {
+				return err
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Changes returns change-log entries with revision after afterRevision, in
+// order: at least limit of them if there are that many, and never part of
+// a revision. One revision can hold several changes (naming a focal point
+// also ends its predecessor's tenure), so when limit falls inside a
+// revision the rest of that revision is included; a caller can then resume
+// from the last entry's revision without missing anything.
+func (s *Store) Changes(ctx context.Context, afterRevision int64, limit int) ([]*exchangev1.Change, error) {
+	var out []*exchangev1.Change
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketChanges).Cursor()
+		for k, v := c.Seek(changeKey(afterRevision+1, 0)); k != nil; k, v = c.Next() {
+			if len(out) >= limit && (len(out) == 0 || int64(binary.BigEndian.Uint64(k[:8])) != out[len(out)-1].GetRevision()) {
+				break
+			}
+			ch := new(exchangev1.Change)
+			if err := unmarshal(v, ch); err != nil {
+				return err
+			}
+			out = append(out, ch)
+		}
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,163 @@
+package store
+
+import (
+	"context"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+
+	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+)
+
+// CertificatePrefix starts every certificate resource name.
+const CertificatePrefix = "certificates/"
+
+var certificates = table[*exchangev1.Certificate]{
+	bucket: bucketCertificates,
+	newT:   func() *exchangev1.Certificate { return new(exchangev1.Certificate) },
+	indexes: func(c *exchangev1.Certificate) []indexEntry {
+		return []indexEntry{{bucketCertificateBySubject, joinKey(c.GetSubject(), strings.TrimPrefix(c.GetName(), CertificatePrefix))}}
+	},
+}
+
+func certificateKey(name string) []byte { return []byte(strings.TrimPrefix(name, CertificatePrefix)) }
+
+// Replayed returns the resource name that an earlier call with the same
+// actor, method and request id created, if there was one. Callers use it
+// before expensive work that must not be repeated on a retry, such as
+// signing a certificate.
+func (s *Store) Replayed(ctx context.Context, op Op) (string, bool, error) {
+	if op.RequestID == "" {
+		return "", false, nil
+	}
+	var name string
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketRequests).Get(requestKey(op.Actor, op.Method, op.RequestID)); v != nil {
+			name = string(v)
+		}
+		return nil
+	})
+	return name, name != "", err
+}
+
+// RecordCertificate stores an issued certificate, named
+// "certificates/{serial}". For agency subjects the agency must exist.
+func (s *Store) RecordCertificate(ctx context.Context, op Op, serial string, c *exchangev1.Certificate) (*exchangev1.Certificate, error) {
+	var out *exchangev1.Certificate
+	err := s.update(ctx, op, func(w *writeTx) error {
+		if name, ok := w.replayed(); ok {
+			got, found, err := certificates.get(w.tx, certificateKey(name))
+			if err != nil || !found {
+				return internal("request id refers to a missing certificate", err)
+			}
+			out = got
+			return nil
+		}
+		if strings.HasPrefix(c.GetSubject(), AgencyPrefix) {
+			if _, ok, err := agencies.get(w.tx, agencyKey(c.GetSubject())); err != nil {
+				return err
+			} else if !ok {
+				return &Error{Kind: KindNotFound, Resource: c.GetSubject(), Field: "subject", Message: c.GetSubject() + " not found"}
+			}
+		}
+		c = proto.Clone(c).(*exchangev1.Certificate)
+		c.State = exchangev1.CertificateState_CERTIFICATE_STATE_ACTIVE
+		created, err := certificates.create(w, []byte(serial), CertificatePrefix+serial, c)
+		out = created
+		return err
+	})
+	return out, err
+}
+
+// GetCertificate returns the certificate with the given name.
+func (s *Store) GetCertificate(ctx context.Context, name string) (*exchangev1.Certificate, error) {
+	var out *exchangev1.Certificate
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		c, ok, err := certificates.get(tx, certificateKey(name))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return notFound(name)
+		}
+		out = c
+		return nil
+	})
+	return out, err
+}
+
+// RevokeCertificate marks a certificate revoked with a reason. Revoking a
+// revoked certificate fails with KindFailedPrecondition.
+func (s *Store) RevokeCertificate(ctx context.Context, op Op, name, reason string) (*exchangev1.Certificate, error) {
+	var out *exchangev1.Certificate
+	err := s.update(ctx, op, func(w *writeTx) error {
+		c, err := certificates.modify(w, certificateKey(name), name, "", func(c *exchangev1.Certificate) error {
+			if c.GetState() == exchangev1.CertificateState_CERTIFICATE_STATE_REVOKED {
+				return &Error{Kind: KindFailedPrecondition, Resource: name, Message: name + " is already revoked"}
+			}
+			c.State = exchangev1.CertificateState_CERTIFICATE_STATE_REVOKED
+			c.RevokeTime = w.timestamp()
+			c.RevokeReason = reason
+			return nil
+		})
+		out = c
+		return err
+	})
+	return out, err
+}
+
+// ListCertificates returns one page of certificates in name order; a
+// non-empty subject keeps that subject's certificates.
+func (s *Store) ListCertificates(ctx context.Context, subject string, p Page) ([]*exchangev1.Certificate, string, error) {
+	fp := query("certificates", subject)
+	bucket, prefix := bucketCertificates, []byte(nil)
+	if subject != "" {
+		bucket, prefix = bucketCertificateBySubject, joinKey(subject, "")
+	}
+	var items []*exchangev1.Certificate
+	var token string
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		var err error
+		items, token, err = paginate(tx, bucket, prefix, p, fp, func(k, _ []byte) (*exchangev1.Certificate, bool, error) {
+			return certificates.get(tx, k[len(prefix):])
+		})
+		return err
+	})
+	return items, token, err
+}
+
+// Caller is what the store knows about a caller's credentials, read in one
+// transaction on every call.
+type Caller struct {
+	// CertificateRevoked is true when the certificate's serial is recorded
+	// as revoked.
+	CertificateRevoked bool
+	// Agency is the caller's agency record; nil when the caller is not an
+	// agency or the agency is not in the directory.
+	Agency *exchangev1.Agency
+}
+
+// LookupCaller reads the revocation state of the certificate with the given
+// serial and, for a non-empty agencyID, the agency's record.
+func (s *Store) LookupCaller(ctx context.Context, serial, agencyID string) (Caller, error) {
+	var out Caller
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		c, ok, err := certificates.get(tx, []byte(serial))
+		if err != nil {
+			return err
+		}
+		out.CertificateRevoked = ok && c.GetState() == exchangev1.CertificateState_CERTIFICATE_STATE_REVOKED
+		if agencyID != "" {
+			a, ok, err := agencies.get(tx, []byte(agencyID))
+			if err != nil {
+				return err
+			}
+			if ok {
+				out.Agency = a
+			}
+		}
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,231 @@
+package store
+
+import (
+	"errors"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+
+	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+)
+
+// clock is a settable time source for Options.Now.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock {
+	return &clock{t: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) advance(d time.Duration) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+	return c.t
+}
+
+// openTest opens a store on a fresh file in t.TempDir with a frozen clock
+// and closes it when the test ends.
+func openTest(t *testing.T) (*Store, *clock) {
+	t.Helper()
+	c := newClock()
+	s := openAt(t, filepath.Join(t.TempDir(), "exchange.db"), Options{Now: c.now})
+	return s, c
+}
+
+// openAt opens the store at path and closes it when the test ends.
+func openAt(t *testing.T, path string, opt Options) *Store {
+	t.Helper()
+	s, err := Open(path, opt)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", path, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func secretariat(method string) Op {
+	return Op{Actor: "secretariat", Method: "/alltogether.exchange.v1.DirectoryService/" + method}
+}
+
+// agencyMsg builds an agency; each subdivision becomes a coverage entry.
+func agencyMsg(display string, countries []string, niches []exchangev1.Niche, subdivisions ...string) *exchangev1.Agency {
+	a := &exchangev1.Agency{
+		DisplayName: display,
+		Kind:        exchangev1.AgencyKind_AGENCY_KIND_NATIONAL_NGO,
+		Countries:   countries,
+		Niches:      niches,
+	}
+	for _, sd := range subdivisions {
+		a.Coverage = append(a.Coverage, &exchangev1.LocationRef{Country: sd[:2], Subdivision: sd})
+	}
+	return a
+}
+
+func mustCreateAgency(t *testing.T, s *Store, id string, a *exchangev1.Agency) *exchangev1.Agency {
+	t.Helper()
+	if a == nil {
+		a = agencyMsg("Agency "+id, nil, nil)
+	}
+	got, err := s.CreateAgency(t.Context(), secretariat("CreateAgency"), id, a)
+	if err != nil {
+		t.Fatalf("CreateAgency(%s): %v", id, err)
+	}
+	return got
+}
+
+func date(y, m, d int32) *exchangev1.CalendarDate {
+	return &exchangev1.CalendarDate{Year: y, Month: m, Day: d}
+}
+
+// wantKind fails unless err is a store error of the given kind.
+func wantKind(t *testing.T, err error, kind Kind) *Error {
+	t.Helper()
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("error = %v (%T), want a *store.Error of kind %v", err, err, kind)
+	}
+	if e.Kind != kind {
+		t.Fatalf("error kind = %v (%v), want %v", e.Kind, err, kind)
+	}
+	return e
+}
+
+// names returns the resource names of items, in order.
+func names[T interface{ GetName() string }](items []T) []string {
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = it.GetName()
+	}
+	return out
+}
+
+// listAll walks every page of a list and fails on a malformed page.
+func listAll[T any](t *testing.T, size int32, list func(Page) ([]T, string, error)) []T {
+	t.Helper()
+	var all []T
+	p := Page{Size: size}
+	for pages := 0; ; pages++ {
+		if pages > 10000 {
+			t.Fatal("pagination does not end")
+		}
+		items, next, err := list(p)
+		if err != nil {
+			t.Fatalf("list page %d: %v", pages, err)
+		}
+		if size > 0 && len(items) > int(size) {
+			t.Fatalf("page %d has %d items, more than the page size %d", pages, len(items), size)
+		}
+		all = append(all, items...)
+		if next == "" {
+			return all
+		}
+		if len(items) == 0 {
+			t.Fatalf("page %d is empty but has a next page token", pages)
+		}
+		p.Token = next
+	}
+}
+
+// allChanges returns the whole change log.
+func allChanges(t *testing.T, s *Store) []*exchangev1.Change {
+	t.Helper()
+	ch, err := s.Changes(t.Context(), 0, 1<<30)
+	if err != nil {
+		t.Fatalf("Changes: %v", err)
+	}
+	return ch
+}
+
+// allAudit returns the whole audit chain.
+func allAudit(t *testing.T, s *Store) []*exchangev1.AuditEntry {
+	t.Helper()
+	es, err := s.AuditEntries(t.Context(), 0, 1<<30)
+	if err != nil {
+		t.Fatalf("AuditEntries: %v", err)
+	}
+	return es
+}
+
+// counts is how many revisions, changes and audit entries a store holds.
+type counts struct{ revision, changes, audit int }
+
+func countsOf(t *testing.T, s *Store) counts {
+	t.Helper()
+	return counts{int(s.Revision()), len(allChanges(t, s)), len(allAudit(t, s))}
+}
+
+var indexBuckets = [][]byte{
+	bucketAgencyByCountry, bucketAgencyByNiche, bucketAgencyBySubdivision,
+	bucketFocalPointByTopic, bucketWorkingGroupByMember, bucketCertificateBySubject,
+}
+
+// checkIndexes fails unless every index bucket holds exactly the entries
+// that the stored records call for: no entry missing, none left over from
+// an earlier version of a record.
+func checkIndexes(t *testing.T, s *Store) {
+	t.Helper()
+	want := map[string][]string{}
+	got := map[string][]string{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		add := func(es []indexEntry) {
+			for _, e := range es {
+				want[string(e.bucket)] = append(want[string(e.bucket)], string(e.key))
+			}
+		}
+		if err := indexesOf(tx, agencies, add); err != nil {
+			return err
+		}
+		if err := indexesOf(tx, focalPoints, add); err != nil {
+			return err
+		}
+		if err := indexesOf(tx, workingGroups, add); err != nil {
+			return err
+		}
+		if err := indexesOf(tx, certificates, add); err != nil {
+			return err
+		}
+		for _, b := range indexBuckets {
+			tx.Bucket(b).ForEach(func(k, _ []byte) error {
+				got[string(b)] = append(got[string(b)], string(k))
+				return nil
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range indexBuckets {
+		w := want[string(b)]
+		slices.Sort(w)
+		w = slices.Compact(w)
+		if g := got[string(b)]; !slices.Equal(g, w) {
+			t.Errorf("index %s:\n got  %q\n want %q", b, g, w)
+		}
+	}
+}
+
+func indexesOf[T proto.Message](tx *bolt.Tx, tb table[T], add func([]indexEntry)) error {
+	return tx.Bucket(tb.bucket).ForEach(func(_, v []byte) error {
+		m := tb.newT()
+		if err := unmarshal(v, m); err != nil {
+			return err
+		}
+		add(tb.indexes(m))
+		return nil
+	})
+}

@@ -1,0 +1,102 @@
+package store
+
+import (
+	"encoding/binary"
+	"strings"
+)
+
+// This file names every bucket and every key encoding of the database. Keys
+// that must sort numerically are fixed-width big-endian; text parts are
+// separated by a zero byte, which no identifier contains. Values are
+// deterministic protobuf encodings.
+
+// schemaVersion is the version of the layout described here. Open refuses a
+// database written by a newer layout.
+const schemaVersion = 1
+
+var (
+	// bucketMeta holds single values: metaSchemaVersion, metaRevision,
+	// metaAuditHead.
+	bucketMeta = []byte("meta")
+	// bucketChanges is the change log: changeKey(revision, n) → Change.
+	bucketChanges = []byte("changes")
+	// bucketAudit is the audit chain: u64(sequence) → AuditEntry.
+	bucketAudit = []byte("audit")
+	// bucketRequests records create-like calls for idempotency:
+	// requestKey(actor, method, request id) → resource name.
+	bucketRequests = []byte("requests")
+
+	// bucketAgencies: agency id → Agency.
+	bucketAgencies = []byte("agencies")
+	// bucketAgencyByCountry: country ∅ agency id → empty.
+	bucketAgencyByCountry = []byte("agencies_by_country")
+	// bucketAgencyByNiche: u32(niche) agency id → empty.
+	bucketAgencyByNiche = []byte("agencies_by_niche")
+	// bucketAgencyBySubdivision: subdivision ∅ agency id → empty.
+	bucketAgencyBySubdivision = []byte("agencies_by_subdivision")
+
+	// bucketFocalPoints: agency id ∅ focal point id → FocalPoint.
+	bucketFocalPoints = []byte("focal_points")
+	// bucketFocalPointByTopic: agency id ∅ topic ∅ u32(start yyyymmdd)
+	// focal point id → empty. It gives List its order.
+	bucketFocalPointByTopic = []byte("focal_points_by_topic")
+
+	// bucketWorkingGroups: working group id → WorkingGroup.
+	bucketWorkingGroups = []byte("working_groups")
+	// bucketWorkingGroupByMember: agency id ∅ working group id → empty.
+	bucketWorkingGroupByMember = []byte("working_groups_by_member")
+
+	// bucketCertificates: serial (lowercase hex) → Certificate.
+	bucketCertificates = []byte("certificates")
+	// bucketCertificateBySubject: subject ∅ serial → empty.
+	bucketCertificateBySubject = []byte("certificates_by_subject")
+)
+
+// allBuckets lists every bucket; Open creates the missing ones.
+var allBuckets = [][]byte{
+	bucketMeta, bucketChanges, bucketAudit, bucketRequests,
+	bucketAgencies, bucketAgencyByCountry, bucketAgencyByNiche, bucketAgencyBySubdivision,
+	bucketFocalPoints, bucketFocalPointByTopic,
+	bucketWorkingGroups, bucketWorkingGroupByMember,
+	bucketCertificates, bucketCertificateBySubject,
+}
+
+// Keys of bucketMeta.
+var (
+	metaSchemaVersion = []byte("schema_version") // u64
+	metaRevision      = []byte("revision")       // u64: last committed revision
+	metaAuditHead     = []byte("audit_head")     // u64(sequence) ‖ sha256 of last entry
+)
+
+// sep separates text parts of composite keys.
+const sep = 0
+
+// u64 encodes n as 8 big-endian bytes.
+func u64(n uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, n)
+	return b
+}
+
+// u32 encodes n as 4 big-endian bytes.
+func u32(n uint32) []byte {
+	b := make([]byte, 4)
+	binary.BigEndian.PutUint32(b, n)
+	return b
+}
+
+// joinKey joins text parts with the separator; a trailing empty part leaves
+// a trailing separator, which makes a prefix that matches only whole parts.
+func joinKey(parts ...string) []byte {
+	return []byte(strings.Join(parts, string(rune(sep))))
+}
+
+// changeKey orders change-log entries by revision, then by their position
+// within the revision.
+func changeKey(revision int64, n int) []byte {
+	return append(u64(uint64(revision)), u32(uint32(n))...)
+}
+
+func requestKey(actor, method, requestID string) []byte {
+	return joinKey(actor, method, requestID)
+}

@@ -1,0 +1,227 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// Options tune how the database is opened. The zero value gives the
+// defaults described on each field.
+type Options struct {
+	// LockTimeout bounds the wait for the file lock held by another process
+	// using the same database; default 1s. A second server on the same data
+	// directory then fails fast instead of hanging.
+	LockTimeout time.Duration
+	// MaxBatchSize is the most concurrent writes committed together in one
+	// transaction (group commit); default 256.
+	MaxBatchSize int
+	// MaxBatchDelay is the longest a write waits for others to share its
+	// commit; default 2ms.
+	MaxBatchDelay time.Duration
+	// Now returns the current time; default time.Now. Tests set it.
+	Now func() time.Time
+}
+
+// Store is the exchange's database. It is safe for concurrent use. Writes
+// are acknowledged only after their transaction is durably committed
+// (fsync); concurrent writers share commits.
+type Store struct {
+	db  *bolt.DB
+	now func() time.Time
+	// mu is held for reading by every call and for writing by Close, so
+	// that Close waits for the calls in flight (including writes still
+	// waiting for their batch) and later calls see closed.
+	mu       sync.RWMutex
+	closed   bool         // guarded by mu
+	revision atomic.Int64 // last committed revision, for readers
+}
+
+// Op describes who makes a change and through which method, for the audit
+// chain and for idempotency.
+type Op struct {
+	// Actor is the caller: "agencies/{agency}", "secretariat" or "exchange".
+	Actor string
+	// Method is the full gRPC method name, or a name for internal changes.
+	Method string
+	// RequestID is the caller's idempotency key on create-like calls; empty
+	// for none.
+	RequestID string
+}
+
+// Open opens (creating if needed) the database file at path with mode
+// 0600, creates missing buckets and checks the schema version. A database
+// locked by another process fails after opt.LockTimeout with
+// KindFailedPrecondition; one written by a newer schema also fails with
+// KindFailedPrecondition. The package documentation explains the bbolt
+// options Open chooses.
+func Open(path string, opt Options) (*Store, error) {
+	if opt.LockTimeout == 0 {
+		opt.LockTimeout = time.Second
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:         opt.LockTimeout,
+		FreelistType:    bolt.FreelistMapType,
+		NoFreelistSync:  false,
+		InitialMmapSize: 1 << 30,
+	})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, &Error{Kind: KindFailedPrecondition, Message: fmt.Sprintf(
+				"database %s is locked by another process (is another exchanged running on this data directory?)", path)}
+		}
+		return nil, &Error{Kind: KindInternal, Message: fmt.Sprintf(
+			"cannot open database %s (if it is damaged, restore it from a backup)", path), Err: err}
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		db.Close()
+		return nil, internal("cannot set database file mode", err)
+	}
+	db.MaxBatchSize = 256
+	if opt.MaxBatchSize > 0 {
+		db.MaxBatchSize = opt.MaxBatchSize
+	}
+	db.MaxBatchDelay = 2 * time.Millisecond
+	if opt.MaxBatchDelay > 0 {
+		db.MaxBatchDelay = opt.MaxBatchDelay
+	}
+	s := &Store{db: db, now: opt.Now}
+	if err := s.init(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// init creates missing buckets, records or checks the schema version, and
+// loads the revision.
+func (s *Store) init() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return internal("cannot create bucket "+string(name), err)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get(metaSchemaVersion); v == nil {
+			if err := meta.Put(metaSchemaVersion, u64(schemaVersion)); err != nil {
+				return internal("cannot write schema version", err)
+			}
+		} else if got := binary.BigEndian.Uint64(v); got > schemaVersion {
+			return &Error{Kind: KindFailedPrecondition, Message: fmt.Sprintf(
+				"database schema version %d is newer than this exchanged understands (%d): upgrade exchanged", got, schemaVersion)}
+		}
+		s.revision.Store(readRevision(tx))
+		return nil
+	})
+}
+
+// Close closes the database. Calls in flight finish first; later calls
+// fail with KindClosed. Closing a closed store does nothing.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if err := s.db.Close(); err != nil {
+		return internal("cannot close the database", err)
+	}
+	return nil
+}
+
+// Revision returns the last committed revision.
+func (s *Store) Revision() int64 { return s.revision.Load() }
+
+// Path returns the database file's path.
+func (s *Store) Path() string { return s.db.Path() }
+
+func readRevision(tx *bolt.Tx) int64 {
+	v := tx.Bucket(bucketMeta).Get(metaRevision)
+	if v == nil {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint64(v))
+}
+
+// view runs fn in a read transaction.
+func (s *Store) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return errClosed()
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return storeError(s.db.View(fn))
+}
+
+// update runs fn in a write transaction shared with concurrent writers
+// (group commit) and returns once the transaction is durably committed. fn
+// may run more than once (bbolt re-runs the others when one fails), so it
+// must keep its results only in variables it sets afresh on each run.
+func (s *Store) update(ctx context.Context, op Op, fn func(w *writeTx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return errClosed()
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var committed int64
+	err := s.db.Batch(func(tx *bolt.Tx) error {
+		w := &writeTx{tx: tx, op: op, now: s.now().UTC()}
+		if err := fn(w); err != nil {
+			return err
+		}
+		committed = w.revision
+		return nil
+	})
+	if err != nil {
+		return storeError(err)
+	}
+	for {
+		cur := s.revision.Load()
+		if committed <= cur || s.revision.CompareAndSwap(cur, committed) {
+			break
+		}
+	}
+	return nil
+}
+
+func errClosed() error { return &Error{Kind: KindClosed, Message: "store is closed"} }
+
+// storeError passes the store's own errors through and wraps anything else
+// (bbolt's errors, a panic recovered by Batch) so that no bbolt error
+// leaves the package.
+func storeError(err error) error {
+	var e *Error
+	switch {
+	case err == nil || errors.As(err, &e):
+		return err
+	case errors.Is(err, berrors.ErrDatabaseNotOpen):
+		return &Error{Kind: KindClosed, Message: "store is closed", Err: err}
+	}
+	return internal("database transaction failed", err)
+}
+
+// auditHash computes the chain hash of an encoded entry.
+func auditHash(encoded []byte) []byte {
+	h := sha256.Sum256(encoded)
+	return h[:]
+}

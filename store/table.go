@@ -1,0 +1,219 @@
+package store
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+)
+
+// table describes one kind of record: its bucket, how to make an empty
+// value, and the index entries a value has. A record and its index entries
+// are always written by the same call, in the same transaction.
+type table[T proto.Message] struct {
+	bucket  []byte
+	newT    func() T
+	indexes func(T) []indexEntry
+}
+
+// indexEntry is one key in a secondary-index bucket; index values are
+// empty, the key ends with what finds the record.
+type indexEntry struct {
+	bucket []byte
+	key    []byte
+}
+
+// get loads the record at key. The value is copied out of bbolt's memory
+// by decoding, so it stays valid after the transaction.
+func (t table[T]) get(tx *bolt.Tx, key []byte) (T, bool, error) {
+	var zero T
+	v := tx.Bucket(t.bucket).Get(key)
+	if v == nil {
+		return zero, false, nil
+	}
+	m := t.newT()
+	if err := unmarshal(v, m); err != nil {
+		return zero, false, err
+	}
+	return m, true, nil
+}
+
+// put writes v at key and moves its index entries from old's (if hadOld)
+// to v's.
+func (t table[T]) put(w *writeTx, key []byte, old T, hadOld bool, v T) error {
+	if hadOld && t.indexes != nil {
+		for _, e := range t.indexes(old) {
+			if err := w.tx.Bucket(e.bucket).Delete(e.key); err != nil {
+				return internal("cannot update index "+string(e.bucket), err)
+			}
+		}
+	}
+	b, err := marshal(v)
+	if err != nil {
+		return err
+	}
+	if err := w.tx.Bucket(t.bucket).Put(key, b); err != nil {
+		return internal("cannot write "+string(t.bucket), err)
+	}
+	if t.indexes != nil {
+		for _, e := range t.indexes(v) {
+			if err := w.tx.Bucket(e.bucket).Put(e.key, nil); err != nil {
+				return internal("cannot write index "+string(e.bucket), err)
+			}
+		}
+	}
+	return nil
+}
+
+// remove deletes the record at key and old's index entries.
+func (t table[T]) remove(w *writeTx, key []byte, old T) error {
+	if t.indexes != nil {
+		for _, e := range t.indexes(old) {
+			if err := w.tx.Bucket(e.bucket).Delete(e.key); err != nil {
+				return internal("cannot update index "+string(e.bucket), err)
+			}
+		}
+	}
+	if err := w.tx.Bucket(t.bucket).Delete(key); err != nil {
+		return internal("cannot delete from "+string(t.bucket), err)
+	}
+	return nil
+}
+
+// create stores a new record named name at key, stamping its name, times
+// and etag, and records the change. It fails with AlreadyExists if a
+// record is at key.
+func (t table[T]) create(w *writeTx, key []byte, name string, v T) (T, error) {
+	var zero T
+	if w.tx.Bucket(t.bucket).Get(key) != nil {
+		return zero, alreadyExists(name)
+	}
+	v = proto.Clone(v).(T)
+	setString(v, "name", name)
+	setTime(v, "create_time", w.timestamp())
+	setTime(v, "update_time", w.timestamp())
+	setEtag(v)
+	if err := t.put(w, key, zero, false, v); err != nil {
+		return zero, err
+	}
+	if err := w.record(exchangev1.ChangeKind_CHANGE_KIND_CREATED, name, v); err != nil {
+		return zero, err
+	}
+	return v, w.remember(name)
+}
+
+// modify applies mutate to a copy of the record at key and stores the
+// result. A non-empty etag must match the stored one. Name, create time,
+// update time and etag cannot be changed by mutate. When mutate changes
+// nothing, modify returns the stored record and writes nothing: no new
+// update time, etag, revision, change or audit entry.
+func (t table[T]) modify(w *writeTx, key []byte, name, etag string, mutate func(T) error) (T, error) {
+	var zero T
+	cur, ok, err := t.get(w.tx, key)
+	if err != nil {
+		return zero, err
+	}
+	if !ok {
+		return zero, notFound(name)
+	}
+	if etag != "" && etag != getString(cur, "etag") {
+		return zero, etagMismatch(name)
+	}
+	next := proto.Clone(cur).(T)
+	if err := mutate(next); err != nil {
+		return zero, err
+	}
+	setString(next, "name", name)
+	copyField(next, cur, "create_time")
+	copyField(next, cur, "update_time")
+	copyField(next, cur, "etag")
+	if proto.Equal(next, cur) {
+		return cur, nil
+	}
+	setTime(next, "update_time", w.timestamp())
+	setEtag(next)
+	if err := t.put(w, key, cur, true, next); err != nil {
+		return zero, err
+	}
+	if err := w.record(exchangev1.ChangeKind_CHANGE_KIND_UPDATED, name, next); err != nil {
+		return zero, err
+	}
+	return next, nil
+}
+
+// delete removes the record at key; a non-empty etag must match.
+func (t table[T]) delete(w *writeTx, key []byte, name, etag string) (T, error) {
+	var zero T
+	cur, ok, err := t.get(w.tx, key)
+	if err != nil {
+		return zero, err
+	}
+	if !ok {
+		return zero, notFound(name)
+	}
+	if etag != "" && etag != getString(cur, "etag") {
+		return zero, etagMismatch(name)
+	}
+	if err := t.remove(w, key, cur); err != nil {
+		return zero, err
+	}
+	return cur, w.record(exchangev1.ChangeKind_CHANGE_KIND_DELETED, name, cur)
+}
+
+// The helpers below read and write the fields every resource shares (name,
+// create_time, update_time, etag) by name, so that the generic table works
+// for every resource type.
+
+func field(m proto.Message, name string) (protoreflect.Message, protoreflect.FieldDescriptor) {
+	r := m.ProtoReflect()
+	return r, r.Descriptor().Fields().ByName(protoreflect.Name(name))
+}
+
+func setString(m proto.Message, name, v string) {
+	if r, fd := field(m, name); fd != nil {
+		r.Set(fd, protoreflect.ValueOfString(v))
+	}
+}
+
+func getString(m proto.Message, name string) string {
+	if r, fd := field(m, name); fd != nil {
+		return r.Get(fd).String()
+	}
+	return ""
+}
+
+func setTime(m proto.Message, name string, ts *timestamppb.Timestamp) {
+	if r, fd := field(m, name); fd != nil {
+		r.Set(fd, protoreflect.ValueOfMessage(proto.Clone(ts).ProtoReflect()))
+	}
+}
+
+func copyField(dst, src proto.Message, name string) {
+	r, fd := field(dst, name)
+	if fd == nil {
+		return
+	}
+	sr := src.ProtoReflect()
+	if sr.Has(fd) {
+		r.Set(fd, sr.Get(fd))
+	} else {
+		r.Clear(fd)
+	}
+}
+
+// setEtag sets the etag to a hash of the record's content, so that it
+// changes exactly when the record does and reveals nothing else.
+func setEtag(m proto.Message) {
+	setString(m, "etag", "")
+	b, err := deterministic.Marshal(m)
+	if err != nil {
+		return // cannot happen for records that were just validated
+	}
+	sum := sha256.Sum256(b)
+	setString(m, "etag", hex.EncodeToString(sum[:8]))
+}

@@ -1,0 +1,139 @@
+package store
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+)
+
+// writeTx is one logical change inside a (possibly shared) bbolt write
+// transaction. The first recorded change takes the next global revision;
+// every recorded change appends a change-log entry and an audit entry in
+// the same transaction as the data it describes.
+type writeTx struct {
+	tx       *bolt.Tx
+	op       Op
+	now      time.Time
+	revision int64 // 0 until the first change is recorded
+	changes  int   // changes recorded at this revision
+}
+
+var deterministic = proto.MarshalOptions{Deterministic: true}
+
+func marshal(m proto.Message) ([]byte, error) {
+	b, err := deterministic.Marshal(m)
+	if err != nil {
+		return nil, internal("cannot encode record", err)
+	}
+	return b, nil
+}
+
+func unmarshal(b []byte, m proto.Message) error {
+	if err := proto.Unmarshal(b, m); err != nil {
+		return internal("cannot decode record", err)
+	}
+	return nil
+}
+
+// timestamp returns the transaction's time as a protobuf timestamp.
+func (w *writeTx) timestamp() *timestamppb.Timestamp { return timestamppb.New(w.now) }
+
+// nextRevision allocates this change's revision on first use.
+func (w *writeTx) nextRevision() (int64, error) {
+	if w.revision != 0 {
+		return w.revision, nil
+	}
+	rev := readRevision(w.tx) + 1
+	if err := w.tx.Bucket(bucketMeta).Put(metaRevision, u64(uint64(rev))); err != nil {
+		return 0, internal("cannot write revision", err)
+	}
+	w.revision = rev
+	return rev, nil
+}
+
+// record appends the change-log entry and the audit entry for one change to
+// the named resource.
+func (w *writeTx) record(kind exchangev1.ChangeKind, name string, resource proto.Message) error {
+	rev, err := w.nextRevision()
+	if err != nil {
+		return err
+	}
+	res, err := anypb.New(resource)
+	if err != nil {
+		return internal("cannot wrap resource for the change log", err)
+	}
+	change, err := marshal(&exchangev1.Change{
+		Revision: rev, Time: w.timestamp(), Kind: kind, ResourceName: name, Resource: res,
+	})
+	if err != nil {
+		return err
+	}
+	if err := w.tx.Bucket(bucketChanges).Put(changeKey(rev, w.changes), change); err != nil {
+		return internal("cannot append to the change log", err)
+	}
+	w.changes++
+	return w.appendAudit(rev, name)
+}
+
+// appendAudit adds an entry to the hash chain.
+func (w *writeTx) appendAudit(rev int64, name string) error {
+	meta := w.tx.Bucket(bucketMeta)
+	var seq uint64
+	prev := make([]byte, sha256.Size)
+	if head := meta.Get(metaAuditHead); head != nil {
+		seq = binary.BigEndian.Uint64(head[:8])
+		copy(prev, head[8:])
+	}
+	seq++
+	entry := &exchangev1.AuditEntry{
+		Sequence: seq, Revision: rev, Time: w.timestamp(),
+		Actor: w.op.Actor, Method: w.op.Method, ResourceName: name, PreviousHash: prev,
+	}
+	unhashed, err := marshal(entry)
+	if err != nil {
+		return err
+	}
+	entry.Hash = auditHash(unhashed)
+	encoded, err := marshal(entry)
+	if err != nil {
+		return err
+	}
+	if err := w.tx.Bucket(bucketAudit).Put(u64(seq), encoded); err != nil {
+		return internal("cannot append to the audit chain", err)
+	}
+	if err := meta.Put(metaAuditHead, append(u64(seq), entry.Hash...)); err != nil {
+		return internal("cannot write the audit head", err)
+	}
+	return nil
+}
+
+// replayed returns the resource name a previous call with the same
+// idempotency key created, if any.
+func (w *writeTx) replayed() (string, bool) {
+	if w.op.RequestID == "" {
+		return "", false
+	}
+	v := w.tx.Bucket(bucketRequests).Get(requestKey(w.op.Actor, w.op.Method, w.op.RequestID))
+	if v == nil {
+		return "", false
+	}
+	return string(v), true
+}
+
+// remember records that this call's idempotency key created name.
+func (w *writeTx) remember(name string) error {
+	if w.op.RequestID == "" {
+		return nil
+	}
+	if err := w.tx.Bucket(bucketRequests).Put(requestKey(w.op.Actor, w.op.Method, w.op.RequestID), []byte(name)); err != nil {
+		return internal("cannot record the request id", err)
+	}
+	return nil
+}
