@@ -18,8 +18,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 	"github.com/alltogether/exchange/pki"
+	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 )
 
 // The interceptor chain, outermost first:

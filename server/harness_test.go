@@ -1,0 +1,185 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/alltogether/exchange/pki"
+	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+	"github.com/alltogether/exchange/store"
+)
+
+// exchange is a running server on a loopback listener with real mutual
+// TLS and a real store in a temporary directory.
+type exchange struct {
+	t      *testing.T
+	dir    string
+	addr   string
+	dev    pki.DevFiles
+	ca     *pki.CA
+	store  *store.Store
+	server *Server
+}
+
+func startExchange(t *testing.T) *exchange {
+	t.Helper()
+	return startExchangeWith(t, nil)
+}
+
+// startExchangeWith lets the test register extra services before serving.
+func startExchangeWith(t *testing.T, register func(*Server)) *exchange {
+	t.Helper()
+	dir := t.TempDir()
+	dev, _, err := pki.EnsureDev(filepath.Join(dir, "pki"), []string{"localhost", "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := pki.LoadCA(dev.CACert, dev.CAKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsConfig, err := pki.ServerTLSConfig(dev.ServerCert, dev.ServerKey, dev.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(filepath.Join(dir, "exchange.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Config{Store: st, TLS: tlsConfig, CA: ca, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if register != nil {
+		register(srv)
+	}
+	go srv.Serve(lis)
+	x := &exchange{t: t, dir: dir, addr: lis.Addr().String(), dev: dev, ca: ca, store: st, server: srv}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		st.Close()
+	})
+	return x
+}
+
+// dialWith connects with the given client TLS configuration.
+func (x *exchange) dialWith(cfg *tls.Config) *grpc.ClientConn {
+	x.t.Helper()
+	conn, err := grpc.NewClient(x.addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	x.t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// clientConfig builds a client TLS config from PEM files.
+func (x *exchange) clientConfig(certFile, keyFile string) *tls.Config {
+	x.t.Helper()
+	cfg, err := pki.ClientTLSConfig(certFile, keyFile, x.dev.CACert, "localhost")
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	return cfg
+}
+
+// certFor issues a client certificate for id and writes it to files; it
+// returns the certificate and key paths and the serial.
+func (x *exchange) certFor(id pki.Identity) (certFile, keyFile, serial string) {
+	x.t.Helper()
+	certPEM, keyPEM, err := x.ca.IssueClient(id, 24*time.Hour)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	cert, err := pki.ParseCertPEM(certPEM)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	dir := x.t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "c.crt"), filepath.Join(dir, "c.key")
+	writeFile(x.t, certFile, certPEM)
+	writeFile(x.t, keyFile, keyPEM)
+	return certFile, keyFile, pki.SerialString(cert.SerialNumber)
+}
+
+// as is a connection authenticated as one identity.
+type as struct {
+	conn   *grpc.ClientConn
+	dir    exchangev1.DirectoryServiceClient
+	certs  exchangev1.CertificateServiceClient
+	serial string
+}
+
+func (x *exchange) asSecretariat() as {
+	conn := x.dialWith(x.clientConfig(x.dev.SecretariatCert, x.dev.SecretariatKey))
+	return as{conn: conn, dir: exchangev1.NewDirectoryServiceClient(conn), certs: exchangev1.NewCertificateServiceClient(conn)}
+}
+
+func (x *exchange) asAgency(id string) as {
+	certFile, keyFile, serial := x.certFor(pki.Agency(id))
+	conn := x.dialWith(x.clientConfig(certFile, keyFile))
+	return as{conn: conn, dir: exchangev1.NewDirectoryServiceClient(conn), certs: exchangev1.NewCertificateServiceClient(conn), serial: serial}
+}
+
+// createAgency creates an agency through the API as the secretariat.
+func (x *exchange) createAgency(sec as, id string, niches ...exchangev1.Niche) *exchangev1.Agency {
+	x.t.Helper()
+	resp, err := sec.dir.CreateAgency(context.Background(), &exchangev1.CreateAgencyRequest{
+		AgencyId: id,
+		Agency: &exchangev1.Agency{
+			DisplayName: "Agency " + id, Kind: exchangev1.AgencyKind_AGENCY_KIND_UN_AGENCY,
+			Countries: []string{"KH"}, Niches: niches,
+			Coverage: []*exchangev1.LocationRef{{Country: "KH", Subdivision: "KH-12"}},
+		},
+	})
+	if err != nil {
+		x.t.Fatalf("create agency %s: %v", id, err)
+	}
+	return resp.GetAgency()
+}
+
+// newCSR makes a key and CSR for id and returns the CSR.
+func newCSR(t *testing.T, id pki.Identity) []byte {
+	t.Helper()
+	_, csr, err := pki.NewKeyAndCSR(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return csr
+}
+
+// asIssuedAgency obtains a certificate for the agency through
+// IssueCertificate, as exchangectl does, and connects with it.
+func (x *exchange) asIssuedAgency(sec as, id string) as {
+	x.t.Helper()
+	keyPEM, csr, err := pki.NewKeyAndCSR(pki.Agency(id))
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	resp, err := sec.certs.IssueCertificate(context.Background(), &exchangev1.IssueCertificateRequest{Subject: "agencies/" + id, CsrDer: csr})
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	dir := x.t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "c.crt"), filepath.Join(dir, "c.key")
+	writeFile(x.t, certFile, []byte(resp.GetCertificate().GetCertificatePem()))
+	writeFile(x.t, keyFile, keyPEM)
+	conn := x.dialWith(x.clientConfig(certFile, keyFile))
+	serial := resp.GetCertificate().GetName()[len("certificates/"):]
+	return as{conn: conn, dir: exchangev1.NewDirectoryServiceClient(conn), certs: exchangev1.NewCertificateServiceClient(conn), serial: serial}
+}
