@@ -50,6 +50,26 @@ var accessRules = map[string]accessRule{
 	exchangev1.CertificateService_ListCertificates_FullMethodName:  anyMember,
 	exchangev1.CertificateService_RevokeCertificate_FullMethodName: anyMember,
 
+	// Referrals: only agencies send them. Every other method admits the
+	// secretariat too, so that it gets NOT_FOUND (or nothing) exactly as
+	// for a referral that does not exist, rather than a refusal that would
+	// tell it the method has something to hide.
+	exchangev1.ReferralService_CreateReferral_FullMethodName:        agenciesOnly,
+	exchangev1.ReferralService_BatchCreateReferrals_FullMethodName:  agenciesOnly,
+	exchangev1.ReferralService_ForwardReferral_FullMethodName:       agenciesOnly,
+	exchangev1.ReferralService_GetReferral_FullMethodName:           anyMember,
+	exchangev1.ReferralService_ListReferrals_FullMethodName:         anyMember,
+	exchangev1.ReferralService_WatchReferrals_FullMethodName:        anyMember,
+	exchangev1.ReferralService_AcknowledgeReferral_FullMethodName:   anyMember,
+	exchangev1.ReferralService_AcceptReferral_FullMethodName:        anyMember,
+	exchangev1.ReferralService_RejectReferral_FullMethodName:        anyMember,
+	exchangev1.ReferralService_StartReferral_FullMethodName:         anyMember,
+	exchangev1.ReferralService_CompleteReferral_FullMethodName:      anyMember,
+	exchangev1.ReferralService_CancelReferral_FullMethodName:        anyMember,
+	exchangev1.ReferralService_RevokeReferralConsent_FullMethodName: anyMember,
+	exchangev1.ReferralService_SuggestRecipients_FullMethodName:     anyMember,
+	exchangev1.ReferralService_GetReferralStatistics_FullMethodName: anyMember,
+
 	grpc_health_v1.Health_Check_FullMethodName: anyMember,
 	grpc_health_v1.Health_Watch_FullMethodName: anyMember,
 	grpc_health_v1.Health_List_FullMethodName:  anyMember,

@@ -32,6 +32,7 @@ var errorTable = map[store.Kind]errorClass{
 	store.KindPermissionDenied:   {codes.PermissionDenied, "PERMISSION_DENIED"},
 	store.KindClosed:             {codes.Unavailable, "SHUTTING_DOWN"},
 	store.KindInternal:           {codes.Internal, "INTERNAL"},
+	store.KindOutOfRange:         {codes.OutOfRange, "REVISION_COMPACTED"},
 }
 
 // toStatus turns any error a handler returns into a gRPC status error.
@@ -96,4 +97,15 @@ func permissionDenied(msg string) error {
 // not see; the two are indistinguishable on purpose.
 func notFound(name string) error {
 	return &store.Error{Kind: store.KindNotFound, Resource: name, Message: name + " not found"}
+}
+
+// fieldViolations returns the BadRequest field violations of a status.
+func fieldViolations(st *status.Status) []*errdetails.BadRequest_FieldViolation {
+	var out []*errdetails.BadRequest_FieldViolation
+	for _, d := range st.Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok {
+			out = append(out, br.GetFieldViolations()...)
+		}
+	}
+	return out
 }

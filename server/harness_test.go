@@ -21,13 +21,14 @@ import (
 // exchange is a running server on a loopback listener with real mutual
 // TLS and a real store in a temporary directory.
 type exchange struct {
-	t      *testing.T
-	dir    string
-	addr   string
-	dev    pki.DevFiles
-	ca     *pki.CA
-	store  *store.Store
-	server *Server
+	t        *testing.T
+	register func(*Server)
+	dir      string
+	addr     string
+	dev      pki.DevFiles
+	ca       *pki.CA
+	store    *store.Store
+	server   *Server
 }
 
 func startExchange(t *testing.T) *exchange {
@@ -47,33 +48,9 @@ func startExchangeWith(t *testing.T, register func(*Server)) *exchange {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tlsConfig, err := pki.ServerTLSConfig(dev.ServerCert, dev.ServerKey, dev.CACert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(filepath.Join(dir, "exchange.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := New(Config{Store: st, TLS: tlsConfig, CA: ca, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if register != nil {
-		register(srv)
-	}
-	go srv.Serve(lis)
-	x := &exchange{t: t, dir: dir, addr: lis.Addr().String(), dev: dev, ca: ca, store: st, server: srv}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		st.Close()
-	})
+	x := &exchange{t: t, dir: dir, dev: dev, ca: ca}
+	x.serve(register)
+	t.Cleanup(x.stop)
 	return x
 }
 
@@ -119,10 +96,11 @@ func (x *exchange) certFor(id pki.Identity) (certFile, keyFile, serial string) {
 
 // as is a connection authenticated as one identity.
 type as struct {
-	conn   *grpc.ClientConn
-	dir    exchangev1.DirectoryServiceClient
-	certs  exchangev1.CertificateServiceClient
-	serial string
+	conn     *grpc.ClientConn
+	dir      exchangev1.DirectoryServiceClient
+	certs    exchangev1.CertificateServiceClient
+	serial   string
+	agencyID string
 }
 
 func (x *exchange) asSecretariat() as {
@@ -133,7 +111,7 @@ func (x *exchange) asSecretariat() as {
 func (x *exchange) asAgency(id string) as {
 	certFile, keyFile, serial := x.certFor(pki.Agency(id))
 	conn := x.dialWith(x.clientConfig(certFile, keyFile))
-	return as{conn: conn, dir: exchangev1.NewDirectoryServiceClient(conn), certs: exchangev1.NewCertificateServiceClient(conn), serial: serial}
+	return as{conn: conn, dir: exchangev1.NewDirectoryServiceClient(conn), certs: exchangev1.NewCertificateServiceClient(conn), serial: serial, agencyID: id}
 }
 
 // createAgency creates an agency through the API as the secretariat.
@@ -182,4 +160,60 @@ func (x *exchange) asIssuedAgency(sec as, id string) as {
 	conn := x.dialWith(x.clientConfig(certFile, keyFile))
 	serial := resp.GetCertificate().GetName()[len("certificates/"):]
 	return as{conn: conn, dir: exchangev1.NewDirectoryServiceClient(conn), certs: exchangev1.NewCertificateServiceClient(conn), serial: serial}
+}
+
+// serve opens the store and starts a server on a new loopback port.
+func (x *exchange) serve(register func(*Server)) {
+	x.register = register
+	x.serveWith(nil)
+}
+
+// serveWith starts the server with a configuration the test adjusts.
+func (x *exchange) serveWith(adjust func(*Config)) {
+	t := x.t
+	t.Helper()
+	tlsConfig, err := pki.ServerTLSConfig(x.dev.ServerCert, x.dev.ServerKey, x.dev.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(filepath.Join(x.dir, "exchange.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Store: st, TLS: tlsConfig, CA: x.ca, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), WatchHeartbeat: 200 * time.Millisecond}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	srv, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.register != nil {
+		x.register(srv)
+	}
+	go srv.Serve(lis)
+	x.addr, x.store, x.server = lis.Addr().String(), st, srv
+}
+
+// stop shuts the server down and closes the store.
+func (x *exchange) stop() {
+	if x.server == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	x.server.Shutdown(ctx)
+	x.store.Close()
+	x.server = nil
+}
+
+// restart stops the server and starts a new one on the same database, as
+// after a process restart. Connections made before must be made again.
+func (x *exchange) restart() {
+	x.stop()
+	x.serve(x.register)
 }

@@ -77,6 +77,14 @@ type Config struct {
 	Logger *slog.Logger
 	// Limits bound what clients may do; zero fields take defaults.
 	Limits Limits
+	// AckDeadlines flag referrals not acknowledged in time; nil means
+	// DefaultAckDeadlines.
+	AckDeadlines AckDeadlines
+	// WatchHeartbeat is how long a watch stays silent before it sends a
+	// heartbeat with the revision reached; default 30s.
+	WatchHeartbeat time.Duration
+	// Now returns the current time; default time.Now. Tests set it.
+	Now func() time.Time
 }
 
 // Server is the exchange's gRPC server.
@@ -117,6 +125,18 @@ func New(cfg Config) (*Server, error) {
 	)
 	exchangev1.RegisterDirectoryServiceServer(s.grpc, &directoryService{store: cfg.Store})
 	exchangev1.RegisterCertificateServiceServer(s.grpc, &certificateService{store: cfg.Store, ca: cfg.CA})
+	if cfg.AckDeadlines == nil {
+		cfg.AckDeadlines = DefaultAckDeadlines
+	}
+	if cfg.WatchHeartbeat == 0 {
+		cfg.WatchHeartbeat = 30 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	exchangev1.RegisterReferralServiceServer(s.grpc, &referralService{
+		server: s, store: cfg.Store, deadlines: cfg.AckDeadlines, now: cfg.Now, heartbeat: cfg.WatchHeartbeat,
+	})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	for name := range s.grpc.GetServiceInfo() {

@@ -101,10 +101,17 @@ func (s *Store) AuditEntries(ctx context.Context, afterSeq uint64, limit int) ([
 // a revision. One revision can hold several changes (naming a focal point
 // also ends its predecessor's tenure), so when limit falls inside a
 // revision the rest of that revision is included; a caller can then resume
-// from the last entry's revision without missing anything.
+// from the last entry's revision without missing anything. A revision
+// older than the compacted horizon fails with KindOutOfRange.
 func (s *Store) Changes(ctx context.Context, afterRevision int64, limit int) ([]*exchangev1.Change, error) {
 	var out []*exchangev1.Change
 	err := s.view(ctx, func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(metaCompacted); v != nil {
+			if compacted := int64(binary.BigEndian.Uint64(v)); afterRevision < compacted {
+				return &Error{Kind: KindOutOfRange, Message: fmt.Sprintf(
+					"revision %d has been compacted (the change log starts after %d): list again and watch from the list's revision", afterRevision, compacted)}
+			}
+		}
 		c := tx.Bucket(bucketChanges).Cursor()
 		for k, v := c.Seek(changeKey(afterRevision+1, 0)); k != nil; k, v = c.Next() {
 			if len(out) >= limit && (len(out) == 0 || int64(binary.BigEndian.Uint64(k[:8])) != out[len(out)-1].GetRevision()) {
@@ -119,4 +126,41 @@ func (s *Store) Changes(ctx context.Context, afterRevision int64, limit int) ([]
 		return nil
 	})
 	return out, err
+}
+
+// Compact removes change-log entries up to and including revision; Changes
+// after an older revision then fails with KindOutOfRange. The audit chain
+// is not compacted.
+func (s *Store) Compact(ctx context.Context, revision int64) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return errClosed()
+	}
+	return storeError(s.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get(metaCompacted); v != nil && int64(binary.BigEndian.Uint64(v)) >= revision {
+			return nil
+		}
+		if revision > readRevision(tx) {
+			return &Error{Kind: KindInvalidArgument, Message: fmt.Sprintf("cannot compact to %d, beyond the current revision", revision)}
+		}
+		c := tx.Bucket(bucketChanges).Cursor()
+		end := changeKey(revision+1, 0)
+		for k, _ := c.First(); k != nil && bytes.Compare(k, end) < 0; k, _ = c.First() {
+			if err := c.Delete(); err != nil {
+				return internal("cannot compact the change log", err)
+			}
+		}
+		return meta.Put(metaCompacted, u64(uint64(revision)))
+	}))
+}
+
+// RecordRead appends an audit entry for a read of identifying details in
+// the named resource: the reader, the method and the resource, nothing of
+// what was read. It returns once the entry is durable.
+func (s *Store) RecordRead(ctx context.Context, op Op, name string) error {
+	return s.update(ctx, op, func(w *writeTx) error {
+		return w.appendAudit(readRevision(w.tx), name)
+	})
 }

@@ -30,6 +30,8 @@ const (
 	KindPermissionDenied
 	// KindClosed means the store has been closed.
 	KindClosed
+	// KindOutOfRange means a revision is older than the change log keeps.
+	KindOutOfRange
 )
 
 var kindNames = map[Kind]string{
@@ -41,6 +43,7 @@ var kindNames = map[Kind]string{
 	KindFailedPrecondition: "failed precondition",
 	KindPermissionDenied:   "permission denied",
 	KindClosed:             "closed",
+	KindOutOfRange:         "out of range",
 }
 
 // String names the kind.

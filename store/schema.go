@@ -50,6 +50,14 @@ var (
 	bucketCertificates = []byte("certificates")
 	// bucketCertificateBySubject: subject ∅ serial → empty.
 	bucketCertificateBySubject = []byte("certificates_by_subject")
+
+	// bucketReferrals: referral id → Referral (identifying details
+	// included; the server decides what each reader sees).
+	bucketReferrals = []byte("referrals")
+	// bucketReferralByParty: agency id ∅ newestFirst(referral id) ∅ side
+	// ('i' inbox, 'o' outbox) → empty. One entry per party, so an agency's
+	// referrals are listed newest first in both directions at once.
+	bucketReferralByParty = []byte("referrals_by_party")
 )
 
 // allBuckets lists every bucket; Open creates the missing ones.
@@ -59,6 +67,7 @@ var allBuckets = [][]byte{
 	bucketFocalPoints, bucketFocalPointByTopic,
 	bucketWorkingGroups, bucketWorkingGroupByMember,
 	bucketCertificates, bucketCertificateBySubject,
+	bucketReferrals, bucketReferralByParty,
 }
 
 // Keys of bucketMeta.
@@ -66,6 +75,7 @@ var (
 	metaSchemaVersion = []byte("schema_version") // u64
 	metaRevision      = []byte("revision")       // u64: last committed revision
 	metaAuditHead     = []byte("audit_head")     // u64(sequence) ‖ sha256 of last entry
+	metaCompacted     = []byte("compacted")      // u64: change-log entries up to here are gone
 )
 
 // sep separates text parts of composite keys.

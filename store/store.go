@@ -44,6 +44,9 @@ type Store struct {
 	mu       sync.RWMutex
 	closed   bool         // guarded by mu
 	revision atomic.Int64 // last committed revision, for readers
+
+	notifyMu sync.Mutex
+	changed  chan struct{} // closed and replaced at every commit with changes; guarded by notifyMu
 }
 
 // Op describes who makes a change and through which method, for the audit
@@ -97,7 +100,7 @@ func Open(path string, opt Options) (*Store, error) {
 	if opt.MaxBatchDelay > 0 {
 		db.MaxBatchDelay = opt.MaxBatchDelay
 	}
-	s := &Store{db: db, now: opt.Now}
+	s := &Store{db: db, now: opt.Now, changed: make(chan struct{})}
 	if err := s.init(); err != nil {
 		db.Close()
 		return nil, err
@@ -189,7 +192,7 @@ func (s *Store) update(ctx context.Context, op Op, fn func(w *writeTx) error) er
 		if err := fn(w); err != nil {
 			return err
 		}
-		committed = w.revision
+		committed = w.last
 		return nil
 	})
 	if err != nil {
@@ -201,7 +204,26 @@ func (s *Store) update(ctx context.Context, op Op, fn func(w *writeTx) error) er
 			break
 		}
 	}
+	if committed != 0 {
+		s.broadcast()
+	}
 	return nil
+}
+
+// Changed returns a channel that is closed at the next commit that records
+// a change. Watchers take it before reading the change log, so that a
+// commit between the read and the wait is never missed.
+func (s *Store) Changed() <-chan struct{} {
+	s.notifyMu.Lock()
+	defer s.notifyMu.Unlock()
+	return s.changed
+}
+
+func (s *Store) broadcast() {
+	s.notifyMu.Lock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.notifyMu.Unlock()
 }
 
 func errClosed() error { return &Error{Kind: KindClosed, Message: "store is closed"} }

@@ -22,6 +22,7 @@ type writeTx struct {
 	op       Op
 	now      time.Time
 	revision int64 // 0 until the first change is recorded
+	last     int64 // the highest revision recorded in this transaction
 	changes  int   // changes recorded at this revision
 }
 
@@ -42,6 +43,14 @@ func unmarshal(b []byte, m proto.Message) error {
 	return nil
 }
 
+// newRevision makes the next recorded change take a revision of its own,
+// so that several logical changes committed in one transaction (a batch)
+// can each be resumed from.
+func (w *writeTx) newRevision() {
+	w.revision = 0
+	w.changes = 0
+}
+
 // timestamp returns the transaction's time as a protobuf timestamp.
 func (w *writeTx) timestamp() *timestamppb.Timestamp { return timestamppb.New(w.now) }
 
@@ -55,6 +64,7 @@ func (w *writeTx) nextRevision() (int64, error) {
 		return 0, internal("cannot write revision", err)
 	}
 	w.revision = rev
+	w.last = rev
 	return rev, nil
 }
 

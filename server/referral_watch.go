@@ -1,0 +1,70 @@
+package server
+
+import (
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+)
+
+// watchPage is how many change-log entries a watch reads at a time.
+const watchPage = 256
+
+func timestamp(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }
+
+// WatchReferrals replays the change log after the requested revision, then
+// follows it live, sending the caller's referral events as summaries. No
+// read transaction is held while sending. When nothing concerns the caller
+// for a while it sends a heartbeat with the revision reached, so a client
+// resumes from there.
+func (s *referralService) WatchReferrals(req *exchangev1.WatchReferralsRequest, stream exchangev1.ReferralService_WatchReferralsServer) error {
+	ctx := stream.Context()
+	caller := CallerFrom(ctx)
+	rev := req.GetStartRevision()
+	if rev == 0 {
+		rev = s.store.Revision()
+	}
+	idle := time.NewTimer(s.heartbeat)
+	defer idle.Stop()
+	for {
+		changed := s.store.Changed()
+		changes, err := s.store.Changes(ctx, rev, watchPage)
+		if err != nil {
+			return err
+		}
+		for _, ch := range changes {
+			rev = ch.GetRevision()
+			r := new(exchangev1.Referral)
+			if ch.GetResource().MessageIs(r) {
+				if err := ch.GetResource().UnmarshalTo(r); err != nil {
+					return err
+				}
+				if sideOf(caller, r) == noSide {
+					continue
+				}
+				kind := exchangev1.ReferralEventKind_REFERRAL_EVENT_KIND_UPDATED
+				if ch.GetKind() == exchangev1.ChangeKind_CHANGE_KIND_CREATED {
+					kind = exchangev1.ReferralEventKind_REFERRAL_EVENT_KIND_CREATED
+				}
+				if err := stream.Send(&exchangev1.WatchReferralsResponse{Revision: rev, Kind: kind, Referral: s.view(caller, r, false)}); err != nil {
+					return err
+				}
+				idle.Reset(s.heartbeat)
+			}
+		}
+		if len(changes) >= watchPage {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+		case <-idle.C:
+			if err := stream.Send(&exchangev1.WatchReferralsResponse{Revision: rev, Kind: exchangev1.ReferralEventKind_REFERRAL_EVENT_KIND_HEARTBEAT}); err != nil {
+				return err
+			}
+			idle.Reset(s.heartbeat)
+		}
+	}
+}

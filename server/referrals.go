@@ -1,0 +1,263 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+	"github.com/alltogether/exchange/store"
+)
+
+// AckDeadlines is how long a receiver has to acknowledge a referral, per
+// urgency, before the referral is flagged overdue.
+type AckDeadlines map[exchangev1.Urgency]time.Duration
+
+// DefaultAckDeadlines: 4 hours for an emergency, a day when urgent, three
+// days for routine referrals.
+var DefaultAckDeadlines = AckDeadlines{
+	exchangev1.Urgency_URGENCY_EMERGENCY: 4 * time.Hour,
+	exchangev1.Urgency_URGENCY_URGENT:    24 * time.Hour,
+	exchangev1.Urgency_URGENCY_ROUTINE:   72 * time.Hour,
+}
+
+// referralService implements ReferralService.
+type referralService struct {
+	exchangev1.UnimplementedReferralServiceServer
+	server    *Server
+	store     *store.Store
+	deadlines AckDeadlines
+	now       func() time.Time
+	heartbeat time.Duration
+}
+
+// Which side of a referral the caller is on.
+type side int
+
+const (
+	noSide side = iota
+	senderSide
+	receiverSide
+)
+
+func sideOf(c Caller, r *exchangev1.Referral) side {
+	switch a := c.AgencyName(); {
+	case a == "":
+		return noSide
+	case a == r.GetSender():
+		return senderSide
+	case a == r.GetReceiver():
+		return receiverSide
+	}
+	return noSide
+}
+
+// view returns the referral as the caller may see it: identifying details
+// only in full views, and never to a receiver after consent was revoked;
+// the overdue flag computed now.
+func (s *referralService) view(c Caller, r *exchangev1.Referral, full bool) *exchangev1.Referral {
+	v := proto.Clone(r).(*exchangev1.Referral)
+	if !full || (sideOf(c, r) == receiverSide && r.GetConsent().GetRevokeTime() != nil) {
+		v.Subject, v.CaseNotes, v.DetailsWithheld = nil, "", true
+	}
+	v.Overdue = s.overdue(r)
+	return v
+}
+
+// overdue reports a referral still waiting for acknowledgement past the
+// deadline for its urgency.
+func (s *referralService) overdue(r *exchangev1.Referral) bool {
+	d, ok := s.deadlines[r.GetUrgency()]
+	return ok && r.GetState() == exchangev1.ReferralState_REFERRAL_STATE_REQUESTED &&
+		s.now().Sub(r.GetCreateTime().AsTime()) > d
+}
+
+// checkNewReferral checks what protovalidate cannot: a real receiver other
+// than the sender, known provinces, and consent that covers the receiver
+// and the service. field prefixes the field names ("referral").
+func checkNewReferral(sender, field string, r *exchangev1.Referral) error {
+	if r.GetReceiver() == sender {
+		return invalidField(field+".receiver", "an agency cannot refer to itself")
+	}
+	if err := checkLocationRef(field+".location", r.GetLocation()); err != nil {
+		return err
+	}
+	if loc := r.GetSubject().GetCurrentLocation(); loc != nil {
+		if err := checkLocationRef(field+".subject.current_location", loc); err != nil {
+			return err
+		}
+	}
+	return checkConsent(field+".consent", r.GetConsent(), r.GetReceiver(), r.GetService().GetNiche())
+}
+
+// checkConsent refuses consent that does not cover the receiver and the
+// service: FAILED_PRECONDITION, because the request is well formed but the
+// person has not agreed to it.
+func checkConsent(field string, c *exchangev1.Consent, receiver string, niche exchangev1.Niche) error {
+	if c.GetReceivingAgency() != receiver {
+		return &store.Error{Kind: store.KindFailedPrecondition, Field: field + ".receiving_agency",
+			Message: fmt.Sprintf("%s.receiving_agency: consent covers %s, not the receiver %s; nothing was stored", field, c.GetReceivingAgency(), receiver)}
+	}
+	if !slices.Contains(c.GetServices(), niche) {
+		return &store.Error{Kind: store.KindFailedPrecondition, Field: field + ".services",
+			Message: fmt.Sprintf("%s.services: consent does not cover %s; nothing was stored", field, niche)}
+	}
+	return nil
+}
+
+// CreateReferral sends one referral.
+func (s *referralService) CreateReferral(ctx context.Context, req *exchangev1.CreateReferralRequest) (*exchangev1.CreateReferralResponse, error) {
+	caller := CallerFrom(ctx)
+	if err := checkNewReferral(caller.AgencyName(), "referral", req.GetReferral()); err != nil {
+		return nil, err
+	}
+	results, err := s.store.CreateReferrals(ctx, opFor(ctx, req.GetRequestId()), []store.NewReferral{{RequestID: req.GetRequestId(), Referral: req.GetReferral()}})
+	if err != nil {
+		return nil, err
+	}
+	if results[0].Err != nil {
+		return nil, results[0].Err
+	}
+	return &exchangev1.CreateReferralResponse{Referral: s.view(caller, results[0].Referral, true)}, nil
+}
+
+// BatchCreateReferrals validates each referral on its own, stores the
+// valid ones in one transaction, and reports each result.
+func (s *referralService) BatchCreateReferrals(ctx context.Context, req *exchangev1.BatchCreateReferralsRequest) (*exchangev1.BatchCreateReferralsResponse, error) {
+	caller := CallerFrom(ctx)
+	resp := &exchangev1.BatchCreateReferralsResponse{Results: make([]*exchangev1.ReferralPushResult, len(req.GetRequests()))}
+	var items []store.NewReferral
+	var positions []int
+	seen := map[string]int{}
+	for i, r := range req.GetRequests() {
+		res := &exchangev1.ReferralPushResult{Index: int32(i), RequestId: r.GetRequestId()}
+		resp.Results[i] = res
+		err := s.server.validate(r)
+		if err == nil {
+			err = checkNewReferral(caller.AgencyName(), "referral", r.GetReferral())
+		}
+		if err == nil {
+			if first, dup := seen[r.GetRequestId()]; dup {
+				err = invalidField("request_id", fmt.Sprintf("repeats the request_id of request %d in this batch", first))
+			}
+		}
+		if err != nil {
+			rejectPush(ctx, s.server, res, err)
+			continue
+		}
+		seen[r.GetRequestId()] = i
+		items = append(items, store.NewReferral{RequestID: r.GetRequestId(), Referral: r.GetReferral()})
+		positions = append(positions, i)
+	}
+	if len(items) == 0 {
+		return resp, nil
+	}
+	created, err := s.store.CreateReferrals(ctx, opFor(ctx, ""), items)
+	if err != nil {
+		return nil, err
+	}
+	for j, c := range created {
+		res := resp.Results[positions[j]]
+		switch {
+		case c.Err != nil:
+			rejectPush(ctx, s.server, res, c.Err)
+		case c.Duplicate:
+			res.Status, res.Referral = exchangev1.ReferralPushStatus_REFERRAL_PUSH_STATUS_DUPLICATE, c.Referral.GetName()
+		default:
+			res.Status, res.Referral = exchangev1.ReferralPushStatus_REFERRAL_PUSH_STATUS_ACCEPTED, c.Referral.GetName()
+		}
+	}
+	return resp, nil
+}
+
+// rejectPush fills a batch result from the error that refused it, through
+// the same error table as every other response.
+func rejectPush(ctx context.Context, srv *Server, res *exchangev1.ReferralPushResult, err error) {
+	st, _ := status.FromError(toStatus(ctx, srv.log, "BatchCreateReferrals", err))
+	res.Status = exchangev1.ReferralPushStatus_REFERRAL_PUSH_STATUS_REJECTED
+	res.Code = strings.ToUpper(codeName(st.Code()))
+	res.Message = st.Message()
+	for _, v := range fieldViolations(st) {
+		res.Violations = append(res.Violations, &exchangev1.FieldViolation{Field: v.GetField(), Description: v.GetDescription()})
+	}
+}
+
+// codeName returns the canonical name of a code, for example
+// "INVALID_ARGUMENT".
+func codeName(c codes.Code) string {
+	name := c.String()
+	var b strings.Builder
+	for i, r := range name {
+		if i > 0 && r >= 'A' && r <= 'Z' {
+			b.WriteByte('_')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// GetReferral returns a referral to one of its two agencies; to anyone
+// else it does not exist. Reads of identifying details are audited.
+func (s *referralService) GetReferral(ctx context.Context, req *exchangev1.GetReferralRequest) (*exchangev1.GetReferralResponse, error) {
+	caller := CallerFrom(ctx)
+	r, err := s.store.GetReferral(ctx, req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	if sideOf(caller, r) == noSide {
+		return nil, notFound(req.GetName())
+	}
+	v := s.view(caller, r, true)
+	if !v.GetDetailsWithheld() {
+		if err := s.store.RecordRead(ctx, opFor(ctx, ""), r.GetName()); err != nil {
+			return nil, err
+		}
+	}
+	return &exchangev1.GetReferralResponse{Referral: v}, nil
+}
+
+// ListReferrals lists the caller's referrals as summaries.
+func (s *referralService) ListReferrals(ctx context.Context, req *exchangev1.ListReferralsRequest) (*exchangev1.ListReferralsResponse, error) {
+	caller := CallerFrom(ctx)
+	if caller.AgencyName() == "" {
+		// The secretariat is party to no referral.
+		return &exchangev1.ListReferralsResponse{Revision: s.store.Revision()}, nil
+	}
+	since := req.GetUpdatedSince()
+	keep := func(r *exchangev1.Referral) bool {
+		if req.GetState() != 0 && r.GetState() != req.GetState() {
+			return false
+		}
+		if req.GetNiche() != 0 && r.GetService().GetNiche() != req.GetNiche() {
+			return false
+		}
+		if cp := req.GetCounterparty(); cp != "" && r.GetSender() != cp && r.GetReceiver() != cp {
+			return false
+		}
+		if since != nil && r.GetUpdateTime().AsTime().Before(since.AsTime()) {
+			return false
+		}
+		return !req.GetOverdueOnly() || s.overdue(r)
+	}
+	fingerprint := fmt.Sprint(req.GetState(), req.GetNiche(), req.GetCounterparty(), since.AsTime().UnixNano(), req.GetOverdueOnly())
+	items, next, rev, err := s.store.ListReferrals(ctx, store.ReferralFilter{
+		AgencyID: caller.Identity.AgencyID,
+		Inbox:    req.GetDirection() == exchangev1.ReferralDirection_REFERRAL_DIRECTION_INBOX,
+		Outbox:   req.GetDirection() == exchangev1.ReferralDirection_REFERRAL_DIRECTION_OUTBOX,
+		Keep:     keep, Fingerprint: fingerprint,
+	}, store.Page{Size: req.GetPageSize(), Token: req.GetPageToken()})
+	if err != nil {
+		return nil, err
+	}
+	resp := &exchangev1.ListReferralsResponse{NextPageToken: next, Revision: rev}
+	for _, r := range items {
+		resp.Referrals = append(resp.Referrals, s.view(caller, r, false))
+	}
+	return resp, nil
+}

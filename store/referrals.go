@@ -1,0 +1,359 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+
+	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+)
+
+// ReferralPrefix starts every referral resource name.
+const ReferralPrefix = "referrals/"
+
+// referralRequestScope is the idempotency scope of referral creation, the
+// same for CreateReferral and BatchCreateReferrals so that a retry through
+// either never duplicates.
+const referralRequestScope = "referrals.create"
+
+// Sides of a referral in the party index.
+const (
+	sideReceiver = 'i' // the agency's inbox
+	sideSender   = 'o' // the agency's outbox
+)
+
+var referrals = table[*exchangev1.Referral]{
+	bucket:  bucketReferrals,
+	newT:    func() *exchangev1.Referral { return new(exchangev1.Referral) },
+	indexes: referralIndexes,
+}
+
+func referralID(name string) string { return strings.TrimPrefix(name, ReferralPrefix) }
+
+func referralIndexes(r *exchangev1.Referral) []indexEntry {
+	id := referralID(r.GetName())
+	return []indexEntry{
+		{bucketReferralByParty, referralPartyKey(strings.TrimPrefix(r.GetSender(), AgencyPrefix), id, sideSender)},
+		{bucketReferralByParty, referralPartyKey(strings.TrimPrefix(r.GetReceiver(), AgencyPrefix), id, sideReceiver)},
+	}
+}
+
+// referralPartyKey is agency ∅ newest-first(id) ∅ side.
+func referralPartyKey(agencyID, id string, side byte) []byte {
+	k := joinKey(agencyID, newestFirst(id), "")
+	return append(k, side)
+}
+
+// newestFirst maps an id to one that sorts in the opposite order, so that
+// a forward cursor walks the newest referrals first.
+func newestFirst(id string) string {
+	b := []byte(id)
+	for i, c := range b {
+		if j := strings.IndexByte(idAlphabet, c); j >= 0 {
+			b[i] = idAlphabet[len(idAlphabet)-1-j]
+		}
+	}
+	return string(b)
+}
+
+// NewReferral is one referral to create: the caller's idempotency key and
+// the referral, whose sender is the Op's actor.
+type NewReferral struct {
+	// RequestID is the sender's idempotency key.
+	RequestID string
+	// Referral is the referral as sent; output-only fields are ignored.
+	Referral *exchangev1.Referral
+}
+
+// CreatedReferral is the result of creating one referral.
+type CreatedReferral struct {
+	// Referral is the stored referral (for a duplicate, the one created
+	// by the first request).
+	Referral *exchangev1.Referral
+	// Duplicate is true when an earlier request with the same request id
+	// created the referral.
+	Duplicate bool
+	// Err is why this referral was not stored.
+	Err error
+}
+
+// CreateReferrals stores referrals sent by op.Actor, all in one
+// transaction (one fsync), each at its own revision. Each is judged on its
+// own: a refused one (unknown or suspended receiver) is reported in its
+// result and does not stop the others.
+func (s *Store) CreateReferrals(ctx context.Context, op Op, items []NewReferral) ([]CreatedReferral, error) {
+	var results []CreatedReferral
+	err := s.update(ctx, op, func(w *writeTx) error {
+		results = make([]CreatedReferral, len(items))
+		for i, item := range items {
+			w.newRevision()
+			r, dup, err := createReferral(w, op.Actor, item.RequestID, item.Referral, "")
+			results[i] = CreatedReferral{Referral: r, Duplicate: dup, Err: err}
+			if err != nil && KindOf(err) == KindInternal {
+				return err
+			}
+		}
+		return nil
+	})
+	return results, err
+}
+
+// createReferral creates one referral inside w.
+func createReferral(w *writeTx, sender, requestID string, r *exchangev1.Referral, forwardedFrom string) (*exchangev1.Referral, bool, error) {
+	reqKey := requestKey(sender, referralRequestScope, requestID)
+	if forwardedFrom != "" {
+		reqKey = requestKey(sender, "referrals.forward", requestID)
+	}
+	if v := w.tx.Bucket(bucketRequests).Get(reqKey); v != nil {
+		got, ok, err := referrals.get(w.tx, []byte(referralID(string(v))))
+		if err != nil || !ok {
+			return nil, false, internal("request id refers to a missing referral", err)
+		}
+		return got, true, nil
+	}
+	receiver, ok, err := agencies.get(w.tx, agencyKey(r.GetReceiver()))
+	if err != nil {
+		return nil, false, err
+	}
+	if !ok {
+		return nil, false, &Error{Kind: KindNotFound, Resource: r.GetReceiver(), Field: "referral.receiver",
+			Message: "referral.receiver: " + r.GetReceiver() + " is not in the directory"}
+	}
+	if receiver.GetState() != exchangev1.AgencyState_AGENCY_STATE_ACTIVE {
+		return nil, false, &Error{Kind: KindFailedPrecondition, Resource: r.GetReceiver(), Field: "referral.receiver",
+			Message: "referral.receiver: " + r.GetReceiver() + " is suspended and cannot receive referrals"}
+	}
+	r = proto.Clone(r).(*exchangev1.Referral)
+	r.Sender = sender
+	r.State = exchangev1.ReferralState_REFERRAL_STATE_REQUESTED
+	r.History = []*exchangev1.Transition{{
+		Actor: sender, Time: w.timestamp(), To: exchangev1.ReferralState_REFERRAL_STATE_REQUESTED, Reason: "referred",
+	}}
+	r.Rejection, r.Outcome, r.ForwardedTo = nil, nil, nil
+	r.ForwardedFrom = forwardedFrom
+	r.Overdue, r.DetailsWithheld = false, false
+	if r.Consent != nil {
+		r.Consent.RevokeTime = nil
+	}
+	id := newID(w.now)
+	created, err := referrals.create(w, []byte(id), ReferralPrefix+id, r)
+	if err != nil {
+		return nil, false, err
+	}
+	if requestID != "" {
+		if err := w.tx.Bucket(bucketRequests).Put(reqKey, []byte(created.GetName())); err != nil {
+			return nil, false, internal("cannot record the request id", err)
+		}
+	}
+	return created, false, nil
+}
+
+// GetReferral returns the stored referral, identifying details included;
+// callers decide what the reader may see.
+func (s *Store) GetReferral(ctx context.Context, name string) (*exchangev1.Referral, error) {
+	var out *exchangev1.Referral
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		r, ok, err := referrals.get(tx, []byte(referralID(name)))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return notFound(name)
+		}
+		out = r
+		return nil
+	})
+	return out, err
+}
+
+// UpdateReferral applies mutate to the stored referral (see UpdateAgency
+// for etag and mutate). mutate decides whether the caller may make the
+// change at all.
+func (s *Store) UpdateReferral(ctx context.Context, op Op, name, etag string, mutate func(*exchangev1.Referral) error) (*exchangev1.Referral, error) {
+	var out *exchangev1.Referral
+	err := s.update(ctx, op, func(w *writeTx) error {
+		r, err := referrals.modify(w, []byte(referralID(name)), name, etag, mutate)
+		out = r
+		return err
+	})
+	return out, err
+}
+
+// RevokeReferralConsent applies mutate to the referral and marks consent
+// revoked at the transaction's time on it and, transitively, on every
+// referral it was forwarded to, in one transaction.
+func (s *Store) RevokeReferralConsent(ctx context.Context, op Op, name string, mutate func(*exchangev1.Referral) error) (*exchangev1.Referral, error) {
+	var out *exchangev1.Referral
+	err := s.update(ctx, op, func(w *writeTx) error {
+		revoke := func(r *exchangev1.Referral) {
+			if r.Consent == nil {
+				r.Consent = &exchangev1.Consent{}
+			}
+			if r.Consent.RevokeTime == nil {
+				r.Consent.RevokeTime = w.timestamp()
+			}
+		}
+		r, err := referrals.modify(w, []byte(referralID(name)), name, "", func(r *exchangev1.Referral) error {
+			if err := mutate(r); err != nil {
+				return err
+			}
+			revoke(r)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		out = r
+		queue := append([]string(nil), r.GetForwardedTo()...)
+		for len(queue) > 0 {
+			child := queue[0]
+			queue = queue[1:]
+			c, err := referrals.modify(w, []byte(referralID(child)), child, "", func(c *exchangev1.Referral) error {
+				revoke(c)
+				c.History = append(c.History, &exchangev1.Transition{Actor: op.Actor, Time: w.timestamp(),
+					From: c.GetState(), To: c.GetState(), Reason: "consent revoked on " + name})
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			queue = append(queue, c.GetForwardedTo()...)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ForwardReferral creates child, sent by op.Actor, linked to the referral
+// named parent, after mutateParent (which checks the caller may forward it
+// in its current state) — both in one transaction. A retry with the same
+// request id returns the first child.
+func (s *Store) ForwardReferral(ctx context.Context, op Op, parent, requestID string, mutateParent func(*exchangev1.Referral) error, child *exchangev1.Referral) (*exchangev1.Referral, error) {
+	var out *exchangev1.Referral
+	err := s.update(ctx, op, func(w *writeTx) error {
+		if v := w.tx.Bucket(bucketRequests).Get(requestKey(op.Actor, "referrals.forward", requestID)); v != nil {
+			got, _, dupErr := createReferral(w, op.Actor, requestID, child, parent)
+			out = got
+			return dupErr
+		}
+		if _, err := referrals.modify(w, []byte(referralID(parent)), parent, "", mutateParent); err != nil {
+			return err
+		}
+		created, _, err := createReferral(w, op.Actor, requestID, child, parent)
+		if err != nil {
+			return err
+		}
+		out = created
+		// Link the parent to the child now that the child has a name.
+		_, err = referrals.modify(w, []byte(referralID(parent)), parent, "", func(p *exchangev1.Referral) error {
+			p.ForwardedTo = append(p.ForwardedTo, created.GetName())
+			return nil
+		})
+		return err
+	})
+	return out, err
+}
+
+// ReferralFilter selects referrals in ListReferrals.
+type ReferralFilter struct {
+	// AgencyID is the agency whose referrals are listed (required).
+	AgencyID string
+	// Inbox and Outbox select the sides; both false means both.
+	Inbox, Outbox bool
+	// Keep, when set, decides on each referral after the index filters.
+	Keep func(*exchangev1.Referral) bool
+	// Fingerprint identifies the query's other filters, for page tokens.
+	Fingerprint string
+}
+
+// ListReferrals returns one page of the agency's referrals, newest first,
+// and the revision the page was read at.
+func (s *Store) ListReferrals(ctx context.Context, f ReferralFilter, p Page) ([]*exchangev1.Referral, string, int64, error) {
+	fp := query("referrals", f.AgencyID, boolKey(f.Inbox), boolKey(f.Outbox), f.Fingerprint)
+	prefix := joinKey(f.AgencyID, "")
+	var items []*exchangev1.Referral
+	var token string
+	var rev int64
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		rev = readRevision(tx)
+		var err error
+		items, token, err = paginate(tx, bucketReferralByParty, prefix, p, fp, func(k, _ []byte) (*exchangev1.Referral, bool, error) {
+			side := k[len(k)-1]
+			if (f.Inbox || f.Outbox) && !(f.Inbox && side == sideReceiver || f.Outbox && side == sideSender) {
+				return nil, false, nil
+			}
+			rest := k[len(prefix) : len(k)-2]
+			r, ok, err := referrals.get(tx, []byte(newestFirst(string(rest))))
+			if err != nil || !ok {
+				return nil, false, err
+			}
+			return r, f.Keep == nil || f.Keep(r), nil
+		})
+		return err
+	})
+	return items, token, rev, err
+}
+
+func boolKey(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// ReferralCountKey groups referral counts.
+type ReferralCountKey struct {
+	// State of the referrals counted.
+	State exchangev1.ReferralState
+	// Niche of the service requested.
+	Niche exchangev1.Niche
+	// Location is the province, or the country when no province was named.
+	Location string
+}
+
+// CountReferrals counts referrals by state, niche and location: all of
+// them for an empty agencyID, else those the agency sent or received.
+func (s *Store) CountReferrals(ctx context.Context, agencyID string) (map[ReferralCountKey]int64, error) {
+	counts := map[ReferralCountKey]int64{}
+	add := func(r *exchangev1.Referral) {
+		loc := r.GetLocation().GetSubdivision()
+		if loc == "" {
+			loc = r.GetLocation().GetCountry()
+		}
+		counts[ReferralCountKey{r.GetState(), r.GetService().GetNiche(), loc}]++
+	}
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		if agencyID == "" {
+			return tx.Bucket(bucketReferrals).ForEach(func(_, v []byte) error {
+				r := new(exchangev1.Referral)
+				if err := unmarshal(v, r); err != nil {
+					return err
+				}
+				add(r)
+				return nil
+			})
+		}
+		prefix := joinKey(agencyID, "")
+		seen := map[string]bool{}
+		c := tx.Bucket(bucketReferralByParty).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			id := newestFirst(string(k[len(prefix) : len(k)-2]))
+			if seen[id] {
+				continue
+			}
+			seen[id] = true
+			r, ok, err := referrals.get(tx, []byte(id))
+			if err != nil {
+				return err
+			}
+			if ok {
+				add(r)
+			}
+		}
+		return nil
+	})
+	return counts, err
+}
