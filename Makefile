@@ -39,9 +39,9 @@ test-short:
 run:
 	$(GO) run ./cmd/exchanged
 
-## bench: benchmarks (ratios against references measured in the same run)
+## bench: benchmarks (the benchmark issue adds references measured in the same run)
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 2000x ./store/
+	$(GO) test -run '^$$' -bench . -benchtime 2000x ./server/
 
 clean:
 	rm -rf bin/

@@ -21,7 +21,7 @@ import (
 // exchange is a running server on a loopback listener with real mutual
 // TLS and a real store in a temporary directory.
 type exchange struct {
-	t        *testing.T
+	t        testing.TB
 	register func(*Server)
 	dir      string
 	addr     string
@@ -31,13 +31,13 @@ type exchange struct {
 	server   *Server
 }
 
-func startExchange(t *testing.T) *exchange {
+func startExchange(t testing.TB) *exchange {
 	t.Helper()
 	return startExchangeWith(t, nil)
 }
 
 // startExchangeWith lets the test register extra services before serving.
-func startExchangeWith(t *testing.T, register func(*Server)) *exchange {
+func startExchangeWith(t testing.TB, register func(*Server)) *exchange {
 	t.Helper()
 	dir := t.TempDir()
 	dev, _, err := pki.EnsureDev(filepath.Join(dir, "pki"), []string{"localhost", "127.0.0.1"})
@@ -132,7 +132,7 @@ func (x *exchange) createAgency(sec as, id string, niches ...exchangev1.Niche) *
 }
 
 // newCSR makes a key and CSR for id and returns the CSR.
-func newCSR(t *testing.T, id pki.Identity) []byte {
+func newCSR(t testing.TB, id pki.Identity) []byte {
 	t.Helper()
 	_, csr, err := pki.NewKeyAndCSR(id)
 	if err != nil {
