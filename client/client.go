@@ -1,0 +1,136 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/alltogether/exchange/pki"
+	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+)
+
+// DefaultAddress is the address exchanged listens on unless told otherwise.
+const DefaultAddress = "127.0.0.1:7443"
+
+// Config says where the exchange is and which certificate to present to it.
+type Config struct {
+	// Address is the server's host:port, for example "127.0.0.1:7443" or
+	// "exchange.example.org:7443".
+	Address string
+	// CertFile is the PEM client certificate that names the caller, for
+	// example an agency certificate made by `exchangectl certs issue`.
+	CertFile string
+	// KeyFile is the PEM private key of CertFile.
+	KeyFile string
+	// CAFile holds the PEM certificate(s) of the exchange CA; the server
+	// certificate must chain to one of them.
+	CAFile string
+	// ServerName is the name the server certificate is checked against. If
+	// empty, it is the host part of Address (a DNS name or an IP address).
+	ServerName string
+	// Timeout bounds each call, retries included, whose context carries no
+	// deadline of its own. Zero means no bound.
+	Timeout time.Duration
+}
+
+// Client is a connection to the exchange with one typed sub-client per
+// service. It is safe for concurrent use; Close it when done.
+type Client struct {
+	// Directory reads and administers agencies, focal points, working
+	// groups and locations.
+	Directory *DirectoryClient
+	// Certificates issues, lists and revokes client certificates.
+	Certificates *CertificateClient
+
+	conn *grpc.ClientConn
+}
+
+// Dial prepares a connection to the exchange over mutual TLS 1.3, using the
+// certificate, key and CA files named in cfg. It reads and checks the files
+// at once, so a missing or mismatched file is reported here, but it does not
+// wait for the network: the first call connects, and a server that cannot be
+// reached surfaces as an UNAVAILABLE error from that call. ctx only stops
+// Dial early if it is already done. Extra opts are appended to the options
+// Dial sets (TLS credentials, retry and timeout interceptors).
+func Dial(ctx context.Context, cfg Config, opts ...grpc.DialOption) (*Client, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("client: dial: %w", err)
+	}
+	if cfg.Address == "" {
+		return nil, errors.New("client: dial: no server address (want host:port, for example " + DefaultAddress + ")")
+	}
+	host, _, err := net.SplitHostPort(cfg.Address)
+	if err != nil {
+		return nil, fmt.Errorf("client: dial: server address %q: %w (want host:port, for example %s)", cfg.Address, err, DefaultAddress)
+	}
+	for _, f := range []struct{ what, path string }{
+		{"client certificate", cfg.CertFile},
+		{"client key", cfg.KeyFile},
+		{"CA certificate", cfg.CAFile},
+	} {
+		if f.path == "" {
+			return nil, fmt.Errorf("client: dial %s: no %s file given", cfg.Address, f.what)
+		}
+	}
+	serverName := cfg.ServerName
+	if serverName == "" {
+		serverName = host
+	}
+	tlsConfig, err := pki.ClientTLSConfig(cfg.CertFile, cfg.KeyFile, cfg.CAFile, serverName)
+	if err != nil {
+		return nil, fmt.Errorf("client: dial %s: %w", cfg.Address, err)
+	}
+	dialOpts := []grpc.DialOption{
+		grpc.WithTransportCredentials(credentials.NewTLS(tlsConfig)),
+		grpc.WithChainUnaryInterceptor(
+			defaultTimeoutInterceptor(cfg.Timeout),
+			retryPolicyInterceptor(maxAttempts),
+			retryInterceptor(),
+		),
+	}
+	conn, err := grpc.NewClient(cfg.Address, append(dialOpts, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("client: dial %s: %w", cfg.Address, err)
+	}
+	return newClient(conn), nil
+}
+
+// newClient wraps conn in the typed sub-clients.
+func newClient(conn *grpc.ClientConn) *Client {
+	return &Client{
+		Directory:    &DirectoryClient{rpc: exchangev1.NewDirectoryServiceClient(conn)},
+		Certificates: &CertificateClient{rpc: exchangev1.NewCertificateServiceClient(conn)},
+		conn:         conn,
+	}
+}
+
+// Close closes the connection. Calls in flight fail with CANCELED.
+func (c *Client) Close() error {
+	return c.conn.Close()
+}
+
+// Conn returns the underlying gRPC connection, for services this package
+// has no typed client for yet. Calls made through it get the same
+// interceptors: a method missing from the retry table is never retried.
+func (c *Client) Conn() *grpc.ClientConn {
+	return c.conn
+}
+
+// defaultTimeoutInterceptor bounds calls whose context has no deadline.
+func defaultTimeoutInterceptor(timeout time.Duration) grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if timeout > 0 {
+			if _, ok := ctx.Deadline(); !ok {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, timeout)
+				defer cancel()
+			}
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+}

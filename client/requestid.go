@@ -1,0 +1,61 @@
+package client
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// CreateOption adjusts a create-like call (CreateAgency, CreateFocalPoint,
+// CreateWorkingGroup, Issue).
+type CreateOption func(*createSettings)
+
+// createSettings are the settings CreateOptions change.
+type createSettings struct {
+	requestID    string
+	validateOnly bool
+}
+
+// WithRequestID sets the call's idempotency key. Without it the client
+// makes a random one per call. Pass your own to make a create safe to repeat
+// across processes, for example a key derived from the record in your own
+// system: the exchange returns the first result for a repeated key.
+func WithRequestID(id string) CreateOption {
+	return func(s *createSettings) { s.requestID = id }
+}
+
+// ValidateOnly asks the exchange to check the request without creating
+// anything. Only CreateAgency supports it; other create calls fail with
+// INVALID_ARGUMENT when given it.
+func ValidateOnly() CreateOption {
+	return func(s *createSettings) { s.validateOnly = true }
+}
+
+// newCreateSettings applies opts and fills in a random request id if none
+// was given. It is called once per logical call, so that every retry of that
+// call carries the same id.
+func newCreateSettings(method string, validateOnlySupported bool, opts []CreateOption) (createSettings, error) {
+	var s createSettings
+	for _, o := range opts {
+		o(&s)
+	}
+	if s.validateOnly && !validateOnlySupported {
+		return s, status.Errorf(codes.InvalidArgument, "client: %s does not support ValidateOnly", method)
+	}
+	if s.requestID == "" {
+		s.requestID = NewRequestID()
+	}
+	return s, nil
+}
+
+// NewRequestID returns a fresh random idempotency key: 32 lowercase hex
+// digits (128 bits from crypto/rand).
+func NewRequestID() string {
+	var b [16]byte
+	// crypto/rand.Read never returns an error (it panics if the system
+	// source fails).
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

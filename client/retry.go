@@ -1,0 +1,136 @@
+package client
+
+import (
+	"context"
+	"time"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/retry"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+
+	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+)
+
+// RetryPolicy says whether the client may repeat a call that failed with
+// UNAVAILABLE.
+type RetryPolicy int
+
+const (
+	// NoRetry means the call is made once. It applies to updates, deletes
+	// and state verbs, whose repetition could act twice or fail
+	// confusingly, and to every method missing from the table.
+	NoRetry RetryPolicy = iota
+	// RetryAlways means the call has no effect on the server (Get, List)
+	// and is retried on UNAVAILABLE.
+	RetryAlways
+	// RetryWithRequestID means the call creates something and is retried on
+	// UNAVAILABLE only when its request carries a request_id, which makes
+	// the server return the first result instead of creating twice. The
+	// typed client always sets one.
+	RetryWithRequestID
+)
+
+// String returns the policy's name.
+func (p RetryPolicy) String() string {
+	switch p {
+	case NoRetry:
+		return "no-retry"
+	case RetryAlways:
+		return "retry-always"
+	case RetryWithRequestID:
+		return "retry-with-request-id"
+	default:
+		return "unknown"
+	}
+}
+
+// maxAttempts is how often a retried call is tried in all, the first try
+// included.
+const maxAttempts = 4
+
+// retryBackoff is the wait before the first retry; it doubles before each
+// further retry, with 20% jitter.
+const retryBackoff = 100 * time.Millisecond
+
+// retryPolicies is the explicit retry decision for every method of every
+// service the client knows. A test fails when a service gains a method that
+// is missing here.
+var retryPolicies = map[string]RetryPolicy{
+	exchangev1.DirectoryService_GetAgency_FullMethodName:        RetryAlways,
+	exchangev1.DirectoryService_ListAgencies_FullMethodName:     RetryAlways,
+	exchangev1.DirectoryService_CreateAgency_FullMethodName:     RetryWithRequestID,
+	exchangev1.DirectoryService_UpdateAgency_FullMethodName:     NoRetry,
+	exchangev1.DirectoryService_SuspendAgency_FullMethodName:    NoRetry,
+	exchangev1.DirectoryService_ReactivateAgency_FullMethodName: NoRetry,
+
+	exchangev1.DirectoryService_GetFocalPoint_FullMethodName:    RetryAlways,
+	exchangev1.DirectoryService_ListFocalPoints_FullMethodName:  RetryAlways,
+	exchangev1.DirectoryService_CreateFocalPoint_FullMethodName: RetryWithRequestID,
+	exchangev1.DirectoryService_UpdateFocalPoint_FullMethodName: NoRetry,
+	exchangev1.DirectoryService_DeleteFocalPoint_FullMethodName: NoRetry,
+
+	exchangev1.DirectoryService_GetWorkingGroup_FullMethodName:    RetryAlways,
+	exchangev1.DirectoryService_ListWorkingGroups_FullMethodName:  RetryAlways,
+	exchangev1.DirectoryService_CreateWorkingGroup_FullMethodName: RetryWithRequestID,
+	exchangev1.DirectoryService_UpdateWorkingGroup_FullMethodName: NoRetry,
+	exchangev1.DirectoryService_DeleteWorkingGroup_FullMethodName: NoRetry,
+
+	exchangev1.DirectoryService_GetLocation_FullMethodName:   RetryAlways,
+	exchangev1.DirectoryService_ListLocations_FullMethodName: RetryAlways,
+
+	exchangev1.CertificateService_IssueCertificate_FullMethodName:  RetryWithRequestID,
+	exchangev1.CertificateService_GetCertificate_FullMethodName:    RetryAlways,
+	exchangev1.CertificateService_ListCertificates_FullMethodName:  RetryAlways,
+	exchangev1.CertificateService_RevokeCertificate_FullMethodName: NoRetry,
+}
+
+// MethodRetryPolicy returns the retry policy of a full gRPC method name such
+// as "/alltogether.exchange.v1.DirectoryService/GetAgency", and false (with
+// NoRetry) for a method the client does not know.
+func MethodRetryPolicy(fullMethod string) (RetryPolicy, bool) {
+	p, ok := retryPolicies[fullMethod]
+	return p, ok
+}
+
+// requestIDCarrier is a request with an idempotency key.
+type requestIDCarrier interface {
+	GetRequestId() string
+}
+
+// mayRetry reports whether a call of method with req may be repeated.
+func mayRetry(method string, req any) bool {
+	switch p, _ := MethodRetryPolicy(method); p {
+	case RetryAlways:
+		return true
+	case RetryWithRequestID:
+		r, ok := req.(requestIDCarrier)
+		return ok && r.GetRequestId() != ""
+	default:
+		return false
+	}
+}
+
+// retryPolicyInterceptor switches the retry interceptor, which sits after
+// it in the chain and retries nothing by default, on for the calls that
+// mayRetry allows.
+func retryPolicyInterceptor(attempts uint) grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if mayRetry(method, req) {
+			opts = append(opts, retry.WithMax(attempts))
+		} else {
+			opts = append(opts, retry.Disable())
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+}
+
+// retryInterceptor retries on UNAVAILABLE with exponential backoff, for the
+// calls retryPolicyInterceptor enables.
+func retryInterceptor() grpc.UnaryClientInterceptor {
+	return retry.UnaryClientInterceptor(
+		retry.WithMax(0),
+		retry.WithCodes(codes.Unavailable),
+		retry.WithBackoff(retry.BackoffExponentialWithJitter(retryBackoff, 0.2)),
+		retry.WithOnRetryCallback(func(context.Context, uint, error) {}),
+	)
+}
