@@ -70,6 +70,20 @@ var accessRules = map[string]accessRule{
 	exchangev1.ReferralService_SuggestRecipients_FullMethodName:     anyMember,
 	exchangev1.ReferralService_GetReferralStatistics_FullMethodName: anyMember,
 
+	// Datasets: agencies own and contribute; the secretariat may read what
+	// is shared with all members and public aggregates.
+	exchangev1.DatasetService_CreateDataset_FullMethodName:          agenciesOnly,
+	exchangev1.DatasetService_GetDataset_FullMethodName:             anyMember,
+	exchangev1.DatasetService_ListDatasets_FullMethodName:           anyMember,
+	exchangev1.DatasetService_UpdateDataset_FullMethodName:          agenciesOnly,
+	exchangev1.DatasetService_WriteDatasetRows_FullMethodName:       agenciesOnly,
+	exchangev1.DatasetService_PullDatasetRows_FullMethodName:        anyMember,
+	exchangev1.DatasetService_AggregateDatasetRows_FullMethodName:   anyMember,
+	exchangev1.DatasetService_LockDatasetPeriod_FullMethodName:      agenciesOnly,
+	exchangev1.DatasetService_UnlockDatasetPeriod_FullMethodName:    agenciesOnly,
+	exchangev1.DatasetService_GetDatasetCompleteness_FullMethodName: anyMember,
+	exchangev1.DatasetService_WatchDatasetRows_FullMethodName:       anyMember,
+
 	grpc_health_v1.Health_Check_FullMethodName: anyMember,
 	grpc_health_v1.Health_Watch_FullMethodName: anyMember,
 	grpc_health_v1.Health_List_FullMethodName:  anyMember,

@@ -3,8 +3,8 @@ package server
 import (
 	"testing"
 
-	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 	"github.com/alltogether/exchange/pki"
+	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 )
 
 func TestReaderSees(t *testing.T) {

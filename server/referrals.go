@@ -181,7 +181,7 @@ func (s *referralService) BatchCreateReferrals(ctx context.Context, req *exchang
 func rejectPush(ctx context.Context, srv *Server, res *exchangev1.ReferralPushResult, err error) {
 	st, _ := status.FromError(toStatus(ctx, srv.log, "BatchCreateReferrals", err))
 	res.Status = exchangev1.ReferralPushStatus_REFERRAL_PUSH_STATUS_REJECTED
-	res.Code = strings.ToUpper(codeName(st.Code()))
+	res.Code = codeName(st.Code())
 	res.Message = st.Message()
 	for _, v := range fieldViolations(st) {
 		res.Violations = append(res.Violations, &exchangev1.FieldViolation{Field: v.GetField(), Description: v.GetDescription()})
@@ -199,7 +199,7 @@ func codeName(c codes.Code) string {
 		}
 		b.WriteRune(r)
 	}
-	return b.String()
+	return strings.ToUpper(b.String())
 }
 
 // GetReferral returns a referral to one of its two agencies; to anyone

@@ -89,6 +89,8 @@ type Config struct {
 
 // Server is the exchange's gRPC server.
 type Server struct {
+	now       func() time.Time
+	heartbeat time.Duration
 	grpc      *grpc.Server
 	health    *health.Server
 	store     *store.Store
@@ -134,6 +136,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	s.now, s.heartbeat = cfg.Now, cfg.WatchHeartbeat
+	exchangev1.RegisterDatasetServiceServer(s.grpc, &datasetService{server: s, store: cfg.Store})
 	exchangev1.RegisterReferralServiceServer(s.grpc, &referralService{
 		server: s, store: cfg.Store, deadlines: cfg.AckDeadlines, now: cfg.Now, heartbeat: cfg.WatchHeartbeat,
 	})

@@ -96,12 +96,12 @@ func (s *Store) AuditEntries(ctx context.Context, afterSeq uint64, limit int) ([
 	return out, err
 }
 
-// Changes returns change-log entries with revision after afterRevision, in
-// order: at least limit of them if there are that many, and never part of
-// a revision. One revision can hold several changes (naming a focal point
-// also ends its predecessor's tenure), so when limit falls inside a
-// revision the rest of that revision is included; a caller can then resume
-// from the last entry's revision without missing anything. A revision
+// Changes returns up to limit change-log entries with revision after
+// afterRevision, in order, and never part of a revision: one revision can
+// hold several changes (naming a focal point also ends its predecessor's
+// tenure), so when limit falls inside a revision the rest of it is
+// included too. A caller can therefore always resume from the last entry's
+// revision without missing anything. A revision
 // older than the compacted horizon fails with KindOutOfRange.
 func (s *Store) Changes(ctx context.Context, afterRevision int64, limit int) ([]*exchangev1.Change, error) {
 	var out []*exchangev1.Change

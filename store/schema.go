@@ -58,6 +58,27 @@ var (
 	// ('i' inbox, 'o' outbox) → empty. One entry per party, so an agency's
 	// referrals are listed newest first in both directions at once.
 	bucketReferralByParty = []byte("referrals_by_party")
+
+	// bucketDatasets: dataset id → Dataset.
+	bucketDatasets = []byte("datasets")
+	// bucketDatasetRows: dataset id ∅ rowKey → Row, where rowKey is
+	// period ∅ location ∅ contributor id ∅ then "key=value" for each
+	// category with a value, in key order. Rows sort by period, so a period
+	// range is one seek. Deleted rows stay as tombstones.
+	bucketDatasetRows = []byte("dataset_rows")
+	// bucketDatasetRowChanges: dataset id ∅ u64(revision) rowKey → empty,
+	// one entry per row at the revision that last wrote it, so that an
+	// incremental pull since R is one seek.
+	bucketDatasetRowChanges = []byte("dataset_row_changes")
+
+	// bucketPlans: agency id ∅ plan id → Plan (the current version).
+	bucketPlans = []byte("plans")
+	// bucketPlanVersions: plan id u32(version) → Plan, every version
+	// including the current one. Plan ids are fixed-width, so no separator.
+	bucketPlanVersions = []byte("plan_versions")
+	// bucketPlanByExternalID: agency id ∅ external id ∅ plan id → empty.
+	// It keeps external ids unique per agency and finds a plan by one.
+	bucketPlanByExternalID = []byte("plans_by_external_id")
 )
 
 // allBuckets lists every bucket; Open creates the missing ones.
@@ -68,6 +89,8 @@ var allBuckets = [][]byte{
 	bucketWorkingGroups, bucketWorkingGroupByMember,
 	bucketCertificates, bucketCertificateBySubject,
 	bucketReferrals, bucketReferralByParty,
+	bucketDatasets, bucketDatasetRows, bucketDatasetRowChanges,
+	bucketPlans, bucketPlanVersions, bucketPlanByExternalID,
 }
 
 // Keys of bucketMeta.

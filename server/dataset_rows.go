@@ -1,0 +1,372 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+	"github.com/alltogether/exchange/store"
+)
+
+// defaultRowPage is how many rows a pull message carries by default.
+const defaultRowPage = 1000
+
+// rowFilter is the part of a pull or aggregate request that selects rows
+// beyond the period bounds.
+type rowFilter struct {
+	locations    []string
+	contributors []string
+	categories   map[string]string
+}
+
+func (f rowFilter) keep(r *exchangev1.Row) bool {
+	if len(f.locations) > 0 && !slices.ContainsFunc(f.locations, func(l string) bool { return locationWithin(r.GetLocation(), l) }) {
+		return false
+	}
+	if len(f.contributors) > 0 && !slices.Contains(f.contributors, r.GetContributor()) {
+		return false
+	}
+	for k, v := range f.categories {
+		if r.GetCategories()[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// locationWithin reports whether code is area or lies within it: "KH-12"
+// and "KH-12.1201" lie within "KH"; "KH-12.1201" within "KH-12".
+func locationWithin(code, area string) bool {
+	return code == area || strings.HasPrefix(code, area+"-") && len(area) == 2 || strings.HasPrefix(code, area+".")
+}
+
+// resumeFingerprint ties a resume token to the request it continues.
+func resumeFingerprint(req *exchangev1.PullDatasetRowsRequest) []byte {
+	keys := slices.Sorted(maps.Keys(req.GetCategories()))
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s|%d|%s|%s|%v|%v|", req.GetDataset(), req.GetSinceRevision(), req.GetPeriodFrom(), req.GetPeriodTo(), req.GetLocations(), req.GetContributors())
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s=%s|", k, req.GetCategories()[k])
+	}
+	sum := sha256.Sum256([]byte(b.String()))
+	return sum[:8]
+}
+
+// PullDatasetRows streams the rows a reader asked for, a page per message;
+// each page is read in its own short transaction, so memory stays bounded
+// by the page and no transaction waits on the network.
+func (s *datasetService) PullDatasetRows(req *exchangev1.PullDatasetRowsRequest, stream exchangev1.DatasetService_PullDatasetRowsServer) error {
+	ctx := stream.Context()
+	d, _, err := s.visibleDataset(ctx, req.GetDataset())
+	if err != nil {
+		return err
+	}
+	if err := checkPeriodBounds(d, req.GetPeriodFrom(), req.GetPeriodTo()); err != nil {
+		return err
+	}
+	fp := resumeFingerprint(req)
+	var after []byte
+	if tok := req.GetResumeToken(); tok != "" {
+		raw, err := base64.RawURLEncoding.DecodeString(tok)
+		if err != nil || len(raw) <= len(fp) || !bytes.Equal(raw[:len(fp)], fp) {
+			return invalidField("resume_token", "not valid for this request (it must come from a response to the same request)")
+		}
+		after = raw[len(fp):]
+	}
+	limit := int(req.GetPageSize())
+	if limit == 0 {
+		limit = defaultRowPage
+	}
+	filter := rowFilter{locations: req.GetLocations(), contributors: req.GetContributors(), categories: req.GetCategories()}
+	revision := s.store.Revision()
+	for {
+		page, err := s.store.PullDatasetRows(ctx, store.RowQuery{
+			Dataset: d.GetName(), Since: req.GetSinceRevision(), After: after,
+			PeriodFrom: req.GetPeriodFrom(), PeriodTo: req.GetPeriodTo(), Keep: filter.keep, Limit: limit,
+		})
+		if err != nil {
+			return err
+		}
+		if page.Next == nil && len(page.Rows) == 0 && after != nil {
+			return nil
+		}
+		token := ""
+		if page.Next != nil {
+			token = base64.RawURLEncoding.EncodeToString(append(slices.Clone(fp), page.Next...))
+		}
+		if len(page.Rows) > 0 || page.Next == nil {
+			if err := stream.Send(&exchangev1.PullDatasetRowsResponse{Rows: page.Rows, ResumeToken: token, Revision: revision}); err != nil {
+				return err
+			}
+		}
+		if page.Next == nil {
+			return nil
+		}
+		after = page.Next
+	}
+}
+
+// checkPeriodBounds checks the labels of a period range.
+func checkPeriodBounds(d *exchangev1.Dataset, from, to string) error {
+	if from != "" {
+		if err := checkPeriodLabel("period_from", d, from); err != nil {
+			return err
+		}
+	}
+	if to != "" {
+		if err := checkPeriodLabel("period_to", d, to); err != nil {
+			return err
+		}
+	}
+	if from != "" && to != "" && from > to {
+		return invalidField("period_to", "must not be before period_from")
+	}
+	return nil
+}
+
+// AggregateDatasetRows totals integer and decimal measures over the
+// selected rows, grouped by the requested dimensions. Readers may ask for
+// any threshold; other members get the public view of a dataset that
+// offers one, at no less than its threshold.
+func (s *datasetService) AggregateDatasetRows(ctx context.Context, req *exchangev1.AggregateDatasetRowsRequest) (*exchangev1.AggregateDatasetRowsResponse, error) {
+	reader, err := readerFor(ctx, s.store)
+	if err != nil {
+		return nil, err
+	}
+	d, err := s.store.GetDataset(ctx, req.GetDataset())
+	if err != nil {
+		return nil, err
+	}
+	threshold := req.GetSuppressBelow()
+	if !readsRows(reader, d) {
+		if !d.GetPublicAggregates() {
+			return nil, notFound(req.GetDataset())
+		}
+		threshold = max(threshold, suppressionOf(d))
+	}
+	for i, g := range req.GetGroupBy() {
+		if g != "period" && g != "location" && g != "contributor" &&
+			!slices.ContainsFunc(d.GetSchema().GetCategories(), func(c *exchangev1.Category) bool { return c.GetKey() == g }) {
+			return nil, invalidField(fmt.Sprintf("group_by[%d]", i), g+" is not period, location, contributor or a category of the dataset")
+		}
+	}
+	if err := checkPeriodBounds(d, req.GetPeriodFrom(), req.GetPeriodTo()); err != nil {
+		return nil, err
+	}
+	numeric := map[string]bool{}
+	for _, m := range d.GetSchema().GetMeasures() {
+		numeric[m.GetKey()] = m.GetType() == exchangev1.MeasureType_MEASURE_TYPE_INTEGER || m.GetType() == exchangev1.MeasureType_MEASURE_TYPE_DECIMAL
+	}
+	type cell struct {
+		group map[string]string
+		sums  map[string]float64
+		rows  int64
+	}
+	cells := map[string]*cell{}
+	filter := rowFilter{locations: req.GetLocations()}
+	var after []byte
+	for {
+		page, err := s.store.PullDatasetRows(ctx, store.RowQuery{Dataset: d.GetName(), After: after,
+			PeriodFrom: req.GetPeriodFrom(), PeriodTo: req.GetPeriodTo(), Keep: filter.keep, Limit: 5000})
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range page.Rows {
+			group := map[string]string{}
+			var key strings.Builder
+			for _, g := range req.GetGroupBy() {
+				v := groupValue(r, g)
+				group[g] = v
+				key.WriteString(v + "\x00")
+			}
+			c := cells[key.String()]
+			if c == nil {
+				c = &cell{group: group, sums: map[string]float64{}}
+				cells[key.String()] = c
+			}
+			c.rows++
+			for k, v := range r.GetValues() {
+				if numeric[k] {
+					c.sums[k] += float64(v.GetIntValue()) + v.GetDecimalValue()
+				}
+			}
+		}
+		if page.Next == nil {
+			break
+		}
+		after = page.Next
+	}
+	resp := &exchangev1.AggregateDatasetRowsResponse{SuppressionThreshold: threshold}
+	for _, k := range slices.Sorted(maps.Keys(cells)) {
+		c := cells[k]
+		if threshold > 0 && suppressed(c.sums, float64(threshold)) {
+			resp.SuppressedCells++
+			continue
+		}
+		resp.Cells = append(resp.Cells, &exchangev1.AggregateCell{Group: c.group, Sums: c.sums, Rows: c.rows})
+	}
+	return resp, nil
+}
+
+// suppressed reports whether a cell shows any total below k (but above
+// zero: a zero singles nobody out).
+func suppressed(sums map[string]float64, k float64) bool {
+	for _, v := range sums {
+		if v > 0 && v < k {
+			return true
+		}
+	}
+	return false
+}
+
+func suppressionOf(d *exchangev1.Dataset) int32 {
+	if d.GetSuppressionThreshold() == 0 {
+		return defaultSuppression
+	}
+	return d.GetSuppressionThreshold()
+}
+
+func groupValue(r *exchangev1.Row, dim string) string {
+	switch dim {
+	case "period":
+		return r.GetPeriod()
+	case "location":
+		return r.GetLocation()
+	case "contributor":
+		return r.GetContributor()
+	}
+	return r.GetCategories()[dim]
+}
+
+// GetDatasetCompleteness reports, for a period, which contributors have
+// rows for which locations, and which expected locations they lack.
+func (s *datasetService) GetDatasetCompleteness(ctx context.Context, req *exchangev1.GetDatasetCompletenessRequest) (*exchangev1.GetDatasetCompletenessResponse, error) {
+	d, _, err := s.visibleDataset(ctx, req.GetDataset())
+	if err != nil {
+		return nil, err
+	}
+	if err := checkPeriodLabel("period", d, req.GetPeriod()); err != nil {
+		return nil, err
+	}
+	expected, err := s.expectedContributors(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	submitted := map[string]map[string]bool{}
+	rows := map[string]int64{}
+	for _, c := range expected {
+		submitted[c] = map[string]bool{}
+	}
+	var after []byte
+	for {
+		page, err := s.store.PullDatasetRows(ctx, store.RowQuery{Dataset: d.GetName(), After: after, PeriodFrom: req.GetPeriod(), PeriodTo: req.GetPeriod(), Limit: 5000})
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range page.Rows {
+			if submitted[r.GetContributor()] == nil {
+				submitted[r.GetContributor()] = map[string]bool{}
+			}
+			submitted[r.GetContributor()][r.GetLocation()] = true
+			rows[r.GetContributor()]++
+		}
+		if page.Next == nil {
+			break
+		}
+		after = page.Next
+	}
+	resp := &exchangev1.GetDatasetCompletenessResponse{
+		Locked: slices.ContainsFunc(d.GetLocks(), func(l *exchangev1.PeriodLock) bool { return l.GetPeriod() == req.GetPeriod() }),
+	}
+	for _, c := range slices.Sorted(maps.Keys(submitted)) {
+		entry := &exchangev1.ContributorCompleteness{Contributor: c, Rows: rows[c], SubmittedLocations: slices.Sorted(maps.Keys(submitted[c]))}
+		for _, loc := range d.GetExpectedLocations() {
+			if !submitted[c][loc] {
+				entry.MissingLocations = append(entry.MissingLocations, loc)
+			}
+		}
+		slices.Sort(entry.MissingLocations)
+		resp.Contributors = append(resp.Contributors, entry)
+	}
+	return resp, nil
+}
+
+// expectedContributors lists the agencies expected to report: the named
+// contributors and the members (not observers) of contributor groups.
+func (s *datasetService) expectedContributors(ctx context.Context, d *exchangev1.Dataset) ([]string, error) {
+	out := slices.Clone(d.GetContributors())
+	for _, name := range d.GetContributorGroups() {
+		g, err := s.store.GetWorkingGroup(ctx, name)
+		if store.KindOf(err) == store.KindNotFound {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		for _, m := range g.GetMembers() {
+			if m.GetRole() != exchangev1.MembershipRole_MEMBERSHIP_ROLE_OBSERVER && !slices.Contains(out, m.GetAgency()) {
+				out = append(out, m.GetAgency())
+			}
+		}
+	}
+	return out, nil
+}
+
+// WatchDatasetRows sends row changes after a revision, then follows new
+// writes; rows of one revision may span messages, and a message's
+// revision is the last revision it completes, so a client resuming from it
+// may see some rows again but never misses one.
+func (s *datasetService) WatchDatasetRows(req *exchangev1.WatchDatasetRowsRequest, stream exchangev1.DatasetService_WatchDatasetRowsServer) error {
+	ctx := stream.Context()
+	d, _, err := s.visibleDataset(ctx, req.GetDataset())
+	if err != nil {
+		return err
+	}
+	since := req.GetStartRevision()
+	if since == 0 {
+		since = s.store.Revision()
+	}
+	var after []byte
+	var sent int64 // the revision of the last row sent
+	heartbeat := time.NewTimer(s.server.heartbeat)
+	defer heartbeat.Stop()
+	for {
+		changed := s.store.Changed()
+		page, err := s.store.PullDatasetRows(ctx, store.RowQuery{Dataset: d.GetName(), Since: since, After: after, Limit: defaultRowPage})
+		if err != nil {
+			return err
+		}
+		if len(page.Rows) > 0 {
+			sent = page.Rows[len(page.Rows)-1].GetRevision()
+			complete := sent
+			if page.Next != nil {
+				complete = sent - 1 // the last revision may continue on the next page
+			}
+			if err := stream.Send(&exchangev1.WatchDatasetRowsResponse{Rows: page.Rows, Revision: max(complete, since)}); err != nil {
+				return err
+			}
+			heartbeat.Reset(s.server.heartbeat)
+		}
+		if page.Next != nil {
+			after = page.Next
+			continue
+		}
+		since, after = max(since, sent), nil
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+		case <-heartbeat.C:
+			if err := stream.Send(&exchangev1.WatchDatasetRowsResponse{Revision: since}); err != nil {
+				return err
+			}
+			heartbeat.Reset(s.server.heartbeat)
+		}
+	}
+}

@@ -1,0 +1,327 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"sort"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+
+	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+)
+
+// DatasetPrefix starts every dataset resource name.
+const DatasetPrefix = "datasets/"
+
+var datasets = table[*exchangev1.Dataset]{
+	bucket: bucketDatasets,
+	newT:   func() *exchangev1.Dataset { return new(exchangev1.Dataset) },
+}
+
+func datasetKey(name string) []byte { return []byte(strings.TrimPrefix(name, DatasetPrefix)) }
+
+// CreateDataset stores a new dataset owned by op.Actor.
+func (s *Store) CreateDataset(ctx context.Context, op Op, id string, d *exchangev1.Dataset) (*exchangev1.Dataset, error) {
+	var out *exchangev1.Dataset
+	err := s.update(ctx, op, func(w *writeTx) error {
+		if name, ok := w.replayed(); ok {
+			got, found, err := datasets.get(w.tx, datasetKey(name))
+			if err != nil || !found {
+				return internal("request id refers to a missing dataset", err)
+			}
+			out = got
+			return nil
+		}
+		d = proto.Clone(d).(*exchangev1.Dataset)
+		d.Owner = op.Actor
+		d.Locks, d.LockHistory = nil, nil
+		created, err := datasets.create(w, []byte(id), DatasetPrefix+id, d)
+		out = created
+		return err
+	})
+	return out, err
+}
+
+// GetDataset returns the dataset with the given name.
+func (s *Store) GetDataset(ctx context.Context, name string) (*exchangev1.Dataset, error) {
+	var out *exchangev1.Dataset
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		d, ok, err := datasets.get(tx, datasetKey(name))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return notFound(name)
+		}
+		out = d
+		return nil
+	})
+	return out, err
+}
+
+// UpdateDataset applies mutate to the stored dataset; see UpdateAgency.
+func (s *Store) UpdateDataset(ctx context.Context, op Op, name, etag string, mutate func(*exchangev1.Dataset) error) (*exchangev1.Dataset, error) {
+	var out *exchangev1.Dataset
+	err := s.update(ctx, op, func(w *writeTx) error {
+		d, err := datasets.modify(w, datasetKey(name), name, etag, mutate)
+		out = d
+		return err
+	})
+	return out, err
+}
+
+// ListDatasets returns one page of datasets that keep accepts, in name
+// order.
+func (s *Store) ListDatasets(ctx context.Context, keep func(*exchangev1.Dataset) bool, fingerprint string, p Page) ([]*exchangev1.Dataset, string, error) {
+	var items []*exchangev1.Dataset
+	var token string
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		var err error
+		items, token, err = paginate(tx, bucketDatasets, nil, p, query("datasets", fingerprint), func(_, v []byte) (*exchangev1.Dataset, bool, error) {
+			d := new(exchangev1.Dataset)
+			if err := unmarshal(v, d); err != nil {
+				return nil, false, err
+			}
+			return d, keep(d), nil
+		})
+		return err
+	})
+	return items, token, err
+}
+
+// RowKey is the canonical key of a row within its dataset: period,
+// location, contributor id, then the category values given, in key order.
+// Adding an optional category to a schema leaves existing keys unchanged.
+func RowKey(r *exchangev1.Row) []byte {
+	parts := []string{r.GetPeriod(), r.GetLocation(), strings.TrimPrefix(r.GetContributor(), AgencyPrefix)}
+	keys := make([]string, 0, len(r.GetCategories()))
+	for k, v := range r.GetCategories() {
+		if v != "" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		parts = append(parts, k+"="+r.GetCategories()[k])
+	}
+	return joinKey(parts...)
+}
+
+// RowWrite is one row to write or delete. The row's contributor is the
+// Op's actor.
+type RowWrite struct {
+	// Row is the row; for a deletion only its key fields count.
+	Row *exchangev1.Row
+	// Delete removes the row (leaving a tombstone) instead of writing it.
+	Delete bool
+}
+
+// WriteDatasetRows writes rows into the dataset in one transaction at one
+// revision. admit runs first, on the dataset as stored, and refuses the
+// whole call (for example, a caller who is not a contributor). Then each
+// write is judged alone: a row in a locked period or the deletion of a
+// missing row is refused in its result, the others are stored. It returns
+// the per-write errors, and the revision written at (0 when nothing was).
+func (s *Store) WriteDatasetRows(ctx context.Context, op Op, name string, admit func(*exchangev1.Dataset) error, writes []RowWrite) ([]error, int64, error) {
+	var results []error
+	var revision int64
+	err := s.update(ctx, op, func(w *writeTx) error {
+		results, revision = make([]error, len(writes)), 0
+		d, ok, err := datasets.get(w.tx, datasetKey(name))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return notFound(name)
+		}
+		if err := admit(d); err != nil {
+			return err
+		}
+		locked := map[string]bool{}
+		for _, l := range d.GetLocks() {
+			locked[l.GetPeriod()] = true
+		}
+		id := string(datasetKey(name))
+		rows, changes := w.tx.Bucket(bucketDatasetRows), w.tx.Bucket(bucketDatasetRowChanges)
+		var written, deleted int32
+		for i, rw := range writes {
+			row := proto.Clone(rw.Row).(*exchangev1.Row)
+			row.Contributor = op.Actor
+			if locked[row.GetPeriod()] {
+				results[i] = &Error{Kind: KindFailedPrecondition, Field: "row.period", Message: "row.period: period " + row.GetPeriod() + " is locked"}
+				continue
+			}
+			key := append(joinKey(id, ""), RowKey(row)...)
+			var old exchangev1.Row
+			v := rows.Get(key)
+			if v != nil {
+				if err := unmarshal(v, &old); err != nil {
+					return err
+				}
+			}
+			if rw.Delete && (v == nil || old.GetDeleted()) {
+				results[i] = &Error{Kind: KindNotFound, Field: "row", Message: "row: no such row to delete"}
+				continue
+			}
+			rev, err := w.nextRevision()
+			if err != nil {
+				return err
+			}
+			if v != nil {
+				if err := changes.Delete(rowChangeKey(id, old.GetRevision(), key[len(id)+1:])); err != nil {
+					return internal("cannot update the row change index", err)
+				}
+			}
+			if rw.Delete {
+				row = &exchangev1.Row{Contributor: op.Actor, Period: old.GetPeriod(), Location: old.GetLocation(), Categories: old.GetCategories(), Deleted: true}
+				deleted++
+			} else {
+				written++
+			}
+			row.Revision, row.UpdateTime = rev, w.timestamp()
+			b, err := marshal(row)
+			if err != nil {
+				return err
+			}
+			if err := rows.Put(key, b); err != nil {
+				return internal("cannot write a row", err)
+			}
+			if err := changes.Put(rowChangeKey(id, rev, key[len(id)+1:]), nil); err != nil {
+				return internal("cannot write the row change index", err)
+			}
+		}
+		if written+deleted > 0 {
+			revision = w.revision
+			return w.record(exchangev1.ChangeKind_CHANGE_KIND_UPDATED, name, &exchangev1.RowBatch{Dataset: name, Written: written, Deleted: deleted})
+		}
+		return nil
+	})
+	return results, revision, err
+}
+
+func rowChangeKey(datasetID string, revision int64, rowKey []byte) []byte {
+	k := joinKey(datasetID, "")
+	k = append(k, u64(uint64(revision))...)
+	return append(k, rowKey...)
+}
+
+// RowQuery selects rows for PullDatasetRows.
+type RowQuery struct {
+	// Dataset is the dataset's name.
+	Dataset string
+	// Since > 0 returns rows changed after that revision, tombstones
+	// included, in revision order; 0 returns current rows in key order.
+	Since int64
+	// After is the position to continue from, as returned in a RowPage.
+	After []byte
+	// PeriodFrom and PeriodTo bound the period labels, inclusive; empty
+	// for no bound.
+	PeriodFrom, PeriodTo string
+	// Keep, when set, decides on each row after the period bounds.
+	Keep func(*exchangev1.Row) bool
+	// Limit is the most rows to return.
+	Limit int
+	// MaxScan bounds the keys examined in one call, so that a selective
+	// filter does not hold a read transaction for long; 0 means 50×Limit.
+	MaxScan int
+}
+
+// RowPage is one page of a row query.
+type RowPage struct {
+	// Rows are the matching rows.
+	Rows []*exchangev1.Row
+	// Next is the position to pass as After to continue; nil when done.
+	Next []byte
+}
+
+// PullDatasetRows reads one page of rows in its own short read
+// transaction; callers send the page and ask for the next one, so no
+// transaction is held across network sends and memory stays bounded by
+// the page.
+func (s *Store) PullDatasetRows(ctx context.Context, q RowQuery) (RowPage, error) {
+	var page RowPage
+	id := string(datasetKey(q.Dataset))
+	maxScan := q.MaxScan
+	if maxScan == 0 {
+		maxScan = 50 * q.Limit
+	}
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketDatasets).Get([]byte(id)) == nil {
+			return notFound(q.Dataset)
+		}
+		page = RowPage{}
+		rows := tx.Bucket(bucketDatasetRows)
+		prefix := joinKey(id, "")
+		var c *bolt.Cursor
+		var start []byte
+		if q.Since > 0 {
+			c = tx.Bucket(bucketDatasetRowChanges).Cursor()
+			start = append(bytes.Clone(prefix), u64(uint64(q.Since+1))...)
+		} else {
+			c = rows.Cursor()
+			start = append(bytes.Clone(prefix), q.PeriodFrom...)
+		}
+		k, v := c.Seek(start)
+		if q.After != nil {
+			k, v = c.Seek(q.After)
+			if bytes.Equal(k, q.After) {
+				k, v = c.Next()
+			}
+		}
+		var last []byte
+		for examined := 0; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			if len(page.Rows) == q.Limit || examined == maxScan {
+				page.Next = last
+				return nil
+			}
+			examined++
+			keep, err := q.examine(rows, prefix, k, v)
+			if err != nil {
+				return err
+			}
+			last = append(last[:0], k...)
+			if keep == stopScan {
+				return nil
+			}
+			if keep != nil {
+				page.Rows = append(page.Rows, keep)
+			}
+		}
+		return nil
+	})
+	return page, err
+}
+
+// stopScan is returned by examine when no later key can match.
+var stopScan = new(exchangev1.Row)
+
+// examine decodes the row at one cursor position and applies the query's
+// filters: the row to keep, nil to skip it, or stopScan.
+func (q RowQuery) examine(rows *bolt.Bucket, prefix, k, v []byte) (*exchangev1.Row, error) {
+	if q.Since > 0 {
+		v = rows.Get(append(bytes.Clone(prefix), k[len(prefix)+8:]...))
+		if v == nil {
+			return nil, nil
+		}
+	}
+	row := new(exchangev1.Row)
+	if err := unmarshal(v, row); err != nil {
+		return nil, err
+	}
+	switch {
+	case q.Since == 0 && row.GetDeleted():
+		return nil, nil
+	case q.PeriodTo != "" && row.GetPeriod() > q.PeriodTo:
+		if q.Since == 0 {
+			return stopScan, nil // rows are in period order
+		}
+		return nil, nil
+	case q.PeriodFrom != "" && row.GetPeriod() < q.PeriodFrom:
+		return nil, nil
+	case q.Keep != nil && !q.Keep(row):
+		return nil, nil
+	}
+	return row, nil
+}
