@@ -29,6 +29,12 @@ var referrals = table[*exchangev1.Referral]{
 	bucket:  bucketReferrals,
 	newT:    func() *exchangev1.Referral { return new(exchangev1.Referral) },
 	indexes: referralIndexes,
+	// Identifying details never enter the change log: watchers get
+	// summaries, and the log is kept longer than a referral may be.
+	logged: func(r *exchangev1.Referral) *exchangev1.Referral {
+		r.Subject, r.CaseNotes, r.DetailsWithheld = nil, "", true
+		return r
+	},
 }
 
 func referralID(name string) string { return strings.TrimPrefix(name, ReferralPrefix) }

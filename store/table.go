@@ -19,6 +19,19 @@ type table[T proto.Message] struct {
 	bucket  []byte
 	newT    func() T
 	indexes func(T) []indexEntry
+	// logged, when set, gives what the change log keeps of a value (for
+	// example a referral without its identifying details). The change log
+	// feeds watchers and outlives deletions, so it keeps no more than
+	// watchers need.
+	logged func(T) T
+}
+
+// forLog returns what the change log keeps of v.
+func (t table[T]) forLog(v T) T {
+	if t.logged == nil {
+		return v
+	}
+	return t.logged(proto.Clone(v).(T))
 }
 
 // indexEntry is one key in a secondary-index bucket; index values are
@@ -101,7 +114,7 @@ func (t table[T]) create(w *writeTx, key []byte, name string, v T) (T, error) {
 	if err := t.put(w, key, zero, false, v); err != nil {
 		return zero, err
 	}
-	if err := w.record(exchangev1.ChangeKind_CHANGE_KIND_CREATED, name, v); err != nil {
+	if err := w.record(exchangev1.ChangeKind_CHANGE_KIND_CREATED, name, t.forLog(v)); err != nil {
 		return zero, err
 	}
 	return v, w.remember(name)
@@ -140,7 +153,7 @@ func (t table[T]) modify(w *writeTx, key []byte, name, etag string, mutate func(
 	if err := t.put(w, key, cur, true, next); err != nil {
 		return zero, err
 	}
-	if err := w.record(exchangev1.ChangeKind_CHANGE_KIND_UPDATED, name, next); err != nil {
+	if err := w.record(exchangev1.ChangeKind_CHANGE_KIND_UPDATED, name, t.forLog(next)); err != nil {
 		return zero, err
 	}
 	return next, nil
@@ -162,7 +175,7 @@ func (t table[T]) delete(w *writeTx, key []byte, name, etag string) (T, error) {
 	if err := t.remove(w, key, cur); err != nil {
 		return zero, err
 	}
-	return cur, w.record(exchangev1.ChangeKind_CHANGE_KIND_DELETED, name, cur)
+	return cur, w.record(exchangev1.ChangeKind_CHANGE_KIND_DELETED, name, t.forLog(cur))
 }
 
 // The helpers below read and write the fields every resource shares (name,

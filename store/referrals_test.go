@@ -1,0 +1,54 @@
+package store
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/encoding/prototext"
+
+	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+)
+
+// TestChangeLogKeepsNoIdentifyingDetails plants a marker in a referral's
+// identifying details and checks that the change log never holds it, while
+// the referral itself does.
+func TestChangeLogKeepsNoIdentifyingDetails(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := context.Background()
+	for _, id := range []string{"ilo", "iom"} {
+		if _, err := s.CreateAgency(ctx, Op{Actor: "secretariat", Method: "test"}, id, &exchangev1.Agency{DisplayName: id, Kind: exchangev1.AgencyKind_AGENCY_KIND_UN_AGENCY}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const marker = "MARKER-Dara-4410"
+	r := &exchangev1.Referral{
+		Receiver: "agencies/iom", SubjectReference: "s-1",
+		Service:   &exchangev1.RequestedService{Niche: exchangev1.Niche_NICHE_SHELTER, Need: "shelter"},
+		Subject:   &exchangev1.Subject{Name: marker, GuardianContact: marker},
+		CaseNotes: marker,
+	}
+	res, err := s.CreateReferrals(ctx, Op{Actor: "agencies/ilo", Method: "test"}, []NewReferral{{RequestID: "r1", Referral: r}})
+	if err != nil || res[0].Err != nil {
+		t.Fatal(err, res[0].Err)
+	}
+	if _, err := s.UpdateReferral(ctx, Op{Actor: "agencies/iom", Method: "test"}, res[0].Referral.GetName(), "", func(r *exchangev1.Referral) error {
+		r.State = exchangev1.ReferralState_REFERRAL_STATE_RECEIVED
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	stored, _ := s.GetReferral(ctx, res[0].Referral.GetName())
+	if stored.GetSubject().GetName() != marker {
+		t.Fatal("the referral lost its details")
+	}
+	changes, err := s.Changes(ctx, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range changes {
+		if strings.Contains(prototext.Format(c), marker) {
+			t.Fatalf("change %d holds identifying details", c.GetRevision())
+		}
+	}
+}
