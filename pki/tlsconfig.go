@@ -53,6 +53,18 @@ func ClientTLSConfig(certFile, keyFile, caFile, serverName string) (*tls.Config,
 	if err != nil {
 		return nil, err
 	}
+	// The exchange's CA signs the server's certificate and every client
+	// certificate, so a client certificate that does not chain to the CA
+	// file would be refused by the server. Say so now, clearly, instead of
+	// letting TLS 1.3 report it later as a reset connection.
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return nil, fmt.Errorf("pki: certificate file %s: %w", certFile, err)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		return nil, fmt.Errorf("%w: %s does not chain to the CA in %s (%v); the exchange would refuse it",
+			ErrClientCertificateNotFromCA, certFile, caFile, err)
+	}
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{cert},
@@ -60,6 +72,11 @@ func ClientTLSConfig(certFile, keyFile, caFile, serverName string) (*tls.Config,
 		ServerName:   serverName,
 	}, nil
 }
+
+// ErrClientCertificateNotFromCA is returned by ClientTLSConfig when the
+// client certificate was not issued by the CA the client trusts: another
+// exchange's, expired, or not a client certificate.
+var ErrClientCertificateNotFromCA = errors.New("pki: client certificate not issued by the exchange's CA")
 
 // loadKeyPair reads a PEM certificate and private key and checks that they
 // belong together, naming the offending file on error.

@@ -7,10 +7,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"io"
 	"math/big"
 	"net"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -172,6 +175,21 @@ func TestTLSHandshake(t *testing.T) {
 	}
 	clientCfg := func(t *testing.T, certFile, keyFile, caFile, serverName string) *tls.Config {
 		cfg, err := pki.ClientTLSConfig(certFile, keyFile, caFile, serverName)
+		if errors.Is(err, pki.ErrClientCertificateNotFromCA) {
+			// ClientTLSConfig refuses such a certificate up front; build the
+			// configuration by hand to prove the server refuses it too.
+			cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			caPEM, err := os.ReadFile(caFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(caPEM)
+			return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: pool, ServerName: serverName}
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -404,5 +422,23 @@ func TestTLSConfigErrors(t *testing.T) {
 				t.Error("ClientTLSConfig returned a config with an error")
 			}
 		})
+	}
+}
+
+// TestClientTLSConfigRefusesCertificatesFromAnotherCA checks the up-front
+// refusal that spares users a reset connection.
+func TestClientTLSConfigRefusesCertificatesFromAnotherCA(t *testing.T) {
+	fx := newTLSFixture(t)
+	otherCert, otherKey := fx.clientFiles(t, "other")(newTestCA(t).IssueClient(pki.Agency("ilo"), time.Hour))
+	_, err := pki.ClientTLSConfig(otherCert, otherKey, fx.files.CACert, "localhost")
+	if !errors.Is(err, pki.ErrClientCertificateNotFromCA) || !strings.Contains(err.Error(), otherCert) {
+		t.Fatalf("another CA's certificate: %v", err)
+	}
+	_, err = pki.ClientTLSConfig(fx.files.ServerCert, fx.files.ServerKey, fx.files.CACert, "localhost")
+	if !errors.Is(err, pki.ErrClientCertificateNotFromCA) {
+		t.Fatalf("a server certificate as client certificate: %v", err)
+	}
+	if _, err := pki.ClientTLSConfig(fx.files.SecretariatCert, fx.files.SecretariatKey, fx.files.CACert, "localhost"); err != nil {
+		t.Fatalf("the exchange's own certificate: %v", err)
 	}
 }

@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -44,7 +46,7 @@ func TestConnectionsWithoutAValidCertificateAreRefused(t *testing.T) {
 
 	for name, cfg := range map[string]*tls.Config{
 		"no client certificate":     noCert,
-		"certificate of another CA": x.clientConfig(filepath.Join(dir, "o.crt"), filepath.Join(dir, "o.key")),
+		"certificate of another CA": rogueConfig(t, filepath.Join(dir, "o.crt"), filepath.Join(dir, "o.key"), x.dev.CACert),
 		"TLS 1.2":                   tls12,
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -117,4 +119,21 @@ func TestSecretariatOnlyMethodsRefuseAgencies(t *testing.T) {
 	if _, err := x.store.GetAgency(ctx, "agencies/new"); err == nil {
 		t.Fatal("the refused create stored an agency")
 	}
+}
+
+// rogueConfig builds a client configuration by hand, without the check
+// pki.ClientTLSConfig makes, to prove the server refuses what it presents.
+func rogueConfig(t *testing.T, certFile, keyFile, caFile string) *tls.Config {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: pool, ServerName: "localhost"}
 }

@@ -54,7 +54,7 @@ func TestWorkingGroupsWithObserversAndTheirOwnSecretariat(t *testing.T) {
 	bad := upd.GetWorkingGroup()
 	bad.Members = append(bad.Members, member("agencies/nobody", exchangev1.MembershipRole_MEMBERSHIP_ROLE_MEMBER))
 	_, err = sec.dir.UpdateWorkingGroup(ctx, &exchangev1.UpdateWorkingGroupRequest{WorkingGroup: bad})
-	st := wantCode(t, err, codes.NotFound)
+	st := wantCode(t, err, codes.InvalidArgument)
 	if f := violatedFields(st); len(f) != 1 || f[0] != "working_group.members[4].agency" {
 		t.Errorf("violations %v", f)
 	}

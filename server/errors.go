@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -59,7 +60,9 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 		log.ErrorContext(ctx, "internal error", "method", method, "error", err.Error())
 		return detailed(codes.Internal, "internal error; the exchange logged the cause", class.reason, "", "", "")
 	}
-	return detailed(class.code, e.Message, class.reason, e.Resource, e.Field, e.Message)
+	// The status message names the field; the violation's description
+	// need not repeat it.
+	return detailed(class.code, e.Message, class.reason, e.Resource, e.Field, strings.TrimPrefix(e.Message, e.Field+": "))
 }
 
 // detailed builds a status with an ErrorInfo and, when field is set, a

@@ -265,7 +265,7 @@ func TestRetriesAndBatchesCreateEachReferralOnce(t *testing.T) {
 	if resp.GetResults()[2].GetReferral() != first.GetReferral().GetName() {
 		t.Errorf("duplicate points to %s", resp.GetResults()[2].GetReferral())
 	}
-	if r := resp.GetResults()[3]; r.GetCode() != "NOT_FOUND" {
+	if r := resp.GetResults()[3]; r.GetCode() != "INVALID_ARGUMENT" {
 		t.Errorf("unknown receiver: %v", r)
 	}
 

@@ -125,7 +125,7 @@ func createReferral(w *writeTx, sender, requestID string, r *exchangev1.Referral
 		return nil, false, err
 	}
 	if !ok {
-		return nil, false, &Error{Kind: KindNotFound, Resource: r.GetReceiver(), Field: "referral.receiver",
+		return nil, false, &Error{Kind: KindInvalidArgument, Resource: r.GetReceiver(), Field: "referral.receiver",
 			Message: "referral.receiver: " + r.GetReceiver() + " is not in the directory"}
 	}
 	if receiver.GetState() != exchangev1.AgencyState_AGENCY_STATE_ACTIVE {

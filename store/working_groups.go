@@ -36,8 +36,9 @@ func checkMembersExist(tx *bolt.Tx, g *exchangev1.WorkingGroup) error {
 		if _, ok, err := agencies.get(tx, agencyKey(m.GetAgency())); err != nil {
 			return err
 		} else if !ok {
-			return &Error{Kind: KindNotFound, Resource: m.GetAgency(), Field: fieldIndex("working_group.members", i, "agency"),
-				Message: m.GetAgency() + " not found"}
+			field := fieldIndex("working_group.members", i, "agency")
+			return &Error{Kind: KindInvalidArgument, Resource: m.GetAgency(), Field: field,
+				Message: field + ": " + m.GetAgency() + " is not in the directory"}
 		}
 	}
 	return nil

@@ -37,7 +37,7 @@ func TestWorkingGroups(t *testing.T) {
 	t.Run("members must exist", func(t *testing.T) {
 		before := countsOf(t, s)
 		_, err := s.CreateWorkingGroup(ctx, op, "cmt", workingGroup("COMMIT", "iom", "nobody", "ilo"))
-		e := wantKind(t, err, KindNotFound)
+		e := wantKind(t, err, KindInvalidArgument)
 		if e.Field != "working_group.members[1].agency" || e.Resource != "agencies/nobody" {
 			t.Errorf("error field, resource = %q, %q; want working_group.members[1].agency, agencies/nobody", e.Field, e.Resource)
 		}
@@ -87,7 +87,7 @@ func TestWorkingGroups(t *testing.T) {
 
 	t.Run("update members", func(t *testing.T) {
 		_, err := s.UpdateWorkingGroup(ctx, secretariat("UpdateWorkingGroup"), "workingGroups/cmt", cmt.GetEtag(), setMembers("ilo", "nobody"))
-		if e := wantKind(t, err, KindNotFound); e.Field != "working_group.members[1].agency" {
+		if e := wantKind(t, err, KindInvalidArgument); e.Field != "working_group.members[1].agency" {
 			t.Errorf("error field = %q", e.Field)
 		}
 		if got, _ := s.GetWorkingGroup(ctx, "workingGroups/cmt"); !proto.Equal(got, cmt) {

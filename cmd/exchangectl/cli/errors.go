@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/alltogether/exchange/pki"
 	"io"
 
 	"github.com/spf13/cobra"
@@ -56,6 +57,9 @@ func exitCode(err error) int {
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return ExitUnavailable
+	}
+	if errors.Is(err, pki.ErrClientCertificateNotFromCA) {
+		return ExitDenied // the exchange would refuse the certificate
 	}
 	st, ok := grpcStatus(err)
 	if !ok {
