@@ -41,7 +41,8 @@ run:
 
 ## bench: benchmarks (the benchmark issue adds references measured in the same run)
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 2000x ./server/
+	$(GO) test -run '^$$' -bench 'CreateReferral|BatchCreateReferrals' -benchtime 2000x ./server/
+	$(GO) test -run '^$$' -bench PullMillionRows -benchtime 1x -timeout 30m ./server/
 
 clean:
 	rm -rf bin/

@@ -11,11 +11,22 @@ import (
 // knows, for the countries whose provinces it ships. Other countries (for
 // example a donor's home country) are accepted as written.
 func checkLocationRef(field string, ref *exchangev1.LocationRef) error {
+	if err := checkCountry(field+".country", ref.GetCountry()); err != nil {
+		return err
+	}
 	if ref.GetSubdivision() == "" || !geo.KnownCountry(ref.GetCountry()) {
 		return nil
 	}
 	if _, ok := geo.Lookup(ref.GetSubdivision()); !ok {
 		return invalidField(field+".subdivision", ref.GetSubdivision()+" is not a known province of "+ref.GetCountry()+" (see ListLocations)")
+	}
+	return nil
+}
+
+// checkCountry checks that a code is an ISO 3166-1 alpha-2 country.
+func checkCountry(field, code string) error {
+	if _, ok := geo.ISOCountry(code); !ok {
+		return invalidField(field, code+" is not an ISO 3166-1 alpha-2 country code")
 	}
 	return nil
 }

@@ -56,7 +56,7 @@ func checkLocationCode(field string, level exchangev1.AdminLevel, code string) e
 		if !countryCode.MatchString(code) {
 			return invalidField(field, fmt.Sprintf("%q is not a country code (ISO 3166-1 alpha-2, like KH)", code))
 		}
-		return nil
+		return checkCountry(field, code)
 	case exchangev1.AdminLevel_ADMIN_LEVEL_PROVINCE:
 		if !provinceCode.MatchString(code) {
 			return invalidField(field, fmt.Sprintf("%q is not a province code (ISO 3166-2, like KH-12)", code))

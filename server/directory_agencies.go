@@ -129,6 +129,11 @@ func (d *directoryService) ReactivateAgency(ctx context.Context, req *exchangev1
 // checkAgencyReferences checks what protovalidate cannot: known countries
 // and provinces, and an existing parent agency.
 func (d *directoryService) checkAgencyReferences(ctx context.Context, field string, a *exchangev1.Agency) error {
+	for i, c := range a.GetCountries() {
+		if err := checkCountry(fmt.Sprintf("%s.countries[%d]", field, i), c); err != nil {
+			return err
+		}
+	}
 	for i, ref := range a.GetCoverage() {
 		if err := checkLocationRef(fmt.Sprintf("%s.coverage[%d]", field, i), ref); err != nil {
 			return err

@@ -206,3 +206,22 @@ func TestListAgenciesFiltersAndPages(t *testing.T) {
 		t.Errorf("violations %v do not name page_token", violatedFields(st))
 	}
 }
+
+func TestCountriesMustBeISOCodes(t *testing.T) {
+	x := startExchange(t)
+	sec := x.asSecretariat()
+	for field, a := range map[string]*exchangev1.Agency{
+		"agency.countries[1]":        {DisplayName: "Acme", Kind: exchangev1.AgencyKind_AGENCY_KIND_DONOR, Countries: []string{"KH", "XX"}},
+		"agency.coverage[0].country": {DisplayName: "Acme", Kind: exchangev1.AgencyKind_AGENCY_KIND_DONOR, Coverage: []*exchangev1.LocationRef{{Country: "ZZ"}}},
+	} {
+		_, err := sec.dir.CreateAgency(context.Background(), &exchangev1.CreateAgencyRequest{AgencyId: "acme", Agency: a})
+		if f := violatedFields(wantCode(t, err, codes.InvalidArgument)); len(f) != 1 || f[0] != field {
+			t.Errorf("violations %v, want %s", f, field)
+		}
+	}
+	if _, err := sec.dir.CreateAgency(context.Background(), &exchangev1.CreateAgencyRequest{AgencyId: "acme", Agency: &exchangev1.Agency{
+		DisplayName: "Acme", Kind: exchangev1.AgencyKind_AGENCY_KIND_DONOR, Countries: []string{"CH", "US"},
+	}}); err != nil {
+		t.Fatalf("a donor working from outside the sub-region: %v", err)
+	}
+}

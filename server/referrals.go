@@ -88,6 +88,11 @@ func checkNewReferral(sender, field string, r *exchangev1.Referral) error {
 	if err := checkLocationRef(field+".location", r.GetLocation()); err != nil {
 		return err
 	}
+	if n := r.GetSubject().GetNationality(); n != "" {
+		if err := checkCountry(field+".subject.nationality", n); err != nil {
+			return err
+		}
+	}
 	if loc := r.GetSubject().GetCurrentLocation(); loc != nil {
 		if err := checkLocationRef(field+".subject.current_location", loc); err != nil {
 			return err
