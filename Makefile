@@ -4,7 +4,7 @@ GO      ?= go
 BUF     := $(GO) tool -modfile=tools/go.mod buf
 GRPCURL := $(GO) tool -modfile=tools/go.mod grpcurl
 
-.PHONY: all build generate lint check-generated test test-short run bench clean
+.PHONY: all build generate lint breaking check-generated test test-short run bench clean
 
 all: build
 
@@ -23,12 +23,18 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+## breaking: buf breaking against the last release tag (nothing to compare before the first)
+breaking:
+	@tag=$$(git describe --tags --abbrev=0 2>/dev/null); \
+	  if [ -z "$$tag" ]; then echo "no release tag yet: nothing to check for breaking changes"; \
+	  else echo "buf breaking against $$tag"; $(BUF) breaking --against ".git#tag=$$tag"; fi
+
 ## check-generated: fail when committed generated code differs from a fresh generation
 check-generated:
 	./scripts/check-generated.sh
 
 ## test: everything CI runs: lint, generated-code check, all tests
-test: lint check-generated
+test: lint breaking check-generated
 	$(GO) test -race -count=1 -timeout 15m ./...
 
 ## test-short: Go tests only, for the inner loop
