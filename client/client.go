@@ -46,6 +46,9 @@ type Client struct {
 	Directory *DirectoryClient
 	// Certificates issues, lists and revokes client certificates.
 	Certificates *CertificateClient
+	// Referrals sends, moves and follows referrals of people between
+	// agencies.
+	Referrals *ReferralClient
 
 	conn *grpc.ClientConn
 }
@@ -105,6 +108,7 @@ func newClient(conn *grpc.ClientConn) *Client {
 	return &Client{
 		Directory:    &DirectoryClient{rpc: exchangev1.NewDirectoryServiceClient(conn)},
 		Certificates: &CertificateClient{rpc: exchangev1.NewCertificateServiceClient(conn)},
+		Referrals:    &ReferralClient{rpc: exchangev1.NewReferralServiceClient(conn)},
 		conn:         conn,
 	}
 }

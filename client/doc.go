@@ -35,11 +35,16 @@
 //   - Certificates (CertificateClient): issue, read and revoke client
 //     certificates. Issue makes the private key locally; only a certificate
 //     signing request goes to the server.
+//   - Referrals (ReferralClient): send referrals of people to other
+//     agencies, one or a batch at a time; move them through their states
+//     (Acknowledge, Accept, Reject, Start, Complete, Cancel), revoke
+//     consent, forward; suggest recipients; count; and Watch for changes.
 //
 // Methods take and return the generated messages of package exchangev1
 // (github.com/alltogether/exchange/proto/alltogether/exchange/v1) and use
 // full resource names ("agencies/ilo"); AgencyName, WorkingGroupName,
-// LocationName, CertificateName and FocalPointName build them from ids.
+// LocationName, CertificateName, FocalPointName and ReferralName build
+// them from ids.
 //
 // # Iterators
 //
@@ -59,16 +64,20 @@
 //
 // # Writes, idempotency and retries
 //
-// Create-like calls (CreateAgency, CreateFocalPoint, CreateWorkingGroup and
-// Certificates.Issue) carry a request_id: random, made once per call, or
-// your own with WithRequestID. The exchange answers a repeated request_id
-// with the first result, so such calls are safe to repeat.
+// Create-like calls (CreateAgency, CreateFocalPoint, CreateWorkingGroup,
+// Certificates.Issue, Referrals.Create and Referrals.Forward) carry a
+// request_id: random, made once per call, or your own with WithRequestID.
+// Referrals.BatchCreate gives each request without one a random id. The
+// exchange answers a repeated request_id with the first result, so such
+// calls are safe to repeat; pass ids derived from your own records to make
+// them safe to repeat across processes too.
 //
 // Calls that fail with UNAVAILABLE are retried, up to four attempts in all,
 // with exponential backoff (100ms, 200ms, 400ms, with jitter), but only
-// where repeating cannot act twice: reads (Get and List) and create-like
-// calls carrying a request_id. Updates, deletes and state verbs (suspend,
-// reactivate, revoke) are made once; on UNAVAILABLE they may or may not have
+// where repeating cannot act twice: reads (Get, List, SuggestRecipients,
+// Statistics) and create-like calls carrying request ids. Updates, deletes
+// and state verbs (suspend, reactivate, revoke, and every referral verb
+// but Forward) are made once; on UNAVAILABLE they may or may not have
 // taken effect, so read the resource again before deciding. The decision is
 // a table keyed by method name (see MethodRetryPolicy); methods missing from
 // it, including any called through Conn on a service this package does not
@@ -77,6 +86,28 @@
 // Updates carry the etag of the resource as last read. If someone changed it
 // since, the call fails with ABORTED and reason ETAG_MISMATCH: read again,
 // reapply the change and update again.
+//
+// # Watching referrals
+//
+// Referrals.Watch follows the caller's referrals as a stream of events. It
+// reconnects by itself when the stream breaks and resumes where it was, so
+// that no event is lost or repeated; it returns OUT_OF_RANGE when the
+// exchange no longer keeps the changes it would need, and the caller then
+// lists again:
+//
+//	for {
+//		inbox, rev, err := c.Referrals.Snapshot(ctx, &exchangev1.ListReferralsRequest{
+//			Direction: exchangev1.ReferralDirection_REFERRAL_DIRECTION_INBOX,
+//		})
+//		if err != nil {
+//			return err
+//		}
+//		load(inbox)
+//		err = c.Referrals.Watch(ctx, rev, apply)
+//		if status.Code(err) != codes.OutOfRange {
+//			return err
+//		}
+//	}
 //
 // # Errors
 //
@@ -88,8 +119,8 @@
 //
 // # Caveats
 //
-// Config.Timeout bounds only calls whose context has no deadline; set a
-// deadline on the context to bound a whole iteration or a sequence of
-// calls. The package clienttest runs a fake exchange for tests; it checks
+// Config.Timeout bounds only calls whose context has no deadline, and never
+// Watch; set a deadline on the context to bound a whole iteration, a
+// sequence of calls or a watch. The package clienttest runs a fake exchange for tests; it checks
 // far less than the real server.
 package client

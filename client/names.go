@@ -46,3 +46,7 @@ func CalendarDate(t time.Time) *exchangev1.CalendarDate {
 	y, m, d := t.Date()
 	return &exchangev1.CalendarDate{Year: int32(y), Month: int32(m), Day: int32(d)}
 }
+
+// ReferralName returns the resource name of the referral with the given
+// id, for example "referrals/01jd8x4k2m9q7r3t5v6w8y0z1a".
+func ReferralName(id string) string { return "referrals/" + id }

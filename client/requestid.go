@@ -9,7 +9,7 @@ import (
 )
 
 // CreateOption adjusts a create-like call (CreateAgency, CreateFocalPoint,
-// CreateWorkingGroup, Issue).
+// CreateWorkingGroup, Issue, Referrals.Create, Referrals.Forward).
 type CreateOption func(*createSettings)
 
 // createSettings are the settings CreateOptions change.

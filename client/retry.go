@@ -7,6 +7,7 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/retry"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 )
@@ -24,9 +25,10 @@ const (
 	// and is retried on UNAVAILABLE.
 	RetryAlways
 	// RetryWithRequestID means the call creates something and is retried on
-	// UNAVAILABLE only when its request carries a request_id, which makes
-	// the server return the first result instead of creating twice. The
-	// typed client always sets one.
+	// UNAVAILABLE only when its request carries a request_id (for a batch,
+	// when each of its requests does), which makes the server return the
+	// first result instead of creating twice. The typed client always sets
+	// them.
 	RetryWithRequestID
 )
 
@@ -82,6 +84,24 @@ var retryPolicies = map[string]RetryPolicy{
 	exchangev1.CertificateService_GetCertificate_FullMethodName:    RetryAlways,
 	exchangev1.CertificateService_ListCertificates_FullMethodName:  RetryAlways,
 	exchangev1.CertificateService_RevokeCertificate_FullMethodName: NoRetry,
+
+	exchangev1.ReferralService_CreateReferral_FullMethodName:       RetryWithRequestID,
+	exchangev1.ReferralService_BatchCreateReferrals_FullMethodName: RetryWithRequestID,
+	exchangev1.ReferralService_ForwardReferral_FullMethodName:      RetryWithRequestID,
+	exchangev1.ReferralService_GetReferral_FullMethodName:          RetryAlways,
+	exchangev1.ReferralService_ListReferrals_FullMethodName:        RetryAlways,
+	exchangev1.ReferralService_SuggestRecipients_FullMethodName:    RetryAlways,
+	// A stream, which the retry interceptor does not handle: it is a read,
+	// and ReferralClient.Watch reconnects and resumes it itself.
+	exchangev1.ReferralService_WatchReferrals_FullMethodName:        RetryAlways,
+	exchangev1.ReferralService_GetReferralStatistics_FullMethodName: RetryAlways,
+	exchangev1.ReferralService_AcknowledgeReferral_FullMethodName:   NoRetry,
+	exchangev1.ReferralService_AcceptReferral_FullMethodName:        NoRetry,
+	exchangev1.ReferralService_RejectReferral_FullMethodName:        NoRetry,
+	exchangev1.ReferralService_StartReferral_FullMethodName:         NoRetry,
+	exchangev1.ReferralService_CompleteReferral_FullMethodName:      NoRetry,
+	exchangev1.ReferralService_CancelReferral_FullMethodName:        NoRetry,
+	exchangev1.ReferralService_RevokeReferralConsent_FullMethodName: NoRetry,
 }
 
 // MethodRetryPolicy returns the retry policy of a full gRPC method name such
@@ -103,11 +123,39 @@ func mayRetry(method string, req any) bool {
 	case RetryAlways:
 		return true
 	case RetryWithRequestID:
-		r, ok := req.(requestIDCarrier)
-		return ok && r.GetRequestId() != ""
+		return carriesRequestIDs(req)
 	default:
 		return false
 	}
+}
+
+// carriesRequestIDs reports whether req has a non-empty request_id or, for
+// a batch (a request whose "requests" field lists requests), whether it has
+// requests and every one of them has a non-empty request_id.
+func carriesRequestIDs(req any) bool {
+	if r, ok := req.(requestIDCarrier); ok {
+		return r.GetRequestId() != ""
+	}
+	m, ok := req.(proto.Message)
+	if !ok {
+		return false
+	}
+	msg := m.ProtoReflect()
+	fd := msg.Descriptor().Fields().ByName("requests")
+	if fd == nil || !fd.IsList() || fd.Message() == nil {
+		return false
+	}
+	list := msg.Get(fd).List()
+	if list.Len() == 0 {
+		return false
+	}
+	for i := range list.Len() {
+		item, ok := list.Get(i).Message().Interface().(requestIDCarrier)
+		if !ok || item.GetRequestId() == "" {
+			return false
+		}
+	}
+	return true
 }
 
 // retryPolicyInterceptor switches the retry interceptor, which sits after

@@ -193,7 +193,7 @@ func (s *Store) WriteDatasetRows(ctx context.Context, op Op, name string, admit 
 			}
 		}
 		if written+deleted > 0 {
-			revision = w.revision
+			revision = w.last
 			return w.record(exchangev1.ChangeKind_CHANGE_KIND_UPDATED, name, &exchangev1.RowBatch{Dataset: name, Written: written, Deleted: deleted})
 		}
 		return nil

@@ -95,7 +95,6 @@ func (s *Store) CreateReferrals(ctx context.Context, op Op, items []NewReferral)
 	err := s.update(ctx, op, func(w *writeTx) error {
 		results = make([]CreatedReferral, len(items))
 		for i, item := range items {
-			w.newRevision()
 			r, dup, err := createReferral(w, op.Actor, item.RequestID, item.Referral, "")
 			results[i] = CreatedReferral{Referral: r, Duplicate: dup, Err: err}
 			if err != nil && KindOf(err) == KindInternal {

@@ -21,9 +21,8 @@ type writeTx struct {
 	tx       *bolt.Tx
 	op       Op
 	now      time.Time
-	revision int64 // 0 until the first change is recorded
+	revision int64 // the revision of the change being made; 0 between changes
 	last     int64 // the highest revision recorded in this transaction
-	changes  int   // changes recorded at this revision
 }
 
 var deterministic = proto.MarshalOptions{Deterministic: true}
@@ -43,18 +42,14 @@ func unmarshal(b []byte, m proto.Message) error {
 	return nil
 }
 
-// newRevision makes the next recorded change take a revision of its own,
-// so that several logical changes committed in one transaction (a batch)
-// can each be resumed from.
-func (w *writeTx) newRevision() {
-	w.revision = 0
-	w.changes = 0
-}
-
 // timestamp returns the transaction's time as a protobuf timestamp.
 func (w *writeTx) timestamp() *timestamppb.Timestamp { return timestamppb.New(w.now) }
 
-// nextRevision allocates this change's revision on first use.
+// nextRevision returns the revision of the change being made, allocating
+// the next global revision on first use. Every recorded change ends its
+// revision, so each change in the log has a revision of its own even when
+// several are committed in one transaction: a watcher that resumes from the
+// revision of the last event it received can never skip a sibling.
 func (w *writeTx) nextRevision() (int64, error) {
 	if w.revision != 0 {
 		return w.revision, nil
@@ -69,7 +64,7 @@ func (w *writeTx) nextRevision() (int64, error) {
 }
 
 // record appends the change-log entry and the audit entry for one change to
-// the named resource.
+// the named resource, at the change's revision, and ends that revision.
 func (w *writeTx) record(kind exchangev1.ChangeKind, name string, resource proto.Message) error {
 	rev, err := w.nextRevision()
 	if err != nil {
@@ -85,10 +80,10 @@ func (w *writeTx) record(kind exchangev1.ChangeKind, name string, resource proto
 	if err != nil {
 		return err
 	}
-	if err := w.tx.Bucket(bucketChanges).Put(changeKey(rev, w.changes), change); err != nil {
+	if err := w.tx.Bucket(bucketChanges).Put(changeKey(rev, 0), change); err != nil {
 		return internal("cannot append to the change log", err)
 	}
-	w.changes++
+	w.revision = 0
 	return w.appendAudit(rev, name)
 }
 
@@ -147,3 +142,7 @@ func (w *writeTx) remember(name string) error {
 	}
 	return nil
 }
+
+// newRevision is a no-op kept while plans.go still calls it: every
+// recorded change now ends its revision by itself.
+func (w *writeTx) newRevision() {}

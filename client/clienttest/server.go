@@ -1,8 +1,9 @@
 // Package clienttest runs a fake exchange for tests of the client and of
 // exchangectl: a real gRPC server on a 127.0.0.1 listener with real mutual
-// TLS 1.3, serving in-memory DirectoryService and CertificateService
-// implementations. It records every call and can be told to fail calls, so
-// tests can check retries, request ids and error handling.
+// TLS 1.3, serving in-memory DirectoryService, CertificateService and
+// ReferralService implementations. It records every call and can be told
+// to fail calls, or to drop watch streams, so tests can check retries,
+// request ids, watch resumption and error handling.
 //
 // The fake checks only a little of what the real server checks; tests of
 // server behaviour belong with the server.
@@ -15,6 +16,7 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -39,6 +41,10 @@ type Server struct {
 	calls      []Call
 	failBefore map[string][]error
 	failAfter  map[string][]error
+	// watchBreaks and heartbeat shape WatchReferrals streams (see
+	// BreakWatch and SetWatchHeartbeat).
+	watchBreaks []int
+	heartbeat   time.Duration
 }
 
 // Call is one call the server received, one per attempt.
@@ -84,9 +90,10 @@ func NewServer(t testing.TB) *Server {
 		failBefore: map[string][]error{},
 		failAfter:  map[string][]error{},
 	}
-	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsConfig)), grpc.UnaryInterceptor(s.intercept))
+	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsConfig)), grpc.UnaryInterceptor(s.intercept), grpc.StreamInterceptor(s.interceptStream))
 	exchangev1.RegisterDirectoryServiceServer(gs, &directoryService{state: s.state})
 	exchangev1.RegisterCertificateServiceServer(gs, &certificateService{state: s.state})
+	exchangev1.RegisterReferralServiceServer(gs, &referralService{server: s, state: s.state})
 	go func() { _ = gs.Serve(lis) }()
 	t.Cleanup(gs.Stop)
 	return s
@@ -148,20 +155,7 @@ func (s *Server) Calls(method string) []Call {
 
 // intercept records the call and applies the failures queued for it.
 func (s *Server) intercept(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	call := Call{Method: info.FullMethod, Caller: callerURI(ctx)}
-	if m, ok := req.(proto.Message); ok {
-		call.Request = proto.Clone(m)
-	}
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get("x-retry-attempt"); len(v) > 0 {
-			call.Attempt = v[0]
-		}
-	}
-	s.mu.Lock()
-	s.calls = append(s.calls, call)
-	before := pop(s.failBefore, info.FullMethod)
-	s.mu.Unlock()
-	if before != nil {
+	if before := s.record(ctx, info.FullMethod, req); before != nil {
 		return nil, before
 	}
 	resp, err := handler(ctx, req)
@@ -172,6 +166,50 @@ func (s *Server) intercept(ctx context.Context, req any, info *grpc.UnaryServerI
 		return nil, after
 	}
 	return resp, err
+}
+
+// record records a call of method with req and returns the error
+// FailNext queued for it, if any.
+func (s *Server) record(ctx context.Context, method string, req any) error {
+	call := Call{Method: method, Caller: callerURI(ctx)}
+	if m, ok := req.(proto.Message); ok {
+		call.Request = proto.Clone(m)
+	}
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get("x-retry-attempt"); len(v) > 0 {
+			call.Attempt = v[0]
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, call)
+	return pop(s.failBefore, method)
+}
+
+// interceptStream records a server-streaming call when its request
+// arrives, and fails it with the error FailNext queued for it, if any.
+// (FailAfterNext does not apply to streams.)
+func (s *Server) interceptStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	return handler(srv, &recordingStream{ServerStream: ss, server: s, method: info.FullMethod})
+}
+
+// recordingStream records the first message a streaming call receives.
+type recordingStream struct {
+	grpc.ServerStream
+	server   *Server
+	method   string
+	recorded bool
+}
+
+func (r *recordingStream) RecvMsg(m any) error {
+	if err := r.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	if r.recorded {
+		return nil
+	}
+	r.recorded = true
+	return r.server.record(r.Context(), r.method, m)
 }
 
 // pop removes and returns the first error queued for method, or nil.

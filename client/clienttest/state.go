@@ -31,7 +31,8 @@ var (
 	topicPattern          = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
 )
 
-// state is the fake's in-memory directory and certificate store.
+// state is the fake's in-memory directory, certificate and referral
+// store.
 type state struct {
 	pki *PKI
 
@@ -45,6 +46,14 @@ type state struct {
 	certificates  map[string]*exchangev1.Certificate
 	// requests maps method and request_id to the first response.
 	requests map[string]proto.Message
+
+	referrals map[string]*exchangev1.Referral
+	// changes is the referral change log, oldest first, from after
+	// compacted.
+	changes   []referralChange
+	compacted int64
+	// referralsChanged is closed and replaced at each referral change.
+	referralsChanged chan struct{}
 }
 
 // newState returns an empty store whose certificates p signs.
@@ -57,6 +66,9 @@ func newState(p *PKI) *state {
 		locations:     map[string]*exchangev1.Location{},
 		certificates:  map[string]*exchangev1.Certificate{},
 		requests:      map[string]proto.Message{},
+
+		referrals:        map[string]*exchangev1.Referral{},
+		referralsChanged: make(chan struct{}),
 	}
 }
 

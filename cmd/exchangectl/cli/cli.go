@@ -3,9 +3,11 @@
 // environment, for tests that drive the command line as a user would.
 //
 // Each noun (agencies, certs, focal-points, locations, working-groups) has
-// one file. Each verb has an options struct, a constructor that parses flags
-// and arguments into it, and a run function that does the work, so that
-// flag parsing and behaviour are tested apart (the style of GitHub's gh).
+// one file; referrals, the largest, has one for push, one for watch and one
+// for the rest. Each verb has an options struct, a constructor that parses
+// flags and arguments into it, and a run function that does the work, so
+// that flag parsing and behaviour are tested apart (the style of GitHub's
+// gh).
 package cli
 
 import (
@@ -69,6 +71,9 @@ type Environment struct {
 	WorkDir string
 	// Now is the clock "today" is read from.
 	Now func() time.Time
+	// IsTerminal reports whether w is a terminal, where people read
+	// progress; nil checks for an *os.File on a character device.
+	IsTerminal func(w io.Writer) bool
 }
 
 // Main runs exchangectl with the process's environment and returns the
@@ -136,7 +141,26 @@ func newApp(env Environment) *app {
 	if env.Now == nil {
 		env.Now = time.Now
 	}
+	if env.IsTerminal == nil {
+		env.IsTerminal = isTerminal
+	}
 	return &app{env: env}
+}
+
+// isTerminal reports whether w is an *os.File on a character device.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// stderrIsTerminal reports whether people watch stderr, so that progress
+// and hints are worth printing there.
+func (a *app) stderrIsTerminal() bool {
+	return a.env.IsTerminal(a.env.Stderr)
 }
 
 // close releases the connection and the command's context.
@@ -151,9 +175,10 @@ func (a *app) close() {
 
 // rootLong is the root command's long help, which documents the exit codes.
 const rootLong = `exchangectl talks to the exchange, through which anti-trafficking agencies in
-the Mekong sub-region share referrals, datasets and plans. It reads and
-administers the directory (agencies, focal points, working groups, locations)
-and issues the client certificates agencies connect with.
+the Mekong sub-region share referrals, datasets and plans. It sends and follows
+referrals of people between agencies, reads and administers the directory
+(agencies, focal points, working groups, locations), and issues the client
+certificates agencies connect with.
 
 Every connection is mutual TLS: the certificate you present says who you are.
 On the server machine the secretariat needs no flags: when no certificate is
@@ -182,7 +207,8 @@ Exit codes:
   4  PERMISSION_DENIED or UNAUTHENTICATED
   5  ALREADY_EXISTS or ABORTED (a conflict, or a stale etag: read again)
   6  INVALID_ARGUMENT, FAILED_PRECONDITION or OUT_OF_RANGE
-  7  UNAVAILABLE or DEADLINE_EXCEEDED (the server is down or slow; try again)`
+  7  UNAVAILABLE or DEADLINE_EXCEEDED (the server is down or slow; try again)
+'referrals push' also exits 6 when the exchange rejected any record.`
 
 // newRootCmd builds the command tree for one run.
 func newRootCmd(a *app) *cobra.Command {
@@ -209,7 +235,7 @@ func newRootCmd(a *app) *cobra.Command {
 	f.StringVar(&a.global.Key, "key", "", "client private key file (env "+EnvKey+"; default ./"+DevPKIDir+"/secretariat.key if present)")
 	f.StringVar(&a.global.CA, "ca", "", "exchange CA certificate file (env "+EnvCA+"; default ./"+DevPKIDir+"/ca.crt if present)")
 	f.BoolVar(&a.global.JSON, "json", false, "print JSON: an object for one resource, an array for lists (env "+EnvJSON+")")
-	f.DurationVar(&a.global.Timeout, "timeout", defaultTimeout, "time limit for the whole command, 0 for none (env "+EnvTimeout+")")
+	f.DurationVar(&a.global.Timeout, "timeout", defaultTimeout, "time limit for the whole command, 0 for none; 'referrals push' and 'watch' have none unless given (env "+EnvTimeout+")")
 	a.flags = f
 
 	root.AddCommand(
@@ -217,6 +243,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newCertsCmd(a),
 		newFocalPointsCmd(a),
 		newLocationsCmd(a),
+		newReferralsCmd(a),
 		newWorkingGroupsCmd(a),
 	)
 	return root
@@ -246,8 +273,17 @@ func runGroup(cmd *cobra.Command, args []string) error {
 	return usageErrorf("%s", msg)
 }
 
+// annotationLongRunning marks a command (in its Annotations) that may run
+// for longer than the default time limit, or until interrupted: only a
+// --timeout given on the command line or in the environment bounds it.
+const annotationLongRunning = "exchangectl/long-running"
+
+// longRunning is the Annotations value of long-running commands.
+var longRunning = map[string]string{annotationLongRunning: "true"}
+
 // resolveGlobal applies the environment fallbacks of the global flags and
-// bounds the command's context by the timeout.
+// bounds the command's context by the timeout (for a long-running command,
+// only by one given explicitly).
 func (a *app) resolveGlobal(cmd *cobra.Command) error {
 	if v := a.env.Getenv(EnvServer); v != "" && !a.flags.Changed("server") {
 		a.global.Server = v
@@ -269,7 +305,8 @@ func (a *app) resolveGlobal(cmd *cobra.Command) error {
 	if a.global.Timeout < 0 {
 		return usageErrorf("--timeout %v is negative", a.global.Timeout)
 	}
-	if a.global.Timeout > 0 {
+	explicit := a.flags.Changed("timeout") || a.env.Getenv(EnvTimeout) != ""
+	if a.global.Timeout > 0 && (explicit || cmd.Annotations[annotationLongRunning] == "") {
 		ctx, cancel := context.WithTimeout(cmd.Context(), a.global.Timeout)
 		a.cancel = cancel
 		cmd.SetContext(ctx)

@@ -30,7 +30,7 @@ const (
 	// ExitConflict means ALREADY_EXISTS or ABORTED (a stale etag).
 	ExitConflict = 5
 	// ExitInvalid means INVALID_ARGUMENT, FAILED_PRECONDITION or
-	// OUT_OF_RANGE.
+	// OUT_OF_RANGE, or that a push had records rejected.
 	ExitInvalid = 6
 	// ExitUnavailable means UNAVAILABLE or DEADLINE_EXCEEDED.
 	ExitUnavailable = 7
@@ -47,6 +47,15 @@ func usageErrorf(format string, args ...any) error {
 	return usageError{fmt.Errorf(format, args...)}
 }
 
+// rejectedError reports that the exchange rejected some records of a
+// push, each listed in the command's output; the command exits with
+// ExitInvalid.
+type rejectedError struct{ rejected, total int }
+
+func (e rejectedError) Error() string {
+	return fmt.Sprintf("%d of %d records were rejected (see the results for each line)", e.rejected, e.total)
+}
+
 // exitCode maps an error to the exit code the root help documents.
 func exitCode(err error) int {
 	if err == nil {
@@ -54,6 +63,9 @@ func exitCode(err error) int {
 	}
 	if errors.As(err, new(usageError)) {
 		return ExitUsage
+	}
+	if errors.As(err, new(rejectedError)) {
+		return ExitInvalid
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return ExitUnavailable
