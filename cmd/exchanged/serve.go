@@ -36,6 +36,7 @@ type serveOptions struct {
 	hosts         []string
 	logLevel      string
 	shutdownGrace time.Duration
+	ackDeadlines  string
 }
 
 // Main runs exchanged with the given arguments and returns its exit code.
@@ -95,6 +96,8 @@ variable named in its help.`,
 	f.StringVar(&o.caKey, "ca-key", env("EXCHANGE_CA_KEY", ""), "CA key used to issue client certificates; if absent, issuing is disabled (EXCHANGE_CA_KEY; default DATA_DIR/pki/ca.key)")
 	f.StringSliceVar(&o.hosts, "hosts", strings.Split(env("EXCHANGE_HOSTS", "localhost,127.0.0.1,::1"), ","), "names and addresses for the development server certificate made on first start (EXCHANGE_HOSTS)")
 	f.StringVar(&o.logLevel, "log-level", env("EXCHANGE_LOG_LEVEL", "info"), "debug, info, warn or error (EXCHANGE_LOG_LEVEL)")
+	f.StringVar(&o.ackDeadlines, "ack-deadlines", env("EXCHANGE_ACK_DEADLINES", "emergency=4h,urgent=24h,routine=72h"),
+		"how long a receiver has to acknowledge a referral, per urgency, before it is flagged overdue (EXCHANGE_ACK_DEADLINES)")
 	f.DurationVar(&o.shutdownGrace, "shutdown-grace", 20*time.Second, "how long calls in flight may run after SIGTERM before they are cut off")
 	return rootCommand{cmd: cmd}
 }
@@ -123,6 +126,10 @@ func serve(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) error
 	clientCA := pick(o.clientCA, dev.CACert)
 	caCert, caKey := pick(o.caCert, dev.CACert), pick(o.caKey, dev.CAKey)
 
+	deadlines, err := parseAckDeadlines(o.ackDeadlines)
+	if err != nil {
+		return fmt.Errorf("--ack-deadlines: %w", err)
+	}
 	tlsConfig, err := pki.ServerTLSConfig(tlsCert, tlsKey, clientCA)
 	if err != nil {
 		return err
@@ -150,7 +157,7 @@ func serve(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %w", o.listen, err)
 	}
-	srv, err := server.New(server.Config{Store: st, TLS: tlsConfig, CA: ca, Logger: log})
+	srv, err := server.New(server.Config{Store: st, TLS: tlsConfig, CA: ca, Logger: log, AckDeadlines: deadlines})
 	if err != nil {
 		return err
 	}
@@ -210,4 +217,29 @@ func recordSecretariatCertificate(ctx context.Context, st *store.Store, certFile
 		Issuer:         "exchange",
 	})
 	return err
+}
+
+// parseAckDeadlines reads "emergency=4h,urgent=24h,routine=72h"; urgencies
+// not named keep their default.
+func parseAckDeadlines(spec string) (server.AckDeadlines, error) {
+	out := server.AckDeadlines{}
+	for k, v := range server.DefaultAckDeadlines {
+		out[k] = v
+	}
+	for _, part := range strings.Split(spec, ",") {
+		if strings.TrimSpace(part) == "" {
+			continue
+		}
+		name, value, ok := strings.Cut(strings.TrimSpace(part), "=")
+		urgency, known := exchangev1.Urgency_value["URGENCY_"+strings.ToUpper(name)]
+		if !ok || !known || urgency == 0 {
+			return nil, fmt.Errorf("%q: want URGENCY=DURATION with urgency emergency, urgent or routine", part)
+		}
+		d, err := time.ParseDuration(value)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("%q: %q is not a positive duration (like 24h)", part, value)
+		}
+		out[exchangev1.Urgency(urgency)] = d
+	}
+	return out, nil
 }

@@ -1,0 +1,24 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+)
+
+func TestParseAckDeadlines(t *testing.T) {
+	got, err := parseAckDeadlines("urgent=2h, emergency=30m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[exchangev1.Urgency_URGENCY_URGENT] != 2*time.Hour || got[exchangev1.Urgency_URGENCY_EMERGENCY] != 30*time.Minute ||
+		got[exchangev1.Urgency_URGENCY_ROUTINE] != 72*time.Hour {
+		t.Fatalf("got %v", got)
+	}
+	for _, bad := range []string{"urgent", "urgent=soon", "urgent=-1h", "unspecified=1h", "later=1h"} {
+		if _, err := parseAckDeadlines(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
