@@ -84,6 +84,25 @@ var accessRules = map[string]accessRule{
 	exchangev1.DatasetService_GetDatasetCompleteness_FullMethodName: anyMember,
 	exchangev1.DatasetService_WatchDatasetRows_FullMethodName:       anyMember,
 
+	// Plans: only agencies own plans, so only they create, apply and
+	// import. Reads, views and watches admit the secretariat, which sees
+	// the plans shared with all members; Update and Cancel admit it too,
+	// so that it gets NOT_FOUND or PERMISSION_DENIED from the plan itself,
+	// as any other non-owner does.
+	exchangev1.PlanService_GetPlan_FullMethodName:              anyMember,
+	exchangev1.PlanService_ListPlans_FullMethodName:            anyMember,
+	exchangev1.PlanService_CreatePlan_FullMethodName:           agenciesOnly,
+	exchangev1.PlanService_UpdatePlan_FullMethodName:           anyMember,
+	exchangev1.PlanService_CancelPlan_FullMethodName:           anyMember,
+	exchangev1.PlanService_ListPlanVersions_FullMethodName:     anyMember,
+	exchangev1.PlanService_DiffPlanVersions_FullMethodName:     anyMember,
+	exchangev1.PlanService_ApplyPlans_FullMethodName:           agenciesOnly,
+	exchangev1.PlanService_ImportIatiActivities_FullMethodName: agenciesOnly,
+	exchangev1.PlanService_FindOverlaps_FullMethodName:         anyMember,
+	exchangev1.PlanService_FindGaps_FullMethodName:             anyMember,
+	exchangev1.PlanService_GetCoverage_FullMethodName:          anyMember,
+	exchangev1.PlanService_WatchPlans_FullMethodName:           anyMember,
+
 	grpc_health_v1.Health_Check_FullMethodName: anyMember,
 	grpc_health_v1.Health_Watch_FullMethodName: anyMember,
 	grpc_health_v1.Health_List_FullMethodName:  anyMember,

@@ -141,6 +141,7 @@ func New(cfg Config) (*Server, error) {
 	exchangev1.RegisterReferralServiceServer(s.grpc, &referralService{
 		server: s, store: cfg.Store, deadlines: cfg.AckDeadlines, now: cfg.Now, heartbeat: cfg.WatchHeartbeat,
 	})
+	exchangev1.RegisterPlanServiceServer(s.grpc, newPlanService(s, cfg.Store, cfg.WatchHeartbeat))
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	for name := range s.grpc.GetServiceInfo() {

@@ -142,7 +142,3 @@ func (w *writeTx) remember(name string) error {
 	}
 	return nil
 }
-
-// newRevision is a no-op kept while plans.go still calls it: every
-// recorded change now ends its revision by itself.
-func (w *writeTx) newRevision() {}
