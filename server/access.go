@@ -103,6 +103,9 @@ var accessRules = map[string]accessRule{
 	exchangev1.PlanService_GetCoverage_FullMethodName:          anyMember,
 	exchangev1.PlanService_WatchPlans_FullMethodName:           anyMember,
 
+	exchangev1.AdminService_Backup_FullMethodName:           secretariatOnly,
+	exchangev1.AdminService_GetStorageStatus_FullMethodName: secretariatOnly,
+
 	grpc_health_v1.Health_Check_FullMethodName: anyMember,
 	grpc_health_v1.Health_Watch_FullMethodName: anyMember,
 	grpc_health_v1.Health_List_FullMethodName:  anyMember,

@@ -34,6 +34,7 @@ var errorTable = map[store.Kind]errorClass{
 	store.KindClosed:             {codes.Unavailable, "SHUTTING_DOWN"},
 	store.KindInternal:           {codes.Internal, "INTERNAL"},
 	store.KindOutOfRange:         {codes.OutOfRange, "REVISION_COMPACTED"},
+	store.KindResourceExhausted:  {codes.ResourceExhausted, "STORAGE_QUOTA"},
 }
 
 // toStatus turns any error a handler returns into a gRPC status error.

@@ -170,13 +170,22 @@ func (x *exchange) serve(register func(*Server)) {
 
 // serveWith starts the server with a configuration the test adjusts.
 func (x *exchange) serveWith(adjust func(*Config)) {
+	x.serveOn(store.Options{}, adjust)
+}
+
+// serveWithStore starts the server on a store opened with opt.
+func (x *exchange) serveWithStore(opt store.Options) {
+	x.serveOn(opt, nil)
+}
+
+func (x *exchange) serveOn(opt store.Options, adjust func(*Config)) {
 	t := x.t
 	t.Helper()
 	tlsConfig, err := pki.ServerTLSConfig(x.dev.ServerCert, x.dev.ServerKey, x.dev.CACert)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(filepath.Join(x.dir, "exchange.db"), store.Options{})
+	st, err := store.Open(filepath.Join(x.dir, "exchange.db"), opt)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,8 @@ const (
 	KindClosed
 	// KindOutOfRange means a revision is older than the change log keeps.
 	KindOutOfRange
+	// KindResourceExhausted means the database reached its size quota.
+	KindResourceExhausted
 )
 
 var kindNames = map[Kind]string{
@@ -44,6 +46,7 @@ var kindNames = map[Kind]string{
 	KindPermissionDenied:   "permission denied",
 	KindClosed:             "closed",
 	KindOutOfRange:         "out of range",
+	KindResourceExhausted:  "resource exhausted",
 }
 
 // String names the kind.

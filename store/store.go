@@ -30,6 +30,12 @@ type Options struct {
 	MaxBatchDelay time.Duration
 	// Now returns the current time; default time.Now. Tests set it.
 	Now func() time.Time
+	// MaxSize is the database size in bytes past which writes are refused
+	// with KindResourceExhausted (reads go on); 0 means no limit.
+	MaxSize int64
+	// CheckOnOpen walks every page of the database before Open returns and
+	// refuses a damaged file. It reads the whole file once.
+	CheckOnOpen bool
 }
 
 // Store is the exchange's database. It is safe for concurrent use. Writes
@@ -47,6 +53,9 @@ type Store struct {
 
 	notifyMu sync.Mutex
 	changed  chan struct{} // closed and replaced at every commit with changes; guarded by notifyMu
+
+	maxSize int64
+	size    atomic.Int64 // the database's size after the last commit
 }
 
 // Op describes who makes a change and through which method, for the audit
@@ -100,7 +109,13 @@ func Open(path string, opt Options) (*Store, error) {
 	if opt.MaxBatchDelay > 0 {
 		db.MaxBatchDelay = opt.MaxBatchDelay
 	}
-	s := &Store{db: db, now: opt.Now, changed: make(chan struct{})}
+	s := &Store{db: db, now: opt.Now, changed: make(chan struct{}), maxSize: opt.MaxSize}
+	if opt.CheckOnOpen {
+		if err := s.check(); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	if err := s.init(); err != nil {
 		db.Close()
 		return nil, err
@@ -127,6 +142,7 @@ func (s *Store) init() error {
 				"database schema version %d is newer than this exchanged understands (%d): upgrade exchanged", got, schemaVersion)}
 		}
 		s.revision.Store(readRevision(tx))
+		s.size.Store(tx.Size())
 		return nil
 	})
 }
@@ -186,6 +202,10 @@ func (s *Store) update(ctx context.Context, op Op, fn func(w *writeTx) error) er
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if s.maxSize > 0 && s.size.Load() >= s.maxSize {
+		return &Error{Kind: KindResourceExhausted, Message: fmt.Sprintf(
+			"the database has reached its size limit (%d bytes): writes are refused, reads go on; the secretariat must raise --max-db-size or archive data", s.maxSize)}
+	}
 	var committed int64
 	err := s.db.Batch(func(tx *bolt.Tx) error {
 		w := &writeTx{tx: tx, op: op, now: s.now().UTC()}
@@ -193,6 +213,7 @@ func (s *Store) update(ctx context.Context, op Op, fn func(w *writeTx) error) er
 			return err
 		}
 		committed = w.last
+		s.size.Store(tx.Size())
 		return nil
 	})
 	if err != nil {

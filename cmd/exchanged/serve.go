@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -37,6 +38,10 @@ type serveOptions struct {
 	logLevel      string
 	shutdownGrace time.Duration
 	ackDeadlines  string
+	maxDBSize     string
+	horizon       int64
+	compactEvery  time.Duration
+	skipCheck     bool
 }
 
 // Main runs exchanged with the given arguments and returns its exit code.
@@ -98,7 +103,13 @@ variable named in its help.`,
 	f.StringVar(&o.logLevel, "log-level", env("EXCHANGE_LOG_LEVEL", "info"), "debug, info, warn or error (EXCHANGE_LOG_LEVEL)")
 	f.StringVar(&o.ackDeadlines, "ack-deadlines", env("EXCHANGE_ACK_DEADLINES", "emergency=4h,urgent=24h,routine=72h"),
 		"how long a receiver has to acknowledge a referral, per urgency, before it is flagged overdue (EXCHANGE_ACK_DEADLINES)")
+	f.StringVar(&o.maxDBSize, "max-db-size", env("EXCHANGE_MAX_DB_SIZE", "0"),
+		"database size past which writes are refused (reads go on), like 20GiB; 0 for no limit (EXCHANGE_MAX_DB_SIZE)")
+	f.Int64Var(&o.horizon, "change-log-horizon", 1_000_000, "revisions the change log keeps for watchers; older ones are compacted")
+	f.DurationVar(&o.compactEvery, "compact-every", time.Minute, "how often to compact the change log to its horizon")
+	f.BoolVar(&o.skipCheck, "skip-check", false, "do not check every page of the database at start-up (faster start of a huge database)")
 	f.DurationVar(&o.shutdownGrace, "shutdown-grace", 20*time.Second, "how long calls in flight may run after SIGTERM before they are cut off")
+	cmd.AddCommand(newRestoreCommand(stdout))
 	return rootCommand{cmd: cmd}
 }
 
@@ -144,7 +155,11 @@ func serve(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) error
 	}
 
 	dbPath := filepath.Join(o.dataDir, "exchange.db")
-	st, err := store.Open(dbPath, store.Options{})
+	maxSize, err := parseSize(o.maxDBSize)
+	if err != nil {
+		return fmt.Errorf("--max-db-size: %w", err)
+	}
+	st, err := store.Open(dbPath, store.Options{MaxSize: maxSize, CheckOnOpen: !o.skipCheck})
 	if err != nil {
 		return err
 	}
@@ -174,6 +189,7 @@ func serve(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) error
 	defer stop()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
+	go compactChangeLog(ctx, st, log, o.horizon, o.compactEvery)
 	select {
 	case err := <-served:
 		return err
@@ -242,4 +258,45 @@ func parseAckDeadlines(spec string) (server.AckDeadlines, error) {
 		out[exchangev1.Urgency(urgency)] = d
 	}
 	return out, nil
+}
+
+// compactChangeLog keeps the change log within its horizon until ctx ends.
+func compactChangeLog(ctx context.Context, st *store.Store, log *slog.Logger, keep int64, every time.Duration) {
+	if keep <= 0 || every <= 0 {
+		return
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			horizon, err := st.CompactChangeLog(ctx, keep)
+			if err != nil && ctx.Err() == nil {
+				log.Error("change-log compaction failed", "error", err.Error())
+			} else if horizon > 0 {
+				log.Debug("change log compacted", "horizon", horizon)
+			}
+		}
+	}
+}
+
+// parseSize reads a byte count: plain bytes or with a KiB, MiB, GiB or TiB
+// suffix.
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		factor int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}, {"", 1}}
+	for _, u := range units {
+		if num, ok := strings.CutSuffix(strings.TrimSpace(s), u.suffix); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+			if err != nil || n < 0 {
+				return 0, fmt.Errorf("%q is not a size (like 20GiB or 0 for no limit)", s)
+			}
+			return n * u.factor, nil
+		}
+	}
+	return 0, fmt.Errorf("%q is not a size", s)
 }

@@ -1,0 +1,111 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// check walks every page of the database and reports the first problems
+// bbolt finds, with what to do about them.
+func (s *Store) check() error {
+	var problems []string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			problems = append(problems, err.Error())
+			if len(problems) == 5 {
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return internal("cannot check the database", err)
+	}
+	if len(problems) > 0 {
+		return &Error{Kind: KindFailedPrecondition, Message: fmt.Sprintf(
+			"database %s is damaged (%s): do not serve it; restore the last backup with `exchanged restore --from BACKUP`",
+			s.db.Path(), strings.Join(problems, "; "))}
+	}
+	return nil
+}
+
+// Check walks every page of the open database, as CheckOnOpen does.
+func (s *Store) Check(ctx context.Context) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return errClosed()
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.check()
+}
+
+// Status describes the store for operators.
+type Status struct {
+	// Size is the database's size in bytes.
+	Size int64
+	// MaxSize is the size past which writes are refused; 0 for none.
+	MaxSize int64
+	// Revision is the last committed revision.
+	Revision int64
+	// Compacted is the revision up to which the change log was compacted.
+	Compacted int64
+	// AuditSequence and AuditHead identify the last audit entry.
+	AuditSequence uint64
+	// AuditHead is the SHA-256 hash of the last audit entry.
+	AuditHead []byte
+}
+
+// Status reads the store's size, revisions and audit head.
+func (s *Store) Status(ctx context.Context) (Status, error) {
+	var st Status
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		st = Status{Size: tx.Size(), MaxSize: s.maxSize, Revision: readRevision(tx)}
+		if v := meta.Get(metaCompacted); v != nil {
+			st.Compacted = int64(binary.BigEndian.Uint64(v))
+		}
+		if head := meta.Get(metaAuditHead); head != nil {
+			st.AuditSequence = binary.BigEndian.Uint64(head[:8])
+			st.AuditHead = append([]byte(nil), head[8:]...)
+		}
+		return nil
+	})
+	return st, err
+}
+
+// Backup writes a consistent snapshot of the whole database to w, from one
+// read transaction, while writes go on. It returns the snapshot's revision
+// and size. The snapshot is a database file: open it like one, or restore
+// it with `exchanged restore`.
+func (s *Store) Backup(ctx context.Context, w io.Writer, started func(revision, size int64)) error {
+	return s.view(ctx, func(tx *bolt.Tx) error {
+		if started != nil {
+			started(readRevision(tx), tx.Size())
+		}
+		_, err := tx.WriteTo(w)
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return internal("backup interrupted", err)
+		}
+		return err
+	})
+}
+
+// CompactChangeLog keeps the last keep revisions of the change log and
+// removes older entries; watchers behind the new horizon get
+// KindOutOfRange and must list again. It returns the new horizon.
+func (s *Store) CompactChangeLog(ctx context.Context, keep int64) (int64, error) {
+	horizon := s.Revision() - keep
+	if horizon <= 0 {
+		return 0, nil
+	}
+	return horizon, s.Compact(ctx, horizon)
+}
