@@ -194,7 +194,7 @@ func launchServer(t *testing.T, dir string, args ...string) (*server, <-chan str
 // on. At cleanup it is stopped as by stop, unless the test stopped it.
 func startServer(t *testing.T, dir string, extra ...string) *server {
 	t.Helper()
-	s, addrs := launchServer(t, dir, append([]string{"--listen", "127.0.0.1:0"}, extra...)...)
+	s, addrs := launchServer(t, dir, append([]string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"}, extra...)...)
 	select {
 	case s.addr = <-addrs:
 	case <-s.exited:

@@ -2,9 +2,12 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"runtime/debug"
 
 	"buf.build/go/protovalidate"
@@ -14,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -40,6 +44,9 @@ func (s *Server) unaryInterceptors() []grpc.UnaryServerInterceptor {
 		recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(s.recovered)),
 		logging.UnaryServerInterceptor(slogAdapter(s.log), s.loggingOptions()...),
 		func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+			id := requestID(ctx, req)
+			logging.AddFields(ctx, logging.Fields{"request_id", id})
+			grpc.SetHeader(ctx, metadata.Pairs(requestIDHeader, id))
 			ctx, err := s.admit(ctx, info.FullMethod)
 			if err != nil {
 				return nil, err
@@ -58,6 +65,9 @@ func (s *Server) streamInterceptors() []grpc.StreamServerInterceptor {
 		recovery.StreamServerInterceptor(recovery.WithRecoveryHandlerContext(s.recovered)),
 		logging.StreamServerInterceptor(slogAdapter(s.log), s.loggingOptions()...),
 		func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, next grpc.StreamHandler) error {
+			id := requestID(ss.Context(), nil)
+			logging.AddFields(ss.Context(), logging.Fields{"request_id", id})
+			ss.SetHeader(metadata.Pairs(requestIDHeader, id))
 			ctx, err := s.admit(ss.Context(), info.FullMethod)
 			if err != nil {
 				return err
@@ -220,4 +230,26 @@ func violationsStatus(verr *protovalidate.ValidationError) error {
 		return status.Error(codes.InvalidArgument, msg)
 	}
 	return st.Err()
+}
+
+// requestIDHeader carries a call's request id, in both directions: a
+// client may send its own, and every response says which id the logs use.
+const requestIDHeader = "x-request-id"
+
+var requestIDShape = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`)
+
+// requestID names the call in logs: the request's own request_id when it
+// has one, else the client's x-request-id header, else a new random id.
+func requestID(ctx context.Context, req any) string {
+	if r, ok := req.(interface{ GetRequestId() string }); ok && r.GetRequestId() != "" {
+		return r.GetRequestId()
+	}
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get(requestIDHeader); len(v) == 1 && requestIDShape.MatchString(v[0]) {
+			return v[0]
+		}
+	}
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

@@ -85,6 +85,9 @@ type Config struct {
 	WatchHeartbeat time.Duration
 	// Now returns the current time; default time.Now. Tests set it.
 	Now func() time.Time
+	// Metrics, when set, counts every call and reads the store's gauges;
+	// pass the same Metrics to store.Options.Observer.
+	Metrics *Metrics
 }
 
 // Server is the exchange's gRPC server.
@@ -115,10 +118,15 @@ func New(cfg Config) (*Server, error) {
 	}
 	lim := cfg.Limits.withDefaults()
 	s := &Server{store: cfg.Store, log: cfg.Logger, validator: validator, health: health.NewServer()}
+	unary, stream := s.unaryInterceptors(), s.streamInterceptors()
+	if cfg.Metrics != nil {
+		unary = append([]grpc.UnaryServerInterceptor{cfg.Metrics.rpc.UnaryServerInterceptor()}, unary...)
+		stream = append([]grpc.StreamServerInterceptor{cfg.Metrics.rpc.StreamServerInterceptor()}, stream...)
+	}
 	s.grpc = grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(cfg.TLS)),
-		grpc.ChainUnaryInterceptor(s.unaryInterceptors()...),
-		grpc.ChainStreamInterceptor(s.streamInterceptors()...),
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(lim.MaxRecvMsgSize),
 		grpc.MaxConcurrentStreams(lim.MaxConcurrentStreams),
 		grpc.ConnectionTimeout(lim.ConnectionTimeout),
@@ -145,6 +153,10 @@ func New(cfg Config) (*Server, error) {
 	exchangev1.RegisterPlanServiceServer(s.grpc, newPlanService(s, cfg.Store, cfg.WatchHeartbeat))
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
+	if cfg.Metrics != nil {
+		cfg.Metrics.rpc.InitializeMetrics(s.grpc)
+		cfg.Metrics.watchStore(cfg.Store)
+	}
 	for name := range s.grpc.GetServiceInfo() {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}

@@ -36,6 +36,18 @@ type Options struct {
 	// CheckOnOpen walks every page of the database before Open returns and
 	// refuses a damaged file. It reads the whole file once.
 	CheckOnOpen bool
+	// Observer receives the store's measurements; nil for none.
+	Observer Observer
+}
+
+// Observer receives measurements of the store's writes, for metrics. Its
+// methods must be quick and safe for concurrent use.
+type Observer interface {
+	// ObserveWrite reports one write: how long it took from the call to
+	// its durable commit, and whether it committed.
+	ObserveWrite(wait time.Duration, committed bool)
+	// ObserveCommit reports one commit and how many writes shared it.
+	ObserveCommit(writes int)
 }
 
 // Store is the exchange's database. It is safe for concurrent use. Writes
@@ -56,6 +68,10 @@ type Store struct {
 
 	maxSize int64
 	size    atomic.Int64 // the database's size after the last commit
+
+	observer Observer
+	batchTx  *bolt.Tx // the write transaction being filled; only touched inside it
+	batchN   *int     // writes in batchTx so far, read by its commit hook
 }
 
 // Op describes who makes a change and through which method, for the audit
@@ -109,7 +125,7 @@ func Open(path string, opt Options) (*Store, error) {
 	if opt.MaxBatchDelay > 0 {
 		db.MaxBatchDelay = opt.MaxBatchDelay
 	}
-	s := &Store{db: db, now: opt.Now, changed: make(chan struct{}), maxSize: opt.MaxSize}
+	s := &Store{db: db, now: opt.Now, changed: make(chan struct{}), maxSize: opt.MaxSize, observer: opt.Observer}
 	if opt.CheckOnOpen {
 		if err := s.check(); err != nil {
 			db.Close()
@@ -207,7 +223,9 @@ func (s *Store) update(ctx context.Context, op Op, fn func(w *writeTx) error) er
 			"the database has reached its size limit (%d bytes): writes are refused, reads go on; the secretariat must raise --max-db-size or archive data", s.maxSize)}
 	}
 	var committed int64
+	start := time.Now()
 	err := s.db.Batch(func(tx *bolt.Tx) error {
+		s.countBatch(tx)
 		w := &writeTx{tx: tx, op: op, now: s.now().UTC()}
 		if err := fn(w); err != nil {
 			return err
@@ -216,6 +234,9 @@ func (s *Store) update(ctx context.Context, op Op, fn func(w *writeTx) error) er
 		s.size.Store(tx.Size())
 		return nil
 	})
+	if s.observer != nil {
+		s.observer.ObserveWrite(time.Since(start), err == nil)
+	}
 	if err != nil {
 		return storeError(err)
 	}
@@ -267,4 +288,19 @@ func storeError(err error) error {
 func auditHash(encoded []byte) []byte {
 	h := sha256.Sum256(encoded)
 	return h[:]
+}
+
+// countBatch counts the writes sharing one write transaction and reports
+// their number when it commits. bbolt runs a batch's functions one after
+// another in a single goroutine, so no lock is needed.
+func (s *Store) countBatch(tx *bolt.Tx) {
+	if s.observer == nil {
+		return
+	}
+	if tx != s.batchTx {
+		n := 0
+		s.batchTx, s.batchN = tx, &n
+		tx.OnCommit(func() { s.observer.ObserveCommit(n) })
+	}
+	*s.batchN++
 }

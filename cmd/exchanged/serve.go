@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -42,6 +44,7 @@ type serveOptions struct {
 	horizon       int64
 	compactEvery  time.Duration
 	skipCheck     bool
+	metricsListen string
 }
 
 // Main runs exchanged with the given arguments and returns its exit code.
@@ -108,6 +111,8 @@ variable named in its help.`,
 	f.Int64Var(&o.horizon, "change-log-horizon", 1_000_000, "revisions the change log keeps for watchers; older ones are compacted")
 	f.DurationVar(&o.compactEvery, "compact-every", time.Minute, "how often to compact the change log to its horizon")
 	f.BoolVar(&o.skipCheck, "skip-check", false, "do not check every page of the database at start-up (faster start of a huge database)")
+	f.StringVar(&o.metricsListen, "metrics-listen", env("EXCHANGE_METRICS_LISTEN", "127.0.0.1:9464"),
+		"local address for Prometheus metrics over plain HTTP at /metrics; empty to disable (EXCHANGE_METRICS_LISTEN)")
 	f.DurationVar(&o.shutdownGrace, "shutdown-grace", 20*time.Second, "how long calls in flight may run after SIGTERM before they are cut off")
 	cmd.AddCommand(newRestoreCommand(stdout))
 	return rootCommand{cmd: cmd}
@@ -159,7 +164,8 @@ func serve(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("--max-db-size: %w", err)
 	}
-	st, err := store.Open(dbPath, store.Options{MaxSize: maxSize, CheckOnOpen: !o.skipCheck})
+	metrics := server.NewMetrics()
+	st, err := store.Open(dbPath, store.Options{MaxSize: maxSize, CheckOnOpen: !o.skipCheck, Observer: metrics})
 	if err != nil {
 		return err
 	}
@@ -172,7 +178,7 @@ func serve(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %w", o.listen, err)
 	}
-	srv, err := server.New(server.Config{Store: st, TLS: tlsConfig, CA: ca, Logger: log, AckDeadlines: deadlines})
+	srv, err := server.New(server.Config{Store: st, TLS: tlsConfig, CA: ca, Logger: log, AckDeadlines: deadlines, Metrics: metrics})
 	if err != nil {
 		return err
 	}
@@ -190,6 +196,18 @@ func serve(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) error
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
 	go compactChangeLog(ctx, st, log, o.horizon, o.compactEvery)
+	if o.metricsListen != "" {
+		mlis, err := net.Listen("tcp", o.metricsListen)
+		if err != nil {
+			return fmt.Errorf("cannot listen for metrics on %s: %w", o.metricsListen, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
+		msrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go msrv.Serve(mlis)
+		defer msrv.Close()
+		fmt.Fprintf(stdout, "metrics on http://%s/metrics\n", mlis.Addr())
+	}
 	select {
 	case err := <-served:
 		return err
