@@ -147,6 +147,7 @@ func New(cfg Config) (*Server, error) {
 	s.now, s.heartbeat = cfg.Now, cfg.WatchHeartbeat
 	exchangev1.RegisterDatasetServiceServer(s.grpc, &datasetService{server: s, store: cfg.Store})
 	exchangev1.RegisterAdminServiceServer(s.grpc, &adminService{store: cfg.Store})
+	exchangev1.RegisterAuditServiceServer(s.grpc, &auditService{store: cfg.Store})
 	exchangev1.RegisterReferralServiceServer(s.grpc, &referralService{
 		server: s, store: cfg.Store, deadlines: cfg.AckDeadlines, now: cfg.Now, heartbeat: cfg.WatchHeartbeat,
 	})

@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 
@@ -11,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+	"github.com/alltogether/exchange/store/audit"
 )
 
 // AuditHead returns the sequence number and hash of the last audit entry
@@ -28,54 +28,42 @@ func (s *Store) AuditHead(ctx context.Context) (uint64, []byte, error) {
 	return seq, hash, err
 }
 
-// VerifyAudit walks the whole audit chain and checks that sequence numbers
-// have no gaps, that every entry's hash matches its content, that every
-// entry names the previous entry's hash, and that the head matches the last
-// entry. It returns the number of entries checked.
+// VerifyAudit walks the whole audit chain with audit.Verifier (sequence
+// without gaps, each entry's hash, each link to the entry before) and
+// checks that the stored head matches the last entry. It returns the
+// number of entries checked.
 func (s *Store) VerifyAudit(ctx context.Context) (uint64, error) {
 	var n uint64
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		prev := make([]byte, sha256.Size)
+		v := audit.NewVerifier()
 		c := tx.Bucket(bucketAudit).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
+		for k, val := c.First(); k != nil; k, val = c.Next() {
 			var e exchangev1.AuditEntry
-			if err := proto.Unmarshal(v, &e); err != nil {
-				return auditBroken(n+1, "cannot decode the entry")
+			if err := proto.Unmarshal(val, &e); err != nil {
+				return auditBroken(fmt.Errorf("%w at entry %d: cannot decode it", audit.ErrBroken, n+1))
 			}
-			if binary.BigEndian.Uint64(k) != n+1 || e.GetSequence() != n+1 {
-				return auditBroken(n+1, "entry missing or out of order")
+			if binary.BigEndian.Uint64(k) != e.GetSequence() {
+				return auditBroken(fmt.Errorf("%w at entry %d: stored under key %d", audit.ErrBroken, e.GetSequence(), binary.BigEndian.Uint64(k)))
 			}
-			if !bytes.Equal(e.GetPreviousHash(), prev) {
-				return auditBroken(n+1, "previous_hash does not match the entry before it")
+			if err := v.Add(&e); err != nil {
+				return auditBroken(err)
 			}
-			want := e.GetHash()
-			e.Hash = nil
-			unhashed, err := marshal(&e)
-			if err != nil {
-				return err
-			}
-			if !bytes.Equal(auditHash(unhashed), want) {
-				return auditBroken(n+1, "hash does not match the entry's content")
-			}
-			prev = want
 			n++
 		}
-		var headSeq uint64
-		headHash := make([]byte, sha256.Size)
+		headSeq, headHash := uint64(0), audit.Genesis
 		if head := tx.Bucket(bucketMeta).Get(metaAuditHead); head != nil {
-			headSeq = binary.BigEndian.Uint64(head[:8])
-			headHash = head[8:]
+			headSeq, headHash = binary.BigEndian.Uint64(head[:8]), head[8:]
 		}
-		if headSeq != n || !bytes.Equal(headHash, prev) {
-			return auditBroken(n, "chain head does not match the last entry (entries were removed)")
+		if err := v.CheckHead(headSeq, headHash); err != nil {
+			return auditBroken(err)
 		}
 		return nil
 	})
 	return n, err
 }
 
-func auditBroken(seq uint64, what string) error {
-	return &Error{Kind: KindFailedPrecondition, Message: fmt.Sprintf("audit chain broken at entry %d: %s", seq, what)}
+func auditBroken(err error) error {
+	return &Error{Kind: KindFailedPrecondition, Message: err.Error(), Err: err}
 }
 
 // AuditEntries returns up to limit audit entries with sequence after

@@ -171,3 +171,33 @@ func TestChangeLogHorizon(t *testing.T) {
 	}
 	_ = exchangev1.ChangeKind_CHANGE_KIND_CREATED
 }
+
+func TestReadOnlyOpenOfABackup(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := context.Background()
+	mustCreateAgency(t, s, "ilo", nil)
+	var buf bytes.Buffer
+	if err := s.Backup(ctx, &buf, nil); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "backup.db")
+	if err := os.WriteFile(path, buf.Bytes(), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(path, Options{ReadOnly: true, CheckOnOpen: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if n, err := r.VerifyAudit(ctx); err != nil || n != 1 {
+		t.Fatalf("verify %d %v", n, err)
+	}
+	if _, err := r.CreateAgency(ctx, secretariat("CreateAgency"), "iom", agencyMsg("iom", nil, nil)); err == nil {
+		t.Fatal("a read-only store accepted a write")
+	}
+	other := filepath.Join(t.TempDir(), "other.db")
+	os.WriteFile(other, nil, 0o600)
+	if _, err := Open(other, Options{ReadOnly: true}); err == nil {
+		t.Fatal("an empty file opened as an exchange database")
+	}
+}

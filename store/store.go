@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -38,6 +37,10 @@ type Options struct {
 	CheckOnOpen bool
 	// Observer receives the store's measurements; nil for none.
 	Observer Observer
+	// ReadOnly opens the file for reading only (a backup being verified):
+	// nothing is created or migrated, writes fail, and other readers may
+	// hold it too.
+	ReadOnly bool
 }
 
 // Observer receives measurements of the store's writes, for metrics. Its
@@ -104,6 +107,7 @@ func Open(path string, opt Options) (*Store, error) {
 		FreelistType:    bolt.FreelistMapType,
 		NoFreelistSync:  false,
 		InitialMmapSize: 1 << 30,
+		ReadOnly:        opt.ReadOnly,
 	})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
@@ -113,9 +117,11 @@ func Open(path string, opt Options) (*Store, error) {
 		return nil, &Error{Kind: KindInternal, Message: fmt.Sprintf(
 			"cannot open database %s (if it is damaged, restore it from a backup)", path), Err: err}
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		db.Close()
-		return nil, internal("cannot set database file mode", err)
+	if !opt.ReadOnly {
+		if err := os.Chmod(path, 0o600); err != nil {
+			db.Close()
+			return nil, internal("cannot set database file mode", err)
+		}
 	}
 	db.MaxBatchSize = 256
 	if opt.MaxBatchSize > 0 {
@@ -132,7 +138,7 @@ func Open(path string, opt Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	if err := s.init(); err != nil {
+	if err := s.init(opt.ReadOnly); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -140,8 +146,23 @@ func Open(path string, opt Options) (*Store, error) {
 }
 
 // init creates missing buckets, records or checks the schema version, and
-// loads the revision.
-func (s *Store) init() error {
+// loads the revision. Read-only, it only checks and loads.
+func (s *Store) init(readOnly bool) error {
+	if readOnly {
+		return s.db.View(func(tx *bolt.Tx) error {
+			meta := tx.Bucket(bucketMeta)
+			if meta == nil || meta.Get(metaSchemaVersion) == nil {
+				return &Error{Kind: KindFailedPrecondition, Message: s.db.Path() + " is not an exchange database"}
+			}
+			if got := binary.BigEndian.Uint64(meta.Get(metaSchemaVersion)); got > schemaVersion {
+				return &Error{Kind: KindFailedPrecondition, Message: fmt.Sprintf(
+					"database schema version %d is newer than this program understands (%d)", got, schemaVersion)}
+			}
+			s.revision.Store(readRevision(tx))
+			s.size.Store(tx.Size())
+			return nil
+		})
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -282,12 +303,6 @@ func storeError(err error) error {
 		return &Error{Kind: KindClosed, Message: "store is closed", Err: err}
 	}
 	return internal("database transaction failed", err)
-}
-
-// auditHash computes the chain hash of an encoded entry.
-func auditHash(encoded []byte) []byte {
-	h := sha256.Sum256(encoded)
-	return h[:]
 }
 
 // countBatch counts the writes sharing one write transaction and reports

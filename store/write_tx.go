@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+	"github.com/alltogether/exchange/store/audit"
 )
 
 // writeTx is one logical change inside a (possibly shared) bbolt write
@@ -101,11 +102,11 @@ func (w *writeTx) appendAudit(rev int64, name string) error {
 		Sequence: seq, Revision: rev, Time: w.timestamp(),
 		Actor: w.op.Actor, Method: w.op.Method, ResourceName: name, PreviousHash: prev,
 	}
-	unhashed, err := marshal(entry)
+	hash, err := audit.Hash(entry)
 	if err != nil {
-		return err
+		return internal("cannot hash the audit entry", err)
 	}
-	entry.Hash = auditHash(unhashed)
+	entry.Hash = hash
 	encoded, err := marshal(entry)
 	if err != nil {
 		return err

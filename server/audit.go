@@ -1,0 +1,111 @@
+package server
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"strings"
+
+	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+	"github.com/alltogether/exchange/store"
+)
+
+// auditScanLimit bounds how many entries one ListAuditEntries call
+// examines for an agency, so that a sparse filter cannot hold the call
+// long; the page token continues from where it stopped.
+const auditScanLimit = 10000
+
+// auditService implements AuditService.
+type auditService struct {
+	exchangev1.UnimplementedAuditServiceServer
+	store *store.Store
+}
+
+// ListAuditEntries pages through the chain, filtered for agencies to the
+// entries about their own resources or made by them.
+func (a *auditService) ListAuditEntries(ctx context.Context, req *exchangev1.ListAuditEntriesRequest) (*exchangev1.ListAuditEntriesResponse, error) {
+	var after uint64
+	if tok := req.GetPageToken(); tok != "" {
+		raw, err := base64.RawURLEncoding.DecodeString(tok)
+		if err != nil || len(raw) != 8 {
+			return nil, invalidField("page_token", "not a token from a previous response")
+		}
+		after = binary.BigEndian.Uint64(raw)
+	}
+	size := int(req.GetPageSize())
+	if size == 0 {
+		size = 100
+	}
+	caller := CallerFrom(ctx)
+	about := a.aboutCaller(ctx, caller)
+	resp := &exchangev1.ListAuditEntriesResponse{}
+	scanned := 0
+	for scanned < auditScanLimit && len(resp.Entries) < size {
+		entries, err := a.store.AuditEntries(ctx, after, min(size, auditScanLimit-scanned))
+		if err != nil {
+			return nil, err
+		}
+		if len(entries) == 0 {
+			return resp, nil
+		}
+		for _, e := range entries {
+			scanned++
+			after = e.GetSequence()
+			if caller.IsSecretariat() || about(e) {
+				resp.Entries = append(resp.Entries, e)
+				if len(resp.Entries) == size {
+					break
+				}
+			}
+		}
+	}
+	head, _, err := a.store.AuditHead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if after < head {
+		resp.NextPageToken = base64.RawURLEncoding.EncodeToString(binary.BigEndian.AppendUint64(nil, after))
+	}
+	return resp, nil
+}
+
+// aboutCaller decides whether an entry concerns the calling agency:
+// made by it, about its own record or anything under it, or about a
+// referral it is party to or a dataset it owns. Lookups are cached for the
+// call.
+func (a *auditService) aboutCaller(ctx context.Context, c Caller) func(*exchangev1.AuditEntry) bool {
+	me := c.AgencyName()
+	cache := map[string]bool{}
+	return func(e *exchangev1.AuditEntry) bool {
+		name := e.GetResourceName()
+		switch {
+		case e.GetActor() == me, name == me, strings.HasPrefix(name, me+"/"):
+			return true
+		}
+		if seen, ok := cache[name]; ok {
+			return seen
+		}
+		var mine bool
+		switch {
+		case strings.HasPrefix(name, store.ReferralPrefix):
+			if r, err := a.store.GetReferral(ctx, name); err == nil {
+				mine = r.GetSender() == me || r.GetReceiver() == me
+			}
+		case strings.HasPrefix(name, store.DatasetPrefix):
+			if d, err := a.store.GetDataset(ctx, name); err == nil {
+				mine = d.GetOwner() == me
+			}
+		}
+		cache[name] = mine
+		return mine
+	}
+}
+
+// GetAuditHead returns the last entry's sequence number and hash.
+func (a *auditService) GetAuditHead(ctx context.Context, _ *exchangev1.GetAuditHeadRequest) (*exchangev1.GetAuditHeadResponse, error) {
+	seq, hash, err := a.store.AuditHead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &exchangev1.GetAuditHeadResponse{Sequence: seq, Hash: hash}, nil
+}

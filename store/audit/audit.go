@@ -1,0 +1,84 @@
+// Package audit defines the exchange's audit hash chain: how an entry is
+// hashed and how a sequence of entries is verified. The store writes the
+// chain; exchangectl verifies it against a backup file or the entries the
+// server returns, with the same code.
+//
+// Each entry's hash is the SHA-256 of its deterministic protobuf encoding
+// with the hash field empty; the entry also carries the previous entry's
+// hash (32 zero bytes for the first), so that changing, removing or
+// reordering any entry breaks every later link, and a recorded head (the
+// last sequence number and hash) pins everything before it.
+package audit
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+)
+
+// Genesis is the previous hash of the first entry.
+var Genesis = make([]byte, sha256.Size)
+
+// ErrBroken is wrapped by every verification failure.
+var ErrBroken = errors.New("audit chain broken")
+
+// Hash returns the chain hash of e: the SHA-256 of its deterministic
+// encoding with the hash field empty. e is not changed.
+func Hash(e *exchangev1.AuditEntry) ([]byte, error) {
+	c := proto.Clone(e).(*exchangev1.AuditEntry)
+	c.Hash = nil
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(b)
+	return sum[:], nil
+}
+
+// Verifier checks entries one after another from the first.
+type Verifier struct {
+	seq  uint64
+	prev []byte
+}
+
+// NewVerifier starts before the first entry of a chain.
+func NewVerifier() *Verifier { return &Verifier{prev: Genesis} }
+
+// Add checks the next entry: its sequence follows, it names the previous
+// entry's hash, and its own hash matches its content.
+func (v *Verifier) Add(e *exchangev1.AuditEntry) error {
+	next := v.seq + 1
+	switch {
+	case e.GetSequence() != next:
+		return fmt.Errorf("%w at entry %d: found sequence %d (an entry is missing or out of order)", ErrBroken, next, e.GetSequence())
+	case !bytes.Equal(e.GetPreviousHash(), v.prev):
+		return fmt.Errorf("%w at entry %d: previous_hash does not match the entry before it", ErrBroken, next)
+	}
+	h, err := Hash(e)
+	if err != nil {
+		return fmt.Errorf("%w at entry %d: cannot encode it: %v", ErrBroken, next, err)
+	}
+	if !bytes.Equal(h, e.GetHash()) {
+		return fmt.Errorf("%w at entry %d: its hash does not match its content", ErrBroken, next)
+	}
+	v.seq, v.prev = next, h
+	return nil
+}
+
+// Head returns the sequence number and hash of the last entry added.
+func (v *Verifier) Head() (uint64, []byte) { return v.seq, v.prev }
+
+// CheckHead compares the verified chain with a recorded head: the chain
+// must reach it with the same hash (entries removed from the end, or a
+// chain rewritten after the head was recorded, fail).
+func (v *Verifier) CheckHead(seq uint64, hash []byte) error {
+	if v.seq != seq || !bytes.Equal(v.prev, hash) {
+		return fmt.Errorf("%w: the chain ends at entry %d, but the recorded head is entry %d with another hash (entries were removed or rewritten)", ErrBroken, v.seq, seq)
+	}
+	return nil
+}
