@@ -1,10 +1,20 @@
 # The exchange: developer entry points. Tools come from the Go module proxy
 # and run through `go tool`; nothing needs to be installed first.
+# Every build uses Go 1.27.3, which fixes standard-library vulnerabilities
+# (crypto/x509, net/http, html/template) that Go 1.26.8 has; the go command
+# fetches it from the module proxy on first use.
+export GOTOOLCHAIN := go1.27.3
+
 GO      ?= go
 BUF     := $(GO) tool -modfile=tools/go.mod buf
 GRPCURL := $(GO) tool -modfile=tools/go.mod grpcurl
 
-.PHONY: all build generate lint breaking check-generated test test-short run bench clean
+.PHONY: all build generate lint breaking check-generated vuln test test-short run bench clean
+
+# The Go vulnerability database, as a pinned module version built into a
+# local index, so govulncheck runs without network access beyond the proxy.
+VULNDB_VERSION := v0.0.0-20261105234957-e22db6528018
+VULNDB_DIR     := $(CURDIR)/.cache/vulndb-$(VULNDB_VERSION)
 
 all: build
 
@@ -28,6 +38,15 @@ breaking:
 	@tag=$$(git describe --tags --abbrev=0 2>/dev/null); \
 	  if [ -z "$$tag" ]; then echo "no release tag yet: nothing to check for breaking changes"; \
 	  else echo "buf breaking against $$tag"; $(BUF) breaking --against ".git#tag=$$tag"; fi
+
+## vuln: govulncheck against an offline copy of the Go vulnerability database
+vuln: $(VULNDB_DIR)/index/db.json
+	$(GO) tool -modfile=tools/go.mod govulncheck -db file://$(VULNDB_DIR) ./...
+
+$(VULNDB_DIR)/index/db.json:
+	@src=$$($(GO) mod download -json golang.org/x/vulndb@$(VULNDB_VERSION) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
+	  test -n "$$src" || { echo "cannot download golang.org/x/vulndb@$(VULNDB_VERSION)"; exit 1; }; \
+	  rm -rf $(VULNDB_DIR) && $(GO) run golang.org/x/vulndb/cmd/indexdb@$(VULNDB_VERSION) -vulns $$src/data/osv -out $(VULNDB_DIR)
 
 ## check-generated: fail when committed generated code differs from a fresh generation
 check-generated:
