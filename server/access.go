@@ -67,6 +67,7 @@ var accessRules = map[string]accessRule{
 	exchangev1.ReferralService_CompleteReferral_FullMethodName:      anyMember,
 	exchangev1.ReferralService_CancelReferral_FullMethodName:        anyMember,
 	exchangev1.ReferralService_RevokeReferralConsent_FullMethodName: anyMember,
+	exchangev1.ReferralService_EraseReferralDetails_FullMethodName:  anyMember,
 	exchangev1.ReferralService_SuggestRecipients_FullMethodName:     anyMember,
 	exchangev1.ReferralService_GetReferralStatistics_FullMethodName: anyMember,
 

@@ -91,7 +91,8 @@ func TestBackupUnderLoadRestoresTheSnapshot(t *testing.T) {
 		}
 		for _, r := range items {
 			live, err := x.store.GetReferral(ctx, r.GetName())
-			if err != nil || !proto.Equal(live, r) {
+			snap, snapErr := restored.GetReferral(ctx, r.GetName())
+			if err != nil || snapErr != nil || !proto.Equal(live, snap) || snap.GetSubject().GetName() != marker {
 				t.Fatalf("%s differs between the snapshot and the live store: %v", r.GetName(), err)
 			}
 			inSnapshot++

@@ -199,8 +199,8 @@ func TestLockedPeriodsRefuseWritesUntilUnlocked(t *testing.T) {
 	}
 }
 
-// model is the expected content of a dataset: row key → row.
-type model map[string]*exchangev1.Row
+// rowModel is the expected content of a dataset: row key → row.
+type rowModel map[string]*exchangev1.Row
 
 func rowID(r *exchangev1.Row) string {
 	return fmt.Sprintf("%s|%s|%s|%s|%s", r.GetPeriod(), r.GetLocation(), r.GetContributor(), r.GetCategories()["sex"], r.GetCategories()["age_group"])
@@ -214,9 +214,9 @@ func TestIncrementalPullReturnsExactlyTheChangesAfterARevision(t *testing.T) {
 	sexes := []string{"female", "male"}
 	contributors := map[string]as{"agencies/iom": iom, "agencies/unicef": unicef}
 	names := []string{"agencies/iom", "agencies/unicef"}
-	current := model{}
+	current := rowModel{}
 	var marks []int64
-	snapshots := []model{}
+	snapshots := []rowModel{}
 	for round := 0; round < 12; round++ {
 		who := names[rng.IntN(2)]
 		req := &exchangev1.WriteDatasetRowsRequest{Dataset: "datasets/returns"}
@@ -243,7 +243,7 @@ func TestIncrementalPullReturnsExactlyTheChangesAfterARevision(t *testing.T) {
 			}
 		}
 		marks = append(marks, resp.GetRevision())
-		snap := model{}
+		snap := rowModel{}
 		for k, v := range current {
 			snap[k] = v
 		}
@@ -264,7 +264,7 @@ func TestIncrementalPullReturnsExactlyTheChangesAfterARevision(t *testing.T) {
 	// mark gives the full pull.
 	for i, mark := range marks {
 		changes, _ := pullAll(t, escap, &exchangev1.PullDatasetRowsRequest{Dataset: "datasets/returns", SinceRevision: mark, PageSize: 5})
-		applied := model{}
+		applied := rowModel{}
 		for k, v := range snapshots[i] {
 			applied[k] = v
 		}

@@ -36,6 +36,7 @@ var (
 		exchangev1.ReferralState_REFERRAL_STATE_IN_PROGRESS,
 	), 0}
 	moveRevokeConsent = referralMove{"revoke consent on", senderSide, nil, 0}
+	moveErase         = referralMove{"erase the details of", senderSide, nil, 0}
 )
 
 func states(s ...exchangev1.ReferralState) []exchangev1.ReferralState { return s }
@@ -94,7 +95,9 @@ func (s *referralService) move(ctx context.Context, name, etag string, m referra
 	if err != nil {
 		return nil, hideEtagOfInvisible(ctx, s.store, caller, name, err)
 	}
-	return s.view(caller, r, true), nil
+	// Verbs answer with a summary: identifying details come only from
+	// GetReferral, where each read is audited.
+	return s.view(caller, r, false), nil
 }
 
 // hideEtagOfInvisible makes an etag mismatch on a referral the caller may
@@ -195,7 +198,7 @@ func (s *referralService) RevokeReferralConsent(ctx context.Context, req *exchan
 	if err != nil {
 		return nil, err
 	}
-	return &exchangev1.RevokeReferralConsentResponse{Referral: s.view(caller, r, true)}, nil
+	return &exchangev1.RevokeReferralConsentResponse{Referral: s.view(caller, r, false)}, nil
 }
 
 // ForwardReferral refers the person on to a third agency, by the receiver:
@@ -236,5 +239,22 @@ func (s *referralService) ForwardReferral(ctx context.Context, req *exchangev1.F
 	if err != nil {
 		return nil, err
 	}
-	return &exchangev1.ForwardReferralResponse{Referral: s.view(caller, created, true)}, nil
+	return &exchangev1.ForwardReferralResponse{Referral: s.view(caller, created, false)}, nil
+}
+
+// EraseReferralDetails destroys a referral's identifying details for good,
+// by the sender; the store deletes their key in an audited change.
+func (s *referralService) EraseReferralDetails(ctx context.Context, req *exchangev1.EraseReferralDetailsRequest) (*exchangev1.EraseReferralDetailsResponse, error) {
+	caller := CallerFrom(ctx)
+	r, err := s.store.EraseReferralDetails(ctx, opFor(ctx, ""), req.GetName(), func(r *exchangev1.Referral) error {
+		if err := moveErase.check(caller, r); err != nil {
+			return err
+		}
+		moveErase.apply(caller, r, s.transitionNow, "identifying details erased: "+req.GetReason())
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &exchangev1.EraseReferralDetailsResponse{Referral: s.view(caller, r, false)}, nil
 }

@@ -219,7 +219,7 @@ func (s *referralService) GetReferral(ctx context.Context, req *exchangev1.GetRe
 		return nil, notFound(req.GetName())
 	}
 	v := s.view(caller, r, true)
-	if !v.GetDetailsWithheld() {
+	if !v.GetDetailsWithheld() && !r.GetDetailsErased() {
 		if err := s.store.RecordRead(ctx, opFor(ctx, ""), r.GetName()); err != nil {
 			return nil, err
 		}

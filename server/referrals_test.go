@@ -416,3 +416,29 @@ func TestSuggestRecipientsFindsCoverageOrReportsAGap(t *testing.T) {
 		t.Fatalf("gap %v %v", gap, err)
 	}
 }
+
+func TestTheSenderErasesDetailsForGood(t *testing.T) {
+	x, _, ilo, iom, unicef := threeAgencies(t)
+	ctx := context.Background()
+	r := refer(t, ilo, "iom")
+	_, err := iom.referrals().EraseReferralDetails(ctx, &exchangev1.EraseReferralDetailsRequest{Name: r.GetName(), Reason: "asked by the person"})
+	wantCode(t, err, codes.PermissionDenied)
+	_, err = unicef.referrals().EraseReferralDetails(ctx, &exchangev1.EraseReferralDetailsRequest{Name: r.GetName(), Reason: "x"})
+	wantCode(t, err, codes.NotFound)
+	resp, err := ilo.referrals().EraseReferralDetails(ctx, &exchangev1.EraseReferralDetailsRequest{Name: r.GetName(), Reason: "asked by the person"})
+	if err != nil || !resp.GetReferral().GetDetailsErased() {
+		t.Fatalf("erase: %v %v", resp, err)
+	}
+	for who, c := range map[string]as{"sender": ilo, "receiver": iom} {
+		got, err := c.referrals().GetReferral(ctx, &exchangev1.GetReferralRequest{Name: r.GetName()})
+		if err != nil || strings.Contains(protojson.Format(got), marker) || !got.GetReferral().GetDetailsErased() {
+			t.Errorf("%s after erasure: %v %v", who, got, err)
+		}
+	}
+	if err := x.store.Vacuum(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := iom.referrals().AcknowledgeReferral(ctx, &exchangev1.AcknowledgeReferralRequest{Name: r.GetName()}); err != nil {
+		t.Fatalf("the referral's lifecycle goes on after erasure: %v", err)
+	}
+}

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -108,4 +110,58 @@ func (s *Store) CompactChangeLog(ctx context.Context, keep int64) (int64, error)
 		return 0, nil
 	}
 	return horizon, s.Compact(ctx, horizon)
+}
+
+// Vacuum rewrites the database into a new file holding only live data and
+// replaces the old file with it, so that nothing deleted (an erased
+// referral's data key above all) survives in a freed page. Every other call
+// waits while it runs: the whole file is copied once.
+func (s *Store) Vacuum(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed()
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	path := s.db.Path()
+	tmp := path + ".vacuum"
+	os.Remove(tmp)
+	dst, err := bolt.Open(tmp, 0o600, boltOptions(s.opt))
+	if err != nil {
+		return internal("cannot create the vacuumed copy", err)
+	}
+	if err := bolt.Compact(dst, s.db, 64<<20); err != nil {
+		dst.Close()
+		os.Remove(tmp)
+		return internal("cannot copy the live data", err)
+	}
+	if err := dst.Sync(); err != nil {
+		dst.Close()
+		os.Remove(tmp)
+		return internal("cannot sync the vacuumed copy", err)
+	}
+	dst.Close()
+	if err := s.db.Close(); err != nil {
+		return internal("cannot close the database for the swap", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return internal("cannot replace the database with the vacuumed copy", err)
+	}
+	if dir, err := os.Open(filepath.Dir(path)); err == nil {
+		dir.Sync()
+		dir.Close()
+	}
+	db, err := bolt.Open(path, 0o600, boltOptions(s.opt))
+	if err != nil {
+		s.closed = true
+		return internal("cannot reopen the vacuumed database", err)
+	}
+	tuneBatch(db, s.opt)
+	s.db = db
+	return s.db.View(func(tx *bolt.Tx) error {
+		s.size.Store(tx.Size())
+		return nil
+	})
 }

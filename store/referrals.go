@@ -144,10 +144,17 @@ func createReferral(w *writeTx, sender, requestID string, r *exchangev1.Referral
 		r.Consent.RevokeTime = nil
 	}
 	id := newID(w.now)
+	details := &exchangev1.Referral{Subject: r.GetSubject(), CaseNotes: r.GetCaseNotes()}
+	r.Subject, r.CaseNotes = nil, ""
 	created, err := referrals.create(w, []byte(id), ReferralPrefix+id, r)
 	if err != nil {
 		return nil, false, err
 	}
+	if err := sealDetails(w.tx, id, details); err != nil {
+		return nil, false, err
+	}
+	created = proto.Clone(created).(*exchangev1.Referral)
+	created.Subject, created.CaseNotes = details.GetSubject(), details.GetCaseNotes()
 	if requestID != "" {
 		if err := w.tx.Bucket(bucketRequests).Put(reqKey, []byte(created.GetName())); err != nil {
 			return nil, false, internal("cannot record the request id", err)
@@ -167,6 +174,9 @@ func (s *Store) GetReferral(ctx context.Context, name string) (*exchangev1.Refer
 		}
 		if !ok {
 			return notFound(name)
+		}
+		if err := openDetails(tx, referralID(name), r); err != nil {
+			return err
 		}
 		out = r
 		return nil

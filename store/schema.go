@@ -59,6 +59,15 @@ var (
 	// referrals are listed newest first in both directions at once.
 	bucketReferralByParty = []byte("referrals_by_party")
 
+	// bucketReferralKeys: referral id → its 32-byte AES-256 data key.
+	// Erasing a referral's details deletes its key (Vacuum then rewrites
+	// the file so that no old page keeps it).
+	bucketReferralKeys = []byte("referral_keys")
+	// bucketReferralDetails: referral id → nonce ‖ AES-256-GCM sealed
+	// Referral holding only the subject and case notes. The referral
+	// record itself never holds them.
+	bucketReferralDetails = []byte("referral_details")
+
 	// bucketDatasets: dataset id → Dataset.
 	bucketDatasets = []byte("datasets")
 	// bucketDatasetRows: dataset id ∅ rowKey → Row, where rowKey is
@@ -88,7 +97,7 @@ var allBuckets = [][]byte{
 	bucketFocalPoints, bucketFocalPointByTopic,
 	bucketWorkingGroups, bucketWorkingGroupByMember,
 	bucketCertificates, bucketCertificateBySubject,
-	bucketReferrals, bucketReferralByParty,
+	bucketReferrals, bucketReferralByParty, bucketReferralKeys, bucketReferralDetails,
 	bucketDatasets, bucketDatasetRows, bucketDatasetRowChanges,
 	bucketPlans, bucketPlanVersions, bucketPlanByExternalID,
 }

@@ -58,6 +58,7 @@ type Observer interface {
 // (fsync); concurrent writers share commits.
 type Store struct {
 	db  *bolt.DB
+	opt Options // as opened, to reopen after Vacuum
 	now func() time.Time
 	// mu is held for reading by every call and for writing by Close, so
 	// that Close waits for the calls in flight (including writes still
@@ -102,13 +103,7 @@ func Open(path string, opt Options) (*Store, error) {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:         opt.LockTimeout,
-		FreelistType:    bolt.FreelistMapType,
-		NoFreelistSync:  false,
-		InitialMmapSize: 1 << 30,
-		ReadOnly:        opt.ReadOnly,
-	})
+	db, err := bolt.Open(path, 0o600, boltOptions(opt))
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, &Error{Kind: KindFailedPrecondition, Message: fmt.Sprintf(
@@ -123,15 +118,8 @@ func Open(path string, opt Options) (*Store, error) {
 			return nil, internal("cannot set database file mode", err)
 		}
 	}
-	db.MaxBatchSize = 256
-	if opt.MaxBatchSize > 0 {
-		db.MaxBatchSize = opt.MaxBatchSize
-	}
-	db.MaxBatchDelay = 2 * time.Millisecond
-	if opt.MaxBatchDelay > 0 {
-		db.MaxBatchDelay = opt.MaxBatchDelay
-	}
-	s := &Store{db: db, now: opt.Now, changed: make(chan struct{}), maxSize: opt.MaxSize, observer: opt.Observer}
+	tuneBatch(db, opt)
+	s := &Store{db: db, opt: opt, now: opt.Now, changed: make(chan struct{}), maxSize: opt.MaxSize, observer: opt.Observer}
 	if opt.CheckOnOpen {
 		if err := s.check(); err != nil {
 			db.Close()
@@ -245,7 +233,11 @@ func (s *Store) update(ctx context.Context, op Op, fn func(w *writeTx) error) er
 	}
 	var committed int64
 	start := time.Now()
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	batch := s.db.Batch
+	if ackBeforeCommit {
+		batch = s.batchAckingEarly // a planted fault, only in test builds (fault.go)
+	}
+	err := batch(func(tx *bolt.Tx) error {
 		s.countBatch(tx)
 		w := &writeTx{tx: tx, op: op, now: s.now().UTC()}
 		if err := fn(w); err != nil {
@@ -318,4 +310,28 @@ func (s *Store) countBatch(tx *bolt.Tx) {
 		tx.OnCommit(func() { s.observer.ObserveCommit(n) })
 	}
 	*s.batchN++
+}
+
+// boltOptions are the bbolt settings for opt; see Open.
+func boltOptions(opt Options) *bolt.Options {
+	return &bolt.Options{
+		Timeout:         opt.LockTimeout,
+		FreelistType:    bolt.FreelistMapType,
+		NoFreelistSync:  false,
+		InitialMmapSize: 1 << 30,
+		ReadOnly:        opt.ReadOnly,
+	}
+}
+
+// tuneBatch sets group commit: up to MaxBatchSize writes (default 256) wait
+// up to MaxBatchDelay (default 2ms) to share one commit.
+func tuneBatch(db *bolt.DB, opt Options) {
+	db.MaxBatchSize = 256
+	if opt.MaxBatchSize > 0 {
+		db.MaxBatchSize = opt.MaxBatchSize
+	}
+	db.MaxBatchDelay = 2 * time.Millisecond
+	if opt.MaxBatchDelay > 0 {
+		db.MaxBatchDelay = opt.MaxBatchDelay
+	}
 }

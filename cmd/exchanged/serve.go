@@ -45,6 +45,7 @@ type serveOptions struct {
 	compactEvery  time.Duration
 	skipCheck     bool
 	metricsListen string
+	retention     time.Duration
 }
 
 // Main runs exchanged with the given arguments and returns its exit code.
@@ -113,6 +114,8 @@ variable named in its help.`,
 	f.BoolVar(&o.skipCheck, "skip-check", false, "do not check every page of the database at start-up (faster start of a huge database)")
 	f.StringVar(&o.metricsListen, "metrics-listen", env("EXCHANGE_METRICS_LISTEN", "127.0.0.1:9464"),
 		"local address for Prometheus metrics over plain HTTP at /metrics; empty to disable (EXCHANGE_METRICS_LISTEN)")
+	f.DurationVar(&o.retention, "retention", 2*365*24*time.Hour,
+		"erase a referral's identifying details this long after it closed (completed, rejected, cancelled); 0 keeps them")
 	f.DurationVar(&o.shutdownGrace, "shutdown-grace", 20*time.Second, "how long calls in flight may run after SIGTERM before they are cut off")
 	cmd.AddCommand(newRestoreCommand(stdout))
 	return rootCommand{cmd: cmd}
@@ -196,6 +199,7 @@ func serve(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) error
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
 	go compactChangeLog(ctx, st, log, o.horizon, o.compactEvery)
+	go eraseExpiredReferrals(ctx, st, log, o.retention, time.Hour)
 	if o.metricsListen != "" {
 		mlis, err := net.Listen("tcp", o.metricsListen)
 		if err != nil {
@@ -317,4 +321,46 @@ func parseSize(s string) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("%q is not a size", s)
+}
+
+// eraseExpiredReferrals erases, every interval, the identifying details of
+// referrals closed longer ago than the retention period, then vacuums the
+// file so that no freed page keeps their keys.
+func eraseExpiredReferrals(ctx context.Context, st *store.Store, log *slog.Logger, retention, every time.Duration) {
+	if retention <= 0 {
+		return
+	}
+	run := func() {
+		due, err := st.ClosedReferralsBefore(ctx, time.Now().Add(-retention), 1000)
+		if err != nil {
+			log.Error("retention: cannot list closed referrals", "error", err.Error())
+			return
+		}
+		op := store.Op{Actor: "exchange", Method: "exchanged/retention"}
+		erased := 0
+		for _, name := range due {
+			if _, err := st.EraseReferralDetails(ctx, op, name, func(*exchangev1.Referral) error { return nil }); err != nil {
+				log.Error("retention: cannot erase", "referral", name, "error", err.Error())
+				continue
+			}
+			erased++
+		}
+		if erased > 0 {
+			if err := st.Vacuum(ctx); err != nil {
+				log.Error("retention: vacuum failed", "error", err.Error())
+			}
+			log.Info("retention: erased identifying details of closed referrals", "count", erased)
+		}
+	}
+	run()
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			run()
+		}
+	}
 }

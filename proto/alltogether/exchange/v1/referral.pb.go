@@ -398,7 +398,13 @@ type Referral struct {
 	// When it last changed. Output only.
 	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,21,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	// Opaque version for optimistic concurrency. Output only.
-	Etag          string `protobuf:"bytes,22,opt,name=etag,proto3" json:"etag,omitempty"`
+	Etag string `protobuf:"bytes,22,opt,name=etag,proto3" json:"etag,omitempty"`
+	// True once the identifying details (subject, case notes) were erased,
+	// on request or at the end of the retention period: their key is
+	// destroyed and nobody can read them again. Output only.
+	DetailsErased bool `protobuf:"varint,23,opt,name=details_erased,json=detailsErased,proto3" json:"details_erased,omitempty"`
+	// When the details were erased. Output only.
+	EraseTime     *timestamppb.Timestamp `protobuf:"bytes,24,opt,name=erase_time,json=eraseTime,proto3" json:"erase_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -585,6 +591,20 @@ func (x *Referral) GetEtag() string {
 		return x.Etag
 	}
 	return ""
+}
+
+func (x *Referral) GetDetailsErased() bool {
+	if x != nil {
+		return x.DetailsErased
+	}
+	return false
+}
+
+func (x *Referral) GetEraseTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EraseTime
+	}
+	return nil
 }
 
 // RequestedService is the service a referral asks for.
@@ -1053,7 +1073,8 @@ var File_alltogether_exchange_v1_referral_proto protoreflect.FileDescriptor
 
 const file_alltogether_exchange_v1_referral_proto_rawDesc = "" +
 	"\n" +
-	"&alltogether/exchange/v1/referral.proto\x12\x17alltogether.exchange.v1\x1a&alltogether/exchange/v1/location.proto\x1a#alltogether/exchange/v1/niche.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaa\t\n" +
+	"&alltogether/exchange/v1/referral.proto\x12\x17alltogether.exchange.v1\x1a&alltogether/exchange/v1/location.proto\x1a#alltogether/exchange/v1/niche.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\n" +
+	"\n" +
 	"\bReferral\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06sender\x18\x02 \x01(\tR\x06sender\x12J\n" +
@@ -1082,7 +1103,10 @@ const file_alltogether_exchange_v1_referral_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x15 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12\x1b\n" +
-	"\x04etag\x18\x16 \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag\"t\n" +
+	"\x04etag\x18\x16 \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag\x12%\n" +
+	"\x0edetails_erased\x18\x17 \x01(\bR\rdetailsErased\x129\n" +
+	"\n" +
+	"erase_time\x18\x18 \x01(\v2\x1a.google.protobuf.TimestampR\teraseTime\"t\n" +
 	"\x10RequestedService\x12@\n" +
 	"\x05niche\x18\x01 \x01(\x0e2\x1e.alltogether.exchange.v1.NicheB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x05niche\x12\x1e\n" +
@@ -1209,23 +1233,24 @@ var file_alltogether_exchange_v1_referral_proto_depIdxs = []int32{
 	11, // 8: alltogether.exchange.v1.Referral.outcome:type_name -> alltogether.exchange.v1.Outcome
 	13, // 9: alltogether.exchange.v1.Referral.create_time:type_name -> google.protobuf.Timestamp
 	13, // 10: alltogether.exchange.v1.Referral.update_time:type_name -> google.protobuf.Timestamp
-	14, // 11: alltogether.exchange.v1.RequestedService.niche:type_name -> alltogether.exchange.v1.Niche
-	1,  // 12: alltogether.exchange.v1.Subject.sex:type_name -> alltogether.exchange.v1.Sex
-	12, // 13: alltogether.exchange.v1.Subject.current_location:type_name -> alltogether.exchange.v1.LocationRef
-	2,  // 14: alltogether.exchange.v1.Consent.given_by:type_name -> alltogether.exchange.v1.ConsentGiver
-	13, // 15: alltogether.exchange.v1.Consent.given_time:type_name -> google.protobuf.Timestamp
-	14, // 16: alltogether.exchange.v1.Consent.services:type_name -> alltogether.exchange.v1.Niche
-	13, // 17: alltogether.exchange.v1.Consent.revoke_time:type_name -> google.protobuf.Timestamp
-	13, // 18: alltogether.exchange.v1.Transition.time:type_name -> google.protobuf.Timestamp
-	3,  // 19: alltogether.exchange.v1.Transition.from:type_name -> alltogether.exchange.v1.ReferralState
-	3,  // 20: alltogether.exchange.v1.Transition.to:type_name -> alltogether.exchange.v1.ReferralState
-	4,  // 21: alltogether.exchange.v1.Rejection.reason:type_name -> alltogether.exchange.v1.RejectionReason
-	14, // 22: alltogether.exchange.v1.Outcome.services_delivered:type_name -> alltogether.exchange.v1.Niche
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	13, // 11: alltogether.exchange.v1.Referral.erase_time:type_name -> google.protobuf.Timestamp
+	14, // 12: alltogether.exchange.v1.RequestedService.niche:type_name -> alltogether.exchange.v1.Niche
+	1,  // 13: alltogether.exchange.v1.Subject.sex:type_name -> alltogether.exchange.v1.Sex
+	12, // 14: alltogether.exchange.v1.Subject.current_location:type_name -> alltogether.exchange.v1.LocationRef
+	2,  // 15: alltogether.exchange.v1.Consent.given_by:type_name -> alltogether.exchange.v1.ConsentGiver
+	13, // 16: alltogether.exchange.v1.Consent.given_time:type_name -> google.protobuf.Timestamp
+	14, // 17: alltogether.exchange.v1.Consent.services:type_name -> alltogether.exchange.v1.Niche
+	13, // 18: alltogether.exchange.v1.Consent.revoke_time:type_name -> google.protobuf.Timestamp
+	13, // 19: alltogether.exchange.v1.Transition.time:type_name -> google.protobuf.Timestamp
+	3,  // 20: alltogether.exchange.v1.Transition.from:type_name -> alltogether.exchange.v1.ReferralState
+	3,  // 21: alltogether.exchange.v1.Transition.to:type_name -> alltogether.exchange.v1.ReferralState
+	4,  // 22: alltogether.exchange.v1.Rejection.reason:type_name -> alltogether.exchange.v1.RejectionReason
+	14, // 23: alltogether.exchange.v1.Outcome.services_delivered:type_name -> alltogether.exchange.v1.Niche
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_alltogether_exchange_v1_referral_proto_init() }

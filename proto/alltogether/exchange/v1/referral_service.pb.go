@@ -1656,6 +1656,108 @@ func (x *RevokeReferralConsentResponse) GetReferral() *Referral {
 	return nil
 }
 
+// EraseReferralDetailsRequest erases a referral's identifying details.
+type EraseReferralDetailsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The referral, "referrals/{referral}".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Why, without identifying details (for example "erasure requested by
+	// the person").
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EraseReferralDetailsRequest) Reset() {
+	*x = EraseReferralDetailsRequest{}
+	mi := &file_alltogether_exchange_v1_referral_service_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EraseReferralDetailsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EraseReferralDetailsRequest) ProtoMessage() {}
+
+func (x *EraseReferralDetailsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_alltogether_exchange_v1_referral_service_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EraseReferralDetailsRequest.ProtoReflect.Descriptor instead.
+func (*EraseReferralDetailsRequest) Descriptor() ([]byte, []int) {
+	return file_alltogether_exchange_v1_referral_service_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *EraseReferralDetailsRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *EraseReferralDetailsRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// EraseReferralDetailsResponse carries the referral after erasure.
+type EraseReferralDetailsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The referral, without its details.
+	Referral      *Referral `protobuf:"bytes,1,opt,name=referral,proto3" json:"referral,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EraseReferralDetailsResponse) Reset() {
+	*x = EraseReferralDetailsResponse{}
+	mi := &file_alltogether_exchange_v1_referral_service_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EraseReferralDetailsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EraseReferralDetailsResponse) ProtoMessage() {}
+
+func (x *EraseReferralDetailsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_alltogether_exchange_v1_referral_service_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EraseReferralDetailsResponse.ProtoReflect.Descriptor instead.
+func (*EraseReferralDetailsResponse) Descriptor() ([]byte, []int) {
+	return file_alltogether_exchange_v1_referral_service_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *EraseReferralDetailsResponse) GetReferral() *Referral {
+	if x != nil {
+		return x.Referral
+	}
+	return nil
+}
+
 // ForwardReferralRequest refers the person on to a third agency.
 type ForwardReferralRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1680,7 +1782,7 @@ type ForwardReferralRequest struct {
 
 func (x *ForwardReferralRequest) Reset() {
 	*x = ForwardReferralRequest{}
-	mi := &file_alltogether_exchange_v1_referral_service_proto_msgTypes[26]
+	mi := &file_alltogether_exchange_v1_referral_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1692,7 +1794,7 @@ func (x *ForwardReferralRequest) String() string {
 func (*ForwardReferralRequest) ProtoMessage() {}
 
 func (x *ForwardReferralRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_referral_service_proto_msgTypes[26]
+	mi := &file_alltogether_exchange_v1_referral_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1705,7 +1807,7 @@ func (x *ForwardReferralRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForwardReferralRequest.ProtoReflect.Descriptor instead.
 func (*ForwardReferralRequest) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_referral_service_proto_rawDescGZIP(), []int{26}
+	return file_alltogether_exchange_v1_referral_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ForwardReferralRequest) GetName() string {
@@ -1768,7 +1870,7 @@ type ForwardReferralResponse struct {
 
 func (x *ForwardReferralResponse) Reset() {
 	*x = ForwardReferralResponse{}
-	mi := &file_alltogether_exchange_v1_referral_service_proto_msgTypes[27]
+	mi := &file_alltogether_exchange_v1_referral_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1780,7 +1882,7 @@ func (x *ForwardReferralResponse) String() string {
 func (*ForwardReferralResponse) ProtoMessage() {}
 
 func (x *ForwardReferralResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_referral_service_proto_msgTypes[27]
+	mi := &file_alltogether_exchange_v1_referral_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1793,7 +1895,7 @@ func (x *ForwardReferralResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForwardReferralResponse.ProtoReflect.Descriptor instead.
 func (*ForwardReferralResponse) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_referral_service_proto_rawDescGZIP(), []int{27}
+	return file_alltogether_exchange_v1_referral_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ForwardReferralResponse) GetReferral() *Referral {
@@ -1816,7 +1918,7 @@ type SuggestRecipientsRequest struct {
 
 func (x *SuggestRecipientsRequest) Reset() {
 	*x = SuggestRecipientsRequest{}
-	mi := &file_alltogether_exchange_v1_referral_service_proto_msgTypes[28]
+	mi := &file_alltogether_exchange_v1_referral_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1828,7 +1930,7 @@ func (x *SuggestRecipientsRequest) String() string {
 func (*SuggestRecipientsRequest) ProtoMessage() {}
 
 func (x *SuggestRecipientsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_referral_service_proto_msgTypes[28]
+	mi := &file_alltogether_exchange_v1_referral_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1841,7 +1943,7 @@ func (x *SuggestRecipientsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SuggestRecipientsRequest.ProtoReflect.Descriptor instead.
 func (*SuggestRecipientsRequest) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_referral_service_proto_rawDescGZIP(), []int{28}
+	return file_alltogether_exchange_v1_referral_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SuggestRecipientsRequest) GetNiche() Niche {
@@ -1874,7 +1976,7 @@ type SuggestRecipientsResponse struct {
 
 func (x *SuggestRecipientsResponse) Reset() {
 	*x = SuggestRecipientsResponse{}
-	mi := &file_alltogether_exchange_v1_referral_service_proto_msgTypes[29]
+	mi := &file_alltogether_exchange_v1_referral_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1886,7 +1988,7 @@ func (x *SuggestRecipientsResponse) String() string {
 func (*SuggestRecipientsResponse) ProtoMessage() {}
 
 func (x *SuggestRecipientsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_referral_service_proto_msgTypes[29]
+	mi := &file_alltogether_exchange_v1_referral_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1899,7 +2001,7 @@ func (x *SuggestRecipientsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SuggestRecipientsResponse.ProtoReflect.Descriptor instead.
 func (*SuggestRecipientsResponse) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_referral_service_proto_rawDescGZIP(), []int{29}
+	return file_alltogether_exchange_v1_referral_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SuggestRecipientsResponse) GetAgencies() []*Agency {
@@ -1932,7 +2034,7 @@ type GetReferralStatisticsRequest struct {
 
 func (x *GetReferralStatisticsRequest) Reset() {
 	*x = GetReferralStatisticsRequest{}
-	mi := &file_alltogether_exchange_v1_referral_service_proto_msgTypes[30]
+	mi := &file_alltogether_exchange_v1_referral_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1944,7 +2046,7 @@ func (x *GetReferralStatisticsRequest) String() string {
 func (*GetReferralStatisticsRequest) ProtoMessage() {}
 
 func (x *GetReferralStatisticsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_referral_service_proto_msgTypes[30]
+	mi := &file_alltogether_exchange_v1_referral_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1957,7 +2059,7 @@ func (x *GetReferralStatisticsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReferralStatisticsRequest.ProtoReflect.Descriptor instead.
 func (*GetReferralStatisticsRequest) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_referral_service_proto_rawDescGZIP(), []int{30}
+	return file_alltogether_exchange_v1_referral_service_proto_rawDescGZIP(), []int{32}
 }
 
 // GetReferralStatisticsResponse holds referral counts.
@@ -1972,7 +2074,7 @@ type GetReferralStatisticsResponse struct {
 
 func (x *GetReferralStatisticsResponse) Reset() {
 	*x = GetReferralStatisticsResponse{}
-	mi := &file_alltogether_exchange_v1_referral_service_proto_msgTypes[31]
+	mi := &file_alltogether_exchange_v1_referral_service_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1984,7 +2086,7 @@ func (x *GetReferralStatisticsResponse) String() string {
 func (*GetReferralStatisticsResponse) ProtoMessage() {}
 
 func (x *GetReferralStatisticsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_referral_service_proto_msgTypes[31]
+	mi := &file_alltogether_exchange_v1_referral_service_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1997,7 +2099,7 @@ func (x *GetReferralStatisticsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReferralStatisticsResponse.ProtoReflect.Descriptor instead.
 func (*GetReferralStatisticsResponse) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_referral_service_proto_rawDescGZIP(), []int{31}
+	return file_alltogether_exchange_v1_referral_service_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetReferralStatisticsResponse) GetCounts() []*ReferralCount {
@@ -2026,7 +2128,7 @@ type ReferralCount struct {
 
 func (x *ReferralCount) Reset() {
 	*x = ReferralCount{}
-	mi := &file_alltogether_exchange_v1_referral_service_proto_msgTypes[32]
+	mi := &file_alltogether_exchange_v1_referral_service_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2038,7 +2140,7 @@ func (x *ReferralCount) String() string {
 func (*ReferralCount) ProtoMessage() {}
 
 func (x *ReferralCount) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_referral_service_proto_msgTypes[32]
+	mi := &file_alltogether_exchange_v1_referral_service_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2051,7 +2153,7 @@ func (x *ReferralCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReferralCount.ProtoReflect.Descriptor instead.
 func (*ReferralCount) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_referral_service_proto_rawDescGZIP(), []int{32}
+	return file_alltogether_exchange_v1_referral_service_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ReferralCount) GetState() ReferralState {
@@ -2176,6 +2278,12 @@ const file_alltogether_exchange_v1_referral_service_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\xd0\x0fR\x06reason\"^\n" +
 	"\x1dRevokeReferralConsentResponse\x12=\n" +
+	"\breferral\x18\x01 \x01(\v2!.alltogether.exchange.v1.ReferralR\breferral\"v\n" +
+	"\x1bEraseReferralDetailsRequest\x123\n" +
+	"\x04name\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^referrals/[0-9a-z]{26}$R\x04name\x12\"\n" +
+	"\x06reason\x18\x02 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\xd0\x0fR\x06reason\"]\n" +
+	"\x1cEraseReferralDetailsResponse\x12=\n" +
 	"\breferral\x18\x01 \x01(\v2!.alltogether.exchange.v1.ReferralR\breferral\"\xe3\x03\n" +
 	"\x16ForwardReferralRequest\x123\n" +
 	"\x04name\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^referrals/[0-9a-z]{26}$R\x04name\x12J\n" +
@@ -2218,7 +2326,7 @@ const file_alltogether_exchange_v1_referral_service_proto_rawDesc = "" +
 	"\x1fREFERRAL_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bREFERRAL_EVENT_KIND_CREATED\x10\x01\x12\x1f\n" +
 	"\x1bREFERRAL_EVENT_KIND_UPDATED\x10\x02\x12!\n" +
-	"\x1dREFERRAL_EVENT_KIND_HEARTBEAT\x10\x032\xa2\x0e\n" +
+	"\x1dREFERRAL_EVENT_KIND_HEARTBEAT\x10\x032\xa8\x0f\n" +
 	"\x0fReferralService\x12q\n" +
 	"\x0eCreateReferral\x12..alltogether.exchange.v1.CreateReferralRequest\x1a/.alltogether.exchange.v1.CreateReferralResponse\x12\x83\x01\n" +
 	"\x14BatchCreateReferrals\x124.alltogether.exchange.v1.BatchCreateReferralsRequest\x1a5.alltogether.exchange.v1.BatchCreateReferralsResponse\x12h\n" +
@@ -2232,7 +2340,8 @@ const file_alltogether_exchange_v1_referral_service_proto_rawDesc = "" +
 	"\x10CompleteReferral\x120.alltogether.exchange.v1.CompleteReferralRequest\x1a1.alltogether.exchange.v1.CompleteReferralResponse\x12q\n" +
 	"\x0eCancelReferral\x12..alltogether.exchange.v1.CancelReferralRequest\x1a/.alltogether.exchange.v1.CancelReferralResponse\x12\x86\x01\n" +
 	"\x15RevokeReferralConsent\x125.alltogether.exchange.v1.RevokeReferralConsentRequest\x1a6.alltogether.exchange.v1.RevokeReferralConsentResponse\x12t\n" +
-	"\x0fForwardReferral\x12/.alltogether.exchange.v1.ForwardReferralRequest\x1a0.alltogether.exchange.v1.ForwardReferralResponse\x12z\n" +
+	"\x0fForwardReferral\x12/.alltogether.exchange.v1.ForwardReferralRequest\x1a0.alltogether.exchange.v1.ForwardReferralResponse\x12\x83\x01\n" +
+	"\x14EraseReferralDetails\x124.alltogether.exchange.v1.EraseReferralDetailsRequest\x1a5.alltogether.exchange.v1.EraseReferralDetailsResponse\x12z\n" +
 	"\x11SuggestRecipients\x121.alltogether.exchange.v1.SuggestRecipientsRequest\x1a2.alltogether.exchange.v1.SuggestRecipientsResponse\x12\x86\x01\n" +
 	"\x15GetReferralStatistics\x125.alltogether.exchange.v1.GetReferralStatisticsRequest\x1a6.alltogether.exchange.v1.GetReferralStatisticsResponseBJZHgithub.com/alltogether/exchange/proto/alltogether/exchange/v1;exchangev1b\x06proto3"
 
@@ -2249,7 +2358,7 @@ func file_alltogether_exchange_v1_referral_service_proto_rawDescGZIP() []byte {
 }
 
 var file_alltogether_exchange_v1_referral_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_alltogether_exchange_v1_referral_service_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_alltogether_exchange_v1_referral_service_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_alltogether_exchange_v1_referral_service_proto_goTypes = []any{
 	(ReferralPushStatus)(0),               // 0: alltogether.exchange.v1.ReferralPushStatus
 	(ReferralDirection)(0),                // 1: alltogether.exchange.v1.ReferralDirection
@@ -2280,92 +2389,97 @@ var file_alltogether_exchange_v1_referral_service_proto_goTypes = []any{
 	(*CancelReferralResponse)(nil),        // 26: alltogether.exchange.v1.CancelReferralResponse
 	(*RevokeReferralConsentRequest)(nil),  // 27: alltogether.exchange.v1.RevokeReferralConsentRequest
 	(*RevokeReferralConsentResponse)(nil), // 28: alltogether.exchange.v1.RevokeReferralConsentResponse
-	(*ForwardReferralRequest)(nil),        // 29: alltogether.exchange.v1.ForwardReferralRequest
-	(*ForwardReferralResponse)(nil),       // 30: alltogether.exchange.v1.ForwardReferralResponse
-	(*SuggestRecipientsRequest)(nil),      // 31: alltogether.exchange.v1.SuggestRecipientsRequest
-	(*SuggestRecipientsResponse)(nil),     // 32: alltogether.exchange.v1.SuggestRecipientsResponse
-	(*GetReferralStatisticsRequest)(nil),  // 33: alltogether.exchange.v1.GetReferralStatisticsRequest
-	(*GetReferralStatisticsResponse)(nil), // 34: alltogether.exchange.v1.GetReferralStatisticsResponse
-	(*ReferralCount)(nil),                 // 35: alltogether.exchange.v1.ReferralCount
-	(*Referral)(nil),                      // 36: alltogether.exchange.v1.Referral
-	(ReferralState)(0),                    // 37: alltogether.exchange.v1.ReferralState
-	(Niche)(0),                            // 38: alltogether.exchange.v1.Niche
-	(*timestamppb.Timestamp)(nil),         // 39: google.protobuf.Timestamp
-	(*Rejection)(nil),                     // 40: alltogether.exchange.v1.Rejection
-	(*Outcome)(nil),                       // 41: alltogether.exchange.v1.Outcome
-	(*RequestedService)(nil),              // 42: alltogether.exchange.v1.RequestedService
-	(Urgency)(0),                          // 43: alltogether.exchange.v1.Urgency
-	(*Consent)(nil),                       // 44: alltogether.exchange.v1.Consent
-	(*Agency)(nil),                        // 45: alltogether.exchange.v1.Agency
+	(*EraseReferralDetailsRequest)(nil),   // 29: alltogether.exchange.v1.EraseReferralDetailsRequest
+	(*EraseReferralDetailsResponse)(nil),  // 30: alltogether.exchange.v1.EraseReferralDetailsResponse
+	(*ForwardReferralRequest)(nil),        // 31: alltogether.exchange.v1.ForwardReferralRequest
+	(*ForwardReferralResponse)(nil),       // 32: alltogether.exchange.v1.ForwardReferralResponse
+	(*SuggestRecipientsRequest)(nil),      // 33: alltogether.exchange.v1.SuggestRecipientsRequest
+	(*SuggestRecipientsResponse)(nil),     // 34: alltogether.exchange.v1.SuggestRecipientsResponse
+	(*GetReferralStatisticsRequest)(nil),  // 35: alltogether.exchange.v1.GetReferralStatisticsRequest
+	(*GetReferralStatisticsResponse)(nil), // 36: alltogether.exchange.v1.GetReferralStatisticsResponse
+	(*ReferralCount)(nil),                 // 37: alltogether.exchange.v1.ReferralCount
+	(*Referral)(nil),                      // 38: alltogether.exchange.v1.Referral
+	(ReferralState)(0),                    // 39: alltogether.exchange.v1.ReferralState
+	(Niche)(0),                            // 40: alltogether.exchange.v1.Niche
+	(*timestamppb.Timestamp)(nil),         // 41: google.protobuf.Timestamp
+	(*Rejection)(nil),                     // 42: alltogether.exchange.v1.Rejection
+	(*Outcome)(nil),                       // 43: alltogether.exchange.v1.Outcome
+	(*RequestedService)(nil),              // 44: alltogether.exchange.v1.RequestedService
+	(Urgency)(0),                          // 45: alltogether.exchange.v1.Urgency
+	(*Consent)(nil),                       // 46: alltogether.exchange.v1.Consent
+	(*Agency)(nil),                        // 47: alltogether.exchange.v1.Agency
 }
 var file_alltogether_exchange_v1_referral_service_proto_depIdxs = []int32{
-	36, // 0: alltogether.exchange.v1.CreateReferralRequest.referral:type_name -> alltogether.exchange.v1.Referral
-	36, // 1: alltogether.exchange.v1.CreateReferralResponse.referral:type_name -> alltogether.exchange.v1.Referral
+	38, // 0: alltogether.exchange.v1.CreateReferralRequest.referral:type_name -> alltogether.exchange.v1.Referral
+	38, // 1: alltogether.exchange.v1.CreateReferralResponse.referral:type_name -> alltogether.exchange.v1.Referral
 	3,  // 2: alltogether.exchange.v1.BatchCreateReferralsRequest.requests:type_name -> alltogether.exchange.v1.CreateReferralRequest
 	7,  // 3: alltogether.exchange.v1.BatchCreateReferralsResponse.results:type_name -> alltogether.exchange.v1.ReferralPushResult
 	0,  // 4: alltogether.exchange.v1.ReferralPushResult.status:type_name -> alltogether.exchange.v1.ReferralPushStatus
 	8,  // 5: alltogether.exchange.v1.ReferralPushResult.violations:type_name -> alltogether.exchange.v1.FieldViolation
-	36, // 6: alltogether.exchange.v1.GetReferralResponse.referral:type_name -> alltogether.exchange.v1.Referral
+	38, // 6: alltogether.exchange.v1.GetReferralResponse.referral:type_name -> alltogether.exchange.v1.Referral
 	1,  // 7: alltogether.exchange.v1.ListReferralsRequest.direction:type_name -> alltogether.exchange.v1.ReferralDirection
-	37, // 8: alltogether.exchange.v1.ListReferralsRequest.state:type_name -> alltogether.exchange.v1.ReferralState
-	38, // 9: alltogether.exchange.v1.ListReferralsRequest.niche:type_name -> alltogether.exchange.v1.Niche
-	39, // 10: alltogether.exchange.v1.ListReferralsRequest.updated_since:type_name -> google.protobuf.Timestamp
-	36, // 11: alltogether.exchange.v1.ListReferralsResponse.referrals:type_name -> alltogether.exchange.v1.Referral
+	39, // 8: alltogether.exchange.v1.ListReferralsRequest.state:type_name -> alltogether.exchange.v1.ReferralState
+	40, // 9: alltogether.exchange.v1.ListReferralsRequest.niche:type_name -> alltogether.exchange.v1.Niche
+	41, // 10: alltogether.exchange.v1.ListReferralsRequest.updated_since:type_name -> google.protobuf.Timestamp
+	38, // 11: alltogether.exchange.v1.ListReferralsResponse.referrals:type_name -> alltogether.exchange.v1.Referral
 	2,  // 12: alltogether.exchange.v1.WatchReferralsResponse.kind:type_name -> alltogether.exchange.v1.ReferralEventKind
-	36, // 13: alltogether.exchange.v1.WatchReferralsResponse.referral:type_name -> alltogether.exchange.v1.Referral
-	36, // 14: alltogether.exchange.v1.AcknowledgeReferralResponse.referral:type_name -> alltogether.exchange.v1.Referral
-	36, // 15: alltogether.exchange.v1.AcceptReferralResponse.referral:type_name -> alltogether.exchange.v1.Referral
-	40, // 16: alltogether.exchange.v1.RejectReferralRequest.rejection:type_name -> alltogether.exchange.v1.Rejection
-	36, // 17: alltogether.exchange.v1.RejectReferralResponse.referral:type_name -> alltogether.exchange.v1.Referral
-	36, // 18: alltogether.exchange.v1.StartReferralResponse.referral:type_name -> alltogether.exchange.v1.Referral
-	41, // 19: alltogether.exchange.v1.CompleteReferralRequest.outcome:type_name -> alltogether.exchange.v1.Outcome
-	36, // 20: alltogether.exchange.v1.CompleteReferralResponse.referral:type_name -> alltogether.exchange.v1.Referral
-	36, // 21: alltogether.exchange.v1.CancelReferralResponse.referral:type_name -> alltogether.exchange.v1.Referral
-	36, // 22: alltogether.exchange.v1.RevokeReferralConsentResponse.referral:type_name -> alltogether.exchange.v1.Referral
-	42, // 23: alltogether.exchange.v1.ForwardReferralRequest.service:type_name -> alltogether.exchange.v1.RequestedService
-	43, // 24: alltogether.exchange.v1.ForwardReferralRequest.urgency:type_name -> alltogether.exchange.v1.Urgency
-	44, // 25: alltogether.exchange.v1.ForwardReferralRequest.consent:type_name -> alltogether.exchange.v1.Consent
-	36, // 26: alltogether.exchange.v1.ForwardReferralResponse.referral:type_name -> alltogether.exchange.v1.Referral
-	38, // 27: alltogether.exchange.v1.SuggestRecipientsRequest.niche:type_name -> alltogether.exchange.v1.Niche
-	45, // 28: alltogether.exchange.v1.SuggestRecipientsResponse.agencies:type_name -> alltogether.exchange.v1.Agency
-	35, // 29: alltogether.exchange.v1.GetReferralStatisticsResponse.counts:type_name -> alltogether.exchange.v1.ReferralCount
-	37, // 30: alltogether.exchange.v1.ReferralCount.state:type_name -> alltogether.exchange.v1.ReferralState
-	38, // 31: alltogether.exchange.v1.ReferralCount.niche:type_name -> alltogether.exchange.v1.Niche
-	3,  // 32: alltogether.exchange.v1.ReferralService.CreateReferral:input_type -> alltogether.exchange.v1.CreateReferralRequest
-	5,  // 33: alltogether.exchange.v1.ReferralService.BatchCreateReferrals:input_type -> alltogether.exchange.v1.BatchCreateReferralsRequest
-	9,  // 34: alltogether.exchange.v1.ReferralService.GetReferral:input_type -> alltogether.exchange.v1.GetReferralRequest
-	11, // 35: alltogether.exchange.v1.ReferralService.ListReferrals:input_type -> alltogether.exchange.v1.ListReferralsRequest
-	13, // 36: alltogether.exchange.v1.ReferralService.WatchReferrals:input_type -> alltogether.exchange.v1.WatchReferralsRequest
-	15, // 37: alltogether.exchange.v1.ReferralService.AcknowledgeReferral:input_type -> alltogether.exchange.v1.AcknowledgeReferralRequest
-	17, // 38: alltogether.exchange.v1.ReferralService.AcceptReferral:input_type -> alltogether.exchange.v1.AcceptReferralRequest
-	19, // 39: alltogether.exchange.v1.ReferralService.RejectReferral:input_type -> alltogether.exchange.v1.RejectReferralRequest
-	21, // 40: alltogether.exchange.v1.ReferralService.StartReferral:input_type -> alltogether.exchange.v1.StartReferralRequest
-	23, // 41: alltogether.exchange.v1.ReferralService.CompleteReferral:input_type -> alltogether.exchange.v1.CompleteReferralRequest
-	25, // 42: alltogether.exchange.v1.ReferralService.CancelReferral:input_type -> alltogether.exchange.v1.CancelReferralRequest
-	27, // 43: alltogether.exchange.v1.ReferralService.RevokeReferralConsent:input_type -> alltogether.exchange.v1.RevokeReferralConsentRequest
-	29, // 44: alltogether.exchange.v1.ReferralService.ForwardReferral:input_type -> alltogether.exchange.v1.ForwardReferralRequest
-	31, // 45: alltogether.exchange.v1.ReferralService.SuggestRecipients:input_type -> alltogether.exchange.v1.SuggestRecipientsRequest
-	33, // 46: alltogether.exchange.v1.ReferralService.GetReferralStatistics:input_type -> alltogether.exchange.v1.GetReferralStatisticsRequest
-	4,  // 47: alltogether.exchange.v1.ReferralService.CreateReferral:output_type -> alltogether.exchange.v1.CreateReferralResponse
-	6,  // 48: alltogether.exchange.v1.ReferralService.BatchCreateReferrals:output_type -> alltogether.exchange.v1.BatchCreateReferralsResponse
-	10, // 49: alltogether.exchange.v1.ReferralService.GetReferral:output_type -> alltogether.exchange.v1.GetReferralResponse
-	12, // 50: alltogether.exchange.v1.ReferralService.ListReferrals:output_type -> alltogether.exchange.v1.ListReferralsResponse
-	14, // 51: alltogether.exchange.v1.ReferralService.WatchReferrals:output_type -> alltogether.exchange.v1.WatchReferralsResponse
-	16, // 52: alltogether.exchange.v1.ReferralService.AcknowledgeReferral:output_type -> alltogether.exchange.v1.AcknowledgeReferralResponse
-	18, // 53: alltogether.exchange.v1.ReferralService.AcceptReferral:output_type -> alltogether.exchange.v1.AcceptReferralResponse
-	20, // 54: alltogether.exchange.v1.ReferralService.RejectReferral:output_type -> alltogether.exchange.v1.RejectReferralResponse
-	22, // 55: alltogether.exchange.v1.ReferralService.StartReferral:output_type -> alltogether.exchange.v1.StartReferralResponse
-	24, // 56: alltogether.exchange.v1.ReferralService.CompleteReferral:output_type -> alltogether.exchange.v1.CompleteReferralResponse
-	26, // 57: alltogether.exchange.v1.ReferralService.CancelReferral:output_type -> alltogether.exchange.v1.CancelReferralResponse
-	28, // 58: alltogether.exchange.v1.ReferralService.RevokeReferralConsent:output_type -> alltogether.exchange.v1.RevokeReferralConsentResponse
-	30, // 59: alltogether.exchange.v1.ReferralService.ForwardReferral:output_type -> alltogether.exchange.v1.ForwardReferralResponse
-	32, // 60: alltogether.exchange.v1.ReferralService.SuggestRecipients:output_type -> alltogether.exchange.v1.SuggestRecipientsResponse
-	34, // 61: alltogether.exchange.v1.ReferralService.GetReferralStatistics:output_type -> alltogether.exchange.v1.GetReferralStatisticsResponse
-	47, // [47:62] is the sub-list for method output_type
-	32, // [32:47] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	38, // 13: alltogether.exchange.v1.WatchReferralsResponse.referral:type_name -> alltogether.exchange.v1.Referral
+	38, // 14: alltogether.exchange.v1.AcknowledgeReferralResponse.referral:type_name -> alltogether.exchange.v1.Referral
+	38, // 15: alltogether.exchange.v1.AcceptReferralResponse.referral:type_name -> alltogether.exchange.v1.Referral
+	42, // 16: alltogether.exchange.v1.RejectReferralRequest.rejection:type_name -> alltogether.exchange.v1.Rejection
+	38, // 17: alltogether.exchange.v1.RejectReferralResponse.referral:type_name -> alltogether.exchange.v1.Referral
+	38, // 18: alltogether.exchange.v1.StartReferralResponse.referral:type_name -> alltogether.exchange.v1.Referral
+	43, // 19: alltogether.exchange.v1.CompleteReferralRequest.outcome:type_name -> alltogether.exchange.v1.Outcome
+	38, // 20: alltogether.exchange.v1.CompleteReferralResponse.referral:type_name -> alltogether.exchange.v1.Referral
+	38, // 21: alltogether.exchange.v1.CancelReferralResponse.referral:type_name -> alltogether.exchange.v1.Referral
+	38, // 22: alltogether.exchange.v1.RevokeReferralConsentResponse.referral:type_name -> alltogether.exchange.v1.Referral
+	38, // 23: alltogether.exchange.v1.EraseReferralDetailsResponse.referral:type_name -> alltogether.exchange.v1.Referral
+	44, // 24: alltogether.exchange.v1.ForwardReferralRequest.service:type_name -> alltogether.exchange.v1.RequestedService
+	45, // 25: alltogether.exchange.v1.ForwardReferralRequest.urgency:type_name -> alltogether.exchange.v1.Urgency
+	46, // 26: alltogether.exchange.v1.ForwardReferralRequest.consent:type_name -> alltogether.exchange.v1.Consent
+	38, // 27: alltogether.exchange.v1.ForwardReferralResponse.referral:type_name -> alltogether.exchange.v1.Referral
+	40, // 28: alltogether.exchange.v1.SuggestRecipientsRequest.niche:type_name -> alltogether.exchange.v1.Niche
+	47, // 29: alltogether.exchange.v1.SuggestRecipientsResponse.agencies:type_name -> alltogether.exchange.v1.Agency
+	37, // 30: alltogether.exchange.v1.GetReferralStatisticsResponse.counts:type_name -> alltogether.exchange.v1.ReferralCount
+	39, // 31: alltogether.exchange.v1.ReferralCount.state:type_name -> alltogether.exchange.v1.ReferralState
+	40, // 32: alltogether.exchange.v1.ReferralCount.niche:type_name -> alltogether.exchange.v1.Niche
+	3,  // 33: alltogether.exchange.v1.ReferralService.CreateReferral:input_type -> alltogether.exchange.v1.CreateReferralRequest
+	5,  // 34: alltogether.exchange.v1.ReferralService.BatchCreateReferrals:input_type -> alltogether.exchange.v1.BatchCreateReferralsRequest
+	9,  // 35: alltogether.exchange.v1.ReferralService.GetReferral:input_type -> alltogether.exchange.v1.GetReferralRequest
+	11, // 36: alltogether.exchange.v1.ReferralService.ListReferrals:input_type -> alltogether.exchange.v1.ListReferralsRequest
+	13, // 37: alltogether.exchange.v1.ReferralService.WatchReferrals:input_type -> alltogether.exchange.v1.WatchReferralsRequest
+	15, // 38: alltogether.exchange.v1.ReferralService.AcknowledgeReferral:input_type -> alltogether.exchange.v1.AcknowledgeReferralRequest
+	17, // 39: alltogether.exchange.v1.ReferralService.AcceptReferral:input_type -> alltogether.exchange.v1.AcceptReferralRequest
+	19, // 40: alltogether.exchange.v1.ReferralService.RejectReferral:input_type -> alltogether.exchange.v1.RejectReferralRequest
+	21, // 41: alltogether.exchange.v1.ReferralService.StartReferral:input_type -> alltogether.exchange.v1.StartReferralRequest
+	23, // 42: alltogether.exchange.v1.ReferralService.CompleteReferral:input_type -> alltogether.exchange.v1.CompleteReferralRequest
+	25, // 43: alltogether.exchange.v1.ReferralService.CancelReferral:input_type -> alltogether.exchange.v1.CancelReferralRequest
+	27, // 44: alltogether.exchange.v1.ReferralService.RevokeReferralConsent:input_type -> alltogether.exchange.v1.RevokeReferralConsentRequest
+	31, // 45: alltogether.exchange.v1.ReferralService.ForwardReferral:input_type -> alltogether.exchange.v1.ForwardReferralRequest
+	29, // 46: alltogether.exchange.v1.ReferralService.EraseReferralDetails:input_type -> alltogether.exchange.v1.EraseReferralDetailsRequest
+	33, // 47: alltogether.exchange.v1.ReferralService.SuggestRecipients:input_type -> alltogether.exchange.v1.SuggestRecipientsRequest
+	35, // 48: alltogether.exchange.v1.ReferralService.GetReferralStatistics:input_type -> alltogether.exchange.v1.GetReferralStatisticsRequest
+	4,  // 49: alltogether.exchange.v1.ReferralService.CreateReferral:output_type -> alltogether.exchange.v1.CreateReferralResponse
+	6,  // 50: alltogether.exchange.v1.ReferralService.BatchCreateReferrals:output_type -> alltogether.exchange.v1.BatchCreateReferralsResponse
+	10, // 51: alltogether.exchange.v1.ReferralService.GetReferral:output_type -> alltogether.exchange.v1.GetReferralResponse
+	12, // 52: alltogether.exchange.v1.ReferralService.ListReferrals:output_type -> alltogether.exchange.v1.ListReferralsResponse
+	14, // 53: alltogether.exchange.v1.ReferralService.WatchReferrals:output_type -> alltogether.exchange.v1.WatchReferralsResponse
+	16, // 54: alltogether.exchange.v1.ReferralService.AcknowledgeReferral:output_type -> alltogether.exchange.v1.AcknowledgeReferralResponse
+	18, // 55: alltogether.exchange.v1.ReferralService.AcceptReferral:output_type -> alltogether.exchange.v1.AcceptReferralResponse
+	20, // 56: alltogether.exchange.v1.ReferralService.RejectReferral:output_type -> alltogether.exchange.v1.RejectReferralResponse
+	22, // 57: alltogether.exchange.v1.ReferralService.StartReferral:output_type -> alltogether.exchange.v1.StartReferralResponse
+	24, // 58: alltogether.exchange.v1.ReferralService.CompleteReferral:output_type -> alltogether.exchange.v1.CompleteReferralResponse
+	26, // 59: alltogether.exchange.v1.ReferralService.CancelReferral:output_type -> alltogether.exchange.v1.CancelReferralResponse
+	28, // 60: alltogether.exchange.v1.ReferralService.RevokeReferralConsent:output_type -> alltogether.exchange.v1.RevokeReferralConsentResponse
+	32, // 61: alltogether.exchange.v1.ReferralService.ForwardReferral:output_type -> alltogether.exchange.v1.ForwardReferralResponse
+	30, // 62: alltogether.exchange.v1.ReferralService.EraseReferralDetails:output_type -> alltogether.exchange.v1.EraseReferralDetailsResponse
+	34, // 63: alltogether.exchange.v1.ReferralService.SuggestRecipients:output_type -> alltogether.exchange.v1.SuggestRecipientsResponse
+	36, // 64: alltogether.exchange.v1.ReferralService.GetReferralStatistics:output_type -> alltogether.exchange.v1.GetReferralStatisticsResponse
+	49, // [49:65] is the sub-list for method output_type
+	33, // [33:49] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_alltogether_exchange_v1_referral_service_proto_init() }
@@ -2382,7 +2496,7 @@ func file_alltogether_exchange_v1_referral_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_alltogether_exchange_v1_referral_service_proto_rawDesc), len(file_alltogether_exchange_v1_referral_service_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   33,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

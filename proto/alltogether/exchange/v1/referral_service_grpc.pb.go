@@ -32,6 +32,7 @@ const (
 	ReferralService_CancelReferral_FullMethodName        = "/alltogether.exchange.v1.ReferralService/CancelReferral"
 	ReferralService_RevokeReferralConsent_FullMethodName = "/alltogether.exchange.v1.ReferralService/RevokeReferralConsent"
 	ReferralService_ForwardReferral_FullMethodName       = "/alltogether.exchange.v1.ReferralService/ForwardReferral"
+	ReferralService_EraseReferralDetails_FullMethodName  = "/alltogether.exchange.v1.ReferralService/EraseReferralDetails"
 	ReferralService_SuggestRecipients_FullMethodName     = "/alltogether.exchange.v1.ReferralService/SuggestRecipients"
 	ReferralService_GetReferralStatistics_FullMethodName = "/alltogether.exchange.v1.ReferralService/GetReferralStatistics"
 )
@@ -93,6 +94,12 @@ type ReferralServiceClient interface {
 	// from the receiver to that agency, linked to this one, with its own
 	// consent. Receiver only, while RECEIVED, ACCEPTED or IN_PROGRESS.
 	ForwardReferral(ctx context.Context, in *ForwardReferralRequest, opts ...grpc.CallOption) (*ForwardReferralResponse, error)
+	// EraseReferralDetails destroys the identifying details of a referral
+	// (subject and case notes) for good, for example at the person's request:
+	// they are stored encrypted with a key of their own, and the key is
+	// destroyed. The referral's state and history stay. Sender only; the
+	// erasure is audited.
+	EraseReferralDetails(ctx context.Context, in *EraseReferralDetailsRequest, opts ...grpc.CallOption) (*EraseReferralDetailsResponse, error)
 	// SuggestRecipients lists active agencies whose declared niches and
 	// coverage match a need in a province. When none matches it says so: a
 	// gap worth reporting to the coordination working group.
@@ -250,6 +257,16 @@ func (c *referralServiceClient) ForwardReferral(ctx context.Context, in *Forward
 	return out, nil
 }
 
+func (c *referralServiceClient) EraseReferralDetails(ctx context.Context, in *EraseReferralDetailsRequest, opts ...grpc.CallOption) (*EraseReferralDetailsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EraseReferralDetailsResponse)
+	err := c.cc.Invoke(ctx, ReferralService_EraseReferralDetails_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *referralServiceClient) SuggestRecipients(ctx context.Context, in *SuggestRecipientsRequest, opts ...grpc.CallOption) (*SuggestRecipientsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SuggestRecipientsResponse)
@@ -327,6 +344,12 @@ type ReferralServiceServer interface {
 	// from the receiver to that agency, linked to this one, with its own
 	// consent. Receiver only, while RECEIVED, ACCEPTED or IN_PROGRESS.
 	ForwardReferral(context.Context, *ForwardReferralRequest) (*ForwardReferralResponse, error)
+	// EraseReferralDetails destroys the identifying details of a referral
+	// (subject and case notes) for good, for example at the person's request:
+	// they are stored encrypted with a key of their own, and the key is
+	// destroyed. The referral's state and history stay. Sender only; the
+	// erasure is audited.
+	EraseReferralDetails(context.Context, *EraseReferralDetailsRequest) (*EraseReferralDetailsResponse, error)
 	// SuggestRecipients lists active agencies whose declared niches and
 	// coverage match a need in a province. When none matches it says so: a
 	// gap worth reporting to the coordination working group.
@@ -383,6 +406,9 @@ func (UnimplementedReferralServiceServer) RevokeReferralConsent(context.Context,
 }
 func (UnimplementedReferralServiceServer) ForwardReferral(context.Context, *ForwardReferralRequest) (*ForwardReferralResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ForwardReferral not implemented")
+}
+func (UnimplementedReferralServiceServer) EraseReferralDetails(context.Context, *EraseReferralDetailsRequest) (*EraseReferralDetailsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method EraseReferralDetails not implemented")
 }
 func (UnimplementedReferralServiceServer) SuggestRecipients(context.Context, *SuggestRecipientsRequest) (*SuggestRecipientsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SuggestRecipients not implemented")
@@ -638,6 +664,24 @@ func _ReferralService_ForwardReferral_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ReferralService_EraseReferralDetails_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EraseReferralDetailsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReferralServiceServer).EraseReferralDetails(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ReferralService_EraseReferralDetails_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReferralServiceServer).EraseReferralDetails(ctx, req.(*EraseReferralDetailsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ReferralService_SuggestRecipients_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(SuggestRecipientsRequest)
 	if err := dec(in); err != nil {
@@ -728,6 +772,10 @@ var ReferralService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ForwardReferral",
 			Handler:    _ReferralService_ForwardReferral_Handler,
+		},
+		{
+			MethodName: "EraseReferralDetails",
+			Handler:    _ReferralService_EraseReferralDetails_Handler,
 		},
 		{
 			MethodName: "SuggestRecipients",

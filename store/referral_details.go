@@ -1,0 +1,152 @@
+package store
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+)
+
+// A referral's identifying details (subject and case notes) are the most
+// sensitive data the exchange holds. They never enter the referral record,
+// the change log or the audit chain: they are sealed with AES-256-GCM under
+// a data key of their own, kept in bucketReferralKeys, with the referral id
+// as additional data (so that a sealed blob cannot be moved to another
+// referral). Erasing the details deletes the key and the blob; Vacuum then
+// rewrites the file so that no freed page still holds the key.
+
+// sealDetails makes a new key for the referral and stores its details
+// sealed under it.
+func sealDetails(tx *bolt.Tx, id string, details *exchangev1.Referral) error {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return internal("cannot make a data key", err)
+	}
+	aead, err := newAEAD(key)
+	if err != nil {
+		return err
+	}
+	plain, err := marshal(details)
+	if err != nil {
+		return err
+	}
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return internal("cannot make a nonce", err)
+	}
+	sealed := aead.Seal(nonce, nonce, plain, []byte(id))
+	clear(plain)
+	if err := tx.Bucket(bucketReferralKeys).Put([]byte(id), key); err != nil {
+		return internal("cannot store the data key", err)
+	}
+	if err := tx.Bucket(bucketReferralDetails).Put([]byte(id), sealed); err != nil {
+		return internal("cannot store the sealed details", err)
+	}
+	return nil
+}
+
+// openDetails fills r's subject and case notes from the sealed details, if
+// they were not erased.
+func openDetails(tx *bolt.Tx, id string, r *exchangev1.Referral) error {
+	key := tx.Bucket(bucketReferralKeys).Get([]byte(id))
+	sealed := tx.Bucket(bucketReferralDetails).Get([]byte(id))
+	if key == nil || sealed == nil {
+		return nil // erased (the referral says so) or never had any
+	}
+	aead, err := newAEAD(key)
+	if err != nil {
+		return err
+	}
+	n := aead.NonceSize()
+	if len(sealed) < n {
+		return internal("sealed details of referrals/"+id+" are truncated", nil)
+	}
+	plain, err := aead.Open(nil, sealed[:n], sealed[n:], []byte(id))
+	if err != nil {
+		return internal("cannot open the details of referrals/"+id, err)
+	}
+	var details exchangev1.Referral
+	if err := unmarshal(plain, &details); err != nil {
+		return err
+	}
+	clear(plain)
+	r.Subject, r.CaseNotes = details.GetSubject(), details.GetCaseNotes()
+	return nil
+}
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, internal("bad data key", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, internal("cannot make the cipher", err)
+	}
+	return aead, nil
+}
+
+// EraseReferralDetails destroys a referral's identifying details: its data
+// key and sealed details are deleted and the referral is marked erased, in
+// one transaction that is audited like any change. check runs first on the
+// stored referral and may refuse. Run Vacuum afterwards so that no freed
+// page of the file keeps the key.
+func (s *Store) EraseReferralDetails(ctx context.Context, op Op, name string, check func(*exchangev1.Referral) error) (*exchangev1.Referral, error) {
+	var out *exchangev1.Referral
+	err := s.update(ctx, op, func(w *writeTx) error {
+		id := referralID(name)
+		r, err := referrals.modify(w, []byte(id), name, "", func(r *exchangev1.Referral) error {
+			if err := check(r); err != nil {
+				return err
+			}
+			if r.GetDetailsErased() {
+				return &Error{Kind: KindFailedPrecondition, Resource: name, Message: "the details of " + name + " are already erased"}
+			}
+			r.DetailsErased, r.EraseTime = true, w.timestamp()
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, b := range [][]byte{bucketReferralKeys, bucketReferralDetails} {
+			if err := w.tx.Bucket(b).Delete([]byte(id)); err != nil {
+				return internal("cannot erase referral details", err)
+			}
+		}
+		out = r
+		return nil
+	})
+	return out, err
+}
+
+// ClosedReferralsBefore returns up to limit referrals closed (completed,
+// rejected or cancelled) before the time whose details are not yet
+// erased: those past their retention period.
+func (s *Store) ClosedReferralsBefore(ctx context.Context, before time.Time, limit int) ([]string, error) {
+	var out []string
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketReferrals).ForEach(func(k, v []byte) error {
+			if len(out) == limit {
+				return nil
+			}
+			var r exchangev1.Referral
+			if err := unmarshal(v, &r); err != nil {
+				return err
+			}
+			switch r.GetState() {
+			case exchangev1.ReferralState_REFERRAL_STATE_COMPLETED, exchangev1.ReferralState_REFERRAL_STATE_REJECTED,
+				exchangev1.ReferralState_REFERRAL_STATE_CANCELLED:
+				if !r.GetDetailsErased() && r.GetUpdateTime().AsTime().Before(before) {
+					out = append(out, r.GetName())
+				}
+			}
+			return nil
+		})
+	})
+	return out, err
+}
