@@ -189,7 +189,8 @@ func (x *exchange) serveOn(opt store.Options, adjust func(*Config)) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Store: st, TLS: tlsConfig, CA: x.ca, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), WatchHeartbeat: 200 * time.Millisecond}
+	cfg := Config{Store: st, TLS: tlsConfig, CA: x.ca, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), WatchHeartbeat: 200 * time.Millisecond,
+		Limits: Limits{CallsPerSecond: -1}} // tests that check limits set their own
 	if adjust != nil {
 		adjust(&cfg)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"buf.build/go/protovalidate"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/ratelimit"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -34,9 +35,11 @@ import (
 //  3. authentication: the caller is the client certificate's identity; a
 //     revoked certificate, an unknown agency or a suspended one is refused.
 //  4. authorization: the method's access rule (default deny).
-//  5. validation: protovalidate rules from the .proto files; violations
+//  5. rate limit: each identity has its own token bucket; a caller over
+//     its rate gets RESOURCE_EXHAUSTED while others go on.
+//  6. validation: protovalidate rules from the .proto files; violations
 //     become INVALID_ARGUMENT with a BadRequest naming each field.
-//  6. errors: whatever the handler returns becomes a status through the
+//  7. errors: whatever the handler returns becomes a status through the
 //     one error table.
 
 func (s *Server) unaryInterceptors() []grpc.UnaryServerInterceptor {
@@ -51,6 +54,10 @@ func (s *Server) unaryInterceptors() []grpc.UnaryServerInterceptor {
 			if err != nil {
 				return nil, err
 			}
+			return next(ctx, req)
+		},
+		ratelimit.UnaryServerInterceptor(s.limiter),
+		func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
 			if err := s.validate(req); err != nil {
 				return nil, err
 			}
@@ -72,8 +79,11 @@ func (s *Server) streamInterceptors() []grpc.StreamServerInterceptor {
 			if err != nil {
 				return err
 			}
-			err = next(srv, &admittedStream{ServerStream: ss, ctx: ctx, server: s})
-			return toStatus(ctx, s.log, info.FullMethod, err)
+			return next(srv, &admittedStream{ServerStream: ss, ctx: ctx, server: s})
+		},
+		ratelimit.StreamServerInterceptor(s.limiter),
+		func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, next grpc.StreamHandler) error {
+			return toStatus(ss.Context(), s.log, info.FullMethod, next(srv, ss))
 		},
 	}
 }

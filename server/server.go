@@ -43,6 +43,12 @@ type Limits struct {
 	KeepaliveMinTime time.Duration
 	// MaxConnectionIdle closes connections idle this long; default 30m.
 	MaxConnectionIdle time.Duration
+	// CallsPerSecond is each caller's sustained rate; calls beyond it get
+	// RESOURCE_EXHAUSTED. Default 200; negative disables the limit.
+	CallsPerSecond float64
+	// CallBurst is how many calls a caller may make at once above its
+	// rate; default 400.
+	CallBurst int
 }
 
 func (l Limits) withDefaults() Limits {
@@ -60,6 +66,12 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxConnectionIdle == 0 {
 		l.MaxConnectionIdle = 30 * time.Minute
+	}
+	if l.CallsPerSecond == 0 {
+		l.CallsPerSecond = 200
+	}
+	if l.CallBurst == 0 {
+		l.CallBurst = 400
 	}
 	return l
 }
@@ -99,6 +111,7 @@ type Server struct {
 	store     *store.Store
 	log       *slog.Logger
 	validator protovalidate.Validator
+	limiter   *callerLimiter
 }
 
 // New builds a server with every service registered.
@@ -117,7 +130,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	lim := cfg.Limits.withDefaults()
-	s := &Server{store: cfg.Store, log: cfg.Logger, validator: validator, health: health.NewServer()}
+	s := &Server{store: cfg.Store, log: cfg.Logger, validator: validator, health: health.NewServer(),
+		limiter: newCallerLimiter(lim.CallsPerSecond, lim.CallBurst)}
 	unary, stream := s.unaryInterceptors(), s.streamInterceptors()
 	if cfg.Metrics != nil {
 		unary = append([]grpc.UnaryServerInterceptor{cfg.Metrics.rpc.UnaryServerInterceptor()}, unary...)

@@ -46,6 +46,8 @@ type serveOptions struct {
 	skipCheck     bool
 	metricsListen string
 	retention     time.Duration
+	rate          float64
+	burst         int
 }
 
 // Main runs exchanged with the given arguments and returns its exit code.
@@ -116,6 +118,8 @@ variable named in its help.`,
 		"local address for Prometheus metrics over plain HTTP at /metrics; empty to disable (EXCHANGE_METRICS_LISTEN)")
 	f.DurationVar(&o.retention, "retention", 2*365*24*time.Hour,
 		"erase a referral's identifying details this long after it closed (completed, rejected, cancelled); 0 keeps them")
+	f.Float64Var(&o.rate, "rate", 200, "calls per second each agency (and the secretariat) may make; beyond it calls get RESOURCE_EXHAUSTED; negative for no limit")
+	f.IntVar(&o.burst, "burst", 400, "calls a caller may make at once above its rate")
 	f.DurationVar(&o.shutdownGrace, "shutdown-grace", 20*time.Second, "how long calls in flight may run after SIGTERM before they are cut off")
 	cmd.AddCommand(newRestoreCommand(stdout))
 	return rootCommand{cmd: cmd}
@@ -181,7 +185,8 @@ func serve(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %w", o.listen, err)
 	}
-	srv, err := server.New(server.Config{Store: st, TLS: tlsConfig, CA: ca, Logger: log, AckDeadlines: deadlines, Metrics: metrics})
+	srv, err := server.New(server.Config{Store: st, TLS: tlsConfig, CA: ca, Logger: log, AckDeadlines: deadlines, Metrics: metrics,
+		Limits: server.Limits{CallsPerSecond: o.rate, CallBurst: o.burst}})
 	if err != nil {
 		return err
 	}
