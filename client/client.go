@@ -49,6 +49,12 @@ type Client struct {
 	// Referrals sends, moves and follows referrals of people between
 	// agencies.
 	Referrals *ReferralClient
+	// Datasets defines shared datasets, writes and pulls their rows,
+	// aggregates them, locks periods and follows changes.
+	Datasets *DatasetClient
+	// Plans shares plans from their inception stage, syncs them
+	// declaratively, and shows overlaps, gaps and coverage.
+	Plans *PlanClient
 
 	conn *grpc.ClientConn
 }
@@ -109,6 +115,8 @@ func newClient(conn *grpc.ClientConn) *Client {
 		Directory:    &DirectoryClient{rpc: exchangev1.NewDirectoryServiceClient(conn)},
 		Certificates: &CertificateClient{rpc: exchangev1.NewCertificateServiceClient(conn)},
 		Referrals:    &ReferralClient{rpc: exchangev1.NewReferralServiceClient(conn)},
+		Datasets:     &DatasetClient{rpc: exchangev1.NewDatasetServiceClient(conn)},
+		Plans:        &PlanClient{rpc: exchangev1.NewPlanServiceClient(conn)},
 		conn:         conn,
 	}
 }

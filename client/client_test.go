@@ -49,19 +49,41 @@ func seedAgencies(s *clienttest.Server, ids ...string) {
 }
 
 // readOnlyVerbs are custom methods that change nothing on the server,
-// besides the Get, List and Watch methods.
-var readOnlyVerbs = map[string]bool{"SuggestRecipients": true}
+// besides the Get, List, Pull and Watch methods.
+var readOnlyVerbs = map[string]bool{"SuggestRecipients": true, "AggregateDatasetRows": true,
+	"DiffPlanVersions": true, "FindOverlaps": true, "FindGaps": true}
+
+// idempotentWrites are the methods without a request_id whose repetition
+// leaves the same state as one call (upserts keyed by their content).
+var idempotentWrites = map[string]bool{"WriteDatasetRows": true}
+
+// validateOnlyRetried are the declarative writes without a request_id
+// that are retried only as dry runs (validate_only), because the answer
+// of a repeat would misreport what a lost first call changed.
+var validateOnlyRetried = map[string]bool{"ApplyPlans": true, "ImportIatiActivities": true}
+
+// resumedStreams are the streaming methods, each a read that a typed
+// method resumes itself after a broken stream (the client has no stream
+// retry interceptor).
+var resumedStreams = map[string]string{
+	"WatchReferrals":   "ReferralClient.Watch",
+	"PullDatasetRows":  "DatasetClient.Pull",
+	"WatchDatasetRows": "DatasetClient.WatchRows",
+	"WatchPlans":       "PlanClient.Watch",
+}
 
 // TestRetryPolicyCoversEveryMethod fails when a service gains a method
 // without an explicit retry decision, and checks each decision against the
 // method's shape: reads are retried, creates carrying a request_id (or a
-// batch of requests that each carry one) are retried, everything else is
-// not.
+// batch of requests that each carry one) are retried, the listed
+// idempotent writes are retried, everything else is not.
 func TestRetryPolicyCoversEveryMethod(t *testing.T) {
 	services := []grpc.ServiceDesc{
 		exchangev1.DirectoryService_ServiceDesc,
 		exchangev1.CertificateService_ServiceDesc,
 		exchangev1.ReferralService_ServiceDesc,
+		exchangev1.DatasetService_ServiceDesc,
+		exchangev1.PlanService_ServiceDesc,
 	}
 	for _, sd := range services {
 		d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(sd.ServiceName))
@@ -79,8 +101,8 @@ func TestRetryPolicyCoversEveryMethod(t *testing.T) {
 		for _, st := range sd.Streams {
 			// The client's retry interceptor is unary only: a stream
 			// must be a read that a typed method resumes itself.
-			if st.ClientStreams || !strings.HasPrefix(st.StreamName, "Watch") {
-				t.Errorf("%s/%s: only server-streaming Watch methods are expected; the client has no stream retry interceptor", sd.ServiceName, st.StreamName)
+			if _, ok := resumedStreams[st.StreamName]; st.ClientStreams || !ok {
+				t.Errorf("%s/%s: only server-streaming reads that a typed method resumes are expected; the client has no stream retry interceptor", sd.ServiceName, st.StreamName)
 			}
 			names[st.StreamName] = true
 		}
@@ -94,10 +116,15 @@ func TestRetryPolicyCoversEveryMethod(t *testing.T) {
 			md := svc.Methods().ByName(protoreflect.Name(name))
 			want := client.NoRetry
 			switch {
-			case strings.HasPrefix(name, "Get"), strings.HasPrefix(name, "List"), strings.HasPrefix(name, "Watch"), readOnlyVerbs[name]:
+			case strings.HasPrefix(name, "Get"), strings.HasPrefix(name, "List"), strings.HasPrefix(name, "Watch"),
+				strings.HasPrefix(name, "Pull"), readOnlyVerbs[name]:
 				want = client.RetryAlways
 			case carriesRequestID(md.Input()):
 				want = client.RetryWithRequestID
+			case idempotentWrites[name]:
+				want = client.RetryIdempotent
+			case validateOnlyRetried[name] && md.Input().Fields().ByName("validate_only") != nil:
+				want = client.RetryIfValidateOnly
 			}
 			if got != want {
 				t.Errorf("%s: policy %v, want %v", full, got, want)

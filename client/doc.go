@@ -39,12 +39,22 @@
 //     agencies, one or a batch at a time; move them through their states
 //     (Acknowledge, Accept, Reject, Start, Complete, Cancel), revoke
 //     consent, forward; suggest recipients; count; and Watch for changes.
+//   - Datasets (DatasetClient): define shared datasets with a typed schema,
+//     Write rows (upserts and deletions, many per call, each checked on its
+//     own), Pull them whole or since a revision (resumed after a broken
+//     stream), Aggregate them with small-cell suppression, Lock and Unlock
+//     periods, report Completeness, and WatchRows for changes.
+//   - Plans (PlanClient): share plans from their inception stage (Create,
+//     Update, Cancel; Get any version, Versions, Diff), keep an agency's
+//     plans in sync with a complete set (Apply) or an IATI activity file
+//     (ImportIati), find Overlaps, Gaps and Coverage across agencies, and
+//     Watch for changes.
 //
 // Methods take and return the generated messages of package exchangev1
 // (github.com/alltogether/exchange/proto/alltogether/exchange/v1) and use
 // full resource names ("agencies/ilo"); AgencyName, WorkingGroupName,
-// LocationName, CertificateName, FocalPointName and ReferralName build
-// them from ids.
+// LocationName, CertificateName, FocalPointName, ReferralName,
+// DatasetName and PlanName build them from ids.
 //
 // # Iterators
 //
@@ -65,23 +75,33 @@
 // # Writes, idempotency and retries
 //
 // Create-like calls (CreateAgency, CreateFocalPoint, CreateWorkingGroup,
-// Certificates.Issue, Referrals.Create and Referrals.Forward) carry a
-// request_id: random, made once per call, or your own with WithRequestID.
-// Referrals.BatchCreate gives each request without one a random id. The
-// exchange answers a repeated request_id with the first result, so such
-// calls are safe to repeat; pass ids derived from your own records to make
-// them safe to repeat across processes too.
+// Certificates.Issue, Referrals.Create, Referrals.Forward and
+// Datasets.Create) carry a request_id: random, made once per call, or your
+// own with WithRequestID. Referrals.BatchCreate gives each request without
+// one a random id. The exchange answers a repeated request_id with the
+// first result, so such calls are safe to repeat; pass ids derived from
+// your own records to make them safe to repeat across processes too.
 //
 // Calls that fail with UNAVAILABLE are retried, up to four attempts in all,
 // with exponential backoff (100ms, 200ms, 400ms, with jitter), but only
 // where repeating cannot act twice: reads (Get, List, SuggestRecipients,
-// Statistics) and create-like calls carrying request ids. Updates, deletes
-// and state verbs (suspend, reactivate, revoke, and every referral verb
-// but Forward) are made once; on UNAVAILABLE they may or may not have
+// Statistics, Aggregate, Completeness), create-like calls carrying
+// request ids, and Datasets.Write, whose row upserts and deletions leave
+// the same rows however often they are made. Updates, deletes and state
+// verbs (suspend, reactivate, revoke, lock and unlock, and every referral
+// verb but Forward) are made once; on UNAVAILABLE they may or may not have
 // taken effect, so read the resource again before deciding. The decision is
 // a table keyed by method name (see MethodRetryPolicy); methods missing from
 // it, including any called through Conn on a service this package does not
 // know, are never retried.
+//
+// Plans.Create carries a request_id like the calls above. Plans.Apply and
+// Plans.ImportIati carry none: they are declarative, so running them again
+// leaves the same plans, but their answer is the diff of what they changed,
+// and a repeat after a lost answer would report as unchanged what the lost
+// call changed. They are therefore retried only as dry runs
+// (validate_only); after UNAVAILABLE, apply again and expect the plans the
+// first call may have changed to show as unchanged.
 //
 // Updates carry the etag of the resource as last read. If someone changed it
 // since, the call fails with ABORTED and reason ETAG_MISMATCH: read again,
@@ -109,6 +129,34 @@
 //		}
 //	}
 //
+// Plans.Watch follows the plans the caller may see, optionally only those
+// touching some provinces or niches, and resumes exactly as
+// Referrals.Watch does.
+//
+// # Pulling and watching dataset rows
+//
+// Datasets.Pull streams rows, many per message; when the stream breaks it
+// resumes after the last message received, with its resume token, so
+// that no row is lost or repeated. The revision of the pull (of its first
+// message, even after a resumption) is where the next incremental pull
+// starts:
+//
+//	req := &exchangev1.PullDatasetRowsRequest{Dataset: client.DatasetName("returns"), SinceRevision: last}
+//	var next int64
+//	err := c.Datasets.Pull(ctx, req, func(m *exchangev1.PullDatasetRowsResponse) error {
+//		next = m.GetRevision()
+//		return save(m.GetRows()) // deleted rows come as tombstones (Deleted)
+//	})
+//	if err == nil {
+//		last = next // the next pull starts there
+//	}
+//
+// Datasets.WatchRows follows row changes live and reconnects like Watch.
+// Unlike referral events, rows of the one revision a broken stream had
+// begun may be delivered again after the reconnection; rows are upserts
+// keyed by contributor, period, location and categories, so applying one
+// twice changes nothing.
+//
 // # Errors
 //
 // Errors are gRPC status errors, returned unchanged: use status.Code for the
@@ -120,7 +168,8 @@
 // # Caveats
 //
 // Config.Timeout bounds only calls whose context has no deadline, and never
-// Watch; set a deadline on the context to bound a whole iteration, a
-// sequence of calls or a watch. The package clienttest runs a fake exchange for tests; it checks
-// far less than the real server.
+// Watch, Datasets.Pull or Datasets.WatchRows; set a deadline on the context
+// to bound a whole iteration, a sequence of calls, a pull or a watch. The
+// package clienttest runs a fake exchange for tests; it checks far less
+// than the real server.
 package client

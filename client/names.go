@@ -50,3 +50,13 @@ func CalendarDate(t time.Time) *exchangev1.CalendarDate {
 // ReferralName returns the resource name of the referral with the given
 // id, for example "referrals/01jd8x4k2m9q7r3t5v6w8y0z1a".
 func ReferralName(id string) string { return "referrals/" + id }
+
+// DatasetName returns the resource name of the dataset with the given id,
+// for example "datasets/returns" for "returns".
+func DatasetName(id string) string { return "datasets/" + id }
+
+// PlanName returns the resource name of plan id of the agency with
+// agencyID, for example "agencies/ilo/plans/01jd8x4k2m9q7r3t5v6w8y0z1a".
+func PlanName(agencyID, id string) string {
+	return AgencyName(agencyID) + "/plans/" + id
+}

@@ -9,7 +9,8 @@ import (
 )
 
 // CreateOption adjusts a create-like call (CreateAgency, CreateFocalPoint,
-// CreateWorkingGroup, Issue, Referrals.Create, Referrals.Forward).
+// CreateWorkingGroup, Issue, Referrals.Create, Referrals.Forward,
+// Datasets.Create).
 type CreateOption func(*createSettings)
 
 // createSettings are the settings CreateOptions change.
@@ -27,8 +28,8 @@ func WithRequestID(id string) CreateOption {
 }
 
 // ValidateOnly asks the exchange to check the request without creating
-// anything. Only CreateAgency supports it; other create calls fail with
-// INVALID_ARGUMENT when given it.
+// anything. Only CreateAgency and Datasets.Create support it; other create
+// calls fail with INVALID_ARGUMENT when given it.
 func ValidateOnly() CreateOption {
 	return func(s *createSettings) { s.validateOnly = true }
 }

@@ -30,6 +30,22 @@ const (
 	// first result instead of creating twice. The typed client always sets
 	// them.
 	RetryWithRequestID
+	// RetryIdempotent means the call changes something and carries no
+	// request_id, but making it again leaves the same state as making it
+	// once, so it is retried on UNAVAILABLE. It applies to
+	// WriteDatasetRows, whose writes are upserts and deletions keyed by
+	// row: a repeat rewrites the same values.
+	RetryIdempotent
+	// RetryIfValidateOnly means the call is retried on UNAVAILABLE only
+	// when its request sets validate_only, which makes it a read. It
+	// applies to ApplyPlans and ImportIatiActivities: they are
+	// declarative, so a repeat leaves the same plans as one call, but
+	// their answer is the diff of what the call changed, and the repeat
+	// of a call whose answer was lost would report as unchanged what the
+	// lost call changed (and `plans apply` exit 0, "nothing changed").
+	// The caller sees UNAVAILABLE instead and may run the apply again,
+	// knowing the first may have taken effect.
+	RetryIfValidateOnly
 )
 
 // String returns the policy's name.
@@ -41,6 +57,10 @@ func (p RetryPolicy) String() string {
 		return "retry-always"
 	case RetryWithRequestID:
 		return "retry-with-request-id"
+	case RetryIdempotent:
+		return "retry-idempotent"
+	case RetryIfValidateOnly:
+		return "retry-if-validate-only"
 	default:
 		return "unknown"
 	}
@@ -102,6 +122,49 @@ var retryPolicies = map[string]RetryPolicy{
 	exchangev1.ReferralService_CompleteReferral_FullMethodName:      NoRetry,
 	exchangev1.ReferralService_CancelReferral_FullMethodName:        NoRetry,
 	exchangev1.ReferralService_RevokeReferralConsent_FullMethodName: NoRetry,
+	// A verb like the others: made once (read the referral again after
+	// UNAVAILABLE to see whether the details are gone).
+	exchangev1.ReferralService_EraseReferralDetails_FullMethodName: NoRetry,
+
+	exchangev1.DatasetService_CreateDataset_FullMethodName: RetryWithRequestID,
+	exchangev1.DatasetService_GetDataset_FullMethodName:    RetryAlways,
+	exchangev1.DatasetService_ListDatasets_FullMethodName:  RetryAlways,
+	exchangev1.DatasetService_UpdateDataset_FullMethodName: NoRetry,
+	// Not idempotent by request id (it has none) but by nature: every
+	// write is an upsert or a deletion keyed by the row (period, location,
+	// categories, and the caller as contributor), so a repeat after a
+	// lost answer leaves the rows exactly as one call would. Only the
+	// results of the repeat differ (see DatasetClient.Write).
+	exchangev1.DatasetService_WriteDatasetRows_FullMethodName: RetryIdempotent,
+	// A stream, which the retry interceptor does not handle: it is a
+	// read, and DatasetClient.Pull resumes it from the last resume_token.
+	exchangev1.DatasetService_PullDatasetRows_FullMethodName:        RetryAlways,
+	exchangev1.DatasetService_AggregateDatasetRows_FullMethodName:   RetryAlways,
+	exchangev1.DatasetService_GetDatasetCompleteness_FullMethodName: RetryAlways,
+	// State verbs: a repeat after a lost answer fails with
+	// FAILED_PRECONDITION (already locked, not locked).
+	exchangev1.DatasetService_LockDatasetPeriod_FullMethodName:   NoRetry,
+	exchangev1.DatasetService_UnlockDatasetPeriod_FullMethodName: NoRetry,
+	// A stream: DatasetClient.WatchRows reconnects and resumes it.
+	exchangev1.DatasetService_WatchDatasetRows_FullMethodName: RetryAlways,
+
+	exchangev1.PlanService_GetPlan_FullMethodName:          RetryAlways,
+	exchangev1.PlanService_ListPlans_FullMethodName:        RetryAlways,
+	exchangev1.PlanService_CreatePlan_FullMethodName:       RetryWithRequestID,
+	exchangev1.PlanService_UpdatePlan_FullMethodName:       NoRetry,
+	exchangev1.PlanService_CancelPlan_FullMethodName:       NoRetry,
+	exchangev1.PlanService_ListPlanVersions_FullMethodName: RetryAlways,
+	exchangev1.PlanService_DiffPlanVersions_FullMethodName: RetryAlways,
+	// Declarative, and so safe to repeat as far as the stored plans go,
+	// but the answer of a repeat misreports what a lost first call did:
+	// retried only as a dry run (see RetryIfValidateOnly).
+	exchangev1.PlanService_ApplyPlans_FullMethodName:           RetryIfValidateOnly,
+	exchangev1.PlanService_ImportIatiActivities_FullMethodName: RetryIfValidateOnly,
+	exchangev1.PlanService_FindOverlaps_FullMethodName:         RetryAlways,
+	exchangev1.PlanService_FindGaps_FullMethodName:             RetryAlways,
+	exchangev1.PlanService_GetCoverage_FullMethodName:          RetryAlways,
+	// A stream: PlanClient.Watch reconnects and resumes it.
+	exchangev1.PlanService_WatchPlans_FullMethodName: RetryAlways,
 }
 
 // MethodRetryPolicy returns the retry policy of a full gRPC method name such
@@ -120,13 +183,21 @@ type requestIDCarrier interface {
 // mayRetry reports whether a call of method with req may be repeated.
 func mayRetry(method string, req any) bool {
 	switch p, _ := MethodRetryPolicy(method); p {
-	case RetryAlways:
+	case RetryAlways, RetryIdempotent:
 		return true
 	case RetryWithRequestID:
 		return carriesRequestIDs(req)
+	case RetryIfValidateOnly:
+		r, ok := req.(validateOnlyCarrier)
+		return ok && r.GetValidateOnly()
 	default:
 		return false
 	}
+}
+
+// validateOnlyCarrier is a request that can ask for a dry run.
+type validateOnlyCarrier interface {
+	GetValidateOnly() bool
 }
 
 // carriesRequestIDs reports whether req has a non-empty request_id or, for

@@ -21,7 +21,7 @@ const (
 	watchBackoffMax   = 10 * time.Second
 )
 
-// WatchOption adjusts Watch.
+// WatchOption adjusts Watch, DatasetClient.WatchRows and DatasetClient.Pull.
 type WatchOption func(*watchSettings)
 
 // watchSettings are the settings WatchOptions change.
@@ -29,11 +29,12 @@ type watchSettings struct {
 	onReconnect func(err error, wait time.Duration, revision int64)
 }
 
-// OnReconnect makes Watch call fn each time the stream breaks and Watch is
-// about to reconnect: err is why, wait how long it waits first, and
-// revision the revision it will resume after. fn runs on Watch's goroutine
-// and should return quickly; use it to tell people the watch is
-// reconnecting.
+// OnReconnect makes Watch (and DatasetClient.WatchRows and Pull) call fn
+// each time the stream breaks and the call is about to reconnect: err is
+// why, wait how long it waits first, and revision the revision it will
+// resume after (for Pull, the revision of the pull, 0 before its first
+// message). fn runs on the caller's goroutine and should return quickly;
+// use it to tell people the stream is reconnecting.
 func OnReconnect(fn func(err error, wait time.Duration, revision int64)) WatchOption {
 	return func(s *watchSettings) { s.onReconnect = fn }
 }
@@ -73,16 +74,32 @@ func (c *ReferralClient) Watch(ctx context.Context, fromRevision int64, fn func(
 	if fromRevision < 0 {
 		return status.Errorf(codes.InvalidArgument, "client: watch from revision %d: want 0 (from now) or a revision", fromRevision)
 	}
+	cur := &watchCursor{done: fromRevision}
+	return follow(ctx, opts, 0, func() (bool, error) { return c.watchOnce(ctx, cur, fn) }, func() int64 { return cur.done })
+}
+
+// follow runs once, a stream from where the previous one stopped, until
+// it ends (once returns nil), fn fails, ctx ends or the stream fails with
+// an error that resumable does not accept; between streams it waits with
+// backoff (100ms doubling to 10s, with jitter; back to 100ms after a
+// stream that delivered something) and tells OnReconnect, passing the
+// position to resume after. attempts > 0 gives up after that many
+// streams in a row that delivered nothing, returning the last error; 0
+// never gives up while ctx allows. Watch, DatasetClient.Pull and
+// DatasetClient.WatchRows share it.
+func follow(ctx context.Context, opts []WatchOption, attempts int, once func() (progressed bool, err error), position func() int64) error {
 	var s watchSettings
 	for _, o := range opts {
 		o(&s)
 	}
-	cur := &watchCursor{done: fromRevision}
 	wait := watchBackoffFirst
+	failures := 0
 	for {
-		progressed, err := c.watchOnce(ctx, cur, fn)
+		progressed, err := once()
 		var fnErr callbackError
 		switch {
+		case err == nil:
+			return nil
 		case errors.As(err, &fnErr):
 			return fnErr.err
 		case ctx.Err() != nil:
@@ -91,12 +108,14 @@ func (c *ReferralClient) Watch(ctx context.Context, fromRevision int64, fn func(
 			return err
 		}
 		if progressed {
-			wait = watchBackoffFirst
+			wait, failures = watchBackoffFirst, 0
+		}
+		if failures++; attempts > 0 && failures >= attempts {
+			return err
 		}
 		jittered := time.Duration(float64(wait) * (0.8 + 0.4*rand.Float64()))
-		cur.reconnect()
 		if s.onReconnect != nil {
-			s.onReconnect(err, jittered, cur.done)
+			s.onReconnect(err, jittered, position())
 		}
 		t := time.NewTimer(jittered)
 		select {
@@ -109,8 +128,8 @@ func (c *ReferralClient) Watch(ctx context.Context, fromRevision int64, fn func(
 	}
 }
 
-// callbackError carries an error returned by Watch's fn, so that it is
-// told apart from the stream's errors.
+// callbackError carries an error returned by the fn of Watch, Pull or
+// WatchRows, so that it is told apart from the stream's errors.
 type callbackError struct{ err error }
 
 func (e callbackError) Error() string { return e.err.Error() }
@@ -124,6 +143,7 @@ func resumable(err error) bool {
 // watchOnce runs one stream from the cursor until it fails, and reports
 // whether it delivered anything (an event or a heartbeat).
 func (c *ReferralClient) watchOnce(ctx context.Context, cur *watchCursor, fn func(*exchangev1.WatchReferralsResponse) error) (progressed bool, err error) {
+	cur.reconnect()
 	if cur.done == 0 && cur.partial == 0 {
 		// From now: pin "now" to a revision, so that a reconnection does
 		// not skip what happened meanwhile. (On an exchange that has never
@@ -140,13 +160,29 @@ func (c *ReferralClient) watchOnce(ctx context.Context, cur *watchCursor, fn fun
 	if err != nil {
 		return false, err
 	}
+	return deliver(cur, stream.Recv, func(ev *exchangev1.WatchReferralsResponse) bool {
+		return ev.GetKind() == exchangev1.ReferralEventKind_REFERRAL_EVENT_KIND_HEARTBEAT
+	}, fn)
+}
+
+// revisioned is an event of a watch stream that carries a revision
+// (WatchReferralsResponse, WatchPlansResponse).
+type revisioned interface {
+	GetRevision() int64
+}
+
+// deliver passes the events recv returns through the cursor to fn until
+// recv fails, and reports whether the stream delivered anything (an event
+// or a heartbeat, which heartbeat tells apart). An error of fn comes back
+// as a callbackError. Referral and plan watches share it.
+func deliver[E revisioned](cur *watchCursor, recv func() (E, error), heartbeat func(E) bool, fn func(E) error) (progressed bool, err error) {
 	for {
-		ev, err := stream.Recv()
+		ev, err := recv()
 		if err != nil {
 			return progressed, err
 		}
 		progressed = true
-		if !cur.accept(ev) {
+		if !cur.advance(ev.GetRevision(), heartbeat(ev)) {
 			continue
 		}
 		if err := fn(ev); err != nil {
@@ -172,10 +208,10 @@ type watchCursor struct {
 	skip int
 }
 
-// accept records ev and reports whether to deliver it.
-func (c *watchCursor) accept(ev *exchangev1.WatchReferralsResponse) bool {
-	rev := ev.GetRevision()
-	if ev.GetKind() == exchangev1.ReferralEventKind_REFERRAL_EVENT_KIND_HEARTBEAT {
+// advance records an event of revision rev (a heartbeat, when heartbeat
+// is set) and reports whether to deliver it.
+func (c *watchCursor) advance(rev int64, heartbeat bool) bool {
+	if heartbeat {
 		if rev < max(c.done, c.partial) {
 			return false
 		}
@@ -204,7 +240,8 @@ func (c *watchCursor) accept(ev *exchangev1.WatchReferralsResponse) bool {
 }
 
 // reconnect prepares the cursor for a new stream, which replays the
-// revision begun but perhaps not finished.
+// revision begun but perhaps not finished. (Before the first stream it
+// changes nothing.)
 func (c *watchCursor) reconnect() {
 	c.skip = c.sent
 }

@@ -167,7 +167,7 @@ func rowViolations(field string, d *exchangev1.Dataset, row *exchangev1.Row, del
 	addErr := func(err error) {
 		var e *store.Error
 		if errors.As(err, &e) {
-			add(e.Field, e.Message)
+			add(e.Field, strings.TrimPrefix(e.Message, e.Field+": "))
 		}
 	}
 	addErr(checkPeriodLabel(field+".period", d, row.GetPeriod()))

@@ -1,9 +1,10 @@
 // Package clienttest runs a fake exchange for tests of the client and of
 // exchangectl: a real gRPC server on a 127.0.0.1 listener with real mutual
-// TLS 1.3, serving in-memory DirectoryService, CertificateService and
-// ReferralService implementations. It records every call and can be told
-// to fail calls, or to drop watch streams, so tests can check retries,
-// request ids, watch resumption and error handling.
+// TLS 1.3, serving in-memory DirectoryService, CertificateService,
+// ReferralService, DatasetService and PlanService implementations. It
+// records every call and can be told to fail calls, or to drop watch and
+// pull streams, so tests can check retries, request ids, stream
+// resumption and error handling.
 //
 // The fake checks only a little of what the real server checks; tests of
 // server behaviour belong with the server.
@@ -45,6 +46,12 @@ type Server struct {
 	// BreakWatch and SetWatchHeartbeat).
 	watchBreaks []int
 	heartbeat   time.Duration
+	// pullBreaks, rowWatchBreaks and rowBatch shape PullDatasetRows and
+	// WatchDatasetRows streams (see BreakPull, BreakRowWatch and
+	// SetRowBatch).
+	pullBreaks     []int
+	rowWatchBreaks []int
+	rowBatch       int
 }
 
 // Call is one call the server received, one per attempt.
@@ -94,6 +101,8 @@ func NewServer(t testing.TB) *Server {
 	exchangev1.RegisterDirectoryServiceServer(gs, &directoryService{state: s.state})
 	exchangev1.RegisterCertificateServiceServer(gs, &certificateService{state: s.state})
 	exchangev1.RegisterReferralServiceServer(gs, &referralService{server: s, state: s.state})
+	exchangev1.RegisterDatasetServiceServer(gs, &datasetService{server: s, state: s.state})
+	exchangev1.RegisterPlanServiceServer(gs, &planService{server: s, state: s.state})
 	go func() { _ = gs.Serve(lis) }()
 	t.Cleanup(gs.Stop)
 	return s

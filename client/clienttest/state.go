@@ -31,8 +31,8 @@ var (
 	topicPattern          = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
 )
 
-// state is the fake's in-memory directory, certificate and referral
-// store.
+// state is the fake's in-memory directory, certificate, referral and
+// dataset store.
 type state struct {
 	pki *PKI
 
@@ -54,6 +54,13 @@ type state struct {
 	compacted int64
 	// referralsChanged is closed and replaced at each referral change.
 	referralsChanged chan struct{}
+
+	datasets map[string]*fakeDataset
+	// datasetsChanged is closed and replaced at each row write.
+	datasetsChanged chan struct{}
+
+	// plans is the PlanService store (plans.go).
+	plans planState
 }
 
 // newState returns an empty store whose certificates p signs.
@@ -69,6 +76,9 @@ func newState(p *PKI) *state {
 
 		referrals:        map[string]*exchangev1.Referral{},
 		referralsChanged: make(chan struct{}),
+
+		datasets:        map[string]*fakeDataset{},
+		datasetsChanged: make(chan struct{}),
 	}
 }
 

@@ -1,6 +1,6 @@
 // Command exchangectl is the command-line client of the exchange: it sends
-// and follows referrals, reads and administers the directory and issues
-// certificates. Run
+// and follows referrals, defines datasets and pushes and pulls their rows,
+// reads and administers the directory and issues certificates. Run
 // `exchangectl --help` for the commands, flags, environment and exit codes.
 package main
 

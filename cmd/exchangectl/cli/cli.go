@@ -3,8 +3,11 @@
 // environment, for tests that drive the command line as a user would.
 //
 // Each noun (agencies, certs, focal-points, locations, working-groups) has
-// one file; referrals, the largest, has one for push, one for watch and one
-// for the rest. Each verb has an options struct, a constructor that parses
+// one file; referrals has one for push, one for watch and one for the rest;
+// datasets has one per verb or group of verbs (push, pull, aggregate, the
+// period verbs, watch), one for definition files and one for the rest;
+// plans likewise (apply, plans files, import-iati, the coordination views,
+// watch, the rest). Each verb has an options struct, a constructor that parses
 // flags and arguments into it, and a run function that does the work, so
 // that flag parsing and behaviour are tested apart (the style of GitHub's
 // gh).
@@ -176,9 +179,11 @@ func (a *app) close() {
 // rootLong is the root command's long help, which documents the exit codes.
 const rootLong = `exchangectl talks to the exchange, through which anti-trafficking agencies in
 the Mekong sub-region share referrals, datasets and plans. It sends and follows
-referrals of people between agencies, reads and administers the directory
-(agencies, focal points, working groups, locations), and issues the client
-certificates agencies connect with.
+referrals of people between agencies, defines shared datasets and pushes and
+pulls their rows, reads and administers the directory (agencies, focal points,
+working groups, locations), and issues the client certificates agencies
+connect with. Agencies sync their plans and see who plans what, where: the
+overlaps and the gaps.
 
 Every connection is mutual TLS: the certificate you present says who you are.
 On the server machine the secretariat needs no flags: when no certificate is
@@ -206,9 +211,12 @@ Exit codes:
   3  NOT_FOUND (or not visible to you)
   4  PERMISSION_DENIED or UNAUTHENTICATED
   5  ALREADY_EXISTS or ABORTED (a conflict, or a stale etag: read again)
-  6  INVALID_ARGUMENT, FAILED_PRECONDITION or OUT_OF_RANGE
+  6  INVALID_ARGUMENT, FAILED_PRECONDITION or OUT_OF_RANGE, or an invalid
+     input file (such as a dataset definition with an unknown field)
   7  UNAVAILABLE or DEADLINE_EXCEEDED (the server is down or slow; try again)
-'referrals push' also exits 6 when the exchange rejected any record.`
+'referrals push' and 'datasets push' also exit 6 when any record or row was
+rejected. 'plans apply' and 'plans import-iati' exit 0 when no plan changed, 1
+when plans changed (or would, with --dry-run), and 5 when any is in conflict.`
 
 // newRootCmd builds the command tree for one run.
 func newRootCmd(a *app) *cobra.Command {
@@ -235,14 +243,16 @@ func newRootCmd(a *app) *cobra.Command {
 	f.StringVar(&a.global.Key, "key", "", "client private key file (env "+EnvKey+"; default ./"+DevPKIDir+"/secretariat.key if present)")
 	f.StringVar(&a.global.CA, "ca", "", "exchange CA certificate file (env "+EnvCA+"; default ./"+DevPKIDir+"/ca.crt if present)")
 	f.BoolVar(&a.global.JSON, "json", false, "print JSON: an object for one resource, an array for lists (env "+EnvJSON+")")
-	f.DurationVar(&a.global.Timeout, "timeout", defaultTimeout, "time limit for the whole command, 0 for none; 'referrals push' and 'watch' have none unless given (env "+EnvTimeout+")")
+	f.DurationVar(&a.global.Timeout, "timeout", defaultTimeout, "time limit for the whole command, 0 for none; push, pull and watch commands have none unless given (env "+EnvTimeout+")")
 	a.flags = f
 
 	root.AddCommand(
 		newAgenciesCmd(a),
 		newCertsCmd(a),
+		newDatasetsCmd(a),
 		newFocalPointsCmd(a),
 		newLocationsCmd(a),
+		newPlansCmd(a),
 		newReferralsCmd(a),
 		newWorkingGroupsCmd(a),
 	)
@@ -379,6 +389,16 @@ func (a *app) path(p string) string {
 // today is the current calendar date in the local time zone.
 func (a *app) today() *exchangev1.CalendarDate {
 	return client.CalendarDate(a.env.Now())
+}
+
+// callContext bounds one call of a long-running command by the default
+// time limit, unless the command's context has a deadline of its own
+// (--timeout given).
+func callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, defaultTimeout)
 }
 
 // fileExists reports whether path names an existing file.

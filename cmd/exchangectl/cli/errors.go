@@ -30,7 +30,8 @@ const (
 	// ExitConflict means ALREADY_EXISTS or ABORTED (a stale etag).
 	ExitConflict = 5
 	// ExitInvalid means INVALID_ARGUMENT, FAILED_PRECONDITION or
-	// OUT_OF_RANGE, or that a push had records rejected.
+	// OUT_OF_RANGE, that a push had records or rows rejected, or that an
+	// input file is invalid.
 	ExitInvalid = 6
 	// ExitUnavailable means UNAVAILABLE or DEADLINE_EXCEEDED.
 	ExitUnavailable = 7
@@ -47,24 +48,49 @@ func usageErrorf(format string, args ...any) error {
 	return usageError{fmt.Errorf(format, args...)}
 }
 
-// rejectedError reports that the exchange rejected some records of a
-// push, each listed in the command's output; the command exits with
+// rejectedError reports that some records (or rows) of a push were
+// rejected, each listed in the command's output; the command exits with
 // ExitInvalid.
-type rejectedError struct{ rejected, total int }
+type rejectedError struct {
+	rejected, total int
+	// what names the things pushed, "records" if empty.
+	what string
+}
 
 func (e rejectedError) Error() string {
-	return fmt.Sprintf("%d of %d records were rejected (see the results for each line)", e.rejected, e.total)
+	what := e.what
+	if what == "" {
+		what = "records"
+	}
+	return fmt.Sprintf("%d of %d %s were rejected (see the results for each line)", e.rejected, e.total, what)
 }
+
+// exitError ends a command that has printed its results with a given
+// exit code: 'plans apply' exits 1 when plans changed and 5 on conflicts.
+// An empty message prints nothing more; another is printed like any
+// error.
+type exitError struct {
+	code    int
+	message string
+}
+
+func (e exitError) Error() string { return e.message }
 
 // exitCode maps an error to the exit code the root help documents.
 func exitCode(err error) int {
 	if err == nil {
 		return ExitOK
 	}
+	if e, ok := errors.AsType[exitError](err); ok {
+		return e.code
+	}
 	if errors.As(err, new(usageError)) {
 		return ExitUsage
 	}
 	if errors.As(err, new(rejectedError)) {
+		return ExitInvalid
+	}
+	if errors.As(err, new(*inputError)) {
 		return ExitInvalid
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
@@ -129,6 +155,9 @@ var codeNames = map[codes.Code]string{
 // line per invalid field for a status error (or a local timeout), a pointer
 // to the help for a usage error, the bare message otherwise.
 func printError(w io.Writer, cmd *cobra.Command, err error) {
+	if e, ok := errors.AsType[exitError](err); ok && e.message == "" {
+		return
+	}
 	st, ok := grpcStatus(err)
 	switch {
 	case errors.As(err, new(usageError)):

@@ -136,3 +136,63 @@ func printDeleted(a *app, name string) error {
 	_, err := fmt.Fprintf(a.env.Stdout, "Deleted %s.\n", name)
 	return err
 }
+
+// progress keeps one line of progress on stderr while people watch it (a
+// terminal), rewriting it in place; elsewhere it writes nothing, so that
+// logs and pipes get only the final summary.
+type progress struct {
+	w  io.Writer
+	on bool
+}
+
+// newProgress returns the progress line of a command: on when stderr is a
+// terminal.
+func (a *app) newProgress() *progress {
+	return &progress{w: a.env.Stderr, on: a.stderrIsTerminal()}
+}
+
+// show replaces the progress line with the formatted text.
+func (p *progress) show(format string, args ...any) {
+	if p.on {
+		fmt.Fprintf(p.w, "\r"+format+"\x1b[K", args...)
+	}
+}
+
+// clear erases the progress line, before other output goes to stderr.
+func (p *progress) clear() {
+	if p.on {
+		fmt.Fprint(p.w, "\r\x1b[K")
+	}
+}
+
+// jsonArray writes a JSON array element by element, formatted as
+// printJSONList formats a whole array, so that a long report streams
+// instead of waiting for its last element.
+type jsonArray struct {
+	w       io.Writer
+	started bool
+}
+
+// add writes one element, given as compact JSON.
+func (j *jsonArray) add(compact []byte) error {
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, compact, "  ", "  "); err != nil {
+		return err
+	}
+	sep := ",\n  "
+	if !j.started {
+		j.started, sep = true, "[\n  "
+	}
+	_, err := io.WriteString(j.w, sep+buf.String())
+	return err
+}
+
+// end closes the array ("[]" when empty).
+func (j *jsonArray) end() error {
+	closing := "\n]\n"
+	if !j.started {
+		closing = "[]\n"
+	}
+	_, err := io.WriteString(j.w, closing)
+	return err
+}

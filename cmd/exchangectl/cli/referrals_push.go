@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -131,7 +130,7 @@ type pusher struct {
 	referrals *client.ReferralClient
 	batchSize int
 	out       *pushOutput
-	progress  bool
+	progress  *progress
 
 	pending []pushRecord
 	// ids holds the request ids in pending, so that a repeated id goes in
@@ -164,15 +163,15 @@ func runReferralsPush(ctx context.Context, o *referralsPushOptions) error {
 		ctx:       ctx,
 		referrals: c.Referrals,
 		batchSize: o.BatchSize,
-		out:       &pushOutput{w: o.app.env.Stdout, json: o.app.global.JSON},
-		progress:  o.app.stderrIsTerminal(),
+		out:       &pushOutput{w: o.app.env.Stdout, json: o.app.global.JSON, array: jsonArray{w: o.app.env.Stdout}},
+		progress:  o.app.newProgress(),
 		ids:       map[string]bool{},
 	}
 	err = p.run(bufio.NewReaderSize(in, 64<<10))
 	if endErr := p.out.end(); err == nil {
 		err = endErr
 	}
-	p.clearProgress()
+	p.progress.clear()
 	n := p.counts
 	tally := fmt.Sprintf("%d accepted, %d %s, %d rejected", n.accepted, n.duplicates, plural(n.duplicates, "duplicate", "duplicates"), n.rejected)
 	switch {
@@ -281,12 +280,8 @@ func (p *pusher) flush() error {
 		}
 	}
 	if len(reqs) > 0 {
-		ctx := p.ctx
-		if _, ok := ctx.Deadline(); !ok {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, defaultTimeout)
-			defer cancel()
-		}
+		ctx, cancel := callContext(p.ctx)
+		defer cancel()
 		results, err := p.referrals.BatchCreate(ctx, reqs)
 		if err != nil {
 			return err
@@ -298,7 +293,7 @@ func (p *pusher) flush() error {
 			p.pending[at[j]].result = res
 		}
 	}
-	p.clearProgress()
+	p.progress.clear()
 	for _, rec := range p.pending {
 		p.count(rec.result)
 		if err := p.out.write(rec); err != nil {
@@ -307,7 +302,9 @@ func (p *pusher) flush() error {
 	}
 	p.pending = p.pending[:0]
 	clear(p.ids)
-	p.showProgress()
+	n := p.counts
+	p.progress.show("Sent %d records through line %d: %d accepted, %d duplicates, %d rejected...",
+		n.total, p.lastLine, n.accepted, n.duplicates, n.rejected)
 	return nil
 }
 
@@ -329,22 +326,6 @@ func (p *pusher) count(res *exchangev1.ReferralPushResult) {
 		p.counts.duplicates++
 	default:
 		p.counts.rejected++
-	}
-}
-
-// showProgress writes a progress line on a terminal's stderr.
-func (p *pusher) showProgress() {
-	if p.progress {
-		n := p.counts
-		fmt.Fprintf(p.app.env.Stderr, "\rSent %d records through line %d: %d accepted, %d duplicates, %d rejected...\x1b[K",
-			n.total, p.lastLine, n.accepted, n.duplicates, n.rejected)
-	}
-}
-
-// clearProgress erases the progress line.
-func (p *pusher) clearProgress() {
-	if p.progress {
-		fmt.Fprint(p.app.env.Stderr, "\r\x1b[K")
 	}
 }
 
@@ -379,8 +360,10 @@ func readLine(r *bufio.Reader, max int) (line []byte, tooLong bool, err error) {
 // pushOutput prints results as they come: a table for people, or a JSON
 // array written element by element.
 type pushOutput struct {
-	w       io.Writer
-	json    bool
+	w     io.Writer
+	json  bool
+	array jsonArray
+	// started is set once the table's header is written.
 	started bool
 }
 
@@ -440,16 +423,7 @@ func (o *pushOutput) writeJSON(rec pushRecord) error {
 	} else {
 		obj = append(obj, '}')
 	}
-	var buf bytes.Buffer
-	if err := json.Indent(&buf, obj, "  ", "  "); err != nil {
-		return err
-	}
-	sep := ",\n  "
-	if !o.started {
-		o.started, sep = true, "[\n  "
-	}
-	_, err = io.WriteString(o.w, sep+buf.String())
-	return err
+	return o.array.add(obj)
 }
 
 // end closes the JSON array ("[]" when empty).
@@ -457,12 +431,7 @@ func (o *pushOutput) end() error {
 	if !o.json {
 		return nil
 	}
-	closing := "\n]\n"
-	if !o.started {
-		closing = "[]\n"
-	}
-	_, err := io.WriteString(o.w, closing)
-	return err
+	return o.array.end()
 }
 
 // plural picks the singular or plural form for n.
