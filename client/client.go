@@ -55,6 +55,10 @@ type Client struct {
 	// Plans shares plans from their inception stage, syncs them
 	// declaratively, and shows overlaps, gaps and coverage.
 	Plans *PlanClient
+	// Audit lists audit entries and the chain head.
+	Audit *AuditClient
+	// Admin takes backups and reads the store's state (secretariat).
+	Admin *AdminClient
 
 	conn *grpc.ClientConn
 }
@@ -117,6 +121,8 @@ func newClient(conn *grpc.ClientConn) *Client {
 		Referrals:    &ReferralClient{rpc: exchangev1.NewReferralServiceClient(conn)},
 		Datasets:     &DatasetClient{rpc: exchangev1.NewDatasetServiceClient(conn)},
 		Plans:        &PlanClient{rpc: exchangev1.NewPlanServiceClient(conn)},
+		Audit:        &AuditClient{rpc: exchangev1.NewAuditServiceClient(conn)},
+		Admin:        &AdminClient{rpc: exchangev1.NewAdminServiceClient(conn)},
 		conn:         conn,
 	}
 }

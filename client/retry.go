@@ -126,6 +126,13 @@ var retryPolicies = map[string]RetryPolicy{
 	// UNAVAILABLE to see whether the details are gone).
 	exchangev1.ReferralService_EraseReferralDetails_FullMethodName: NoRetry,
 
+	// Audit and admin reads. A backup is a stream of one snapshot: a broken
+	// one is started again by the caller, never resumed.
+	exchangev1.AuditService_ListAuditEntries_FullMethodName: RetryAlways,
+	exchangev1.AuditService_GetAuditHead_FullMethodName:     RetryAlways,
+	exchangev1.AdminService_GetStorageStatus_FullMethodName: RetryAlways,
+	exchangev1.AdminService_Backup_FullMethodName:           NoRetry,
+
 	exchangev1.DatasetService_CreateDataset_FullMethodName: RetryWithRequestID,
 	exchangev1.DatasetService_GetDataset_FullMethodName:    RetryAlways,
 	exchangev1.DatasetService_ListDatasets_FullMethodName:  RetryAlways,

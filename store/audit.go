@@ -63,7 +63,7 @@ func (s *Store) VerifyAudit(ctx context.Context) (uint64, error) {
 }
 
 func auditBroken(err error) error {
-	return &Error{Kind: KindFailedPrecondition, Message: err.Error(), Err: err}
+	return &Error{Kind: KindFailedPrecondition, Message: err.Error()}
 }
 
 // AuditEntries returns up to limit audit entries with sequence after

@@ -247,7 +247,9 @@ func newRootCmd(a *app) *cobra.Command {
 	a.flags = f
 
 	root.AddCommand(
+		newAdminCmd(a),
 		newAgenciesCmd(a),
+		newAuditCmd(a),
 		newCertsCmd(a),
 		newDatasetsCmd(a),
 		newFocalPointsCmd(a),

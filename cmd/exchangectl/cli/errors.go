@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"github.com/alltogether/exchange/pki"
+	"github.com/alltogether/exchange/store"
+	"github.com/alltogether/exchange/store/audit"
 	"io"
 
 	"github.com/spf13/cobra"
@@ -98,6 +100,19 @@ func exitCode(err error) int {
 	}
 	if errors.Is(err, pki.ErrClientCertificateNotFromCA) {
 		return ExitDenied // the exchange would refuse the certificate
+	}
+	if errors.Is(err, audit.ErrBroken) {
+		return ExitInvalid
+	}
+	var local *store.Error // from a file opened locally, such as a backup
+	if errors.As(err, &local) {
+		switch local.Kind {
+		case store.KindNotFound:
+			return ExitNotFound
+		case store.KindFailedPrecondition, store.KindInvalidArgument:
+			return ExitInvalid
+		}
+		return ExitError
 	}
 	st, ok := grpcStatus(err)
 	if !ok {

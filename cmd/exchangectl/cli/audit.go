@@ -1,0 +1,181 @@
+package cli
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/alltogether/exchange/client"
+	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+	"github.com/alltogether/exchange/store"
+	"github.com/alltogether/exchange/store/audit"
+)
+
+// newAuditCmd is `exchangectl audit`.
+func newAuditCmd(a *app) *cobra.Command {
+	cmd := newGroupCmd("audit", "Read and verify the audit chain",
+		"Every change, and every read of a referral's identifying details, is an audit\n"+
+			"entry (who, which method, which resource, when; never personal data) whose hash\n"+
+			"covers the entry before it. The secretariat sees the whole chain; an agency the\n"+
+			"entries about its own resources.")
+	cmd.AddCommand(newAuditVerifyCmd(a, nil), newAuditListCmd(a), newAuditHeadCmd(a))
+	return cmd
+}
+
+// auditVerifyOptions are the inputs of `audit verify`.
+type auditVerifyOptions struct {
+	app    *app
+	Backup string
+	Head   string
+}
+
+// newAuditVerifyCmd is `exchangectl audit verify`.
+func newAuditVerifyCmd(a *app, runF func(*auditVerifyOptions) error) *cobra.Command {
+	opts := &auditVerifyOptions{app: a}
+	cmd := &cobra.Command{
+		Use:   "verify [--backup FILE] [--head SEQ:HASH]",
+		Short: "Verify the whole chain, online or in a backup file",
+		Long: "Online (the secretariat): reads every entry from the server and checks each\n" +
+			"hash, each link and that the chain reaches the head the server reports.\n" +
+			"Offline (--backup FILE): opens a backup read-only, checks every page of it,\n" +
+			"then the chain. --head compares with a head recorded earlier (from\n" +
+			"`audit head`): the chain must still contain it unchanged.",
+		Example: "  exchangectl audit verify\n  exchangectl audit verify --backup exchange-2026-11-27.db --head 4211:9f2c…",
+		Args:    exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, _, err := opts.recordedHead(); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return runAuditVerify(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().StringVar(&opts.Backup, "backup", "", "verify this backup file instead of the server")
+	cmd.Flags().StringVar(&opts.Head, "head", "", "a head recorded earlier, SEQUENCE:HEX-HASH, that the chain must still contain")
+	return cmd
+}
+
+// recordedHead parses --head.
+func (o *auditVerifyOptions) recordedHead() (uint64, []byte, error) {
+	if o.Head == "" {
+		return 0, nil, nil
+	}
+	seqText, hashText, ok := strings.Cut(o.Head, ":")
+	seq, err := strconv.ParseUint(seqText, 10, 64)
+	hash, herr := hex.DecodeString(hashText)
+	if !ok || err != nil || herr != nil || len(hash) != 32 || seq == 0 {
+		return 0, nil, usageErrorf("--head %q: want SEQUENCE:HASH as printed by `exchangectl audit head`", o.Head)
+	}
+	return seq, hash, nil
+}
+
+// runAuditVerify verifies the chain and says how much it checked.
+func runAuditVerify(ctx context.Context, o *auditVerifyOptions) error {
+	seq, hash, _ := o.recordedHead()
+	var entries []*exchangev1.AuditEntry
+	var n uint64
+	if o.Backup != "" {
+		st, err := store.Open(o.app.path(o.Backup), store.Options{ReadOnly: true, CheckOnOpen: true})
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		if n, err = st.VerifyAudit(ctx); err != nil {
+			return err
+		}
+		if seq > 0 {
+			if entries, err = st.AuditEntries(ctx, seq-1, 1); err != nil {
+				return err
+			}
+		}
+	} else {
+		c, err := o.app.connect(ctx)
+		if err != nil {
+			return err
+		}
+		if n, err = c.Audit.Verify(ctx); err != nil {
+			return err
+		}
+		if seq > 0 {
+			for e, err := range c.Audit.Entries(ctx) {
+				if err != nil {
+					return err
+				}
+				if e.GetSequence() == seq {
+					entries = append(entries, e)
+					break
+				}
+			}
+		}
+	}
+	if seq > 0 {
+		if len(entries) == 0 || entries[0].GetSequence() != seq || hex.EncodeToString(entries[0].GetHash()) != hex.EncodeToString(hash) {
+			return fmt.Errorf("%w: the recorded head %d:%x is not in the chain any more (it was rewritten)", audit.ErrBroken, seq, hash)
+		}
+	}
+	where := "on the server"
+	if o.Backup != "" {
+		where = "in " + o.Backup
+	}
+	fmt.Fprintf(o.app.env.Stdout, "audit chain %s verified: %d entries, every hash and link intact", where, n)
+	if seq > 0 {
+		fmt.Fprintf(o.app.env.Stdout, ", recorded head %d found unchanged", seq)
+	}
+	fmt.Fprintln(o.app.env.Stdout)
+	return nil
+}
+
+// newAuditListCmd is `exchangectl audit list`.
+func newAuditListCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List the audit entries you may see",
+		Args:  exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			c, err := a.connect(ctx)
+			if err != nil {
+				return err
+			}
+			entries, err := client.Collect(c.Audit.Entries(ctx))
+			if err != nil {
+				return err
+			}
+			return printList(a, entries, "audit entries", []string{"SEQ", "TIME", "ACTOR", "METHOD", "RESOURCE"},
+				func(e *exchangev1.AuditEntry) []string {
+					method := e.GetMethod()
+					if i := strings.LastIndex(method, "/"); i >= 0 {
+						method = method[i+1:]
+					}
+					return []string{strconv.FormatUint(e.GetSequence(), 10), formatTime(e.GetTime()), e.GetActor(), method, e.GetResourceName()}
+				})
+		},
+	}
+}
+
+// newAuditHeadCmd is `exchangectl audit head`.
+func newAuditHeadCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "head",
+		Short: "Print the chain head (SEQUENCE:HASH), to record elsewhere",
+		Args:  exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			seq, hash, err := c.Audit.Head(cmd.Context())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.env.Stdout, "%d:%x\n", seq, hash)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,77 @@
+package e2e
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestBackupAndAuditVerification takes an online backup with the CLI,
+// verifies the audit chain online and in the backup (against a head
+// recorded before), tampers with the backup, restores the good one with
+// exchanged restore, and serves it.
+func TestBackupAndAuditVerification(t *testing.T) {
+	setup(t)
+	dir := t.TempDir()
+	srv := startServer(t, dir)
+	sec := newSession(dir, "EXCHANGE_SERVER="+srv.addr)
+	for _, id := range []string{"ilo", "iom", "unicef"} {
+		sec.ok(t, "agencies", "create", id, "--name", strings.ToUpper(id), "--kind", "un-agency")
+	}
+	head := strings.TrimSpace(sec.ok(t, "audit", "head"))
+	// Four entries: the secretariat's certificate recorded at first start,
+	// then three agencies.
+	if !regexp.MustCompile(`^4:[0-9a-f]{64}$`).MatchString(head) {
+		t.Fatalf("audit head %q", head)
+	}
+	sec.ok(t, "agencies", "create", "escap", "--name", "ESCAP", "--kind", "un-agency")
+	if out := sec.ok(t, "audit", "verify", "--head", head); !strings.Contains(out, "5 entries") || !strings.Contains(out, "recorded head 4 found unchanged") {
+		t.Errorf("online verify: %s", out)
+	}
+	if out := sec.ok(t, "admin", "backup", "-o", "backup.db"); !strings.Contains(out, "backup of revision 5") {
+		t.Errorf("backup: %s", out)
+	}
+	backup := filepath.Join(dir, "backup.db")
+	if got := fileMode(t, backup); got != 0o600 {
+		t.Errorf("the backup has mode %v", got)
+	}
+	if out := sec.ok(t, "audit", "verify", "--backup", "backup.db", "--head", head); !strings.Contains(out, "5 entries") {
+		t.Errorf("offline verify: %s", out)
+	}
+
+	raw, err := os.ReadFile(backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tampered := bytes.ReplaceAll(raw, []byte("DirectoryService/CreateAgency"), []byte("DirectoryService/CreateAgencx"))
+	if bytes.Equal(tampered, raw) {
+		t.Fatal("nothing to tamper with")
+	}
+	writeFile(t, dir, "tampered.db", tampered)
+	sec.fails(t, 6, nil, "audit", "verify", "--backup", "tampered.db")
+
+	// An agency cannot take backups.
+	sec.ok(t, "certs", "issue", "--agency", "ilo", "--out-dir", "certs-ilo")
+	ilo := agencySession(t, srv.addr, filepath.Join(dir, "certs-ilo"), "ilo")
+	ilo.fails(t, 4, nil, "admin", "backup", "-o", filepath.Join(ilo.dir, "stolen.db"))
+
+	// Restore the backup into a new data directory and serve it.
+	restoreDir := t.TempDir()
+	r := newSession(restoreDir).exec(t, "exchanged", "restore", "--from", backup, "--data-dir", filepath.Join(restoreDir, "exchange-data"))
+	if r.code != 0 || !strings.Contains(r.stdout, "revision 5") {
+		t.Fatalf("restore\n%s", r)
+	}
+	// The restored server needs the same CA to accept the secretariat.
+	if err := os.CopyFS(filepath.Join(restoreDir, "exchange-data", "pki"), os.DirFS(pkiDir(dir))); err != nil {
+		t.Fatal(err)
+	}
+	srv.stop(t)
+	restored := startServer(t, restoreDir)
+	sec2 := newSession(restoreDir, "EXCHANGE_SERVER="+restored.addr)
+	if out := sec2.ok(t, "agencies", "get", "escap"); !strings.Contains(out, "ESCAP") {
+		t.Errorf("the restored server lacks escap:\n%s", out)
+	}
+}
