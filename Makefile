@@ -9,7 +9,7 @@ GO      ?= go
 BUF     := $(GO) tool -modfile=tools/go.mod buf
 GRPCURL := $(GO) tool -modfile=tools/go.mod grpcurl
 
-.PHONY: all build generate lint breaking check-generated vuln test test-short run bench clean
+.PHONY: all build generate lint breaking check-generated vuln test test-short crash run bench bench-go clean
 
 # The Go vulnerability database, as a pinned module version built into a
 # local index, so govulncheck runs without network access beyond the proxy.
@@ -60,12 +60,29 @@ test: lint breaking check-generated
 test-short:
 	$(GO) test -count=1 ./...
 
+## crash: the crash harness's long run: CRASH_CYCLES kill -9 cycles (default 100); CRASH_SEED repeats a run
+CRASH_CYCLES ?= 100
+crash:
+	CRASH_CYCLES=$(CRASH_CYCLES) $(GO) test -count=1 -timeout 2h -v -run '^TestCrashHarness$$' ./e2e/
+
 ## run: start exchanged on 127.0.0.1 with ./exchange-data
 run:
 	$(GO) run ./cmd/exchanged
 
-## bench: benchmarks (the benchmark issue adds references measured in the same run)
+## bench: the exchange against a no-op gRPC server (transport ceiling), raw
+## bbolt (storage ceiling) and etcd, each a separate process, alternating
+## rounds, ratios printed side by side (BENCHMARKS.md); about 15 minutes.
+## The first run also builds etcd from the module proxy (bench/etcd).
+## BENCH_FLAGS passes flags, e.g. BENCH_FLAGS='--only writes --rounds 5'.
+BENCH_BIN   := $(CURDIR)/bin/bench
+BENCH_FLAGS ?=
 bench:
+	$(GO) build -o $(BENCH_BIN)/ ./cmd/exchanged ./bench/cmd/exchange-bench ./bench/cmd/noop-server
+	cd bench/etcd && $(GO) build -o $(BENCH_BIN)/etcd go.etcd.io/etcd/server/v3 && $(GO) build -o $(BENCH_BIN)/ ./cmd/etcd-load
+	$(BENCH_BIN)/exchange-bench --bin $(BENCH_BIN) --out $(BENCH_BIN)/results.md $(BENCH_FLAGS)
+
+## bench-go: the in-process Go benchmarks of the server package (quick, no references)
+bench-go:
 	$(GO) test -run '^$$' -bench 'CreateReferral|BatchCreateReferrals' -benchtime 2000x ./server/
 	$(GO) test -run '^$$' -bench PullMillionRows -benchtime 1x -timeout 30m ./server/
 

@@ -54,7 +54,7 @@ func TestReferralsThroughTheCLI(t *testing.T) {
 	lines := []string{
 		referralLine(t, "case-1", "iom", "iom", "Person One"),
 		referralLine(t, "case-2", "iom", "iom", "Person Two"),
-		`{"requestId": "case-3", "referral": {`, // not JSON
+		`{"requestId": "case-3", "referral": {`,                   // not JSON
 		referralLine(t, "case-4", "iom", "unicef", "Person Four"), // consent for another agency
 		referralLine(t, "case-5", "iom", "iom", ""),               // no name
 		referralLine(t, "case-6", "iom", "iom", "Person Six"),

@@ -2,12 +2,12 @@ package store
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 
 	bolt "go.etcd.io/bbolt"

@@ -1,0 +1,49 @@
+package store
+
+import (
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// ackBeforeCommit plants a durability fault, for the crash harness in e2e
+// to prove that it catches one: when set, update acknowledges a write as
+// soon as its function has run inside the transaction and lets the commit
+// follow ackBeforeCommitWindow later, so that a crash in between loses a
+// write the caller was told is stored. It is false in every real build;
+// only the build tag exchange_fault_ack_before_commit sets it (see
+// fault_ackbeforecommit.go). Never ship a binary built with that tag.
+var ackBeforeCommit = false
+
+// ackBeforeCommitWindow is how long the planted fault holds a transaction
+// open after acknowledging a write in it.
+const ackBeforeCommitWindow = 200 * time.Millisecond
+
+// batchAckingEarly is db.Batch(fn) with the planted fault: it returns as
+// soon as fn has succeeded inside the transaction (or the batch has
+// failed), while the batch goes on in its own goroutine, sleeps
+// ackBeforeCommitWindow and only then lets the commit proceed. The
+// caller's result variables may be written again if bbolt re-runs fn;
+// that race is part of the fault.
+func (s *Store) batchAckingEarly(fn func(*bolt.Tx) error) error {
+	acked := make(chan error, 1)
+	go func() {
+		var once sync.Once
+		err := s.db.Batch(func(tx *bolt.Tx) error {
+			if err := fn(tx); err != nil {
+				return err
+			}
+			once.Do(func() { acked <- nil })
+			time.Sleep(ackBeforeCommitWindow)
+			return nil
+		})
+		if err != nil {
+			select {
+			case acked <- err:
+			default:
+			}
+		}
+	}()
+	return <-acked
+}
