@@ -361,6 +361,8 @@ func (s *datasetService) WatchDatasetRows(req *exchangev1.WatchDatasetRowsReques
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-s.server.stopping:
+			return shuttingDown(since)
 		case <-changed:
 		case <-heartbeat.C:
 			if err := stream.Send(&exchangev1.WatchDatasetRowsResponse{Revision: since}); err != nil {

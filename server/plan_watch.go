@@ -86,6 +86,8 @@ func (s *planService) WatchPlans(req *exchangev1.WatchPlansRequest, stream excha
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-s.server.stopping:
+			return shuttingDown(rev)
 		case <-changed:
 		case <-idle.C:
 			if err := stream.Send(&exchangev1.WatchPlansResponse{Revision: rev, Kind: exchangev1.PlanEventKind_PLAN_EVENT_KIND_HEARTBEAT}); err != nil {

@@ -1,6 +1,9 @@
 package server
 
 import (
+	"fmt"
+
+	"google.golang.org/grpc/codes"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -59,6 +62,8 @@ func (s *referralService) WatchReferrals(req *exchangev1.WatchReferralsRequest, 
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-s.server.stopping:
+			return shuttingDown(rev)
 		case <-changed:
 		case <-idle.C:
 			if err := stream.Send(&exchangev1.WatchReferralsResponse{Revision: rev, Kind: exchangev1.ReferralEventKind_REFERRAL_EVENT_KIND_HEARTBEAT}); err != nil {
@@ -67,4 +72,11 @@ func (s *referralService) WatchReferrals(req *exchangev1.WatchReferralsRequest, 
 			idle.Reset(s.heartbeat)
 		}
 	}
+}
+
+// shuttingDown ends a watch when the server stops, so that graceful
+// shutdown waits only for calls that finish by themselves; the client
+// resumes from the revision reached on another server or after restart.
+func shuttingDown(revision int64) error {
+	return detailed(codes.Unavailable, fmt.Sprintf("the exchange is shutting down: watch again from revision %d", revision), "SHUTTING_DOWN", "", "", "")
 }

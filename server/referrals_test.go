@@ -442,3 +442,29 @@ func TestTheSenderErasesDetailsForGood(t *testing.T) {
 		t.Fatalf("the referral's lifecycle goes on after erasure: %v", err)
 	}
 }
+
+func TestShutdownEndsWatchesAtOnce(t *testing.T) {
+	x, _, _, iom, _ := threeAgencies(t)
+	stream, err := iom.referrals().WatchReferrals(context.Background(), &exchangev1.WatchReferralsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Header(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	x.stop()
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("shutdown waited %v for an open watch", took)
+	}
+	for {
+		_, err := stream.Recv()
+		if err != nil {
+			st := wantCode(t, err, codes.Unavailable)
+			if !strings.Contains(st.Message(), "watch again from revision") {
+				t.Errorf("message %q", st.Message())
+			}
+			return
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"buf.build/go/protovalidate"
@@ -104,6 +105,8 @@ type Config struct {
 
 // Server is the exchange's gRPC server.
 type Server struct {
+	stopping  chan struct{} // closed when Shutdown begins: watches end
+	stopOnce  sync.Once
 	now       func() time.Time
 	heartbeat time.Duration
 	grpc      *grpc.Server
@@ -130,7 +133,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	lim := cfg.Limits.withDefaults()
-	s := &Server{store: cfg.Store, log: cfg.Logger, validator: validator, health: health.NewServer(),
+	s := &Server{stopping: make(chan struct{}), store: cfg.Store, log: cfg.Logger, validator: validator, health: health.NewServer(),
 		limiter: newCallerLimiter(lim.CallsPerSecond, lim.CallBurst)}
 	unary, stream := s.unaryInterceptors(), s.streamInterceptors()
 	if cfg.Metrics != nil {
@@ -210,6 +213,7 @@ func (s *Server) Methods() []string {
 // in flight finish, and stops them hard when ctx ends first.
 func (s *Server) Shutdown(ctx context.Context) {
 	s.health.Shutdown()
+	s.stopOnce.Do(func() { close(s.stopping) })
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
