@@ -88,3 +88,9 @@ bench-go:
 
 clean:
 	rm -rf bin/
+
+## demo: the newcomer's tour (demo/tour.sh): a throw-away server, the seed
+## document's agencies, referrals, a joint dataset and inception-stage plans
+.PHONY: demo
+demo: build
+	EXCHANGE_BIN=$(CURDIR)/bin bash demo/tour.sh
