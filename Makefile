@@ -53,7 +53,7 @@ check-generated:
 	./scripts/check-generated.sh
 
 ## test: everything CI runs: lint, generated-code check, all tests
-test: lint breaking check-generated
+test: lint breaking check-generated vuln
 	$(GO) test -race -count=1 -timeout 15m ./...
 
 ## test-short: Go tests only, for the inner loop
