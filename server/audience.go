@@ -17,11 +17,14 @@ type Reader struct {
 	// Groups are the caller's working groups, "workingGroups/{id}", in any
 	// role (member, observer, secretariat).
 	Groups map[string]bool
+	// Members are the groups in which the caller is a member or the
+	// group's secretariat (not an observer): those may contribute.
+	Members map[string]bool
 }
 
 // readerFor loads the caller's working groups.
 func readerFor(ctx context.Context, st *store.Store) (Reader, error) {
-	r := Reader{Caller: CallerFrom(ctx), Groups: map[string]bool{}}
+	r := Reader{Caller: CallerFrom(ctx), Groups: map[string]bool{}, Members: map[string]bool{}}
 	if r.Caller.AgencyName() == "" {
 		return r, nil
 	}
@@ -33,6 +36,11 @@ func readerFor(ctx context.Context, st *store.Store) (Reader, error) {
 		}
 		for _, g := range groups {
 			r.Groups[g.GetName()] = true
+			for _, m := range g.GetMembers() {
+				if m.GetAgency() == r.Caller.AgencyName() && m.GetRole() != exchangev1.MembershipRole_MEMBERSHIP_ROLE_OBSERVER {
+					r.Members[g.GetName()] = true
+				}
+			}
 		}
 		if next == "" {
 			return r, nil

@@ -337,6 +337,15 @@ func (s *datasetService) WatchDatasetRows(req *exchangev1.WatchDatasetRowsReques
 	heartbeat := time.NewTimer(s.server.heartbeat)
 	defer heartbeat.Stop()
 	for {
+		// Re-check before every page: the caller may have been suspended
+		// or revoked, or lost access to the dataset (audience narrowed,
+		// left a working group) since the watch began.
+		if err := s.server.stillAdmitted(ctx); err != nil {
+			return err
+		}
+		if _, _, err := s.visibleDataset(ctx, d.GetName()); err != nil {
+			return err
+		}
 		changed := s.store.Changed()
 		page, err := s.store.PullDatasetRows(ctx, store.RowQuery{Dataset: d.GetName(), Since: since, After: after, Limit: defaultRowPage})
 		if err != nil {

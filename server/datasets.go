@@ -29,7 +29,7 @@ type datasetService struct {
 }
 
 // contributes reports whether the reader may write rows: the owner, a
-// named contributor, or a member of a contributor group.
+// named contributor, or a member (not an observer) of a contributor group.
 func contributes(r Reader, d *exchangev1.Dataset) bool {
 	me := r.Caller.AgencyName()
 	if me == "" {
@@ -38,13 +38,14 @@ func contributes(r Reader, d *exchangev1.Dataset) bool {
 	if me == d.GetOwner() || slices.Contains(d.GetContributors(), me) {
 		return true
 	}
-	return slices.ContainsFunc(d.GetContributorGroups(), func(g string) bool { return r.Groups[g] })
+	return slices.ContainsFunc(d.GetContributorGroups(), func(g string) bool { return r.Members[g] })
 }
 
-// readsRows reports whether the reader may read rows: contributors and
-// the audience.
+// readsRows reports whether the reader may read rows: contributors, the
+// observers of contributor groups, and the audience.
 func readsRows(r Reader, d *exchangev1.Dataset) bool {
-	return contributes(r, d) || r.Sees(d.GetOwner(), d.GetAudience())
+	return contributes(r, d) || r.Sees(d.GetOwner(), d.GetAudience()) ||
+		slices.ContainsFunc(d.GetContributorGroups(), func(g string) bool { return r.Groups[g] })
 }
 
 // visibleDataset loads a dataset the caller may read; any other answers

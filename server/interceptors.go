@@ -172,28 +172,48 @@ func (s *Server) admit(ctx context.Context, method string) (context.Context, err
 		return nil, unauthenticated("the client certificate names no identity of the exchange: " + err.Error())
 	}
 	caller := Caller{Identity: id, Serial: pki.SerialString(leaf.SerialNumber)}
-	known, err := s.store.LookupCaller(ctx, caller.Serial, id.AgencyID)
+	agency, err := s.checkCredentials(ctx, caller)
 	if err != nil {
 		return nil, toStatus(ctx, s.log, method, err)
 	}
-	if known.CertificateRevoked {
-		return nil, unauthenticated("the client certificate " + caller.Serial + " has been revoked")
-	}
-	if id.Role == pki.RoleAgency {
-		if known.Agency == nil {
-			return nil, unauthenticated("agency " + id.AgencyID + " is not in the directory")
-		}
-		if known.Agency.GetState() != exchangev1.AgencyState_AGENCY_STATE_ACTIVE {
-			return nil, detailed(codes.PermissionDenied, "agency "+id.AgencyID+" is suspended; contact the secretariat", "AGENCY_SUSPENDED", "", "", "")
-		}
-		caller.Agency = known.Agency
-	}
+	caller.Agency = agency
 	rule, ok := accessRules[method]
 	if !ok || !rule.admits(caller) {
 		return nil, detailed(codes.PermissionDenied, id.String()+" may not call "+method, "PERMISSION_DENIED", "", "", "")
 	}
 	ctx = withCaller(ctx, caller)
 	return context.WithValue(ctx, methodKey{}, method), nil
+}
+
+// checkCredentials reads, in one store read, whether the caller's
+// certificate is revoked and whether its agency is in the directory and
+// active; it returns the agency's record.
+func (s *Server) checkCredentials(ctx context.Context, c Caller) (*exchangev1.Agency, error) {
+	known, err := s.store.LookupCaller(ctx, c.Serial, c.Identity.AgencyID)
+	if err != nil {
+		return nil, err
+	}
+	if known.CertificateRevoked {
+		return nil, unauthenticated("the client certificate " + c.Serial + " has been revoked")
+	}
+	if c.Identity.Role != pki.RoleAgency {
+		return nil, nil
+	}
+	if known.Agency == nil {
+		return nil, unauthenticated("agency " + c.Identity.AgencyID + " is not in the directory")
+	}
+	if known.Agency.GetState() != exchangev1.AgencyState_AGENCY_STATE_ACTIVE {
+		return nil, detailed(codes.PermissionDenied, "agency "+c.Identity.AgencyID+" is suspended; contact the secretariat", "AGENCY_SUSPENDED", "", "", "")
+	}
+	return known.Agency, nil
+}
+
+// stillAdmitted re-checks the caller of a long stream (a watch) before it
+// is sent more: a certificate revoked or an agency suspended since the
+// stream began ends it, as its next call would be refused.
+func (s *Server) stillAdmitted(ctx context.Context) error {
+	_, err := s.checkCredentials(ctx, CallerFrom(ctx))
+	return err
 }
 
 // validate checks a request against the protovalidate rules in its .proto

@@ -47,6 +47,9 @@ func (s *planService) WatchPlans(req *exchangev1.WatchPlansRequest, stream excha
 	idle := time.NewTimer(s.heartbeat)
 	defer idle.Stop()
 	for {
+		if err := s.server.stillAdmitted(ctx); err != nil {
+			return err
+		}
 		changed := s.store.Changed()
 		changes, err := s.store.Changes(ctx, rev, watchPage)
 		if err != nil {

@@ -31,6 +31,9 @@ func (s *referralService) WatchReferrals(req *exchangev1.WatchReferralsRequest, 
 	idle := time.NewTimer(s.heartbeat)
 	defer idle.Stop()
 	for {
+		if err := s.server.stillAdmitted(ctx); err != nil {
+			return err
+		}
 		changed := s.store.Changed()
 		changes, err := s.store.Changes(ctx, rev, watchPage)
 		if err != nil {

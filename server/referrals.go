@@ -63,7 +63,12 @@ func sideOf(c Caller, r *exchangev1.Referral) side {
 // the overdue flag computed now.
 func (s *referralService) view(c Caller, r *exchangev1.Referral, full bool) *exchangev1.Referral {
 	v := proto.Clone(r).(*exchangev1.Referral)
-	if !full || (sideOf(c, r) == receiverSide && r.GetConsent().GetRevokeTime() != nil) {
+	// After consent is revoked only the agency that collected the details
+	// keeps them: the sender of an original referral. A forward's sender
+	// got them from upstream, and loses them like the receivers.
+	revoked := r.GetConsent().GetRevokeTime() != nil &&
+		(sideOf(c, r) == receiverSide || r.GetForwardedFrom() != "")
+	if !full || revoked {
 		v.Subject, v.CaseNotes, v.DetailsWithheld = nil, "", true
 	}
 	v.Overdue = s.overdue(r)

@@ -1,0 +1,247 @@
+package server
+
+// Focused tests for what the isolation matrix and the randomized model
+// check found: each names one rule and fails while the server breaks it.
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+
+	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+)
+
+// An agency that received a referral and forwarded it no longer sees the
+// person's details once the original sender revokes consent — neither
+// through the referral it received nor through the one it forwarded,
+// which carries the same details (RevokeReferralConsent: "from now on the
+// receiver (and any agency it forwarded to) no longer sees the identifying
+// details").
+func TestIsolationForwarderLosesDetailsWhenConsentIsRevoked(t *testing.T) {
+	t.Parallel()
+	_, _, ilo, iom, unicef := threeAgencies(t)
+	ctx := context.Background()
+	parent := refer(t, ilo, "iom")
+	if _, err := iom.referrals().AcknowledgeReferral(ctx, &exchangev1.AcknowledgeReferralRequest{Name: parent.GetName()}); err != nil {
+		t.Fatal(err)
+	}
+	fwd, err := iom.referrals().ForwardReferral(ctx, isoForward(parent.GetName(), "agencies/unicef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := fwd.GetReferral().GetName()
+	if _, err := ilo.referrals().RevokeReferralConsent(ctx, &exchangev1.RevokeReferralConsentRequest{Name: parent.GetName(), Reason: "withdrawn by the guardian"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		who  string
+		conn as
+		name string
+	}{
+		{"iom (receiver) through the referral it received", iom, parent.GetName()},
+		{"unicef (forwarded to) through the forwarded referral", unicef, child},
+		{"iom (receiver) through the referral it forwarded", iom, child},
+	} {
+		resp, err := c.conn.referrals().GetReferral(ctx, &exchangev1.GetReferralRequest{Name: c.name})
+		if err != nil {
+			t.Fatalf("%s: %v", c.who, err)
+		}
+		if r := resp.GetReferral(); r.GetSubject() != nil || r.GetCaseNotes() != "" || !r.GetDetailsWithheld() {
+			t.Errorf("%s: after ilo revoked consent on %s, GetReferral(%s) still shows subject %q, case notes %q, details_withheld=%v",
+				c.who, parent.GetName(), c.name, r.GetSubject().GetName(), r.GetCaseNotes(), r.GetDetailsWithheld())
+		}
+	}
+}
+
+// An observer of a contributor group reads the dataset but does not write
+// rows: contributor_groups are "working groups whose members may write
+// rows", an observer only "sees what is shared with the group", and
+// GetDatasetCompleteness does not expect rows from observers.
+func TestIsolationObserversOfContributorGroupsDoNotWrite(t *testing.T) {
+	t.Parallel()
+	_, _, ilo, iom, unicef, _ := planParties(t) // un-wg: ilo member, iom observer
+	ctx := context.Background()
+	d := returnsDataset()
+	d.ContributorGroups = []string{"workingGroups/un-wg"}
+	if _, err := unicef.datasets().CreateDataset(ctx, &exchangev1.CreateDatasetRequest{DatasetId: "group-data", Dataset: d}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ilo.datasets().WriteDatasetRows(ctx, &exchangev1.WriteDatasetRowsRequest{Dataset: "datasets/group-data", Writes: []*exchangev1.RowWrite{{Row: isoRow("KH-12", 4)}}}); err != nil {
+		t.Fatalf("a member of the contributor group: %v", err)
+	}
+	if _, err := iom.datasets().GetDataset(ctx, &exchangev1.GetDatasetRequest{Name: "datasets/group-data"}); err != nil {
+		t.Fatalf("an observer of the contributor group reads the dataset: %v", err)
+	}
+	resp, err := iom.datasets().WriteDatasetRows(ctx, &exchangev1.WriteDatasetRowsRequest{Dataset: "datasets/group-data", Writes: []*exchangev1.RowWrite{{Row: isoRow("KH-12", 3)}}})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Errorf("iom, an observer of the contributor group, wrote rows: got %v (accepted %d), want PERMISSION_DENIED", status.Code(err), resp.GetAccepted())
+	}
+}
+
+// A watch on a dataset's rows stops delivering rows once the watcher may
+// no longer read the dataset: its audience narrowed, or the watcher left
+// the contributor group it read through.
+func TestIsolationRowWatchStopsWhenTheWatcherLosesAccess(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		narrow func(t *testing.T, sec, owner as)
+	}{
+		{"audience narrowed", func(t *testing.T, sec, owner as) {
+			req := &exchangev1.UpdateDatasetRequest{Dataset: returnsDataset(), UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"audience"}}}
+			req.Dataset.Name = "datasets/shared"
+			if _, err := owner.datasets().UpdateDataset(bg(), req); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"watcher removed from the working group", func(t *testing.T, sec, owner as) {
+			if _, err := sec.dir.UpdateWorkingGroup(bg(), &exchangev1.UpdateWorkingGroupRequest{WorkingGroup: &exchangev1.WorkingGroup{
+				Name: "workingGroups/un-wg", DisplayName: "UN", Kind: exchangev1.WorkingGroupKind_WORKING_GROUP_KIND_WORKING_GROUP,
+			}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"members"}}}); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			x, _, _, _, _, _ := planParties(t) // un-wg: ilo member, iom observer
+			x.stop()
+			x.serveWith(func(cfg *Config) { cfg.WatchHeartbeat = isoHeartbeat })
+			sec, ilo, iom := x.asSecretariat(), x.asAgency("ilo"), x.asAgency("iom")
+			d := returnsDataset()
+			d.Audience = &exchangev1.Audience{WorkingGroups: []string{"workingGroups/un-wg"}}
+			if _, err := ilo.datasets().CreateDataset(bg(), &exchangev1.CreateDatasetRequest{DatasetId: "shared", Dataset: d}); err != nil {
+				t.Fatal(err)
+			}
+			wt := openWatch(iom, "agencies/iom", "rows", "datasets/shared", x.store.Revision())
+			defer wt.cancel()
+			write(t, ilo, "datasets/shared", isoRow("KH-12", 5))
+			before, err := wt.drain(0)
+			if err != nil || countRows(before) != 1 {
+				t.Fatalf("while iom may read: %d rows, %v", countRows(before), err)
+			}
+			c.narrow(t, sec, ilo)
+			if _, err := iom.datasets().GetDataset(bg(), &exchangev1.GetDatasetRequest{Name: "datasets/shared"}); status.Code(err) != codes.NotFound {
+				t.Fatalf("after the change iom still reads the dataset: %v", err)
+			}
+			write(t, ilo, "datasets/shared", isoRow("KH-2", 6))
+			after, err := wt.drain(0)
+			if n := countRows(after); n > 0 {
+				t.Errorf("iom may no longer read datasets/shared, but its open WatchDatasetRows delivered %d rows written after that (%v)", n, after[0].rows)
+			} else if err != nil && status.Code(err) != codes.NotFound && status.Code(err) != codes.PermissionDenied {
+				t.Errorf("the watch ended with %v, want NOT_FOUND (or nothing)", err)
+			}
+		})
+	}
+}
+
+func countRows(msgs []isoWatchMsg) int {
+	n := 0
+	for _, m := range msgs {
+		n += len(m.rows)
+	}
+	return n
+}
+
+// An agency suspended in the directory is refused at every call; a watch
+// it opened before stops delivering (the same holds for a revoked
+// certificate).
+func TestIsolationWatchesStopWhenTheCallerIsSuspendedOrRevoked(t *testing.T) {
+	t.Parallel()
+	for _, how := range []string{"agency suspended", "certificate revoked"} {
+		t.Run(how, func(t *testing.T) {
+			w := buildIsolationWorld(t)
+			watcher := "agencies/ngo-kh"
+			c := w.conn(watcher)
+			rev := w.x.store.Revision()
+			watches := []*isoWatch{
+				openWatch(c, watcher, "referrals", "", rev),
+				openWatch(c, watcher, "plans", "", rev),
+				openWatch(c, watcher, "rows", "datasets/ds-groups", rev),
+			}
+			defer func() {
+				for _, wt := range watches {
+					wt.cancel()
+				}
+			}()
+			time.Sleep(2 * isoHeartbeat)
+			if how == "agency suspended" {
+				if _, err := w.sec.dir.SuspendAgency(bg(), &exchangev1.SuspendAgencyRequest{Name: watcher, Reason: "membership lapsed"}); err != nil {
+					t.Fatal(err)
+				}
+			} else if _, err := w.sec.certs.RevokeCertificate(bg(), &exchangev1.RevokeCertificateRequest{Name: "certificates/" + c.serial, Reason: "key lost"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.dir.ListAgencies(bg(), &exchangev1.ListAgenciesRequest{}); err == nil {
+				t.Fatalf("%s: a new call still succeeds", how)
+			}
+			// Changes the watcher saw until now: a referral it sent moves,
+			// a plan shared with all members changes, a row is written.
+			sent := ""
+			for _, r := range w.referralNames() {
+				if w.m.referrals[r].sender == watcher && w.m.referrals[r].state == rsRequested {
+					sent = r
+				}
+			}
+			w.move(w.m.referrals[sent].receiver, sent, rsReceived)
+			for _, p := range w.planNames() {
+				if pl := w.m.plans[p]; pl.owner == "agencies/moh-kh" && !pl.current().cancelled {
+					w.updatePlan("agencies/moh-kh", p, pl.current().audience, "Changed while ngo-kh is out")
+				}
+			}
+			w.writeRow("agencies/unicef", "datasets/ds-groups", "KH-2", 3)
+			target := w.x.store.Revision()
+			for _, wt := range watches {
+				msgs, _ := wt.drain(target)
+				for _, m := range msgs {
+					if m.heartbeat && m.rows == nil {
+						continue
+					}
+					t.Errorf("%s: %s delivered %s after the %s", how, wt, describeMsg(m), how)
+				}
+			}
+		})
+	}
+}
+
+func describeMsg(m isoWatchMsg) string {
+	switch {
+	case m.referral != nil:
+		return "an event on " + m.referral.GetReferral().GetName()
+	case m.plan != nil:
+		return m.plan.GetKind().String() + " of " + m.plan.GetPlan().GetName()
+	}
+	return "rows"
+}
+
+// A dataset the caller may not see answers like one that does not exist,
+// CreateDataset included: creating a dataset with the id of one it cannot
+// see must not tell it that the dataset exists. Dataset ids are chosen by
+// their owners and global (unlike plans, named under their owner), so an
+// id such as "trafficking-cases-shan" leaks by ALREADY_EXISTS alone.
+func TestIsolationCreateDatasetDoesNotRevealInvisibleDatasets(t *testing.T) {
+	// Open defect (issue 6): dataset ids are one namespace shared by all
+	// agencies, so creating a dataset with the id of one the caller cannot
+	// see answers ALREADY_EXISTS. The fix is an API decision (name datasets
+	// under their owner, agencies/{agency}/datasets/{id}, as plans are).
+	// Remove this skip with that change; the test then guards it.
+	t.Skip("open defect: dataset ids share one namespace across agencies (see issue 6)")
+	t.Parallel()
+	_, _, ilo, iom, _ := threeAgencies(t)
+	ctx := context.Background()
+	if _, err := ilo.datasets().CreateDataset(ctx, &exchangev1.CreateDatasetRequest{DatasetId: "trafficking-cases-shan", Dataset: returnsDataset()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := iom.datasets().GetDataset(ctx, &exchangev1.GetDatasetRequest{Name: "datasets/trafficking-cases-shan"}); status.Code(err) != codes.NotFound {
+		t.Fatalf("iom sees ilo's private dataset: %v", err)
+	}
+	_, err := iom.datasets().CreateDataset(ctx, &exchangev1.CreateDatasetRequest{DatasetId: "trafficking-cases-shan", Dataset: returnsDataset()})
+	if status.Code(err) == codes.AlreadyExists {
+		t.Errorf("CreateDataset by iom with the id of ilo's private dataset answers %v %q: the dataset's existence leaks (a missing id would be created)",
+			status.Code(err), status.Convert(err).Message())
+	}
+}
