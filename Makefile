@@ -9,7 +9,7 @@ GO      ?= go
 BUF     := $(GO) tool -modfile=tools/go.mod buf
 GRPCURL := $(GO) tool -modfile=tools/go.mod grpcurl
 
-.PHONY: all build generate lint breaking check-generated vuln test test-short crash run bench bench-go clean
+.PHONY: model-check crash all build generate lint breaking check-generated vuln test test-short crash run bench bench-go clean
 
 # The Go vulnerability database, as a pinned module version built into a
 # local index, so govulncheck runs without network access beyond the proxy.
@@ -64,6 +64,11 @@ test-short:
 CRASH_CYCLES ?= 100
 crash:
 	CRASH_CYCLES=$(CRASH_CYCLES) $(GO) test -count=1 -timeout 2h -v -run '^TestCrashHarness$$' ./e2e/
+
+## model-check: the randomized isolation check, long (MODEL_STEPS steps, MODEL_SEED to repeat a run)
+MODEL_STEPS ?= 2000
+model-check:
+	EXCHANGE_MODEL_STEPS=$(MODEL_STEPS) $(if $(MODEL_SEED),EXCHANGE_MODEL_SEED=$(MODEL_SEED)) $(GO) test -count=1 -timeout 2h -v -run '^TestIsolationRandomModelCheck$$' ./server/
 
 ## run: start exchanged on 127.0.0.1 with ./exchange-data
 run:
