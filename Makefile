@@ -9,7 +9,7 @@ GO      ?= go
 BUF     := $(GO) tool -modfile=tools/go.mod buf
 GRPCURL := $(GO) tool -modfile=tools/go.mod grpcurl
 
-.PHONY: model-check crash all build generate lint breaking check-generated vuln test test-short crash run bench bench-go clean
+.PHONY: model-check all build generate lint breaking check-generated vuln test test-short crash run bench bench-go clean
 
 # The Go vulnerability database, as a pinned module version built into a
 # local index, so govulncheck runs without network access beyond the proxy.
