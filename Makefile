@@ -9,7 +9,7 @@ GO      ?= go
 BUF     := $(GO) tool -modfile=tools/go.mod buf
 GRPCURL := $(GO) tool -modfile=tools/go.mod grpcurl
 
-.PHONY: model-check all build generate lint breaking check-generated vuln test test-short crash run bench bench-go clean
+.PHONY: fuzz fuzz-short model-check all build generate lint breaking check-generated vuln test test-short crash run bench bench-go clean
 
 # The Go vulnerability database, as a pinned module version built into a
 # local index, so govulncheck runs without network access beyond the proxy.
@@ -55,6 +55,7 @@ check-generated:
 ## test: everything CI runs: lint, generated-code check, all tests
 test: lint breaking check-generated vuln
 	$(GO) test -race -count=1 -timeout 15m ./...
+	@$(MAKE) --no-print-directory fuzz-short
 
 ## test-short: Go tests only, for the inner loop
 test-short:
@@ -64,6 +65,21 @@ test-short:
 CRASH_CYCLES ?= 100
 crash:
 	CRASH_CYCLES=$(CRASH_CYCLES) $(GO) test -count=1 -timeout 2h -v -run '^TestCrashHarness$$' ./e2e/
+
+## fuzz: every fuzz target for FUZZTIME each (long run: make fuzz FUZZTIME=10m FUZZMINIMIZE=30s);
+## crashers land in <package>/testdata/fuzz and are replayed by every go test
+FUZZTIME ?= 10m
+FUZZMINIMIZE ?= 30s
+FUZZ_TARGETS := server:FuzzValidateRequests server:FuzzIngestReferrals server:FuzzIngestRows store:FuzzRowKey store:FuzzPageToken
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "== $${t#*:} ($(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) ./$${t%%:*}/; \
+	done
+
+## fuzz-short: every fuzz target for a few seconds, as make test does
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=4s FUZZMINIMIZE=2s
 
 ## model-check: the randomized isolation check, long (MODEL_STEPS steps, MODEL_SEED to repeat a run)
 MODEL_STEPS ?= 2000

@@ -329,6 +329,9 @@ func (s *datasetService) WatchDatasetRows(req *exchangev1.WatchDatasetRowsReques
 		return err
 	}
 	since := req.GetStartRevision()
+	if err := checkStartRevision(since, s.store.Revision()); err != nil {
+		return err
+	}
 	if since == 0 {
 		since = s.store.Revision()
 	}

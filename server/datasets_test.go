@@ -458,3 +458,16 @@ func TestWatchDatasetRowsFollowsWritesAndResumes(t *testing.T) {
 		t.Fatalf("resumed watch %v %v", msg, err)
 	}
 }
+
+func TestOutputOnlyDeletedFlagIsIgnoredOnWrites(t *testing.T) {
+	_, _, iom, _, _, _ := jointDataset(t)
+	r := row("2026-01", "KH-12", "female", 3)
+	r.Deleted = true
+	if res := write(t, iom, "datasets/returns", r).GetResults()[0]; !res.GetAccepted() {
+		t.Fatal(res)
+	}
+	rows, _ := pullAll(t, iom, &exchangev1.PullDatasetRowsRequest{Dataset: "datasets/returns"})
+	if len(rows) != 1 || rows[0].GetDeleted() {
+		t.Fatalf("a write sent with deleted=true was stored as %v", rows)
+	}
+}

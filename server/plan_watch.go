@@ -41,6 +41,9 @@ func (s *planService) WatchPlans(req *exchangev1.WatchPlansRequest, stream excha
 	}
 	f := planWatchFilter{subdivisions: req.GetSubdivisions(), niches: req.GetNiches()}
 	rev := req.GetStartRevision()
+	if err := checkStartRevision(rev, s.store.Revision()); err != nil {
+		return err
+	}
 	if rev == 0 {
 		rev = s.store.Revision()
 	}

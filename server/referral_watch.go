@@ -25,6 +25,9 @@ func (s *referralService) WatchReferrals(req *exchangev1.WatchReferralsRequest, 
 	ctx := stream.Context()
 	caller := CallerFrom(ctx)
 	rev := req.GetStartRevision()
+	if err := checkStartRevision(rev, s.store.Revision()); err != nil {
+		return err
+	}
 	if rev == 0 {
 		rev = s.store.Revision()
 	}
@@ -82,4 +85,13 @@ func (s *referralService) WatchReferrals(req *exchangev1.WatchReferralsRequest, 
 // resumes from the revision reached on another server or after restart.
 func shuttingDown(revision int64) error {
 	return detailed(codes.Unavailable, fmt.Sprintf("the exchange is shutting down: watch again from revision %d", revision), "SHUTTING_DOWN", "", "", "")
+}
+
+// checkStartRevision refuses a watch from a revision the exchange has not
+// reached: the watcher would wait there and miss every change until then.
+func checkStartRevision(start, current int64) error {
+	if start > current {
+		return invalidField("start_revision", fmt.Sprintf("%d is beyond the current revision %d", start, current))
+	}
+	return nil
 }

@@ -468,3 +468,14 @@ func TestShutdownEndsWatchesAtOnce(t *testing.T) {
 		}
 	}
 }
+
+func TestWatchFromARevisionNotYetReachedIsRefused(t *testing.T) {
+	x, _, _, iom, _ := threeAgencies(t)
+	stream, err := iom.referrals().WatchReferrals(context.Background(), &exchangev1.WatchReferralsRequest{StartRevision: x.store.Revision() + 1000})
+	if err == nil {
+		_, err = stream.Recv()
+	}
+	if f := violatedFields(wantCode(t, err, codes.InvalidArgument)); len(f) != 1 || f[0] != "start_revision" {
+		t.Fatalf("violations %v", f)
+	}
+}

@@ -148,7 +148,7 @@ func (s *Store) WriteDatasetRows(ctx context.Context, op Op, name string, admit 
 		var written, deleted int32
 		for i, rw := range writes {
 			row := proto.Clone(rw.Row).(*exchangev1.Row)
-			row.Contributor = op.Actor
+			row.Contributor, row.Deleted = op.Actor, false // output only: deleting is RowWrite.Delete
 			if locked[row.GetPeriod()] {
 				results[i] = &Error{Kind: KindFailedPrecondition, Field: "row.period", Message: "row.period: period " + row.GetPeriod() + " is locked"}
 				continue

@@ -653,7 +653,8 @@ type Category struct {
 	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	// Title for people.
 	Title string `protobuf:"bytes,2,opt,name=title,proto3" json:"title,omitempty"`
-	// The allowed values, for example "female", "male".
+	// The allowed values, for example "female", "male"; no control
+	// characters.
 	Values []string `protobuf:"bytes,3,rep,name=values,proto3" json:"values,omitempty"`
 	// Whether every row must give a value.
 	Required bool `protobuf:"varint,4,opt,name=required,proto3" json:"required,omitempty"`
@@ -1233,11 +1234,11 @@ const file_alltogether_exchange_v1_dataset_proto_rawDesc = "" +
 	"\bmeasures\x18\x03 \x03(\v2 .alltogether.exchange.v1.MeasureB\n" +
 	"\xbaH\a\x92\x01\x04\b\x01\x102R\bmeasures\x12*\n" +
 	"\flocation_hxl\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\vlocationHxl:\x95\x01\xbaH\x91\x01\x1a\x8e\x01\n" +
-	"\x1adataset_schema.unique_keys\x12(category and measure keys must be unique\x1aF(this.categories.map(c, c.key) + this.measures.map(m, m.key)).unique()\"\xc0\x01\n" +
+	"\x1adataset_schema.unique_keys\x12(category and measure keys must be unique\x1aF(this.categories.map(c, c.key) + this.measures.map(m, m.key)).unique()\"\xd5\x01\n" +
 	"\bCategory\x12/\n" +
 	"\x03key\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[a-z][a-z0-9_]{0,31}$R\x03key\x12\x1e\n" +
-	"\x05title\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\x05title\x12,\n" +
-	"\x06values\x18\x03 \x03(\tB\x14\xbaH\x11\x92\x01\x0e\b\x01\x10d\x18\x01\"\x06r\x04\x10\x01\x18@R\x06values\x12\x1a\n" +
+	"\x05title\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\x05title\x12A\n" +
+	"\x06values\x18\x03 \x03(\tB)\xbaH&\x92\x01#\b\x01\x10d\x18\x01\"\x1br\x19\x10\x01\x18@2\x13^[^\\x00-\\x1f\\x7f]+$R\x06values\x12\x1a\n" +
 	"\brequired\x18\x04 \x01(\bR\brequired\x12\x19\n" +
 	"\x03hxl\x18\x05 \x01(\tB\a\xbaH\x04r\x02\x18@R\x03hxl\"\xd6\x03\n" +
 	"\aMeasure\x12/\n" +
