@@ -127,7 +127,9 @@ func (s *referralService) CreateReferral(ctx context.Context, req *exchangev1.Cr
 	if err := checkNewReferral(caller.AgencyName(), "referral", req.GetReferral()); err != nil {
 		return nil, err
 	}
-	results, err := s.store.CreateReferrals(ctx, opFor(ctx, req.GetRequestId()), []store.NewReferral{{RequestID: req.GetRequestId(), Referral: req.GetReferral()}})
+	// The store keeps the request id itself, in the scope shared with
+	// batches; the Op carries none, so it is recorded once.
+	results, err := s.store.CreateReferrals(ctx, opFor(ctx, ""), []store.NewReferral{{RequestID: req.GetRequestId(), Referral: req.GetReferral()}})
 	if err != nil {
 		return nil, err
 	}
