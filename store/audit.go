@@ -85,12 +85,9 @@ func (s *Store) AuditEntries(ctx context.Context, afterSeq uint64, limit int) ([
 }
 
 // Changes returns up to limit change-log entries with revision after
-// afterRevision, in order, and never part of a revision: one revision can
-// hold several changes (naming a focal point also ends its predecessor's
-// tenure), so when limit falls inside a revision the rest of it is
-// included too. A caller can therefore always resume from the last entry's
-// revision without missing anything. A revision
-// older than the compacted horizon fails with KindOutOfRange.
+// afterRevision, in order; each revision holds one change, so a caller
+// resumes from the last entry's revision without missing anything. A
+// revision older than the compacted horizon fails with KindOutOfRange.
 func (s *Store) Changes(ctx context.Context, afterRevision int64, limit int) ([]*exchangev1.Change, error) {
 	var out []*exchangev1.Change
 	err := s.view(ctx, func(tx *bolt.Tx) error {
@@ -101,10 +98,7 @@ func (s *Store) Changes(ctx context.Context, afterRevision int64, limit int) ([]
 			}
 		}
 		c := tx.Bucket(bucketChanges).Cursor()
-		for k, v := c.Seek(changeKey(afterRevision+1, 0)); k != nil; k, v = c.Next() {
-			if len(out) >= limit && (len(out) == 0 || int64(binary.BigEndian.Uint64(k[:8])) != out[len(out)-1].GetRevision()) {
-				break
-			}
+		for k, v := c.Seek(changeKey(afterRevision + 1)); k != nil && len(out) < limit; k, v = c.Next() {
 			ch := new(exchangev1.Change)
 			if err := unmarshal(v, ch); err != nil {
 				return err
@@ -134,7 +128,7 @@ func (s *Store) Compact(ctx context.Context, revision int64) error {
 			return &Error{Kind: KindInvalidArgument, Message: fmt.Sprintf("cannot compact to %d, beyond the current revision", revision)}
 		}
 		c := tx.Bucket(bucketChanges).Cursor()
-		end := changeKey(revision+1, 0)
+		end := changeKey(revision + 1)
 		for k, _ := c.First(); k != nil && bytes.Compare(k, end) < 0; k, _ = c.First() {
 			if err := c.Delete(); err != nil {
 				return internal("cannot compact the change log", err)

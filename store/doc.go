@@ -34,16 +34,17 @@ big-endian; composite keys join text parts with a zero byte, which no
 identifier contains, so that a prefix ending in the separator matches whole
 parts only ("ilo" never matches "ilo-x").
 
-Revision. One counter in the meta bucket counts committed changes. Each
-write that changes something takes the next revision; all changes one write
-makes share it (naming a focal point also ends its predecessor's tenure:
-two changes, one revision). Revision returns the last committed revision.
+Revision. One counter in the meta bucket counts committed changes. Every
+change takes a revision of its own, even when one write makes several in
+one transaction (naming a focal point also ends its predecessor's tenure:
+two changes, two revisions), so that a watcher resuming from the revision
+of the last event it saw can never skip a sibling. Revision returns the
+last committed revision.
 
 Change log. Each change appends a Change (revision, time, kind, resource
 name, and the resource after the change, or before it for a delete) under
-the key revision‖position. Changes replays the log after a revision, for
-watch streams and incremental sync; it never splits a revision across two
-calls. Changed returns a channel closed at the next commit that records a
+its revision. Changes replays the log after a revision, for watch streams
+and incremental sync. Changed returns a channel closed at the next commit that records a
 change, so a watcher can wait instead of polling. Compact removes entries
 up to a revision; Changes from before it then fails with KindOutOfRange,
 and the caller lists again (etcd's model).

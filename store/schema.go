@@ -18,7 +18,7 @@ var (
 	// bucketMeta holds single values: metaSchemaVersion, metaRevision,
 	// metaAuditHead.
 	bucketMeta = []byte("meta")
-	// bucketChanges is the change log: changeKey(revision, n) → Change.
+	// bucketChanges is the change log: changeKey(revision) → Change.
 	bucketChanges = []byte("changes")
 	// bucketAudit is the audit chain: u64(sequence) → AuditEntry.
 	bucketAudit = []byte("audit")
@@ -133,10 +133,12 @@ func joinKey(parts ...string) []byte {
 	return []byte(strings.Join(parts, string(rune(sep))))
 }
 
-// changeKey orders change-log entries by revision, then by their position
-// within the revision.
-func changeKey(revision int64, n int) []byte {
-	return append(u64(uint64(revision)), u32(uint32(n))...)
+// changeKey orders change-log entries by revision. The four zero bytes
+// after the revision are a position within the revision from the first
+// layout, when a revision could hold several changes; every revision now
+// holds one, and the bytes stay so that the layout does not change.
+func changeKey(revision int64) []byte {
+	return append(u64(uint64(revision)), u32(0)...)
 }
 
 func requestKey(actor, method, requestID string) []byte {

@@ -81,7 +81,7 @@ func (w *writeTx) record(kind exchangev1.ChangeKind, name string, resource proto
 	if err != nil {
 		return err
 	}
-	if err := w.tx.Bucket(bucketChanges).Put(changeKey(rev, 0), change); err != nil {
+	if err := w.tx.Bucket(bucketChanges).Put(changeKey(rev), change); err != nil {
 		return internal("cannot append to the change log", err)
 	}
 	w.revision = 0
