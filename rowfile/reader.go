@@ -333,14 +333,20 @@ func (r *Reader) readJSONL() (*exchangev1.Row, error) {
 	}
 }
 
-// protojsonPosition is the position protojson gives in its errors; the
-// line is always 1 here, since each line is parsed alone.
-var protojsonPosition = regexp.MustCompile(`^\(line 1:(\d+)\): `)
+// protojsonPrefix and protojsonPosition match the start of protojson's
+// errors and the position it gives; the line is always 1 here, since each
+// line is parsed alone. protojson deliberately varies the spaces in its
+// messages from build to build (a plain or a non-breaking space), so both
+// are matched.
+var (
+	protojsonPrefix   = regexp.MustCompile(`^proto:[ \x{00a0}]*`)
+	protojsonPosition = regexp.MustCompile(`^\(line 1:(\d+)\):[ \x{00a0}]*`)
+)
 
 // jsonError makes protojson's message read well after "line N: ":
 // "proto: (line 1:32): unknown field" becomes "at byte 32: unknown field".
 func jsonError(err error) error {
-	msg := strings.TrimPrefix(err.Error(), "proto: ")
+	msg := protojsonPrefix.ReplaceAllString(err.Error(), "")
 	msg = protojsonPosition.ReplaceAllString(msg, "at byte $1: ")
 	return errors.New(msg)
 }

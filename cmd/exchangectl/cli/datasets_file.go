@@ -148,12 +148,14 @@ func parseDatasetDefinition(name string, data []byte) (*datasetDefinition, error
 	return def, nil
 }
 
-// protojsonPosition is the position protojson puts in its errors.
-var protojsonPosition = regexp.MustCompile(`\(line \d+:\d+\): `)
+// protojsonNoise is protojson's prefix and position in its errors, with
+// the plain or non-breaking spaces it varies from build to build on
+// purpose.
+var protojsonNoise = regexp.MustCompile(`^proto:[ \x{00a0}]*|\(line \d+:\d+\):[ \x{00a0}]*`)
 
 // jsonError drops protojson's prefix and position from err.
 func jsonError(err error) error {
-	return errors.New(protojsonPosition.ReplaceAllString(strings.TrimPrefix(err.Error(), "proto: "), ""))
+	return errors.New(protojsonNoise.ReplaceAllString(err.Error(), ""))
 }
 
 // resolveAlias follows YAML aliases (*name) to the node they name.
