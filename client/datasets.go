@@ -28,25 +28,31 @@ const MaxRowWrites = 10000
 // except that Aggregate answers members outside the audience when the
 // owner made aggregates public (with small cells hidden).
 //
-// Names are full resource names ("datasets/returns"); DatasetName builds
-// them from ids.
+// Datasets are named under their owner: names are full resource names
+// ("agencies/ilo/datasets/returns"), and DatasetName builds them from the
+// owner's agency id and the dataset id. Dataset ids are unique per owner,
+// so two agencies may each have a dataset "returns".
 type DatasetClient struct {
 	rpc exchangev1.DatasetServiceClient
 }
 
-// Create defines the dataset d under the given id (which becomes its
-// name, "datasets/{id}") and returns it as stored; the caller's agency
-// becomes its owner. Output-only fields of d are ignored. The call
-// carries a request id (random unless WithRequestID is given) and is
-// retried on UNAVAILABLE, so it never creates twice. With ValidateOnly
-// the exchange checks the definition and returns what it would store,
-// without storing anything.
-func (c *DatasetClient) Create(ctx context.Context, id string, d *exchangev1.Dataset, opts ...CreateOption) (*exchangev1.Dataset, error) {
+// Create defines the dataset d under parent, the caller's own agency
+// ("agencies/ilo"), with the given id, and returns it as stored: its name
+// is "{parent}/datasets/{id}" and the caller's agency is its owner. An id
+// the caller already uses for one of its datasets fails with
+// ALREADY_EXISTS; other agencies' datasets never conflict. A parent other
+// than the caller's agency fails with PERMISSION_DENIED. Output-only
+// fields of d are ignored. The call carries a request id (random unless
+// WithRequestID is given) and is retried on UNAVAILABLE, so it never
+// creates twice. With ValidateOnly the exchange checks the definition and
+// returns what it would store, without storing anything.
+func (c *DatasetClient) Create(ctx context.Context, parent, id string, d *exchangev1.Dataset, opts ...CreateOption) (*exchangev1.Dataset, error) {
 	s, err := newCreateSettings("CreateDataset", true, opts)
 	if err != nil {
 		return nil, err
 	}
 	resp, err := c.rpc.CreateDataset(ctx, &exchangev1.CreateDatasetRequest{
+		Parent:       parent,
 		DatasetId:    id,
 		Dataset:      d,
 		RequestId:    s.requestID,
@@ -59,7 +65,8 @@ func (c *DatasetClient) Create(ctx context.Context, id string, d *exchangev1.Dat
 }
 
 // Get returns the definition of the dataset with the given name, for
-// example "datasets/returns", with its locks and lock history.
+// example "agencies/ilo/datasets/returns", with its locks and lock
+// history.
 func (c *DatasetClient) Get(ctx context.Context, name string) (*exchangev1.Dataset, error) {
 	resp, err := c.rpc.GetDataset(ctx, &exchangev1.GetDatasetRequest{Name: name})
 	if err != nil {
@@ -68,9 +75,9 @@ func (c *DatasetClient) Get(ctx context.Context, name string) (*exchangev1.Datas
 	return resp.GetDataset(), nil
 }
 
-// Datasets iterates over the datasets the caller may read or write, in
-// name order, fetching pages as needed. On error the iterator yields the
-// error once and stops.
+// Datasets iterates over the datasets the caller may read or write, by
+// owner id, then dataset id, fetching pages as needed. On error the
+// iterator yields the error once and stops.
 func (c *DatasetClient) Datasets(ctx context.Context) iter.Seq2[*exchangev1.Dataset, error] {
 	return paginate(ctx, func(ctx context.Context, token string) ([]*exchangev1.Dataset, string, error) {
 		resp, err := c.rpc.ListDatasets(ctx, &exchangev1.ListDatasetsRequest{PageToken: token})

@@ -22,7 +22,7 @@ func ExampleDatasetClient_Write() {
 	count := func(n int64) *exchangev1.Value {
 		return &exchangev1.Value{Kind: &exchangev1.Value_IntValue{IntValue: n}}
 	}
-	resp, err := c.Datasets.Write(ctx, client.DatasetName("returns"), []*exchangev1.RowWrite{
+	resp, err := c.Datasets.Write(ctx, client.DatasetName("ilo", "returns"), []*exchangev1.RowWrite{
 		{Row: &exchangev1.Row{
 			Period: "2026-03", Location: "KH-12",
 			Categories: map[string]string{"sex": "female", "age_group": "18-24"},
@@ -53,7 +53,7 @@ func ExampleDatasetClient_Pull() {
 
 	copyOf := map[string]*exchangev1.Row{}
 	var since int64 // kept between runs
-	req := &exchangev1.PullDatasetRowsRequest{Dataset: client.DatasetName("returns"), SinceRevision: since}
+	req := &exchangev1.PullDatasetRowsRequest{Dataset: client.DatasetName("ilo", "returns"), SinceRevision: since}
 	var next int64
 	err = c.Datasets.Pull(ctx, req, func(m *exchangev1.PullDatasetRowsResponse) error {
 		next = m.GetRevision()

@@ -30,7 +30,7 @@ const (
 	listDatasets  = exchangev1.DatasetService_ListDatasets_FullMethodName
 )
 
-const returnsName = "datasets/returns"
+const returnsName = "agencies/ilo/datasets/returns"
 
 // returnsDataset is a monthly dataset of returned victims by province,
 // sex and age group, written by iom and unicef, read by all members.
@@ -63,7 +63,7 @@ func datasetExchange(t *testing.T) (s *clienttest.Server, ilo, iom, unicef *clie
 	s = clienttest.NewServer(t)
 	seedAgencies(s, "ilo", "iom", "unicef")
 	ilo, iom, unicef = s.Dial(t, "agency/ilo"), s.Dial(t, "agency/iom"), s.Dial(t, "agency/unicef")
-	if _, err := ilo.Datasets.Create(context.Background(), "returns", returnsDataset()); err != nil {
+	if _, err := ilo.Datasets.Create(context.Background(), "agencies/ilo", "returns", returnsDataset()); err != nil {
 		t.Fatal(err)
 	}
 	return s, ilo, iom, unicef
@@ -122,7 +122,7 @@ func TestDatasetCreateReusesRequestIDAndValidatesOnly(t *testing.T) {
 	// The answer to the first attempt is lost; the retry carries the same
 	// id and gets the dataset the first attempt created.
 	s.FailAfterNext(createDataset, unavailable())
-	d, err := ilo.Datasets.Create(ctx, "arrivals", returnsDataset())
+	d, err := ilo.Datasets.Create(ctx, "agencies/ilo", "arrivals", returnsDataset())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,15 +134,15 @@ func TestDatasetCreateReusesRequestIDAndValidatesOnly(t *testing.T) {
 	if !requestIDPattern.MatchString(first.GetRequestId()) || first.GetRequestId() != second.GetRequestId() {
 		t.Errorf("request ids %q then %q, want one random id", first.GetRequestId(), second.GetRequestId())
 	}
-	if d.GetName() != "datasets/arrivals" || d.GetOwner() != "agencies/ilo" || d.GetEtag() == "" {
+	if d.GetName() != "agencies/ilo/datasets/arrivals" || d.GetOwner() != "agencies/ilo" || d.GetEtag() == "" {
 		t.Errorf("created %v", d)
 	}
 	if n := len(s.Datasets()); n != 2 {
 		t.Errorf("%d datasets stored, want 2", n)
 	}
 
-	preview, err := ilo.Datasets.Create(ctx, "preview", returnsDataset(), client.ValidateOnly())
-	if err != nil || preview.GetName() != "datasets/preview" || preview.GetOwner() != "agencies/ilo" {
+	preview, err := ilo.Datasets.Create(ctx, "agencies/ilo", "preview", returnsDataset(), client.ValidateOnly())
+	if err != nil || preview.GetName() != "agencies/ilo/datasets/preview" || preview.GetOwner() != "agencies/ilo" {
 		t.Errorf("validate only: %v, %v", preview, err)
 	}
 	if last := s.Calls(createDataset); !last[len(last)-1].Request.(*exchangev1.CreateDatasetRequest).GetValidateOnly() {
@@ -154,7 +154,7 @@ func TestDatasetCreateReusesRequestIDAndValidatesOnly(t *testing.T) {
 
 	bad := returnsDataset()
 	bad.Title = ""
-	_, err = ilo.Datasets.Create(ctx, "bad", bad)
+	_, err = ilo.Datasets.Create(ctx, "agencies/ilo", "bad", bad)
 	if v := client.FieldViolations(err); status.Code(err) != codes.InvalidArgument || len(v) != 1 || v[0].GetField() != "dataset.title" {
 		t.Errorf("invalid definition: %v %v", err, v)
 	}
@@ -164,7 +164,7 @@ func TestDatasetGetListUpdate(t *testing.T) {
 	s, ilo, iom, _ := datasetExchange(t)
 	ctx := context.Background()
 	for _, id := range []string{"arrivals", "shelters", "hotline"} {
-		if _, err := ilo.Datasets.Create(ctx, id, returnsDataset()); err != nil {
+		if _, err := ilo.Datasets.Create(ctx, "agencies/ilo", id, returnsDataset()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -180,7 +180,7 @@ func TestDatasetGetListUpdate(t *testing.T) {
 		t.Errorf("listed %v in %d pages", names, len(s.Calls(listDatasets)))
 	}
 
-	d, err := iom.Datasets.Get(ctx, client.DatasetName("returns"))
+	d, err := iom.Datasets.Get(ctx, client.DatasetName("ilo", "returns"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +198,7 @@ func TestDatasetGetListUpdate(t *testing.T) {
 	if status.Code(err) != codes.Aborted || client.Reason(err) != "ETAG_MISMATCH" {
 		t.Errorf("stale etag: %v (%q)", err, client.Reason(err))
 	}
-	if _, err := iom.Datasets.Get(ctx, client.DatasetName("nothing")); !client.IsNotFound(err) {
+	if _, err := iom.Datasets.Get(ctx, client.DatasetName("ilo", "nothing")); !client.IsNotFound(err) {
 		t.Errorf("missing dataset: %v", err)
 	}
 }
@@ -414,7 +414,7 @@ func TestDatasetPullGivesUpAndReturnsErrors(t *testing.T) {
 	if err := ilo.Datasets.Pull(ctx, &exchangev1.PullDatasetRowsRequest{Dataset: returnsName}, func(*exchangev1.PullDatasetRowsResponse) error { return stop }); err != stop {
 		t.Errorf("fn's error: %v", err)
 	}
-	err = ilo.Datasets.Pull(ctx, &exchangev1.PullDatasetRowsRequest{Dataset: "datasets/nothing"}, func(*exchangev1.PullDatasetRowsResponse) error { return nil })
+	err = ilo.Datasets.Pull(ctx, &exchangev1.PullDatasetRowsRequest{Dataset: "agencies/ilo/datasets/nothing"}, func(*exchangev1.PullDatasetRowsResponse) error { return nil })
 	if !client.IsNotFound(err) {
 		t.Errorf("missing dataset: %v", err)
 	}
@@ -641,7 +641,7 @@ func TestDatasetWatchRowsReturnsErrors(t *testing.T) {
 	if err := ilo.Datasets.WatchRows(ctx, returnsName, start, func(*exchangev1.WatchDatasetRowsResponse) error { return stopErr }); err != stopErr {
 		t.Errorf("fn's error: %v", err)
 	}
-	if err := ilo.Datasets.WatchRows(ctx, "datasets/nothing", start, func(*exchangev1.WatchDatasetRowsResponse) error { return nil }); !client.IsNotFound(err) {
+	if err := ilo.Datasets.WatchRows(ctx, "agencies/ilo/datasets/nothing", start, func(*exchangev1.WatchDatasetRowsResponse) error { return nil }); !client.IsNotFound(err) {
 		t.Errorf("missing dataset: %v", err)
 	}
 	s.SetWatchHeartbeat(20 * time.Millisecond)

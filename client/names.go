@@ -51,9 +51,12 @@ func CalendarDate(t time.Time) *exchangev1.CalendarDate {
 // id, for example "referrals/01jd8x4k2m9q7r3t5v6w8y0z1a".
 func ReferralName(id string) string { return "referrals/" + id }
 
-// DatasetName returns the resource name of the dataset with the given id,
-// for example "datasets/returns" for "returns".
-func DatasetName(id string) string { return "datasets/" + id }
+// DatasetName returns the resource name of dataset id of the agency with
+// agencyID (its owner), for example "agencies/ilo/datasets/returns" for
+// "ilo" and "returns".
+func DatasetName(agencyID, id string) string {
+	return AgencyName(agencyID) + "/datasets/" + id
+}
 
 // PlanName returns the resource name of plan id of the agency with
 // agencyID, for example "agencies/ilo/plans/01jd8x4k2m9q7r3t5v6w8y0z1a".

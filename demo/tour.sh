@@ -352,23 +352,23 @@ say "ILO-TICW defines the dataset (demo/dataset.yaml): province x month x sex x 
 quietly ilo datasets create -f "$here/dataset.yaml"
 as ilo datasets list
 
-say "IOM and AFESIP push their October rows from CSV (demo/rows/)."
-as iom datasets push returns-kh -f "$here/rows/iom.csv"
-as afesip datasets push returns-kh -f "$here/rows/afesip.csv"
+say "IOM and AFESIP push their October rows from CSV (demo/rows/). The dataset is named under its owner, agencies/ilo/datasets/returns-kh: ILO calls it returns-kh, the others ilo/returns-kh."
+as iom datasets push ilo/returns-kh -f "$here/rows/iom.csv"
+as afesip datasets push ilo/returns-kh -f "$here/rows/afesip.csv"
 say "World Vision's file has a bad row (age group 18+, not one of the dataset's): it is reported with its line and field, the rest is stored (exit code 6)."
-expect_exit 6 world-vision datasets push returns-kh -f "$here/rows/world-vision.csv"
+expect_exit 6 world-vision datasets push ilo/returns-kh -f "$here/rows/world-vision.csv"
 
 say "Who has reported for 2026-10, and which of the expected return points is each still missing?"
 as ilo datasets completeness returns-kh 2026-10
 say "ILO approves (locks) the month: from now on nobody can change its rows..."
 as ilo datasets lock returns-kh 2026-10
 say "...so AFESIP's late correction is refused (exit code 6)."
-expect_exit 6 afesip datasets push returns-kh -f "$here/rows/afesip-late.csv"
+expect_exit 6 afesip datasets push ilo/returns-kh -f "$here/rows/afesip-late.csv"
 
 say "Totals by province and sex across all contributors (cells under 5 would be hidden)."
-as unicef datasets aggregate returns-kh --by location,sex --suppress-below 5
+as unicef datasets aggregate ilo/returns-kh --by location,sex --suppress-below 5
 say "A national office pulls the rows as HXL-tagged CSV for HDX and spreadsheets (first lines):"
-quietly un-iap datasets pull returns-kh --format hxl --out "$work/returns-kh.csv"
+quietly un-iap datasets pull ilo/returns-kh --format hxl --out "$work/returns-kh.csv"
 head -n 6 "$work/returns-kh.csv"
 echo "... ($(($(wc -l <"$work/returns-kh.csv") - 2)) rows)"
 

@@ -85,7 +85,7 @@ func newWorld(t *testing.T, dir, addr string, senders, receivers []string) *worl
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	w := &world{dir: dir, senders: senders, receivers: receivers, ids: map[string]identity{},
-		dataset: client.DatasetName("returns-monthly"), owner: receivers[0]}
+		dataset: client.DatasetName(receivers[0], "returns-monthly"), owner: receivers[0]}
 	sec := dial(t, addr, secretariat(dir))
 	defer sec.Close()
 	certDir := filepath.Join(dir, "agency-certs")
@@ -122,7 +122,7 @@ func newWorld(t *testing.T, dir, addr string, senders, receivers []string) *worl
 	}
 	owner := dial(t, addr, w.ids[w.owner])
 	defer owner.Close()
-	_, err := owner.Datasets.Create(ctx, client.ResourceID(w.dataset), &exchangev1.Dataset{
+	_, err := owner.Datasets.Create(ctx, client.AgencyName(w.owner), client.ResourceID(w.dataset), &exchangev1.Dataset{
 		Title:        "Returned people assisted, by province and sex",
 		Contributors: contributors,
 		PeriodType:   exchangev1.PeriodType_PERIOD_TYPE_MONTH,

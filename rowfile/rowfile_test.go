@@ -21,7 +21,7 @@ import (
 // measures carry their own hashtags, one of them without the "#".
 func testDataset() *exchangev1.Dataset {
 	return &exchangev1.Dataset{
-		Name:       "datasets/returns",
+		Name:       "agencies/ilo/datasets/returns",
 		Title:      "Returned victims",
 		PeriodType: exchangev1.PeriodType_PERIOD_TYPE_MONTH,
 		Schema: &exchangev1.DatasetSchema{

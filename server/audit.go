@@ -70,9 +70,10 @@ func (a *auditService) ListAuditEntries(ctx context.Context, req *exchangev1.Lis
 }
 
 // aboutCaller decides whether an entry concerns the calling agency:
-// made by it, about its own record or anything under it, or about a
-// referral it is party to or a dataset it owns. Lookups are cached for the
-// call.
+// made by it, about its own record or anything under it (its focal
+// points, plans and datasets, "agencies/{agency}/datasets/{dataset}",
+// rows written by contributors included), or about a referral it is party
+// to. Lookups are cached for the call.
 func (a *auditService) aboutCaller(ctx context.Context, c Caller) func(*exchangev1.AuditEntry) bool {
 	me := c.AgencyName()
 	cache := map[string]bool{}
@@ -86,14 +87,9 @@ func (a *auditService) aboutCaller(ctx context.Context, c Caller) func(*exchange
 			return seen
 		}
 		var mine bool
-		switch {
-		case strings.HasPrefix(name, store.ReferralPrefix):
+		if strings.HasPrefix(name, store.ReferralPrefix) {
 			if r, err := a.store.GetReferral(ctx, name); err == nil {
 				mine = r.GetSender() == me || r.GetReceiver() == me
-			}
-		case strings.HasPrefix(name, store.DatasetPrefix):
-			if d, err := a.store.GetDataset(ctx, name); err == nil {
-				mine = d.GetOwner() == me
 			}
 		}
 		cache[name] = mine

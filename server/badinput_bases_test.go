@@ -26,7 +26,7 @@ const badID = "0123456789abcdefghjkmnpqrs"
 // bad prefixes the ids of the fixture the test creates.
 const (
 	badAgency  = "ilo"
-	badDataset = "datasets/returns"
+	badDataset = "agencies/ilo/datasets/returns"
 	badGroup   = "workingGroups/un-wg"
 )
 
@@ -263,7 +263,7 @@ var badInputBases = map[string]func() proto.Message{
 	},
 
 	exchangev1.DatasetService_CreateDataset_FullMethodName: func() proto.Message {
-		return &exchangev1.CreateDatasetRequest{DatasetId: "new-dataset", Dataset: baseDataset(), RequestId: "ds-1"}
+		return &exchangev1.CreateDatasetRequest{Parent: "agencies/ilo", DatasetId: "new-dataset", Dataset: baseDataset(), RequestId: "ds-1"}
 	},
 	exchangev1.DatasetService_GetDataset_FullMethodName: func() proto.Message {
 		return &exchangev1.GetDatasetRequest{Name: badDataset}

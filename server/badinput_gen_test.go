@@ -716,7 +716,7 @@ func (w *ruleWalker) mapRules(l fieldLoc, m protoreflect.Message, fd protoreflec
 }
 
 // resourceCollections start the patterns of resource-name fields.
-var resourceCollections = []string{"agencies/", "referrals/", "datasets/", "workingGroups/", "locations/", "certificates/"}
+var resourceCollections = []string{"agencies/", "referrals/", "workingGroups/", "locations/", "certificates/"}
 
 func isResourcePattern(p string) bool {
 	for _, c := range resourceCollections {
@@ -729,7 +729,7 @@ func isResourcePattern(p string) bool {
 
 // exampleNames are well-formed names, for fields the base leaves empty.
 var exampleNames = []string{
-	"agencies/ilo", "datasets/returns", "referrals/" + strings.Repeat("0", 26), "workingGroups/un-wg", "locations/KH-12",
+	"agencies/ilo", "agencies/ilo/datasets/returns", "referrals/" + strings.Repeat("0", 26), "workingGroups/un-wg", "locations/KH-12",
 	"certificates/abc123", "agencies/ilo/focalPoints/" + strings.Repeat("0", 26), "agencies/ilo/plans/" + strings.Repeat("0", 26),
 }
 

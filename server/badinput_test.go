@@ -52,7 +52,7 @@ func TestMalformedRequests(t *testing.T) {
 		"ilo": exchangev1.MembershipRole_MEMBERSHIP_ROLE_MEMBER, "iom": exchangev1.MembershipRole_MEMBERSHIP_ROLE_OBSERVER,
 	})
 	ilo := x.asAgency(badAgency)
-	if _, err := ilo.datasets().CreateDataset(ctx, &exchangev1.CreateDatasetRequest{DatasetId: "returns", Dataset: returnsDataset("agencies/iom")}); err != nil {
+	if _, err := ilo.datasets().CreateDataset(ctx, &exchangev1.CreateDatasetRequest{Parent: "agencies/ilo", DatasetId: "returns", Dataset: returnsDataset("agencies/iom")}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -433,7 +433,7 @@ func unknownIDCases() []*badCase {
 	ref := "referrals/" + badID
 	plan := "agencies/ilo/plans/" + badID
 	fp := "agencies/ilo/focalPoints/" + badID
-	dataset := "datasets/no-such-dataset"
+	dataset := "agencies/ilo/datasets/no-such-dataset"
 	cases := map[string]proto.Message{
 		exchangev1.DirectoryService_GetAgency_FullMethodName:        &exchangev1.GetAgencyRequest{Name: "agencies/no-such-agency"},
 		exchangev1.DirectoryService_SuspendAgency_FullMethodName:    &exchangev1.SuspendAgencyRequest{Name: "agencies/no-such-agency", Reason: "r"},

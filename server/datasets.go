@@ -67,12 +67,16 @@ func (s *datasetService) visibleDataset(ctx context.Context, name string) (*exch
 
 // CreateDataset defines a dataset owned by the caller.
 func (s *datasetService) CreateDataset(ctx context.Context, req *exchangev1.CreateDatasetRequest) (*exchangev1.CreateDatasetResponse, error) {
+	agencyID, err := ownParent(ctx, req.GetParent())
+	if err != nil {
+		return nil, err
+	}
 	if err := checkDatasetDefinition("dataset", req.GetDataset()); err != nil {
 		return nil, err
 	}
 	if req.GetValidateOnly() {
 		preview := proto.Clone(req.GetDataset()).(*exchangev1.Dataset)
-		preview.Name, preview.Owner = store.DatasetPrefix+req.GetDatasetId(), CallerFrom(ctx).AgencyName()
+		preview.Name, preview.Owner = store.DatasetName(agencyID, req.GetDatasetId()), req.GetParent()
 		return &exchangev1.CreateDatasetResponse{Dataset: preview}, nil
 	}
 	d, err := s.store.CreateDataset(ctx, opFor(ctx, req.GetRequestId()), req.GetDatasetId(), req.GetDataset())

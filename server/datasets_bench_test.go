@@ -28,7 +28,7 @@ func BenchmarkPullMillionRows(b *testing.B) {
 	x.createAgency(sec, "iom")
 	ilo := x.asAgency("ilo")
 	ctx := context.Background()
-	if _, err := ilo.datasets().CreateDataset(ctx, &exchangev1.CreateDatasetRequest{DatasetId: "big", Dataset: returnsDataset("agencies/iom")}); err != nil {
+	if _, err := ilo.datasets().CreateDataset(ctx, &exchangev1.CreateDatasetRequest{Parent: "agencies/ilo", DatasetId: "big", Dataset: returnsDataset("agencies/iom")}); err != nil {
 		b.Fatal(err)
 	}
 	provinces := []string{"KH-1", "KH-2", "KH-3", "KH-4", "KH-5", "KH-6", "KH-7", "KH-8", "KH-9", "KH-10", "KH-11", "KH-12"}
@@ -42,7 +42,7 @@ func BenchmarkPullMillionRows(b *testing.B) {
 			r.Period = fmt.Sprintf("%04d-%02d", 1000+i/(len(provinces)*4*12), 1+i/(len(provinces)*4)%12)
 			writes = append(writes, store.RowWrite{Row: r})
 		}
-		errs, _, err := x.store.WriteDatasetRows(ctx, store.Op{Actor: "agencies/iom", Method: "bench"}, "datasets/big",
+		errs, _, err := x.store.WriteDatasetRows(ctx, store.Op{Actor: "agencies/iom", Method: "bench"}, "agencies/ilo/datasets/big",
 			func(*exchangev1.Dataset) error { return nil }, writes)
 		if err != nil {
 			b.Fatal(err)
@@ -72,7 +72,7 @@ func BenchmarkPullMillionRows(b *testing.B) {
 			}
 		}()
 		start := time.Now()
-		stream, err := ilo.datasets().PullDatasetRows(ctx, &exchangev1.PullDatasetRowsRequest{Dataset: "datasets/big", PageSize: 5000})
+		stream, err := ilo.datasets().PullDatasetRows(ctx, &exchangev1.PullDatasetRowsRequest{Dataset: "agencies/ilo/datasets/big", PageSize: 5000})
 		if err != nil {
 			b.Fatal(err)
 		}

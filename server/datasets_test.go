@@ -25,7 +25,7 @@ func jointDataset(t *testing.T) (x *exchange, ilo, iom, unicef, escap, ngo as) {
 	ilo, iom, unicef, escap, ngo = x.asAgency("ilo"), x.asAgency("iom"), x.asAgency("unicef"), x.asAgency("escap"), x.asAgency("ngo")
 	d := returnsDataset("agencies/iom", "agencies/unicef")
 	d.Audience = &exchangev1.Audience{Agencies: []string{"agencies/escap"}}
-	if _, err := ilo.datasets().CreateDataset(context.Background(), &exchangev1.CreateDatasetRequest{DatasetId: "returns", Dataset: d}); err != nil {
+	if _, err := ilo.datasets().CreateDataset(context.Background(), &exchangev1.CreateDatasetRequest{Parent: "agencies/ilo", DatasetId: "returns", Dataset: d}); err != nil {
 		t.Fatal(err)
 	}
 	return
@@ -84,7 +84,7 @@ func TestRowsAreCheckedAgainstTheSchemaOneByOne(t *testing.T) {
 		c.mutate(r)
 		rows = append(rows, r)
 	}
-	resp := write(t, iom, "datasets/returns", rows...)
+	resp := write(t, iom, "agencies/ilo/datasets/returns", rows...)
 	for i, c := range cases {
 		res := resp.GetResults()[i]
 		if c.field == "" {
@@ -100,7 +100,7 @@ func TestRowsAreCheckedAgainstTheSchemaOneByOne(t *testing.T) {
 	if resp.GetAccepted() != 2 || resp.GetRejected() != int32(len(cases)-2) {
 		t.Errorf("accepted %d rejected %d", resp.GetAccepted(), resp.GetRejected())
 	}
-	stored, _ := pullAll(t, iom, &exchangev1.PullDatasetRowsRequest{Dataset: "datasets/returns"})
+	stored, _ := pullAll(t, iom, &exchangev1.PullDatasetRowsRequest{Dataset: "agencies/ilo/datasets/returns"})
 	if len(stored) != 2 {
 		t.Fatalf("%d rows stored, want exactly the 2 valid ones", len(stored))
 	}
@@ -110,13 +110,13 @@ func TestRowsAreCheckedAgainstTheSchemaOneByOne(t *testing.T) {
 func TestWhoMayWriteAndRead(t *testing.T) {
 	_, ilo, iom, _, escap, ngo := jointDataset(t)
 	ctx := context.Background()
-	write(t, iom, "datasets/returns", row("2026-03", "KH-12", "female", 4))
+	write(t, iom, "agencies/ilo/datasets/returns", row("2026-03", "KH-12", "female", 4))
 
 	// The audience reads but does not write.
-	_, err := escap.datasets().WriteDatasetRows(ctx, &exchangev1.WriteDatasetRowsRequest{Dataset: "datasets/returns",
+	_, err := escap.datasets().WriteDatasetRows(ctx, &exchangev1.WriteDatasetRowsRequest{Dataset: "agencies/ilo/datasets/returns",
 		Writes: []*exchangev1.RowWrite{{Row: row("2026-03", "KH-12", "male", 1)}}})
 	wantCode(t, err, codes.PermissionDenied)
-	if rows, _ := pullAll(t, escap, &exchangev1.PullDatasetRowsRequest{Dataset: "datasets/returns"}); len(rows) != 1 {
+	if rows, _ := pullAll(t, escap, &exchangev1.PullDatasetRowsRequest{Dataset: "agencies/ilo/datasets/returns"}); len(rows) != 1 {
 		t.Fatalf("the audience reads %d rows", len(rows))
 	}
 	// An agency outside it finds nothing, as for a dataset never created.
@@ -141,9 +141,9 @@ func TestWhoMayWriteAndRead(t *testing.T) {
 			return err
 		},
 	} {
-		hidden, missing := call("datasets/returns"), call("datasets/never-made")
+		hidden, missing := call("agencies/ilo/datasets/returns"), call("agencies/ilo/datasets/never-made")
 		h, m := wantCode(t, hidden, codes.NotFound), wantCode(t, missing, codes.NotFound)
-		if fmt.Sprint(h.Message()) != fmt.Sprint(m.Message()[:0])+"datasets/returns not found" || m.Message() != "datasets/never-made not found" {
+		if fmt.Sprint(h.Message()) != fmt.Sprint(m.Message()[:0])+"agencies/ilo/datasets/returns not found" || m.Message() != "agencies/ilo/datasets/never-made not found" {
 			t.Errorf("%s: hidden %q vs missing %q", name, h.Message(), m.Message())
 		}
 	}
@@ -153,11 +153,11 @@ func TestWhoMayWriteAndRead(t *testing.T) {
 	}
 
 	// Only the owner changes the definition or locks periods.
-	d, _ := iom.datasets().GetDataset(ctx, &exchangev1.GetDatasetRequest{Name: "datasets/returns"})
+	d, _ := iom.datasets().GetDataset(ctx, &exchangev1.GetDatasetRequest{Name: "agencies/ilo/datasets/returns"})
 	d.GetDataset().Title = "Changed by a contributor"
 	_, err = iom.datasets().UpdateDataset(ctx, &exchangev1.UpdateDatasetRequest{Dataset: d.GetDataset()})
 	wantCode(t, err, codes.PermissionDenied)
-	_, err = iom.datasets().LockDatasetPeriod(ctx, &exchangev1.LockDatasetPeriodRequest{Dataset: "datasets/returns", Period: "2026-03"})
+	_, err = iom.datasets().LockDatasetPeriod(ctx, &exchangev1.LockDatasetPeriodRequest{Dataset: "agencies/ilo/datasets/returns", Period: "2026-03"})
 	wantCode(t, err, codes.PermissionDenied)
 	_ = ilo
 }
@@ -165,28 +165,28 @@ func TestWhoMayWriteAndRead(t *testing.T) {
 func TestLockedPeriodsRefuseWritesUntilUnlocked(t *testing.T) {
 	_, ilo, iom, _, _, _ := jointDataset(t)
 	ctx := context.Background()
-	if _, err := ilo.datasets().LockDatasetPeriod(ctx, &exchangev1.LockDatasetPeriodRequest{Dataset: "datasets/returns", Period: "2026-03"}); err != nil {
+	if _, err := ilo.datasets().LockDatasetPeriod(ctx, &exchangev1.LockDatasetPeriodRequest{Dataset: "agencies/ilo/datasets/returns", Period: "2026-03"}); err != nil {
 		t.Fatal(err)
 	}
-	resp := write(t, iom, "datasets/returns", row("2026-03", "KH-12", "female", 4), row("2026-04", "KH-12", "female", 5))
+	resp := write(t, iom, "agencies/ilo/datasets/returns", row("2026-03", "KH-12", "female", 4), row("2026-04", "KH-12", "female", 5))
 	if r := resp.GetResults()[0]; r.GetAccepted() || r.GetCode() != "FAILED_PRECONDITION" || r.GetViolations()[0].GetField() != "writes[0].row.period" {
 		t.Errorf("write into a locked period: %v", r)
 	}
 	if !resp.GetResults()[1].GetAccepted() {
 		t.Errorf("write into an open period refused: %v", resp.GetResults()[1])
 	}
-	_, err := ilo.datasets().UnlockDatasetPeriod(ctx, &exchangev1.UnlockDatasetPeriodRequest{Dataset: "datasets/returns", Period: "2026-03", Reason: "late correction from Battambang"})
+	_, err := ilo.datasets().UnlockDatasetPeriod(ctx, &exchangev1.UnlockDatasetPeriodRequest{Dataset: "agencies/ilo/datasets/returns", Period: "2026-03", Reason: "late correction from Battambang"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := write(t, iom, "datasets/returns", row("2026-03", "KH-12", "female", 4)).GetResults()[0]; !r.GetAccepted() {
+	if r := write(t, iom, "agencies/ilo/datasets/returns", row("2026-03", "KH-12", "female", 4)).GetResults()[0]; !r.GetAccepted() {
 		t.Errorf("after unlock: %v", r)
 	}
-	d, _ := ilo.datasets().GetDataset(ctx, &exchangev1.GetDatasetRequest{Name: "datasets/returns"})
+	d, _ := ilo.datasets().GetDataset(ctx, &exchangev1.GetDatasetRequest{Name: "agencies/ilo/datasets/returns"})
 	if h := d.GetDataset().GetLockHistory(); len(h) != 2 || h[1].GetReason() != "late correction from Battambang" {
 		t.Errorf("lock history %v", h)
 	}
-	c, err := ilo.datasets().GetDatasetCompleteness(ctx, &exchangev1.GetDatasetCompletenessRequest{Dataset: "datasets/returns", Period: "2026-03"})
+	c, err := ilo.datasets().GetDatasetCompleteness(ctx, &exchangev1.GetDatasetCompletenessRequest{Dataset: "agencies/ilo/datasets/returns", Period: "2026-03"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +219,7 @@ func TestIncrementalPullReturnsExactlyTheChangesAfterARevision(t *testing.T) {
 	snapshots := []rowModel{}
 	for round := 0; round < 12; round++ {
 		who := names[rng.IntN(2)]
-		req := &exchangev1.WriteDatasetRowsRequest{Dataset: "datasets/returns"}
+		req := &exchangev1.WriteDatasetRowsRequest{Dataset: "agencies/ilo/datasets/returns"}
 		seen := map[string]bool{}
 		for i := 0; i < 30; i++ {
 			r := row(fmt.Sprintf("2026-%02d", 1+rng.IntN(6)), provinces[rng.IntN(4)], sexes[rng.IntN(2)], int64(rng.IntN(50)))
@@ -250,7 +250,7 @@ func TestIncrementalPullReturnsExactlyTheChangesAfterARevision(t *testing.T) {
 		snapshots = append(snapshots, snap)
 	}
 
-	full, _ := pullAll(t, escap, &exchangev1.PullDatasetRowsRequest{Dataset: "datasets/returns", PageSize: 7})
+	full, _ := pullAll(t, escap, &exchangev1.PullDatasetRowsRequest{Dataset: "agencies/ilo/datasets/returns", PageSize: 7})
 	if len(full) != len(current) {
 		t.Fatalf("full pull has %d rows, model %d", len(full), len(current))
 	}
@@ -263,7 +263,7 @@ func TestIncrementalPullReturnsExactlyTheChangesAfterARevision(t *testing.T) {
 	// Applying the incremental pull since each mark to the snapshot at that
 	// mark gives the full pull.
 	for i, mark := range marks {
-		changes, _ := pullAll(t, escap, &exchangev1.PullDatasetRowsRequest{Dataset: "datasets/returns", SinceRevision: mark, PageSize: 5})
+		changes, _ := pullAll(t, escap, &exchangev1.PullDatasetRowsRequest{Dataset: "agencies/ilo/datasets/returns", SinceRevision: mark, PageSize: 5})
 		applied := rowModel{}
 		for k, v := range snapshots[i] {
 			applied[k] = v
@@ -287,7 +287,7 @@ func TestIncrementalPullReturnsExactlyTheChangesAfterARevision(t *testing.T) {
 			}
 		}
 	}
-	last, _ := pullAll(t, escap, &exchangev1.PullDatasetRowsRequest{Dataset: "datasets/returns", SinceRevision: marks[len(marks)-1]})
+	last, _ := pullAll(t, escap, &exchangev1.PullDatasetRowsRequest{Dataset: "agencies/ilo/datasets/returns", SinceRevision: marks[len(marks)-1]})
 	if len(last) != 0 {
 		t.Fatalf("nothing changed after the last write, but %d rows came back", len(last))
 	}
@@ -302,10 +302,10 @@ func TestPullResumesFromItsTokenAndFilters(t *testing.T) {
 			rows = append(rows, row(fmt.Sprintf("2026-%02d", m), p, "female", int64(m)))
 		}
 	}
-	write(t, iom, "datasets/returns", rows...)
-	write(t, unicef, "datasets/returns", row("2026-02", "KH-12", "male", 3))
+	write(t, iom, "agencies/ilo/datasets/returns", rows...)
+	write(t, unicef, "agencies/ilo/datasets/returns", row("2026-02", "KH-12", "male", 3))
 
-	req := &exchangev1.PullDatasetRowsRequest{Dataset: "datasets/returns", PageSize: 3, PeriodFrom: "2026-02", PeriodTo: "2026-05", Locations: []string{"KH-12"}}
+	req := &exchangev1.PullDatasetRowsRequest{Dataset: "agencies/ilo/datasets/returns", PageSize: 3, PeriodFrom: "2026-02", PeriodTo: "2026-05", Locations: []string{"KH-12"}}
 	stream, err := escap.datasets().PullDatasetRows(ctx, req)
 	if err != nil {
 		t.Fatal(err)
@@ -337,10 +337,10 @@ func TestPullResumesFromItsTokenAndFilters(t *testing.T) {
 func TestAggregatesSumContributionsAndSuppressSmallCells(t *testing.T) {
 	x, ilo, iom, unicef, _, ngo := jointDataset(t)
 	ctx := context.Background()
-	write(t, iom, "datasets/returns", row("2026-03", "KH-12", "female", 10), row("2026-03", "KH-12", "male", 2), row("2026-03", "KH-2", "female", 7))
-	write(t, unicef, "datasets/returns", row("2026-03", "KH-12", "female", 5), row("2026-04", "KH-2", "male", 1))
+	write(t, iom, "agencies/ilo/datasets/returns", row("2026-03", "KH-12", "female", 10), row("2026-03", "KH-12", "male", 2), row("2026-03", "KH-2", "female", 7))
+	write(t, unicef, "agencies/ilo/datasets/returns", row("2026-03", "KH-12", "female", 5), row("2026-04", "KH-2", "male", 1))
 
-	agg, err := ilo.datasets().AggregateDatasetRows(ctx, &exchangev1.AggregateDatasetRowsRequest{Dataset: "datasets/returns", GroupBy: []string{"location", "sex"}})
+	agg, err := ilo.datasets().AggregateDatasetRows(ctx, &exchangev1.AggregateDatasetRowsRequest{Dataset: "agencies/ilo/datasets/returns", GroupBy: []string{"location", "sex"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,14 +354,14 @@ func TestAggregatesSumContributionsAndSuppressSmallCells(t *testing.T) {
 	}
 
 	// The public view: ngo is outside the audience; the owner opens it.
-	_, err = ngo.datasets().AggregateDatasetRows(ctx, &exchangev1.AggregateDatasetRowsRequest{Dataset: "datasets/returns"})
+	_, err = ngo.datasets().AggregateDatasetRows(ctx, &exchangev1.AggregateDatasetRowsRequest{Dataset: "agencies/ilo/datasets/returns"})
 	wantCode(t, err, codes.NotFound)
-	d, _ := ilo.datasets().GetDataset(ctx, &exchangev1.GetDatasetRequest{Name: "datasets/returns"})
+	d, _ := ilo.datasets().GetDataset(ctx, &exchangev1.GetDatasetRequest{Name: "agencies/ilo/datasets/returns"})
 	d.GetDataset().PublicAggregates = true
 	if _, err := ilo.datasets().UpdateDataset(ctx, &exchangev1.UpdateDatasetRequest{Dataset: d.GetDataset()}); err != nil {
 		t.Fatal(err)
 	}
-	pub, err := ngo.datasets().AggregateDatasetRows(ctx, &exchangev1.AggregateDatasetRowsRequest{Dataset: "datasets/returns", GroupBy: []string{"location", "sex"}})
+	pub, err := ngo.datasets().AggregateDatasetRows(ctx, &exchangev1.AggregateDatasetRowsRequest{Dataset: "agencies/ilo/datasets/returns", GroupBy: []string{"location", "sex"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,9 +379,9 @@ func TestAggregatesSumContributionsAndSuppressSmallCells(t *testing.T) {
 func TestSchemaChangesThatWouldInvalidateRowsAreRefused(t *testing.T) {
 	_, ilo, iom, _, _, _ := jointDataset(t)
 	ctx := context.Background()
-	write(t, iom, "datasets/returns", row("2026-03", "KH-12", "female", 4))
+	write(t, iom, "agencies/ilo/datasets/returns", row("2026-03", "KH-12", "female", 4))
 	get := func() *exchangev1.Dataset {
-		d, err := ilo.datasets().GetDataset(ctx, &exchangev1.GetDatasetRequest{Name: "datasets/returns"})
+		d, err := ilo.datasets().GetDataset(ctx, &exchangev1.GetDatasetRequest{Name: "agencies/ilo/datasets/returns"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -420,8 +420,8 @@ func TestSchemaChangesThatWouldInvalidateRowsAreRefused(t *testing.T) {
 		t.Fatalf("adding optional columns and values: %v", err)
 	}
 	// The old row keeps its key: writing it again replaces it.
-	write(t, iom, "datasets/returns", row("2026-03", "KH-12", "female", 9))
-	rows, _ := pullAll(t, iom, &exchangev1.PullDatasetRowsRequest{Dataset: "datasets/returns"})
+	write(t, iom, "agencies/ilo/datasets/returns", row("2026-03", "KH-12", "female", 9))
+	rows, _ := pullAll(t, iom, &exchangev1.PullDatasetRowsRequest{Dataset: "agencies/ilo/datasets/returns"})
 	if len(rows) != 1 || rows[0].GetValues()["cases"].GetIntValue() != 9 {
 		t.Fatalf("after the schema change: %v", rows)
 	}
@@ -431,11 +431,11 @@ func TestWatchDatasetRowsFollowsWritesAndResumes(t *testing.T) {
 	_, _, iom, _, escap, _ := jointDataset(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stream, err := escap.datasets().WatchDatasetRows(ctx, &exchangev1.WatchDatasetRowsRequest{Dataset: "datasets/returns"})
+	stream, err := escap.datasets().WatchDatasetRows(ctx, &exchangev1.WatchDatasetRowsRequest{Dataset: "agencies/ilo/datasets/returns"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	first := write(t, iom, "datasets/returns", row("2026-03", "KH-12", "female", 4), row("2026-03", "KH-12", "male", 3))
+	first := write(t, iom, "agencies/ilo/datasets/returns", row("2026-03", "KH-12", "female", 4), row("2026-03", "KH-12", "male", 3))
 	var got []*exchangev1.Row
 	for len(got) < 2 {
 		msg, err := stream.Recv()
@@ -448,8 +448,8 @@ func TestWatchDatasetRowsFollowsWritesAndResumes(t *testing.T) {
 		t.Fatalf("watched revision %d, written %d", got[0].GetRevision(), first.GetRevision())
 	}
 	cancel()
-	second := write(t, iom, "datasets/returns", row("2026-04", "KH-2", "female", 1))
-	resumed, err := escap.datasets().WatchDatasetRows(context.Background(), &exchangev1.WatchDatasetRowsRequest{Dataset: "datasets/returns", StartRevision: first.GetRevision()})
+	second := write(t, iom, "agencies/ilo/datasets/returns", row("2026-04", "KH-2", "female", 1))
+	resumed, err := escap.datasets().WatchDatasetRows(context.Background(), &exchangev1.WatchDatasetRowsRequest{Dataset: "agencies/ilo/datasets/returns", StartRevision: first.GetRevision()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -463,10 +463,10 @@ func TestOutputOnlyDeletedFlagIsIgnoredOnWrites(t *testing.T) {
 	_, _, iom, _, _, _ := jointDataset(t)
 	r := row("2026-01", "KH-12", "female", 3)
 	r.Deleted = true
-	if res := write(t, iom, "datasets/returns", r).GetResults()[0]; !res.GetAccepted() {
+	if res := write(t, iom, "agencies/ilo/datasets/returns", r).GetResults()[0]; !res.GetAccepted() {
 		t.Fatal(res)
 	}
-	rows, _ := pullAll(t, iom, &exchangev1.PullDatasetRowsRequest{Dataset: "datasets/returns"})
+	rows, _ := pullAll(t, iom, &exchangev1.PullDatasetRowsRequest{Dataset: "agencies/ilo/datasets/returns"})
 	if len(rows) != 1 || rows[0].GetDeleted() {
 		t.Fatalf("a write sent with deleted=true was stored as %v", rows)
 	}

@@ -67,16 +67,16 @@ func TestIsolationObserversOfContributorGroupsDoNotWrite(t *testing.T) {
 	ctx := context.Background()
 	d := returnsDataset()
 	d.ContributorGroups = []string{"workingGroups/un-wg"}
-	if _, err := unicef.datasets().CreateDataset(ctx, &exchangev1.CreateDatasetRequest{DatasetId: "group-data", Dataset: d}); err != nil {
+	if _, err := unicef.datasets().CreateDataset(ctx, &exchangev1.CreateDatasetRequest{Parent: "agencies/unicef", DatasetId: "group-data", Dataset: d}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ilo.datasets().WriteDatasetRows(ctx, &exchangev1.WriteDatasetRowsRequest{Dataset: "datasets/group-data", Writes: []*exchangev1.RowWrite{{Row: isoRow("KH-12", 4)}}}); err != nil {
+	if _, err := ilo.datasets().WriteDatasetRows(ctx, &exchangev1.WriteDatasetRowsRequest{Dataset: "agencies/unicef/datasets/group-data", Writes: []*exchangev1.RowWrite{{Row: isoRow("KH-12", 4)}}}); err != nil {
 		t.Fatalf("a member of the contributor group: %v", err)
 	}
-	if _, err := iom.datasets().GetDataset(ctx, &exchangev1.GetDatasetRequest{Name: "datasets/group-data"}); err != nil {
+	if _, err := iom.datasets().GetDataset(ctx, &exchangev1.GetDatasetRequest{Name: "agencies/unicef/datasets/group-data"}); err != nil {
 		t.Fatalf("an observer of the contributor group reads the dataset: %v", err)
 	}
-	resp, err := iom.datasets().WriteDatasetRows(ctx, &exchangev1.WriteDatasetRowsRequest{Dataset: "datasets/group-data", Writes: []*exchangev1.RowWrite{{Row: isoRow("KH-12", 3)}}})
+	resp, err := iom.datasets().WriteDatasetRows(ctx, &exchangev1.WriteDatasetRowsRequest{Dataset: "agencies/unicef/datasets/group-data", Writes: []*exchangev1.RowWrite{{Row: isoRow("KH-12", 3)}}})
 	if status.Code(err) != codes.PermissionDenied {
 		t.Errorf("iom, an observer of the contributor group, wrote rows: got %v (accepted %d), want PERMISSION_DENIED", status.Code(err), resp.GetAccepted())
 	}
@@ -93,7 +93,7 @@ func TestIsolationRowWatchStopsWhenTheWatcherLosesAccess(t *testing.T) {
 	}{
 		{"audience narrowed", func(t *testing.T, sec, owner as) {
 			req := &exchangev1.UpdateDatasetRequest{Dataset: returnsDataset(), UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"audience"}}}
-			req.Dataset.Name = "datasets/shared"
+			req.Dataset.Name = "agencies/ilo/datasets/shared"
 			if _, err := owner.datasets().UpdateDataset(bg(), req); err != nil {
 				t.Fatal(err)
 			}
@@ -114,24 +114,24 @@ func TestIsolationRowWatchStopsWhenTheWatcherLosesAccess(t *testing.T) {
 			sec, ilo, iom := x.asSecretariat(), x.asAgency("ilo"), x.asAgency("iom")
 			d := returnsDataset()
 			d.Audience = &exchangev1.Audience{WorkingGroups: []string{"workingGroups/un-wg"}}
-			if _, err := ilo.datasets().CreateDataset(bg(), &exchangev1.CreateDatasetRequest{DatasetId: "shared", Dataset: d}); err != nil {
+			if _, err := ilo.datasets().CreateDataset(bg(), &exchangev1.CreateDatasetRequest{Parent: "agencies/ilo", DatasetId: "shared", Dataset: d}); err != nil {
 				t.Fatal(err)
 			}
-			wt := openWatch(iom, "agencies/iom", "rows", "datasets/shared", x.store.Revision())
+			wt := openWatch(iom, "agencies/iom", "rows", "agencies/ilo/datasets/shared", x.store.Revision())
 			defer wt.cancel()
-			write(t, ilo, "datasets/shared", isoRow("KH-12", 5))
+			write(t, ilo, "agencies/ilo/datasets/shared", isoRow("KH-12", 5))
 			before, err := wt.drain(0)
 			if err != nil || countRows(before) != 1 {
 				t.Fatalf("while iom may read: %d rows, %v", countRows(before), err)
 			}
 			c.narrow(t, sec, ilo)
-			if _, err := iom.datasets().GetDataset(bg(), &exchangev1.GetDatasetRequest{Name: "datasets/shared"}); status.Code(err) != codes.NotFound {
+			if _, err := iom.datasets().GetDataset(bg(), &exchangev1.GetDatasetRequest{Name: "agencies/ilo/datasets/shared"}); status.Code(err) != codes.NotFound {
 				t.Fatalf("after the change iom still reads the dataset: %v", err)
 			}
-			write(t, ilo, "datasets/shared", isoRow("KH-2", 6))
+			write(t, ilo, "agencies/ilo/datasets/shared", isoRow("KH-2", 6))
 			after, err := wt.drain(0)
 			if n := countRows(after); n > 0 {
-				t.Errorf("iom may no longer read datasets/shared, but its open WatchDatasetRows delivered %d rows written after that (%v)", n, after[0].rows)
+				t.Errorf("iom may no longer read agencies/ilo/datasets/shared, but its open WatchDatasetRows delivered %d rows written after that (%v)", n, after[0].rows)
 			} else if err != nil && status.Code(err) != codes.NotFound && status.Code(err) != codes.PermissionDenied {
 				t.Errorf("the watch ended with %v, want NOT_FOUND (or nothing)", err)
 			}
@@ -161,7 +161,7 @@ func TestIsolationWatchesStopWhenTheCallerIsSuspendedOrRevoked(t *testing.T) {
 			watches := []*isoWatch{
 				openWatch(c, watcher, "referrals", "", rev),
 				openWatch(c, watcher, "plans", "", rev),
-				openWatch(c, watcher, "rows", "datasets/ds-groups", rev),
+				openWatch(c, watcher, "rows", "agencies/unicef/datasets/ds-groups", rev),
 			}
 			defer func() {
 				for _, wt := range watches {
@@ -193,7 +193,7 @@ func TestIsolationWatchesStopWhenTheCallerIsSuspendedOrRevoked(t *testing.T) {
 					w.updatePlan("agencies/moh-kh", p, pl.current().audience, "Changed while ngo-kh is out")
 				}
 			}
-			w.writeRow("agencies/unicef", "datasets/ds-groups", "KH-2", 3)
+			w.writeRow("agencies/unicef", "agencies/unicef/datasets/ds-groups", "KH-2", 3)
 			target := w.x.store.Revision()
 			for _, wt := range watches {
 				msgs, _ := wt.drain(target)
@@ -218,30 +218,50 @@ func describeMsg(m isoWatchMsg) string {
 	return "rows"
 }
 
-// A dataset the caller may not see answers like one that does not exist,
-// CreateDataset included: creating a dataset with the id of one it cannot
-// see must not tell it that the dataset exists. Dataset ids are chosen by
-// their owners and global (unlike plans, named under their owner), so an
-// id such as "trafficking-cases-shan" leaks by ALREADY_EXISTS alone.
+// Creating a dataset does not reveal whether a dataset the caller cannot
+// see exists (issue 6). Dataset ids used to be one namespace shared by all
+// agencies, so creating one with the id of an invisible dataset answered
+// ALREADY_EXISTS. Datasets are now named under their owner,
+// agencies/{agency}/datasets/{id}, as plans are: an agency can create only
+// under its own name, where any conflict is with its own data, and an
+// attempt under another agency's name is refused the same way whether or
+// not the id is taken there.
 func TestIsolationCreateDatasetDoesNotRevealInvisibleDatasets(t *testing.T) {
-	// Open defect (issue 6): dataset ids are one namespace shared by all
-	// agencies, so creating a dataset with the id of one the caller cannot
-	// see answers ALREADY_EXISTS. The fix is an API decision (name datasets
-	// under their owner, agencies/{agency}/datasets/{id}, as plans are).
-	// Remove this skip with that change; the test then guards it.
-	t.Skip("open defect: dataset ids share one namespace across agencies (see issue 6)")
 	t.Parallel()
 	_, _, ilo, iom, _ := threeAgencies(t)
 	ctx := context.Background()
-	if _, err := ilo.datasets().CreateDataset(ctx, &exchangev1.CreateDatasetRequest{DatasetId: "trafficking-cases-shan", Dataset: returnsDataset()}); err != nil {
+	if _, err := ilo.datasets().CreateDataset(ctx, &exchangev1.CreateDatasetRequest{Parent: "agencies/ilo", DatasetId: "trafficking-cases-shan", Dataset: returnsDataset()}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := iom.datasets().GetDataset(ctx, &exchangev1.GetDatasetRequest{Name: "datasets/trafficking-cases-shan"}); status.Code(err) != codes.NotFound {
+	if _, err := iom.datasets().GetDataset(ctx, &exchangev1.GetDatasetRequest{Name: "agencies/ilo/datasets/trafficking-cases-shan"}); status.Code(err) != codes.NotFound {
 		t.Fatalf("iom sees ilo's private dataset: %v", err)
 	}
-	_, err := iom.datasets().CreateDataset(ctx, &exchangev1.CreateDatasetRequest{DatasetId: "trafficking-cases-shan", Dataset: returnsDataset()})
+	resp, err := iom.datasets().CreateDataset(ctx, &exchangev1.CreateDatasetRequest{Parent: "agencies/iom", DatasetId: "trafficking-cases-shan", Dataset: returnsDataset()})
 	if status.Code(err) == codes.AlreadyExists {
-		t.Errorf("CreateDataset by iom with the id of ilo's private dataset answers %v %q: the dataset's existence leaks (a missing id would be created)",
+		t.Fatalf("CreateDataset by iom with the id of ilo's private dataset answers %v %q: the dataset's existence leaks (a missing id would be created)",
 			status.Code(err), status.Convert(err).Message())
+	}
+	if err != nil {
+		t.Fatalf("iom creating its own dataset with an id ilo also uses: %v", err)
+	}
+	if n := resp.GetDataset().GetName(); n != "agencies/iom/datasets/trafficking-cases-shan" {
+		t.Errorf("iom's dataset is named %s, want agencies/iom/datasets/trafficking-cases-shan", n)
+	}
+	// Under another agency's name, a taken id and a free one answer alike.
+	taken := &exchangev1.CreateDatasetRequest{Parent: "agencies/ilo", DatasetId: "trafficking-cases-shan", Dataset: returnsDataset()}
+	free := &exchangev1.CreateDatasetRequest{Parent: "agencies/ilo", DatasetId: "never-made", Dataset: returnsDataset()}
+	for _, validateOnly := range []bool{false, true} {
+		taken.ValidateOnly, free.ValidateOnly = validateOnly, validateOnly
+		_, errTaken := iom.datasets().CreateDataset(ctx, taken)
+		_, errFree := iom.datasets().CreateDataset(ctx, free)
+		if status.Code(errTaken) != codes.PermissionDenied || status.Code(errFree) != codes.PermissionDenied ||
+			status.Convert(errTaken).Message() != status.Convert(errFree).Message() {
+			t.Errorf("validate_only %v: iom creating under agencies/ilo: taken id %v, free id %v; want the same PERMISSION_DENIED", validateOnly, errTaken, errFree)
+		}
+	}
+	// Reusing one's own id is the only conflict, and it reveals only one's
+	// own dataset.
+	if _, err := ilo.datasets().CreateDataset(ctx, &exchangev1.CreateDatasetRequest{Parent: "agencies/ilo", DatasetId: "trafficking-cases-shan", Dataset: returnsDataset()}); status.Code(err) != codes.AlreadyExists {
+		t.Errorf("ilo creating a second dataset with its own id: %v, want ALREADY_EXISTS", err)
 	}
 }

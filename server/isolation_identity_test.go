@@ -73,10 +73,10 @@ func TestIsolationIdentityComesOnlyFromTheCertificate(t *testing.T) {
 
 	t.Run("row.contributor names another agency", func(t *testing.T) {
 		d := returnsDataset("agencies/ilo")
-		if _, err := iom.datasets().CreateDataset(ctx, &exchangev1.CreateDatasetRequest{DatasetId: "identity-rows", Dataset: d}); err != nil {
+		if _, err := iom.datasets().CreateDataset(ctx, &exchangev1.CreateDatasetRequest{Parent: "agencies/iom", DatasetId: "identity-rows", Dataset: d}); err != nil {
 			t.Fatal(err)
 		}
-		ds := "datasets/identity-rows"
+		ds := "agencies/iom/datasets/identity-rows"
 		write(t, iom, ds, isoRow("KH-2", 11))
 		claimed := isoRow("KH-12", 5)
 		claimed.Contributor = "agencies/iom"
@@ -111,14 +111,14 @@ func TestIsolationIdentityComesOnlyFromTheCertificate(t *testing.T) {
 	t.Run("dataset.owner names another agency", func(t *testing.T) {
 		d := returnsDataset()
 		d.Owner = "agencies/iom"
-		resp, err := ilo.datasets().CreateDataset(ctx, &exchangev1.CreateDatasetRequest{DatasetId: "identity-owner", Dataset: d})
+		resp, err := ilo.datasets().CreateDataset(ctx, &exchangev1.CreateDatasetRequest{Parent: "agencies/ilo", DatasetId: "identity-owner", Dataset: d})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if o := resp.GetDataset().GetOwner(); o != "agencies/ilo" {
 			t.Errorf("owner %s, want agencies/ilo", o)
 		}
-		if _, err := iom.datasets().GetDataset(ctx, &exchangev1.GetDatasetRequest{Name: "datasets/identity-owner"}); status.Code(err) != codes.NotFound {
+		if _, err := iom.datasets().GetDataset(ctx, &exchangev1.GetDatasetRequest{Name: "agencies/ilo/datasets/identity-owner"}); status.Code(err) != codes.NotFound {
 			t.Errorf("iom, named as owner in the body, reads the dataset: %v", err)
 		}
 	})

@@ -1081,19 +1081,34 @@ func (w *isoWorld) datasetEntries() []mxEntry {
 			}, nil, func(_, n string, _ any) { delete(w.m.datasets[n].locked, "2026-03") })
 		}},
 		{exchangev1.DatasetService_CreateDataset_FullMethodName, func() []mxAttempt {
-			return []mxAttempt{{label: "a new dataset of the caller's", want: allow, call: func(c as, _ string) (any, error) {
-				d := returnsDataset()
-				d.Owner = "agencies/ilo" // output only: the caller owns it
-				return c.datasets().CreateDataset(bg(), &exchangev1.CreateDatasetRequest{DatasetId: "mx-" + c.agencyID, Dataset: d})
-			}, check: func(caller string, resp any) []finding {
-				if o := resp.(*exchangev1.CreateDatasetResponse).GetDataset().GetOwner(); o != caller {
-					return []finding{leakf("stored with owner %s", o)}
+			var out []mxAttempt
+			for _, ownParent := range []bool{true, false} {
+				parent := func(caller string) string {
+					if ownParent {
+						return caller
+					}
+					return otherAgency(caller, "")
 				}
-				return nil
-			}, apply: func(caller string, resp any) {
-				name := resp.(*exchangev1.CreateDatasetResponse).GetDataset().GetName()
-				w.m.datasets[name] = &mDataset{name: name, owner: caller, writers: map[string]bool{}, locked: map[string]bool{}}
-			}}}
+				out = append(out, mxAttempt{label: fmt.Sprint("a new dataset, own parent ", ownParent), want: func(c string) verdict { return m().ownParent(c, parent(c)) },
+					call: func(c as, _ string) (any, error) {
+						d := returnsDataset()
+						d.Owner = "agencies/ilo" // output only: the caller owns it
+						return c.datasets().CreateDataset(bg(), &exchangev1.CreateDatasetRequest{Parent: parent(callerOf(c)), DatasetId: fmt.Sprintf("mx-%d", w.next()), Dataset: d})
+					}, check: func(caller string, resp any) []finding {
+						d := resp.(*exchangev1.CreateDatasetResponse).GetDataset()
+						if o := d.GetOwner(); o != caller {
+							return []finding{leakf("stored with owner %s", o)}
+						}
+						if !strings.HasPrefix(d.GetName(), caller+"/datasets/") {
+							return []finding{wrongf("named %s, not under its owner %s", d.GetName(), caller)}
+						}
+						return nil
+					}, apply: func(caller string, resp any) {
+						name := resp.(*exchangev1.CreateDatasetResponse).GetDataset().GetName()
+						w.m.datasets[name] = &mDataset{name: name, owner: caller, writers: map[string]bool{}, locked: map[string]bool{}}
+					}})
+			}
+			return out
 		}},
 	}
 }

@@ -728,7 +728,7 @@ func (m *model) changePlan(caller, name string) verdict {
 }
 
 // ownParent is the verdict of methods acting on "the caller's own plans"
-// under parent.
+// or creating a dataset under parent.
 func (m *model) ownParent(caller, parent string) verdict {
 	if callerAgency(caller) != parent {
 		return vDenied

@@ -212,15 +212,15 @@ func buildIsolationWorld(t testing.TB) *isoWorld {
 	w.dataset(isoSuspended, "ds-susp", func(d *exchangev1.Dataset) {
 		d.Audience = &exchangev1.Audience{Agencies: []string{"agencies/ilo"}}
 	})
-	w.writeRow("agencies/ilo", "datasets/ds-private", "KH-12", 7)
-	w.writeRow("agencies/iom", "datasets/ds-named", "KH-12", 7)
-	w.writeRow("agencies/unicef", "datasets/ds-named", "KH-12", 7)
-	w.writeRow("agencies/unicef", "datasets/ds-groups", "KH-12", 7)
-	w.writeRow("agencies/ngo-kh", "datasets/ds-groups", "KH-12", 7)
-	w.writeRow("agencies/ngo-kh", "datasets/ds-all", "KH-12", 7)
-	w.writeRow("agencies/moh-kh", "datasets/ds-public", "KH-12", 9)
-	w.writeRow("agencies/moh-kh", "datasets/ds-public", "KH-2", 1)
-	w.writeRow(isoSuspended, "datasets/ds-susp", "KH-12", 7)
+	w.writeRow("agencies/ilo", "agencies/ilo/datasets/ds-private", "KH-12", 7)
+	w.writeRow("agencies/iom", "agencies/iom/datasets/ds-named", "KH-12", 7)
+	w.writeRow("agencies/unicef", "agencies/iom/datasets/ds-named", "KH-12", 7)
+	w.writeRow("agencies/unicef", "agencies/unicef/datasets/ds-groups", "KH-12", 7)
+	w.writeRow("agencies/ngo-kh", "agencies/unicef/datasets/ds-groups", "KH-12", 7)
+	w.writeRow("agencies/ngo-kh", "agencies/ngo-kh/datasets/ds-all", "KH-12", 7)
+	w.writeRow("agencies/moh-kh", "agencies/moh-kh/datasets/ds-public", "KH-12", 9)
+	w.writeRow("agencies/moh-kh", "agencies/moh-kh/datasets/ds-public", "KH-2", 1)
+	w.writeRow(isoSuspended, "agencies/nplo-la/datasets/ds-susp", "KH-12", 7)
 
 	// Plans with every kind of audience, and several versions.
 	w.plan("agencies/ilo", "KH-2", mAudience{})
@@ -338,7 +338,7 @@ func (w *isoWorld) dataset(owner, id string, set func(*exchangev1.Dataset)) stri
 	w.t.Helper()
 	d := returnsDataset()
 	set(d)
-	resp, err := w.conn(owner).datasets().CreateDataset(bg(), &exchangev1.CreateDatasetRequest{DatasetId: id, Dataset: d})
+	resp, err := w.conn(owner).datasets().CreateDataset(bg(), &exchangev1.CreateDatasetRequest{Parent: owner, DatasetId: id, Dataset: d})
 	w.must(err, "create dataset "+id)
 	name := resp.GetDataset().GetName()
 	w.m.datasets[name] = &mDataset{

@@ -73,11 +73,12 @@ func (s *planService) ownPlan(ctx context.Context, name string) (*exchangev1.Pla
 }
 
 // ownParent checks that a parent names the caller's own agency and
-// returns its id.
+// returns its id. Plans and datasets are created under their owner, and
+// only the owner creates them.
 func ownParent(ctx context.Context, parent string) (string, error) {
 	c := CallerFrom(ctx)
 	if parent != c.AgencyName() {
-		return "", permissionDenied(fmt.Sprintf("%s may act only on its own plans, under %s", c.Actor(), c.AgencyName()))
+		return "", permissionDenied(fmt.Sprintf("%s may act only on its own plans and datasets, under %s", c.Actor(), c.AgencyName()))
 	}
 	return c.Identity.AgencyID, nil
 }

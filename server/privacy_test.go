@@ -91,11 +91,11 @@ func TestIdentifyingDetailsLeakNowhere(t *testing.T) {
 	note(err)
 
 	// A dataset export, pulled after all this.
-	if _, err := ilo.datasets().CreateDataset(ctx, &exchangev1.CreateDatasetRequest{DatasetId: "returns", Dataset: returnsDataset()}); err != nil {
+	if _, err := ilo.datasets().CreateDataset(ctx, &exchangev1.CreateDatasetRequest{Parent: "agencies/ilo", DatasetId: "returns", Dataset: returnsDataset()}); err != nil {
 		t.Fatal(err)
 	}
-	write(t, ilo, "datasets/returns", row("2026-03", "KH-12", "female", 4))
-	rows, _ := pullAll(t, ilo, &exchangev1.PullDatasetRowsRequest{Dataset: "datasets/returns"})
+	write(t, ilo, "agencies/ilo/datasets/returns", row("2026-03", "KH-12", "female", 4))
+	rows, _ := pullAll(t, ilo, &exchangev1.PullDatasetRowsRequest{Dataset: "agencies/ilo/datasets/returns"})
 
 	entries, err := x.store.AuditEntries(ctx, 0, 10000)
 	if err != nil {

@@ -12,17 +12,43 @@ import (
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 )
 
-// DatasetPrefix starts every dataset resource name.
-const DatasetPrefix = "datasets/"
+// datasetCollection is the collection id in dataset names,
+// "agencies/{agency}/datasets/{dataset}". Datasets are named under their
+// owner so that one agency's dataset ids say nothing about another's.
+const datasetCollection = "/datasets/"
 
 var datasets = table[*exchangev1.Dataset]{
 	bucket: bucketDatasets,
 	newT:   func() *exchangev1.Dataset { return new(exchangev1.Dataset) },
 }
 
-func datasetKey(name string) []byte { return []byte(strings.TrimPrefix(name, DatasetPrefix)) }
+// DatasetName returns "agencies/{agencyID}/datasets/{id}".
+func DatasetName(agencyID, id string) string {
+	return AgencyPrefix + agencyID + datasetCollection + id
+}
 
-// CreateDataset stores a new dataset owned by op.Actor.
+// SplitDatasetName returns the owner's agency id and the dataset id of
+// "agencies/{agency}/datasets/{dataset}"; ok is false for anything else.
+func SplitDatasetName(name string) (agencyID, id string, ok bool) {
+	rest, found := strings.CutPrefix(name, AgencyPrefix)
+	if !found {
+		return "", "", false
+	}
+	agencyID, id, ok = strings.Cut(rest, datasetCollection)
+	return agencyID, id, ok && agencyID != "" && id != "" && !strings.Contains(id, "/")
+}
+
+// datasetKey is the dataset's key in bucketDatasets and the first part of
+// its keys in bucketDatasetRows and bucketDatasetRowChanges: owner agency
+// id ∅ dataset id.
+func datasetKey(name string) []byte {
+	agencyID, id, _ := SplitDatasetName(name)
+	return joinKey(agencyID, id)
+}
+
+// CreateDataset stores a new dataset owned by op.Actor ("agencies/{id}"),
+// named under it: an id needs to be unique only among the owner's
+// datasets.
 func (s *Store) CreateDataset(ctx context.Context, op Op, id string, d *exchangev1.Dataset) (*exchangev1.Dataset, error) {
 	var out *exchangev1.Dataset
 	err := s.update(ctx, op, func(w *writeTx) error {
@@ -34,10 +60,14 @@ func (s *Store) CreateDataset(ctx context.Context, op Op, id string, d *exchange
 			out = got
 			return nil
 		}
+		name := op.Actor + datasetCollection + id
+		if _, _, ok := SplitDatasetName(name); !ok {
+			return internal("only an agency can own a dataset, not "+op.Actor, nil)
+		}
 		d = proto.Clone(d).(*exchangev1.Dataset)
 		d.Owner = op.Actor
 		d.Locks, d.LockHistory = nil, nil
-		created, err := datasets.create(w, []byte(id), DatasetPrefix+id, d)
+		created, err := datasets.create(w, datasetKey(name), name, d)
 		out = created
 		return err
 	})
@@ -143,7 +173,7 @@ func (s *Store) WriteDatasetRows(ctx context.Context, op Op, name string, admit 
 		for _, l := range d.GetLocks() {
 			locked[l.GetPeriod()] = true
 		}
-		id := string(datasetKey(name))
+		dk := string(datasetKey(name))
 		rows, changes := w.tx.Bucket(bucketDatasetRows), w.tx.Bucket(bucketDatasetRowChanges)
 		var written, deleted int32
 		for i, rw := range writes {
@@ -153,7 +183,7 @@ func (s *Store) WriteDatasetRows(ctx context.Context, op Op, name string, admit 
 				results[i] = &Error{Kind: KindFailedPrecondition, Field: "row.period", Message: "row.period: period " + row.GetPeriod() + " is locked"}
 				continue
 			}
-			key := append(joinKey(id, ""), RowKey(row)...)
+			key := append(joinKey(dk, ""), RowKey(row)...)
 			var old exchangev1.Row
 			v := rows.Get(key)
 			if v != nil {
@@ -170,7 +200,7 @@ func (s *Store) WriteDatasetRows(ctx context.Context, op Op, name string, admit 
 				return err
 			}
 			if v != nil {
-				if err := changes.Delete(rowChangeKey(id, old.GetRevision(), key[len(id)+1:])); err != nil {
+				if err := changes.Delete(rowChangeKey(dk, old.GetRevision(), key[len(dk)+1:])); err != nil {
 					return internal("cannot update the row change index", err)
 				}
 			}
@@ -188,7 +218,7 @@ func (s *Store) WriteDatasetRows(ctx context.Context, op Op, name string, admit 
 			if err := rows.Put(key, b); err != nil {
 				return internal("cannot write a row", err)
 			}
-			if err := changes.Put(rowChangeKey(id, rev, key[len(id)+1:]), nil); err != nil {
+			if err := changes.Put(rowChangeKey(dk, rev, key[len(dk)+1:]), nil); err != nil {
 				return internal("cannot write the row change index", err)
 			}
 		}
@@ -201,8 +231,10 @@ func (s *Store) WriteDatasetRows(ctx context.Context, op Op, name string, admit 
 	return results, revision, err
 }
 
-func rowChangeKey(datasetID string, revision int64, rowKey []byte) []byte {
-	k := joinKey(datasetID, "")
+// rowChangeKey is the key in bucketDatasetRowChanges of the row with
+// rowKey, in the dataset with key dk, written at revision.
+func rowChangeKey(dk string, revision int64, rowKey []byte) []byte {
+	k := joinKey(dk, "")
 	k = append(k, u64(uint64(revision))...)
 	return append(k, rowKey...)
 }
@@ -242,18 +274,18 @@ type RowPage struct {
 // the page.
 func (s *Store) PullDatasetRows(ctx context.Context, q RowQuery) (RowPage, error) {
 	var page RowPage
-	id := string(datasetKey(q.Dataset))
+	dk := datasetKey(q.Dataset)
 	maxScan := q.MaxScan
 	if maxScan == 0 {
 		maxScan = 50 * q.Limit
 	}
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketDatasets).Get([]byte(id)) == nil {
+		if tx.Bucket(bucketDatasets).Get(dk) == nil {
 			return notFound(q.Dataset)
 		}
 		page = RowPage{}
 		rows := tx.Bucket(bucketDatasetRows)
-		prefix := joinKey(id, "")
+		prefix := append(bytes.Clone(dk), sep)
 		var c *bolt.Cursor
 		var start []byte
 		if q.Since > 0 {

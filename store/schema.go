@@ -68,16 +68,17 @@ var (
 	// record itself never holds them.
 	bucketReferralDetails = []byte("referral_details")
 
-	// bucketDatasets: dataset id → Dataset.
+	// bucketDatasets: owner agency id ∅ dataset id → Dataset. Datasets are
+	// named under their owner, "agencies/{agency}/datasets/{dataset}".
 	bucketDatasets = []byte("datasets")
-	// bucketDatasetRows: dataset id ∅ rowKey → Row, where rowKey is
-	// period ∅ location ∅ contributor id ∅ then "key=value" for each
-	// category with a value, in key order. Rows sort by period, so a period
-	// range is one seek. Deleted rows stay as tombstones.
+	// bucketDatasetRows: owner id ∅ dataset id ∅ rowKey → Row, where
+	// rowKey is period ∅ location ∅ contributor id ∅ then "key=value" for
+	// each category with a value, in key order. Rows sort by period, so a
+	// period range is one seek. Deleted rows stay as tombstones.
 	bucketDatasetRows = []byte("dataset_rows")
-	// bucketDatasetRowChanges: dataset id ∅ u64(revision) rowKey → empty,
-	// one entry per row at the revision that last wrote it, so that an
-	// incremental pull since R is one seek.
+	// bucketDatasetRowChanges: owner id ∅ dataset id ∅ u64(revision)
+	// rowKey → empty, one entry per row at the revision that last wrote
+	// it, so that an incremental pull since R is one seek.
 	bucketDatasetRowChanges = []byte("dataset_row_changes")
 
 	// bucketPlans: agency id ∅ plan id → Plan (the current version).

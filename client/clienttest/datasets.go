@@ -29,7 +29,7 @@ const defaultRowBatch = 1000
 // Syntax checked by the fake, as in the .proto files and the server.
 var (
 	datasetIDPattern    = regexp.MustCompile(`^[a-z][a-z0-9-]{1,62}[a-z0-9]$`)
-	datasetNamePattern  = regexp.MustCompile(`^datasets/[a-z][a-z0-9-]{1,62}[a-z0-9]$`)
+	datasetNamePattern  = regexp.MustCompile(`^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/datasets/[a-z][a-z0-9-]{1,62}[a-z0-9]$`)
 	locationCodePattern = regexp.MustCompile(`^[A-Z]{2}(-[A-Z0-9]{1,3}(\.[A-Za-z0-9-]{1,16})?)?$`)
 	periodForms         = map[exchangev1.PeriodType]*regexp.Regexp{
 		exchangev1.PeriodType_PERIOD_TYPE_MONTH:       regexp.MustCompile(`^\d{4}-(0[1-9]|1[0-2])$`),
@@ -183,7 +183,7 @@ func contributes(agency string, d *exchangev1.Dataset) bool {
 // name.
 func checkDatasetName(field, name string) error {
 	if !datasetNamePattern.MatchString(name) {
-		return fieldError(codes.InvalidArgument, "INVALID_ARGUMENT", field, "value does not match regex pattern `^datasets/[a-z][a-z0-9-]{1,62}[a-z0-9]$`")
+		return fieldError(codes.InvalidArgument, "INVALID_ARGUMENT", field, "value does not match regex pattern `"+datasetNamePattern.String()+"`")
 	}
 	return nil
 }
@@ -251,6 +251,12 @@ func (f *datasetService) CreateDataset(ctx context.Context, req *exchangev1.Crea
 	if agency == "" {
 		return nil, statusError(codes.PermissionDenied, "PERMISSION_DENIED", "only agencies define datasets")
 	}
+	if !agencyNamePattern.MatchString(req.Parent) {
+		return nil, fieldError(codes.InvalidArgument, "INVALID_ARGUMENT", "parent", "value does not match regex pattern `"+agencyNamePattern.String()+"`")
+	}
+	if err := ownParent(agency, req.Parent); err != nil {
+		return nil, err
+	}
 	if !datasetIDPattern.MatchString(req.DatasetId) {
 		return nil, fieldError(codes.InvalidArgument, "INVALID_ARGUMENT", "dataset_id", "value does not match regex pattern `^[a-z][a-z0-9-]{1,62}[a-z0-9]$`")
 	}
@@ -261,7 +267,7 @@ func (f *datasetService) CreateDataset(ctx context.Context, req *exchangev1.Crea
 		return nil, err
 	}
 	d := proto.CloneOf(req.Dataset)
-	d.Name, d.Owner = "datasets/"+req.DatasetId, agency
+	d.Name, d.Owner = agency+"/datasets/"+req.DatasetId, agency
 	d.Locks, d.LockHistory, d.Etag, d.CreateTime, d.UpdateTime = nil, nil, "", nil, nil
 	if req.ValidateOnly {
 		return &exchangev1.CreateDatasetResponse{Dataset: d}, nil

@@ -184,10 +184,11 @@ func (st *state) ownPlan(agency, name string) (*exchangev1.Plan, error) {
 	return p, nil
 }
 
-// ownParent fails unless parent is the caller's own agency.
+// ownParent fails unless parent is the caller's own agency, under which
+// its plans and datasets are created.
 func ownParent(agency, parent string) error {
 	if agency == "" || parent != agency {
-		return statusError(codes.PermissionDenied, "PERMISSION_DENIED", fmt.Sprintf("the caller may act only on its own plans, not under %q", parent))
+		return statusError(codes.PermissionDenied, "PERMISSION_DENIED", fmt.Sprintf("the caller may act only on its own plans and datasets, not under %q", parent))
 	}
 	return nil
 }

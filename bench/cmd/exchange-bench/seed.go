@@ -94,7 +94,8 @@ func pullDataset() *exchangev1.Dataset {
 
 func ptr[T any](v T) *T { return &v }
 
-const pullDatasetName = "datasets/returns"
+// pullDatasetName is the pull dataset, owned by the sender.
+var pullDatasetName = store.DatasetName(sender, "returns")
 
 // seedRows stores n rows in the pull dataset, 20,000 per transaction: 12
 // provinces × 2 sexes × 2 age groups per month, months running back as

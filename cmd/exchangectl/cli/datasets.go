@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/alltogether/exchange/client"
+	"github.com/alltogether/exchange/pki"
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 )
 
@@ -34,8 +36,12 @@ func newDatasetsCmd(a *app) *cobra.Command {
 			"since a revision, into CSV (with an optional HXL hashtag row) or JSON lines.\n\n"+
 			"The owner defines the dataset from a file ('datasets create -f'), locks\n"+
 			"(approves) periods and sees who has reported ('datasets completeness').\n\n"+
-			"DATASET is a dataset's id, as 'datasets list' shows it, or its full name\n"+
-			"datasets/ID.")
+			"Datasets are named under their owner: agencies/AGENCY/datasets/ID, so two\n"+
+			"agencies may each have a dataset with the same id. DATASET is one of:\n"+
+			"  ID                           a dataset of your own agency, like returns-kh\n"+
+			"  AGENCY/ID                    any agency's, as 'datasets list' shows it: a\n"+
+			"                               contributor pushes to ILO's with ilo/returns-kh\n"+
+			"  agencies/AGENCY/datasets/ID  the full name, as --json and the API give it")
 	cmd.Aliases = []string{"dataset", "ds"}
 	cmd.AddCommand(
 		newDatasetsCreateCmd(a, nil),
@@ -53,14 +59,57 @@ func newDatasetsCmd(a *app) *cobra.Command {
 	return cmd
 }
 
-// datasetName accepts "returns" or "datasets/returns" and returns the
-// full resource name.
-func datasetName(s string) (string, error) {
-	id := strings.TrimPrefix(strings.TrimSpace(s), "datasets/")
-	if !datasetIDPattern.MatchString(id) {
-		return "", usageErrorf("invalid dataset id %q: want 3 to 64 lowercase letters, digits and hyphens, starting with a letter, as 'datasets list' shows", s)
+// datasetArg is a DATASET argument taken apart: the owner's agency id,
+// empty when the argument is a bare id (a dataset of the caller's own
+// agency), and the dataset id.
+type datasetArg struct{ agency, id string }
+
+// parseDatasetArg checks the syntax of a DATASET argument: "ID",
+// "AGENCY/ID" or "agencies/AGENCY/datasets/ID". It reads no certificate,
+// so that arguments and flags are checked before anything else.
+func parseDatasetArg(s string) (datasetArg, error) {
+	var arg datasetArg
+	parts := strings.Split(strings.TrimSpace(s), "/")
+	switch {
+	case len(parts) == 1:
+		arg.id = parts[0]
+	case len(parts) == 2 && parts[0] == "datasets":
+		return datasetArg{}, usageErrorf("invalid dataset %q: datasets are named under their owner now, agencies/AGENCY/datasets/ID; "+
+			"give ID for your own agency's, or AGENCY/ID as 'datasets list' shows it", s)
+	case len(parts) == 2:
+		arg.agency, arg.id = parts[0], parts[1]
+	case len(parts) == 4 && parts[0] == "agencies" && parts[2] == "datasets":
+		arg.agency, arg.id = parts[1], parts[3]
 	}
-	return client.DatasetName(id), nil
+	if (len(parts) > 1 && !pki.ValidAgencyID(arg.agency)) || !datasetIDPattern.MatchString(arg.id) {
+		return datasetArg{}, usageErrorf("invalid dataset %q: want ID (your own agency's), AGENCY/ID as 'datasets list' shows it, "+
+			"or agencies/AGENCY/datasets/ID; an id is 3 to 64 lowercase letters, digits and hyphens, starting with a letter", s)
+	}
+	return arg, nil
+}
+
+// datasetName returns the full resource name of a DATASET argument. A
+// bare id names a dataset of the caller's own agency, which the client
+// certificate says.
+func (a *app) datasetName(s string) (string, error) {
+	arg, err := parseDatasetArg(s)
+	if err != nil {
+		return "", err
+	}
+	if arg.agency == "" {
+		owner, err := a.ownAgency(arg.id + " alone names a dataset of your own agency: name its owner, AGENCY/" + arg.id + ", or pass an agency's --cert and --key")
+		if err != nil {
+			return "", err
+		}
+		arg.agency = strings.TrimPrefix(owner, "agencies/")
+	}
+	return client.DatasetName(arg.agency, arg.id), nil
+}
+
+// shortDatasetName is "ilo/returns" for "agencies/ilo/datasets/returns",
+// as tables show datasets and as DATASET arguments accept them.
+func shortDatasetName(name string) string {
+	return strings.Replace(strings.TrimPrefix(name, "agencies/"), "/datasets/", "/", 1)
 }
 
 // datasetFileLong is the part of the help of create and update that
@@ -101,7 +150,8 @@ func newDatasetsCreateCmd(a *app, runF func(*datasetsCreateOptions) error) *cobr
 		Use:   "create -f FILE [--dry-run]",
 		Short: "Define a dataset from a YAML or JSON file (agencies)",
 		Long: "Define a dataset; your agency becomes its owner, and contributors may push\n" +
-			"rows at once.\n\n" + datasetFileLong + "\n\n" +
+			"rows at once. It is named under your agency, agencies/AGENCY/datasets/ID:\n" +
+			"the id must be new among your agency's datasets only.\n\n" + datasetFileLong + "\n\n" +
 			"--dry-run asks the exchange to check the definition and show what it would\n" +
 			"store, without storing anything.",
 		Example: "  exchangectl datasets create -f dataset.yaml --dry-run\n" +
@@ -128,6 +178,14 @@ func runDatasetsCreate(ctx context.Context, o *datasetsCreateOptions) error {
 	if err != nil {
 		return err
 	}
+	parent, err := o.app.ownAgency("datasets belong to agencies; pass an agency's --cert and --key")
+	if err != nil {
+		return err
+	}
+	if def.agency != "" && client.AgencyName(def.agency) != parent {
+		return &inputError{file: o.File, field: "name", msg: fmt.Sprintf("the file defines %s, but you can create datasets only under your own agency, %s",
+			client.DatasetName(def.agency, def.id), parent)}
+	}
 	c, err := o.app.connect(ctx)
 	if err != nil {
 		return err
@@ -136,7 +194,7 @@ func runDatasetsCreate(ctx context.Context, o *datasetsCreateOptions) error {
 	if o.DryRun {
 		opts = append(opts, client.ValidateOnly())
 	}
-	d, err := c.Datasets.Create(ctx, def.id, def.dataset, opts...)
+	d, err := c.Datasets.Create(ctx, parent, def.id, def.dataset, opts...)
 	if err != nil {
 		return err
 	}
@@ -162,12 +220,13 @@ func newDatasetsGetCmd(a *app, runF func(*datasetsGetOptions) error) *cobra.Comm
 		Use:     "get DATASET",
 		Aliases: []string{"show"},
 		Short:   "Show a dataset's definition, locks and lock history",
-		Example: "  exchangectl datasets get returns\n" +
+		Example: "  exchangectl datasets get returns          # your own agency's\n" +
+			"  exchangectl datasets get ilo/returns      # ILO's\n" +
 			"  exchangectl --json datasets get returns > returns.json   # edit, then 'datasets update returns -f returns.json'",
 		Args: exactArgs("DATASET"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Dataset = args[0]
-			if _, err := datasetName(opts.Dataset); err != nil {
+			if _, err := parseDatasetArg(opts.Dataset); err != nil {
 				return err
 			}
 			if runF != nil {
@@ -180,7 +239,7 @@ func newDatasetsGetCmd(a *app, runF func(*datasetsGetOptions) error) *cobra.Comm
 
 // runDatasetsGet prints one dataset.
 func runDatasetsGet(ctx context.Context, o *datasetsGetOptions) error {
-	name, err := datasetName(o.Dataset)
+	name, err := o.app.datasetName(o.Dataset)
 	if err != nil {
 		return err
 	}
@@ -228,15 +287,14 @@ func runDatasetsList(ctx context.Context, o *datasetsListOptions) error {
 		return err
 	}
 	return printList(o.app, datasets, "datasets",
-		[]string{"ID", "OWNER", "PERIOD", "LOCATION", "MEASURES", "LOCKED", "TITLE"},
+		[]string{"DATASET", "PERIOD", "LOCATION", "MEASURES", "LOCKED", "TITLE"},
 		func(d *exchangev1.Dataset) []string {
 			var measures []string
 			for _, m := range d.GetSchema().GetMeasures() {
 				measures = append(measures, m.GetKey())
 			}
 			return []string{
-				client.ResourceID(d.GetName()),
-				client.ResourceID(d.GetOwner()),
+				shortDatasetName(d.GetName()),
 				periodTypeNames.name(protoreflect.EnumNumber(d.GetPeriodType())),
 				adminLevelNames.name(protoreflect.EnumNumber(d.GetSchema().GetLocationLevel())),
 				orDash(strings.Join(measures, ",")),
@@ -263,7 +321,8 @@ func newDatasetsUpdateCmd(a *app, runF func(*datasetsUpdateOptions) error) *cobr
 		Long: "Replace the definition of DATASET with the file's: every field that can\n" +
 			"change takes the file's value, and a field the file leaves out is cleared, so\n" +
 			"keep the whole definition in the file (the one you created the dataset from,\n" +
-			"or 'datasets get --json' output). The file's id, if any, must be DATASET.\n\n" +
+			"or 'datasets get --json' output). The file's id or name, if any, must be\n" +
+			"DATASET's.\n\n" +
 			"exchangectl reads the dataset first and sends its etag (or the etag in the\n" +
 			"file, when it has one), so a concurrent change fails with exit code 5 instead\n" +
 			"of being overwritten. The period type never changes, and a schema change that\n" +
@@ -274,7 +333,7 @@ func newDatasetsUpdateCmd(a *app, runF func(*datasetsUpdateOptions) error) *cobr
 		Args:    exactArgs("DATASET"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Dataset = args[0]
-			if _, err := datasetName(opts.Dataset); err != nil {
+			if _, err := parseDatasetArg(opts.Dataset); err != nil {
 				return err
 			}
 			if opts.File == "" {
@@ -293,7 +352,7 @@ func newDatasetsUpdateCmd(a *app, runF func(*datasetsUpdateOptions) error) *cobr
 // runDatasetsUpdate reads the file and the dataset, and replaces the
 // definition.
 func runDatasetsUpdate(ctx context.Context, o *datasetsUpdateOptions) error {
-	name, err := datasetName(o.Dataset)
+	name, err := o.app.datasetName(o.Dataset)
 	if err != nil {
 		return err
 	}
@@ -301,8 +360,9 @@ func runDatasetsUpdate(ctx context.Context, o *datasetsUpdateOptions) error {
 	if err != nil {
 		return err
 	}
-	if client.DatasetName(def.id) != name {
-		return &inputError{file: o.File, field: "id", msg: fmt.Sprintf("the file defines %s, not %s", client.DatasetName(def.id), name)}
+	arg, _ := parseDatasetArg(name)
+	if file := client.DatasetName(cmp.Or(def.agency, arg.agency), def.id); file != name {
+		return &inputError{file: o.File, field: "id", msg: fmt.Sprintf("the file defines %s, not %s", file, name)}
 	}
 	c, err := o.app.connect(ctx)
 	if err != nil {

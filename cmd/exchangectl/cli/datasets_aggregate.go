@@ -38,12 +38,12 @@ func newDatasetsAggregateCmd(a *app, runF func(*datasetsAggregateOptions) error)
 			"were hidden. Members outside the dataset's readers get aggregates only when\n" +
 			"the owner made them public, never with cells below the dataset's threshold.\n" +
 			"With --json, the API's AggregateDatasetRowsResponse.",
-		Example: "  exchangectl datasets aggregate returns --by location,sex --suppress-below 5\n" +
-			"  exchangectl datasets aggregate returns --by period --from 2026-01 --to 2026-06 --location KH",
+		Example: "  exchangectl datasets aggregate ilo/returns --by location,sex --suppress-below 5\n" +
+			"  exchangectl datasets aggregate ilo/returns --by period --from 2026-01 --to 2026-06 --location KH",
 		Args: exactArgs("DATASET"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Dataset = args[0]
-			if _, err := opts.request(); err != nil {
+			if _, err := opts.request(""); err != nil {
 				return err
 			}
 			if runF != nil {
@@ -61,9 +61,11 @@ func newDatasetsAggregateCmd(a *app, runF func(*datasetsAggregateOptions) error)
 	return cmd
 }
 
-// request returns the aggregate request, or a usage error.
-func (o *datasetsAggregateOptions) request() (*exchangev1.AggregateDatasetRowsRequest, error) {
-	name, err := datasetName(o.Dataset)
+// request returns the aggregate request for the dataset named name (the
+// DATASET argument as app.datasetName resolves it; empty to check the
+// argument and flags only), or a usage error.
+func (o *datasetsAggregateOptions) request(name string) (*exchangev1.AggregateDatasetRowsRequest, error) {
+	_, err := parseDatasetArg(o.Dataset)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +97,11 @@ func (o *datasetsAggregateOptions) request() (*exchangev1.AggregateDatasetRowsRe
 
 // runDatasetsAggregate prints the totals.
 func runDatasetsAggregate(ctx context.Context, o *datasetsAggregateOptions) error {
-	req, err := o.request()
+	name, err := o.app.datasetName(o.Dataset)
+	if err != nil {
+		return err
+	}
+	req, err := o.request(name)
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,6 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"github.com/alltogether/exchange/client"
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 )
 
@@ -60,8 +59,13 @@ func (e *inputError) Error() string {
 
 // datasetDefinition is what a definition file holds.
 type datasetDefinition struct {
-	// id is the file's top-level id, "" if it has none.
-	id      string
+	// id is the file's top-level id, or the id in its name when it has
+	// none.
+	id string
+	// agency is the owner's agency id when the file gives the dataset's
+	// name ("agencies/ilo/datasets/returns", as 'datasets get' prints it),
+	// "" when it gives only an id.
+	agency  string
 	dataset *exchangev1.Dataset
 }
 
@@ -136,14 +140,21 @@ func parseDatasetDefinition(name string, data []byte) (*datasetDefinition, error
 		// positions are in the JSON made from the file, so leave them out.
 		return nil, &inputError{file: name, msg: jsonError(err).Error()}
 	}
-	if def.id == "" && def.dataset.GetName() != "" {
-		def.id = client.ResourceID(def.dataset.GetName())
+	if n := def.dataset.GetName(); n != "" {
+		arg, err := parseDatasetArg(n)
+		if err != nil || !strings.HasPrefix(n, "agencies/") || strings.Count(n, "/") != 3 {
+			return nil, &inputError{file: name, field: "name", msg: fmt.Sprintf("%q is not a dataset name: want agencies/AGENCY/datasets/ID, or leave it out and give the id", n)}
+		}
+		if def.id == "" {
+			def.id = arg.id
+		}
+		if arg.id != def.id {
+			return nil, &inputError{file: name, field: "name", msg: fmt.Sprintf("%s does not match the id %s", n, def.id)}
+		}
+		def.agency = arg.agency
 	}
 	if def.id == "" {
 		return nil, &inputError{file: name, field: "id", msg: "missing: give the dataset's id at the top, for example \"id: returns\""}
-	}
-	if n := def.dataset.GetName(); n != "" && n != client.DatasetName(def.id) {
-		return nil, &inputError{file: name, field: "name", msg: fmt.Sprintf("%s does not match the id %s", n, def.id)}
 	}
 	return def, nil
 }

@@ -25,7 +25,7 @@ type datasetsPeriodOptions struct {
 // parse takes the DATASET and PERIOD arguments.
 func (o *datasetsPeriodOptions) parse(args []string) error {
 	o.Dataset, o.Period = args[0], strings.TrimSpace(args[1])
-	if _, err := datasetName(o.Dataset); err != nil {
+	if _, err := parseDatasetArg(o.Dataset); err != nil {
 		return err
 	}
 	if o.Period == "" || len(o.Period) > 16 {
@@ -86,7 +86,7 @@ func newDatasetsUnlockCmd(a *app, runF func(*datasetsPeriodOptions) error) *cobr
 
 // runDatasetsLock locks or unlocks the period and confirms it.
 func runDatasetsLock(ctx context.Context, o *datasetsPeriodOptions, lock bool) error {
-	name, err := datasetName(o.Dataset)
+	name, err := o.app.datasetName(o.Dataset)
 	if err != nil {
 		return err
 	}
@@ -141,7 +141,7 @@ func newDatasetsCompletenessCmd(a *app, runF func(*datasetsPeriodOptions) error)
 
 // runDatasetsCompleteness prints who has reported.
 func runDatasetsCompleteness(ctx context.Context, o *datasetsPeriodOptions) error {
-	name, err := datasetName(o.Dataset)
+	name, err := o.app.datasetName(o.Dataset)
 	if err != nil {
 		return err
 	}

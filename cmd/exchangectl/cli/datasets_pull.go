@@ -71,14 +71,14 @@ func newDatasetsPullCmd(a *app, runF func(*datasetsPullOptions) error) *cobra.Co
 		Use:   "pull DATASET [--since REVISION] [--format csv|hxl|jsonl] [--out FILE] [filters]",
 		Short: "Write a dataset's rows, whole or changed since a revision, as CSV, HXL or JSON lines",
 		Long:  datasetsPullLong,
-		Example: "  exchangectl datasets pull returns --format hxl --out returns.csv\n" +
-			"  exchangectl datasets pull returns --from 2026-01 --to 2026-03 --location KH-12 --category sex=female\n" +
-			"  exchangectl datasets pull returns --since 4211 --tombstones --format jsonl >> changes.jsonl",
+		Example: "  exchangectl datasets pull ilo/returns --format hxl --out returns.csv\n" +
+			"  exchangectl datasets pull ilo/returns --from 2026-01 --to 2026-03 --location KH-12 --category sex=female\n" +
+			"  exchangectl datasets pull ilo/returns --since 4211 --tombstones --format jsonl >> changes.jsonl",
 		Args:        exactArgs("DATASET"),
 		Annotations: longRunning,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Dataset = args[0]
-			if _, err := opts.request(); err != nil {
+			if _, err := opts.request(""); err != nil {
 				return err
 			}
 			if runF != nil {
@@ -135,9 +135,11 @@ func periodLabel(flag, s string) (string, error) {
 	return s, nil
 }
 
-// request returns the pull request, or a usage error.
-func (o *datasetsPullOptions) request() (*exchangev1.PullDatasetRowsRequest, error) {
-	name, err := datasetName(o.Dataset)
+// request returns the pull request for the dataset named name (the
+// DATASET argument as app.datasetName resolves it; empty to check the
+// argument and flags only), or a usage error.
+func (o *datasetsPullOptions) request(name string) (*exchangev1.PullDatasetRowsRequest, error) {
+	_, err := parseDatasetArg(o.Dataset)
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +202,11 @@ type rowSink interface {
 // runDatasetsPull pulls the rows into the output and prints the revision
 // to pull since next time.
 func runDatasetsPull(ctx context.Context, o *datasetsPullOptions) error {
-	req, err := o.request()
+	name, err := o.app.datasetName(o.Dataset)
+	if err != nil {
+		return err
+	}
+	req, err := o.request(name)
 	if err != nil {
 		return err
 	}

@@ -86,8 +86,8 @@ func newDatasetsPushCmd(a *app, runF func(*datasetsPushOptions) error) *cobra.Co
 		Use:   "push DATASET -f FILE [--format csv|jsonl] [--batch-size N]",
 		Short: "Write rows into a dataset from a CSV or JSON lines file (contributors)",
 		Long:  datasetsPushLong,
-		Example: "  exchangectl datasets push returns -f rows.csv\n" +
-			"  export-returns --month 2026-03 | exchangectl datasets push returns -f - --json > problems.json",
+		Example: "  exchangectl datasets push ilo/returns -f rows.csv\n" +
+			"  export-returns --month 2026-03 | exchangectl datasets push ilo/returns -f - --json > problems.json",
 		Args:        exactArgs("DATASET"),
 		Annotations: longRunning,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -110,7 +110,7 @@ func newDatasetsPushCmd(a *app, runF func(*datasetsPushOptions) error) *cobra.Co
 
 // check validates the options and settles the format.
 func (o *datasetsPushOptions) check() error {
-	if _, err := datasetName(o.Dataset); err != nil {
+	if _, err := parseDatasetArg(o.Dataset); err != nil {
 		return err
 	}
 	if o.File == "" {
@@ -136,7 +136,7 @@ func (o *datasetsPushOptions) check() error {
 // runDatasetsPush streams the file into the dataset and reports each
 // problem.
 func runDatasetsPush(ctx context.Context, o *datasetsPushOptions) error {
-	name, err := datasetName(o.Dataset)
+	name, err := o.app.datasetName(o.Dataset)
 	if err != nil {
 		return err
 	}

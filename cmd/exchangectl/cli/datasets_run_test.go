@@ -99,7 +99,7 @@ func TestRunDatasetsDefine(t *testing.T) {
 	f, dir := datasetFixture(t)
 
 	r := f.runAsIn(dir, "agency/ilo", "datasets", "create", "-f", "dataset.yaml", "--dry-run").must(t)
-	if !strings.Contains(r.stdout, "datasets/returns") || !strings.Contains(r.stderr, "nothing was created (--dry-run)") || len(f.server.Datasets()) != 0 {
+	if !strings.Contains(r.stdout, "agencies/ilo/datasets/returns") || !strings.Contains(r.stderr, "nothing was created (--dry-run)") || len(f.server.Datasets()) != 0 {
 		t.Errorf("dry run:\n%s\n%s", r.stdout, r.stderr)
 	}
 	if req := f.server.Calls(mCreateDataset)[0].Request.(*exchangev1.CreateDatasetRequest); !req.GetValidateOnly() || req.GetDatasetId() != "returns" {
@@ -108,7 +108,7 @@ func TestRunDatasetsDefine(t *testing.T) {
 
 	r = f.runAsIn(dir, "agency/ilo", "datasets", "create", "-f", "dataset.yaml").must(t)
 	for _, want := range []string{
-		"Name:", "datasets/returns", "Owner:", "agencies/ilo", "Period:", "month",
+		"Name:", "agencies/ilo/datasets/returns", "Owner:", "agencies/ilo", "Period:", "month",
 		"Location:", "province #adm1+code", "sex: female, male (required)",
 		"returned integer 0..100000 (required) #affected+returned",
 		"main_service code [shelter, counselling, medical, legal_aid, family_tracing, vocational_training] #service+main",
@@ -119,7 +119,7 @@ func TestRunDatasetsDefine(t *testing.T) {
 		}
 	}
 	req := f.server.Calls(mCreateDataset)[1].Request.(*exchangev1.CreateDatasetRequest)
-	if len(req.GetRequestId()) != 32 || req.GetValidateOnly() {
+	if len(req.GetRequestId()) != 32 || req.GetValidateOnly() || req.GetParent() != "agencies/ilo" {
 		t.Errorf("create request %v", req)
 	}
 	equalProto(t, req.GetDataset(), testDataset(t))
@@ -143,16 +143,16 @@ func TestRunDatasetsDefine(t *testing.T) {
 
 	r = f.runAs("agency/ilo", "datasets", "list").must(t)
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	if len(lines) != 3 || !strings.HasPrefix(lines[0], "ID ") || !strings.HasPrefix(lines[1], "arrivals ") ||
-		strings.Join(strings.Fields(lines[2])[:6], " ") != "returns ilo month province returned,assisted,referred,main_service,notes 0" {
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "DATASET ") || !strings.HasPrefix(lines[1], "ilo/arrivals ") ||
+		strings.Join(strings.Fields(lines[2])[:5], " ") != "ilo/returns month province returned,assisted,referred,main_service,notes 0" {
 		t.Errorf("list:\n%s", r.stdout)
 	}
-	r = f.runAs("agency/iom", "--json", "datasets", "get", "returns").must(t)
+	r = f.runAs("agency/iom", "--json", "datasets", "get", "ilo/returns").must(t)
 	var got exchangev1.Dataset
-	if err := protojson.Unmarshal([]byte(r.stdout), &got); err != nil || got.GetName() != "datasets/returns" {
+	if err := protojson.Unmarshal([]byte(r.stdout), &got); err != nil || got.GetName() != "agencies/ilo/datasets/returns" {
 		t.Errorf("get --json (%v):\n%s", err, r.stdout)
 	}
-	if r = f.runAs("agency/iom", "datasets", "get", "nothing"); r.code != ExitNotFound {
+	if r = f.runAs("agency/iom", "datasets", "get", "ilo/nothing"); r.code != ExitNotFound {
 		t.Errorf("get missing: exit %d", r.code)
 	}
 
@@ -164,7 +164,7 @@ func TestRunDatasetsDefine(t *testing.T) {
 	before := f.server.Datasets()[1]
 	r = f.runAsIn(dir, "agency/ilo", "datasets", "update", "returns", "-f", "changed.yaml").must(t)
 	update := f.server.Calls(mUpdateDataset)[0].Request.(*exchangev1.UpdateDatasetRequest)
-	if update.GetDataset().GetEtag() != before.GetEtag() || update.GetDataset().GetName() != "datasets/returns" || len(update.GetUpdateMask().GetPaths()) != 0 {
+	if update.GetDataset().GetEtag() != before.GetEtag() || update.GetDataset().GetName() != "agencies/ilo/datasets/returns" || len(update.GetUpdateMask().GetPaths()) != 0 {
 		t.Errorf("update request %v", update)
 	}
 	after := f.server.Datasets()[1]
@@ -172,10 +172,10 @@ func TestRunDatasetsDefine(t *testing.T) {
 		t.Errorf("updated %v", after)
 	}
 	// The file names another dataset; a contributor may not update.
-	if r = f.runAsIn(dir, "agency/ilo", "datasets", "update", "arrivals", "-f", "changed.yaml"); r.code != ExitInvalid || !strings.Contains(r.stderr, "the file defines datasets/returns, not datasets/arrivals") {
+	if r = f.runAsIn(dir, "agency/ilo", "datasets", "update", "arrivals", "-f", "changed.yaml"); r.code != ExitInvalid || !strings.Contains(r.stderr, "the file defines agencies/ilo/datasets/returns, not agencies/ilo/datasets/arrivals") {
 		t.Errorf("update another: exit %d, %q", r.code, r.stderr)
 	}
-	if r = f.runAsIn(dir, "agency/iom", "datasets", "update", "returns", "-f", "changed.yaml"); r.code != ExitDenied {
+	if r = f.runAsIn(dir, "agency/iom", "datasets", "update", "ilo/returns", "-f", "changed.yaml"); r.code != ExitDenied {
 		t.Errorf("update by a contributor: exit %d, %q", r.code, r.stderr)
 	}
 	// A file with a stale etag (from 'get --json') is refused.
@@ -185,6 +185,21 @@ func TestRunDatasetsDefine(t *testing.T) {
 	}
 	if r = f.runAsIn(dir, "agency/ilo", "datasets", "update", "returns", "-f", "stale.json"); r.code != ExitConflict || !strings.Contains(r.stderr, "ETAG_MISMATCH") && !strings.Contains(r.stderr, "changed since it was read") {
 		t.Errorf("stale etag: exit %d, %q", r.code, r.stderr)
+	}
+
+	// A file naming another agency's dataset is not created under the
+	// caller's: exit 6, and nothing sent.
+	writeFile(t, dir, "theirs.json", strings.Replace(string(stale), `"agencies/ilo/datasets/returns"`, `"agencies/iom/datasets/returns"`, 1))
+	calls = len(f.server.Calls(""))
+	if r = f.runAsIn(dir, "agency/ilo", "datasets", "create", "-f", "theirs.json"); r.code != ExitInvalid ||
+		!strings.Contains(r.stderr, "the file defines agencies/iom/datasets/returns, but you can create datasets only under your own agency, agencies/ilo") ||
+		len(f.server.Calls("")) != calls {
+		t.Errorf("create another agency's: exit %d, %q", r.code, r.stderr)
+	}
+	// A bare id means the caller's own agency's dataset, so the
+	// secretariat, which has none, must name the owner.
+	if r = f.run("datasets", "get", "returns"); r.code != ExitUsage || !strings.Contains(r.stderr, "returns alone names a dataset of your own agency: name its owner, AGENCY/returns") {
+		t.Errorf("secretariat with a bare id: exit %d, %q", r.code, r.stderr)
 	}
 }
 
@@ -202,11 +217,11 @@ func TestRunDatasetsPush(t *testing.T) {
 	f, dir := datasetFixture(t)
 	createReturns(t, f, dir)
 
-	r := f.runAsIn(dir, "agency/iom", "datasets", "push", "returns", "-f", "rows.csv").must(t)
+	r := f.runAsIn(dir, "agency/iom", "datasets", "push", "ilo/returns", "-f", "rows.csv").must(t)
 	if r.stdout != "" || r.stderr != "8 rows from rows.csv: 8 written, 0 rejected.\n" {
 		t.Errorf("push rows.csv: stdout %q, stderr %q", r.stdout, r.stderr)
 	}
-	stored := f.server.DatasetRows("datasets/returns")
+	stored := f.server.DatasetRows("agencies/ilo/datasets/returns")
 	if len(stored) != 8 || stored[0].GetContributor() != "agencies/iom" {
 		t.Fatalf("stored %d rows: %v", len(stored), stored)
 	}
@@ -214,8 +229,8 @@ func TestRunDatasetsPush(t *testing.T) {
 		t.Errorf("stored rows:\n%s", strings.Join(got, "\n"))
 	}
 	// Again: the same rows are replaced, nothing is added.
-	f.runAsIn(dir, "agency/iom", "datasets", "push", "returns", "-f", "rows.csv").must(t)
-	if n := len(f.server.DatasetRows("datasets/returns")); n != 8 {
+	f.runAsIn(dir, "agency/iom", "datasets", "push", "ilo/returns", "-f", "rows.csv").must(t)
+	if n := len(f.server.DatasetRows("agencies/ilo/datasets/returns")); n != 8 {
 		t.Errorf("%d rows after pushing again, want 8", n)
 	}
 
@@ -234,7 +249,7 @@ func TestRunDatasetsPush(t *testing.T) {
 		"KH-1,2026-04,male,25+",                   // 10: returned missing
 		"KH-1,2026-04,male,0-11,1,\"unterminated", // 11: malformed CSV
 	)
-	r = f.runAsIn(dir, "agency/iom", "datasets", "push", "returns", "-f", "mixed.csv", "--batch-size", "3")
+	r = f.runAsIn(dir, "agency/iom", "datasets", "push", "ilo/returns", "-f", "mixed.csv", "--batch-size", "3")
 	if r.code != ExitInvalid {
 		t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", r.code, ExitInvalid, r.stdout, r.stderr)
 	}
@@ -266,7 +281,7 @@ func TestRunDatasetsPush(t *testing.T) {
 	}
 	// The multi-line cell reached the exchange whole.
 	found := false
-	for _, row := range f.server.DatasetRows("datasets/returns") {
+	for _, row := range f.server.DatasetRows("agencies/ilo/datasets/returns") {
 		if row.GetValues()["notes"].GetTextValue() == "two\nlines" {
 			found = true
 		}
@@ -281,7 +296,7 @@ func TestRunDatasetsPush(t *testing.T) {
 		`{"period":"2026-05","location":"KH-12","categories":{"sex":"female"},"values":{"returned":{"intValue":"2"}}}`,
 		`{"period":"2026-05","colour":"red"}`,
 	)
-	r = f.runAsIn(dir, "agency/iom", "--json", "datasets", "push", "returns", "-f", "rows.jsonl")
+	r = f.runAsIn(dir, "agency/iom", "--json", "datasets", "push", "ilo/returns", "-f", "rows.jsonl")
 	var problems []problem
 	if err := json.Unmarshal([]byte(r.stdout), &problems); err != nil || r.code != ExitInvalid {
 		t.Fatalf("exit %d, %v:\n%s", r.code, err, r.stdout)
@@ -293,27 +308,27 @@ func TestRunDatasetsPush(t *testing.T) {
 
 	// A tombstone deletes; a bad header stops before anything is sent.
 	writeFile(t, dir, "delete.csv", "period,location,sex,age_group,deleted", "2026-05,KH-12,female,18-24,true")
-	f.runAsIn(dir, "agency/iom", "datasets", "push", "returns", "-f", "delete.csv").must(t)
-	for _, row := range f.server.DatasetRows("datasets/returns") {
+	f.runAsIn(dir, "agency/iom", "datasets", "push", "ilo/returns", "-f", "delete.csv").must(t)
+	for _, row := range f.server.DatasetRows("agencies/ilo/datasets/returns") {
 		if row.GetPeriod() == "2026-05" && !row.GetDeleted() {
 			t.Errorf("not deleted: %v", row)
 		}
 	}
 	writeFile(t, dir, "header.csv", "period,location,sex,age_group,colour", "2026-05,KH-12,female,18-24,red")
 	calls := len(f.server.Calls(mWriteRows))
-	r = f.runAsIn(dir, "agency/iom", "datasets", "push", "returns", "-f", "header.csv")
+	r = f.runAsIn(dir, "agency/iom", "datasets", "push", "ilo/returns", "-f", "header.csv")
 	if r.code != ExitInvalid || !strings.Contains(r.stderr, "header.csv, line 1: colour: unknown column") || len(f.server.Calls(mWriteRows)) != calls {
 		t.Errorf("bad header: exit %d, stderr %q", r.code, r.stderr)
 	}
 
 	// Who may push, and to what.
-	if r = f.runAsIn(dir, "agency/wvi", "datasets", "push", "returns", "-f", "rows.csv"); r.code != ExitDenied {
+	if r = f.runAsIn(dir, "agency/wvi", "datasets", "push", "ilo/returns", "-f", "rows.csv"); r.code != ExitDenied {
 		t.Errorf("non-contributor: exit %d, %q", r.code, r.stderr)
 	}
-	if r = f.runAsIn(dir, "agency/iom", "datasets", "push", "nothing", "-f", "rows.csv"); r.code != ExitNotFound {
+	if r = f.runAsIn(dir, "agency/iom", "datasets", "push", "ilo/nothing", "-f", "rows.csv"); r.code != ExitNotFound {
 		t.Errorf("missing dataset: exit %d, %q", r.code, r.stderr)
 	}
-	if r = f.runAsIn(dir, "agency/iom", "datasets", "push", "returns", "-f", "missing.csv"); r.code != ExitError || !strings.Contains(r.stderr, "missing.csv") {
+	if r = f.runAsIn(dir, "agency/iom", "datasets", "push", "ilo/returns", "-f", "missing.csv"); r.code != ExitError || !strings.Contains(r.stderr, "missing.csv") {
 		t.Errorf("missing file: exit %d, %q", r.code, r.stderr)
 	}
 }
@@ -324,7 +339,7 @@ func TestRunDatasetsPushProgressAndOutage(t *testing.T) {
 	e := newTestEnvIn(t, dir)
 	e.Stdin = strings.NewReader(mustRead(t, dir, "rows.csv"))
 	e.IsTerminal = func(w io.Writer) bool { return w == e.Environment.Stderr }
-	r := f.runIn(e, append(f.agencyFlags("agency/unicef"), "datasets", "push", "returns", "-f", "-", "--batch-size", "3")...).must(t)
+	r := f.runIn(e, append(f.agencyFlags("agency/unicef"), "datasets", "push", "ilo/returns", "-f", "-", "--batch-size", "3")...).must(t)
 	if !strings.Contains(r.stderr, "\rSent 3 rows through line 4: 3 written, 0 rejected...") ||
 		!strings.HasSuffix(r.stderr, "\r\x1b[K8 rows from standard input: 8 written, 0 rejected.\n") {
 		t.Errorf("progress on a terminal: %q", r.stderr)
@@ -334,12 +349,12 @@ func TestRunDatasetsPushProgressAndOutage(t *testing.T) {
 	// retries last.
 	down := status.Error(codes.Unavailable, "down")
 	f.server.FailNext(mWriteRows, nil, down, down, down, down)
-	r = f.runAsIn(dir, "agency/iom", "datasets", "push", "returns", "-f", "rows.csv", "--batch-size", "5")
+	r = f.runAsIn(dir, "agency/iom", "datasets", "push", "ilo/returns", "-f", "rows.csv", "--batch-size", "5")
 	if r.code != ExitUnavailable || !strings.Contains(r.stderr, "5 rows from rows.csv before the error (5 written, 0 rejected); lines after 6 were not sent.") {
 		t.Errorf("outage: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
-	f.runAsIn(dir, "agency/iom", "datasets", "push", "returns", "-f", "rows.csv", "--batch-size", "5").must(t)
-	if n := len(f.server.DatasetRows("datasets/returns")); n != 16 {
+	f.runAsIn(dir, "agency/iom", "datasets", "push", "ilo/returns", "-f", "rows.csv", "--batch-size", "5").must(t)
+	if n := len(f.server.DatasetRows("agencies/ilo/datasets/returns")); n != 16 {
 		t.Errorf("%d rows, want 16 (8 from each agency)", n)
 	}
 }
@@ -377,20 +392,20 @@ func pushedFixture(t *testing.T) (*fixture, string) {
 	t.Helper()
 	f, dir := datasetFixture(t)
 	createReturns(t, f, dir)
-	f.runAsIn(dir, "agency/iom", "datasets", "push", "returns", "-f", "rows.csv").must(t)
-	f.runAsIn(dir, "agency/unicef", "datasets", "push", "returns", "-f", "rows.csv").must(t)
+	f.runAsIn(dir, "agency/iom", "datasets", "push", "ilo/returns", "-f", "rows.csv").must(t)
+	f.runAsIn(dir, "agency/unicef", "datasets", "push", "ilo/returns", "-f", "rows.csv").must(t)
 	return f, dir
 }
 
 func TestRunDatasetsPullFormatsRoundTrip(t *testing.T) {
 	f, dir := pushedFixture(t)
 	d := testDataset(t)
-	stored := f.server.DatasetRows("datasets/returns")
+	stored := f.server.DatasetRows("agencies/ilo/datasets/returns")
 	rev := f.server.Revision()
 	for _, format := range []string{formatCSV, formatHXL, formatJSONL} {
 		t.Run(format, func(t *testing.T) {
 			out := "returns." + format
-			r := f.runAsIn(dir, "agency/mosvy", "datasets", "pull", "returns", "--format", format, "--out", out).must(t)
+			r := f.runAsIn(dir, "agency/mosvy", "datasets", "pull", "agencies/ilo/datasets/returns", "--format", format, "--out", out).must(t)
 			if want := fmt.Sprintf("Pulled 16 rows into %s at revision %d. Next time: --since %d\n", out, rev, rev); r.stderr != want || r.stdout != "" {
 				t.Errorf("stdout %q, stderr %q, want %q", r.stdout, r.stderr, want)
 			}
@@ -425,7 +440,7 @@ func TestRunDatasetsPullFormatsRoundTrip(t *testing.T) {
 	}
 
 	// To standard output: only data there, the revision on stderr.
-	r := f.runAsIn(dir, "agency/mosvy", "datasets", "pull", "returns", "--format", "jsonl", "--location", "KH-20", "--category", "sex=male").must(t)
+	r := f.runAsIn(dir, "agency/mosvy", "datasets", "pull", "ilo/returns", "--format", "jsonl", "--location", "KH-20", "--category", "sex=male").must(t)
 	if n := strings.Count(r.stdout, "\n"); n != 2 || strings.Contains(r.stdout, "revision ") || !strings.Contains(r.stderr, "--since") {
 		t.Errorf("stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
 	}
@@ -438,7 +453,7 @@ func TestRunDatasetsPullFormatsRoundTrip(t *testing.T) {
 	ds := f.server.Datasets()[0]
 	ds.Audience = nil
 	f.server.PutDataset(ds)
-	if r = f.runAsIn(dir, "agency/wvi", "datasets", "pull", "returns", "--out", "x.csv"); r.code != ExitNotFound {
+	if r = f.runAsIn(dir, "agency/wvi", "datasets", "pull", "ilo/returns", "--out", "x.csv"); r.code != ExitNotFound {
 		t.Errorf("outside the audience: exit %d", r.code)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "x.csv.tmp")); !os.IsNotExist(err) {
@@ -448,13 +463,13 @@ func TestRunDatasetsPullFormatsRoundTrip(t *testing.T) {
 
 func TestRunDatasetsPullResumesAndLeavesNoHalfFile(t *testing.T) {
 	f, dir := pushedFixture(t)
-	stored := f.server.DatasetRows("datasets/returns")
+	stored := f.server.DatasetRows("agencies/ilo/datasets/returns")
 	rev := f.server.Revision()
 
 	// Three rows a message; the stream drops after two, then at once.
 	f.server.SetRowBatch(3)
 	f.server.BreakPull(2, 0)
-	r := f.runAsIn(dir, "agency/mosvy", "datasets", "pull", "returns", "--format", "jsonl", "--out", "returns.jsonl").must(t)
+	r := f.runAsIn(dir, "agency/mosvy", "datasets", "pull", "ilo/returns", "--format", "jsonl", "--out", "returns.jsonl").must(t)
 	got := readBack(t, filepath.Join(dir, "returns.jsonl"), formatJSONL, nil)
 	if len(got) != len(stored) {
 		t.Errorf("%d rows, want %d", len(got), len(stored))
@@ -482,7 +497,7 @@ func TestRunDatasetsPullResumesAndLeavesNoHalfFile(t *testing.T) {
 	// as it was, with no .tmp beside it.
 	before := mustRead(t, dir, "returns.jsonl")
 	f.server.BreakPull(1, 0, 0, 0)
-	r = f.runAsIn(dir, "agency/mosvy", "datasets", "pull", "returns", "--format", "jsonl", "--out", "returns.jsonl")
+	r = f.runAsIn(dir, "agency/mosvy", "datasets", "pull", "ilo/returns", "--format", "jsonl", "--out", "returns.jsonl")
 	if r.code != ExitUnavailable || !strings.Contains(r.stderr, "Nothing was written to returns.jsonl.") {
 		t.Errorf("outage: exit %d, stderr %q", r.code, r.stderr)
 	}
@@ -498,7 +513,7 @@ func TestRunDatasetsPullResumesAndLeavesNoHalfFile(t *testing.T) {
 	f.server.SetRowBatch(1)
 	f.server.BreakPull(3)
 	e := newTestEnvIn(t, dir)
-	code := Run(ctx, append(f.agencyFlags("agency/mosvy"), "datasets", "pull", "returns", "--out", "fresh.csv"), func() Environment {
+	code := Run(ctx, append(f.agencyFlags("agency/mosvy"), "datasets", "pull", "ilo/returns", "--out", "fresh.csv"), func() Environment {
 		env := e.Environment
 		env.Stderr = writerFunc(func(p []byte) (int, error) {
 			if strings.Contains(string(p), "pull interrupted") {
@@ -530,10 +545,10 @@ func TestRunDatasetsPullSince(t *testing.T) {
 	writeFile(t, dir, "change.csv", "period,location,sex,age_group,returned,deleted",
 		"2026-03,KH-12,female,25+,5,",
 		"2026-03,KH-20,male,0-11,,true")
-	f.runAsIn(dir, "agency/iom", "datasets", "push", "returns", "-f", "change.csv").must(t)
+	f.runAsIn(dir, "agency/iom", "datasets", "push", "ilo/returns", "-f", "change.csv").must(t)
 	next := f.server.Revision()
 
-	r := f.runAsIn(dir, "agency/mosvy", "datasets", "pull", "returns", "--since", fmt.Sprint(rev), "--tombstones").must(t)
+	r := f.runAsIn(dir, "agency/mosvy", "datasets", "pull", "ilo/returns", "--since", fmt.Sprint(rev), "--tombstones").must(t)
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 	if len(lines) != 3 || !strings.HasSuffix(lines[0], ",deleted") ||
 		lines[1] != "2026-03,KH-12,agencies/iom,female,25+,5,,,,,false" || lines[2] != "2026-03,KH-20,agencies/iom,male,0-11,,,,,,true" {
@@ -542,11 +557,11 @@ func TestRunDatasetsPullSince(t *testing.T) {
 	if !strings.Contains(r.stderr, fmt.Sprintf("Pulled 2 rows at revision %d. Next time: --since %d", next, next)) {
 		t.Errorf("stderr %q", r.stderr)
 	}
-	r = f.runAsIn(dir, "agency/mosvy", "datasets", "pull", "returns", "--since", fmt.Sprint(rev)).must(t)
+	r = f.runAsIn(dir, "agency/mosvy", "datasets", "pull", "ilo/returns", "--since", fmt.Sprint(rev)).must(t)
 	if n := len(strings.Split(strings.TrimSpace(r.stdout), "\n")); n != 2 || !strings.Contains(r.stderr, "1 deleted row left out (--tombstones includes them).") {
 		t.Errorf("since %d without tombstones:\n%s\n%s", rev, r.stdout, r.stderr)
 	}
-	r = f.runAsIn(dir, "agency/mosvy", "datasets", "pull", "returns", "--since", fmt.Sprint(next)).must(t)
+	r = f.runAsIn(dir, "agency/mosvy", "datasets", "pull", "ilo/returns", "--since", fmt.Sprint(next)).must(t)
 	if n := len(strings.Split(strings.TrimSpace(r.stdout), "\n")); n != 1 || !strings.Contains(r.stderr, "Pulled 0 rows") {
 		t.Errorf("nothing changed:\n%s\n%s", r.stdout, r.stderr)
 	}
@@ -555,7 +570,7 @@ func TestRunDatasetsPullSince(t *testing.T) {
 func TestRunDatasetsAggregatePeriods(t *testing.T) {
 	f, dir := pushedFixture(t)
 
-	r := f.runAs("agency/mosvy", "datasets", "aggregate", "returns", "--by", "location,sex", "--suppress-below", "20").must(t)
+	r := f.runAs("agency/mosvy", "datasets", "aggregate", "ilo/returns", "--by", "location,sex", "--suppress-below", "20").must(t)
 	want := []string{
 		"LOCATION  SEX     ASSISTED  REFERRED  RETURNED  ROWS",
 		"KH-1      female  64        20        72        4",
@@ -567,7 +582,7 @@ func TestRunDatasetsAggregatePeriods(t *testing.T) {
 	if r.stderr != "4 groups hidden: a total below 20.\n" {
 		t.Errorf("stderr %q", r.stderr)
 	}
-	r = f.runAs("agency/mosvy", "--json", "datasets", "aggregate", "returns").must(t)
+	r = f.runAs("agency/mosvy", "--json", "datasets", "aggregate", "ilo/returns").must(t)
 	var agg exchangev1.AggregateDatasetRowsResponse
 	if err := protojson.Unmarshal([]byte(r.stdout), &agg); err != nil || len(agg.GetCells()) != 1 || agg.GetCells()[0].GetSums()["returned"] != 188 {
 		t.Errorf("grand total (%v): %s", err, r.stdout)
@@ -586,17 +601,17 @@ func TestRunDatasetsAggregatePeriods(t *testing.T) {
 		t.Errorf("completeness:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
 	}
 
-	if r = f.runAs("agency/iom", "datasets", "lock", "returns", "2026-03"); r.code != ExitDenied {
+	if r = f.runAs("agency/iom", "datasets", "lock", "ilo/returns", "2026-03"); r.code != ExitDenied {
 		t.Errorf("lock by a contributor: exit %d", r.code)
 	}
 	r = f.runAs("agency/ilo", "datasets", "lock", "returns", "2026-03").must(t)
-	if r.stdout != "Locked 2026-03 of datasets/returns: contributors can no longer change its rows.\n" {
+	if r.stdout != "Locked 2026-03 of agencies/ilo/datasets/returns: contributors can no longer change its rows.\n" {
 		t.Errorf("lock: %q", r.stdout)
 	}
 	if r = f.runAs("agency/ilo", "datasets", "lock", "returns", "2026-03"); r.code != ExitInvalid || !strings.Contains(r.stderr, "already locked") {
 		t.Errorf("lock again: exit %d, %q", r.code, r.stderr)
 	}
-	r = f.runAsIn(dir, "agency/iom", "datasets", "push", "returns", "-f", "rows.csv")
+	r = f.runAsIn(dir, "agency/iom", "datasets", "push", "ilo/returns", "-f", "rows.csv")
 	if r.code != ExitInvalid || strings.Count(r.stdout, "FAILED_PRECONDITION") != 8 || !strings.Contains(r.stdout, "2       period                FAILED_PRECONDITION  period 2026-03 is locked") {
 		t.Errorf("push into a locked period: exit %d\n%s", r.code, r.stdout)
 	}
@@ -636,17 +651,17 @@ func TestRunDatasetsWatch(t *testing.T) {
 		"2026-04,KH-1,female,12-17,7,",
 		"2026-04,KH-1,male,12-17,3,",
 		"2026-04,KH-12,female,25+,2,\"by air\"")
-	f.runAsIn(dir, "agency/iom", "datasets", "push", "returns", "-f", "april.csv").must(t)
+	f.runAsIn(dir, "agency/iom", "datasets", "push", "ilo/returns", "-f", "april.csv").must(t)
 
 	// Two rows a message; the first stream drops after one message, in
 	// the middle of the revision: its rows may come again.
 	f.server.SetRowBatch(2)
 	f.server.SetWatchHeartbeat(time.Hour)
 	f.server.BreakRowWatch(1)
-	w := f.startRun(t, "agency/mosvy", "datasets", "watch", "returns", "--from", fmt.Sprint(from))
+	w := f.startRun(t, "agency/mosvy", "datasets", "watch", "ilo/returns", "--from", fmt.Sprint(from))
 	w.waitLines(t, 3)
 	writeFile(t, dir, "gone.csv", "period,location,sex,age_group,deleted", "2026-04,KH-1,male,12-17,true")
-	f.runAsIn(dir, "agency/iom", "datasets", "push", "returns", "-f", "gone.csv").must(t)
+	f.runAsIn(dir, "agency/iom", "datasets", "push", "ilo/returns", "-f", "gone.csv").must(t)
 	var lines []string
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -680,7 +695,7 @@ func TestRunDatasetsWatch(t *testing.T) {
 	}
 
 	// JSON lines: rows as 'pull --format jsonl' writes them.
-	w = f.startRun(t, "agency/mosvy", "--json", "datasets", "watch", "returns", "--from", fmt.Sprint(from+1))
+	w = f.startRun(t, "agency/mosvy", "--json", "datasets", "watch", "ilo/returns", "--from", fmt.Sprint(from+1))
 	lines = w.waitLines(t, 1)
 	if code := w.stop(t); code != ExitOK {
 		t.Errorf("exit %d", code)
@@ -689,10 +704,10 @@ func TestRunDatasetsWatch(t *testing.T) {
 	if err := protojson.Unmarshal([]byte(lines[0]), &row); err != nil || !row.GetDeleted() || row.GetRevision() != from+2 {
 		t.Errorf("JSON line (%v): %s", err, lines[0])
 	}
-	if r := f.runAs("agency/mosvy", "--timeout", "200ms", "datasets", "watch", "returns"); r.code != ExitOK {
+	if r := f.runAs("agency/mosvy", "--timeout", "200ms", "datasets", "watch", "ilo/returns"); r.code != ExitOK {
 		t.Errorf("watch --timeout: exit %d, stderr %q", r.code, r.stderr)
 	}
-	if r := f.runAs("agency/wvi", "datasets", "watch", "nothing"); r.code != ExitNotFound {
+	if r := f.runAs("agency/wvi", "datasets", "watch", "ilo/nothing"); r.code != ExitNotFound {
 		t.Errorf("watch a missing dataset: exit %d", r.code)
 	}
 }
@@ -709,19 +724,19 @@ func TestRunDatasetsExitCodes(t *testing.T) {
 		args []string
 		want int
 	}{
-		{"pushed and pulled", append(f.agencyFlags("agency/iom"), "datasets", "pull", "returns"), ExitOK},
-		{"usage: --tombstones without --since", append(f.agencyFlags("agency/iom"), "datasets", "pull", "returns", "--tombstones"), ExitUsage},
-		{"usage: no -f", append(f.agencyFlags("agency/iom"), "datasets", "push", "returns"), ExitUsage},
+		{"pushed and pulled", append(f.agencyFlags("agency/iom"), "datasets", "pull", "ilo/returns"), ExitOK},
+		{"usage: --tombstones without --since", append(f.agencyFlags("agency/iom"), "datasets", "pull", "ilo/returns", "--tombstones"), ExitUsage},
+		{"usage: no -f", append(f.agencyFlags("agency/iom"), "datasets", "push", "ilo/returns"), ExitUsage},
 		{"usage: bad id", append(f.agencyFlags("agency/iom"), "datasets", "get", "Returns"), ExitUsage},
 		{"usage: unknown verb", append(f.agencyFlags("agency/iom"), "datasets", "delete", "returns"), ExitUsage},
-		{"not found", append(f.agencyFlags("agency/iom"), "datasets", "completeness", "nothing", "2026-03"), ExitNotFound},
-		{"denied", append(f.agencyFlags("agency/iom"), "datasets", "unlock", "returns", "2026-03", "--reason", "x"), ExitDenied},
+		{"not found", append(f.agencyFlags("agency/iom"), "datasets", "completeness", "ilo/nothing", "2026-03"), ExitNotFound},
+		{"denied", append(f.agencyFlags("agency/iom"), "datasets", "unlock", "ilo/returns", "2026-03", "--reason", "x"), ExitDenied},
 		{"conflict", append(f.agencyFlags("agency/ilo"), "datasets", "create", "-f", "dataset.yaml"), ExitConflict},
 		{"invalid file", append(f.agencyFlags("agency/ilo"), "datasets", "create", "-f", "typo.yaml"), ExitInvalid},
 		{"invalid argument", append(f.agencyFlags("agency/ilo"), "datasets", "aggregate", "returns", "--by", "colour"), ExitInvalid},
 		{"failed precondition", append(f.agencyFlags("agency/ilo"), "datasets", "unlock", "returns", "2026-03", "--reason", "x"), ExitInvalid},
-		{"rows rejected", append(f.agencyFlags("agency/iom"), "datasets", "push", "returns", "-f", "bad.csv"), ExitInvalid},
-		{"unavailable", append(down, "datasets", "get", "returns"), ExitUnavailable},
+		{"rows rejected", append(f.agencyFlags("agency/iom"), "datasets", "push", "ilo/returns", "-f", "bad.csv"), ExitInvalid},
+		{"unavailable", append(down, "datasets", "get", "ilo/returns"), ExitUnavailable},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if r := f.runIn(newTestEnvIn(t, dir), tc.args...); r.code != tc.want {

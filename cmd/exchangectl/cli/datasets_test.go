@@ -106,7 +106,9 @@ func TestDatasetDefinitionFileErrors(t *testing.T) {
 		{"json", `{"id": "returns", "title": "Returns", "periodType": "PERIOD_TYPE_MONTH",
 	"schema": {"locationLevel": "ADMIN_LEVEL_PROVINCE", "measures": [{"key": "returned", "type": "MEASURE_TYPE_INTEGER"}]}}`, nil},
 		{"proto names and numbers", "id: returns\ntitle: 2026\nperiod_type: 1\nsuppression_threshold: 0x0a\nschema:\n  location_level: ADMIN_LEVEL_PROVINCE\n  measures: [{key: returned, type: integer, max_length: 10}]\n", nil},
-		{"name instead of id", "name: datasets/returns\ntitle: Returns\nperiodType: month\n", nil},
+		{"name instead of id", "name: agencies/ilo/datasets/returns\ntitle: Returns\nperiodType: month\n", nil},
+		{"old name", "name: datasets/returns\n", []string{`name: "datasets/returns" is not a dataset name: want agencies/AGENCY/datasets/ID`}},
+		{"short name", "name: ilo/returns\n", []string{`name: "ilo/returns" is not a dataset name`}},
 		{"typo at the top", good + "titel: Returned victims\n", []string{"dataset.yaml, line 9: titel: unknown field", "title", "periodType"}},
 		{"typo in a measure", good + "      lable: Returned\n", []string{"line 9: schema.measures[0].lable: unknown field (a Measure has key, title, type"}},
 		{"typo in a category", "id: returns\nschema:\n  categories:\n    - key: sex\n      valeus: [female, male]\n", []string{"line 5: schema.categories[0].valeus: unknown field"}},
@@ -122,7 +124,7 @@ func TestDatasetDefinitionFileErrors(t *testing.T) {
 		{"no id", "title: Returns\n", []string{"id: missing"}},
 		{"bad id", "id: Returns\n", []string{"line 1: id: \"Returns\" is not a dataset id"}},
 		{"id twice", "id: returns\nid: arrivals\n", []string{"line 2: id: given twice"}},
-		{"name mismatch", "id: returns\nname: datasets/arrivals\n", []string{"name: datasets/arrivals does not match the id returns"}},
+		{"name mismatch", "id: returns\nname: agencies/ilo/datasets/arrivals\n", []string{"name: agencies/ilo/datasets/arrivals does not match the id returns"}},
 		{"empty", "", []string{"empty"}},
 		{"not a mapping", "- returns\n", []string{"line 1: want a mapping"}},
 		{"bad yaml", "id: returns\n  title: [\n", []string{"dataset.yaml: "}},
@@ -170,13 +172,16 @@ func TestDatasetsFlags(t *testing.T) {
 	if _, err := parse(t, newDatasetsUpdateCmd, "returns"); !isUsage(err) {
 		t.Errorf("update without -f: %v", err)
 	}
-	for _, bad := range [][]string{{"Returns"}, {"datasets/"}, {"a"}, {"returns", "extra"}} {
+	for _, bad := range [][]string{{"Returns"}, {"datasets/"}, {"a"}, {"returns", "extra"}, {"datasets/returns"}, {"ilo/"}, {"/returns"},
+		{"ILO/returns"}, {"ilo/returns/x"}, {"agencies/ilo/returns"}, {"agencies/ilo/plans/returns"}, {"agencies/ilo/datasets/"}} {
 		if _, err := parse(t, newDatasetsGetCmd, bad...); !isUsage(err) {
 			t.Errorf("get %q: %v", bad, err)
 		}
 	}
-	if o, err := parse(t, newDatasetsGetCmd, "datasets/returns"); err != nil || o.Dataset != "datasets/returns" {
-		t.Errorf("get: %+v, %v", o, err)
+	for _, good := range []string{"returns", "ilo/returns", "agencies/ilo/datasets/returns"} {
+		if o, err := parse(t, newDatasetsGetCmd, good); err != nil || o.Dataset != good {
+			t.Errorf("get %s: %+v, %v", good, o, err)
+		}
 	}
 
 	for _, tc := range []struct {
@@ -215,12 +220,12 @@ func TestDatasetsPullFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, err := o.request()
+	req, err := o.request("agencies/ilo/datasets/returns")
 	if err != nil {
 		t.Fatal(err)
 	}
 	equalProto(t, req, &exchangev1.PullDatasetRowsRequest{
-		Dataset: "datasets/returns", SinceRevision: 42, PeriodFrom: "2026-01", PeriodTo: "2026-03",
+		Dataset: "agencies/ilo/datasets/returns", SinceRevision: 42, PeriodFrom: "2026-01", PeriodTo: "2026-03",
 		Locations:    []string{"KH-12", "KH", "KH-12.1201"},
 		Contributors: []string{"agencies/iom", "agencies/unicef"},
 		Categories:   map[string]string{"sex": "female", "age_group": "12-17"},
@@ -252,11 +257,11 @@ func TestDatasetsPullFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	areq, err := a.request()
+	areq, err := a.request("agencies/ilo/datasets/returns")
 	if err != nil {
 		t.Fatal(err)
 	}
-	equalProto(t, areq, &exchangev1.AggregateDatasetRowsRequest{Dataset: "datasets/returns", GroupBy: []string{"location", "sex"}, SuppressBelow: 5, Locations: []string{"KH"}, PeriodFrom: "2026-01"})
+	equalProto(t, areq, &exchangev1.AggregateDatasetRowsRequest{Dataset: "agencies/ilo/datasets/returns", GroupBy: []string{"location", "sex"}, SuppressBelow: 5, Locations: []string{"KH"}, PeriodFrom: "2026-01"})
 	for _, bad := range [][]string{
 		{"returns", "--suppress-below", "1001"},
 		{"returns", "--by", "Location"},

@@ -50,13 +50,13 @@ func newDatasetsWatchCmd(a *app, runF func(*datasetsWatchOptions) error) *cobra.
 		Use:   "watch DATASET [--from REVISION]",
 		Short: "Print a dataset's row changes as they happen, until interrupted",
 		Long:  datasetsWatchLong,
-		Example: "  exchangectl datasets watch returns\n" +
-			"  exchangectl --json datasets watch returns --from 4211 >> changes.jsonl",
+		Example: "  exchangectl datasets watch ilo/returns\n" +
+			"  exchangectl --json datasets watch ilo/returns --from 4211 >> changes.jsonl",
 		Args:        exactArgs("DATASET"),
 		Annotations: longRunning,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Dataset = args[0]
-			if _, err := datasetName(opts.Dataset); err != nil {
+			if _, err := parseDatasetArg(opts.Dataset); err != nil {
 				return err
 			}
 			if opts.From < 0 {
@@ -74,7 +74,7 @@ func newDatasetsWatchCmd(a *app, runF func(*datasetsWatchOptions) error) *cobra.
 
 // runDatasetsWatch prints row changes until the context ends.
 func runDatasetsWatch(ctx context.Context, o *datasetsWatchOptions) error {
-	name, err := datasetName(o.Dataset)
+	name, err := o.app.datasetName(o.Dataset)
 	if err != nil {
 		return err
 	}

@@ -92,6 +92,14 @@ func shortPlanName(name string) string {
 // callerAgency returns the resource name of the agency the client
 // certificate names, for the calls that act under it.
 func (a *app) callerAgency() (string, error) {
+	return a.ownAgency("plans belong to agencies; pass an agency's --cert and --key")
+}
+
+// ownAgency returns the resource name of the agency the client
+// certificate names; for another certificate (the secretariat's) it fails
+// with a usage error ending in hint: why an agency is needed, and what to
+// do instead.
+func (a *app) ownAgency(hint string) (string, error) {
 	cfg, err := a.clientConfig()
 	if err != nil {
 		return "", err
@@ -109,7 +117,7 @@ func (a *app) callerAgency() (string, error) {
 		return "", err
 	}
 	if id.Role != pki.RoleAgency {
-		return "", usageErrorf("the certificate %s is the %s's: plans belong to agencies; pass an agency's --cert and --key", cfg.CertFile, id.Role)
+		return "", usageErrorf("the certificate %s is the %s's: %s", cfg.CertFile, id.Role, hint)
 	}
 	return client.AgencyName(id.AgencyID), nil
 }

@@ -220,8 +220,9 @@ func (MeasureType) EnumDescriptor() ([]byte, []int) {
 // measures. National project offices pull it whole or incrementally.
 type Dataset struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Resource name, "datasets/{dataset}". Set from dataset_id on create;
-	// required on update.
+	// Resource name, "agencies/{agency}/datasets/{dataset}", where {agency}
+	// is the owner. Set from parent and dataset_id on create; required on
+	// update.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// The agency that defined the dataset and approves its periods,
 	// "agencies/{agency}". Output only: the creator.
@@ -1119,7 +1120,7 @@ func (*Value_CodeValue) isValue_Kind() {}
 // dataset), so that watchers wake up and audits name the dataset.
 type RowBatch struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The dataset written, "datasets/{dataset}".
+	// The dataset written, "agencies/{agency}/datasets/{dataset}".
 	Dataset string `protobuf:"bytes,1,opt,name=dataset,proto3" json:"dataset,omitempty"`
 	// Rows written (inserted or replaced).
 	Written int32 `protobuf:"varint,2,opt,name=written,proto3" json:"written,omitempty"`
@@ -1184,10 +1185,10 @@ var File_alltogether_exchange_v1_dataset_proto protoreflect.FileDescriptor
 
 const file_alltogether_exchange_v1_dataset_proto_rawDesc = "" +
 	"\n" +
-	"%alltogether/exchange/v1/dataset.proto\x12\x17alltogether.exchange.v1\x1a&alltogether/exchange/v1/audience.proto\x1a\"alltogether/exchange/v1/date.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd5\n" +
+	"%alltogether/exchange/v1/dataset.proto\x12\x17alltogether.exchange.v1\x1a&alltogether/exchange/v1/audience.proto\x1a\"alltogether/exchange/v1/date.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfb\n" +
 	"\n" +
-	"\aDataset\x12E\n" +
-	"\x04name\x18\x01 \x01(\tB1\xbaH.\xd8\x01\x01r)2'^datasets/[a-z][a-z0-9-]{1,62}[a-z0-9]$R\x04name\x12\x14\n" +
+	"\aDataset\x12k\n" +
+	"\x04name\x18\x01 \x01(\tBW\xbaHT\xd8\x01\x01rO2M^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/datasets/[a-z][a-z0-9-]{1,62}[a-z0-9]$R\x04name\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12 \n" +
 	"\x05title\x18\x03 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\xc8\x01R\x05title\x12*\n" +

@@ -27,7 +27,8 @@ const (
 type CreateDatasetRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The dataset's id, which becomes the last part of its name: 3 to 64
-	// characters, lowercase letters, digits and hyphens.
+	// characters, lowercase letters, digits and hyphens. It is unique among
+	// the owner's datasets; other agencies may use the same id.
 	DatasetId string `protobuf:"bytes,1,opt,name=dataset_id,json=datasetId,proto3" json:"dataset_id,omitempty"`
 	// The dataset; output-only fields are ignored.
 	Dataset *Dataset `protobuf:"bytes,2,opt,name=dataset,proto3" json:"dataset,omitempty"`
@@ -35,7 +36,9 @@ type CreateDatasetRequest struct {
 	// result.
 	RequestId string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// Check the request without creating anything.
-	ValidateOnly  bool `protobuf:"varint,4,opt,name=validate_only,json=validateOnly,proto3" json:"validate_only,omitempty"`
+	ValidateOnly bool `protobuf:"varint,4,opt,name=validate_only,json=validateOnly,proto3" json:"validate_only,omitempty"`
+	// The owner, "agencies/{agency}": the caller's own agency.
+	Parent        string `protobuf:"bytes,5,opt,name=parent,proto3" json:"parent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -98,6 +101,13 @@ func (x *CreateDatasetRequest) GetValidateOnly() bool {
 	return false
 }
 
+func (x *CreateDatasetRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
 // CreateDatasetResponse carries the created dataset.
 type CreateDatasetResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -147,7 +157,7 @@ func (x *CreateDatasetResponse) GetDataset() *Dataset {
 // GetDatasetRequest asks for a dataset.
 type GetDatasetRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The dataset, "datasets/{dataset}".
+	// The dataset, "agencies/{agency}/datasets/{dataset}".
 	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -294,7 +304,8 @@ func (x *ListDatasetsRequest) GetPageToken() string {
 // ListDatasetsResponse is one page of datasets.
 type ListDatasetsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The datasets the caller may read or write, in name order.
+	// The datasets the caller may read or write, by owner id, then dataset
+	// id.
 	Datasets []*Dataset `protobuf:"bytes,1,rep,name=datasets,proto3" json:"datasets,omitempty"`
 	// Token for the next page; empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
@@ -450,7 +461,7 @@ func (x *UpdateDatasetResponse) GetDataset() *Dataset {
 // WriteDatasetRowsRequest writes rows into a dataset.
 type WriteDatasetRowsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The dataset, "datasets/{dataset}".
+	// The dataset, "agencies/{agency}/datasets/{dataset}".
 	Dataset string `protobuf:"bytes,1,opt,name=dataset,proto3" json:"dataset,omitempty"`
 	// The rows to write or delete. Each is checked on its own and reported
 	// at the same index.
@@ -710,7 +721,7 @@ func (x *RowWriteResult) GetViolations() []*FieldViolation {
 // PullDatasetRowsRequest asks for rows.
 type PullDatasetRowsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The dataset, "datasets/{dataset}".
+	// The dataset, "agencies/{agency}/datasets/{dataset}".
 	Dataset string `protobuf:"bytes,1,opt,name=dataset,proto3" json:"dataset,omitempty"`
 	// Only rows changed after this revision, deletions included as
 	// tombstones; 0 for all current rows (no tombstones).
@@ -896,7 +907,7 @@ func (x *PullDatasetRowsResponse) GetRevision() int64 {
 // AggregateDatasetRowsRequest asks for totals.
 type AggregateDatasetRowsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The dataset, "datasets/{dataset}".
+	// The dataset, "agencies/{agency}/datasets/{dataset}".
 	Dataset string `protobuf:"bytes,1,opt,name=dataset,proto3" json:"dataset,omitempty"`
 	// Dimensions to group by: "period", "location", "contributor", or a
 	// category key. Empty gives one grand total.
@@ -1118,7 +1129,7 @@ func (x *AggregateCell) GetRows() int64 {
 // LockDatasetPeriodRequest locks a period.
 type LockDatasetPeriodRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The dataset, "datasets/{dataset}".
+	// The dataset, "agencies/{agency}/datasets/{dataset}".
 	Dataset string `protobuf:"bytes,1,opt,name=dataset,proto3" json:"dataset,omitempty"`
 	// The period label.
 	Period        string `protobuf:"bytes,2,opt,name=period,proto3" json:"period,omitempty"`
@@ -1219,7 +1230,7 @@ func (x *LockDatasetPeriodResponse) GetDataset() *Dataset {
 // UnlockDatasetPeriodRequest reopens a period.
 type UnlockDatasetPeriodRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The dataset, "datasets/{dataset}".
+	// The dataset, "agencies/{agency}/datasets/{dataset}".
 	Dataset string `protobuf:"bytes,1,opt,name=dataset,proto3" json:"dataset,omitempty"`
 	// The period label.
 	Period string `protobuf:"bytes,2,opt,name=period,proto3" json:"period,omitempty"`
@@ -1330,7 +1341,7 @@ func (x *UnlockDatasetPeriodResponse) GetDataset() *Dataset {
 // GetDatasetCompletenessRequest asks who has reported for a period.
 type GetDatasetCompletenessRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The dataset, "datasets/{dataset}".
+	// The dataset, "agencies/{agency}/datasets/{dataset}".
 	Dataset string `protobuf:"bytes,1,opt,name=dataset,proto3" json:"dataset,omitempty"`
 	// The period label.
 	Period        string `protobuf:"bytes,2,opt,name=period,proto3" json:"period,omitempty"`
@@ -1514,7 +1525,7 @@ func (x *ContributorCompleteness) GetRows() int64 {
 // WatchDatasetRowsRequest starts a watch on a dataset's rows.
 type WatchDatasetRowsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The dataset, "datasets/{dataset}".
+	// The dataset, "agencies/{agency}/datasets/{dataset}".
 	Dataset string `protobuf:"bytes,1,opt,name=dataset,proto3" json:"dataset,omitempty"`
 	// Send row changes after this revision; 0 means from now.
 	StartRevision int64 `protobuf:"varint,2,opt,name=start_revision,json=startRevision,proto3" json:"start_revision,omitempty"`
@@ -1626,18 +1637,19 @@ var File_alltogether_exchange_v1_dataset_service_proto protoreflect.FileDescript
 
 const file_alltogether_exchange_v1_dataset_service_proto_rawDesc = "" +
 	"\n" +
-	"-alltogether/exchange/v1/dataset_service.proto\x12\x17alltogether.exchange.v1\x1a%alltogether/exchange/v1/dataset.proto\x1a.alltogether/exchange/v1/referral_service.proto\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/field_mask.proto\"\x92\x02\n" +
+	"-alltogether/exchange/v1/dataset_service.proto\x12\x17alltogether.exchange.v1\x1a%alltogether/exchange/v1/dataset.proto\x1a.alltogether/exchange/v1/referral_service.proto\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/field_mask.proto\"\xda\x02\n" +
 	"\x14CreateDatasetRequest\x12D\n" +
 	"\n" +
 	"dataset_id\x18\x01 \x01(\tB%\xbaH\"r 2\x1e^[a-z][a-z0-9-]{1,62}[a-z0-9]$R\tdatasetId\x12B\n" +
 	"\adataset\x18\x02 \x01(\v2 .alltogether.exchange.v1.DatasetB\x06\xbaH\x03\xc8\x01\x01R\adataset\x12K\n" +
 	"\n" +
 	"request_id\x18\x03 \x01(\tB,\xbaH)\xd8\x01\x01r$2\"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$R\trequestId\x12#\n" +
-	"\rvalidate_only\x18\x04 \x01(\bR\fvalidateOnly\"S\n" +
+	"\rvalidate_only\x18\x04 \x01(\bR\fvalidateOnly\x12F\n" +
+	"\x06parent\x18\x05 \x01(\tB.\xbaH+r)2'^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x06parent\"S\n" +
 	"\x15CreateDatasetResponse\x12:\n" +
-	"\adataset\x18\x01 \x01(\v2 .alltogether.exchange.v1.DatasetR\adataset\"W\n" +
-	"\x11GetDatasetRequest\x12B\n" +
-	"\x04name\x18\x01 \x01(\tB.\xbaH+r)2'^datasets/[a-z][a-z0-9-]{1,62}[a-z0-9]$R\x04name\"P\n" +
+	"\adataset\x18\x01 \x01(\v2 .alltogether.exchange.v1.DatasetR\adataset\"}\n" +
+	"\x11GetDatasetRequest\x12h\n" +
+	"\x04name\x18\x01 \x01(\tBT\xbaHQrO2M^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/datasets/[a-z][a-z0-9-]{1,62}[a-z0-9]$R\x04name\"P\n" +
 	"\x12GetDatasetResponse\x12:\n" +
 	"\adataset\x18\x01 \x01(\v2 .alltogether.exchange.v1.DatasetR\adataset\"g\n" +
 	"\x13ListDatasetsRequest\x12'\n" +
@@ -1653,9 +1665,9 @@ const file_alltogether_exchange_v1_dataset_service_proto_rawDesc = "" +
 	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
 	"updateMask\"S\n" +
 	"\x15UpdateDatasetResponse\x12:\n" +
-	"\adataset\x18\x01 \x01(\v2 .alltogether.exchange.v1.DatasetR\adataset\"\xb0\x01\n" +
-	"\x17WriteDatasetRowsRequest\x12H\n" +
-	"\adataset\x18\x01 \x01(\tB.\xbaH+r)2'^datasets/[a-z][a-z0-9-]{1,62}[a-z0-9]$R\adataset\x12K\n" +
+	"\adataset\x18\x01 \x01(\v2 .alltogether.exchange.v1.DatasetR\adataset\"\xd6\x01\n" +
+	"\x17WriteDatasetRowsRequest\x12n\n" +
+	"\adataset\x18\x01 \x01(\tBT\xbaHQrO2M^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/datasets/[a-z][a-z0-9-]{1,62}[a-z0-9]$R\adataset\x12K\n" +
 	"\x06writes\x18\x02 \x03(\v2!.alltogether.exchange.v1.RowWriteB\x10\xbaH\r\x92\x01\n" +
 	"\b\x01\x10\x90N\"\x03\xd8\x01\x03R\x06writes\"Z\n" +
 	"\bRowWrite\x126\n" +
@@ -1672,9 +1684,9 @@ const file_alltogether_exchange_v1_dataset_service_proto_rawDesc = "" +
 	"\x04code\x18\x03 \x01(\tR\x04code\x12G\n" +
 	"\n" +
 	"violations\x18\x04 \x03(\v2'.alltogether.exchange.v1.FieldViolationR\n" +
-	"violations\"\xab\x05\n" +
-	"\x16PullDatasetRowsRequest\x12H\n" +
-	"\adataset\x18\x01 \x01(\tB.\xbaH+r)2'^datasets/[a-z][a-z0-9-]{1,62}[a-z0-9]$R\adataset\x12.\n" +
+	"violations\"\xd1\x05\n" +
+	"\x16PullDatasetRowsRequest\x12n\n" +
+	"\adataset\x18\x01 \x01(\tBT\xbaHQrO2M^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/datasets/[a-z][a-z0-9-]{1,62}[a-z0-9]$R\adataset\x12.\n" +
 	"\x0esince_revision\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\rsinceRevision\x12+\n" +
 	"\fresume_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\vresumeToken\x12(\n" +
 	"\vperiod_from\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18\x10R\n" +
@@ -1694,9 +1706,9 @@ const file_alltogether_exchange_v1_dataset_service_proto_rawDesc = "" +
 	"\x17PullDatasetRowsResponse\x120\n" +
 	"\x04rows\x18\x01 \x03(\v2\x1c.alltogether.exchange.v1.RowR\x04rows\x12!\n" +
 	"\fresume_token\x18\x02 \x01(\tR\vresumeToken\x12\x1a\n" +
-	"\brevision\x18\x03 \x01(\x03R\brevision\"\x8e\x03\n" +
-	"\x1bAggregateDatasetRowsRequest\x12H\n" +
-	"\adataset\x18\x01 \x01(\tB.\xbaH+r)2'^datasets/[a-z][a-z0-9-]{1,62}[a-z0-9]$R\adataset\x12A\n" +
+	"\brevision\x18\x03 \x01(\x03R\brevision\"\xb4\x03\n" +
+	"\x1bAggregateDatasetRowsRequest\x12n\n" +
+	"\adataset\x18\x01 \x01(\tBT\xbaHQrO2M^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/datasets/[a-z][a-z0-9-]{1,62}[a-z0-9]$R\adataset\x12A\n" +
 	"\bgroup_by\x18\x02 \x03(\tB&\xbaH#\x92\x01 \x10\r\x18\x01\"\x1ar\x182\x16^[a-z][a-z0-9_]{0,31}$R\agroupBy\x12(\n" +
 	"\vperiod_from\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18\x10R\n" +
 	"periodFrom\x12$\n" +
@@ -1718,21 +1730,21 @@ const file_alltogether_exchange_v1_dataset_service_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a7\n" +
 	"\tSumsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\x87\x01\n" +
-	"\x18LockDatasetPeriodRequest\x12H\n" +
-	"\adataset\x18\x01 \x01(\tB.\xbaH+r)2'^datasets/[a-z][a-z0-9-]{1,62}[a-z0-9]$R\adataset\x12!\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xad\x01\n" +
+	"\x18LockDatasetPeriodRequest\x12n\n" +
+	"\adataset\x18\x01 \x01(\tBT\xbaHQrO2M^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/datasets/[a-z][a-z0-9-]{1,62}[a-z0-9]$R\adataset\x12!\n" +
 	"\x06period\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18\x10R\x06period\"W\n" +
 	"\x19LockDatasetPeriodResponse\x12:\n" +
-	"\adataset\x18\x01 \x01(\v2 .alltogether.exchange.v1.DatasetR\adataset\"\xad\x01\n" +
-	"\x1aUnlockDatasetPeriodRequest\x12H\n" +
-	"\adataset\x18\x01 \x01(\tB.\xbaH+r)2'^datasets/[a-z][a-z0-9-]{1,62}[a-z0-9]$R\adataset\x12!\n" +
+	"\adataset\x18\x01 \x01(\v2 .alltogether.exchange.v1.DatasetR\adataset\"\xd3\x01\n" +
+	"\x1aUnlockDatasetPeriodRequest\x12n\n" +
+	"\adataset\x18\x01 \x01(\tBT\xbaHQrO2M^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/datasets/[a-z][a-z0-9-]{1,62}[a-z0-9]$R\adataset\x12!\n" +
 	"\x06period\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18\x10R\x06period\x12\"\n" +
 	"\x06reason\x18\x03 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\xd0\x0fR\x06reason\"Y\n" +
 	"\x1bUnlockDatasetPeriodResponse\x12:\n" +
-	"\adataset\x18\x01 \x01(\v2 .alltogether.exchange.v1.DatasetR\adataset\"\x8c\x01\n" +
-	"\x1dGetDatasetCompletenessRequest\x12H\n" +
-	"\adataset\x18\x01 \x01(\tB.\xbaH+r)2'^datasets/[a-z][a-z0-9-]{1,62}[a-z0-9]$R\adataset\x12!\n" +
+	"\adataset\x18\x01 \x01(\v2 .alltogether.exchange.v1.DatasetR\adataset\"\xb2\x01\n" +
+	"\x1dGetDatasetCompletenessRequest\x12n\n" +
+	"\adataset\x18\x01 \x01(\tBT\xbaHQrO2M^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/datasets/[a-z][a-z0-9-]{1,62}[a-z0-9]$R\adataset\x12!\n" +
 	"\x06period\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18\x10R\x06period\"\x8e\x01\n" +
 	"\x1eGetDatasetCompletenessResponse\x12T\n" +
 	"\fcontributors\x18\x01 \x03(\v20.alltogether.exchange.v1.ContributorCompletenessR\fcontributors\x12\x16\n" +
@@ -1741,9 +1753,9 @@ const file_alltogether_exchange_v1_dataset_service_proto_rawDesc = "" +
 	"\vcontributor\x18\x01 \x01(\tR\vcontributor\x12/\n" +
 	"\x13submitted_locations\x18\x02 \x03(\tR\x12submittedLocations\x12+\n" +
 	"\x11missing_locations\x18\x03 \x03(\tR\x10missingLocations\x12\x12\n" +
-	"\x04rows\x18\x04 \x01(\x03R\x04rows\"\x93\x01\n" +
-	"\x17WatchDatasetRowsRequest\x12H\n" +
-	"\adataset\x18\x01 \x01(\tB.\xbaH+r)2'^datasets/[a-z][a-z0-9-]{1,62}[a-z0-9]$R\adataset\x12.\n" +
+	"\x04rows\x18\x04 \x01(\x03R\x04rows\"\xb9\x01\n" +
+	"\x17WatchDatasetRowsRequest\x12n\n" +
+	"\adataset\x18\x01 \x01(\tBT\xbaHQrO2M^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/datasets/[a-z][a-z0-9-]{1,62}[a-z0-9]$R\adataset\x12.\n" +
 	"\x0estart_revision\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\rstartRevision\"h\n" +
 	"\x18WatchDatasetRowsResponse\x120\n" +
 	"\x04rows\x18\x01 \x03(\v2\x1c.alltogether.exchange.v1.RowR\x04rows\x12\x1a\n" +
