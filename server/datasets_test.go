@@ -31,6 +31,111 @@ func jointDataset(t *testing.T) (x *exchange, ilo, iom, unicef, escap, ngo as) {
 	return
 }
 
+// Dataset ids are chosen per owner: two agencies may each define a
+// dataset "returns", and each name, row, lock and pull stays with its own
+// dataset, also for a contributor to both.
+func TestTwoAgenciesOwnDatasetsWithTheSameID(t *testing.T) {
+	t.Parallel()
+	x := startExchange(t)
+	sec := x.asSecretariat()
+	for _, id := range []string{"ilo", "iom", "unicef"} {
+		x.createAgency(sec, id)
+	}
+	ilo, iom, unicef := x.asAgency("ilo"), x.asAgency("iom"), x.asAgency("unicef")
+	ctx := context.Background()
+	const iloReturns, iomReturns = "agencies/ilo/datasets/returns", "agencies/iom/datasets/returns"
+	for _, c := range []struct {
+		by   as
+		id   string
+		want string
+	}{{ilo, "returns", iloReturns}, {iom, "returns", iomReturns}, {ilo, "returns-kh", "agencies/ilo/datasets/returns-kh"}} {
+		resp, err := c.by.datasets().CreateDataset(ctx, &exchangev1.CreateDatasetRequest{Parent: c.by.agencyName(), DatasetId: c.id, Dataset: returnsDataset("agencies/unicef")})
+		if err != nil {
+			t.Fatalf("%s creating %s: %v", c.by.agencyID, c.id, err)
+		}
+		if d := resp.GetDataset(); d.GetName() != c.want || d.GetOwner() != c.by.agencyName() {
+			t.Errorf("%s created %s owned by %s, want %s", c.by.agencyID, d.GetName(), d.GetOwner(), c.want)
+		}
+	}
+
+	// Each owner lists and reads its own only; the contributor lists both.
+	list := func(c as) []string {
+		resp, err := c.datasets().ListDatasets(ctx, &exchangev1.ListDatasetsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, d := range resp.GetDatasets() {
+			names = append(names, d.GetName())
+		}
+		return names
+	}
+	for c, want := range map[as][]string{
+		ilo:    {iloReturns, "agencies/ilo/datasets/returns-kh"},
+		iom:    {iomReturns},
+		unicef: {iloReturns, "agencies/ilo/datasets/returns-kh", iomReturns},
+	} {
+		if got := list(c); !slices.Equal(got, want) {
+			t.Errorf("%s lists %v, want %v", c.agencyID, got, want)
+		}
+	}
+	for c, other := range map[as]string{ilo: iomReturns, iom: iloReturns} {
+		_, err := c.datasets().GetDataset(ctx, &exchangev1.GetDatasetRequest{Name: other})
+		wantCode(t, err, codes.NotFound)
+	}
+
+	// Rows go to the dataset named, whoever writes them.
+	start := x.store.Revision()
+	write(t, ilo, iloReturns, row("2026-03", "KH-12", "female", 1))
+	write(t, iom, iomReturns, row("2026-03", "KH-12", "female", 2))
+	write(t, unicef, iloReturns, row("2026-03", "KH-12", "female", 3))
+	write(t, unicef, iomReturns, row("2026-03", "KH-12", "female", 4))
+	write(t, unicef, "agencies/ilo/datasets/returns-kh", row("2026-03", "KH-12", "female", 5))
+	rowsOf := func(c as, req *exchangev1.PullDatasetRowsRequest) []string {
+		rows, _ := pullAll(t, c, req)
+		var out []string
+		for _, r := range rows {
+			out = append(out, fmt.Sprintf("%s %d", r.GetContributor(), r.GetValues()["cases"].GetIntValue()))
+		}
+		sort.Strings(out)
+		return out
+	}
+	for _, c := range []struct {
+		by   as
+		name string
+		want []string
+	}{
+		{ilo, iloReturns, []string{"agencies/ilo 1", "agencies/unicef 3"}},
+		{iom, iomReturns, []string{"agencies/iom 2", "agencies/unicef 4"}},
+		{unicef, iloReturns, []string{"agencies/ilo 1", "agencies/unicef 3"}},
+		{unicef, iomReturns, []string{"agencies/iom 2", "agencies/unicef 4"}},
+	} {
+		if got := rowsOf(c.by, &exchangev1.PullDatasetRowsRequest{Dataset: c.name}); !slices.Equal(got, c.want) {
+			t.Errorf("%s pulls %v from %s, want %v", c.by.agencyID, got, c.name, c.want)
+		}
+		if got := rowsOf(c.by, &exchangev1.PullDatasetRowsRequest{Dataset: c.name, SinceRevision: start}); !slices.Equal(got, c.want) {
+			t.Errorf("%s pulls %v from %s since %d, want %v", c.by.agencyID, got, c.name, start, c.want)
+		}
+	}
+
+	// A lock of one owner's period leaves the other's open.
+	if _, err := ilo.datasets().LockDatasetPeriod(ctx, &exchangev1.LockDatasetPeriodRequest{Dataset: iloReturns, Period: "2026-03"}); err != nil {
+		t.Fatal(err)
+	}
+	if r := write(t, unicef, iloReturns, row("2026-03", "KH-12", "female", 6)).GetResults()[0]; r.GetAccepted() || r.GetCode() != "FAILED_PRECONDITION" {
+		t.Errorf("a row in ilo's locked period: %v", r)
+	}
+	if r := write(t, unicef, iomReturns, row("2026-03", "KH-12", "female", 7)).GetResults()[0]; !r.GetAccepted() {
+		t.Errorf("a row in iom's open period, after ilo locked the same period of its own dataset: %v", r)
+	}
+	if got, want := rowsOf(iom, &exchangev1.PullDatasetRowsRequest{Dataset: iomReturns}), []string{"agencies/iom 2", "agencies/unicef 7"}; !slices.Equal(got, want) {
+		t.Errorf("iom pulls %v, want %v", got, want)
+	}
+	// The owner of one may not change the other.
+	_, err := ilo.datasets().LockDatasetPeriod(ctx, &exchangev1.LockDatasetPeriodRequest{Dataset: iomReturns, Period: "2026-03"})
+	wantCode(t, err, codes.NotFound)
+}
+
 func TestRowsAreCheckedAgainstTheSchemaOneByOne(t *testing.T) {
 	x, _, iom, _, _, _ := jointDataset(t)
 	good := func() *exchangev1.Row { return row("2026-03", "KH-12", "female", 4) }
