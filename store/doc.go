@@ -124,8 +124,10 @@ Open configures bbolt for a long-running server:
   - MaxBatchSize 256 and MaxBatchDelay 2ms: a write waits at most 2ms for
     company, which is short next to an fsync and a network round trip.
 
-Open also creates missing buckets, and refuses with KindFailedPrecondition a
-database whose schema version is newer than this code's.
+Open also creates missing buckets, refuses with KindFailedPrecondition a
+database whose schema version is newer than this code's, and brings one
+whose version is older up to date in the transaction that opens it
+(migrate.go; a read-only Open changes nothing).
 
 # Caveats
 

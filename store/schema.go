@@ -11,8 +11,10 @@ import (
 // deterministic protobuf encodings.
 
 // schemaVersion is the version of the layout described here. Open refuses a
-// database written by a newer layout.
-const schemaVersion = 1
+// database written by a newer layout, and brings an older one up to date
+// (migrate.go). Version 2 keys datasets under their owner; version 1 keyed
+// them by id alone.
+const schemaVersion = 2
 
 var (
 	// bucketMeta holds single values: metaSchemaVersion, metaRevision,

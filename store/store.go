@@ -94,8 +94,9 @@ type Op struct {
 // 0600, creates missing buckets and checks the schema version. A database
 // locked by another process fails after opt.LockTimeout with
 // KindFailedPrecondition; one written by a newer schema also fails with
-// KindFailedPrecondition. The package documentation explains the bbolt
-// options Open chooses.
+// KindFailedPrecondition, and one written by an older schema is brought up
+// to date (unless opened read-only). The package documentation explains
+// the bbolt options Open chooses.
 func Open(path string, opt Options) (*Store, error) {
 	if opt.LockTimeout == 0 {
 		opt.LockTimeout = time.Second
@@ -133,8 +134,9 @@ func Open(path string, opt Options) (*Store, error) {
 	return s, nil
 }
 
-// init creates missing buckets, records or checks the schema version, and
-// loads the revision. Read-only, it only checks and loads.
+// init creates missing buckets, records or checks the schema version
+// (bringing an older database up to date), and loads the revision.
+// Read-only, it only checks and loads.
 func (s *Store) init(readOnly bool) error {
 	if readOnly {
 		return s.db.View(func(tx *bolt.Tx) error {
@@ -165,6 +167,13 @@ func (s *Store) init(readOnly bool) error {
 		} else if got := binary.BigEndian.Uint64(v); got > schemaVersion {
 			return &Error{Kind: KindFailedPrecondition, Message: fmt.Sprintf(
 				"database schema version %d is newer than this exchanged understands (%d): upgrade exchanged", got, schemaVersion)}
+		} else if got < schemaVersion {
+			if err := migrate(tx, got); err != nil {
+				return err
+			}
+			if err := meta.Put(metaSchemaVersion, u64(schemaVersion)); err != nil {
+				return internal("cannot write schema version", err)
+			}
 		}
 		s.revision.Store(readRevision(tx))
 		s.size.Store(tx.Size())
