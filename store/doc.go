@@ -89,14 +89,18 @@ comes from a different query.
 # Durability and group commit
 
 A write returns only after its transaction is committed and fsynced.
-Writes go through bbolt's DB.Batch: writes that arrive together join one
-transaction, up to Options.MaxBatchSize of them or for at most
-Options.MaxBatchDelay, and share its fsync. This is where the throughput
-comes from. Each write in a batch still gets its own revision, change and
+Writes go through the group committer of package groupcommit: a write
+that finds no commit running starts one at once, and the writes that
+arrive while a commit runs share the next transaction (up to
+Options.MaxBatchSize of them) and its fsyncs. Nothing waits for a timer:
+under light load a write commits alone and at once, under heavy load
+batches grow to whatever arrives during one commit. This is where the
+throughput comes from. Each write in a batch still gets its own revision, change and
 audit entries, and its own result.
 
-If one write in a batch fails, bbolt rolls back the whole transaction, runs
-the others again, and runs the failing one again on its own. So a function
+If one write in a batch fails, the committer rolls back the whole
+transaction, runs the others again, and runs the failing one again on its
+own, as bbolt's DB.Batch does. So a function
 passed to the internal update method, and the mutate function a caller
 passes to UpdateAgency and the other updates, may run more than once. It must
 have no effect outside the transaction except variables it sets afresh on
@@ -121,8 +125,11 @@ Open configures bbolt for a long-running server:
     flat with millions of records.
   - A 1 GiB initial memory map (address space, not memory), so that the map
     is rarely grown: growing it waits for every open transaction.
-  - MaxBatchSize 256 and MaxBatchDelay 2ms: a write waits at most 2ms for
-    company, which is short next to an fsync and a network round trip.
+  - Group commit of at most MaxBatchSize 256 writes per transaction, with
+    no waiting for company (MaxBatchDelay 0): bbolt's own DB.Batch makes
+    every write wait for a 2ms timer even when the disk is idle, and on
+    this project's benchmark its batches reach only about two thirds of
+    the rate of commits that start as soon as the previous one ends.
 
 Open also creates missing buckets, refuses with KindFailedPrecondition a
 database whose schema version is newer than this code's, and brings one

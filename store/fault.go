@@ -20,17 +20,18 @@ var ackBeforeCommit = false
 // open after acknowledging a write in it.
 const ackBeforeCommitWindow = 200 * time.Millisecond
 
-// batchAckingEarly is db.Batch(fn) with the planted fault: it returns as
+// batchAckingEarly is s.commits.Do(fn) with the planted fault: it returns as
 // soon as fn has succeeded inside the transaction (or the batch has
 // failed), while the batch goes on in its own goroutine, sleeps
 // ackBeforeCommitWindow and only then lets the commit proceed. The
-// caller's result variables may be written again if bbolt re-runs fn;
+// caller's result variables may be written again if the committer re-runs
+// fn;
 // that race is part of the fault.
 func (s *Store) batchAckingEarly(fn func(*bolt.Tx) error) error {
 	acked := make(chan error, 1)
 	go func() {
 		var once sync.Once
-		err := s.db.Batch(func(tx *bolt.Tx) error {
+		err := s.commits.Do(func(tx *bolt.Tx) error {
 			if err := fn(tx); err != nil {
 				return err
 			}

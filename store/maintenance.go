@@ -158,8 +158,8 @@ func (s *Store) Vacuum(ctx context.Context) error {
 		s.closed = true
 		return internal("cannot reopen the vacuumed database", err)
 	}
-	tuneBatch(db, s.opt)
 	s.db = db
+	s.commits = newCommitter(db, s.opt)
 	return s.db.View(func(tx *bolt.Tx) error {
 		s.size.Store(tx.Size())
 		return nil

@@ -12,6 +12,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/alltogether/exchange/store/groupcommit"
 )
 
 // Options tune how the database is opened. The zero value gives the
@@ -24,8 +26,10 @@ type Options struct {
 	// MaxBatchSize is the most concurrent writes committed together in one
 	// transaction (group commit); default 256.
 	MaxBatchSize int
-	// MaxBatchDelay is the longest a write waits for others to share its
-	// commit; default 2ms.
+	// MaxBatchDelay is how long each commit waits for more writes to share
+	// it before it starts; default 0: a commit starts as soon as the one
+	// before it ends, and the writes that arrived meanwhile share it.
+	// Tests set it to hold writes in a batch.
 	MaxBatchDelay time.Duration
 	// Now returns the current time; default time.Now. Tests set it.
 	Now func() time.Time
@@ -57,8 +61,9 @@ type Observer interface {
 // are acknowledged only after their transaction is durably committed
 // (fsync); concurrent writers share commits.
 type Store struct {
-	db  *bolt.DB
-	opt Options // as opened, to reopen after Vacuum
+	db      *bolt.DB
+	commits *groupcommit.Committer // group commit of writes to db
+	opt     Options                // as opened, to reopen after Vacuum
 	now func() time.Time
 	// mu is held for reading by every call and for writing by Close, so
 	// that Close waits for the calls in flight (including writes still
@@ -119,8 +124,7 @@ func Open(path string, opt Options) (*Store, error) {
 			return nil, internal("cannot set database file mode", err)
 		}
 	}
-	tuneBatch(db, opt)
-	s := &Store{db: db, opt: opt, now: opt.Now, changed: make(chan struct{}), maxSize: opt.MaxSize, observer: opt.Observer}
+	s := &Store{db: db, commits: newCommitter(db, opt), opt: opt, now: opt.Now, changed: make(chan struct{}), maxSize: opt.MaxSize, observer: opt.Observer}
 	if opt.CheckOnOpen {
 		if err := s.check(); err != nil {
 			db.Close()
@@ -225,7 +229,7 @@ func (s *Store) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 
 // update runs fn in a write transaction shared with concurrent writers
 // (group commit) and returns once the transaction is durably committed. fn
-// may run more than once (bbolt re-runs the others when one fails), so it
+// may run more than once (the group committer re-runs the others when one fails), so it
 // must keep its results only in variables it sets afresh on each run.
 func (s *Store) update(ctx context.Context, op Op, fn func(w *writeTx) error) error {
 	s.mu.RLock()
@@ -242,7 +246,7 @@ func (s *Store) update(ctx context.Context, op Op, fn func(w *writeTx) error) er
 	}
 	var committed int64
 	start := time.Now()
-	batch := s.db.Batch
+	batch := s.commits.Do
 	if ackBeforeCommit {
 		batch = s.batchAckingEarly // a planted fault, only in test builds (fault.go)
 	}
@@ -293,7 +297,7 @@ func (s *Store) broadcast() {
 func errClosed() error { return &Error{Kind: KindClosed, Message: "store is closed"} }
 
 // storeError passes the store's own errors through and wraps anything else
-// (bbolt's errors, a panic recovered by Batch) so that no bbolt error
+// (bbolt's errors, a panic recovered by the committer) so that no bbolt error
 // leaves the package.
 func storeError(err error) error {
 	var e *Error
@@ -307,7 +311,7 @@ func storeError(err error) error {
 }
 
 // countBatch counts the writes sharing one write transaction and reports
-// their number when it commits. bbolt runs a batch's functions one after
+// their number when it commits. The committer runs a batch's functions one after
 // another in a single goroutine, so no lock is needed.
 func (s *Store) countBatch(tx *bolt.Tx) {
 	if s.observer == nil {
@@ -332,15 +336,13 @@ func boltOptions(opt Options) *bolt.Options {
 	}
 }
 
-// tuneBatch sets group commit: up to MaxBatchSize writes (default 256) wait
-// up to MaxBatchDelay (default 2ms) to share one commit.
-func tuneBatch(db *bolt.DB, opt Options) {
-	db.MaxBatchSize = 256
+// newCommitter sets up group commit for db: at most MaxBatchSize writes
+// (default 256) per transaction, each commit waiting MaxBatchDelay
+// (default 0) for company.
+func newCommitter(db *bolt.DB, opt Options) *groupcommit.Committer {
+	size := 256
 	if opt.MaxBatchSize > 0 {
-		db.MaxBatchSize = opt.MaxBatchSize
+		size = opt.MaxBatchSize
 	}
-	db.MaxBatchDelay = 2 * time.Millisecond
-	if opt.MaxBatchDelay > 0 {
-		db.MaxBatchDelay = opt.MaxBatchDelay
-	}
+	return groupcommit.New(db, size, opt.MaxBatchDelay)
 }

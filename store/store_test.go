@@ -142,14 +142,14 @@ func TestOpenOptions(t *testing.T) {
 		wantSize  int
 		wantDelay time.Duration
 	}{
-		{"defaults", Options{}, 256, 2 * time.Millisecond},
+		{"defaults", Options{}, 256, 0},
 		{"set", Options{MaxBatchSize: 8, MaxBatchDelay: 10 * time.Millisecond}, 8, 10 * time.Millisecond},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := openAt(t, filepath.Join(t.TempDir(), "exchange.db"), tt.opt)
-			if s.db.MaxBatchSize != tt.wantSize || s.db.MaxBatchDelay != tt.wantDelay {
-				t.Errorf("batch size, delay = %d, %v; want %d, %v", s.db.MaxBatchSize, s.db.MaxBatchDelay, tt.wantSize, tt.wantDelay)
+			if s.commits.MaxBatch() != tt.wantSize || s.commits.Delay() != tt.wantDelay {
+				t.Errorf("batch size, delay = %d, %v; want %d, %v", s.commits.MaxBatch(), s.commits.Delay(), tt.wantSize, tt.wantDelay)
 			}
 			if s.db.NoSync || s.db.NoFreelistSync {
 				t.Errorf("NoSync = %v, NoFreelistSync = %v; want both false", s.db.NoSync, s.db.NoFreelistSync)
@@ -422,7 +422,7 @@ func TestGroupCommitSharesCommits(t *testing.T) {
 	}
 }
 
-// TestGroupCommitResultsFromTheCommittedRun checks that when bbolt re-runs
+// TestGroupCommitResultsFromTheCommittedRun checks that when the committer re-runs
 // a batch (because one write in it failed), each caller gets the result
 // of the run that committed: focal point ids are random, so a result kept
 // from a rolled-back run names a focal point that does not exist.

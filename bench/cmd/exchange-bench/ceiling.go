@@ -16,12 +16,13 @@ import (
 
 	"github.com/alltogether/exchange/client"
 	"github.com/alltogether/exchange/store"
+	"github.com/alltogether/exchange/store/groupcommit"
 )
 
 // The storage ceiling: raw bbolt, opened with the options store.Open uses
-// and the same group commit (DB.Batch, MaxBatchSize 256, MaxBatchDelay
-// 2ms), writing for each referral exactly the key/value pairs the store
-// writes for one referral. Those pairs are not rebuilt by hand: they are
+// and the same group commit (store/groupcommit, at most 256 writes per
+// transaction, no delay), writing for each referral exactly the key/value
+// pairs the store writes for one referral. Those pairs are not rebuilt by hand: they are
 // captured by creating referrals through the store package in a scratch
 // database and diffing every bucket before and after each, so the ceiling
 // follows the store's schema as it changes (record, indexes, idempotency
@@ -57,9 +58,10 @@ const (
 const captures = 6
 
 // captureWriteSet creates referrals through the store in a scratch
-// database, as CreateReferral does (batched false: the call's own request
-// id in the Op too) or as BatchCreateReferrals does (batched: request ids
-// per referral only), and returns the pairs that creating one writes.
+// database, as CreateReferral (batched false) or BatchCreateReferrals
+// (batched) does: through CreateReferrals, the request id given with the
+// referral, none in the Op, and the method's name for the audit chain. It
+// returns the pairs that creating one writes.
 func captureWriteSet(ctx context.Context, dir string, batched bool) ([]put, error) {
 	path := filepath.Join(dir, "capture.db")
 	os.Remove(path)
@@ -82,9 +84,9 @@ func captureWriteSet(ctx context.Context, dir string, batched bool) ([]put, erro
 		}
 		defer st.Close()
 		id := client.NewRequestID()
-		op := store.Op{Actor: "agencies/" + sender, Method: createReferralMethod, RequestID: id}
+		op := store.Op{Actor: "agencies/" + sender, Method: createReferralMethod}
 		if batched {
-			op = store.Op{Actor: "agencies/" + sender, Method: batchCreateMethod}
+			op.Method = batchCreateMethod
 		}
 		res, err := st.CreateReferrals(ctx, op, []store.NewReferral{{RequestID: id, Referral: newReferral(n)}})
 		if err == nil && res[0].Err != nil {
@@ -233,9 +235,10 @@ func writeSetBytes(puts []put) int {
 
 // ceiling is the storage ceiling's database.
 type ceiling struct {
-	db   *bolt.DB
-	puts []put
-	seq  atomic.Uint64
+	db      *bolt.DB
+	commits *groupcommit.Committer
+	puts    []put
+	seq     atomic.Uint64
 }
 
 // openCeiling opens a fresh bbolt file with store.Open's options.
@@ -249,8 +252,6 @@ func openCeiling(path string, puts []put) (*ceiling, error) {
 	if err != nil {
 		return nil, err
 	}
-	db.MaxBatchSize = 256
-	db.MaxBatchDelay = 2 * time.Millisecond
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, p := range puts {
 			if _, err := tx.CreateBucketIfNotExists(p.bucket); err != nil {
@@ -263,14 +264,14 @@ func openCeiling(path string, puts []put) (*ceiling, error) {
 		db.Close()
 		return nil, err
 	}
-	return &ceiling{db: db, puts: puts}, nil
+	return &ceiling{db: db, commits: groupcommit.New(db, 256, 0), puts: puts}, nil
 }
 
 // write durably stores n referrals' write sets in one function of a
 // group-committed transaction, as one CreateReferrals call of the store
 // does.
 func (c *ceiling) write(n int) error {
-	return c.db.Batch(func(tx *bolt.Tx) error {
+	return c.commits.Do(func(tx *bolt.Tx) error {
 		for range n {
 			seq := c.seq.Add(1)
 			for _, p := range c.puts {

@@ -1,0 +1,220 @@
+package groupcommit
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var bucket = []byte("b")
+
+// open returns a fresh database with one bucket, on a real file.
+func open(t *testing.T) *bolt.DB {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "gc.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket(bucket); return err }); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// counted wraps fn so that every transaction it commits in is counted
+// once, with the number of functions that shared it.
+type commitLog struct {
+	mu    sync.Mutex
+	seen  map[*bolt.Tx]*int
+	sizes []int
+}
+
+func (l *commitLog) wrap(fn func(*bolt.Tx) error) func(*bolt.Tx) error {
+	return func(tx *bolt.Tx) error {
+		l.mu.Lock()
+		n, ok := l.seen[tx]
+		if !ok {
+			n = new(int)
+			l.seen[tx] = n
+			tx.OnCommit(func() {
+				l.mu.Lock()
+				l.sizes = append(l.sizes, *n)
+				l.mu.Unlock()
+			})
+		}
+		*n++
+		l.mu.Unlock()
+		return fn(tx)
+	}
+}
+
+func put(key string) func(*bolt.Tx) error {
+	return func(tx *bolt.Tx) error { return tx.Bucket(bucket).Put([]byte(key), []byte("v")) }
+}
+
+func get(t *testing.T, db *bolt.DB, key string) bool {
+	t.Helper()
+	var found bool
+	db.View(func(tx *bolt.Tx) error { found = tx.Bucket(bucket).Get([]byte(key)) != nil; return nil })
+	return found
+}
+
+// TestConcurrentWritesShareCommits holds a commit open while writes queue
+// up behind it, and checks that they are then committed together, at most
+// maxBatch to a transaction, every one durable.
+func TestConcurrentWritesShareCommits(t *testing.T) {
+	db := open(t)
+	c := New(db, 8, 0)
+	log := &commitLog{seen: map[*bolt.Tx]*int{}}
+	started, release := make(chan struct{}), make(chan struct{})
+	first := make(chan error, 1)
+	go func() {
+		first <- c.Do(log.wrap(func(tx *bolt.Tx) error {
+			close(started)
+			<-release // the first commit is slow
+			return put("first")(tx)
+		}))
+	}()
+	<-started
+	const n = 20
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { errs[i] = c.Do(log.wrap(put(fmt.Sprint(i)))) })
+	}
+	// Wait until all n are queued behind the slow commit.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		c.mu.Lock()
+		queued := len(c.queue)
+		c.mu.Unlock()
+		if queued == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			close(release)
+			t.Fatalf("only %d of %d writes queued", queued, n)
+		}
+	}
+	close(release)
+	wg.Wait()
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("write %d: %v", i, err)
+		}
+		if !get(t, db, fmt.Sprint(i)) {
+			t.Errorf("write %d acknowledged but not stored", i)
+		}
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	// 1 slow commit, then 20 queued writes in batches of at most 8: 8, 8, 4.
+	if want := []int{1, 8, 8, 4}; fmt.Sprint(log.sizes) != fmt.Sprint(want) {
+		t.Errorf("functions per commit = %v, want %v", log.sizes, want)
+	}
+}
+
+// TestAFailingWriteFailsAlone checks failure isolation: a function that
+// returns an error or panics gets its own error and leaves nothing behind,
+// and the functions sharing its batch are committed.
+func TestAFailingWriteFailsAlone(t *testing.T) {
+	db := open(t)
+	c := New(db, 64, 50*time.Millisecond) // the delay gathers everything in one batch
+	refused := errors.New("refused")
+	fns := map[string]func(*bolt.Tx) error{
+		"ok-1": put("ok-1"),
+		"error": func(tx *bolt.Tx) error {
+			put("error")(tx)
+			return refused
+		},
+		"ok-2": put("ok-2"),
+		"panic": func(tx *bolt.Tx) error {
+			put("panic")(tx)
+			panic("boom")
+		},
+		"ok-3": put("ok-3"),
+	}
+	var mu sync.Mutex
+	got := map[string]error{}
+	var wg sync.WaitGroup
+	for name, fn := range fns {
+		wg.Go(func() {
+			err := c.Do(fn)
+			mu.Lock()
+			got[name] = err
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	for _, name := range []string{"ok-1", "ok-2", "ok-3"} {
+		if got[name] != nil || !get(t, db, name) {
+			t.Errorf("%s: err %v, stored %v; want nil, true", name, got[name], get(t, db, name))
+		}
+	}
+	if !errors.Is(got["error"], refused) || get(t, db, "error") {
+		t.Errorf("error: err %v, stored %v; want %v, false", got["error"], get(t, db, "error"), refused)
+	}
+	var p *PanicError
+	if !errors.As(got["panic"], &p) || !strings.Contains(p.Error(), "boom") || get(t, db, "panic") {
+		t.Errorf("panic: err %v, stored %v; want a PanicError with boom, false", got["panic"], get(t, db, "panic"))
+	}
+}
+
+// TestDelayGathersUntilFull checks that a positive delay holds a commit
+// for company and that a full batch does not wait for the delay.
+func TestDelayGathersUntilFull(t *testing.T) {
+	db := open(t)
+	c := New(db, 4, time.Hour)
+	log := &commitLog{seen: map[*bolt.Tx]*int{}}
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			if err := c.Do(log.wrap(put(fmt.Sprint(i)))); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait() // an hour's delay would time the test out
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	if fmt.Sprint(log.sizes) != "[4]" {
+		t.Errorf("functions per commit = %v, want [4]", log.sizes)
+	}
+}
+
+// TestFailedCommitReachesEveryCaller checks that when the transaction
+// itself cannot commit (the database is read-only), every caller gets the
+// error.
+func TestFailedCommitReachesEveryCaller(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gc.db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket(bucket); return err })
+	db.Close()
+	ro, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	c := New(ro, 8, 0)
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Go(func() {
+			if err := c.Do(put(fmt.Sprint(i))); err == nil {
+				t.Errorf("write %d to a read-only database succeeded", i)
+			}
+		})
+	}
+	wg.Wait()
+}
