@@ -20,31 +20,44 @@ import (
 // referral). Erasing the details deletes the key and the blob; Vacuum then
 // rewrites the file so that no freed page still holds the key.
 
-// sealDetails makes a new key for the referral and stores its details
-// sealed under it.
-func sealDetails(tx *bolt.Tx, id string, details *exchangev1.Referral) error {
+// sealedDetails are a referral's identifying details sealed under a data
+// key of their own, ready to be stored.
+type sealedDetails struct {
+	key    []byte // the 32-byte AES-256 data key
+	sealed []byte // nonce ‖ ciphertext ‖ tag
+}
+
+// sealDetails makes a new data key and seals details under it, with the
+// referral id as additional data. It touches no transaction, so that the
+// work is done before the write queues for its commit.
+func sealDetails(id string, details *exchangev1.Referral) (sealedDetails, error) {
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
-		return internal("cannot make a data key", err)
+		return sealedDetails{}, internal("cannot make a data key", err)
 	}
 	aead, err := newAEAD(key)
 	if err != nil {
-		return err
+		return sealedDetails{}, err
 	}
 	plain, err := marshal(details)
 	if err != nil {
-		return err
+		return sealedDetails{}, err
 	}
 	nonce := make([]byte, aead.NonceSize())
 	if _, err := rand.Read(nonce); err != nil {
-		return internal("cannot make a nonce", err)
+		return sealedDetails{}, internal("cannot make a nonce", err)
 	}
 	sealed := aead.Seal(nonce, nonce, plain, []byte(id))
 	clear(plain)
-	if err := tx.Bucket(bucketReferralKeys).Put([]byte(id), key); err != nil {
+	return sealedDetails{key: key, sealed: sealed}, nil
+}
+
+// storeDetails stores a referral's data key and sealed details.
+func storeDetails(tx *bolt.Tx, id string, d sealedDetails) error {
+	if err := tx.Bucket(bucketReferralKeys).Put([]byte(id), d.key); err != nil {
 		return internal("cannot store the data key", err)
 	}
-	if err := tx.Bucket(bucketReferralDetails).Put([]byte(id), sealed); err != nil {
+	if err := tx.Bucket(bucketReferralDetails).Put([]byte(id), d.sealed); err != nil {
 		return internal("cannot store the sealed details", err)
 	}
 	return nil

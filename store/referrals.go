@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"strings"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 )
@@ -91,11 +93,23 @@ type CreatedReferral struct {
 // own: a refused one (unknown or suspended receiver) is reported in its
 // result and does not stop the others.
 func (s *Store) CreateReferrals(ctx context.Context, op Op, items []NewReferral) ([]CreatedReferral, error) {
+	// Everything that does not depend on the stored state is done here,
+	// before the write queues for the single writer.
+	ready := make([]preparedReferral, len(items))
+	now := s.now().UTC()
+	for i, item := range items {
+		p, err := prepareReferral(op.Actor, item.Referral, "", now)
+		if err != nil {
+			return nil, err
+		}
+		ready[i] = p
+	}
 	var results []CreatedReferral
 	err := s.update(ctx, op, func(w *writeTx) error {
 		results = make([]CreatedReferral, len(items))
+		receivers := map[string]error{}
 		for i, item := range items {
-			r, dup, err := createReferral(w, op.Actor, item.RequestID, item.Referral, "")
+			r, dup, err := insertReferral(w, op.Actor, item.RequestID, ready[i], receivers)
 			results[i] = CreatedReferral{Referral: r, Duplicate: dup, Err: err}
 			if err != nil && KindOf(err) == KindInternal {
 				return err
@@ -106,10 +120,58 @@ func (s *Store) CreateReferrals(ctx context.Context, op Op, items []NewReferral)
 	return results, err
 }
 
-// createReferral creates one referral inside w.
-func createReferral(w *writeTx, sender, requestID string, r *exchangev1.Referral, forwardedFrom string) (*exchangev1.Referral, bool, error) {
+// preparedReferral is a new referral made ready outside the write
+// transaction: its record stamped and encoded, its identifying details
+// sealed, and the referral as the sender gets it back.
+type preparedReferral struct {
+	record   prepared[*exchangev1.Referral]
+	details  sealedDetails
+	created  *exchangev1.Referral // the record with its details, as returned
+	receiver string
+	// forwardedFrom is the referral this one was forwarded from, if any.
+	forwardedFrom string
+}
+
+// prepareReferral makes r, sent by sender (and forwarded from
+// forwardedFrom, if not empty), ready to be inserted: a new id, the
+// server-set fields, the details split off and sealed.
+func prepareReferral(sender string, r *exchangev1.Referral, forwardedFrom string, now time.Time) (preparedReferral, error) {
+	r = proto.Clone(r).(*exchangev1.Referral)
+	r.Sender = sender
+	r.State = exchangev1.ReferralState_REFERRAL_STATE_REQUESTED
+	r.History = []*exchangev1.Transition{{
+		Actor: sender, Time: timestamppb.New(now), To: exchangev1.ReferralState_REFERRAL_STATE_REQUESTED, Reason: "referred",
+	}}
+	r.Rejection, r.Outcome, r.ForwardedTo = nil, nil, nil
+	r.ForwardedFrom = forwardedFrom
+	r.Overdue, r.DetailsWithheld = false, false
+	if r.Consent != nil {
+		r.Consent.RevokeTime = nil
+	}
+	id := newID(now)
+	details := &exchangev1.Referral{Subject: r.GetSubject(), CaseNotes: r.GetCaseNotes()}
+	r.Subject, r.CaseNotes = nil, ""
+	record, err := referrals.prepare([]byte(id), ReferralPrefix+id, r, now)
+	if err != nil {
+		return preparedReferral{}, err
+	}
+	sealed, err := sealDetails(id, details)
+	if err != nil {
+		return preparedReferral{}, err
+	}
+	created := proto.Clone(record.value).(*exchangev1.Referral)
+	created.Subject, created.CaseNotes = details.GetSubject(), details.GetCaseNotes()
+	return preparedReferral{record: record, details: sealed, created: created,
+		receiver: r.GetReceiver(), forwardedFrom: forwardedFrom}, nil
+}
+
+// insertReferral stores a prepared referral inside w, unless sender's
+// requestID already created one (then that one is returned, with true).
+// receivers remembers, for the transaction run, which receivers were
+// checked and with what result.
+func insertReferral(w *writeTx, sender, requestID string, p preparedReferral, receivers map[string]error) (*exchangev1.Referral, bool, error) {
 	reqKey := requestKey(sender, referralRequestScope, requestID)
-	if forwardedFrom != "" {
+	if p.forwardedFrom != "" {
 		reqKey = requestKey(sender, "referrals.forward", requestID)
 	}
 	if v := w.tx.Bucket(bucketRequests).Get(reqKey); v != nil {
@@ -119,48 +181,44 @@ func createReferral(w *writeTx, sender, requestID string, r *exchangev1.Referral
 		}
 		return got, true, nil
 	}
-	receiver, ok, err := agencies.get(w.tx, agencyKey(r.GetReceiver()))
+	err, checked := receivers[p.receiver]
+	if !checked {
+		err = checkReceiver(w.tx, p.receiver)
+		receivers[p.receiver] = err
+	}
 	if err != nil {
 		return nil, false, err
 	}
-	if !ok {
-		return nil, false, &Error{Kind: KindInvalidArgument, Resource: r.GetReceiver(), Field: "referral.receiver",
-			Message: "referral.receiver: " + r.GetReceiver() + " is not in the directory"}
-	}
-	if receiver.GetState() != exchangev1.AgencyState_AGENCY_STATE_ACTIVE {
-		return nil, false, &Error{Kind: KindFailedPrecondition, Resource: r.GetReceiver(), Field: "referral.receiver",
-			Message: "referral.receiver: " + r.GetReceiver() + " is suspended and cannot receive referrals"}
-	}
-	r = proto.Clone(r).(*exchangev1.Referral)
-	r.Sender = sender
-	r.State = exchangev1.ReferralState_REFERRAL_STATE_REQUESTED
-	r.History = []*exchangev1.Transition{{
-		Actor: sender, Time: w.timestamp(), To: exchangev1.ReferralState_REFERRAL_STATE_REQUESTED, Reason: "referred",
-	}}
-	r.Rejection, r.Outcome, r.ForwardedTo = nil, nil, nil
-	r.ForwardedFrom = forwardedFrom
-	r.Overdue, r.DetailsWithheld = false, false
-	if r.Consent != nil {
-		r.Consent.RevokeTime = nil
-	}
-	id := newID(w.now)
-	details := &exchangev1.Referral{Subject: r.GetSubject(), CaseNotes: r.GetCaseNotes()}
-	r.Subject, r.CaseNotes = nil, ""
-	created, err := referrals.create(w, []byte(id), ReferralPrefix+id, r)
-	if err != nil {
+	if _, err := referrals.insert(w, p.record); err != nil {
 		return nil, false, err
 	}
-	if err := sealDetails(w.tx, id, details); err != nil {
+	if err := storeDetails(w.tx, string(p.record.key), p.details); err != nil {
 		return nil, false, err
 	}
-	created = proto.Clone(created).(*exchangev1.Referral)
-	created.Subject, created.CaseNotes = details.GetSubject(), details.GetCaseNotes()
 	if requestID != "" {
-		if err := w.tx.Bucket(bucketRequests).Put(reqKey, []byte(created.GetName())); err != nil {
+		if err := w.tx.Bucket(bucketRequests).Put(reqKey, []byte(p.record.name)); err != nil {
 			return nil, false, internal("cannot record the request id", err)
 		}
 	}
-	return created, false, nil
+	return p.created, false, nil
+}
+
+// checkReceiver refuses a receiver that is not in the directory or is
+// suspended.
+func checkReceiver(tx *bolt.Tx, receiver string) error {
+	agency, ok, err := agencies.get(tx, agencyKey(receiver))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &Error{Kind: KindInvalidArgument, Resource: receiver, Field: "referral.receiver",
+			Message: "referral.receiver: " + receiver + " is not in the directory"}
+	}
+	if agency.GetState() != exchangev1.AgencyState_AGENCY_STATE_ACTIVE {
+		return &Error{Kind: KindFailedPrecondition, Resource: receiver, Field: "referral.receiver",
+			Message: "referral.receiver: " + receiver + " is suspended and cannot receive referrals"}
+	}
+	return nil
 }
 
 // GetReferral returns the stored referral, identifying details included;
@@ -247,17 +305,21 @@ func (s *Store) RevokeReferralConsent(ctx context.Context, op Op, name string, m
 // in its current state) — both in one transaction. A retry with the same
 // request id returns the first child.
 func (s *Store) ForwardReferral(ctx context.Context, op Op, parent, requestID string, mutateParent func(*exchangev1.Referral) error, child *exchangev1.Referral) (*exchangev1.Referral, error) {
+	ready, err := prepareReferral(op.Actor, child, parent, s.now().UTC())
+	if err != nil {
+		return nil, err
+	}
 	var out *exchangev1.Referral
-	err := s.update(ctx, op, func(w *writeTx) error {
+	err = s.update(ctx, op, func(w *writeTx) error {
 		if v := w.tx.Bucket(bucketRequests).Get(requestKey(op.Actor, "referrals.forward", requestID)); v != nil {
-			got, _, dupErr := createReferral(w, op.Actor, requestID, child, parent)
+			got, _, dupErr := insertReferral(w, op.Actor, requestID, ready, map[string]error{})
 			out = got
 			return dupErr
 		}
 		if _, err := referrals.modify(w, []byte(referralID(parent)), parent, "", mutateParent); err != nil {
 			return err
 		}
-		created, _, err := createReferral(w, op.Actor, requestID, child, parent)
+		created, _, err := insertReferral(w, op.Actor, requestID, ready, map[string]error{})
 		if err != nil {
 			return err
 		}

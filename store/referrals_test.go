@@ -2,9 +2,11 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
+	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/encoding/prototext"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
@@ -50,5 +52,49 @@ func TestChangeLogKeepsNoIdentifyingDetails(t *testing.T) {
 		if strings.Contains(prototext.Format(c), marker) {
 			t.Fatalf("change %d holds identifying details", c.GetRevision())
 		}
+	}
+}
+
+// TestAppendBucketsArePacked creates referrals in batches, as a busy
+// exchange does, and checks that the append-only buckets they grow (the
+// change log, the audit chain, the data keys and sealed details) fill their
+// leaf pages, where bbolt's default split would leave them half empty.
+func TestAppendBucketsArePacked(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := context.Background()
+	for _, id := range []string{"ilo", "iom"} {
+		if _, err := s.CreateAgency(ctx, Op{Actor: "secretariat", Method: "test"}, id, &exchangev1.Agency{DisplayName: id, Kind: exchangev1.AgencyKind_AGENCY_KIND_UN_AGENCY}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for batch := range 40 {
+		items := make([]NewReferral, 50)
+		for i := range items {
+			items[i] = NewReferral{RequestID: fmt.Sprintf("%04d-%02d", batch, i), Referral: &exchangev1.Referral{
+				Receiver: "agencies/iom", SubjectReference: "s-1",
+				Service:   &exchangev1.RequestedService{Niche: exchangev1.Niche_NICHE_SHELTER, Need: "shelter"},
+				CaseNotes: strings.Repeat("n", 100),
+			}}
+		}
+		if _, err := s.CreateReferrals(ctx, Op{Actor: "agencies/ilo", Method: "test"}, items); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		for _, b := range appendBuckets {
+			st := tx.Bucket(b.name).Stats()
+			if st.LeafPageN < 4 {
+				continue // too small to say
+			}
+			fill := float64(st.LeafInuse) / float64(st.LeafAlloc)
+			t.Logf("%s: %d leaf pages, %.0f%% full", b.name, st.LeafPageN, 100*fill)
+			if fill < b.fill-0.15 {
+				t.Errorf("%s: leaf pages %.0f%% full, want about %.0f%%", b.name, 100*fill, 100*b.fill)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

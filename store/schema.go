@@ -3,6 +3,8 @@ package store
 import (
 	"encoding/binary"
 	"strings"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // This file names every bucket and every key encoding of the database. Keys
@@ -103,6 +105,41 @@ var allBuckets = [][]byte{
 	bucketReferrals, bucketReferralByParty, bucketReferralKeys, bucketReferralDetails,
 	bucketDatasets, bucketDatasetRows, bucketDatasetRowChanges,
 	bucketPlans, bucketPlanVersions, bucketPlanByExternalID,
+}
+
+// appendBuckets are the buckets whose new keys come after every key already
+// there (revisions, audit sequence numbers, time-ordered ids and request
+// ids), with the fill bbolt gives their pages when it splits them. bbolt
+// splits a full page in half by default (FillPercent 0.5), which suits keys
+// that arrive in any order but leaves an append-only bucket half empty
+// forever: twice the pages to write at each commit, to read at start-up and
+// to keep in the file. Logs keyed by a counter are packed full. Buckets
+// keyed by ids keep a little room: ids are made before the write queues for
+// its commit, so two concurrent writes may commit in the opposite order and
+// the later id land just before the earlier one; referrals keep a tenth
+// free because their records also grow as they move through their states.
+var appendBuckets = []struct {
+	name []byte
+	fill float64
+}{
+	{bucketChanges, 1.0},
+	{bucketAudit, 1.0},
+	{bucketRequests, 0.9},
+	{bucketReferrals, 0.9},
+	{bucketReferralKeys, 0.95},
+	{bucketReferralDetails, 0.95},
+	{bucketPlanVersions, 0.9},
+	{bucketDatasetRowChanges, 1.0},
+}
+
+// fillAppendBuckets sets the fill of the append-mostly buckets for the
+// rest of a write transaction (bbolt does not store it).
+func fillAppendBuckets(tx *bolt.Tx) {
+	for _, b := range appendBuckets {
+		if bucket := tx.Bucket(b.name); bucket != nil {
+			bucket.FillPercent = b.fill
+		}
+	}
 }
 
 // Keys of bucketMeta.

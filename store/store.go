@@ -64,7 +64,7 @@ type Store struct {
 	db      *bolt.DB
 	commits *groupcommit.Committer // group commit of writes to db
 	opt     Options                // as opened, to reopen after Vacuum
-	now func() time.Time
+	now     func() time.Time
 	// mu is held for reading by every call and for writing by Close, so
 	// that Close waits for the calls in flight (including writes still
 	// waiting for their batch) and later calls see closed.
@@ -80,7 +80,7 @@ type Store struct {
 
 	observer Observer
 	batchTx  *bolt.Tx // the write transaction being filled; only touched inside it
-	batchN   *int     // writes in batchTx so far, read by its commit hook
+	batchN   *int     // writes in batchTx so far, read by its commit hook (with an observer)
 }
 
 // Op describes who makes a change and through which method, for the audit
@@ -251,7 +251,7 @@ func (s *Store) update(ctx context.Context, op Op, fn func(w *writeTx) error) er
 		batch = s.batchAckingEarly // a planted fault, only in test builds (fault.go)
 	}
 	err := batch(func(tx *bolt.Tx) error {
-		s.countBatch(tx)
+		s.joinBatch(tx)
 		w := &writeTx{tx: tx, op: op, now: s.now().UTC()}
 		if err := fn(w); err != nil {
 			return err
@@ -310,19 +310,24 @@ func storeError(err error) error {
 	return internal("database transaction failed", err)
 }
 
-// countBatch counts the writes sharing one write transaction and reports
-// their number when it commits. The committer runs a batch's functions one after
-// another in a single goroutine, so no lock is needed.
-func (s *Store) countBatch(tx *bolt.Tx) {
-	if s.observer == nil {
-		return
-	}
+// joinBatch is called by every write function as it runs in a (possibly
+// shared) write transaction. For the first one in a transaction it sets the
+// fill of the append-mostly buckets and, with an observer, arranges for the
+// commit to report how many writes shared it. The committer runs a batch's
+// functions one after another in a single goroutine, so no lock is needed.
+func (s *Store) joinBatch(tx *bolt.Tx) {
 	if tx != s.batchTx {
-		n := 0
-		s.batchTx, s.batchN = tx, &n
-		tx.OnCommit(func() { s.observer.ObserveCommit(n) })
+		s.batchTx = tx
+		fillAppendBuckets(tx)
+		if s.observer != nil {
+			n := 0
+			s.batchN = &n
+			tx.OnCommit(func() { s.observer.ObserveCommit(n) })
+		}
 	}
-	*s.batchN++
+	if s.observer != nil {
+		*s.batchN++
+	}
 }
 
 // boltOptions are the bbolt settings for opt; see Open.

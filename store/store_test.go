@@ -470,6 +470,17 @@ func TestNewID(t *testing.T) {
 		seen[id] = true
 		prev = id
 	}
+	// In the same millisecond, and when the clock steps back, ids still
+	// grow.
+	for _, at := range []time.Time{t0.Add(time.Second), t0.Add(time.Second), t0} {
+		for range 100 {
+			id := newID(at)
+			if id <= prev {
+				t.Fatalf("newID %q at %v does not sort after %q", id, at, prev)
+			}
+			prev = id
+		}
+	}
 }
 
 func TestStoreError(t *testing.T) {

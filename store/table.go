@@ -3,10 +3,12 @@ package store
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
@@ -98,26 +100,74 @@ func (t table[T]) remove(w *writeTx, key []byte, old T) error {
 	return nil
 }
 
+// prepared is a new record made ready outside the write transaction:
+// named, stamped and encoded, with what the change log keeps of it, so that
+// inside the transaction, where writes queue behind one another, only
+// storing bytes is left. It is not changed by insert and may be inserted
+// again if the transaction is run again.
+type prepared[T proto.Message] struct {
+	key     []byte
+	name    string
+	value   T          // the record as stored
+	encoded []byte     // value, encoded
+	logged  *anypb.Any // what the change log keeps of value
+}
+
+// prepare makes a copy of v ready to be stored as a new record named name
+// at key, created at now. It touches no transaction.
+func (t table[T]) prepare(key []byte, name string, v T, now time.Time) (prepared[T], error) {
+	v = proto.Clone(v).(T)
+	ts := timestamppb.New(now)
+	setString(v, "name", name)
+	setTime(v, "create_time", ts)
+	setTime(v, "update_time", ts)
+	setEtag(v)
+	encoded, err := marshal(v)
+	if err != nil {
+		return prepared[T]{}, err
+	}
+	logged, err := anypb.New(t.forLog(v))
+	if err != nil {
+		return prepared[T]{}, internal("cannot wrap resource for the change log", err)
+	}
+	return prepared[T]{key: key, name: name, value: v, encoded: encoded, logged: logged}, nil
+}
+
 // create stores a new record named name at key, stamping its name, times
 // and etag, and records the change. It fails with AlreadyExists if a
 // record is at key.
 func (t table[T]) create(w *writeTx, key []byte, name string, v T) (T, error) {
+	p, err := t.prepare(key, name, v, w.now)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return t.insert(w, p)
+}
+
+// insert stores a prepared record and its index entries, records the
+// change and remembers the call's request id. It fails with AlreadyExists
+// if a record is at its key.
+func (t table[T]) insert(w *writeTx, p prepared[T]) (T, error) {
 	var zero T
-	if w.tx.Bucket(t.bucket).Get(key) != nil {
-		return zero, alreadyExists(name)
+	b := w.tx.Bucket(t.bucket)
+	if b.Get(p.key) != nil {
+		return zero, alreadyExists(p.name)
 	}
-	v = proto.Clone(v).(T)
-	setString(v, "name", name)
-	setTime(v, "create_time", w.timestamp())
-	setTime(v, "update_time", w.timestamp())
-	setEtag(v)
-	if err := t.put(w, key, zero, false, v); err != nil {
+	if err := b.Put(p.key, p.encoded); err != nil {
+		return zero, internal("cannot write "+string(t.bucket), err)
+	}
+	if t.indexes != nil {
+		for _, e := range t.indexes(p.value) {
+			if err := w.tx.Bucket(e.bucket).Put(e.key, nil); err != nil {
+				return zero, internal("cannot write index "+string(e.bucket), err)
+			}
+		}
+	}
+	if err := w.recordAny(exchangev1.ChangeKind_CHANGE_KIND_CREATED, p.name, p.logged); err != nil {
 		return zero, err
 	}
-	if err := w.record(exchangev1.ChangeKind_CHANGE_KIND_CREATED, name, t.forLog(v)); err != nil {
-		return zero, err
-	}
-	return v, w.remember(name)
+	return p.value, w.remember(p.name)
 }
 
 // modify applies mutate to a copy of the record at key and stores the

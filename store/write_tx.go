@@ -67,13 +67,18 @@ func (w *writeTx) nextRevision() (int64, error) {
 // record appends the change-log entry and the audit entry for one change to
 // the named resource, at the change's revision, and ends that revision.
 func (w *writeTx) record(kind exchangev1.ChangeKind, name string, resource proto.Message) error {
-	rev, err := w.nextRevision()
-	if err != nil {
-		return err
-	}
 	res, err := anypb.New(resource)
 	if err != nil {
 		return internal("cannot wrap resource for the change log", err)
+	}
+	return w.recordAny(kind, name, res)
+}
+
+// recordAny is record for a resource already wrapped (and so encoded).
+func (w *writeTx) recordAny(kind exchangev1.ChangeKind, name string, res *anypb.Any) error {
+	rev, err := w.nextRevision()
+	if err != nil {
+		return err
 	}
 	change, err := marshal(&exchangev1.Change{
 		Revision: rev, Time: w.timestamp(), Kind: kind, ResourceName: name, Resource: res,
