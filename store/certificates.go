@@ -128,19 +128,47 @@ func (s *Store) ListCertificates(ctx context.Context, subject string, p Page) ([
 }
 
 // Caller is what the store knows about a caller's credentials, read in one
-// transaction on every call.
+// transaction (or from the cache of such reads, see LookupCaller).
 type Caller struct {
 	// CertificateRevoked is true when the certificate's serial is recorded
 	// as revoked.
 	CertificateRevoked bool
 	// Agency is the caller's agency record; nil when the caller is not an
-	// agency or the agency is not in the directory.
+	// agency or the agency is not in the directory. It is shared between
+	// calls: read it, never modify it.
 	Agency *exchangev1.Agency
+}
+
+// callerCacheLimit bounds the callers LookupCaller remembers; past it the
+// cache starts afresh. There is one entry per certificate in use.
+const callerCacheLimit = 4096
+
+// cachedCaller is a LookupCaller result and the directory generation it
+// was read at.
+type cachedCaller struct {
+	generation uint64
+	caller     Caller
 }
 
 // LookupCaller reads the revocation state of the certificate with the given
 // serial and, for a non-empty agencyID, the agency's record.
+//
+// Every call of every agency starts with this lookup, so its result is
+// remembered until the directory changes: the generation counts commits
+// that changed an agency or a certificate, and is advanced once such a
+// commit is durable and visible, before its writer is answered. An entry
+// is used only while the generation is the one read before the
+// transaction that made it, so a revocation or a suspension applies to
+// every call that starts after it is acknowledged, as without the cache.
 func (s *Store) LookupCaller(ctx context.Context, serial, agencyID string) (Caller, error) {
+	generation := s.directoryGeneration.Load()
+	key := serial + "\x00" + agencyID
+	if e, ok := s.callers.Load(key); ok && e.(cachedCaller).generation == generation {
+		if err := ctx.Err(); err != nil {
+			return Caller{}, err
+		}
+		return e.(cachedCaller).caller, nil
+	}
 	var out Caller
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		c, ok, err := certificates.get(tx, []byte(serial))
@@ -159,5 +187,13 @@ func (s *Store) LookupCaller(ctx context.Context, serial, agencyID string) (Call
 		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return out, err
+	}
+	if s.cachedCallers.Add(1) > callerCacheLimit {
+		s.callers.Clear()
+		s.cachedCallers.Store(0)
+	}
+	s.callers.Store(key, cachedCaller{generation: generation, caller: out})
+	return out, nil
 }

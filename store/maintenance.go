@@ -160,6 +160,7 @@ func (s *Store) Vacuum(ctx context.Context) error {
 	}
 	s.db = db
 	s.commits = newCommitter(db, s.opt)
+	s.directoryGeneration.Add(1) // a new file: read callers from it afresh
 	return s.db.View(func(tx *bolt.Tx) error {
 		s.size.Store(tx.Size())
 		return nil

@@ -78,9 +78,25 @@ type Store struct {
 	maxSize int64
 	size    atomic.Int64 // the database's size after the last commit
 
+	// directoryGeneration counts the commits that changed an agency or a
+	// certificate; callers caches LookupCaller results by it (serial ∅
+	// agency id → cachedCaller), cachedCallers counts its stores.
+	directoryGeneration atomic.Uint64
+	callers             sync.Map
+	cachedCallers       atomic.Int64
+
 	observer Observer
-	batchTx  *bolt.Tx // the write transaction being filled; only touched inside it
-	batchN   *int     // writes in batchTx so far, read by its commit hook (with an observer)
+	batch    *batchState // the write transaction being filled; only touched inside it
+}
+
+// batchState is what the functions sharing one write transaction tell its
+// commit hook. The functions of a transaction and its commit run in one
+// goroutine, one after another.
+type batchState struct {
+	tx        *bolt.Tx
+	last      int64 // the highest revision recorded so far
+	directory bool  // an agency or a certificate changed
+	writes    int   // functions run so far
 }
 
 // Op describes who makes a change and through which method, for the audit
@@ -228,9 +244,10 @@ func (s *Store) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 }
 
 // update runs fn in a write transaction shared with concurrent writers
-// (group commit) and returns once the transaction is durably committed. fn
-// may run more than once (the group committer re-runs the others when one fails), so it
-// must keep its results only in variables it sets afresh on each run.
+// (group commit) and returns once the transaction is durably committed and
+// its revisions published. fn may run more than once (the group committer
+// runs the others again when one fails), so it must keep its results only
+// in variables it sets afresh on each run.
 func (s *Store) update(ctx context.Context, op Op, fn func(w *writeTx) error) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -244,38 +261,48 @@ func (s *Store) update(ctx context.Context, op Op, fn func(w *writeTx) error) er
 		return &Error{Kind: KindResourceExhausted, Message: fmt.Sprintf(
 			"the database has reached its size limit (%d bytes): writes are refused, reads go on; the secretariat must raise --max-db-size or archive data", s.maxSize)}
 	}
-	var committed int64
 	start := time.Now()
 	batch := s.commits.Do
 	if ackBeforeCommit {
 		batch = s.batchAckingEarly // a planted fault, only in test builds (fault.go)
 	}
 	err := batch(func(tx *bolt.Tx) error {
-		s.joinBatch(tx)
+		b := s.joinBatch(tx)
 		w := &writeTx{tx: tx, op: op, now: s.now().UTC()}
 		if err := fn(w); err != nil {
 			return err
 		}
-		committed = w.last
+		b.last = max(b.last, w.last)
+		b.directory = b.directory || w.directory
 		s.size.Store(tx.Size())
 		return nil
 	})
 	if s.observer != nil {
 		s.observer.ObserveWrite(time.Since(start), err == nil)
 	}
-	if err != nil {
-		return storeError(err)
+	return storeError(err)
+}
+
+// published makes the revisions a commit recorded, up to last, visible to
+// readers and wakes the watchers, once per commit however many writes
+// shared it; if the commit changed the directory, it also advances the
+// directory generation, which retires every cached LookupCaller result. It
+// runs as the commit's hook, after the data is durable and visible to new
+// read transactions and before any of its writers is answered.
+func (s *Store) published(last int64, directory bool) {
+	if directory {
+		s.directoryGeneration.Add(1)
+	}
+	if last == 0 {
+		return // the commit recorded no change
 	}
 	for {
 		cur := s.revision.Load()
-		if committed <= cur || s.revision.CompareAndSwap(cur, committed) {
+		if last <= cur || s.revision.CompareAndSwap(cur, last) {
 			break
 		}
 	}
-	if committed != 0 {
-		s.broadcast()
-	}
-	return nil
+	s.broadcast()
 }
 
 // Changed returns a channel that is closed at the next commit that records
@@ -311,23 +338,26 @@ func storeError(err error) error {
 }
 
 // joinBatch is called by every write function as it runs in a (possibly
-// shared) write transaction. For the first one in a transaction it sets the
-// fill of the append-mostly buckets and, with an observer, arranges for the
-// commit to report how many writes shared it. The committer runs a batch's
-// functions one after another in a single goroutine, so no lock is needed.
-func (s *Store) joinBatch(tx *bolt.Tx) {
-	if tx != s.batchTx {
-		s.batchTx = tx
+// shared) write transaction, and returns the transaction's batch state. For
+// the first one in a transaction it sets the fill of the append-mostly
+// buckets and arranges for the commit to publish the revisions the
+// transaction recorded and to report how many writes shared it. The
+// hook keeps its own batch state: it runs after the transaction has let go
+// of the database, when the next one may already be filling s.batch.
+func (s *Store) joinBatch(tx *bolt.Tx) *batchState {
+	if s.batch == nil || s.batch.tx != tx {
+		b := &batchState{tx: tx}
+		s.batch = b
 		fillAppendBuckets(tx)
-		if s.observer != nil {
-			n := 0
-			s.batchN = &n
-			tx.OnCommit(func() { s.observer.ObserveCommit(n) })
-		}
+		tx.OnCommit(func() {
+			s.published(b.last, b.directory)
+			if s.observer != nil {
+				s.observer.ObserveCommit(b.writes)
+			}
+		})
 	}
-	if s.observer != nil {
-		*s.batchN++
-	}
+	s.batch.writes++
+	return s.batch
 }
 
 // boltOptions are the bbolt settings for opt; see Open.

@@ -3,6 +3,7 @@ package store
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -24,6 +25,9 @@ type writeTx struct {
 	now      time.Time
 	revision int64 // the revision of the change being made; 0 between changes
 	last     int64 // the highest revision recorded in this transaction
+	// directory is set when the change is to an agency or a certificate,
+	// what LookupCaller reads.
+	directory bool
 }
 
 var deterministic = proto.MarshalOptions{Deterministic: true}
@@ -89,8 +93,20 @@ func (w *writeTx) recordAny(kind exchangev1.ChangeKind, name string, res *anypb.
 	if err := w.tx.Bucket(bucketChanges).Put(changeKey(rev), change); err != nil {
 		return internal("cannot append to the change log", err)
 	}
+	if isDirectoryName(name) {
+		w.directory = true
+	}
 	w.revision = 0
 	return w.appendAudit(rev, name)
+}
+
+// isDirectoryName tells whether name is an agency ("agencies/{id}", not a
+// resource under it) or a certificate, the records LookupCaller reads.
+func isDirectoryName(name string) bool {
+	if id, ok := strings.CutPrefix(name, AgencyPrefix); ok {
+		return !strings.Contains(id, "/")
+	}
+	return strings.HasPrefix(name, CertificatePrefix)
 }
 
 // appendAudit adds an entry to the hash chain.
