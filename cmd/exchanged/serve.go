@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -125,7 +126,20 @@ variable named in its help.`,
 	return rootCommand{cmd: cmd}
 }
 
+// defaultGCPercent is the garbage collector's target (GOGC) exchanged uses
+// when the environment sets none. Go's default, 100, collects whenever the
+// heap has doubled; the exchange's live heap is small (tens of MiB) and
+// every call allocates its request, response and records afresh, so at 100
+// the collector took about 15% of the CPU under load. At 400 it takes about
+// a quarter of that, for a heap up to five times the live one; single
+// creates ran 12% and batched pushes 20% faster in the server's Go
+// benchmarks. Set GOGC (and GOMEMLIMIT) to choose otherwise.
+const defaultGCPercent = 400
+
 func serve(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) error {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(defaultGCPercent)
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
