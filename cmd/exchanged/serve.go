@@ -136,10 +136,16 @@ variable named in its help.`,
 // benchmarks. Set GOGC (and GOMEMLIMIT) to choose otherwise.
 const defaultGCPercent = 400
 
-func serve(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) error {
-	if os.Getenv("GOGC") == "" {
+// tuneGC sets the collector's target to defaultGCPercent unless GOGC is
+// set in the environment.
+func tuneGC(getenv func(string) string) {
+	if getenv("GOGC") == "" {
 		debug.SetGCPercent(defaultGCPercent)
 	}
+}
+
+func serve(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) error {
+	tuneGC(os.Getenv)
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"runtime/debug"
 	"testing"
 	"time"
 
@@ -20,5 +21,20 @@ func TestParseAckDeadlines(t *testing.T) {
 		if _, err := parseAckDeadlines(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// TestTuneGC checks the collector's default and that GOGC in the
+// environment wins.
+func TestTuneGC(t *testing.T) {
+	before := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(before)
+	tuneGC(func(string) string { return "" })
+	if got := debug.SetGCPercent(100); got != defaultGCPercent {
+		t.Errorf("without GOGC the collector's target is %d, want %d", got, defaultGCPercent)
+	}
+	tuneGC(func(k string) string { return map[string]string{"GOGC": "100"}[k] })
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("with GOGC=100 the collector's target is %d, want 100", got)
 	}
 }
