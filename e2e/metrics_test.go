@@ -42,4 +42,38 @@ func TestMetricsAreServedOnTheirOwnPort(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+	// The profiler is off unless asked for.
+	if code := httpStatus(t, strings.TrimSuffix(url, "/metrics")+"/debug/pprof/cmdline"); code != http.StatusNotFound {
+		t.Errorf("/debug/pprof/ answered %d without --pprof, want 404", code)
+	}
+}
+
+// TestProfilerOnlyWhenAskedFor starts exchanged with --pprof and fetches
+// its profiler's index on the metrics address.
+func TestProfilerOnlyWhenAskedFor(t *testing.T) {
+	setup(t)
+	srv := startServer(t, t.TempDir(), "--pprof")
+	var base string
+	for deadline := time.Now().Add(5 * time.Second); base == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if m := regexp.MustCompile(`metrics on (http://\S+)/metrics`).FindStringSubmatch(srv.stdout.String()); m != nil {
+			base = m[1]
+		}
+	}
+	if base == "" {
+		t.Fatalf("exchanged does not say where its metrics are:\n%s", srv.stdout)
+	}
+	if code := httpStatus(t, base+"/debug/pprof/cmdline"); code != http.StatusOK {
+		t.Errorf("/debug/pprof/cmdline answered %d with --pprof, want 200", code)
+	}
+}
+
+// httpStatus GETs url and returns the status code.
+func httpStatus(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -46,6 +47,7 @@ type serveOptions struct {
 	compactEvery  time.Duration
 	skipCheck     bool
 	metricsListen string
+	pprof         bool
 	retention     time.Duration
 	rate          float64
 	burst         int
@@ -117,6 +119,7 @@ variable named in its help.`,
 	f.BoolVar(&o.skipCheck, "skip-check", false, "do not check every page of the database at start-up (faster start of a huge database)")
 	f.StringVar(&o.metricsListen, "metrics-listen", env("EXCHANGE_METRICS_LISTEN", "127.0.0.1:9464"),
 		"local address for Prometheus metrics over plain HTTP at /metrics; empty to disable (EXCHANGE_METRICS_LISTEN)")
+	f.BoolVar(&o.pprof, "pprof", false, "also serve Go's profiler at /debug/pprof/ on the metrics address, to find what a busy server spends its time on (keep the address local)")
 	f.DurationVar(&o.retention, "retention", 2*365*24*time.Hour,
 		"erase a referral's identifying details this long after it closed (completed, rejected, cancelled); 0 keeps them")
 	f.Float64Var(&o.rate, "rate", 200, "calls per second each agency (and the secretariat) may make; beyond it calls get RESOURCE_EXHAUSTED; negative for no limit")
@@ -232,6 +235,13 @@ func serve(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) error
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
+		if o.pprof {
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		}
 		msrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go msrv.Serve(mlis)
 		defer msrv.Close()
