@@ -52,6 +52,14 @@ type Limits struct {
 	CallBurst int
 }
 
+// streamWorkers is how many goroutines gRPC keeps to run calls. A call
+// run on a fresh goroutine grows its stack from 8 KiB through copies (the
+// interceptors, validation, encoding and the store go deep); a worker keeps
+// the stack it grew. Under write load the stack copies took about 5% of
+// the server's CPU. When every worker is busy (long watches hold theirs),
+// gRPC runs the call on a fresh goroutine as before.
+const streamWorkers = 128
+
 func (l Limits) withDefaults() Limits {
 	if l.MaxRecvMsgSize == 0 {
 		l.MaxRecvMsgSize = 4 << 20
@@ -149,6 +157,7 @@ func New(cfg Config) (*Server, error) {
 		grpc.ConnectionTimeout(lim.ConnectionTimeout),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: lim.KeepaliveMinTime, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: lim.MaxConnectionIdle, Time: 2 * time.Minute, Timeout: 20 * time.Second}),
+		grpc.NumStreamWorkers(streamWorkers),
 	)
 	exchangev1.RegisterDirectoryServiceServer(s.grpc, &directoryService{store: cfg.Store})
 	exchangev1.RegisterCertificateServiceServer(s.grpc, &certificateService{store: cfg.Store, ca: cfg.CA})

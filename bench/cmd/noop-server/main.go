@@ -94,6 +94,7 @@ func run(listen, pkiDir, responses string, pullRows int) error {
 		grpc.ConnectionTimeout(10*time.Second),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 15 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 30 * time.Minute, Time: 2 * time.Minute, Timeout: 20 * time.Second}),
+		grpc.NumStreamWorkers(128),
 	)
 	exchangev1.RegisterReferralServiceServer(srv, &referrals{n: n})
 	exchangev1.RegisterDatasetServiceServer(srv, &datasets{n: n})
