@@ -151,7 +151,7 @@ func prepareReferral(sender string, r *exchangev1.Referral, forwardedFrom string
 	id := newID(now)
 	details := &exchangev1.Referral{Subject: r.GetSubject(), CaseNotes: r.GetCaseNotes()}
 	r.Subject, r.CaseNotes = nil, ""
-	record, err := referrals.prepare([]byte(id), ReferralPrefix+id, r, now)
+	record, err := referrals.prepareOwned([]byte(id), ReferralPrefix+id, r, now)
 	if err != nil {
 		return preparedReferral{}, err
 	}

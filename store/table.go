@@ -116,7 +116,12 @@ type prepared[T proto.Message] struct {
 // prepare makes a copy of v ready to be stored as a new record named name
 // at key, created at now. It touches no transaction.
 func (t table[T]) prepare(key []byte, name string, v T, now time.Time) (prepared[T], error) {
-	v = proto.Clone(v).(T)
+	return t.prepareOwned(key, name, proto.Clone(v).(T), now)
+}
+
+// prepareOwned is prepare for a v the caller has just made or copied and
+// gives up: v itself is stamped and kept, not a copy.
+func (t table[T]) prepareOwned(key []byte, name string, v T, now time.Time) (prepared[T], error) {
 	ts := timestamppb.New(now)
 	setString(v, "name", name)
 	setTime(v, "create_time", ts)
