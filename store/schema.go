@@ -132,6 +132,19 @@ var appendBuckets = []struct {
 	{bucketDatasetRowChanges, 1.0},
 }
 
+// BucketFill returns the FillPercent the store gives the pages of the
+// named bucket when bbolt splits them: bbolt's default, 0.5, for buckets
+// whose keys arrive in any order. The benchmark's raw-bbolt storage ceiling
+// uses it to lay pages out as the store does.
+func BucketFill(name string) float64 {
+	for _, b := range appendBuckets {
+		if string(b.name) == name {
+			return b.fill
+		}
+	}
+	return bolt.DefaultFillPercent
+}
+
 // fillAppendBuckets sets the fill of the append-mostly buckets for the
 // rest of a write transaction (bbolt does not store it).
 func fillAppendBuckets(tx *bolt.Tx) {

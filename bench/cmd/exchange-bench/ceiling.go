@@ -19,9 +19,9 @@ import (
 	"github.com/alltogether/exchange/store/groupcommit"
 )
 
-// The storage ceiling: raw bbolt, opened with the options store.Open uses
-// and the same group commit (store/groupcommit, at most 256 writes per
-// transaction, no delay), writing for each referral exactly the key/value
+// The storage ceiling: raw bbolt, opened with the options store.Open uses,
+// the same group commit (store/groupcommit, at most 256 writes per
+// transaction, no delay) and the same page fill per bucket, writing for each referral exactly the key/value
 // pairs the store writes for one referral. Those pairs are not rebuilt by hand: they are
 // captured by creating referrals through the store package in a scratch
 // database and diffing every bucket before and after each, so the ceiling
@@ -272,6 +272,9 @@ func openCeiling(path string, puts []put) (*ceiling, error) {
 // does.
 func (c *ceiling) write(n int) error {
 	return c.commits.Do(func(tx *bolt.Tx) error {
+		for _, p := range c.puts {
+			tx.Bucket(p.bucket).FillPercent = store.BucketFill(string(p.bucket))
+		}
 		for range n {
 			seq := c.seq.Add(1)
 			for _, p := range c.puts {
