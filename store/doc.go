@@ -131,6 +131,13 @@ Open configures bbolt for a long-running server:
     this project's benchmark its batches reach only about two thirds of
     the rate of commits that start as soon as the previous one ends.
 
+Every write transaction also packs the pages of the buckets that only grow
+at their end (change log, audit chain, request ids, referrals and their
+sealed details, plan versions, dataset row changes; see appendBuckets):
+bbolt's default splits pages in half whatever the key order, which left
+these buckets half empty. Ids (newID) and the client's request ids start
+with the time, so new keys land at the end.
+
 Open also creates missing buckets, refuses with KindFailedPrecondition a
 database whose schema version is newer than this code's, and brings one
 whose version is older up to date in the transaction that opens it
