@@ -126,7 +126,7 @@ func (s *Store) CreateReferrals(ctx context.Context, op Op, items []NewReferral)
 type preparedReferral struct {
 	record   prepared[*exchangev1.Referral]
 	details  sealedDetails
-	created  *exchangev1.Referral // the record with its details, as returned
+	created  *exchangev1.Referral // record.value with its details put back, as returned
 	receiver string
 	// forwardedFrom is the referral this one was forwarded from, if any.
 	forwardedFrom string
@@ -159,7 +159,11 @@ func prepareReferral(sender string, r *exchangev1.Referral, forwardedFrom string
 	if err != nil {
 		return preparedReferral{}, err
 	}
-	created := proto.Clone(record.value).(*exchangev1.Referral)
+	// The record is encoded and wrapped for the change log without its
+	// details; from here on only its name and parties are read (for the
+	// party index), so it can carry the details back to the sender without
+	// a copy.
+	created := record.value
 	created.Subject, created.CaseNotes = details.GetSubject(), details.GetCaseNotes()
 	return preparedReferral{record: record, details: sealed, created: created,
 		receiver: r.GetReceiver(), forwardedFrom: forwardedFrom}, nil
