@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health/grpc_health_v1"
 	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
@@ -371,6 +373,25 @@ func readStream[T any](recv func() (T, error)) ([]T, error) {
 		}
 		out = append(out, msg)
 	}
+}
+
+// firstAnswer sends the first request of a bidi stream and returns the
+// first answer, or the status the stream ended with. A server that refuses
+// the caller at the door ends the stream without reading it; when that
+// happens before the request goes out, grpc-go's Send returns io.EOF and
+// the stream's real status comes only from Recv (see grpc.ClientStream's
+// SendMsg). So an io.EOF from Send is not the answer: Recv is.
+func firstAnswer[Req, Resp any](s grpc.BidiStreamingClient[Req, Resp], req *Req) (*Resp, error) {
+	if err := s.Send(req); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	resp, err := s.Recv()
+	if errors.Is(err, io.EOF) {
+		// Status OK and no answer: neither what an admitted caller
+		// should get nor a refusal.
+		return nil, errors.New("the stream ended with status OK and no answer")
+	}
+	return resp, err
 }
 
 // replayWatch opens a watch from the first revision and reads it until it
@@ -1421,10 +1442,7 @@ func (w *isoWorld) operationsEntries() []mxEntry {
 				if err != nil {
 					return nil, err
 				}
-				if err := s.Send(&reflectionv1.ServerReflectionRequest{MessageRequest: &reflectionv1.ServerReflectionRequest_ListServices{}}); err != nil {
-					return nil, err
-				}
-				return s.Recv()
+				return firstAnswer(s, &reflectionv1.ServerReflectionRequest{MessageRequest: &reflectionv1.ServerReflectionRequest_ListServices{}})
 			}, nil)
 		}},
 		{reflectionv1alpha.ServerReflection_ServerReflectionInfo_FullMethodName, func() []mxAttempt {
@@ -1435,10 +1453,7 @@ func (w *isoWorld) operationsEntries() []mxEntry {
 				if err != nil {
 					return nil, err
 				}
-				if err := s.Send(&reflectionv1alpha.ServerReflectionRequest{MessageRequest: &reflectionv1alpha.ServerReflectionRequest_ListServices{}}); err != nil {
-					return nil, err
-				}
-				return s.Recv()
+				return firstAnswer(s, &reflectionv1alpha.ServerReflectionRequest{MessageRequest: &reflectionv1alpha.ServerReflectionRequest_ListServices{}})
 			}, nil)
 		}},
 	}
@@ -1490,5 +1505,46 @@ func (w *isoWorld) auditEntries() []mxEntry {
 				return exchangev1.NewAuditServiceClient(c.conn).GetAuditHead(bg(), &exchangev1.GetAuditHeadRequest{})
 			}, nil)
 		}},
+	}
+}
+
+// TestRefusedBidiStreamReportsTheRefusal: a bidi stream refused at the
+// door (reflection, as a suspended agency) has ended before the client's
+// first Send; the matrix must still see PERMISSION_DENIED, not the io.EOF
+// that Send returns. The matrix lost this race now and then (its client
+// sent after the refusal) and reported Unknown "EOF"; here it is lost
+// every time.
+func TestRefusedBidiStreamReportsTheRefusal(t *testing.T) {
+	t.Parallel()
+	x := startExchange(t)
+	sec := x.asSecretariat()
+	x.createAgency(sec, "iom")
+	iom := x.asAgency("iom")
+	if _, err := sec.dir.SuspendAgency(bg(), &exchangev1.SuspendAgencyRequest{Name: "agencies/iom", Reason: "membership lapsed"}); err != nil {
+		t.Fatal(err)
+	}
+	req := &reflectionv1.ServerReflectionRequest{MessageRequest: &reflectionv1.ServerReflectionRequest_ListServices{}}
+	ctx, cancel := context.WithTimeout(bg(), 10*time.Second)
+	defer cancel()
+	s, err := reflectionv1.NewServerReflectionClient(iom.conn).ServerReflectionInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Send until the server has ended the stream, which Send reports as
+	// io.EOF (the refusal does not read the requests sent before it).
+	for {
+		err := s.Send(req)
+		if err == nil {
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		if !errors.Is(err, io.EOF) {
+			t.Fatalf("Send: %v, want io.EOF once the server has ended the stream", err)
+		}
+		break
+	}
+	_, err = firstAnswer(s, req)
+	if st := wantCode(t, err, codes.PermissionDenied); reason(st) != "AGENCY_SUSPENDED" {
+		t.Errorf("reason %q (%v), want AGENCY_SUSPENDED", reason(st), err)
 	}
 }
