@@ -512,3 +512,54 @@ func TestStoreError(t *testing.T) {
 		t.Error("storeError(nil) != nil")
 	}
 }
+
+// TestACommitPublishesBeforeItsWritersReturn checks what watchers rely on:
+// by the time a write returns, its revision is the store's Revision and the
+// channel Changed gave out before it is closed; a write that changes
+// nothing closes nothing. Concurrent writes sharing commits publish every
+// revision they recorded.
+func TestACommitPublishesBeforeItsWritersReturn(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := t.Context()
+	changed := s.Changed()
+	a := mustCreateAgency(t, s, "iom", nil)
+	select {
+	case <-changed:
+	default:
+		t.Fatal("a committed change did not close the channel Changed gave out before it")
+	}
+	if got, want := s.Revision(), int64(1); got != want {
+		t.Fatalf("Revision after the first change = %d, want %d", got, want)
+	}
+
+	changed = s.Changed()
+	if _, err := s.UpdateAgency(ctx, secretariat("UpdateAgency"), a.GetName(), "", func(*exchangev1.Agency) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+		t.Fatal("a write that changed nothing woke the watchers")
+	default:
+	}
+
+	const n = 32
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			changed := s.Changed()
+			if _, err := s.CreateAgency(ctx, secretariat("CreateAgency"), fmt.Sprintf("c%02d", i), agencyMsg("C", nil, nil)); err != nil {
+				t.Error(err)
+				return
+			}
+			select {
+			case <-changed:
+			default:
+				t.Errorf("write %d returned before its commit woke the watchers", i)
+			}
+		})
+	}
+	wg.Wait()
+	if got, want := s.Revision(), int64(1+n); got != want {
+		t.Errorf("Revision after %d more changes = %d, want %d", n, got, want)
+	}
+}
