@@ -33,9 +33,11 @@ var referrals = table[*exchangev1.Referral]{
 	indexes: referralIndexes,
 	// Identifying details never enter the change log: watchers get
 	// summaries, and the log is kept longer than a referral may be.
-	logged: func(r *exchangev1.Referral) *exchangev1.Referral {
+	logged: func(r *exchangev1.Referral) ([]byte, error) {
+		subject, notes, withheld := r.Subject, r.CaseNotes, r.DetailsWithheld
+		defer func() { r.Subject, r.CaseNotes, r.DetailsWithheld = subject, notes, withheld }()
 		r.Subject, r.CaseNotes, r.DetailsWithheld = nil, "", true
-		return r
+		return marshal(r)
 	},
 }
 

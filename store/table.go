@@ -6,6 +6,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -21,20 +22,29 @@ type table[T proto.Message] struct {
 	bucket  []byte
 	newT    func() T
 	indexes func(T) []indexEntry
-	// logged, when set, gives what the change log keeps of a value (for
+	// logged, when set, encodes what the change log keeps of a value (for
 	// example a referral without its identifying details). The change log
 	// feeds watchers and outlives deletions, so it keeps no more than
-	// watchers need.
-	logged func(T) T
+	// watchers need. logged may change the value while it runs (to encode
+	// it without a copy) but must leave it as it found it; the values it is
+	// given are owned by the write making them.
+	logged func(T) ([]byte, error)
 }
 
-// forLog returns what the change log keeps of v.
-func (t table[T]) forLog(v T) T {
-	if t.logged == nil {
-		return v
+// forLog wraps for the change log what it keeps of v; encoded is v's own
+// encoding, kept whole when the table keeps every field.
+func (t table[T]) forLog(v T, encoded []byte) (*anypb.Any, error) {
+	if t.logged != nil {
+		var err error
+		if encoded, err = t.logged(v); err != nil {
+			return nil, err
+		}
 	}
-	return t.logged(proto.Clone(v).(T))
+	return &anypb.Any{TypeUrl: anyTypePrefix + string(v.ProtoReflect().Descriptor().FullName()), Value: encoded}, nil
 }
+
+// anyTypePrefix is the prefix anypb.New gives type URLs.
+const anyTypePrefix = "type.googleapis.com/"
 
 // indexEntry is one key in a secondary-index bucket; index values are
 // empty, the key ends with what finds the record.
@@ -58,9 +68,9 @@ func (t table[T]) get(tx *bolt.Tx, key []byte) (T, bool, error) {
 	return m, true, nil
 }
 
-// put writes v at key and moves its index entries from old's (if hadOld)
-// to v's.
-func (t table[T]) put(w *writeTx, key []byte, old T, hadOld bool, v T) error {
+// put writes v, encoded, at key and moves its index entries from old's (if
+// hadOld) to v's.
+func (t table[T]) put(w *writeTx, key []byte, old T, hadOld bool, v T, encoded []byte) error {
 	if hadOld && t.indexes != nil {
 		for _, e := range t.indexes(old) {
 			if err := w.tx.Bucket(e.bucket).Delete(e.key); err != nil {
@@ -68,11 +78,7 @@ func (t table[T]) put(w *writeTx, key []byte, old T, hadOld bool, v T) error {
 			}
 		}
 	}
-	b, err := marshal(v)
-	if err != nil {
-		return err
-	}
-	if err := w.tx.Bucket(t.bucket).Put(key, b); err != nil {
+	if err := w.tx.Bucket(t.bucket).Put(key, encoded); err != nil {
 		return internal("cannot write "+string(t.bucket), err)
 	}
 	if t.indexes != nil {
@@ -126,14 +132,13 @@ func (t table[T]) prepareOwned(key []byte, name string, v T, now time.Time) (pre
 	setString(v, "name", name)
 	setTime(v, "create_time", ts)
 	setTime(v, "update_time", ts)
-	setEtag(v)
-	encoded, err := marshal(v)
+	encoded, err := stampEtag(v)
 	if err != nil {
 		return prepared[T]{}, err
 	}
-	logged, err := anypb.New(t.forLog(v))
+	logged, err := t.forLog(v, encoded)
 	if err != nil {
-		return prepared[T]{}, internal("cannot wrap resource for the change log", err)
+		return prepared[T]{}, err
 	}
 	return prepared[T]{key: key, name: name, value: v, encoded: encoded, logged: logged}, nil
 }
@@ -204,11 +209,18 @@ func (t table[T]) modify(w *writeTx, key []byte, name, etag string, mutate func(
 		return cur, nil
 	}
 	setTime(next, "update_time", w.timestamp())
-	setEtag(next)
-	if err := t.put(w, key, cur, true, next); err != nil {
+	encoded, err := stampEtag(next)
+	if err != nil {
 		return zero, err
 	}
-	if err := w.record(exchangev1.ChangeKind_CHANGE_KIND_UPDATED, name, t.forLog(next)); err != nil {
+	if err := t.put(w, key, cur, true, next, encoded); err != nil {
+		return zero, err
+	}
+	logged, err := t.forLog(next, encoded)
+	if err != nil {
+		return zero, err
+	}
+	if err := w.recordAny(exchangev1.ChangeKind_CHANGE_KIND_UPDATED, name, logged); err != nil {
 		return zero, err
 	}
 	return next, nil
@@ -230,7 +242,15 @@ func (t table[T]) delete(w *writeTx, key []byte, name, etag string) (T, error) {
 	if err := t.remove(w, key, cur); err != nil {
 		return zero, err
 	}
-	return cur, w.record(exchangev1.ChangeKind_CHANGE_KIND_DELETED, name, t.forLog(cur))
+	encoded, err := marshal(cur)
+	if err != nil {
+		return zero, err
+	}
+	logged, err := t.forLog(cur, encoded)
+	if err != nil {
+		return zero, err
+	}
+	return cur, w.recordAny(exchangev1.ChangeKind_CHANGE_KIND_DELETED, name, logged)
 }
 
 // The helpers below read and write the fields every resource shares (name,
@@ -255,9 +275,11 @@ func getString(m proto.Message, name string) string {
 	return ""
 }
 
+// setTime sets the named timestamp field to a copy of ts (fields never
+// share a timestamp, so that changing one cannot change another).
 func setTime(m proto.Message, name string, ts *timestamppb.Timestamp) {
 	if r, fd := field(m, name); fd != nil {
-		r.Set(fd, protoreflect.ValueOfMessage(proto.Clone(ts).ProtoReflect()))
+		r.Set(fd, protoreflect.ValueOfMessage((&timestamppb.Timestamp{Seconds: ts.GetSeconds(), Nanos: ts.GetNanos()}).ProtoReflect()))
 	}
 }
 
@@ -277,11 +299,55 @@ func copyField(dst, src proto.Message, name string) {
 // setEtag sets the etag to a hash of the record's content, so that it
 // changes exactly when the record does and reveals nothing else.
 func setEtag(m proto.Message) {
-	setString(m, "etag", "")
-	b, err := deterministic.Marshal(m)
+	_, _ = stampEtag(m) // cannot fail for records that were just validated
+}
+
+// stampEtag sets m's etag (as setEtag) and returns m's deterministic
+// encoding with it. The etag is a hash of the encoding without it, so the
+// encoding with it is made by inserting the etag field into those bytes at
+// its place in field-number order rather than by encoding m again.
+func stampEtag(m proto.Message) ([]byte, error) {
+	r, fd := field(m, "etag")
+	if fd == nil {
+		return marshal(m)
+	}
+	r.Clear(fd)
+	b, err := marshal(m)
 	if err != nil {
-		return // cannot happen for records that were just validated
+		return nil, err
 	}
 	sum := sha256.Sum256(b)
-	setString(m, "etag", hex.EncodeToString(sum[:8]))
+	etag := hex.EncodeToString(sum[:8])
+	r.Set(fd, protoreflect.ValueOfString(etag))
+	at, ok := fieldOffset(b, fd.Number())
+	if !ok {
+		return marshal(m)
+	}
+	out := make([]byte, 0, len(b)+protowire.SizeTag(fd.Number())+protowire.SizeBytes(len(etag)))
+	out = append(out, b[:at]...)
+	out = protowire.AppendString(protowire.AppendTag(out, fd.Number(), protowire.BytesType), etag)
+	return append(out, b[at:]...), nil
+}
+
+// fieldOffset returns where, in the encoding b of a message whose fields
+// are in field-number order (as deterministic encodings are), a field
+// numbered num belongs: before the first field with a higher number. ok is
+// false if b cannot be parsed.
+func fieldOffset(b []byte, num protowire.Number) (int, bool) {
+	at := 0
+	for at < len(b) {
+		n, typ, tagLen := protowire.ConsumeTag(b[at:])
+		if tagLen < 0 {
+			return 0, false
+		}
+		if n > num {
+			return at, true
+		}
+		valLen := protowire.ConsumeFieldValue(n, typ, b[at+tagLen:])
+		if valLen < 0 {
+			return 0, false
+		}
+		at += tagLen + valLen
+	}
+	return at, true
 }

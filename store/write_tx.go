@@ -123,14 +123,9 @@ func (w *writeTx) appendAudit(rev int64, name string) error {
 		Sequence: seq, Revision: rev, Time: w.timestamp(),
 		Actor: w.op.Actor, Method: w.op.Method, ResourceName: name, PreviousHash: prev,
 	}
-	hash, err := audit.Hash(entry)
+	encoded, err := audit.Seal(entry)
 	if err != nil {
 		return internal("cannot hash the audit entry", err)
-	}
-	entry.Hash = hash
-	encoded, err := marshal(entry)
-	if err != nil {
-		return err
 	}
 	if err := w.tx.Bucket(bucketAudit).Put(u64(seq), encoded); err != nil {
 		return internal("cannot append to the audit chain", err)

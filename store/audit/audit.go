@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
@@ -39,6 +40,27 @@ func Hash(e *exchangev1.AuditEntry) ([]byte, error) {
 	sum := sha256.Sum256(b)
 	return sum[:], nil
 }
+
+// Seal sets e's hash (as Hash computes it; e's hash must be empty) and
+// returns e's deterministic encoding with it. It encodes e once: the hash
+// field has the highest field number, so the encoding with it is the
+// encoding without it followed by the field.
+func Seal(e *exchangev1.AuditEntry) ([]byte, error) {
+	if len(e.GetHash()) != 0 {
+		return nil, errors.New("audit: Seal of an entry that already has a hash")
+	}
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(e)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(b)
+	e.Hash = sum[:]
+	b = protowire.AppendTag(b, hashField, protowire.BytesType)
+	return protowire.AppendBytes(b, e.Hash), nil
+}
+
+// hashField is the field number of AuditEntry.hash.
+var hashField = (&exchangev1.AuditEntry{}).ProtoReflect().Descriptor().Fields().ByName("hash").Number()
 
 // Verifier checks entries one after another from the first.
 type Verifier struct {

@@ -1,8 +1,13 @@
 package audit
 
 import (
+	"bytes"
 	"errors"
 	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 )
@@ -67,4 +72,47 @@ func TestVerifierDetectsEveryTamper(t *testing.T) {
 			t.Fatal("a missing last entry is not detected against the head")
 		}
 	})
+}
+
+// TestSealEncodesAsHashAndMarshal checks that Seal's one encoding is the
+// hash Hash computes and exactly the deterministic encoding of the entry
+// with that hash, for entries with every field set and with fields left
+// empty.
+func TestSealEncodesAsHashAndMarshal(t *testing.T) {
+	fields := (&exchangev1.AuditEntry{}).ProtoReflect().Descriptor().Fields()
+	for i := range fields.Len() {
+		if n := fields.Get(i).Number(); n > hashField {
+			t.Fatalf("field %s (%d) is numbered after hash (%d): Seal appends the hash last", fields.Get(i).Name(), n, hashField)
+		}
+	}
+	entries := []*exchangev1.AuditEntry{
+		{},
+		{Sequence: 1, PreviousHash: Genesis},
+		{Sequence: 1 << 40, Revision: 12345, Time: timestamppb.New(time.Date(2026, 11, 27, 4, 5, 6, 7, time.UTC)),
+			Actor: "agencies/ilo", Method: "/alltogether.exchange.v1.ReferralService/CreateReferral",
+			ResourceName: "referrals/01jx0000000000000000000000", PreviousHash: bytes.Repeat([]byte{0xab}, 32)},
+	}
+	for _, e := range entries {
+		want, err := Hash(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Seal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(e.GetHash(), want) {
+			t.Errorf("Seal set hash %x, Hash gives %x", e.GetHash(), want)
+		}
+		marshalled, err := proto.MarshalOptions{Deterministic: true}.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, marshalled) {
+			t.Errorf("Seal encoded\n%x\nthe entry with its hash encodes as\n%x", got, marshalled)
+		}
+		if _, err := Seal(e); err == nil {
+			t.Error("Seal of an entry that has a hash succeeded")
+		}
+	}
 }
