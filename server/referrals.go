@@ -9,7 +9,6 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 	"github.com/alltogether/exchange/store"
@@ -58,11 +57,14 @@ func sideOf(c Caller, r *exchangev1.Referral) side {
 	return noSide
 }
 
-// view returns the referral as the caller may see it: identifying details
-// only in full views, and never to a receiver after consent was revoked;
-// the overdue flag computed now.
+// view makes r the referral as the caller may see it, and returns it:
+// identifying details only in full views, and never to a receiver after
+// consent was revoked; the overdue flag computed now. It changes r itself
+// rather than a copy (copying every referral returned showed in profiles
+// of Create and List): r must be the caller's own, as every referral the
+// store returns is (decoded or made for this call, never shared).
 func (s *referralService) view(c Caller, r *exchangev1.Referral, full bool) *exchangev1.Referral {
-	v := proto.Clone(r).(*exchangev1.Referral)
+	v := r
 	// After consent is revoked only the agency that collected the details
 	// keeps them: the sender of an original referral. A forward's sender
 	// got them from upstream, and loses them like the receivers.
