@@ -15,10 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/alltogether/exchange/pki"
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 )
 
@@ -272,5 +274,47 @@ func TestTheCallLogKeepsToTheLoggersLevel(t *testing.T) {
 	}
 	if l := oneCallLine(t, logs, "SuspendAgency"); l["level"] != "WARN" {
 		t.Errorf("level %v", l["level"])
+	}
+}
+
+func TestADroppedCallLineCostsNoAllocation(t *testing.T) {
+	s := &Server{log: slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	rec := &callRecord{requestID: "r", caller: pki.Agency("ilo")}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	if allocs := testing.AllocsPerRun(100, func() {
+		s.logCall(ctx, "/alltogether.exchange.v1.DirectoryService/ListAgencies", "unary", start, rec, nil)
+	}); allocs != 0 {
+		t.Errorf("a dropped line allocated %v times per call", allocs)
+	}
+}
+
+func TestCallLogLevelsAreTheMiddlewares(t *testing.T) {
+	for c := codes.Code(0); c <= 20; c++ {
+		if got, want := callLogLevel(c), slog.Level(logging.DefaultServerCodeToLevel(c)); got != want {
+			t.Errorf("%v: level %v, the middleware's %v", c, got, want)
+		}
+	}
+}
+
+func TestCallLogMillisecondsArePrintedAsBefore(t *testing.T) {
+	for _, d := range []time.Duration{0, 999, time.Microsecond, 1234567, 42 * time.Millisecond, 1500 * time.Millisecond,
+		17 * time.Minute, 3 * time.Hour, 1234567891234} {
+		if got, want := formatMillis(d), logging.DurationToTimeMillisFields(d)[1]; got != want {
+			t.Errorf("%v: %q, the middleware's %q", d, got, want)
+		}
+	}
+}
+
+func TestSplitFullMethod(t *testing.T) {
+	for in, want := range map[string][2]string{
+		"/alltogether.exchange.v1.DirectoryService/GetAgency": {"alltogether.exchange.v1.DirectoryService", "GetAgency"},
+		"/test.Panicking/Do": {"test.Panicking", "Do"},
+		"noslash":            {"unknown", "unknown"},
+	} {
+		if s, m := splitFullMethod(in); s != want[0] || m != want[1] {
+			t.Errorf("%q: %q %q, want %q", in, s, m, want)
+		}
 	}
 }
