@@ -126,7 +126,10 @@ Open configures bbolt for a long-running server:
   - A 1 GiB initial memory map (address space, not memory), so that the map
     is rarely grown: growing it waits for every open transaction.
   - Group commit of at most MaxBatchSize 256 writes per transaction, with
-    no waiting for company (MaxBatchDelay 0): bbolt's own DB.Batch makes
+    no waiting for company (MaxBatchDelay 0) beyond a few yields of the
+    processor that let handlers already running queue their writes (the
+    first commit after a quiet moment otherwise held one write while the
+    rest waited for its fsyncs): bbolt's own DB.Batch makes
     every write wait for a 2ms timer even when the disk is idle, and on
     this project's benchmark its batches reach only about two thirds of
     the rate of commits that start as soon as the previous one ends.
