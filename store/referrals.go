@@ -7,6 +7,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -33,13 +34,27 @@ var referrals = table[*exchangev1.Referral]{
 	indexes: referralIndexes,
 	// Identifying details never enter the change log: watchers get
 	// summaries, and the log is kept longer than a referral may be.
-	logged: func(r *exchangev1.Referral) ([]byte, error) {
+	logged: func(r *exchangev1.Referral, encoded []byte) ([]byte, error) {
+		if r.Subject == nil && r.CaseNotes == "" && !r.DetailsWithheld {
+			// A stored record: its details are sealed apart, so what
+			// the log keeps is the record saying they are withheld.
+			if b, ok := withField(encoded, detailsWithheldField, detailsWithheldTrue); ok {
+				return b, nil
+			}
+		}
 		subject, notes, withheld := r.Subject, r.CaseNotes, r.DetailsWithheld
 		defer func() { r.Subject, r.CaseNotes, r.DetailsWithheld = subject, notes, withheld }()
 		r.Subject, r.CaseNotes, r.DetailsWithheld = nil, "", true
 		return marshal(r)
 	},
 }
+
+// detailsWithheldField is the field number of Referral.details_withheld,
+// and detailsWithheldTrue that field set, encoded.
+var (
+	detailsWithheldField = (&exchangev1.Referral{}).ProtoReflect().Descriptor().Fields().ByName("details_withheld").Number()
+	detailsWithheldTrue  = protowire.AppendVarint(protowire.AppendTag(nil, detailsWithheldField, protowire.VarintType), 1)
+)
 
 func referralID(name string) string { return strings.TrimPrefix(name, ReferralPrefix) }
 

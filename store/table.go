@@ -25,10 +25,11 @@ type table[T proto.Message] struct {
 	// logged, when set, encodes what the change log keeps of a value (for
 	// example a referral without its identifying details). The change log
 	// feeds watchers and outlives deletions, so it keeps no more than
-	// watchers need. logged may change the value while it runs (to encode
-	// it without a copy) but must leave it as it found it; the values it is
+	// watchers need. It is given the value and the value's deterministic
+	// encoding. logged may change the value while it runs (to encode it
+	// without a copy) but must leave it as it found it; the values it is
 	// given are owned by the write making them.
-	logged func(T) ([]byte, error)
+	logged func(v T, encoded []byte) ([]byte, error)
 }
 
 // forLog wraps for the change log what it keeps of v; encoded is v's own
@@ -36,7 +37,7 @@ type table[T proto.Message] struct {
 func (t table[T]) forLog(v T, encoded []byte) (*anypb.Any, error) {
 	if t.logged != nil {
 		var err error
-		if encoded, err = t.logged(v); err != nil {
+		if encoded, err = t.logged(v, encoded); err != nil {
 			return nil, err
 		}
 	}
@@ -319,14 +320,27 @@ func stampEtag(m proto.Message) ([]byte, error) {
 	sum := sha256.Sum256(b)
 	etag := hex.EncodeToString(sum[:8])
 	r.Set(fd, protoreflect.ValueOfString(etag))
-	at, ok := fieldOffset(b, fd.Number())
+	field := protowire.AppendString(protowire.AppendTag(nil, fd.Number(), protowire.BytesType), etag)
+	out, ok := withField(b, fd.Number(), field)
 	if !ok {
 		return marshal(m)
 	}
-	out := make([]byte, 0, len(b)+protowire.SizeTag(fd.Number())+protowire.SizeBytes(len(etag)))
+	return out, nil
+}
+
+// withField returns a copy of the deterministic encoding b, which lacks
+// field num, with field (num's tag and value, encoded) inserted at its
+// place in field-number order: the deterministic encoding of the message
+// with that field set. ok is false if b cannot be parsed.
+func withField(b []byte, num protowire.Number, field []byte) ([]byte, bool) {
+	at, ok := fieldOffset(b, num)
+	if !ok {
+		return nil, false
+	}
+	out := make([]byte, 0, len(b)+len(field))
 	out = append(out, b[:at]...)
-	out = protowire.AppendString(protowire.AppendTag(out, fd.Number(), protowire.BytesType), etag)
-	return append(out, b[at:]...), nil
+	out = append(out, field...)
+	return append(out, b[at:]...), true
 }
 
 // fieldOffset returns where, in the encoding b of a message whose fields

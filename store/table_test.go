@@ -120,27 +120,45 @@ func TestStampEtagEncodesAsMarshal(t *testing.T) {
 }
 
 // TestReferralChangeLogEncodingWithholdsDetails checks that what the change
-// log keeps of a referral has no identifying details and says so, and that
-// encoding it leaves the referral as it was.
+// log keeps of a referral has no identifying details and says so, exactly
+// as the deterministic encoding of the referral without them, and that
+// encoding it leaves the referral as it was: for a stored record (details
+// sealed apart, the spliced path) and for one that carries details.
 func TestReferralChangeLogEncodingWithholdsDetails(t *testing.T) {
-	r := &exchangev1.Referral{}
-	fillAll(r.ProtoReflect(), 3)
-	r.DetailsWithheld = false
-	before := proto.Clone(r)
-	wrapped, err := referrals.forLog(r, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !proto.Equal(r, before) {
-		t.Fatal("encoding the referral for the change log changed it")
-	}
-	logged, err := anypb.UnmarshalNew(wrapped, proto.UnmarshalOptions{})
-	if err != nil {
-		t.Fatalf("the change log's wrapping does not decode: %v", err)
-	}
-	want := proto.Clone(r).(*exchangev1.Referral)
-	want.Subject, want.CaseNotes, want.DetailsWithheld = nil, "", true
-	if !proto.Equal(logged, want) {
-		t.Errorf("the change log keeps\n%v\nwant\n%v", logged, want)
+	stored := &exchangev1.Referral{}
+	fillAll(stored.ProtoReflect(), 3)
+	stored.Subject, stored.CaseNotes, stored.DetailsWithheld = nil, "", false
+	withDetails := &exchangev1.Referral{}
+	fillAll(withDetails.ProtoReflect(), 3)
+	withDetails.DetailsWithheld = false
+	for _, r := range []*exchangev1.Referral{stored, withDetails, {}} {
+		before := proto.Clone(r)
+		encoded, err := deterministic.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wrapped, err := referrals.forLog(r, encoded)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(r, before) {
+			t.Fatal("encoding the referral for the change log changed it")
+		}
+		want := proto.Clone(r).(*exchangev1.Referral)
+		want.Subject, want.CaseNotes, want.DetailsWithheld = nil, "", true
+		wantBytes, err := deterministic.Marshal(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(wrapped.GetValue(), wantBytes) {
+			t.Errorf("the change log keeps\n%x\nthe referral without details encodes as\n%x", wrapped.GetValue(), wantBytes)
+		}
+		logged, err := anypb.UnmarshalNew(wrapped, proto.UnmarshalOptions{})
+		if err != nil {
+			t.Fatalf("the change log's wrapping does not decode: %v", err)
+		}
+		if !proto.Equal(logged, want) {
+			t.Errorf("the change log keeps\n%v\nwant\n%v", logged, want)
+		}
 	}
 }
