@@ -75,8 +75,16 @@ func (s *datasetService) CreateDataset(ctx context.Context, req *exchangev1.Crea
 		return nil, err
 	}
 	if req.GetValidateOnly() {
+		// Only the caller's own datasets can conflict (ids are per owner),
+		// so answering ALREADY_EXISTS reveals nothing of anyone else's.
+		name := store.DatasetName(agencyID, req.GetDatasetId())
+		if _, err := s.store.GetDataset(ctx, name); err == nil {
+			return nil, &store.Error{Kind: store.KindAlreadyExists, Resource: name, Message: name + " already exists"}
+		} else if store.KindOf(err) != store.KindNotFound {
+			return nil, err
+		}
 		preview := proto.Clone(req.GetDataset()).(*exchangev1.Dataset)
-		preview.Name, preview.Owner = store.DatasetName(agencyID, req.GetDatasetId()), req.GetParent()
+		preview.Name, preview.Owner = name, req.GetParent()
 		return &exchangev1.CreateDatasetResponse{Dataset: preview}, nil
 	}
 	d, err := s.store.CreateDataset(ctx, opFor(ctx, req.GetRequestId()), req.GetDatasetId(), req.GetDataset())

@@ -260,8 +260,12 @@ func TestIsolationCreateDatasetDoesNotRevealInvisibleDatasets(t *testing.T) {
 		}
 	}
 	// Reusing one's own id is the only conflict, and it reveals only one's
-	// own dataset.
-	if _, err := ilo.datasets().CreateDataset(ctx, &exchangev1.CreateDatasetRequest{Parent: "agencies/ilo", DatasetId: "trafficking-cases-shan", Dataset: returnsDataset()}); status.Code(err) != codes.AlreadyExists {
-		t.Errorf("ilo creating a second dataset with its own id: %v, want ALREADY_EXISTS", err)
+	// own dataset; validate_only answers as the real call would.
+	for _, validateOnly := range []bool{true, false} {
+		_, err := ilo.datasets().CreateDataset(ctx, &exchangev1.CreateDatasetRequest{Parent: "agencies/ilo", DatasetId: "trafficking-cases-shan",
+			Dataset: returnsDataset(), ValidateOnly: validateOnly})
+		if status.Code(err) != codes.AlreadyExists {
+			t.Errorf("validate_only %v: ilo creating a second dataset with its own id: %v, want ALREADY_EXISTS", validateOnly, err)
+		}
 	}
 }
