@@ -203,6 +203,33 @@ func TestDatasetGetListUpdate(t *testing.T) {
 	}
 }
 
+// TestDatasetListOrdersByOwnerThenID checks the fake lists as the
+// exchange does: by owner, then id, so "wfp" comes before "wfp-kh" even
+// though "agencies/wfp-kh/..." sorts before "agencies/wfp/..." as a string.
+func TestDatasetListOrdersByOwnerThenID(t *testing.T) {
+	s, _, iom, _ := datasetExchange(t)
+	seedAgencies(s, "wfp", "wfp-kh")
+	ctx := context.Background()
+	wfp, wfpKH := s.Dial(t, "agency/wfp"), s.Dial(t, "agency/wfp-kh")
+	if _, err := wfp.Datasets.Create(ctx, "agencies/wfp", "zeta", returnsDataset()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wfpKH.Datasets.Create(ctx, "agencies/wfp-kh", "alpha", returnsDataset()); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for d, err := range iom.Datasets.Datasets(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, d.GetName())
+	}
+	want := "agencies/ilo/datasets/returns agencies/wfp/datasets/zeta agencies/wfp-kh/datasets/alpha"
+	if got := strings.Join(names, " "); got != want {
+		t.Errorf("listed %s, want %s", got, want)
+	}
+}
+
 func TestDatasetWriteReportsEachRowAndIsRetried(t *testing.T) {
 	s, _, iom, _ := datasetExchange(t)
 	ctx := context.Background()

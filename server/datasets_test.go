@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -134,6 +135,38 @@ func TestTwoAgenciesOwnDatasetsWithTheSameID(t *testing.T) {
 	// The owner of one may not change the other.
 	_, err := ilo.datasets().LockDatasetPeriod(ctx, &exchangev1.LockDatasetPeriodRequest{Dataset: iomReturns, Period: "2026-03"})
 	wantCode(t, err, codes.NotFound)
+}
+
+// TestDatasetsAreListedByOwnerThenID pins the order the client test fake
+// copies: by owner, then id, so "wfp" comes before "wfp-kh" although
+// "agencies/wfp-kh/..." sorts first as a string.
+func TestDatasetsAreListedByOwnerThenID(t *testing.T) {
+	t.Parallel()
+	x := startExchange(t)
+	sec := x.asSecretariat()
+	for _, id := range []string{"wfp", "wfp-kh", "iom"} {
+		x.createAgency(sec, id)
+	}
+	ctx := context.Background()
+	for _, c := range []struct{ by, id string }{{"wfp", "zeta"}, {"wfp-kh", "alpha"}} {
+		d := returnsDataset()
+		d.Audience = &exchangev1.Audience{AllMembers: true}
+		owner := x.asAgency(c.by)
+		if _, err := owner.datasets().CreateDataset(ctx, &exchangev1.CreateDatasetRequest{Parent: owner.agencyName(), DatasetId: c.id, Dataset: d}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := x.asAgency("iom").datasets().ListDatasets(ctx, &exchangev1.ListDatasetsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, d := range resp.GetDatasets() {
+		names = append(names, d.GetName())
+	}
+	if got, want := strings.Join(names, " "), "agencies/wfp/datasets/zeta agencies/wfp-kh/datasets/alpha"; got != want {
+		t.Errorf("listed %s, want %s", got, want)
+	}
 }
 
 func TestRowsAreCheckedAgainstTheSchemaOneByOne(t *testing.T) {

@@ -300,7 +300,7 @@ func (f *datasetService) ListDatasets(ctx context.Context, req *exchangev1.ListD
 	defer st.mu.Unlock()
 	agency := callerAgency(ctx)
 	var match []*exchangev1.Dataset
-	for _, name := range slices.Sorted(maps.Keys(st.datasets)) {
+	for _, name := range slices.SortedFunc(maps.Keys(st.datasets), byOwnerThenID) {
 		if d := st.datasets[name].def; readsRows(agency, d) {
 			match = append(match, proto.CloneOf(d))
 		}
@@ -310,6 +310,15 @@ func (f *datasetService) ListDatasets(ctx context.Context, req *exchangev1.ListD
 		return nil, err
 	}
 	return &exchangev1.ListDatasetsResponse{Datasets: items, NextPageToken: next}, nil
+}
+
+// byOwnerThenID orders dataset names "agencies/{owner}/datasets/{id}" as
+// the exchange lists them: by owner, then by id (not by the whole name,
+// which would put "agencies/wfp-kh/..." before "agencies/wfp/...").
+func byOwnerThenID(a, b string) int {
+	ownerA, idA, _ := strings.Cut(strings.TrimPrefix(a, "agencies/"), "/datasets/")
+	ownerB, idB, _ := strings.Cut(strings.TrimPrefix(b, "agencies/"), "/datasets/")
+	return cmp.Or(cmp.Compare(ownerA, ownerB), cmp.Compare(idA, idB))
 }
 
 func (f *datasetService) UpdateDataset(ctx context.Context, req *exchangev1.UpdateDatasetRequest) (*exchangev1.UpdateDatasetResponse, error) {
