@@ -18,10 +18,22 @@
 //
 //	integer   decimal digits, with an optional sign: 42, -7
 //	decimal   Go's shortest exact form (strconv 'g', -1): 0.1, 2.5e-08
-//	text      the text as is; commas, quotes and line breaks are quoted
+//	text      the text as is; commas, quotes and line breaks are quoted;
+//	          an apostrophe in front if it starts with =, +, -, @, a tab,
+//	          a carriage return or an apostrophe (see below)
 //	date      YYYY-MM-DD
 //	boolean   true or false; on import also TRUE/FALSE, yes/no, 1/0 in any case
-//	code      the code as is
+//	code      the code as is, guarded like text
+//
+// Spreadsheets run a cell that starts with =, +, - or @ (or a tab or a
+// carriage return before one) as a formula when the file is opened, so a
+// text one agency wrote could act in another agency's spreadsheet, for
+// example by fetching a web address with neighbouring cells in it. A CSV
+// writer therefore puts an apostrophe in front of such text, code and
+// category cells, and of those that start with an apostrophe themselves;
+// a CSV reader removes one apostrophe in front of those characters, so
+// that what is read is exactly what was written. CSVOptions.RawText
+// writes the cells as stored, for files no spreadsheet will open.
 //
 // An empty cell means the category or value is not given, so an empty
 // text cannot be told from no text. On import, cells other than text are

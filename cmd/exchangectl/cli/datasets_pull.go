@@ -30,6 +30,9 @@ type datasetsPullOptions struct {
 	// Categories are key=value filters.
 	Categories []string
 	Tombstones bool
+	// RawText writes text cells as stored, without the apostrophe that
+	// keeps spreadsheets from running them as formulas.
+	RawText bool
 }
 
 const datasetsPullLong = `Write a dataset's rows to standard output or to a file (--out FILE), whole or,
@@ -44,6 +47,13 @@ Formats (--format):
          tools.
   jsonl  one Row per line in the API's protobuf JSON form, with every field
          (revision and update time included).
+
+In csv and hxl, a text, code or category cell that a spreadsheet would run as
+a formula (it starts with =, +, -, @, a tab or a carriage return) is written
+with an apostrophe in front, as is one that starts with an apostrophe, so
+that a text another agency wrote cannot act in your spreadsheet; 'datasets
+push' takes the apostrophe off again. --raw-text writes such cells as stored,
+for files no spreadsheet will open.
 
 Filters: --from and --to bound the periods (inclusive, in the dataset's form:
 2026-03, 2026-Q1, 2026 or FY2026); --location keeps those locations, a country
@@ -97,6 +107,7 @@ func newDatasetsPullCmd(a *app, runF func(*datasetsPullOptions) error) *cobra.Co
 	f.StringSliceVar(&opts.Contributors, "contributor", nil, "only rows of these agencies (ids)")
 	f.StringSliceVar(&opts.Categories, "category", nil, "only rows with this category value, key=value, like sex=female")
 	f.BoolVar(&opts.Tombstones, "tombstones", false, "with --since: include rows deleted since, as tombstones")
+	f.BoolVar(&opts.RawText, "raw-text", false, "csv and hxl: write text that starts like a spreadsheet formula as stored, without a guarding apostrophe")
 	return cmd
 }
 
@@ -236,7 +247,7 @@ func runDatasetsPull(ctx context.Context, o *datasetsPullOptions) error {
 	var sink rowSink
 	if o.Format == formatJSONL {
 		sink = rowfile.NewJSONLWriter(out)
-	} else if sink, err = rowfile.NewCSVWriter(out, d, rowfile.CSVOptions{HXL: o.Format == formatHXL, Tombstones: o.Tombstones}); err != nil {
+	} else if sink, err = rowfile.NewCSVWriter(out, d, rowfile.CSVOptions{HXL: o.Format == formatHXL, Tombstones: o.Tombstones, RawText: o.RawText}); err != nil {
 		return err
 	}
 

