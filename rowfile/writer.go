@@ -97,7 +97,7 @@ func (w *Writer) textCell(s string) string {
 	if w.rawText {
 		return s
 	}
-	return guardCell(s)
+	return GuardCell(s)
 }
 
 // NewJSONLWriter returns a writer of JSON lines: each row as one line of

