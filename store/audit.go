@@ -112,31 +112,58 @@ func (s *Store) Changes(ctx context.Context, afterRevision int64, limit int) ([]
 
 // Compact removes change-log entries up to and including revision; Changes
 // after an older revision then fails with KindOutOfRange. The audit chain
-// is not compacted.
+// is not compacted. It deletes at most compactChunk entries per
+// transaction, each recording how far it got, so that a long backlog (the
+// first compaction after the horizon was lowered) neither holds every
+// other write back until it ends nor keeps its whole undo in memory; if
+// ctx ends or a transaction fails, what was compacted stays compacted.
 func (s *Store) Compact(ctx context.Context, revision int64) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
 		return errClosed()
 	}
-	return storeError(s.db.Update(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		if v := meta.Get(metaCompacted); v != nil && int64(binary.BigEndian.Uint64(v)) >= revision {
-			return nil
+	for done := false; !done; {
+		if err := ctx.Err(); err != nil {
+			return err
 		}
-		if revision > readRevision(tx) {
-			return &Error{Kind: KindInvalidArgument, Message: fmt.Sprintf("cannot compact to %d, beyond the current revision", revision)}
-		}
-		c := tx.Bucket(bucketChanges).Cursor()
-		end := changeKey(revision + 1)
-		for k, _ := c.First(); k != nil && bytes.Compare(k, end) < 0; k, _ = c.First() {
-			if err := c.Delete(); err != nil {
-				return internal("cannot compact the change log", err)
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			done = false
+			meta := tx.Bucket(bucketMeta)
+			if v := meta.Get(metaCompacted); v != nil && int64(binary.BigEndian.Uint64(v)) >= revision {
+				done = true
+				return nil
 			}
+			if revision > readRevision(tx) {
+				return &Error{Kind: KindInvalidArgument, Message: fmt.Sprintf("cannot compact to %d, beyond the current revision", revision)}
+			}
+			c := tx.Bucket(bucketChanges).Cursor()
+			end := changeKey(revision + 1)
+			reached := revision
+			n := 0
+			for k, _ := c.First(); k != nil && bytes.Compare(k, end) < 0; k, _ = c.First() {
+				if n == compactChunk {
+					reached = int64(binary.BigEndian.Uint64(k[:8])) - 1 // the entries before k are gone
+					break
+				}
+				if err := c.Delete(); err != nil {
+					return internal("cannot compact the change log", err)
+				}
+				n++
+			}
+			done = reached == revision
+			return meta.Put(metaCompacted, u64(uint64(reached)))
+		})
+		if err != nil {
+			return storeError(err)
 		}
-		return meta.Put(metaCompacted, u64(uint64(revision)))
-	}))
+	}
+	return nil
 }
+
+// compactChunk is the most change-log entries one compaction transaction
+// deletes (a variable so that tests can make it small).
+var compactChunk = 10_000
 
 // RecordRead appends an audit entry for a read of identifying details in
 // the named resource: the reader, the method and the resource, nothing of

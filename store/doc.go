@@ -47,7 +47,9 @@ its revision. Changes replays the log after a revision, for watch streams
 and incremental sync. Changed returns a channel closed at the next commit that records a
 change, so a watcher can wait instead of polling. Compact removes entries
 up to a revision; Changes from before it then fails with KindOutOfRange,
-and the caller lists again (etcd's model).
+and the caller lists again (etcd's model). It deletes 10,000 entries per
+transaction, recording its progress in each, so that a long backlog does
+not hold writes back until it is gone.
 
 Audit chain. Each change also appends an AuditEntry: sequence, revision,
 time, actor, method and resource name, never personal data. An entry's hash

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -199,5 +200,57 @@ func TestReadOnlyOpenOfABackup(t *testing.T) {
 	os.WriteFile(other, nil, 0o600)
 	if _, err := Open(other, Options{ReadOnly: true}); err == nil {
 		t.Fatal("an empty file opened as an exchange database")
+	}
+}
+
+// stopAfter is a context that ends after its Err has been asked n times
+// without ending.
+type stopAfter struct {
+	context.Context
+	n int
+}
+
+func (c *stopAfter) Err() error {
+	if c.n == 0 {
+		return context.Canceled
+	}
+	c.n--
+	return nil
+}
+
+// TestCompactionGoesInChunks compacts in transactions of a few entries:
+// stopped after the first, what it removed stays removed and recorded;
+// run again, it finishes.
+func TestCompactionGoesInChunks(t *testing.T) {
+	defer func(n int) { compactChunk = n }(compactChunk)
+	compactChunk = 7
+	s, _ := openTest(t)
+	ctx := context.Background()
+	for i := range 50 {
+		mustCreateAgency(t, s, fmt.Sprintf("a-%02d", i), nil)
+	}
+	if err := s.Compact(&stopAfter{Context: ctx, n: 1}, 40); !errors.Is(err, context.Canceled) {
+		t.Fatalf("compaction stopped after one transaction: %v", err)
+	}
+	if st, err := s.Status(ctx); err != nil || st.Compacted != 7 {
+		t.Fatalf("after one transaction of 7: status %+v %v", st, err)
+	}
+	if _, err := s.Changes(ctx, 6, 100); KindOf(err) != KindOutOfRange {
+		t.Fatalf("changes after 6, compacted to 7: %v", err)
+	}
+	if got, err := s.Changes(ctx, 7, 100); err != nil || len(got) != 43 || got[0].GetRevision() != 8 {
+		t.Fatalf("changes after 7: %d %v", len(got), err)
+	}
+	if err := s.Compact(ctx, 40); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.Status(ctx); err != nil || st.Compacted != 40 {
+		t.Fatalf("status %+v %v", st, err)
+	}
+	if got, err := s.Changes(ctx, 40, 100); err != nil || len(got) != 10 || got[0].GetRevision() != 41 {
+		t.Fatalf("changes after the horizon: %d %v", len(got), err)
+	}
+	if _, err := s.Changes(ctx, 39, 100); KindOf(err) != KindOutOfRange {
+		t.Fatalf("changes behind the horizon: %v", err)
 	}
 }
