@@ -128,7 +128,6 @@ func (s *Store) Compact(ctx context.Context, revision int64) error {
 			return err
 		}
 		err := s.db.Update(func(tx *bolt.Tx) error {
-			done = false
 			meta := tx.Bucket(bucketMeta)
 			if v := meta.Get(metaCompacted); v != nil && int64(binary.BigEndian.Uint64(v)) >= revision {
 				done = true
