@@ -32,20 +32,28 @@ import (
 //     (method, code, duration, caller, request id), never payloads;
 //     hand-written in call_log.go, as the middleware's logging
 //     interceptor cost a tenth of the CPU of a call.
-//  3. authentication: the caller is the client certificate's identity; a
+//  3. recovery again, so that the call log sees a panicked call finish
+//     as INTERNAL and logs it like any other (the outer one guards the
+//     call log itself).
+//  4. authentication: the caller is the client certificate's identity; a
 //     revoked certificate, an unknown agency or a suspended one is refused.
-//  4. authorization: the method's access rule (default deny).
-//  5. rate limit: each identity has its own token bucket; a caller over
+//  5. authorization: the method's access rule (default deny).
+//  6. rate limit: each identity has its own token bucket; a caller over
 //     its rate gets RESOURCE_EXHAUSTED while others go on.
-//  6. validation: protovalidate rules from the .proto files; violations
+//  7. validation: protovalidate rules from the .proto files; violations
 //     become INVALID_ARGUMENT with a BadRequest naming each field.
-//  7. errors: whatever the handler returns becomes a status through the
+//  8. errors: whatever the handler returns becomes a status through the
 //     one error table.
 
 func (s *Server) unaryInterceptors() []grpc.UnaryServerInterceptor {
+	// Recovery runs twice: inside the call log, so that a handler's panic
+	// is logged as a finished call like any other INTERNAL, and outside
+	// it, so that a panic in the call log itself still becomes INTERNAL.
+	recoverPanics := recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(s.recovered))
 	return []grpc.UnaryServerInterceptor{
-		recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(s.recovered)),
+		recoverPanics,
 		s.unaryCallLog,
+		recoverPanics,
 		func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
 			id := requestID(ctx, req)
 			rec := callRecordFrom(ctx)
@@ -69,9 +77,11 @@ func (s *Server) unaryInterceptors() []grpc.UnaryServerInterceptor {
 }
 
 func (s *Server) streamInterceptors() []grpc.StreamServerInterceptor {
+	recoverPanics := recovery.StreamServerInterceptor(recovery.WithRecoveryHandlerContext(s.recovered))
 	return []grpc.StreamServerInterceptor{
-		recovery.StreamServerInterceptor(recovery.WithRecoveryHandlerContext(s.recovered)),
+		recoverPanics, // twice, as in unaryInterceptors
 		s.streamCallLog,
+		recoverPanics,
 		func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, next grpc.StreamHandler) error {
 			id := requestID(ss.Context(), nil)
 			rec := callRecordFrom(ss.Context())
