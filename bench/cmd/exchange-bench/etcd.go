@@ -27,6 +27,17 @@ var etcdReady = regexp.MustCompile(`ready to serve client requests`)
 type etcdPeer struct {
 	*proc
 	endpoint string
+	dir      string // its data directory's parent
+	keep     bool   // keep dir (--keep)
+}
+
+// discard stops the peer and removes its data, unless the bench keeps
+// its scratch directory.
+func (p *etcdPeer) discard() {
+	p.stop()
+	if !p.keep {
+		os.RemoveAll(p.dir)
+	}
 }
 
 func (e *env) startEtcd(name string) (*etcdPeer, error) {
@@ -55,7 +66,7 @@ func (e *env) startEtcd(name string) (*etcdPeer, error) {
 		}
 		p, err := startProc(name, filepath.Join(e.bin, "etcd"), args, filepath.Join(e.work, "logs", name+".log"), true, etcdReady, nil, 2*time.Minute)
 		if err == nil {
-			return &etcdPeer{proc: p, endpoint: endpoint}, nil
+			return &etcdPeer{proc: p, endpoint: endpoint, dir: dir, keep: e.opt.keep}, nil
 		}
 		if attempt == 3 {
 			return nil, err

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
@@ -44,44 +45,20 @@ func pushBatch(ctx context.Context, c *client.Client, n int) (int, error) {
 
 // writes measures referral ingest, one per call from 64 clients and in
 // batches of 100 from 8 clients, on the exchange, the transport ceiling,
-// the storage ceiling and etcd, each with a fresh data directory. Both
-// workloads run in every round, so that the batched push is compared with
-// etcd's single puts of the same round.
+// the storage ceiling and etcd. Both workloads run in every round, so
+// that the batched push is compared with etcd's single puts of the same
+// round. Every system that stores writes each measured window into a
+// fresh database (a new data directory, process or file), so that no
+// window starts on a file that earlier windows grew: kept across rounds,
+// the storage ceiling, which writes the most, slowed by a third in the
+// later rounds and flattered the exchange's ratio to it.
 func (b *bench) writes(ctx context.Context) error {
 	o := b.opt
-	dir, err := b.newDataDir("writes-exchange")
-	if err != nil {
-		return err
-	}
-	ex, err := b.startExchanged("writes-exchange", dir, false)
-	if err != nil {
-		return err
-	}
-	b.track(ex)
-	if err := b.createAgencies(ctx, ex.addr); err != nil {
-		return err
-	}
-	exPool, err := b.dialPool(ex.addr, sender, o.conns)
-	if err != nil {
-		return err
-	}
-	defer exPool.Close()
 
-	// The no-op server answers with the exchange's own responses.
+	// The no-op server answers with the exchange's own responses,
+	// captured from an exchange of their own.
 	responses := filepath.Join(b.work, "responses-writes")
-	raw := exchangev1.NewReferralServiceClient(exPool[0].Conn())
-	created, err := raw.CreateReferral(ctx, &exchangev1.CreateReferralRequest{Referral: newReferral(0), RequestId: client.NewRequestID()})
-	if err != nil {
-		return err
-	}
-	batched, err := raw.BatchCreateReferrals(ctx, &exchangev1.BatchCreateReferralsRequest{Requests: batchRequests(o.batch)})
-	if err != nil {
-		return err
-	}
-	if err := saveResponse(responses, "CreateReferral", created); err != nil {
-		return err
-	}
-	if err := saveResponse(responses, "BatchCreateReferrals", batched); err != nil {
+	if err := b.captureWriteResponses(ctx, responses); err != nil {
 		return err
 	}
 	noop, err := b.startNoop("writes-noop", responses)
@@ -107,26 +84,12 @@ func (b *bench) writes(ctx context.Context) error {
 	}
 	fmt.Printf(" a referral's write set through CreateReferral: %s\n", describeWriteSet(puts))
 	fmt.Printf(" through BatchCreateReferrals: %s\n", describeWriteSet(batchPuts))
-	ceil, err := openCeiling(filepath.Join(b.work, "storage-ceiling.db"), puts)
-	if err != nil {
-		return err
-	}
-	defer ceil.close()
-	batchCeil, err := openCeiling(filepath.Join(b.work, "storage-ceiling-batch.db"), batchPuts)
-	if err != nil {
-		return err
-	}
-	defer batchCeil.close()
 
-	peer, err := b.startEtcd("writes-etcd")
-	if err != nil {
-		return err
-	}
-	b.track(peer)
 	valueSize := proto.Size(newReferral(0))
 	b.rep.note("Payload: one referral is %d bytes as sent (CreateReferralRequest %d bytes); etcd puts values of %d bytes. Per referral the store writes %d key/value pairs, %d bytes, through CreateReferral and %d pairs, %d bytes, through BatchCreateReferrals; the storage ceiling writes the same.",
 		valueSize, proto.Size(&exchangev1.CreateReferralRequest{Referral: newReferral(0), RequestId: client.NewRequestID()}), valueSize,
 		len(puts), writeSetBytes(puts), len(batchPuts), writeSetBytes(batchPuts))
+	b.rep.note("Writes: every measured window of the exchange, the storage ceiling and etcd starts on a fresh database.")
 
 	const create = "Create, 1 per call"
 	batchName := fmt.Sprintf("Batched push, %d per call", o.batch)
@@ -138,11 +101,42 @@ func (b *bench) writes(ctx context.Context) error {
 			b.rep.record(workload, system, "ms p50", r.P50Ms)
 		}
 	}
+	// onExchange measures workers running op against a fresh exchange.
+	onExchange := func(ctx context.Context, workers int, op func(p pool) loadgen.Op) (loadgen.Result, error) {
+		ex, err := b.freshExchange(ctx, "writes-exchange")
+		if err != nil {
+			return loadgen.Result{}, err
+		}
+		defer ex.close()
+		return b.throughput(ctx, workers, op(ex.pool))
+	}
+	// onCeiling measures workers writing n referrals per call into a
+	// fresh storage ceiling with the write set puts.
+	onCeiling := func(ctx context.Context, workers, n int, puts []put) (loadgen.Result, error) {
+		ceil, err := openCeiling(filepath.Join(b.work, "storage-ceiling.db"), puts)
+		if err != nil {
+			return loadgen.Result{}, err
+		}
+		defer ceil.close()
+		return b.throughput(ctx, workers, func(context.Context, int, int64) (int, error) { return n, ceil.write(n) })
+	}
+	// onEtcd runs etcd-load against a fresh etcd.
+	onEtcd := func(ctx context.Context, workload string, args ...string) (loadgen.Result, error) {
+		peer, err := b.startEtcd("writes-etcd")
+		if err != nil {
+			return loadgen.Result{}, err
+		}
+		b.track(peer)
+		defer peer.discard()
+		return b.etcdLoad(ctx, peer, workload, args...)
+	}
 	single := []system{
 		{sysExchange, func(ctx context.Context) error {
-			r, err := b.throughput(ctx, o.clients, func(ctx context.Context, w int, _ int64) (int, error) {
-				_, err := exPool.get(w).Referrals.Create(ctx, newReferral(pushSeq.Add(1)))
-				return 1, err
+			r, err := onExchange(ctx, o.clients, func(p pool) loadgen.Op {
+				return func(ctx context.Context, w int, _ int64) (int, error) {
+					_, err := p.get(w).Referrals.Create(ctx, newReferral(pushSeq.Add(1)))
+					return 1, err
+				}
 			})
 			record(create, sysExchange, r)
 			return err
@@ -156,20 +150,22 @@ func (b *bench) writes(ctx context.Context) error {
 			return err
 		}},
 		{sysStorage, func(ctx context.Context) error {
-			r, err := b.throughput(ctx, o.clients, func(context.Context, int, int64) (int, error) { return 1, ceil.write(1) })
+			r, err := onCeiling(ctx, o.clients, 1, puts)
 			record(create, sysStorage, r)
 			return err
 		}},
 		{sysEtcdPut, func(ctx context.Context) error {
-			r, err := b.etcdLoad(ctx, peer, "put", "--clients", strconv.Itoa(o.clients), "--value-size", strconv.Itoa(valueSize))
+			r, err := onEtcd(ctx, "put", "--clients", strconv.Itoa(o.clients), "--value-size", strconv.Itoa(valueSize))
 			record(create, sysEtcdPut, r)
 			return err
 		}},
 	}
 	batch := []system{
 		{sysExchange, func(ctx context.Context) error {
-			r, err := b.throughput(ctx, o.batchClients, func(ctx context.Context, w int, _ int64) (int, error) {
-				return pushBatch(ctx, exPool.get(w), o.batch)
+			r, err := onExchange(ctx, o.batchClients, func(p pool) loadgen.Op {
+				return func(ctx context.Context, w int, _ int64) (int, error) {
+					return pushBatch(ctx, p.get(w), o.batch)
+				}
 			})
 			record(batchName, sysExchange, r)
 			return err
@@ -182,12 +178,12 @@ func (b *bench) writes(ctx context.Context) error {
 			return err
 		}},
 		{sysStorage, func(ctx context.Context) error {
-			r, err := b.throughput(ctx, o.batchClients, func(context.Context, int, int64) (int, error) { return o.batch, batchCeil.write(o.batch) })
+			r, err := onCeiling(ctx, o.batchClients, o.batch, batchPuts)
 			record(batchName, sysStorage, r)
 			return err
 		}},
 		{etcdTxn, func(ctx context.Context) error {
-			r, err := b.etcdLoad(ctx, peer, "txn", "--clients", strconv.Itoa(o.batchClients), "--batch", strconv.Itoa(o.batch), "--value-size", strconv.Itoa(valueSize))
+			r, err := onEtcd(ctx, "txn", "--clients", strconv.Itoa(o.batchClients), "--batch", strconv.Itoa(o.batch), "--value-size", strconv.Itoa(valueSize))
 			record(batchName, etcdTxn, r)
 			return err
 		}},
@@ -210,4 +206,70 @@ func (b *bench) writes(ctx context.Context) error {
 	b.rep.compare("Batched push: exchange / transport ceiling", get(batchName, sysExchange), get(batchName, sysTransport), "", nil)
 	b.rep.compare("Batched push: exchange / "+etcdTxn, get(batchName, sysExchange), get(batchName, etcdTxn), "", nil)
 	return nil
+}
+
+// captureWriteResponses saves, in dir, the responses of an exchange to a
+// CreateReferral and to a batched push, for the no-op server to send.
+func (b *bench) captureWriteResponses(ctx context.Context, dir string) error {
+	ex, err := b.freshExchange(ctx, "writes-capture")
+	if err != nil {
+		return err
+	}
+	defer ex.close()
+	raw := exchangev1.NewReferralServiceClient(ex.pool[0].Conn())
+	created, err := raw.CreateReferral(ctx, &exchangev1.CreateReferralRequest{Referral: newReferral(0), RequestId: client.NewRequestID()})
+	if err != nil {
+		return err
+	}
+	batched, err := raw.BatchCreateReferrals(ctx, &exchangev1.BatchCreateReferralsRequest{Requests: batchRequests(b.opt.batch)})
+	if err != nil {
+		return err
+	}
+	if err := saveResponse(dir, "CreateReferral", created); err != nil {
+		return err
+	}
+	return saveResponse(dir, "BatchCreateReferrals", batched)
+}
+
+// freshExchange is an exchange started on a new data directory, with the
+// bench agencies in its directory and a pool of the sender's connections.
+type freshExchange struct {
+	proc *proc
+	dir  string
+	pool pool
+	keep bool // keep the data directory (--keep)
+}
+
+// freshExchange starts an exchange on a new data directory.
+func (b *bench) freshExchange(ctx context.Context, name string) (*freshExchange, error) {
+	dir, err := b.newDataDir(name)
+	if err != nil {
+		return nil, err
+	}
+	p, err := b.startExchanged(name, dir, false)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	b.track(p)
+	ex := &freshExchange{proc: p, dir: dir, keep: b.opt.keep}
+	if err := b.createAgencies(ctx, p.addr); err != nil {
+		ex.close()
+		return nil, err
+	}
+	if ex.pool, err = b.dialPool(p.addr, sender, b.opt.conns); err != nil {
+		ex.close()
+		return nil, err
+	}
+	return ex, nil
+}
+
+// close stops the exchange and removes its data directory, unless the
+// bench keeps its scratch directory.
+func (ex *freshExchange) close() {
+	ex.pool.Close()
+	ex.proc.stop()
+	if !ex.keep {
+		os.RemoveAll(ex.dir)
+	}
 }
