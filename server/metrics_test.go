@@ -33,7 +33,9 @@ func TestMetricsCountCallsAndCommits(t *testing.T) {
 		found[f.GetName()] = true
 	}
 	for _, name := range []string{"grpc_server_handled_total", "grpc_server_handling_seconds", "exchange_store_write_seconds",
-		"exchange_store_writes_per_commit", "exchange_store_size_bytes", "exchange_store_revision", "exchange_store_compacted_revision"} {
+		"exchange_store_writes_per_commit", "exchange_store_size_bytes", "exchange_store_revision", "exchange_store_compacted_revision",
+		// Go runtime and process metrics, which docs/operations.md promises.
+		"go_goroutines", "go_memstats_heap_alloc_bytes", "process_cpu_seconds_total", "process_resident_memory_bytes"} {
 		if !found[name] {
 			t.Errorf("metric %s missing", name)
 		}
