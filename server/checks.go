@@ -51,9 +51,3 @@ func checkPeriod(field string, p *exchangev1.DatePeriod) error {
 	}
 	return checkDate(field+".end", p.GetEnd())
 }
-
-// today returns the current date in UTC.
-func today(now time.Time) *exchangev1.CalendarDate {
-	now = now.UTC()
-	return &exchangev1.CalendarDate{Year: int32(now.Year()), Month: int32(now.Month()), Day: int32(now.Day())}
-}

@@ -480,12 +480,12 @@ func TestRunReferralsWatch(t *testing.T) {
 	if _, err := iom.Referrals.Acknowledge(ctx, r1.GetName(), ""); err != nil {
 		t.Fatal(err)
 	}
-	lines := w.waitLines(t, 2)
+	w.waitLines(t, 2)
 	time.Sleep(100 * time.Millisecond)
 	if code := w.stop(t); code != ExitOK {
 		t.Errorf("exit %d after interrupt, want 0; stderr:\n%s", code, w.stderr)
 	}
-	lines = strings.Split(strings.TrimSpace(w.stdout.String()), "\n")
+	lines := strings.Split(strings.TrimSpace(w.stdout.String()), "\n")
 	id := client.ResourceID(r1.GetName())
 	if len(lines) != 2 || !strings.Contains(lines[0], "created") || !strings.Contains(lines[0], id+" requested") ||
 		!strings.Contains(lines[0], "ilo -> iom psychosocial-counselling") || !strings.Contains(lines[1], "updated") || !strings.Contains(lines[1], "received") {
