@@ -8,6 +8,7 @@ export GOTOOLCHAIN := go1.27.3
 GO      ?= go
 BUF     := $(GO) tool -modfile=tools/go.mod buf
 GRPCURL := $(GO) tool -modfile=tools/go.mod grpcurl
+STATICCHECK := $(GO) tool -modfile=tools/go.mod staticcheck
 
 .PHONY: fuzz fuzz-short model-check all build generate lint breaking check-generated vuln test test-short crash run bench bench-go clean
 
@@ -26,10 +27,11 @@ build:
 generate:
 	$(BUF) generate
 
-## lint: buf lint on the API, go vet and gofmt on the Go code
+## lint: buf lint on the API; go vet, staticcheck and gofmt on the Go code
 lint:
 	$(BUF) lint
 	$(GO) vet ./...
+	$(STATICCHECK) ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 

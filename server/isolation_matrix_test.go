@@ -1453,6 +1453,7 @@ func (w *isoWorld) operationsEntries() []mxEntry {
 				if err != nil {
 					return nil, err
 				}
+				//lint:ignore SA1019 the server still serves the deprecated v1alpha reflection (reflection.Register does), so it is tested
 				return firstAnswer(s, &reflectionv1alpha.ServerReflectionRequest{MessageRequest: &reflectionv1alpha.ServerReflectionRequest_ListServices{}})
 			}, nil)
 		}},
