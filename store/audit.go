@@ -169,6 +169,6 @@ var compactChunk = 10_000
 // what was read. It returns once the entry is durable.
 func (s *Store) RecordRead(ctx context.Context, op Op, name string) error {
 	return s.update(ctx, op, func(w *writeTx) error {
-		return w.appendAudit(readRevision(w.tx), name)
+		return w.appendAudit(w.currentRevision(), name)
 	})
 }

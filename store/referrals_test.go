@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -96,5 +98,78 @@ func TestAppendBucketsArePacked(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestBatchedWritesKeepRevisionsAndTheAuditChain creates referrals in
+// batches from several goroutines, so that write functions that each
+// record many changes share commits with reads that append audit entries.
+// A write function keeps the revision and the audit head in memory and
+// writes them once when it ends; every change must still have its own
+// revision, the chain must verify, and both must survive a reopen.
+func TestBatchedWritesKeepRevisionsAndTheAuditChain(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "exchange.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	for _, id := range []string{"ilo", "iom"} {
+		mustCreateAgency(t, s, id, agencyMsg(id, nil, nil))
+	}
+	const writers, batches, perBatch = 4, 5, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*batches*2)
+	for g := range writers {
+		wg.Go(func() {
+			for b := range batches {
+				var items []NewReferral
+				for i := range perBatch {
+					items = append(items, NewReferral{RequestID: fmt.Sprintf("g%d-b%d-%d", g, b, i), Referral: &exchangev1.Referral{
+						Receiver: "agencies/iom", SubjectReference: "s",
+						Service: &exchangev1.RequestedService{Niche: exchangev1.Niche_NICHE_SHELTER, Need: "shelter"},
+					}})
+				}
+				res, err := s.CreateReferrals(ctx, Op{Actor: "agencies/ilo", Method: "test"}, items)
+				if err != nil {
+					errs <- err
+					return
+				}
+				for _, r := range res {
+					if r.Err != nil {
+						errs <- r.Err
+					}
+				}
+				errs <- s.RecordRead(ctx, Op{Actor: "agencies/iom", Method: "read"}, res[0].Referral.GetName())
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	const changes = 2 + writers*batches*perBatch // the agencies, then the referrals
+	for i, ch := range allChanges(t, s) {
+		if ch.GetRevision() != int64(i+1) {
+			t.Fatalf("change %d has revision %d", i, ch.GetRevision())
+		}
+	}
+	entries := uint64(changes + writers*batches) // a read is audited, not logged
+	if n, err := s.VerifyAudit(ctx); err != nil || n != entries {
+		t.Fatalf("VerifyAudit: %d entries, %v; want %d", n, err, entries)
+	}
+	s.Close()
+	s = openAt(t, path, Options{})
+	if s.Revision() != changes {
+		t.Errorf("after reopening, revision %d, want %d", s.Revision(), changes)
+	}
+	if seq, _, err := s.AuditHead(ctx); err != nil || seq != entries {
+		t.Errorf("after reopening, audit head %d (%v), want %d", seq, err, entries)
+	}
+	if _, err := s.VerifyAudit(ctx); err != nil {
+		t.Error(err)
 	}
 }

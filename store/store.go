@@ -272,6 +272,9 @@ func (s *Store) update(ctx context.Context, op Op, fn func(w *writeTx) error) er
 		if err := fn(w); err != nil {
 			return err
 		}
+		if err := w.flush(); err != nil {
+			return err
+		}
 		b.last = max(b.last, w.last)
 		b.directory = b.directory || w.directory
 		s.size.Store(tx.Size())

@@ -28,6 +28,21 @@ type writeTx struct {
 	// directory is set when the change is to an agency or a certificate,
 	// what LookupCaller reads.
 	directory bool
+	// head is the global revision and the audit head as this write
+	// function has moved them. They are read from the meta bucket at first
+	// use and written back once, by flush, when the function has succeeded,
+	// not at every change: a batch of 100 referrals writes them once, not
+	// 100 times each. Within the function they are read only from here.
+	head writeHead
+}
+
+// writeHead is the revision and audit head a write function works on.
+type writeHead struct {
+	revision              int64
+	auditSeq              uint64
+	auditHash             []byte // sha256 of the entry auditSeq; the genesis hash before any
+	revisionRead, seqRead bool   // loaded from the meta bucket
+	revisionSet, seqSet   bool   // changed, to be written by flush
 }
 
 var deterministic = proto.MarshalOptions{Deterministic: true}
@@ -59,13 +74,53 @@ func (w *writeTx) nextRevision() (int64, error) {
 	if w.revision != 0 {
 		return w.revision, nil
 	}
-	rev := readRevision(w.tx) + 1
-	if err := w.tx.Bucket(bucketMeta).Put(metaRevision, u64(uint64(rev))); err != nil {
-		return 0, internal("cannot write revision", err)
-	}
+	rev := w.currentRevision() + 1
+	w.head.revision, w.head.revisionSet = rev, true
 	w.revision = rev
 	w.last = rev
 	return rev, nil
+}
+
+// currentRevision returns the last revision allocated, by this write
+// function or before it.
+func (w *writeTx) currentRevision() int64 {
+	if !w.head.revisionRead {
+		w.head.revision, w.head.revisionRead = readRevision(w.tx), true
+	}
+	return w.head.revision
+}
+
+// auditHead returns the sequence number and hash of the last audit entry,
+// appended by this write function or before it.
+func (w *writeTx) auditHead() (uint64, []byte) {
+	if !w.head.seqRead {
+		w.head.auditSeq, w.head.auditHash = 0, make([]byte, sha256.Size)
+		if head := w.tx.Bucket(bucketMeta).Get(metaAuditHead); head != nil {
+			w.head.auditSeq = binary.BigEndian.Uint64(head[:8])
+			copy(w.head.auditHash, head[8:])
+		}
+		w.head.seqRead = true
+	}
+	return w.head.auditSeq, w.head.auditHash
+}
+
+// flush writes the revision and the audit head this write function moved
+// to the meta bucket, in its transaction. It runs once, after the
+// function has succeeded and before the transaction commits.
+func (w *writeTx) flush() error {
+	meta := w.tx.Bucket(bucketMeta)
+	if w.head.revisionSet {
+		if err := meta.Put(metaRevision, u64(uint64(w.head.revision))); err != nil {
+			return internal("cannot write revision", err)
+		}
+	}
+	if w.head.seqSet {
+		if err := meta.Put(metaAuditHead, append(u64(w.head.auditSeq), w.head.auditHash...)); err != nil {
+			return internal("cannot write the audit head", err)
+		}
+	}
+	w.head = writeHead{}
+	return nil
 }
 
 // record appends the change-log entry and the audit entry for one change to
@@ -111,13 +166,7 @@ func isDirectoryName(name string) bool {
 
 // appendAudit adds an entry to the hash chain.
 func (w *writeTx) appendAudit(rev int64, name string) error {
-	meta := w.tx.Bucket(bucketMeta)
-	var seq uint64
-	prev := make([]byte, sha256.Size)
-	if head := meta.Get(metaAuditHead); head != nil {
-		seq = binary.BigEndian.Uint64(head[:8])
-		copy(prev, head[8:])
-	}
+	seq, prev := w.auditHead()
 	seq++
 	entry := &exchangev1.AuditEntry{
 		Sequence: seq, Revision: rev, Time: w.timestamp(),
@@ -130,9 +179,7 @@ func (w *writeTx) appendAudit(rev int64, name string) error {
 	if err := w.tx.Bucket(bucketAudit).Put(u64(seq), encoded); err != nil {
 		return internal("cannot append to the audit chain", err)
 	}
-	if err := meta.Put(metaAuditHead, append(u64(seq), entry.Hash...)); err != nil {
-		return internal("cannot write the audit head", err)
-	}
+	w.head.auditSeq, w.head.auditHash, w.head.seqSet = seq, entry.Hash, true
 	return nil
 }
 

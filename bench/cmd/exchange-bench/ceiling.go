@@ -22,7 +22,8 @@ import (
 // The storage ceiling: raw bbolt, opened with the options store.Open uses,
 // the same group commit (store/groupcommit, at most 256 writes per
 // transaction, no delay) and the same page fill per bucket, writing for each referral exactly the key/value
-// pairs the store writes for one referral. Those pairs are not rebuilt by hand: they are
+// pairs the store writes for one referral (the overwritten ones, revision
+// and audit head, once per call as the store does). Those pairs are not rebuilt by hand: they are
 // captured by creating referrals through the store package in a scratch
 // database and diffing every bucket before and after each, so the ceiling
 // follows the store's schema as it changes (record, indexes, idempotency
@@ -269,7 +270,9 @@ func openCeiling(path string, puts []put) (*ceiling, error) {
 
 // write durably stores n referrals' write sets in one function of a
 // group-committed transaction, as one CreateReferrals call of the store
-// does.
+// does: the new keys of every referral, and the overwritten ones (the
+// revision, the audit head) once, at the end, as the store writes them
+// once per call.
 func (c *ceiling) write(n int) error {
 	return c.commits.Do(func(tx *bolt.Tx) error {
 		for _, p := range c.puts {
@@ -278,13 +281,20 @@ func (c *ceiling) write(n int) error {
 		for range n {
 			seq := c.seq.Add(1)
 			for _, p := range c.puts {
-				key := p.key
-				if p.insert {
-					key = p.nextKey(seq)
+				if !p.insert {
+					continue
 				}
-				if err := tx.Bucket(p.bucket).Put(key, p.value); err != nil {
+				if err := tx.Bucket(p.bucket).Put(p.nextKey(seq), p.value); err != nil {
 					return err
 				}
+			}
+		}
+		for _, p := range c.puts {
+			if p.insert {
+				continue
+			}
+			if err := tx.Bucket(p.bucket).Put(p.key, p.value); err != nil {
+				return err
 			}
 		}
 		return nil
