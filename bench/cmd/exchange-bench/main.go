@@ -168,8 +168,13 @@ func run(o options) error {
 		if err != nil {
 			return err
 		}
-		defer f.Close()
 		b.rep.write(f)
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
+	if names := b.rep.unjudged(); len(names) > 0 {
+		return fmt.Errorf("no figures to judge these targets on (a fault of the benchmark): %s", strings.Join(names, "; "))
 	}
 	return nil
 }

@@ -27,6 +27,24 @@ type comparison struct {
 	met    func(float64) bool // on the median; nil: no target, for context
 }
 
+// perRound is the comparison's value in every round that measured both
+// sides: num's value over den's, or num's value alone when den is nil.
+// A round whose den is missing or zero (nothing to divide by) is left out.
+func (c comparison) perRound() []float64 {
+	var per []float64
+	for i, v := range c.num.values {
+		switch {
+		case c.den == nil:
+			per = append(per, v)
+		case i < len(c.den.values) && c.den.values[i] != 0:
+			per = append(per, v/c.den.values[i])
+		}
+	}
+	return per
+}
+
+// report collects the figures of a run and the comparisons drawn from
+// them, and prints them as Markdown tables.
 type report struct {
 	series      []*series
 	comparisons []comparison
@@ -53,6 +71,19 @@ func (r *report) get(workload, system, unit string) *series {
 
 func (r *report) compare(name string, num, den *series, target string, met func(float64) bool) {
 	r.comparisons = append(r.comparisons, comparison{name: name, num: num, den: den, target: target, met: met})
+}
+
+// unjudged names the comparisons that have a target but no round to
+// judge it on: a workload that ran without measuring a figure its target
+// needs, which is a fault of the benchmark, never a verdict.
+func (r *report) unjudged() []string {
+	var names []string
+	for _, c := range r.comparisons {
+		if c.met != nil && len(c.perRound()) == 0 {
+			names = append(names, c.name)
+		}
+	}
+	return names
 }
 
 func (r *report) note(format string, args ...any) {
@@ -127,20 +158,14 @@ func (r *report) write(w io.Writer) {
 	fmt.Fprintln(w, "| comparison | per round | median | target | verdict |")
 	fmt.Fprintln(w, "| --- | --- | ---: | --- | --- |")
 	for _, c := range r.comparisons {
-		var per []float64
-		var cells []string
-		for i := range c.num.values {
+		per := c.perRound()
+		cells := make([]string, len(per))
+		for i, v := range per {
 			if c.den == nil {
-				per = append(per, c.num.values[i])
-				cells = append(cells, num(c.num.values[i]))
-				continue
+				cells[i] = num(v)
+			} else {
+				cells[i] = ratio(v)
 			}
-			if i >= len(c.den.values) || c.den.values[i] == 0 {
-				continue
-			}
-			v := c.num.values[i] / c.den.values[i]
-			per = append(per, v)
-			cells = append(cells, ratio(v))
 		}
 		m := median(per)
 		shown := ratio(m)
