@@ -1,0 +1,124 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// buildBench builds into dir what make bench builds: exchanged, this
+// program and the no-op server from the main module, etcd and etcd-load
+// from the module bench/etcd.
+func buildBench(t *testing.T, dir string) {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatalf("go env GOMOD: %v", err)
+	}
+	root := filepath.Dir(strings.TrimSpace(string(out)))
+	for _, b := range []struct {
+		dir  string
+		args []string
+	}{
+		{root, []string{"build", "-o", dir + "/", "./cmd/exchanged", "./bench/cmd/exchange-bench", "./bench/cmd/noop-server"}},
+		{filepath.Join(root, "bench", "etcd"), []string{"build", "-o", filepath.Join(dir, "etcd"), "go.etcd.io/etcd/server/v3"}},
+		{filepath.Join(root, "bench", "etcd"), []string{"build", "-o", dir + "/", "./cmd/etcd-load"}},
+	} {
+		cmd := exec.Command("go", b.args...)
+		cmd.Dir = b.dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go %s (in %s): %v\n%s", strings.Join(b.args, " "), b.dir, err, out)
+		}
+	}
+}
+
+// targets are the comparisons that carry the issue's targets; each must
+// come out of a run with a verdict.
+var targets = []string{
+	"Create: exchange / etcd put",
+	"Create: exchange / transport ceiling",
+	"Batched push: exchange / etcd single puts (same round)",
+	"Batched push: exchange / storage ceiling",
+	"Start-up with --skip-check",
+	"Start-up with the page check (default)",
+	"Deep List page / first page (latency)",
+	"Dataset pull rate",
+	"Dataset pull: server Go heap growth",
+	"Dataset pull: server anonymous RSS growth",
+	"FindOverlaps, warm index",
+	"FindOverlaps, first call after a plan changed",
+}
+
+// TestBenchRunsEveryWorkload runs the built benchmark, every workload and
+// every reference (etcd included) on small data and short windows: the
+// figures mean nothing, but every target must get a verdict, every server
+// must be stopped and the scratch directory removed. make bench runs the
+// same binaries at full size.
+func TestBenchRunsEveryWorkload(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds etcd and runs every server; skipped with -short")
+	}
+	bin := t.TempDir()
+	buildBench(t, bin)
+	results := filepath.Join(t.TempDir(), "results.md")
+	cmd := exec.Command(filepath.Join(bin, "exchange-bench"), "--bin", bin, "--out", results,
+		"--rounds", "2", "--warmup", "50ms", "--duration", "200ms",
+		"--records", "3000", "--rows", "20000", "--plans", "300", "--etcd-keys", "1000",
+		"--watchers", "10", "--watch-writes", "5")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("exchange-bench: %v\n%s", err, out)
+	}
+	table, err := os.ReadFile(results)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verdict := regexp.MustCompile(`\| (met|\*\*missed\*\*) \|$`)
+	for _, name := range targets {
+		found := false
+		for _, line := range strings.Split(string(table), "\n") {
+			if strings.HasPrefix(line, "| "+name+" | ") {
+				found = true
+				if strings.Count(line, "·") != 1 || !verdict.MatchString(line) {
+					t.Errorf("target row without two rounds and a verdict: %s", line)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no row for the target %q in:\n%s", name, table)
+		}
+	}
+
+	// Every server the benchmark started has exited.
+	procs, _ := filepath.Glob("/proc/[0-9]*/exe")
+	for _, exe := range procs {
+		if path, err := os.Readlink(exe); err == nil && strings.HasPrefix(path, bin+"/") {
+			t.Errorf("%s is still running (%s)", path, exe)
+		}
+	}
+	// The scratch directory named on the first line is gone.
+	scratch := regexp.MustCompile(`scratch (\S+)`).FindSubmatch(out)
+	if scratch == nil {
+		t.Fatalf("no scratch directory in the output:\n%s", out)
+	}
+	if _, err := os.Stat(string(scratch[1])); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("scratch directory %s left behind (%v)", scratch[1], err)
+	}
+}
+
+// TestBenchRefusesWhatItCannotRun checks the errors a mistyped run gets
+// before it starts anything.
+func TestBenchRefusesWhatItCannotRun(t *testing.T) {
+	err := run(options{bin: t.TempDir(), only: map[string]bool{"writes": true, "inbox": true}})
+	if err == nil || !strings.Contains(err.Error(), `--only: unknown workload "inbox"`) {
+		t.Errorf("run with --only inbox = %v, want it named as unknown", err)
+	}
+	err = run(options{bin: t.TempDir(), only: map[string]bool{}})
+	if err == nil || !strings.Contains(err.Error(), "exchanged") || !strings.Contains(err.Error(), "make bench builds it") {
+		t.Errorf("run without binaries = %v, want the missing binary named", err)
+	}
+}
