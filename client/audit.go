@@ -23,7 +23,9 @@ func (c *AuditClient) Entries(ctx context.Context) iter.Seq2[*exchangev1.AuditEn
 	})
 }
 
-// Head returns the last entry's sequence number and hash.
+// Head returns the last entry's sequence number and hash. Only the
+// secretariat may ask: the head moves with every agency's changes, so an
+// agency gets PERMISSION_DENIED.
 func (c *AuditClient) Head(ctx context.Context) (uint64, []byte, error) {
 	resp, err := c.rpc.GetAuditHead(ctx, &exchangev1.GetAuditHeadRequest{})
 	return resp.GetSequence(), resp.GetHash(), err

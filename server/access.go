@@ -105,7 +105,7 @@ var accessRules = map[string]accessRule{
 	exchangev1.PlanService_WatchPlans_FullMethodName:           anyMember,
 
 	exchangev1.AuditService_ListAuditEntries_FullMethodName: anyMember,
-	exchangev1.AuditService_GetAuditHead_FullMethodName:     anyMember,
+	exchangev1.AuditService_GetAuditHead_FullMethodName:     secretariatOnly, // the head moves with everyone's changes
 	exchangev1.AdminService_Backup_FullMethodName:           secretariatOnly,
 	exchangev1.AdminService_GetStorageStatus_FullMethodName: secretariatOnly,
 

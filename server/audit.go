@@ -2,6 +2,9 @@ package server
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
 	"strings"
@@ -22,15 +25,18 @@ type auditService struct {
 }
 
 // ListAuditEntries pages through the chain, filtered for agencies to the
-// entries about their own resources or made by them.
+// entries about their own resources or made by them. An agency is not
+// shown where its entries stand in the chain: their sequence numbers and
+// previous hashes are left out (the gaps between them would count what
+// other agencies did), and page tokens are sealed, since they hold the
+// position reached.
 func (a *auditService) ListAuditEntries(ctx context.Context, req *exchangev1.ListAuditEntriesRequest) (*exchangev1.ListAuditEntriesResponse, error) {
 	var after uint64
 	if tok := req.GetPageToken(); tok != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(tok)
-		if err != nil || len(raw) != 8 {
+		var ok bool
+		if after, ok = a.openToken(tok); !ok {
 			return nil, invalidField("page_token", "not a token from a previous response")
 		}
-		after = binary.BigEndian.Uint64(raw)
 	}
 	size := int(req.GetPageSize())
 	if size == 0 {
@@ -51,11 +57,14 @@ func (a *auditService) ListAuditEntries(ctx context.Context, req *exchangev1.Lis
 		for _, e := range entries {
 			scanned++
 			after = e.GetSequence()
-			if caller.IsSecretariat() || about(e) {
+			if caller.IsSecretariat() {
 				resp.Entries = append(resp.Entries, e)
-				if len(resp.Entries) == size {
-					break
-				}
+			} else if about(e) {
+				e.Sequence, e.PreviousHash = 0, nil
+				resp.Entries = append(resp.Entries, e)
+			}
+			if len(resp.Entries) == size {
+				break
 			}
 		}
 	}
@@ -64,9 +73,45 @@ func (a *auditService) ListAuditEntries(ctx context.Context, req *exchangev1.Lis
 		return nil, err
 	}
 	if after < head {
-		resp.NextPageToken = base64.RawURLEncoding.EncodeToString(binary.BigEndian.AppendUint64(nil, after))
+		resp.NextPageToken = a.sealToken(after)
 	}
 	return resp, nil
+}
+
+// sealToken makes a page token that holds the sequence number reached,
+// sealed (AES-256-GCM under the store's page secret) so that the caller
+// cannot read it.
+func (a *auditService) sealToken(after uint64) string {
+	aead := a.tokenAEAD()
+	nonce := make([]byte, aead.NonceSize())
+	rand.Read(nonce)
+	return base64.RawURLEncoding.EncodeToString(aead.Seal(nonce, nonce, binary.BigEndian.AppendUint64(nil, after), []byte("audit")))
+}
+
+// openToken returns the sequence number a token from sealToken holds.
+func (a *auditService) openToken(tok string) (uint64, bool) {
+	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	aead := a.tokenAEAD()
+	if err != nil || len(raw) < aead.NonceSize() {
+		return 0, false
+	}
+	plain, err := aead.Open(nil, raw[:aead.NonceSize()], raw[aead.NonceSize():], []byte("audit"))
+	if err != nil || len(plain) != 8 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(plain), true
+}
+
+func (a *auditService) tokenAEAD() cipher.AEAD {
+	block, err := aes.NewCipher(a.store.PageSecret())
+	if err != nil {
+		panic("audit page tokens: " + err.Error()) // the secret is always 32 bytes
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		panic("audit page tokens: " + err.Error())
+	}
+	return aead
 }
 
 // aboutCaller decides whether an entry concerns the calling agency:
@@ -97,7 +142,10 @@ func (a *auditService) aboutCaller(ctx context.Context, c Caller) func(*exchange
 	}
 }
 
-// GetAuditHead returns the last entry's sequence number and hash.
+// GetAuditHead returns the last entry's sequence number and hash. Only the
+// secretariat may ask (access.go): the head moves with every agency's
+// changes, so an agency polling it would watch the whole network's
+// activity.
 func (a *auditService) GetAuditHead(ctx context.Context, _ *exchangev1.GetAuditHeadRequest) (*exchangev1.GetAuditHeadResponse, error) {
 	seq, hash, err := a.store.AuditHead(ctx)
 	if err != nil {

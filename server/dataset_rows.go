@@ -85,7 +85,7 @@ func (s *datasetService) PullDatasetRows(req *exchangev1.PullDatasetRowsRequest,
 		limit = defaultRowPage
 	}
 	filter := rowFilter{locations: req.GetLocations(), contributors: req.GetContributors(), categories: req.GetCategories()}
-	revision := s.store.Revision()
+	revision := s.store.SafeRevision() // every row written up to it is in the pages read below
 	for {
 		page, err := s.store.PullDatasetRows(ctx, store.RowQuery{
 			Dataset: d.GetName(), Since: req.GetSinceRevision(), After: after,
@@ -329,11 +329,11 @@ func (s *datasetService) WatchDatasetRows(req *exchangev1.WatchDatasetRowsReques
 		return err
 	}
 	since := req.GetStartRevision()
-	if err := checkStartRevision(since, s.store.Revision()); err != nil {
+	if err := checkStartRevision(since, s.store.SafeRevision()); err != nil {
 		return err
 	}
 	if since == 0 {
-		since = s.store.Revision()
+		since = s.store.SafeRevision()
 	}
 	var after []byte
 	var sent int64 // the revision of the last row sent

@@ -363,9 +363,10 @@ var modelMethodKinds = map[string]methodKind{
 	"PlanService/WatchPlans":           forEveryone,
 
 	// The audit chain: the secretariat reads all of it, an agency the
-	// entries about its own resources or made by it.
+	// entries about its own resources or made by it; the head moves with
+	// everyone's changes, so only the secretariat reads it.
 	"AuditService/ListAuditEntries": forEveryone,
-	"AuditService/GetAuditHead":     forEveryone,
+	"AuditService/GetAuditHead":     forSecretariat,
 
 	"AdminService/Backup":           forSecretariat,
 	"AdminService/GetStorageStatus": forSecretariat,

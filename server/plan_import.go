@@ -83,7 +83,7 @@ func (s *planService) importIati(ctx context.Context, agencyID string, req *exch
 		resp.Changed = resp.Changed || changes(out.GetAction())
 	}
 	resp.Activities = results
-	resp.Revision = s.store.Revision()
+	resp.Revision = s.store.SafeRevision()
 	return resp, nil
 }
 

@@ -328,6 +328,7 @@ func (s *planService) FindOverlaps(ctx context.Context, req *exchangev1.FindOver
 	if err != nil {
 		return nil, err
 	}
+	safe := s.views.store.SafeRevision() // the answer includes every change up to it (get reads the store's revision after)
 	idx, err := s.views.get(ctx)
 	if err != nil {
 		return nil, err
@@ -341,7 +342,7 @@ func (s *planService) FindOverlaps(ctx context.Context, req *exchangev1.FindOver
 	vis := newVisibility(r, idx)
 	stamp := make([]int32, len(idx.plans))
 	var cands []int32
-	resp := &exchangev1.FindOverlapsResponse{Revision: idx.rev}
+	resp := &exchangev1.FindOverlapsResponse{Revision: safe}
 	var last overlapToken
 	start := sort.Search(len(idx.plans), func(i int) bool { return idx.plans[i].name >= after.first })
 	for ai := start; ai < len(idx.plans); ai++ {
@@ -448,6 +449,7 @@ func (s *planService) FindGaps(ctx context.Context, req *exchangev1.FindGapsRequ
 	if err != nil {
 		return nil, err
 	}
+	safe := s.views.store.SafeRevision() // the answer includes every change up to it (get reads the store's revision after)
 	idx, err := s.views.get(ctx)
 	if err != nil {
 		return nil, err
@@ -484,7 +486,7 @@ func (s *planService) FindGaps(ctx context.Context, req *exchangev1.FindGapsRequ
 			}
 		}
 	}
-	resp := &exchangev1.FindGapsResponse{Revision: idx.rev}
+	resp := &exchangev1.FindGapsResponse{Revision: safe}
 	for _, prov := range provinces {
 		for _, n := range niches {
 			if !whole[n] && !covered[prov.Code][n] {
@@ -505,6 +507,7 @@ func (s *planService) GetCoverage(ctx context.Context, req *exchangev1.GetCovera
 	if err != nil {
 		return nil, err
 	}
+	safe := s.views.store.SafeRevision() // the answer includes every change up to it (get reads the store's revision after)
 	idx, err := s.views.get(ctx)
 	if err != nil {
 		return nil, err
@@ -547,7 +550,7 @@ func (s *planService) GetCoverage(ctx context.Context, req *exchangev1.GetCovera
 			}
 		}
 	}
-	resp := &exchangev1.GetCoverageResponse{Revision: idx.rev}
+	resp := &exchangev1.GetCoverageResponse{Revision: safe}
 	for k, c := range cells {
 		out := &exchangev1.PlanCoverageCell{Subdivision: k.subdivision, Niche: k.niche, PlanCount: c.plans}
 		if prov, ok := geo.Lookup(k.subdivision); ok {

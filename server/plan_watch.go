@@ -41,12 +41,13 @@ func (s *planService) WatchPlans(req *exchangev1.WatchPlansRequest, stream excha
 	}
 	f := planWatchFilter{subdivisions: req.GetSubdivisions(), niches: req.GetNiches()}
 	rev := req.GetStartRevision()
-	if err := checkStartRevision(rev, s.store.Revision()); err != nil {
+	if err := checkStartRevision(rev, s.store.SafeRevision()); err != nil {
 		return err
 	}
 	if rev == 0 {
-		rev = s.store.Revision()
+		rev = s.store.SafeRevision()
 	}
+	pos, beat := rev, false // as in WatchReferrals
 	idle := time.NewTimer(s.heartbeat)
 	defer idle.Stop()
 	for {
@@ -54,6 +55,7 @@ func (s *planService) WatchPlans(req *exchangev1.WatchPlansRequest, stream excha
 			return err
 		}
 		changed := s.store.Changed()
+		safe := s.store.SafeRevision()
 		changes, err := s.store.Changes(ctx, rev, watchPage)
 		if err != nil {
 			return err
@@ -84,22 +86,28 @@ func (s *planService) WatchPlans(req *exchangev1.WatchPlansRequest, stream excha
 			if err := stream.Send(ev); err != nil {
 				return err
 			}
+			pos = rev
 			idle.Reset(s.heartbeat)
 		}
 		if len(changes) >= watchPage {
 			continue
 		}
+		pos = max(pos, safe) // every change up to safe has been read
+		if beat {
+			if err := stream.Send(&exchangev1.WatchPlansResponse{Revision: pos, Kind: exchangev1.PlanEventKind_PLAN_EVENT_KIND_HEARTBEAT}); err != nil {
+				return err
+			}
+			beat = false
+			idle.Reset(s.heartbeat)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-s.server.stopping:
-			return shuttingDown(rev)
+			return shuttingDown(pos)
 		case <-changed:
 		case <-idle.C:
-			if err := stream.Send(&exchangev1.WatchPlansResponse{Revision: rev, Kind: exchangev1.PlanEventKind_PLAN_EVENT_KIND_HEARTBEAT}); err != nil {
-				return err
-			}
-			idle.Reset(s.heartbeat)
+			beat = true
 		}
 	}
 }

@@ -499,7 +499,10 @@ func TestWatchPlansFollowsTheCallersAudienceAndFilters(t *testing.T) {
 		t.Errorf("replay %v", evs)
 	}
 	// Behind the compacted horizon: OUT_OF_RANGE, list again.
-	if err := x.store.Compact(ctx, list.GetRevision()); err != nil {
+	if list.GetRevision() < x.store.Revision() {
+		t.Errorf("list revision %d is before the last commit %d", list.GetRevision(), x.store.Revision())
+	}
+	if err := x.store.Compact(ctx, x.store.Revision()); err != nil {
 		t.Fatal(err)
 	}
 	stream, err := iom.plans().WatchPlans(ctx, &exchangev1.WatchPlansRequest{StartRevision: 1})

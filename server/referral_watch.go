@@ -19,18 +19,25 @@ func timestamp(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }
 // WatchReferrals replays the change log after the requested revision, then
 // follows it live, sending the caller's referral events as summaries. No
 // read transaction is held while sending. When nothing concerns the caller
-// for a while it sends a heartbeat with the revision reached, so a client
-// resumes from there.
+// for a while it sends a heartbeat with a safe revision reached
+// (store.SafeRevision: a time, never the revision of a change the caller
+// may not see), so a client resumes from there.
 func (s *referralService) WatchReferrals(req *exchangev1.WatchReferralsRequest, stream exchangev1.ReferralService_WatchReferralsServer) error {
 	ctx := stream.Context()
 	caller := CallerFrom(ctx)
 	rev := req.GetStartRevision()
-	if err := checkStartRevision(rev, s.store.Revision()); err != nil {
+	if err := checkStartRevision(rev, s.store.SafeRevision()); err != nil {
 		return err
 	}
 	if rev == 0 {
-		rev = s.store.Revision()
+		rev = s.store.SafeRevision()
 	}
+	// rev is how far the log has been read, possibly past changes of
+	// other agencies; pos is what the caller may be told: everything up
+	// to it has been read, and it is either a revision the caller was
+	// sent or a safe revision, so it never dates another agency's change.
+	pos := rev
+	beat := false // the idle timer fired: send a heartbeat once the log is read
 	idle := time.NewTimer(s.heartbeat)
 	defer idle.Stop()
 	for {
@@ -38,6 +45,7 @@ func (s *referralService) WatchReferrals(req *exchangev1.WatchReferralsRequest, 
 			return err
 		}
 		changed := s.store.Changed()
+		safe := s.store.SafeRevision()
 		changes, err := s.store.Changes(ctx, rev, watchPage)
 		if err != nil {
 			return err
@@ -59,23 +67,29 @@ func (s *referralService) WatchReferrals(req *exchangev1.WatchReferralsRequest, 
 				if err := stream.Send(&exchangev1.WatchReferralsResponse{Revision: rev, Kind: kind, Referral: s.view(caller, r, false)}); err != nil {
 					return err
 				}
+				pos = rev
 				idle.Reset(s.heartbeat)
 			}
 		}
 		if len(changes) >= watchPage {
 			continue
 		}
+		pos = max(pos, safe) // every change up to safe has been read
+		if beat {
+			if err := stream.Send(&exchangev1.WatchReferralsResponse{Revision: pos, Kind: exchangev1.ReferralEventKind_REFERRAL_EVENT_KIND_HEARTBEAT}); err != nil {
+				return err
+			}
+			beat = false
+			idle.Reset(s.heartbeat)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-s.server.stopping:
-			return shuttingDown(rev)
+			return shuttingDown(pos)
 		case <-changed:
 		case <-idle.C:
-			if err := stream.Send(&exchangev1.WatchReferralsResponse{Revision: rev, Kind: exchangev1.ReferralEventKind_REFERRAL_EVENT_KIND_HEARTBEAT}); err != nil {
-				return err
-			}
-			idle.Reset(s.heartbeat)
+			beat = true
 		}
 	}
 }
@@ -89,9 +103,10 @@ func shuttingDown(revision int64) error {
 
 // checkStartRevision refuses a watch from a revision the exchange has not
 // reached: the watcher would wait there and miss every change until then.
+// current is a safe revision (store.SafeRevision).
 func checkStartRevision(start, current int64) error {
 	if start > current {
-		return invalidField("start_revision", fmt.Sprintf("%d is beyond the current revision %d", start, current))
+		return invalidField("start_revision", fmt.Sprintf("%d is beyond the current revision", start))
 	}
 	return nil
 }

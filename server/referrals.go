@@ -241,7 +241,7 @@ func (s *referralService) ListReferrals(ctx context.Context, req *exchangev1.Lis
 	caller := CallerFrom(ctx)
 	if caller.AgencyName() == "" {
 		// The secretariat is party to no referral.
-		return &exchangev1.ListReferralsResponse{Revision: s.store.Revision()}, nil
+		return &exchangev1.ListReferralsResponse{Revision: s.store.SafeRevision()}, nil
 	}
 	since := req.GetUpdatedSince()
 	keep := func(r *exchangev1.Referral) bool {

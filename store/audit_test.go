@@ -76,8 +76,8 @@ func TestChangeLogAndAudit(t *testing.T) {
 			want := st.want()
 			// Every change has a revision of its own, even when one call
 			// makes several (naming a focal point ends its predecessor).
-			if s.Revision() != rev+int64(len(want)) {
-				t.Errorf("Revision() = %d, want %d", s.Revision(), rev+int64(len(want)))
+			if want := nth(ordinal(rev) + int64(len(want))); s.Revision() != want {
+				t.Errorf("Revision() = %d, want %d", s.Revision(), want)
 			}
 			got, err := s.Changes(ctx, rev, 100)
 			if err != nil {
@@ -95,8 +95,8 @@ func TestChangeLogAndAudit(t *testing.T) {
 			}
 			for i, w := range want {
 				ch := got[i]
-				if ch.GetRevision() != rev+int64(i)+1 || ch.GetKind() != w.kind || ch.GetResourceName() != w.resource {
-					t.Errorf("change %d = rev %d %v %s; want rev %d %v %s", i, ch.GetRevision(), ch.GetKind(), ch.GetResourceName(), rev+int64(i)+1, w.kind, w.resource)
+				if ch.GetRevision() != nth(ordinal(rev)+int64(i)+1) || ch.GetKind() != w.kind || ch.GetResourceName() != w.resource {
+					t.Errorf("change %d = rev %d %v %s; want rev %d %v %s", i, ch.GetRevision(), ch.GetKind(), ch.GetResourceName(), nth(ordinal(rev)+int64(i)+1), w.kind, w.resource)
 				}
 				res, err := ch.GetResource().UnmarshalNew()
 				if err != nil {
@@ -106,8 +106,8 @@ func TestChangeLogAndAudit(t *testing.T) {
 				}
 				e := entries[i]
 				seq++
-				if e.GetSequence() != seq || e.GetRevision() != rev+int64(i)+1 || e.GetActor() != st.op.Actor || e.GetMethod() != st.op.Method || e.GetResourceName() != w.resource {
-					t.Errorf("audit entry = %v; want sequence %d, revision %d, %s %s %s", e, seq, rev+int64(i)+1, st.op.Actor, st.op.Method, w.resource)
+				if e.GetSequence() != seq || e.GetRevision() != nth(ordinal(rev)+int64(i)+1) || e.GetActor() != st.op.Actor || e.GetMethod() != st.op.Method || e.GetResourceName() != w.resource {
+					t.Errorf("audit entry = %v; want sequence %d, revision %d, %s %s %s", e, seq, nth(ordinal(rev)+int64(i)+1), st.op.Actor, st.op.Method, w.resource)
 				}
 			}
 		})
@@ -145,7 +145,7 @@ func TestChangeLogAndAudit(t *testing.T) {
 			t.Errorf("reading %d at a time gave %d changes, want %d", limit, len(got), len(all))
 		}
 	}
-	if page, _ := s.Changes(ctx, int64(seq), 10); len(page) != 0 {
+	if page, _ := s.Changes(ctx, nth(int64(seq)), 10); len(page) != 0 {
 		t.Errorf("Changes after the last revision = %d entries", len(page))
 	}
 }

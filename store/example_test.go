@@ -36,11 +36,12 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	rev := s.Revision() // the first create's commit time in microseconds
 	retry, err := s.CreateAgency(ctx, create, "iom", iom)
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(first.GetName(), first.GetState(), retry.GetEtag() == first.GetEtag(), s.Revision())
+	fmt.Println(first.GetName(), first.GetState(), retry.GetEtag() == first.GetEtag(), s.Revision() == rev)
 
 	update := store.Op{Actor: "secretariat", Method: "/alltogether.exchange.v1.DirectoryService/UpdateAgency"}
 	_, err = s.UpdateAgency(ctx, update, "agencies/iom", "0123456789abcdef", func(a *exchangev1.Agency) error {
@@ -55,7 +56,7 @@ func Example() {
 	}
 	fmt.Println(len(page), next == "")
 	// Output:
-	// agencies/iom AGENCY_STATE_ACTIVE true 1
+	// agencies/iom AGENCY_STATE_ACTIVE true true
 	// etag mismatch
 	// 1 true
 }

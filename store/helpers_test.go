@@ -165,7 +165,29 @@ type counts struct{ revision, changes, audit int }
 
 func countsOf(t *testing.T, s *Store) counts {
 	t.Helper()
-	return counts{int(s.Revision()), len(allChanges(t, s)), len(allAudit(t, s))}
+	return counts{int(ordinal(s.Revision())), len(allChanges(t, s)), len(allAudit(t, s))}
+}
+
+// revisionBase is the first revision of a store opened by openTest: the
+// time of its frozen clock in microseconds (revision.go).
+var revisionBase = newClock().t.UnixMicro()
+
+// nth returns the revision of the n-th change (from 1) of a store whose
+// frozen clock has not moved (openTest): changes within one microsecond
+// take consecutive revisions. nth(0) is 0, the revision of an empty store.
+func nth(n int64) int64 {
+	if n == 0 {
+		return 0
+	}
+	return revisionBase + n - 1
+}
+
+// ordinal is the inverse of nth: which change a revision is.
+func ordinal(rev int64) int64 {
+	if rev == 0 {
+		return 0
+	}
+	return rev - revisionBase + 1
 }
 
 var indexBuckets = [][]byte{

@@ -101,13 +101,26 @@ func (s *Store) Backup(ctx context.Context, w io.Writer, started func(revision, 
 	})
 }
 
-// CompactChangeLog keeps the last keep revisions of the change log and
-// removes older entries; watchers behind the new horizon get
-// KindOutOfRange and must list again. It returns the new horizon.
+// CompactChangeLog keeps the newest keep entries of the change log and
+// removes older ones; watchers behind the new horizon get KindOutOfRange
+// and must list again. It returns the new horizon, the revision of the
+// newest entry removed (0 when nothing was). Revisions are commit times
+// (revision.go), so the horizon counts entries, not revisions.
 func (s *Store) CompactChangeLog(ctx context.Context, keep int64) (int64, error) {
-	horizon := s.Revision() - keep
-	if horizon <= 0 {
-		return 0, nil
+	var horizon int64
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketChanges).Cursor()
+		k, _ := c.Last()
+		for n := int64(0); k != nil && n < keep; n++ {
+			k, _ = c.Prev()
+		}
+		if k != nil {
+			horizon = int64(binary.BigEndian.Uint64(k[:8]))
+		}
+		return nil
+	})
+	if err != nil || horizon == 0 {
+		return 0, err
 	}
 	return horizon, s.Compact(ctx, horizon)
 }

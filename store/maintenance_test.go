@@ -133,11 +133,11 @@ func TestBackupIsAConsistentSnapshotWhileWritesGoOn(t *testing.T) {
 	if r.Revision() != snapRev {
 		t.Fatalf("restored revision %d, snapshot %d", r.Revision(), snapRev)
 	}
-	if n, err := r.VerifyAudit(ctx); err != nil || int64(n) != snapRev {
-		t.Fatalf("restored audit chain: %d entries, %v (want %d)", n, err, snapRev)
+	if n, err := r.VerifyAudit(ctx); err != nil || int64(n) != ordinal(snapRev) {
+		t.Fatalf("restored audit chain: %d entries, %v (want %d)", n, err, ordinal(snapRev))
 	}
 	items, _, err := r.ListAgencies(ctx, AgencyFilter{}, Page{Size: 1000})
-	if err != nil || int64(len(items)) != snapRev {
+	if err != nil || int64(len(items)) != ordinal(snapRev) {
 		t.Fatalf("restored %d agencies at revision %d: %v", len(items), snapRev, err)
 	}
 	if s.Revision() < snapRev+20 {
@@ -156,18 +156,18 @@ func TestChangeLogHorizon(t *testing.T) {
 		mustCreateAgency(t, s, fmt.Sprintf("a-%02d", i), nil)
 	}
 	horizon, err := s.CompactChangeLog(ctx, 10)
-	if err != nil || horizon != 40 {
+	if err != nil || horizon != nth(40) {
 		t.Fatalf("horizon %d %v", horizon, err)
 	}
-	if _, err := s.Changes(ctx, 39, 100); KindOf(err) != KindOutOfRange {
+	if _, err := s.Changes(ctx, nth(39), 100); KindOf(err) != KindOutOfRange {
 		t.Fatalf("changes behind the horizon: %v", err)
 	}
-	got, err := s.Changes(ctx, 40, 100)
-	if err != nil || len(got) != 10 || got[0].GetRevision() != 41 {
+	got, err := s.Changes(ctx, nth(40), 100)
+	if err != nil || len(got) != 10 || got[0].GetRevision() != nth(41) {
 		t.Fatalf("changes after the horizon: %d %v", len(got), err)
 	}
 	st, err := s.Status(ctx)
-	if err != nil || st.Compacted != 40 || st.Revision != 50 || st.AuditSequence != 50 {
+	if err != nil || st.Compacted != nth(40) || st.Revision != nth(50) || st.AuditSequence != 50 {
 		t.Fatalf("status %+v %v", st, err)
 	}
 	_ = exchangev1.ChangeKind_CHANGE_KIND_CREATED
@@ -229,28 +229,28 @@ func TestCompactionGoesInChunks(t *testing.T) {
 	for i := range 50 {
 		mustCreateAgency(t, s, fmt.Sprintf("a-%02d", i), nil)
 	}
-	if err := s.Compact(&stopAfter{Context: ctx, n: 1}, 40); !errors.Is(err, context.Canceled) {
+	if err := s.Compact(&stopAfter{Context: ctx, n: 1}, nth(40)); !errors.Is(err, context.Canceled) {
 		t.Fatalf("compaction stopped after one transaction: %v", err)
 	}
-	if st, err := s.Status(ctx); err != nil || st.Compacted != 7 {
+	if st, err := s.Status(ctx); err != nil || st.Compacted != nth(7) {
 		t.Fatalf("after one transaction of 7: status %+v %v", st, err)
 	}
-	if _, err := s.Changes(ctx, 6, 100); KindOf(err) != KindOutOfRange {
+	if _, err := s.Changes(ctx, nth(6), 100); KindOf(err) != KindOutOfRange {
 		t.Fatalf("changes after 6, compacted to 7: %v", err)
 	}
-	if got, err := s.Changes(ctx, 7, 100); err != nil || len(got) != 43 || got[0].GetRevision() != 8 {
+	if got, err := s.Changes(ctx, nth(7), 100); err != nil || len(got) != 43 || got[0].GetRevision() != nth(8) {
 		t.Fatalf("changes after 7: %d %v", len(got), err)
 	}
-	if err := s.Compact(ctx, 40); err != nil {
+	if err := s.Compact(ctx, nth(40)); err != nil {
 		t.Fatal(err)
 	}
-	if st, err := s.Status(ctx); err != nil || st.Compacted != 40 {
+	if st, err := s.Status(ctx); err != nil || st.Compacted != nth(40) {
 		t.Fatalf("status %+v %v", st, err)
 	}
-	if got, err := s.Changes(ctx, 40, 100); err != nil || len(got) != 10 || got[0].GetRevision() != 41 {
+	if got, err := s.Changes(ctx, nth(40), 100); err != nil || len(got) != 10 || got[0].GetRevision() != nth(41) {
 		t.Fatalf("changes after the horizon: %d %v", len(got), err)
 	}
-	if _, err := s.Changes(ctx, 39, 100); KindOf(err) != KindOutOfRange {
+	if _, err := s.Changes(ctx, nth(39), 100); KindOf(err) != KindOutOfRange {
 		t.Fatalf("changes behind the horizon: %v", err)
 	}
 }

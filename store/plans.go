@@ -259,7 +259,9 @@ type PlanFilter struct {
 }
 
 // ListPlans returns one page of plans ordered by owner id, then creation,
-// and the revision the page was read at.
+// and a safe revision (SafeRevision) the page includes every change up
+// to: a watch from it misses nothing, though it may repeat a change the
+// page already shows.
 func (s *Store) ListPlans(ctx context.Context, f PlanFilter, p Page) ([]*exchangev1.Plan, string, int64, error) {
 	fp := query("plans", f.AgencyID, f.ExternalID, f.Fingerprint)
 	bucket, prefix := bucketPlans, []byte(nil)
@@ -271,9 +273,8 @@ func (s *Store) ListPlans(ctx context.Context, f PlanFilter, p Page) ([]*exchang
 	}
 	var items []*exchangev1.Plan
 	var token string
-	var rev int64
+	rev := s.SafeRevision() // before the read: it sees every change up to rev
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		rev = readRevision(tx)
 		var err error
 		items, token, err = paginate(tx, bucket, prefix, p, fp, func(k, v []byte) (*exchangev1.Plan, bool, error) {
 			var pl *exchangev1.Plan

@@ -127,11 +127,11 @@ func TestApplyPlansWritesOnlyWhatChanges(t *testing.T) {
 		t.Fatalf("apply: %v %v", actionsOf(res), err)
 	}
 	// Each plan change has a revision of its own.
-	if s.Revision() != 2 {
+	if s.Revision() != nth(2) {
 		t.Fatalf("revision %d after two creations", s.Revision())
 	}
 	res, err = s.ApplyPlans(ctx, op, "ilo", set, ApplyOptions{Prune: true})
-	if err != nil || !slices.Equal(actionsOf(res), []exchangev1.PlanApplyAction{unchanged, unchanged}) || s.Revision() != 2 {
+	if err != nil || !slices.Equal(actionsOf(res), []exchangev1.PlanApplyAction{unchanged, unchanged}) || s.Revision() != nth(2) {
 		t.Fatalf("again: %v, revision %d (%v)", actionsOf(res), s.Revision(), err)
 	}
 	// A stale etag on a change conflicts; the rest applies.

@@ -368,15 +368,16 @@ type ReferralFilter struct {
 }
 
 // ListReferrals returns one page of the agency's referrals, newest first,
-// and the revision the page was read at.
+// and a safe revision (SafeRevision) the page includes every change up
+// to: a watch from it misses nothing, though it may repeat a change the
+// page already shows.
 func (s *Store) ListReferrals(ctx context.Context, f ReferralFilter, p Page) ([]*exchangev1.Referral, string, int64, error) {
 	fp := query("referrals", f.AgencyID, boolKey(f.Inbox), boolKey(f.Outbox), f.Fingerprint)
 	prefix := joinKey(f.AgencyID, "")
 	var items []*exchangev1.Referral
 	var token string
-	var rev int64
+	rev := s.SafeRevision() // before the read: it sees every change up to rev
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		rev = readRevision(tx)
 		var err error
 		items, token, err = paginate(tx, bucketReferralByParty, prefix, p, fp, func(k, _ []byte) (*exchangev1.Referral, bool, error) {
 			side := k[len(k)-1]

@@ -161,6 +161,9 @@ var (
 	metaRevision      = []byte("revision")       // u64: last committed revision
 	metaAuditHead     = []byte("audit_head")     // u64(sequence) ‖ sha256 of last entry
 	metaCompacted     = []byte("compacted")      // u64: change-log entries up to here are gone
+	// metaPageSecret is a random 32-byte key made at first open; the
+	// server seals page tokens that hold positions with it (PageSecret).
+	metaPageSecret = []byte("page_secret")
 )
 
 // sep separates text parts of composite keys.

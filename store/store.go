@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -87,6 +89,10 @@ type Store struct {
 
 	observer Observer
 	batch    *batchState // the write transaction being filled; only touched inside it
+
+	clock *revisionClock // hands out revisions and safe revisions (revision.go)
+
+	pageSecret []byte // metaPageSecret, read at open
 }
 
 // batchState is what the functions sharing one write transaction tell its
@@ -140,7 +146,8 @@ func Open(path string, opt Options) (*Store, error) {
 			return nil, internal("cannot set database file mode", err)
 		}
 	}
-	s := &Store{db: db, commits: newCommitter(db, opt), opt: opt, now: opt.Now, changed: make(chan struct{}), maxSize: opt.MaxSize, observer: opt.Observer}
+	s := &Store{db: db, commits: newCommitter(db, opt), opt: opt, now: opt.Now, changed: make(chan struct{}), maxSize: opt.MaxSize, observer: opt.Observer,
+		clock: &revisionClock{now: opt.Now}}
 	if opt.CheckOnOpen {
 		if err := s.check(); err != nil {
 			db.Close()
@@ -195,11 +202,27 @@ func (s *Store) init(readOnly bool) error {
 				return internal("cannot write schema version", err)
 			}
 		}
+		if meta.Get(metaPageSecret) == nil {
+			secret := make([]byte, 32)
+			if _, err := rand.Read(secret); err != nil {
+				return internal("cannot make the page secret", err)
+			}
+			if err := meta.Put(metaPageSecret, secret); err != nil {
+				return internal("cannot write the page secret", err)
+			}
+		}
+		s.pageSecret = bytes.Clone(meta.Get(metaPageSecret))
 		s.revision.Store(readRevision(tx))
 		s.size.Store(tx.Size())
 		return nil
 	})
 }
+
+// PageSecret returns a random 32-byte key kept in the database, for
+// sealing page tokens whose positions would otherwise tell a caller how
+// much others did (an audit sequence number, say). It is the same after a
+// restart, so such tokens stay valid; nil for a store opened read-only.
+func (s *Store) PageSecret() []byte { return bytes.Clone(s.pageSecret) }
 
 // Close closes the database. Calls in flight finish first; later calls
 // fail with KindClosed. Closing a closed store does nothing.
@@ -268,7 +291,7 @@ func (s *Store) update(ctx context.Context, op Op, fn func(w *writeTx) error) er
 	}
 	err := batch(func(tx *bolt.Tx) error {
 		b := s.joinBatch(tx)
-		w := &writeTx{tx: tx, op: op, now: s.now().UTC()}
+		w := &writeTx{tx: tx, op: op, now: s.now().UTC(), clock: s.clock}
 		if err := fn(w); err != nil {
 			return err
 		}
@@ -351,9 +374,11 @@ func (s *Store) joinBatch(tx *bolt.Tx) *batchState {
 	if s.batch == nil || s.batch.tx != tx {
 		b := &batchState{tx: tx}
 		s.batch = b
+		s.clock.begin()
 		fillAppendBuckets(tx)
 		tx.OnCommit(func() {
 			s.published(b.last, b.directory)
+			s.clock.committed()
 			if s.observer != nil {
 				s.observer.ObserveCommit(b.writes)
 			}

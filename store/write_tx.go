@@ -23,8 +23,9 @@ type writeTx struct {
 	tx       *bolt.Tx
 	op       Op
 	now      time.Time
-	revision int64 // the revision of the change being made; 0 between changes
-	last     int64 // the highest revision recorded in this transaction
+	clock    *revisionClock // allocates the revisions
+	revision int64          // the revision of the change being made; 0 between changes
+	last     int64          // the highest revision recorded in this transaction
 	// directory is set when the change is to an agency or a certificate,
 	// what LookupCaller reads.
 	directory bool
@@ -66,7 +67,7 @@ func unmarshal(b []byte, m proto.Message) error {
 func (w *writeTx) timestamp() *timestamppb.Timestamp { return timestamppb.New(w.now) }
 
 // nextRevision returns the revision of the change being made, allocating
-// the next global revision on first use. Every recorded change ends its
+// the next global revision (a commit time, revision.go) on first use. Every recorded change ends its
 // revision, so each change in the log has a revision of its own even when
 // several are committed in one transaction: a watcher that resumes from the
 // revision of the last event it received can never skip a sibling.
@@ -74,7 +75,7 @@ func (w *writeTx) nextRevision() (int64, error) {
 	if w.revision != 0 {
 		return w.revision, nil
 	}
-	rev := w.currentRevision() + 1
+	rev := w.clock.allocate(w.currentRevision())
 	w.head.revision, w.head.revisionSet = rev, true
 	w.revision = rev
 	w.last = rev

@@ -34,9 +34,14 @@ type AuditServiceClient interface {
 	// ListAuditEntries lists entries in chain order: all of them for the
 	// secretariat (to verify the whole chain), and for an agency the entries
 	// about its own resources (its record, focal points, plans, the datasets
-	// it owns and the referrals it sent or received) or made by it.
+	// it owns and the referrals it sent or received) or made by it. An
+	// agency's entries come without sequence and previous_hash (the gaps
+	// between them would count what other agencies did), and page tokens
+	// are sealed.
 	ListAuditEntries(ctx context.Context, in *ListAuditEntriesRequest, opts ...grpc.CallOption) (*ListAuditEntriesResponse, error)
-	// GetAuditHead returns the last entry's sequence number and hash.
+	// GetAuditHead returns the last entry's sequence number and hash; for
+	// the secretariat only, since the head moves with every agency's
+	// changes.
 	GetAuditHead(ctx context.Context, in *GetAuditHeadRequest, opts ...grpc.CallOption) (*GetAuditHeadResponse, error)
 }
 
@@ -79,9 +84,14 @@ type AuditServiceServer interface {
 	// ListAuditEntries lists entries in chain order: all of them for the
 	// secretariat (to verify the whole chain), and for an agency the entries
 	// about its own resources (its record, focal points, plans, the datasets
-	// it owns and the referrals it sent or received) or made by it.
+	// it owns and the referrals it sent or received) or made by it. An
+	// agency's entries come without sequence and previous_hash (the gaps
+	// between them would count what other agencies did), and page tokens
+	// are sealed.
 	ListAuditEntries(context.Context, *ListAuditEntriesRequest) (*ListAuditEntriesResponse, error)
-	// GetAuditHead returns the last entry's sequence number and hash.
+	// GetAuditHead returns the last entry's sequence number and hash; for
+	// the secretariat only, since the head moves with every agency's
+	// changes.
 	GetAuditHead(context.Context, *GetAuditHeadRequest) (*GetAuditHeadResponse, error)
 	mustEmbedUnimplementedAuditServiceServer()
 }
