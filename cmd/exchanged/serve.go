@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,7 +19,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/alltogether/exchange/pki"
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
@@ -126,6 +124,7 @@ variable named in its help.`,
 	f.IntVar(&o.burst, "burst", 400, "calls a caller may make at once above its rate")
 	f.DurationVar(&o.shutdownGrace, "shutdown-grace", 20*time.Second, "how long calls in flight may run after SIGTERM before they are cut off")
 	cmd.AddCommand(newRestoreCommand(stdout))
+	cmd.AddCommand(newCertsCommand(stdout))
 	return rootCommand{cmd: cmd}
 }
 
@@ -264,32 +263,6 @@ func serve(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) error
 	}
 	log.Info("stopped cleanly")
 	return nil
-}
-
-// recordSecretariatCertificate records the development secretariat
-// certificate in the store, once, so that it can be listed and revoked
-// like any other.
-func recordSecretariatCertificate(ctx context.Context, st *store.Store, certFile string) error {
-	pemBytes, err := os.ReadFile(certFile)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	} else if err != nil {
-		return err
-	}
-	cert, err := pki.ParseCertPEM(pemBytes)
-	if err != nil {
-		return fmt.Errorf("%s: %w", certFile, err)
-	}
-	serial := pki.SerialString(cert.SerialNumber)
-	op := store.Op{Actor: "exchange", Method: "exchanged/first-start", RequestID: "secretariat-" + serial}
-	_, err = st.RecordCertificate(ctx, op, serial, &exchangev1.Certificate{
-		Subject:        "secretariat",
-		NotBefore:      timestamppb.New(cert.NotBefore),
-		NotAfter:       timestamppb.New(cert.NotAfter),
-		CertificatePem: string(pemBytes),
-		Issuer:         "exchange",
-	})
-	return err
 }
 
 // parseAckDeadlines reads "emergency=4h,urgent=24h,routine=72h"; urgencies
