@@ -41,9 +41,12 @@ import (
 //  5. authorization: the method's access rule (default deny).
 //  6. rate limit: each identity has its own token bucket; a caller over
 //     its rate gets RESOURCE_EXHAUSTED while others go on.
-//  7. validation: protovalidate rules from the .proto files; violations
+//  7. concurrency: each identity has its own bounds on unary calls in
+//     flight, streams and watches open (concurrency.go); a caller at one
+//     gets RESOURCE_EXHAUSTED that names it.
+//  8. validation: protovalidate rules from the .proto files; violations
 //     become INVALID_ARGUMENT with a BadRequest naming each field.
-//  8. errors: whatever the handler returns becomes a status through the
+//  9. errors: whatever the handler returns becomes a status through the
 //     one error table.
 
 func (s *Server) unaryInterceptors() []grpc.UnaryServerInterceptor {
@@ -67,6 +70,7 @@ func (s *Server) unaryInterceptors() []grpc.UnaryServerInterceptor {
 			return next(ctx, req)
 		},
 		ratelimit.UnaryServerInterceptor(s.limiter),
+		s.unaryConcurrency,
 		func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
 			if err := s.validate(req); err != nil {
 				return nil, err
@@ -95,6 +99,7 @@ func (s *Server) streamInterceptors() []grpc.StreamServerInterceptor {
 			return next(srv, &admittedStream{ServerStream: ss, ctx: ctx, server: s})
 		},
 		ratelimit.StreamServerInterceptor(s.limiter),
+		s.streamConcurrency,
 		func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, next grpc.StreamHandler) error {
 			return toStatus(ss.Context(), s.log, info.FullMethod, next(srv, ss))
 		},
