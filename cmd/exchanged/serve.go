@@ -49,6 +49,7 @@ type serveOptions struct {
 	retention     time.Duration
 	rate          float64
 	burst         int
+	concurrency   concurrencyOptions
 }
 
 // Main runs exchanged with the given arguments and returns its exit code.
@@ -122,6 +123,7 @@ variable named in its help.`,
 		"erase a referral's identifying details this long after it closed (completed, rejected, cancelled); 0 keeps them")
 	f.Float64Var(&o.rate, "rate", 200, "calls per second each agency (and the secretariat) may make; beyond it calls get RESOURCE_EXHAUSTED; negative for no limit")
 	f.IntVar(&o.burst, "burst", 400, "calls a caller may make at once above its rate")
+	addConcurrencyFlags(cmd, &o.concurrency)
 	f.DurationVar(&o.shutdownGrace, "shutdown-grace", 20*time.Second, "how long calls in flight may run after SIGTERM before they are cut off")
 	cmd.AddCommand(newRestoreCommand(stdout))
 	cmd.AddCommand(newCertsCommand(stdout))
@@ -171,6 +173,9 @@ func serve(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) error
 	clientCA := pick(o.clientCA, dev.CACert)
 	caCert, caKey := pick(o.caCert, dev.CACert), pick(o.caKey, dev.CAKey)
 
+	if err := o.concurrency.validate(); err != nil {
+		return err
+	}
 	deadlines, err := parseAckDeadlines(o.ackDeadlines)
 	if err != nil {
 		return fmt.Errorf("--ack-deadlines: %w", err)
@@ -208,7 +213,8 @@ func serve(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) error
 		return fmt.Errorf("cannot listen on %s: %w", o.listen, err)
 	}
 	srv, err := server.New(server.Config{Store: st, TLS: tlsConfig, CA: ca, Logger: log, AckDeadlines: deadlines, Metrics: metrics,
-		Limits: server.Limits{CallsPerSecond: o.rate, CallBurst: o.burst}})
+		Limits: server.Limits{CallsPerSecond: o.rate, CallBurst: o.burst, CallsInFlightPerCaller: o.concurrency.callsInFlight,
+			StreamsPerCaller: o.concurrency.streams, WatchesPerCaller: o.concurrency.watches}})
 	if err != nil {
 		return err
 	}
