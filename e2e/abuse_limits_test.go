@@ -222,14 +222,24 @@ func createLatencies(t *testing.T, c *client.Client, label string) latencies {
 
 var metricsAddress = regexp.MustCompile(`metrics on (http://\S+/metrics)`)
 
+// metricsURL waits until exchanged says where its metrics are, for up to
+// 5s, and returns the address.
+func metricsURL(t *testing.T, srv *server) string {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if m := metricsAddress.FindStringSubmatch(srv.stdout.String()); m != nil {
+			return m[1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("exchanged does not say where its metrics are:\n%s", srv.stdout)
+		}
+	}
+}
+
 // scrape returns exchanged's /metrics page.
 func scrape(t *testing.T, srv *server) string {
 	t.Helper()
-	m := metricsAddress.FindStringSubmatch(srv.stdout.String())
-	if m == nil {
-		t.Fatalf("exchanged does not say where its metrics are:\n%s", srv.stdout)
-	}
-	resp, err := http.Get(m[1])
+	resp, err := http.Get(metricsURL(t, srv))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,13 +287,9 @@ func handledCount(t *testing.T, srv *server, code, method string) int64 {
 // exchanged runs with --pprof), in bytes.
 func serverMemory(t *testing.T, srv *server) (rss, heap, stacks int64) {
 	t.Helper()
-	m := metricsAddress.FindStringSubmatch(srv.stdout.String())
-	if m == nil {
-		t.Fatalf("exchanged does not say where its metrics are:\n%s", srv.stdout)
-	}
 	// Twice: objects in sync.Pools survive one collection.
 	for range 2 {
-		resp, err := http.Get(strings.TrimSuffix(m[1], "/metrics") + "/debug/pprof/heap?gc=1")
+		resp, err := http.Get(strings.TrimSuffix(metricsURL(t, srv), "/metrics") + "/debug/pprof/heap?gc=1")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -50,6 +50,7 @@ type serveOptions struct {
 	rate          float64
 	burst         int
 	concurrency   concurrencyOptions
+	auditVerify   auditVerifyOptions
 }
 
 // Main runs exchanged with the given arguments and returns its exit code.
@@ -124,6 +125,7 @@ variable named in its help.`,
 	f.Float64Var(&o.rate, "rate", 200, "calls per second each agency (and the secretariat) may make; beyond it calls get RESOURCE_EXHAUSTED; negative for no limit")
 	f.IntVar(&o.burst, "burst", 400, "calls a caller may make at once above its rate")
 	addConcurrencyFlags(cmd, &o.concurrency)
+	addAuditVerifyFlags(cmd, &o.auditVerify)
 	f.DurationVar(&o.shutdownGrace, "shutdown-grace", 20*time.Second, "how long calls in flight may run after SIGTERM before they are cut off")
 	cmd.AddCommand(newRestoreCommand(stdout))
 	cmd.AddCommand(newCertsCommand(stdout))
@@ -176,6 +178,9 @@ func serve(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) error
 	if err := o.concurrency.validate(); err != nil {
 		return err
 	}
+	if err := o.auditVerify.validate(); err != nil {
+		return err
+	}
 	deadlines, err := parseAckDeadlines(o.ackDeadlines)
 	if err != nil {
 		return fmt.Errorf("--ack-deadlines: %w", err)
@@ -204,6 +209,9 @@ func serve(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) error
 		return err
 	}
 	defer st.Close()
+	if err := verifyAuditAtStart(ctx, st, dbPath, o.auditVerify, metrics, log); err != nil {
+		return err
+	}
 	if err := recordSecretariatCertificate(ctx, st, dev.SecretariatCert); err != nil {
 		return err
 	}
@@ -233,6 +241,7 @@ func serve(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) error
 	go func() { served <- srv.Serve(lis) }()
 	go compactChangeLog(ctx, st, log, o.horizon, o.compactEvery)
 	go eraseExpiredReferrals(ctx, st, log, o.retention, time.Hour)
+	go verifyAuditChain(ctx, st, metrics, log, o.auditVerify.every, o.auditVerify.atStart != "full")
 	if o.metricsListen != "" {
 		mlis, err := net.Listen("tcp", o.metricsListen)
 		if err != nil {
