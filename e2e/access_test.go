@@ -12,9 +12,9 @@ import (
 
 // TestAccessIsRefused checks, with the binaries, that the exchange refuses
 // callers without a certificate, with a certificate of another CA, with a
-// revoked certificate, for an agency it does not know and for a suspended
-// agency; and that an agency may not change another agency's record while
-// the secretariat may.
+// certificate its CA signed but it never issued, with a revoked
+// certificate and for a suspended agency; and that an agency may not
+// change another agency's record while the secretariat may.
 func TestAccessIsRefused(t *testing.T) {
 	setup(t)
 	dir := t.TempDir()
@@ -83,7 +83,7 @@ func TestAccessIsRefused(t *testing.T) {
 		}
 	})
 
-	t.Run("agency unknown to the directory", func(t *testing.T) {
+	t.Run("certificate signed with the CA key but never issued, for an unknown agency", func(t *testing.T) {
 		ca, err := pki.LoadCA(caFile, filepath.Join(pkiDir(dir), "ca.key"))
 		if err != nil {
 			t.Fatal(err)
@@ -95,7 +95,7 @@ func TestAccessIsRefused(t *testing.T) {
 		d := t.TempDir()
 		s := newSession(d, "EXCHANGE_SERVER="+srv.addr, "EXCHANGE_CA="+caFile,
 			"EXCHANGE_CERT="+writeFile(t, d, "ghost.crt", certPEM), "EXCHANGE_KEY="+writeFile(t, d, "ghost.key", keyPEM))
-		s.fails(t, 4, []string{"ghost"}, "agencies", "list")
+		s.fails(t, 4, []string{"was not issued by this exchange", "agencies/ghost"}, "agencies", "list")
 	})
 
 	t.Run("an agency may not change another's record", func(t *testing.T) {

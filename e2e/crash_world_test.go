@@ -88,6 +88,11 @@ func newWorld(t *testing.T, dir, addr string, senders, receivers []string) *worl
 		dataset: client.DatasetName(receivers[0], "returns-monthly"), owner: receivers[0]}
 	sec := dial(t, addr, secretariat(dir))
 	defer sec.Close()
+	// The secretariat's certificate is recorded at start; an exchanged
+	// with the planted fault may acknowledge that before it commits.
+	eventually(t, "the secretariat's certificate", func() error {
+		return sec.Conn().Invoke(ctx, exchangev1.DirectoryService_ListAgencies_FullMethodName, &exchangev1.ListAgenciesRequest{}, &exchangev1.ListAgenciesResponse{})
+	})
 	certDir := filepath.Join(dir, "agency-certs")
 	if err := os.MkdirAll(certDir, 0o700); err != nil {
 		t.Fatal(err)

@@ -6,12 +6,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/alltogether/exchange/pki"
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
@@ -75,9 +77,20 @@ func (x *exchange) clientConfig(certFile, keyFile string) *tls.Config {
 	return cfg
 }
 
-// certFor issues a client certificate for id and writes it to files; it
+// certFor issues a client certificate for id with the CA, records it in
+// the store as exchanged records the certificates it makes itself (the
+// server accepts only recorded certificates), and writes it to files; it
 // returns the certificate and key paths and the serial.
 func (x *exchange) certFor(id pki.Identity) (certFile, keyFile, serial string) {
+	x.t.Helper()
+	certFile, keyFile, serial = x.unrecordedCertFor(id)
+	x.record(certFile)
+	return certFile, keyFile, serial
+}
+
+// unrecordedCertFor signs a client certificate for id with the CA offline,
+// as someone holding the CA key could, without recording it.
+func (x *exchange) unrecordedCertFor(id pki.Identity) (certFile, keyFile, serial string) {
 	x.t.Helper()
 	certPEM, keyPEM, err := x.ca.IssueClient(id, 24*time.Hour)
 	if err != nil {
@@ -94,6 +107,36 @@ func (x *exchange) certFor(id pki.Identity) (certFile, keyFile, serial string) {
 	return certFile, keyFile, pki.SerialString(cert.SerialNumber)
 }
 
+// record records the certificate in certFile in the store, idempotently,
+// as exchanged does at start for the secretariat's certificate, and
+// returns its serial.
+func (x *exchange) record(certFile string) string {
+	x.t.Helper()
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	cert, err := pki.ParseCertPEM(certPEM)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	id, err := pki.IdentityFromCert(cert)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	serial := pki.SerialString(cert.SerialNumber)
+	subject := Caller{Identity: id}.Actor() // agencies/{id} or secretariat
+	_, err = x.store.RecordSignedCertificate(context.Background(), store.Op{Actor: "exchange", Method: "test/record"},
+		serial, &exchangev1.Certificate{
+			Subject: subject, NotBefore: timestamppb.New(cert.NotBefore), NotAfter: timestamppb.New(cert.NotAfter),
+			CertificatePem: string(certPEM), Issuer: "exchange",
+		})
+	if err != nil {
+		x.t.Fatalf("recording %s: %v", certFile, err)
+	}
+	return serial
+}
+
 // as is a connection authenticated as one identity.
 type as struct {
 	conn     *grpc.ClientConn
@@ -104,8 +147,9 @@ type as struct {
 }
 
 func (x *exchange) asSecretariat() as {
+	serial := x.record(x.dev.SecretariatCert)
 	conn := x.dialWith(x.clientConfig(x.dev.SecretariatCert, x.dev.SecretariatKey))
-	return as{conn: conn, dir: exchangev1.NewDirectoryServiceClient(conn), certs: exchangev1.NewCertificateServiceClient(conn)}
+	return as{conn: conn, dir: exchangev1.NewDirectoryServiceClient(conn), certs: exchangev1.NewCertificateServiceClient(conn), serial: serial}
 }
 
 func (x *exchange) asAgency(id string) as {

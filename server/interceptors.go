@@ -36,13 +36,17 @@ import (
 //     as INTERNAL and logs it like any other (the outer one guards the
 //     call log itself).
 //  4. authentication: the caller is the client certificate's identity; a
-//     revoked certificate, an unknown agency or a suspended one is refused.
+//     certificate the store has not recorded or has revoked, an unknown
+//     agency or a suspended one is refused.
 //  5. authorization: the method's access rule (default deny).
 //  6. rate limit: each identity has its own token bucket; a caller over
 //     its rate gets RESOURCE_EXHAUSTED while others go on.
-//  7. validation: protovalidate rules from the .proto files; violations
+//  7. concurrency: each identity has its own bounds on unary calls in
+//     flight, streams and watches open (concurrency.go); a caller at one
+//     gets RESOURCE_EXHAUSTED that names it.
+//  8. validation: protovalidate rules from the .proto files; violations
 //     become INVALID_ARGUMENT with a BadRequest naming each field.
-//  8. errors: whatever the handler returns becomes a status through the
+//  9. errors: whatever the handler returns becomes a status through the
 //     one error table.
 
 func (s *Server) unaryInterceptors() []grpc.UnaryServerInterceptor {
@@ -66,6 +70,7 @@ func (s *Server) unaryInterceptors() []grpc.UnaryServerInterceptor {
 			return next(ctx, req)
 		},
 		ratelimit.UnaryServerInterceptor(s.limiter),
+		s.unaryConcurrency,
 		func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
 			if err := s.validate(req); err != nil {
 				return nil, err
@@ -94,6 +99,7 @@ func (s *Server) streamInterceptors() []grpc.StreamServerInterceptor {
 			return next(srv, &admittedStream{ServerStream: ss, ctx: ctx, server: s})
 		},
 		ratelimit.StreamServerInterceptor(s.limiter),
+		s.streamConcurrency,
 		func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, next grpc.StreamHandler) error {
 			return toStatus(ss.Context(), s.log, info.FullMethod, next(srv, ss))
 		},
@@ -143,11 +149,11 @@ func unauthenticated(msg string) error {
 }
 
 // admit authenticates the caller from its certificate, checks the
-// certificate is not revoked and the agency is in the directory and
-// active, and applies the method's access rule. It returns the context
-// carrying the caller. It notes the certificate's identity in rec (nil
-// for none) as soon as it has read it, so that the call's log line names
-// the caller even when admit refuses the call.
+// certificate is recorded and not revoked and the agency is in the
+// directory and active, and applies the method's access rule. It returns
+// the context carrying the caller. It notes the certificate's identity in
+// rec (nil for none) as soon as it has read it, so that the call's log
+// line names the caller even when admit refuses the call.
 func (s *Server) admit(ctx context.Context, method string, rec *callRecord) (context.Context, error) {
 	info, err := peerCertificate(ctx)
 	if err != nil {
@@ -174,8 +180,11 @@ func (s *Server) admit(ctx context.Context, method string, rec *callRecord) (con
 }
 
 // checkCredentials reads, in one store read, whether the caller's
-// certificate is revoked and whether its agency is in the directory and
-// active; it returns the agency's record.
+// certificate is recorded (issued by this exchange) and not revoked, and
+// whether its agency is in the directory and active; it returns the
+// agency's record. A certificate the exchange's CA signed but the store
+// never recorded is refused like a revoked one: it could not be listed or
+// revoked.
 func (s *Server) checkCredentials(ctx context.Context, c Caller) (*exchangev1.Agency, error) {
 	known, err := s.store.LookupCaller(ctx, c.Serial, c.Identity.AgencyID)
 	if err != nil {
@@ -183,6 +192,9 @@ func (s *Server) checkCredentials(ctx context.Context, c Caller) (*exchangev1.Ag
 	}
 	if known.CertificateRevoked {
 		return nil, unauthenticated("the client certificate " + c.Serial + " has been revoked")
+	}
+	if !known.CertificateRecorded {
+		return nil, unauthenticated("the client certificate " + c.Serial + " was not issued by this exchange (it names " + c.Actor() + "); ask the secretariat for one: exchangectl certs issue")
 	}
 	if c.Identity.Role != pki.RoleAgency {
 		return nil, nil

@@ -132,6 +132,9 @@ func buildIsolationWorld(t testing.TB) *isoWorld {
 	x := startIsolationExchange(t)
 	sec := x.asSecretariat()
 	w := &isoWorld{t: t, x: x, m: newModel(), sec: sec, conns: map[string]as{modelSecretariat: sec}}
+	// The secretariat's certificate is recorded, as exchanged records it
+	// at start.
+	w.m.certs["certificates/"+sec.serial] = &mCert{name: "certificates/" + sec.serial, subject: modelSecretariat}
 	everyone := append(append(slices.Clone(isoActive), isoSuspended), isoSpare)
 	for _, a := range everyone {
 		x.createAgency(sec, agencyID(a), exchangev1.Niche_NICHE_PSYCHOSOCIAL_COUNSELLING, exchangev1.Niche_NICHE_PREVENTION)

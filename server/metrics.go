@@ -14,13 +14,15 @@ import (
 // Metrics are the exchange's Prometheus metrics: per-method RPC counts,
 // codes and latencies (from go-grpc-middleware's provider), and the
 // store's commit latency, writes per commit, size, revision and
-// change-log horizon. Labels never carry identities or resource names.
+// change-log horizon, and the last verification of the audit chain.
+// Labels never carry identities or resource names.
 type Metrics struct {
 	// Registry holds every metric; serve it with promhttp.
 	Registry *prometheus.Registry
 	rpc      *grpcprom.ServerMetrics
 	write    *prometheus.HistogramVec
 	batch    prometheus.Histogram
+	audit    *auditChainGauges
 }
 
 // NewMetrics makes the metrics and registers them, with Go runtime and
@@ -43,6 +45,7 @@ func NewMetrics() *Metrics {
 	}
 	m.Registry.MustRegister(m.rpc, m.write, m.batch,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.audit = newAuditChainGauges(m.Registry)
 	return m
 }
 

@@ -50,6 +50,18 @@ type Limits struct {
 	// CallBurst is how many calls a caller may make at once above its
 	// rate; default 400.
 	CallBurst int
+	// CallsInFlightPerCaller bounds each caller's unary calls in flight,
+	// over all its connections; calls beyond it get RESOURCE_EXHAUSTED.
+	// Default 128; negative disables the limit.
+	CallsInFlightPerCaller int
+	// StreamsPerCaller bounds each caller's streaming calls open at once
+	// (watches included), over all its connections. Default 64; negative
+	// disables the limit.
+	StreamsPerCaller int
+	// WatchesPerCaller bounds each caller's watches open at once (the
+	// server-streaming methods named Watch...). Default 32; negative
+	// disables the limit.
+	WatchesPerCaller int
 }
 
 // streamWorkers is how many goroutines gRPC keeps to run calls. A call
@@ -81,6 +93,15 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.CallBurst == 0 {
 		l.CallBurst = 400
+	}
+	if l.CallsInFlightPerCaller == 0 {
+		l.CallsInFlightPerCaller = 128
+	}
+	if l.StreamsPerCaller == 0 {
+		l.StreamsPerCaller = 64
+	}
+	if l.WatchesPerCaller == 0 {
+		l.WatchesPerCaller = 32
 	}
 	return l
 }
@@ -123,6 +144,9 @@ type Server struct {
 	log       *slog.Logger
 	validator protovalidate.Validator
 	limiter   *callerLimiter
+	// concurrency bounds each caller's calls, streams and watches in
+	// flight.
+	concurrency *callerConcurrency
 }
 
 // New builds a server with every service registered.
@@ -142,7 +166,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	lim := cfg.Limits.withDefaults()
 	s := &Server{stopping: make(chan struct{}), store: cfg.Store, log: cfg.Logger, validator: validator, health: health.NewServer(),
-		limiter: newCallerLimiter(lim.CallsPerSecond, lim.CallBurst)}
+		limiter:     newCallerLimiter(lim.CallsPerSecond, lim.CallBurst),
+		concurrency: newCallerConcurrency(lim.CallsInFlightPerCaller, lim.StreamsPerCaller, lim.WatchesPerCaller)}
 	unary, stream := s.unaryInterceptors(), s.streamInterceptors()
 	if cfg.Metrics != nil {
 		unary = append([]grpc.UnaryServerInterceptor{cfg.Metrics.rpc.UnaryServerInterceptor()}, unary...)

@@ -7,10 +7,8 @@ import (
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
-	"google.golang.org/protobuf/proto"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
-	"github.com/alltogether/exchange/store/audit"
 )
 
 // AuditHead returns the sequence number and hash of the last audit entry
@@ -26,44 +24,6 @@ func (s *Store) AuditHead(ctx context.Context) (uint64, []byte, error) {
 		return nil
 	})
 	return seq, hash, err
-}
-
-// VerifyAudit walks the whole audit chain with audit.Verifier (sequence
-// without gaps, each entry's hash, each link to the entry before) and
-// checks that the stored head matches the last entry. It returns the
-// number of entries checked.
-func (s *Store) VerifyAudit(ctx context.Context) (uint64, error) {
-	var n uint64
-	err := s.view(ctx, func(tx *bolt.Tx) error {
-		v := audit.NewVerifier()
-		c := tx.Bucket(bucketAudit).Cursor()
-		for k, val := c.First(); k != nil; k, val = c.Next() {
-			var e exchangev1.AuditEntry
-			if err := proto.Unmarshal(val, &e); err != nil {
-				return auditBroken(fmt.Errorf("%w at entry %d: cannot decode it", audit.ErrBroken, n+1))
-			}
-			if binary.BigEndian.Uint64(k) != e.GetSequence() {
-				return auditBroken(fmt.Errorf("%w at entry %d: stored under key %d", audit.ErrBroken, e.GetSequence(), binary.BigEndian.Uint64(k)))
-			}
-			if err := v.Add(&e); err != nil {
-				return auditBroken(err)
-			}
-			n++
-		}
-		headSeq, headHash := uint64(0), audit.Genesis
-		if head := tx.Bucket(bucketMeta).Get(metaAuditHead); head != nil {
-			headSeq, headHash = binary.BigEndian.Uint64(head[:8]), head[8:]
-		}
-		if err := v.CheckHead(headSeq, headHash); err != nil {
-			return auditBroken(err)
-		}
-		return nil
-	})
-	return n, err
-}
-
-func auditBroken(err error) error {
-	return &Error{Kind: KindFailedPrecondition, Message: err.Error()}
 }
 
 // AuditEntries returns up to limit audit entries with sequence after

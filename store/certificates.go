@@ -70,6 +70,41 @@ func (s *Store) RecordCertificate(ctx context.Context, op Op, serial string, c *
 	return out, err
 }
 
+// RecordSignedCertificate records a certificate that the exchange's CA
+// signed outside IssueCertificate: the secretariat's certificate that
+// exchanged makes on first start, or one an operator signed with the CA
+// offline (`exchanged certs record`). Calls are accepted only with
+// certificates the store holds (see LookupCaller), so such a certificate is
+// refused until it is recorded.
+//
+// It is idempotent by serial: a serial already recorded with the same PEM
+// changes nothing and returns the record (revoked or not); with another PEM
+// it fails with KindAlreadyExists. Unlike RecordCertificate, an agency
+// subject need not be in the directory yet: the certificate's calls are
+// refused until the agency is created.
+func (s *Store) RecordSignedCertificate(ctx context.Context, op Op, serial string, c *exchangev1.Certificate) (*exchangev1.Certificate, error) {
+	var out *exchangev1.Certificate
+	err := s.update(ctx, op, func(w *writeTx) error {
+		existing, ok, err := certificates.get(w.tx, []byte(serial))
+		if err != nil {
+			return err
+		}
+		if ok {
+			if existing.GetCertificatePem() != c.GetCertificatePem() {
+				return &Error{Kind: KindAlreadyExists, Resource: CertificatePrefix + serial,
+					Message: CertificatePrefix + serial + " is already recorded with another certificate"}
+			}
+			out = existing
+			return nil
+		}
+		c = proto.Clone(c).(*exchangev1.Certificate)
+		c.State = exchangev1.CertificateState_CERTIFICATE_STATE_ACTIVE
+		out, err = certificates.create(w, []byte(serial), CertificatePrefix+serial, c)
+		return err
+	})
+	return out, err
+}
+
 // GetCertificate returns the certificate with the given name.
 func (s *Store) GetCertificate(ctx context.Context, name string) (*exchangev1.Certificate, error) {
 	var out *exchangev1.Certificate
@@ -130,6 +165,11 @@ func (s *Store) ListCertificates(ctx context.Context, subject string, p Page) ([
 // Caller is what the store knows about a caller's credentials, read in one
 // transaction (or from the cache of such reads, see LookupCaller).
 type Caller struct {
+	// CertificateRecorded is true when the store holds a certificate with
+	// the serial: the exchange issued it (RecordCertificate) or recorded it
+	// (RecordSignedCertificate). A certificate the store does not hold was
+	// not issued by this exchange, even if its CA signed it.
+	CertificateRecorded bool
 	// CertificateRevoked is true when the certificate's serial is recorded
 	// as revoked.
 	CertificateRevoked bool
@@ -150,8 +190,9 @@ type cachedCaller struct {
 	caller     Caller
 }
 
-// LookupCaller reads the revocation state of the certificate with the given
-// serial and, for a non-empty agencyID, the agency's record.
+// LookupCaller reads whether the certificate with the given serial is
+// recorded and whether it is revoked and, for a non-empty agencyID, the
+// agency's record.
 //
 // Every call of every agency starts with this lookup, so its result is
 // remembered until the directory changes: the generation counts commits
@@ -159,7 +200,8 @@ type cachedCaller struct {
 // commit is durable and visible, before its writer is answered. An entry
 // is used only while the generation is the one read before the
 // transaction that made it, so a revocation or a suspension applies to
-// every call that starts after it is acknowledged, as without the cache.
+// every call that starts after it is acknowledged, as without the cache;
+// so does a certificate newly recorded.
 func (s *Store) LookupCaller(ctx context.Context, serial, agencyID string) (Caller, error) {
 	generation := s.directoryGeneration.Load()
 	key := serial + "\x00" + agencyID
@@ -175,6 +217,7 @@ func (s *Store) LookupCaller(ctx context.Context, serial, agencyID string) (Call
 		if err != nil {
 			return err
 		}
+		out.CertificateRecorded = ok
 		out.CertificateRevoked = ok && c.GetState() == exchangev1.CertificateState_CERTIFICATE_STATE_REVOKED
 		if agencyID != "" {
 			a, ok, err := agencies.get(tx, []byte(agencyID))

@@ -169,8 +169,6 @@ whose version is older up to date in the transaction that opens it
     see records newer than Revision.
   - A write that has joined a batch finishes even if its context is
     cancelled.
-  - LookupCaller treats a certificate serial the store never recorded as
-    not revoked.
   - Changes may return more than limit entries, to finish a revision.
 */
 package store

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,7 +19,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/alltogether/exchange/pki"
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
@@ -51,6 +49,8 @@ type serveOptions struct {
 	retention     time.Duration
 	rate          float64
 	burst         int
+	concurrency   concurrencyOptions
+	auditVerify   auditVerifyOptions
 }
 
 // Main runs exchanged with the given arguments and returns its exit code.
@@ -124,8 +124,11 @@ variable named in its help.`,
 		"erase a referral's identifying details this long after it closed (completed, rejected, cancelled); 0 keeps them")
 	f.Float64Var(&o.rate, "rate", 200, "calls per second each agency (and the secretariat) may make; beyond it calls get RESOURCE_EXHAUSTED; negative for no limit")
 	f.IntVar(&o.burst, "burst", 400, "calls a caller may make at once above its rate")
+	addConcurrencyFlags(cmd, &o.concurrency)
+	addAuditVerifyFlags(cmd, &o.auditVerify)
 	f.DurationVar(&o.shutdownGrace, "shutdown-grace", 20*time.Second, "how long calls in flight may run after SIGTERM before they are cut off")
 	cmd.AddCommand(newRestoreCommand(stdout))
+	cmd.AddCommand(newCertsCommand(stdout))
 	return rootCommand{cmd: cmd}
 }
 
@@ -172,6 +175,12 @@ func serve(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) error
 	clientCA := pick(o.clientCA, dev.CACert)
 	caCert, caKey := pick(o.caCert, dev.CACert), pick(o.caKey, dev.CAKey)
 
+	if err := o.concurrency.validate(); err != nil {
+		return err
+	}
+	if err := o.auditVerify.validate(); err != nil {
+		return err
+	}
 	deadlines, err := parseAckDeadlines(o.ackDeadlines)
 	if err != nil {
 		return fmt.Errorf("--ack-deadlines: %w", err)
@@ -200,6 +209,9 @@ func serve(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) error
 		return err
 	}
 	defer st.Close()
+	if err := verifyAuditAtStart(ctx, st, dbPath, o.auditVerify, metrics, log); err != nil {
+		return err
+	}
 	if err := recordSecretariatCertificate(ctx, st, dev.SecretariatCert); err != nil {
 		return err
 	}
@@ -209,7 +221,8 @@ func serve(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) error
 		return fmt.Errorf("cannot listen on %s: %w", o.listen, err)
 	}
 	srv, err := server.New(server.Config{Store: st, TLS: tlsConfig, CA: ca, Logger: log, AckDeadlines: deadlines, Metrics: metrics,
-		Limits: server.Limits{CallsPerSecond: o.rate, CallBurst: o.burst}})
+		Limits: server.Limits{CallsPerSecond: o.rate, CallBurst: o.burst, CallsInFlightPerCaller: o.concurrency.callsInFlight,
+			StreamsPerCaller: o.concurrency.streams, WatchesPerCaller: o.concurrency.watches}})
 	if err != nil {
 		return err
 	}
@@ -228,6 +241,7 @@ func serve(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) error
 	go func() { served <- srv.Serve(lis) }()
 	go compactChangeLog(ctx, st, log, o.horizon, o.compactEvery)
 	go eraseExpiredReferrals(ctx, st, log, o.retention, time.Hour)
+	go verifyAuditChain(ctx, st, metrics, log, o.auditVerify.every, o.auditVerify.atStart != "full")
 	if o.metricsListen != "" {
 		mlis, err := net.Listen("tcp", o.metricsListen)
 		if err != nil {
@@ -264,32 +278,6 @@ func serve(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) error
 	}
 	log.Info("stopped cleanly")
 	return nil
-}
-
-// recordSecretariatCertificate records the development secretariat
-// certificate in the store, once, so that it can be listed and revoked
-// like any other.
-func recordSecretariatCertificate(ctx context.Context, st *store.Store, certFile string) error {
-	pemBytes, err := os.ReadFile(certFile)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	} else if err != nil {
-		return err
-	}
-	cert, err := pki.ParseCertPEM(pemBytes)
-	if err != nil {
-		return fmt.Errorf("%s: %w", certFile, err)
-	}
-	serial := pki.SerialString(cert.SerialNumber)
-	op := store.Op{Actor: "exchange", Method: "exchanged/first-start", RequestID: "secretariat-" + serial}
-	_, err = st.RecordCertificate(ctx, op, serial, &exchangev1.Certificate{
-		Subject:        "secretariat",
-		NotBefore:      timestamppb.New(cert.NotBefore),
-		NotAfter:       timestamppb.New(cert.NotAfter),
-		CertificatePem: string(pemBytes),
-		Issuer:         "exchange",
-	})
-	return err
 }
 
 // parseAckDeadlines reads "emergency=4h,urgent=24h,routine=72h"; urgencies

@@ -71,6 +71,12 @@ type Verifier struct {
 // NewVerifier starts before the first entry of a chain.
 func NewVerifier() *Verifier { return &Verifier{prev: Genesis} }
 
+// NewVerifierAfter starts after entry seq, whose hash is hash, to verify
+// the tail of a chain: the entries up to seq are taken on trust.
+func NewVerifierAfter(seq uint64, hash []byte) *Verifier {
+	return &Verifier{seq: seq, prev: bytes.Clone(hash)}
+}
+
 // Add checks the next entry: its sequence follows, it names the previous
 // entry's hash, and its own hash matches its content.
 func (v *Verifier) Add(e *exchangev1.AuditEntry) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"time"
 
@@ -77,7 +78,10 @@ func planAgencyID(i int) string { return fmt.Sprintf("agency-%02d", i) }
 
 // newDataDir makes a fresh data directory for exchanged holding the
 // run's PKI, so that every server presents the same certificates and
-// start-up creates none.
+// start-up creates none. The agencies' certificates, signed here rather
+// than issued through the API, are recorded with `exchanged certs
+// record`, as an operator signing with the CA offline must: exchanged
+// accepts only recorded certificates.
 func (e *env) newDataDir(name string) (string, error) {
 	dir, err := os.MkdirTemp(e.work, name+"-")
 	if err != nil {
@@ -85,6 +89,13 @@ func (e *env) newDataDir(name string) (string, error) {
 	}
 	if err := copyDir(e.dev.Dir, filepath.Join(dir, "pki")); err != nil {
 		return "", err
+	}
+	args := []string{"certs", "record", "--data-dir", dir}
+	for _, id := range benchAgencies() {
+		args = append(args, e.certs[id][0])
+	}
+	if out, err := exec.Command(filepath.Join(e.bin, "exchanged"), args...).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("exchanged certs record: %v\n%s", err, out)
 	}
 	return dir, nil
 }

@@ -159,14 +159,17 @@ var (
 
 // startExchanged starts exchanged on a data directory with production
 // settings (page check at start-up unless skipCheck, info logging, metrics
-// on a local port), on a free port. One setting differs from the default:
-// the per-agency call rate is raised (--rate, --burst) from 200 calls/s,
-// because the bench measures the server's capacity with one sending
-// agency's 64 clients, not the abuse policy; the limiter still runs on
-// every call.
+// on a local port), on a free port. The per-agency abuse limits differ
+// from the defaults: the call rate is raised (--rate, --burst) from 200
+// calls/s, and the calls in flight, streams and watches from 128, 64 and
+// 32, because the bench measures the server's capacity with one sending
+// agency's 64 clients (--clients) and one receiving agency's 100 watchers
+// (--watchers), not the abuse policy; the limiters still run on every
+// call.
 func (e *env) startExchanged(name, dataDir string, skipCheck bool) (*proc, error) {
 	args := []string{"--listen", "127.0.0.1:0", "--data-dir", dataDir, "--metrics-listen", "127.0.0.1:0",
-		"--rate", "1000000", "--burst", "1000000"}
+		"--rate", "1000000", "--burst", "1000000", "--max-calls-in-flight-per-agency", "1000000",
+		"--max-streams-per-agency", "1000000", "--max-watches-per-agency", "1000000"}
 	if skipCheck {
 		args = append(args, "--skip-check")
 	}
