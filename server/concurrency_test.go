@@ -189,7 +189,7 @@ func TestStreamCountsReturnToZeroHoweverStreamsEnd(t *testing.T) {
 	// revision), many times over.
 	for range 20 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		s, err := ilo.referrals().WatchReferrals(ctx, &exchangev1.WatchReferralsRequest{StartRevision: 1 << 40})
+		s, err := ilo.referrals().WatchReferrals(ctx, &exchangev1.WatchReferralsRequest{StartRevision: 1 << 62})
 		if err == nil {
 			_, err = s.Recv()
 		}
