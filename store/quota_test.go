@@ -204,3 +204,62 @@ func TestQuotaSmallerThanAnExchangeIsRefused(t *testing.T) {
 		t.Errorf("message %q", e.Message)
 	}
 }
+
+// TestQuotaSteps checks the figures docs/operations.md gives: the file
+// grows in steps of a 64th of the limit (4 pages at least, 16 MiB at
+// most), and the reserve is a 16th of it (two steps at least).
+func TestQuotaSteps(t *testing.T) {
+	const page = 4096
+	for _, c := range []struct {
+		limit          int64
+		alloc, reserve int64
+	}{
+		{MinMaxSize, 4 * page, 8 * page},
+		{2 << 20, 32 << 10, 128 << 10},
+		{32 << 20, 512 << 10, 2 << 20},
+		{50 << 30, 16 << 20, 50 << 30 / 16},
+	} {
+		q := newQuota(c.limit, page)
+		if int64(q.alloc) != c.alloc || q.reserve != c.reserve {
+			t.Errorf("limit %d: steps of %d and a reserve of %d, want %d and %d", c.limit, q.alloc, q.reserve, c.alloc, c.reserve)
+		}
+		if q.limit(false) != int(c.limit-c.reserve) || q.limit(true) != int(c.limit) {
+			t.Errorf("limit %d: transactions limited to %d and %d", c.limit, q.limit(false), q.limit(true))
+		}
+	}
+}
+
+// TestQuotaKeepsALargerFileFromGrowing opens, under a 2 MiB limit, a
+// database whose file grew to 16 MiB without one (bbolt's default steps):
+// the limit does not shrink the file, but the pages in use stay within it
+// all the same: writes are refused where they would be in a new file,
+// and the file never grows.
+func TestQuotaKeepsALargerFileFromGrowing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "exchange.db")
+	s := openAt(t, path, Options{})
+	for _, id := range []string{"ilo", "iom"} {
+		mustCreateAgency(t, s, id, nil)
+	}
+	s.Close()
+	before := fileSize(t, path)
+	if before <= 2<<20 {
+		t.Fatalf("the file is %d bytes: not larger than the limit to come", before)
+	}
+	s = openAt(t, path, Options{MaxSize: 2 << 20})
+	ilo := Op{Actor: "agencies/ilo", Method: "test"}
+	var refused error
+	for i := 0; i < 400 && refused == nil; i++ {
+		batch := make([]NewReferral, 10)
+		for j := range batch {
+			batch[j] = quotaReferral(10*i + j)
+		}
+		_, refused = s.CreateReferrals(t.Context(), ilo, batch)
+	}
+	wantKind(t, refused, KindResourceExhausted)
+	if st, err := s.Status(t.Context()); err != nil || st.Size > 2<<20 {
+		t.Errorf("the pages in use reach %d bytes (%v), past the limit", st.Size, err)
+	}
+	if after := fileSize(t, path); after != before {
+		t.Errorf("the file went from %d to %d bytes under a 2 MiB limit", before, after)
+	}
+}
