@@ -217,10 +217,11 @@ func codeName(c codes.Code) string {
 }
 
 // GetReferral returns a referral to one of its two agencies; to anyone
-// else it does not exist. Reads of identifying details are audited.
+// else it does not exist, and the store refuses it by the same path as a
+// missing one (GetReferralFor). Reads of identifying details are audited.
 func (s *referralService) GetReferral(ctx context.Context, req *exchangev1.GetReferralRequest) (*exchangev1.GetReferralResponse, error) {
 	caller := CallerFrom(ctx)
-	r, err := s.store.GetReferral(ctx, req.GetName())
+	r, err := s.store.GetReferralFor(ctx, caller.Actor(), req.GetName())
 	if err != nil {
 		return nil, err
 	}
