@@ -57,6 +57,9 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 		e = &store.Error{Kind: store.KindInternal, Err: err}
 	}
 	class := errorTable[e.Kind]
+	if e.Kind == store.KindResourceExhausted {
+		raiseStorageAlarm(ctx, log, method, e)
+	}
 	if e.Kind == store.KindInternal {
 		log.ErrorContext(ctx, "internal error", "method", method, "error", err.Error())
 		return detailed(codes.Internal, "internal error; the exchange logged the cause", class.reason, "", "", "")

@@ -79,7 +79,9 @@ func (m referralMove) apply(c Caller, r *exchangev1.Referral, now func() *exchan
 	r.History = append(r.History, t)
 }
 
-// move runs a state verb on the referral.
+// move runs a state verb on the referral. The store refuses a referral
+// the caller is no party to before it compares the etag or reads the
+// record, exactly as it refuses a missing one.
 func (s *referralService) move(ctx context.Context, name, etag string, m referralMove, reason string, also func(*exchangev1.Referral)) (*exchangev1.Referral, error) {
 	caller := CallerFrom(ctx)
 	r, err := s.store.UpdateReferral(ctx, opFor(ctx, ""), name, etag, func(r *exchangev1.Referral) error {
@@ -93,23 +95,11 @@ func (s *referralService) move(ctx context.Context, name, etag string, m referra
 		return nil
 	})
 	if err != nil {
-		return nil, hideEtagOfInvisible(ctx, s.store, caller, name, err)
+		return nil, err
 	}
 	// Verbs answer with a summary: identifying details come only from
 	// GetReferral, where each read is audited.
 	return s.view(caller, r, false), nil
-}
-
-// hideEtagOfInvisible makes an etag mismatch on a referral the caller may
-// not see answer NOT_FOUND, like everything else about it.
-func hideEtagOfInvisible(ctx context.Context, st *store.Store, c Caller, name string, err error) error {
-	if store.KindOf(err) != store.KindEtagMismatch {
-		return err
-	}
-	if r, getErr := st.GetReferral(ctx, name); getErr == nil && sideOf(c, r) == noSide {
-		return notFound(name)
-	}
-	return err
 }
 
 func (s *referralService) transitionNow() *exchangev1.Transition {
@@ -211,7 +201,7 @@ func (s *referralService) ForwardReferral(ctx context.Context, req *exchangev1.F
 	if err := checkConsent("consent", req.GetConsent(), req.GetReceiver(), req.GetService().GetNiche()); err != nil {
 		return nil, err
 	}
-	parent, err := s.store.GetReferral(ctx, req.GetName())
+	parent, err := s.store.GetReferralFor(ctx, caller.Actor(), req.GetName())
 	if err != nil {
 		return nil, err
 	}

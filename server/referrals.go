@@ -217,10 +217,11 @@ func codeName(c codes.Code) string {
 }
 
 // GetReferral returns a referral to one of its two agencies; to anyone
-// else it does not exist. Reads of identifying details are audited.
+// else it does not exist, and the store refuses it by the same path as a
+// missing one (GetReferralFor). Reads of identifying details are audited.
 func (s *referralService) GetReferral(ctx context.Context, req *exchangev1.GetReferralRequest) (*exchangev1.GetReferralResponse, error) {
 	caller := CallerFrom(ctx)
-	r, err := s.store.GetReferral(ctx, req.GetName())
+	r, err := s.store.GetReferralFor(ctx, caller.Actor(), req.GetName())
 	if err != nil {
 		return nil, err
 	}
@@ -234,6 +235,26 @@ func (s *referralService) GetReferral(ctx context.Context, req *exchangev1.GetRe
 		}
 	}
 	return &exchangev1.GetReferralResponse{Referral: v}, nil
+}
+
+// referralListFingerprint names the filters of a ListReferrals request
+// that the store does not see (it binds the agency and the direction
+// itself) for its page tokens, each in a part of its own, so that a token
+// from one list is refused by a list with any other filter: state, niche,
+// counterparty, updated_since (to the nanosecond; unset differs from the
+// epoch) and overdue_only.
+func referralListFingerprint(req *exchangev1.ListReferralsRequest) string {
+	since := "unset"
+	if ts := req.GetUpdatedSince(); ts != nil {
+		since = fmt.Sprintf("%d.%09d", ts.GetSeconds(), ts.GetNanos())
+	}
+	return strings.Join([]string{
+		"state=" + req.GetState().String(),
+		"niche=" + req.GetNiche().String(),
+		"counterparty=" + req.GetCounterparty(),
+		"updated_since=" + since,
+		fmt.Sprintf("overdue_only=%t", req.GetOverdueOnly()),
+	}, "\x00")
 }
 
 // ListReferrals lists the caller's referrals as summaries.
@@ -259,12 +280,11 @@ func (s *referralService) ListReferrals(ctx context.Context, req *exchangev1.Lis
 		}
 		return !req.GetOverdueOnly() || s.overdue(r)
 	}
-	fingerprint := fmt.Sprint(req.GetState(), req.GetNiche(), req.GetCounterparty(), since.AsTime().UnixNano(), req.GetOverdueOnly())
 	items, next, rev, err := s.store.ListReferrals(ctx, store.ReferralFilter{
 		AgencyID: caller.Identity.AgencyID,
 		Inbox:    req.GetDirection() == exchangev1.ReferralDirection_REFERRAL_DIRECTION_INBOX,
 		Outbox:   req.GetDirection() == exchangev1.ReferralDirection_REFERRAL_DIRECTION_OUTBOX,
-		Keep:     keep, Fingerprint: fingerprint,
+		Keep:     keep, Fingerprint: referralListFingerprint(req),
 	}, store.Page{Size: req.GetPageSize(), Token: req.GetPageToken()})
 	if err != nil {
 		return nil, err

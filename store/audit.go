@@ -88,6 +88,7 @@ func (s *Store) Compact(ctx context.Context, revision int64) error {
 			return err
 		}
 		err := s.db.Update(func(tx *bolt.Tx) error {
+			s.quota.apply(tx.DB(), true) // compaction frees space: the reserve is its to use
 			meta := tx.Bucket(bucketMeta)
 			if v := meta.Get(metaCompacted); v != nil && int64(binary.BigEndian.Uint64(v)) >= revision {
 				done = true
@@ -126,9 +127,12 @@ var compactChunk = 10_000
 
 // RecordRead appends an audit entry for a read of identifying details in
 // the named resource: the reader, the method and the resource, nothing of
-// what was read. It returns once the entry is durable.
+// what was read. It returns once the entry is durable. Under a size quota
+// it may use the reserve (quota.go): a read of details needs room for its
+// audit entry, and the reserve keeps such reads working after ordinary
+// writes are refused.
 func (s *Store) RecordRead(ctx context.Context, op Op, name string) error {
-	return s.update(ctx, op, func(w *writeTx) error {
+	return s.updateUsingReserve(ctx, op, func(w *writeTx) error {
 		return w.appendAudit(w.currentRevision(), name)
 	})
 }

@@ -130,6 +130,11 @@ Open configures bbolt for a long-running server:
     flat with millions of records.
   - A 1 GiB initial memory map (address space, not memory), so that the map
     is rarely grown: growing it waits for every open transaction.
+  - Under a size limit (Options.MaxSize), bbolt's own MaxSize, set for each
+    write transaction, and file growth in steps of a 64th of the limit
+    instead of bbolt's 16 MiB, so that the file never passes the limit;
+    ordinary writes stop a 16th short of it, the rest being kept for the
+    audit entries of reads and for erasures (quota.go).
   - Group commit of at most MaxBatchSize 256 writes per transaction, with
     no waiting for company (MaxBatchDelay 0) beyond a few yields of the
     processor that let handlers already running queue their writes (the

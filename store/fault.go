@@ -2,6 +2,7 @@ package store
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -48,3 +49,11 @@ func (s *Store) batchAckingEarly(fn func(*bolt.Tx) error) error {
 	}()
 	return <-acked
 }
+
+// commitFault, when set, is called in every write transaction after its
+// writes, as its commit begins; an error from it fails the transaction
+// (nothing is stored, the callers get the error) as a failed write of the
+// file would. Only tests set it, to give the store a full disk where the
+// test cannot mount a small file system (store/disk_full_test.go); it is
+// nil in every build.
+var commitFault atomic.Pointer[func() error]

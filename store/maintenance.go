@@ -145,6 +145,7 @@ func (s *Store) Vacuum(ctx context.Context) error {
 	if err != nil {
 		return internal("cannot create the vacuumed copy", err)
 	}
+	s.quota.apply(dst, true) // the copy grows in the quota's steps, within it
 	if err := bolt.Compact(dst, s.db, 64<<20); err != nil {
 		dst.Close()
 		os.Remove(tmp)
@@ -172,6 +173,7 @@ func (s *Store) Vacuum(ctx context.Context) error {
 		return internal("cannot reopen the vacuumed database", err)
 	}
 	s.db = db
+	s.quota.apply(db, true)
 	s.commits = newCommitter(db, s.opt)
 	s.directoryGeneration.Add(1) // a new file: read callers from it afresh
 	return s.db.View(func(tx *bolt.Tx) error {

@@ -106,12 +106,17 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 
 // EraseReferralDetails destroys a referral's identifying details: its data
 // key and sealed details are deleted and the referral is marked erased, in
-// one transaction that is audited like any change. check runs first on the
-// stored referral and may refuse. Run Vacuum afterwards so that no freed
-// page of the file keeps the key.
+// one transaction that is audited like any change. Only the referral's
+// agencies and the exchange's retention job may (see UpdateReferral).
+// check runs first on the stored referral and may refuse. Run Vacuum afterwards so that no freed
+// page of the file keeps the key. Under a size quota it may use the
+// reserve (quota.go): it frees more than it writes.
 func (s *Store) EraseReferralDetails(ctx context.Context, op Op, name string, check func(*exchangev1.Referral) error) (*exchangev1.Referral, error) {
 	var out *exchangev1.Referral
-	err := s.update(ctx, op, func(w *writeTx) error {
+	err := s.updateUsingReserve(ctx, op, func(w *writeTx) error {
+		if err := checkParty(w.tx, op.Actor, name); err != nil {
+			return err
+		}
 		id := referralID(name)
 		r, err := referrals.modify(w, []byte(id), name, "", func(r *exchangev1.Referral) error {
 			if err := check(r); err != nil {

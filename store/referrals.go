@@ -264,11 +264,15 @@ func (s *Store) GetReferral(ctx context.Context, name string) (*exchangev1.Refer
 }
 
 // UpdateReferral applies mutate to the stored referral (see UpdateAgency
-// for etag and mutate). mutate decides whether the caller may make the
-// change at all.
+// for etag and mutate). Only its agencies (and the exchange) may: to
+// anyone else it is NotFound, as if missing (referral_parties.go). mutate
+// decides whether the caller may make the change at all.
 func (s *Store) UpdateReferral(ctx context.Context, op Op, name, etag string, mutate func(*exchangev1.Referral) error) (*exchangev1.Referral, error) {
 	var out *exchangev1.Referral
 	err := s.update(ctx, op, func(w *writeTx) error {
+		if err := checkParty(w.tx, op.Actor, name); err != nil {
+			return err
+		}
 		r, err := referrals.modify(w, []byte(referralID(name)), name, etag, mutate)
 		out = r
 		return err
@@ -278,10 +282,15 @@ func (s *Store) UpdateReferral(ctx context.Context, op Op, name, etag string, mu
 
 // RevokeReferralConsent applies mutate to the referral and marks consent
 // revoked at the transaction's time on it and, transitively, on every
-// referral it was forwarded to, in one transaction.
+// referral it was forwarded to, in one transaction. Only the referral's
+// agencies may (see UpdateReferral); the referrals it was forwarded to
+// follow it whoever their parties are.
 func (s *Store) RevokeReferralConsent(ctx context.Context, op Op, name string, mutate func(*exchangev1.Referral) error) (*exchangev1.Referral, error) {
 	var out *exchangev1.Referral
 	err := s.update(ctx, op, func(w *writeTx) error {
+		if err := checkParty(w.tx, op.Actor, name); err != nil {
+			return err
+		}
 		revoke := func(r *exchangev1.Referral) {
 			if r.Consent == nil {
 				r.Consent = &exchangev1.Consent{}
@@ -324,7 +333,8 @@ func (s *Store) RevokeReferralConsent(ctx context.Context, op Op, name string, m
 // ForwardReferral creates child, sent by op.Actor, linked to the referral
 // named parent, after mutateParent (which checks the caller may forward it
 // in its current state) — both in one transaction. A retry with the same
-// request id returns the first child.
+// request id returns the first child. Only the parent's agencies may (see
+// UpdateReferral).
 func (s *Store) ForwardReferral(ctx context.Context, op Op, parent, requestID string, mutateParent func(*exchangev1.Referral) error, child *exchangev1.Referral) (*exchangev1.Referral, error) {
 	ready, err := prepareReferral(op.Actor, child, parent, s.now().UTC())
 	if err != nil {
@@ -332,6 +342,9 @@ func (s *Store) ForwardReferral(ctx context.Context, op Op, parent, requestID st
 	}
 	var out *exchangev1.Referral
 	err = s.update(ctx, op, func(w *writeTx) error {
+		if err := checkParty(w.tx, op.Actor, parent); err != nil {
+			return err
+		}
 		if v := w.tx.Bucket(bucketRequests).Get(requestKey(op.Actor, "referrals.forward", requestID)); v != nil {
 			got, _, dupErr := insertReferral(w, op.Actor, requestID, ready, map[string]error{})
 			out = got

@@ -35,8 +35,12 @@ type Options struct {
 	MaxBatchDelay time.Duration
 	// Now returns the current time; default time.Now. Tests set it.
 	Now func() time.Time
-	// MaxSize is the database size in bytes past which writes are refused
-	// with KindResourceExhausted (reads go on); 0 means no limit.
+	// MaxSize bounds the database file, in bytes: the file never grows
+	// past it. Ordinary writes are refused with KindResourceExhausted when
+	// the file would grow into the last 16th of it (the reserve, at least
+	// two growth steps); the audit entries of reads of identifying details
+	// and erasures may use the reserve, so that reads of details go on
+	// (quota.go). 0 means no limit; otherwise at least MinMaxSize.
 	MaxSize int64
 	// CheckOnOpen walks every page of the database before Open returns and
 	// refuses a damaged file. It reads the whole file once.
@@ -78,7 +82,11 @@ type Store struct {
 	changed  chan struct{} // closed and replaced at every commit with changes; guarded by notifyMu
 
 	maxSize int64
-	size    atomic.Int64 // the database's size after the last commit
+	quota   quota        // maxSize, as the limits of each write transaction
+	size    atomic.Int64 // the bytes of the pages in use after the last commit; see quota.go
+	// refusedAt is size when the quota last refused a transaction; until
+	// space is freed below it, ordinary writes are refused at once.
+	refusedAt atomic.Int64
 
 	// directoryGeneration counts the commits that changed an agency or a
 	// certificate; callers caches LookupCaller results by it (serial ∅
@@ -103,6 +111,7 @@ type batchState struct {
 	last      int64 // the highest revision recorded so far
 	directory bool  // an agency or a certificate changed
 	writes    int   // functions run so far
+	reserved  bool  // a write that may use the quota's reserve is in it
 }
 
 // Op describes who makes a change and through which method, for the audit
@@ -131,6 +140,10 @@ func Open(path string, opt Options) (*Store, error) {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
+	if opt.MaxSize != 0 && opt.MaxSize < MinMaxSize {
+		return nil, &Error{Kind: KindInvalidArgument, Field: "max_size", Message: fmt.Sprintf(
+			"a size limit of %d bytes cannot hold an empty exchange: set at least %d bytes, or 0 for none", opt.MaxSize, MinMaxSize)}
+	}
 	db, err := bolt.Open(path, 0o600, boltOptions(opt))
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
@@ -146,8 +159,12 @@ func Open(path string, opt Options) (*Store, error) {
 			return nil, internal("cannot set database file mode", err)
 		}
 	}
-	s := &Store{db: db, commits: newCommitter(db, opt), opt: opt, now: opt.Now, changed: make(chan struct{}), maxSize: opt.MaxSize, observer: opt.Observer,
-		clock: &revisionClock{now: opt.Now}}
+	s := &Store{db: db, commits: newCommitter(db, opt), opt: opt, now: opt.Now, changed: make(chan struct{}), maxSize: opt.MaxSize,
+		quota: newQuota(opt.MaxSize, db.Info().PageSize), observer: opt.Observer, clock: &revisionClock{now: opt.Now}}
+	// Until a write transaction sets its own limit, the file may grow to
+	// the whole quota (opening, migrating and compacting only free or
+	// bring the schema up to date).
+	s.quota.apply(db, true)
 	if opt.CheckOnOpen {
 		if err := s.check(); err != nil {
 			db.Close()
@@ -156,10 +173,14 @@ func Open(path string, opt Options) (*Store, error) {
 	}
 	if err := s.init(opt.ReadOnly); err != nil {
 		db.Close()
-		return nil, err
+		return nil, storeError(err)
 	}
 	return s, nil
 }
+
+// MinMaxSize is the smallest size limit Options.MaxSize takes: an empty
+// exchange, its reserve and two growth steps of the file.
+const MinMaxSize = 128 << 10
 
 // init creates missing buckets, records or checks the schema version
 // (bringing an older database up to date), and loads the revision.
@@ -176,11 +197,11 @@ func (s *Store) init(readOnly bool) error {
 					"database schema version %d is newer than this program understands (%d)", got, schemaVersion)}
 			}
 			s.revision.Store(readRevision(tx))
-			s.size.Store(tx.Size())
+			s.size.Store(inUse(s.db, tx))
 			return nil
 		})
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return internal("cannot create bucket "+string(name), err)
@@ -213,9 +234,12 @@ func (s *Store) init(readOnly bool) error {
 		}
 		s.pageSecret = bytes.Clone(meta.Get(metaPageSecret))
 		s.revision.Store(readRevision(tx))
-		s.size.Store(tx.Size())
 		return nil
 	})
+	if err == nil {
+		s.measure()
+	}
+	return err
 }
 
 // PageSecret returns a random 32-byte key kept in the database, for
@@ -270,8 +294,22 @@ func (s *Store) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 // (group commit) and returns once the transaction is durably committed and
 // its revisions published. fn may run more than once (the group committer
 // runs the others again when one fails), so it must keep its results only
-// in variables it sets afresh on each run.
+// in variables it sets afresh on each run. Under a size quota the write
+// may not grow the file into the reserve (quota.go).
 func (s *Store) update(ctx context.Context, op Op, fn func(w *writeTx) error) error {
+	return s.write(ctx, op, false, fn)
+}
+
+// updateUsingReserve is update for the writes the quota's reserve is kept
+// for: the audit entry of a read of identifying details, without which
+// the read cannot be answered, and an erasure, which frees more than it
+// writes.
+func (s *Store) updateUsingReserve(ctx context.Context, op Op, fn func(w *writeTx) error) error {
+	return s.write(ctx, op, true, fn)
+}
+
+// write is update; reserved lets the write use the quota's reserve.
+func (s *Store) write(ctx context.Context, op Op, reserved bool, fn func(w *writeTx) error) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
@@ -280,9 +318,8 @@ func (s *Store) update(ctx context.Context, op Op, fn func(w *writeTx) error) er
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if s.maxSize > 0 && s.size.Load() >= s.maxSize {
-		return &Error{Kind: KindResourceExhausted, Message: fmt.Sprintf(
-			"the database has reached its size limit (%d bytes): writes are refused, reads go on; the secretariat must raise --max-db-size or archive data", s.maxSize)}
+	if !reserved && s.quota.refusesOrdinary(s.size.Load(), s.refusedAt.Load()) {
+		return s.quota.exhausted(false)
 	}
 	start := time.Now()
 	batch := s.commits.Do
@@ -291,6 +328,8 @@ func (s *Store) update(ctx context.Context, op Op, fn func(w *writeTx) error) er
 	}
 	err := batch(func(tx *bolt.Tx) error {
 		b := s.joinBatch(tx)
+		b.reserved = b.reserved || reserved
+		s.quota.apply(tx.DB(), b.reserved)
 		w := &writeTx{tx: tx, op: op, now: s.now().UTC(), clock: s.clock}
 		if err := fn(w); err != nil {
 			return err
@@ -298,13 +337,21 @@ func (s *Store) update(ctx context.Context, op Op, fn func(w *writeTx) error) er
 		if err := w.flush(); err != nil {
 			return err
 		}
+		if fault := commitFault.Load(); fault != nil {
+			if err := (*fault)(); err != nil {
+				return err
+			}
+		}
 		b.last = max(b.last, w.last)
 		b.directory = b.directory || w.directory
-		s.size.Store(tx.Size())
 		return nil
 	})
 	if s.observer != nil {
 		s.observer.ObserveWrite(time.Since(start), err == nil)
+	}
+	if errors.Is(err, berrors.ErrMaxSizeReached) {
+		s.refusedAt.Store(s.size.Load())
+		return s.quota.exhausted(reserved)
 	}
 	return storeError(err)
 }
@@ -359,6 +406,8 @@ func storeError(err error) error {
 		return err
 	case errors.Is(err, berrors.ErrDatabaseNotOpen):
 		return &Error{Kind: KindClosed, Message: "store is closed", Err: err}
+	case isDiskFull(err):
+		return errDiskFull(err)
 	}
 	return internal("database transaction failed", err)
 }
@@ -377,6 +426,9 @@ func (s *Store) joinBatch(tx *bolt.Tx) *batchState {
 		s.clock.begin()
 		fillAppendBuckets(tx)
 		tx.OnCommit(func() {
+			if s.quota.max > 0 {
+				s.measure()
+			}
 			s.published(b.last, b.directory)
 			s.clock.committed()
 			if s.observer != nil {

@@ -113,7 +113,7 @@ variable named in its help.`,
 	f.StringVar(&o.ackDeadlines, "ack-deadlines", env("EXCHANGE_ACK_DEADLINES", "emergency=4h,urgent=24h,routine=72h"),
 		"how long a receiver has to acknowledge a referral, per urgency, before it is flagged overdue (EXCHANGE_ACK_DEADLINES)")
 	f.StringVar(&o.maxDBSize, "max-db-size", env("EXCHANGE_MAX_DB_SIZE", "0"),
-		"database size past which writes are refused (reads go on), like 20GiB; 0 for no limit (EXCHANGE_MAX_DB_SIZE)")
+		"the most the database file may grow to, like 20GiB; writes are refused in its last 16th, kept for audited reads and erasures; 0 for no limit (EXCHANGE_MAX_DB_SIZE)")
 	f.Int64Var(&o.horizon, "change-log-horizon", 1_000_000, "change-log entries kept for watchers; older ones are compacted")
 	f.DurationVar(&o.compactEvery, "compact-every", time.Minute, "how often to compact the change log to its horizon")
 	f.BoolVar(&o.skipCheck, "skip-check", false, "do not check every page of the database at start-up (faster start of a huge database)")

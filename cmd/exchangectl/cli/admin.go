@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -24,8 +23,10 @@ func newAdminBackupCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "backup -o FILE",
 		Short: "Save a consistent snapshot of the database while it serves",
-		Long: "Streams a snapshot of the whole database into FILE (written to FILE.tmp,\n" +
-			"synced, then renamed; mode 0600). Restore it with `exchanged restore --from FILE`.\n" +
+		Long: "Streams a snapshot of the whole database into FILE (written to a temporary\n" +
+			"file beside it, synced, then renamed; mode 0600). A FILE that is a device or a\n" +
+			"pipe (/dev/stdout, a FIFO) is written through, never replaced; a symbolic link\n" +
+			"is followed, never replaced. Restore it with `exchanged restore --from FILE`.\n" +
 			"It holds referral details (encrypted, with their keys): keep it as safe as the server.",
 		Example: "  exchangectl admin backup -o exchange-$(date +%F).db",
 		Args:    exactArgs(),
@@ -38,24 +39,22 @@ func newAdminBackupCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			path := a.path(out)
-			tmp, err := os.OpenFile(path+".tmp", os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+			file, err := createOutput(a.path(out))
 			if err != nil {
 				return err
 			}
-			defer os.Remove(tmp.Name())
-			revision, size, err := c.Admin.Backup(ctx, tmp)
+			revision, size, err := c.Admin.Backup(ctx, file)
 			if err == nil {
-				err = tmp.Sync()
-			}
-			if cerr := tmp.Close(); err == nil {
-				err = cerr
-			}
-			if err == nil {
-				err = os.Rename(tmp.Name(), path)
+				err = file.Commit()
+			} else {
+				file.Abort()
 			}
 			if err != nil {
-				fmt.Fprintf(a.env.Stderr, "Nothing was written to %s.\n", out)
+				if file.WrittenThrough() {
+					fmt.Fprintf(a.env.Stderr, "The backup written to %s is incomplete: do not restore it.\n", out)
+				} else {
+					fmt.Fprintf(a.env.Stderr, "Nothing was written to %s.\n", out)
+				}
 				return err
 			}
 			fmt.Fprintf(a.env.Stdout, "backup of revision %d (%d bytes) written to %s\n", revision, size, filepath.Clean(out))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -68,11 +67,15 @@ form. Rows deleted since are left out unless --tombstones is given: then they
 come as tombstones (a "deleted" column with true in CSV, "deleted": true in
 JSON lines), which 'datasets push' replays as deletions.
 
-With --out, the rows go to FILE.tmp, which becomes FILE only when the pull is
-complete: an interrupted pull leaves no half file, and FILE keeps its previous
-contents. The file is readable by you only. When the connection breaks, the
-pull resumes where it was, without repeating or losing a row; on a terminal it
-shows progress.`
+With --out, the rows go to a temporary file beside FILE, which becomes FILE
+only when the pull is complete: an interrupted pull leaves no half file, and
+FILE keeps its previous contents. The file is readable by you only. A FILE
+that is a device, a named pipe or a socket (/dev/null, /dev/stdout, a FIFO) is
+written through as the rows come, never replaced; a symbolic link is never
+replaced either: it is followed, and the regular file it leads to replaced
+as above (a link to nothing or to a directory is refused). When the connection
+breaks, the pull resumes where it was, without repeating or losing a row; on
+a terminal it shows progress.`
 
 // newDatasetsPullCmd is `exchangectl datasets pull`.
 func newDatasetsPullCmd(a *app, runF func(*datasetsPullOptions) error) *cobra.Command {
@@ -100,7 +103,7 @@ func newDatasetsPullCmd(a *app, runF func(*datasetsPullOptions) error) *cobra.Co
 	f := cmd.Flags()
 	f.Int64Var(&opts.Since, "since", 0, "only rows changed after this revision (the one the previous pull printed)")
 	f.StringVar(&opts.Format, "format", formatCSV, "csv, hxl (CSV with HXL hashtags) or jsonl")
-	f.StringVarP(&opts.Out, "out", "o", "", "write to FILE (through FILE.tmp) instead of standard output")
+	f.StringVarP(&opts.Out, "out", "o", "", "write to FILE (replaced only once the pull is complete; devices and pipes written through) instead of standard output")
 	f.StringVar(&opts.From, "from", "", "only periods from this one on, like 2026-01")
 	f.StringVar(&opts.To, "to", "", "only periods up to this one, like 2026-03")
 	f.StringSliceVar(&opts.Locations, "location", nil, "only these locations: countries (KH), provinces (KH-12) or districts")
@@ -231,18 +234,17 @@ func runDatasetsPull(ctx context.Context, o *datasetsPullOptions) error {
 	}
 	toFile := o.Out != "" && o.Out != "-"
 	var out io.Writer = o.app.env.Stdout
-	var tmp *os.File
+	var file *outputFile
 	if toFile {
-		if tmp, err = os.OpenFile(o.app.path(o.Out)+".tmp", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {
+		if file, err = createOutput(o.app.path(o.Out)); err != nil {
 			return err
 		}
 		defer func() {
-			if tmp != nil { // not renamed: leave nothing behind
-				tmp.Close()
-				os.Remove(tmp.Name())
+			if file != nil { // not committed: leave nothing behind
+				file.Abort()
 			}
 		}()
-		out = tmp
+		out = file
 	}
 	var sink rowSink
 	if o.Format == formatJSONL {
@@ -280,18 +282,16 @@ func runDatasetsPull(ctx context.Context, o *datasetsPullOptions) error {
 		err = sink.Flush()
 	}
 	if err == nil && toFile {
-		if err = tmp.Sync(); err == nil {
-			err = tmp.Close()
-		}
+		err = file.Commit()
 		if err == nil {
-			err = os.Rename(tmp.Name(), o.app.path(o.Out))
-		}
-		if err == nil {
-			tmp = nil
+			file = nil
 		}
 	}
 	if err != nil {
-		if toFile {
+		switch {
+		case toFile && file != nil && file.WrittenThrough():
+			fmt.Fprintf(o.app.env.Stderr, "The pull stopped after %d rows written to %s.\n", rows, o.Out)
+		case toFile:
 			fmt.Fprintf(o.app.env.Stderr, "Nothing was written to %s.\n", o.Out)
 		}
 		return err

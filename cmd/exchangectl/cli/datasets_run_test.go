@@ -409,9 +409,7 @@ func TestRunDatasetsPullFormatsRoundTrip(t *testing.T) {
 			if want := fmt.Sprintf("Pulled 16 rows into %s at revision %d. Next time: --since %d\n", out, rev, rev); r.stderr != want || r.stdout != "" {
 				t.Errorf("stdout %q, stderr %q, want %q", r.stdout, r.stderr, want)
 			}
-			if _, err := os.Stat(filepath.Join(dir, out+".tmp")); !os.IsNotExist(err) {
-				t.Errorf("%s.tmp left behind: %v", out, err)
-			}
+			noTemporaryFiles(t, dir)
 			got := readBack(t, filepath.Join(dir, out), format, d)
 			if format == formatJSONL {
 				// Every field survives.
@@ -456,9 +454,7 @@ func TestRunDatasetsPullFormatsRoundTrip(t *testing.T) {
 	if r = f.runAsIn(dir, "agency/wvi", "datasets", "pull", "ilo/returns", "--out", "x.csv"); r.code != ExitNotFound {
 		t.Errorf("outside the audience: exit %d", r.code)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "x.csv.tmp")); !os.IsNotExist(err) {
-		t.Errorf("x.csv.tmp: %v", err)
-	}
+	noTemporaryFiles(t, dir)
 }
 
 func TestRunDatasetsPullResumesAndLeavesNoHalfFile(t *testing.T) {
@@ -494,7 +490,7 @@ func TestRunDatasetsPullResumesAndLeavesNoHalfFile(t *testing.T) {
 	}
 
 	// The exchange stays away: the pull fails and the earlier file stays
-	// as it was, with no .tmp beside it.
+	// as it was, with no temporary file beside it.
 	before := mustRead(t, dir, "returns.jsonl")
 	f.server.BreakPull(1, 0, 0, 0)
 	r = f.runAsIn(dir, "agency/mosvy", "datasets", "pull", "ilo/returns", "--format", "jsonl", "--out", "returns.jsonl")
@@ -504,9 +500,7 @@ func TestRunDatasetsPullResumesAndLeavesNoHalfFile(t *testing.T) {
 	if mustRead(t, dir, "returns.jsonl") != before {
 		t.Error("the earlier file changed")
 	}
-	if _, err := os.Stat(filepath.Join(dir, "returns.jsonl.tmp")); !os.IsNotExist(err) {
-		t.Errorf("returns.jsonl.tmp left behind: %v", err)
-	}
+	noTemporaryFiles(t, dir)
 
 	// Interrupted: the same.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -527,11 +521,10 @@ func TestRunDatasetsPullResumesAndLeavesNoHalfFile(t *testing.T) {
 	if code == ExitOK {
 		t.Error("interrupted pull exited 0")
 	}
-	for _, name := range []string{"fresh.csv", "fresh.csv.tmp"} {
-		if _, err := os.Stat(filepath.Join(dir, name)); !os.IsNotExist(err) {
-			t.Errorf("%s after an interrupted pull: %v", name, err)
-		}
+	if _, err := os.Stat(filepath.Join(dir, "fresh.csv")); !os.IsNotExist(err) {
+		t.Errorf("fresh.csv after an interrupted pull: %v", err)
 	}
+	noTemporaryFiles(t, dir)
 }
 
 // writerFunc is a function as an io.Writer.
