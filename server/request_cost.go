@@ -502,7 +502,7 @@ func scanWireBounds(b []byte, md protoreflect.MessageDescriptor, path []pathElem
 		return
 	}
 	var countsOnStack [32]int
-	counts := countsOnStack[:0]
+	var counts []int
 	if len(bounds.fields) <= len(countsOnStack) {
 		counts = countsOnStack[:len(bounds.fields)]
 	} else {

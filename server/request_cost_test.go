@@ -464,7 +464,7 @@ func TestAttackersDoNotSlowAnotherAgency(t *testing.T) {
 	smallCalls(t, iom, 300*time.Millisecond) // warm up
 
 	var attacking atomic.Bool
-	var attacks atomic.Int64
+	var attacks, inFlight atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for range 2 {
@@ -478,10 +478,14 @@ func TestAttackersDoNotSlowAnotherAgency(t *testing.T) {
 					return
 				case <-time.After(attackPause):
 				}
+				inFlight.Add(1)
 				if !attacking.Load() {
+					inFlight.Add(-1)
 					continue
 				}
-				if err := invokeRaw(context.Background(), attacker.conn, exchangev1.DatasetService_AggregateDatasetRows_FullMethodName, million); status.Code(err) != codes.InvalidArgument {
+				err := invokeRaw(context.Background(), attacker.conn, exchangev1.DatasetService_AggregateDatasetRows_FullMethodName, million)
+				inFlight.Add(-1)
+				if status.Code(err) != codes.InvalidArgument {
 					t.Errorf("attack answered %v", err)
 					return
 				}
@@ -493,12 +497,15 @@ func TestAttackersDoNotSlowAnotherAgency(t *testing.T) {
 		close(stop)
 		wg.Wait()
 	}()
+	began := time.Now()
 	for attempt := 1; attempt <= 3; attempt++ {
 		var quiet, attacked []time.Duration
 		attacks.Store(0)
 		for range 8 {
 			attacking.Store(false)
-			time.Sleep(attackPause) // let the last attack end
+			for inFlight.Load() > 0 { // quiet means no attack in flight
+				time.Sleep(time.Millisecond)
+			}
 			quiet = append(quiet, smallCalls(t, iom, 300*time.Millisecond)...)
 			attacking.Store(true)
 			attacked = append(attacked, smallCalls(t, iom, 300*time.Millisecond)...)
@@ -510,6 +517,9 @@ func TestAttackersDoNotSlowAnotherAgency(t *testing.T) {
 		if pAttacked <= 2*max(pQuiet, p99Floor) {
 			return
 		}
+		if time.Since(began) > 20*time.Second {
+			break
+		}
 	}
-	t.Errorf("the other agency's p99 while attacked was more than twice its p99 in quiet (at least %v), three times", p99Floor)
+	t.Errorf("the other agency's p99 while attacked was more than twice its p99 in quiet (at least %v) in every attempt", p99Floor)
 }

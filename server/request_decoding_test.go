@@ -120,6 +120,8 @@ func TestUndecodableAndOversizeRequestsAreAnsweredLoggedAndCounted(t *testing.T)
 				t.Fatal("the payload decodes")
 			}
 			linesBefore, countBefore := lines(), refused("InvalidArgument")
+			handled := map[string]string{"grpc_method": "GetAgency", "grpc_code": "InvalidArgument"}
+			handledBefore := counterValue(t, m, "grpc_server_handled_total", handled)
 			err := invokeRaw(ctx, ilo.conn, exchangev1.DirectoryService_GetAgency_FullMethodName, c.payload)
 			st := wantCode(t, err, codes.InvalidArgument)
 			waitFor(t, func() bool { return lines() > linesBefore && refused("InvalidArgument") > countBefore })
@@ -134,6 +136,9 @@ func TestUndecodableAndOversizeRequestsAreAnsweredLoggedAndCounted(t *testing.T)
 			wantValues(t, line, map[string]any{"grpc.code": "InvalidArgument", "caller": "agency/ilo", "grpc.method_type": "unary", "level": "INFO"})
 			if got := refused("InvalidArgument") - countBefore; got != 1 {
 				t.Errorf("exchange_calls_refused_total rose by %v, want 1", got)
+			}
+			if counterValue(t, m, "grpc_server_handled_total", handled) != handledBefore {
+				t.Error("the refused call was counted twice, in grpc_server_handled_total too")
 			}
 		})
 	}
