@@ -79,7 +79,7 @@ func (s *Server) validate(req any) error {
 		return nil
 	}
 	walk := requestWalk{}
-	walk.message(msg.ProtoReflect(), nil)
+	walk.message(msg.ProtoReflect(), make([]pathElement, 0, 16))
 	if walk.report.total > 0 {
 		return walk.report.status()
 	}
@@ -146,7 +146,7 @@ func (s *Server) validateMessageByMessage(msg proto.Message) error {
 			report.add(field, v.Proto.GetMessage(), v.Proto.GetRuleId())
 		}
 	}}
-	walk.message(msg.ProtoReflect(), nil)
+	walk.message(msg.ProtoReflect(), make([]pathElement, 0, 16))
 	if failed != nil {
 		s.log.Error("validation failed to run", "error", failed.Error())
 		return status.Error(codes.Internal, "internal error; the exchange logged the cause")
@@ -510,87 +510,87 @@ func scanWireBounds(b []byte, md protoreflect.MessageDescriptor, path []pathElem
 	}
 	// Count the items of each list and map: the loop a million empty
 	// strings go through, kept to a tag, a length and an index.
-	for rest := b; len(rest) > 0; {
-		num, typ, n := protowire.ConsumeTag(rest)
-		if n < 0 {
-			return
+	for r := (wireReader{rest: b}); ; {
+		num, typ, value, ok := r.next()
+		if !ok {
+			if r.failed {
+				return
+			}
+			break
 		}
-		rest = rest[n:]
-		var value []byte
-		if typ == protowire.BytesType {
-			value, n = protowire.ConsumeBytes(rest)
-		} else {
-			n = protowire.ConsumeFieldValue(num, typ, rest)
-		}
-		if n < 0 {
-			return
-		}
-		rest = rest[n:]
 		if i := bounds.index(num); i >= 0 && bounds.fields[i].counted {
 			counts[i] += wireItems(bounds.fields[i].desc, typ, value)
 		}
 	}
 	for i, f := range bounds.fields {
 		name := string(f.desc.Name())
-		switch {
-		case f.desc.IsList() || f.desc.IsMap():
-			if counts[i] > f.max {
-				at := formatPath(append(path, pathElement{name: name}))
-				if f.desc.IsMap() {
-					report.add(at, fmt.Sprintf("has %d entries; at most %d", counts[i], f.max), "map.max_pairs")
-				} else {
-					report.add(at, fmt.Sprintf("has %d items; at most %d", counts[i], f.max), "repeated.max_items")
-				}
+		if f.counted && counts[i] > f.max {
+			at := formatPath(append(path, pathElement{name: name}))
+			if f.desc.IsMap() {
+				report.add(at, fmt.Sprintf("has %d entries; at most %d", counts[i], f.max), "map.max_pairs")
+			} else {
+				report.add(at, fmt.Sprintf("has %d items; at most %d", counts[i], f.max), "repeated.max_items")
+			}
+			continue
+		}
+		if !f.scan || f.counted && counts[i] == 0 || !f.counted && f.desc.ContainingOneof() != nil {
+			continue
+		}
+		item := 0
+		for r := (wireReader{rest: b}); ; {
+			num, typ, value, ok := r.next()
+			if !ok {
+				break
+			}
+			if num != f.desc.Number() || typ != protowire.BytesType {
 				continue
 			}
-			if !f.scan || counts[i] == 0 {
-				continue
-			}
-			item := 0
-			eachWireField(b, func(num protoreflect.FieldNumber, typ protowire.Type, value []byte) {
-				if num != f.desc.Number() || typ != protowire.BytesType {
-					return
-				}
-				if f.desc.IsList() {
-					scanWireBounds(value, f.desc.Message(), append(path, pathElement{name: name, subscript: "[" + strconv.Itoa(item) + "]"}), report, depth+1)
-					item++
-				} else if key, entry := wireMapEntry(f.desc, value); entry != nil {
+			switch {
+			case f.desc.IsList():
+				scanWireBounds(value, f.desc.Message(), append(path, pathElement{name: name, subscript: "[" + strconv.Itoa(item) + "]"}), report, depth+1)
+				item++
+			case f.desc.IsMap():
+				if key, entry := wireMapEntry(f.desc, value); entry != nil {
 					scanWireBounds(entry, f.desc.MapValue().Message(), append(path, pathElement{name: name, subscript: "[" + key + "]"}), report, depth+1)
 				}
-			})
-		case f.scan && f.desc.ContainingOneof() == nil:
-			eachWireField(b, func(num protoreflect.FieldNumber, typ protowire.Type, value []byte) {
-				if num == f.desc.Number() && typ == protowire.BytesType {
-					scanWireBounds(value, f.desc.Message(), append(path, pathElement{name: name}), report, depth+1)
-				}
-			})
+			default:
+				scanWireBounds(value, f.desc.Message(), append(path, pathElement{name: name}), report, depth+1)
+			}
 		}
 	}
 }
 
-// eachWireField calls fn with each field of an encoded message, the value
-// of a length-delimited one without its length; it reports whether b was
-// a valid encoding throughout.
-func eachWireField(b []byte, fn func(num protoreflect.FieldNumber, typ protowire.Type, value []byte)) bool {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return false
-		}
-		b = b[n:]
-		var value []byte
-		if typ == protowire.BytesType {
-			value, n = protowire.ConsumeBytes(b)
-		} else {
-			n = protowire.ConsumeFieldValue(num, typ, b)
-		}
-		if n < 0 {
-			return false
-		}
-		b = b[n:]
-		fn(num, typ, value)
+// wireReader reads the fields of an encoded message one by one.
+type wireReader struct {
+	rest []byte
+	// failed says the bytes were not a valid encoding.
+	failed bool
+}
+
+// next returns the next field: its number, wire type and, for a
+// length-delimited one, its value without the length; ok is false at the
+// end or at bytes that are not a valid encoding.
+func (r *wireReader) next() (num protoreflect.FieldNumber, typ protowire.Type, value []byte, ok bool) {
+	if len(r.rest) == 0 {
+		return 0, 0, nil, false
 	}
-	return true
+	num, typ, n := protowire.ConsumeTag(r.rest)
+	if n < 0 {
+		r.failed = true
+		return 0, 0, nil, false
+	}
+	r.rest = r.rest[n:]
+	if typ == protowire.BytesType {
+		value, n = protowire.ConsumeBytes(r.rest)
+	} else {
+		n = protowire.ConsumeFieldValue(num, typ, r.rest)
+	}
+	if n < 0 {
+		r.failed = true
+		return 0, 0, nil, false
+	}
+	r.rest = r.rest[n:]
+	return num, typ, value, true
 }
 
 // wireItems is how many items of a list or entries of a map one encoded
