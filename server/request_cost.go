@@ -6,15 +6,21 @@ package server
 // list is over its max_items, and builds one violation (about 2 KB with its
 // paths) per broken rule: a 2 MB request holding a million empty strings
 // took 7.8 s and 2 GB, and its error trailer (36 MB) was more than a
-// default client reads. The exchange therefore validates in three steps,
-// each bounded by the size of the request (at most MaxRecvMsgSize):
+// default client reads. The exchange therefore validates in steps, each
+// bounded by the size of the request (at most MaxRecvMsgSize):
 //
-//  1. A walk of the request (protoreflect, no rules evaluated) counts the
-//     items of every list and map it reaches. A list or map over the
-//     max_items or max_pairs its rule declares (defaultMaxItems when it
-//     declares none, as google.protobuf.FieldMask.paths) is refused there,
-//     with one violation naming it ("locations: has 1000000 items; at most
-//     200"), before protovalidate sees any of its items.
+//  0. Before the request is decoded, the server codec scans its bytes
+//     (scanWireBounds, no allocation) and refuses a list or map sent with
+//     more items than its bound, so that a million empty strings are never
+//     decoded into a slice (request_decoding.go).
+//  1. A walk of the decoded request (protoreflect, no rules evaluated)
+//     counts the items of every list and map it reaches. A list or map
+//     over the max_items or max_pairs its rule declares (defaultMaxItems
+//     when it declares none, as google.protobuf.FieldMask.paths) is
+//     refused there, with one violation naming it ("locations: has
+//     1000000 items; at most 200"), before protovalidate sees any of its
+//     items. The walk also covers messages that were not just decoded (the
+//     items of a batch, plans read from IATI) and merged ones.
 //  2. A request of at most fullValidationItems items is validated by
 //     protovalidate in one pass, as before: its violations are few.
 //  3. A larger request is first validated fail-fast (one violation at
