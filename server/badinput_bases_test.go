@@ -60,6 +60,8 @@ func baseReferral() *exchangev1.Referral {
 	// Output-only, ignored on create, but validated when sent.
 	r.Rejection = &exchangev1.Rejection{Reason: exchangev1.RejectionReason_REJECTION_REASON_NO_CAPACITY, Details: "full"}
 	r.Outcome = &exchangev1.Outcome{ServicesDelivered: []exchangev1.Niche{exchangev1.Niche_NICHE_PSYCHOSOCIAL_COUNSELLING}, Reason: "done"}
+	r.History = []*exchangev1.Transition{{Actor: "agencies/ilo", To: exchangev1.ReferralState_REFERRAL_STATE_REQUESTED, Reason: "referred"}}
+	r.ForwardedTo = []string{"referrals/forwarded"}
 	return r
 }
 
@@ -108,6 +110,9 @@ func baseDataset() *exchangev1.Dataset {
 		},
 		ExpectedLocations: []string{"KH-12"},
 		Etag:              "etag",
+		// Output-only, ignored, but bounded when sent.
+		Locks:       []*exchangev1.PeriodLock{{Period: "2026-01", LockedBy: "agencies/ilo"}},
+		LockHistory: []*exchangev1.PeriodLockEvent{{Period: "2026-01", Locked: true, Actor: "agencies/ilo"}},
 	}
 }
 

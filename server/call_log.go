@@ -76,6 +76,7 @@ func callRecordFrom(ctx context.Context) *callRecord {
 // call (see logCall).
 func (s *Server) unaryCallLog(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
 	start := time.Now()
+	markSeen(ctx) // the refusedCalls stats handler leaves the call to this line
 	rec := &callRecord{}
 	resp, err := next(context.WithValue(ctx, callRecordKey{}, rec), req)
 	s.logCall(ctx, info.FullMethod, "unary", start, rec, err)
@@ -86,6 +87,7 @@ func (s *Server) unaryCallLog(ctx context.Context, req any, info *grpc.UnaryServ
 // call (see logCall).
 func (s *Server) streamCallLog(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, next grpc.StreamHandler) error {
 	start := time.Now()
+	markSeen(ss.Context())
 	rec := &callRecord{}
 	err := next(srv, &recordedStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), callRecordKey{}, rec)})
 	s.logCall(ss.Context(), info.FullMethod, streamMethodType(info), start, rec, err)

@@ -18,6 +18,7 @@ import (
 
 	"buf.build/go/protovalidate"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -103,6 +104,23 @@ func checkValidationAnswer(t *testing.T, s *Server, msg proto.Message) bool {
 	return false
 }
 
+// checkDecodingRefusal checks the server codec's refusal of bytes:
+// INVALID_ARGUMENT with the ErrorInfo, saying the request could not be
+// decoded or naming a list over its bound.
+func checkDecodingRefusal(t *testing.T, err error) {
+	t.Helper()
+	st, _ := status.FromError(err)
+	if st.Code() != codes.InvalidArgument {
+		t.Fatalf("the codec answered %v (%q), want INVALID_ARGUMENT", st.Code(), st.Message())
+	}
+	if info := statusErrorInfo(st); info.GetReason() != "INVALID_ARGUMENT" || info.GetDomain() != ErrorDomain {
+		t.Fatalf("the codec's refusal carries ErrorInfo %v", info)
+	}
+	if !strings.HasPrefix(st.Message(), "the request could not be decoded as ") && len(fieldViolations(st)) == 0 {
+		t.Fatalf("the codec's refusal %q names neither the type nor a field", st.Message())
+	}
+}
+
 // wantFieldError checks an error of the server's own checks: nil, or a
 // store error of an expected kind whose field starts with prefix.
 func wantFieldError(t *testing.T, what string, err error, prefix string, kinds ...store.Kind) {
@@ -136,8 +154,9 @@ func fuzzDatasets() []*exchangev1.Dataset {
 	return []*exchangev1.Dataset{monthly, quarterly, yearly, fiscal}
 }
 
-// FuzzValidateRequests decodes a request of any method, validates it as
-// the interceptor does, and runs the server's pure checks on what passes:
+// FuzzValidateRequests decodes a request of any method through the
+// server's codec (whose refusals must be clear), validates it as the
+// interceptor does, and runs the server's pure checks on what passes:
 // no panic, no INTERNAL, and every error names a field of the request.
 func FuzzValidateRequests(f *testing.F) {
 	types := fuzzRequestTypes(f)
@@ -166,6 +185,14 @@ func FuzzValidateRequests(f *testing.F) {
 	seed(&exchangev1.UpdateDatasetRequest{Dataset: baseDataset(), UpdateMask: badMask("schema")})
 	f.Add([]byte{})
 	f.Add([]byte{0xff, 0x0a, 0x02, 0x08, 0x01})
+	// Bytes the server's codec refuses: undecodable, and lists over their
+	// bound (refused before decoding).
+	getAgency := byte(index["alltogether.exchange.v1.GetAgencyRequest"])
+	for _, c := range undecodable {
+		f.Add(append([]byte{getAgency}, c.payload...))
+	}
+	seed(&exchangev1.AggregateDatasetRowsRequest{Dataset: badDataset, Locations: make([]string, 201)})
+	seed(&exchangev1.CreateReferralRequest{Referral: &exchangev1.Referral{Subject: &exchangev1.Subject{Languages: make([]string, 11)}}})
 
 	srv := fuzzServer(f, nil)
 	datasets := fuzzDatasets()
@@ -174,7 +201,9 @@ func FuzzValidateRequests(f *testing.F) {
 			return
 		}
 		msg := types[int(data[0])%len(types)].New().Interface()
-		if err := proto.Unmarshal(data[1:], msg); err != nil {
+		err := receive(func(v any) error { return requestCodec{}.Unmarshal(mem.BufferSlice{mem.SliceBuffer(data[1:])}, v) }, msg)
+		if err != nil {
+			checkDecodingRefusal(t, err)
 			return
 		}
 		valid := checkValidationAnswer(t, srv, msg)

@@ -9,17 +9,13 @@ import (
 	"regexp"
 	"runtime/debug"
 
-	"buf.build/go/protovalidate"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/ratelimit"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/alltogether/exchange/pki"
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
@@ -116,8 +112,10 @@ type admittedStream struct {
 
 func (a *admittedStream) Context() context.Context { return a.ctx }
 
+// RecvMsg reads a request through requestCodec (answering bytes over
+// their bounds or undecodable with INVALID_ARGUMENT) and validates it.
 func (a *admittedStream) RecvMsg(m any) error {
-	if err := a.ServerStream.RecvMsg(m); err != nil {
+	if err := receive(a.ServerStream.RecvMsg, m); err != nil {
 		return err
 	}
 	return a.server.validate(m)
@@ -214,52 +212,6 @@ func (s *Server) checkCredentials(ctx context.Context, c Caller) (*exchangev1.Ag
 func (s *Server) stillAdmitted(ctx context.Context) error {
 	_, err := s.checkCredentials(ctx, CallerFrom(ctx))
 	return err
-}
-
-// validate checks a request against the protovalidate rules in its .proto
-// file.
-func (s *Server) validate(req any) error {
-	msg, ok := req.(proto.Message)
-	if !ok {
-		return nil
-	}
-	err := s.validator.Validate(msg)
-	if err == nil {
-		return nil
-	}
-	var verr *protovalidate.ValidationError
-	if !errors.As(err, &verr) {
-		s.log.Error("validation failed to run", "error", err.Error())
-		return status.Error(codes.Internal, "internal error; the exchange logged the cause")
-	}
-	return violationsStatus(verr)
-}
-
-// violationsStatus reports every violated rule with the field it concerns.
-func violationsStatus(verr *protovalidate.ValidationError) error {
-	br := &errdetails.BadRequest{}
-	for _, v := range verr.Violations {
-		field := protovalidate.FieldPathString(v.Proto.GetField())
-		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{
-			Field:       field,
-			Description: v.Proto.GetMessage(),
-			Reason:      v.Proto.GetRuleId(),
-		})
-	}
-	first := br.FieldViolations[0]
-	msg := "invalid request: " + first.Field + ": " + first.Description
-	if first.Field == "" {
-		msg = "invalid request: " + first.Description
-	}
-	if n := len(br.FieldViolations); n > 1 {
-		msg += fmt.Sprintf(" (and %d more)", n-1)
-	}
-	st, err := status.New(codes.InvalidArgument, msg).WithDetails(
-		&errdetails.ErrorInfo{Reason: "INVALID_ARGUMENT", Domain: ErrorDomain}, br)
-	if err != nil {
-		return status.Error(codes.InvalidArgument, msg)
-	}
-	return st.Err()
 }
 
 // requestIDHeader carries a call's request id, in both directions: a

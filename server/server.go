@@ -183,9 +183,14 @@ func New(cfg Config) (*Server, error) {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: lim.KeepaliveMinTime, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: lim.MaxConnectionIdle, Time: 2 * time.Minute, Timeout: 20 * time.Second}),
 		grpc.NumStreamWorkers(streamWorkers),
+		grpc.ForceServerCodecV2(requestCodec{}),
+		grpc.StatsHandler(newRefusedCalls(s, cfg.Metrics)),
 	)
-	exchangev1.RegisterDirectoryServiceServer(s.grpc, &directoryService{store: cfg.Store})
-	exchangev1.RegisterCertificateServiceServer(s.grpc, &certificateService{store: cfg.Store, ca: cfg.CA})
+	// Services register through reg, so that their unary handlers read
+	// requests through requestCodec's checks (request_decoding.go).
+	reg := guardedRegistrar{server: s.grpc}
+	exchangev1.RegisterDirectoryServiceServer(reg, &directoryService{store: cfg.Store})
+	exchangev1.RegisterCertificateServiceServer(reg, &certificateService{store: cfg.Store, ca: cfg.CA})
 	if cfg.AckDeadlines == nil {
 		cfg.AckDeadlines = DefaultAckDeadlines
 	}
@@ -196,14 +201,14 @@ func New(cfg Config) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	s.now, s.heartbeat = cfg.Now, cfg.WatchHeartbeat
-	exchangev1.RegisterDatasetServiceServer(s.grpc, &datasetService{server: s, store: cfg.Store})
-	exchangev1.RegisterAdminServiceServer(s.grpc, &adminService{store: cfg.Store})
-	exchangev1.RegisterAuditServiceServer(s.grpc, &auditService{store: cfg.Store})
-	exchangev1.RegisterReferralServiceServer(s.grpc, &referralService{
+	exchangev1.RegisterDatasetServiceServer(reg, &datasetService{server: s, store: cfg.Store})
+	exchangev1.RegisterAdminServiceServer(reg, &adminService{store: cfg.Store})
+	exchangev1.RegisterAuditServiceServer(reg, &auditService{store: cfg.Store})
+	exchangev1.RegisterReferralServiceServer(reg, &referralService{
 		server: s, store: cfg.Store, deadlines: cfg.AckDeadlines, now: cfg.Now, heartbeat: cfg.WatchHeartbeat,
 	})
-	exchangev1.RegisterPlanServiceServer(s.grpc, newPlanService(s, cfg.Store, cfg.WatchHeartbeat))
-	healthpb.RegisterHealthServer(s.grpc, s.health)
+	exchangev1.RegisterPlanServiceServer(reg, newPlanService(s, cfg.Store, cfg.WatchHeartbeat))
+	healthpb.RegisterHealthServer(reg, s.health)
 	reflection.Register(s.grpc)
 	if cfg.Metrics != nil {
 		cfg.Metrics.rpc.InitializeMetrics(s.grpc)

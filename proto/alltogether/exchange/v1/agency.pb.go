@@ -164,15 +164,19 @@ type Agency struct {
 	// project office. Empty for none.
 	Parent string `protobuf:"bytes,5,opt,name=parent,proto3" json:"parent,omitempty"`
 	// Countries where the agency works, ISO 3166-1 alpha-2 codes.
+	// At most 20 items.
 	Countries []string `protobuf:"bytes,6,rep,name=countries,proto3" json:"countries,omitempty"`
 	// The agency's niches.
+	// At most 20 items.
 	Niches []Niche `protobuf:"varint,7,rep,packed,name=niches,proto3,enum=alltogether.exchange.v1.Niche" json:"niches,omitempty"`
 	// Provinces and areas the agency covers.
+	// At most 500 items.
 	Coverage []*LocationRef `protobuf:"bytes,8,rep,name=coverage,proto3" json:"coverage,omitempty"`
 	// Public web site, https only.
 	Website string `protobuf:"bytes,9,opt,name=website,proto3" json:"website,omitempty"`
 	// Public keys the agency publishes for use by other members (for example
 	// to encrypt documents to it).
+	// At most 8 items.
 	PublicKeys []*PublicKey `protobuf:"bytes,10,rep,name=public_keys,json=publicKeys,proto3" json:"public_keys,omitempty"`
 	// Whether the agency may use the exchange. Output only; changed by
 	// SuspendAgency and ReactivateAgency.

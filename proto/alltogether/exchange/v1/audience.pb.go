@@ -29,9 +29,11 @@ type Audience struct {
 	// Every member agency of the exchange may see the resource.
 	AllMembers bool `protobuf:"varint,1,opt,name=all_members,json=allMembers,proto3" json:"all_members,omitempty"`
 	// Named agencies, as resource names "agencies/{agency}".
+	// At most 200 items.
 	Agencies []string `protobuf:"bytes,2,rep,name=agencies,proto3" json:"agencies,omitempty"`
 	// Named working groups, as resource names "workingGroups/{working_group}";
 	// their members and observers may see the resource.
+	// At most 50 items.
 	WorkingGroups []string `protobuf:"bytes,3,rep,name=working_groups,json=workingGroups,proto3" json:"working_groups,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -233,8 +233,10 @@ type Dataset struct {
 	Description string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
 	// Agencies that may write rows, "agencies/{agency}". The owner always
 	// may.
+	// At most 200 items.
 	Contributors []string `protobuf:"bytes,5,rep,name=contributors,proto3" json:"contributors,omitempty"`
 	// Working groups whose members may write rows, "workingGroups/{id}".
+	// At most 20 items.
 	ContributorGroups []string `protobuf:"bytes,6,rep,name=contributor_groups,json=contributorGroups,proto3" json:"contributor_groups,omitempty"`
 	// Who else may read the rows. Contributors always may.
 	Audience *Audience `protobuf:"bytes,7,opt,name=audience,proto3" json:"audience,omitempty"`
@@ -254,9 +256,11 @@ type Dataset struct {
 	// Locations every contributor is expected to report on, as codes at the
 	// schema's location level; completeness reports against them. Empty
 	// means completeness lists what each contributor submitted.
+	// At most 1000 items.
 	ExpectedLocations []string `protobuf:"bytes,13,rep,name=expected_locations,json=expectedLocations,proto3" json:"expected_locations,omitempty"`
 	// Locked (approved) periods: no contributor can change their rows.
-	// Output only; changed by LockDatasetPeriod and UnlockDatasetPeriod.
+	// Output only; changed by LockDatasetPeriod and UnlockDatasetPeriod. At
+	// most 1000 on input (where it is ignored).
 	Locks []*PeriodLock `protobuf:"bytes,14,rep,name=locks,proto3" json:"locks,omitempty"`
 	// When the dataset was created. Output only.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
@@ -265,7 +269,7 @@ type Dataset struct {
 	// Opaque version for optimistic concurrency. Output only.
 	Etag string `protobuf:"bytes,17,opt,name=etag,proto3" json:"etag,omitempty"`
 	// Every lock and unlock, oldest first, with the reason for each unlock.
-	// Output only.
+	// Output only; at most 10000 on input (where it is ignored).
 	LockHistory   []*PeriodLockEvent `protobuf:"bytes,18,rep,name=lock_history,json=lockHistory,proto3" json:"lock_history,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -580,8 +584,10 @@ type DatasetSchema struct {
 	// The administrative level of the location dimension.
 	LocationLevel AdminLevel `protobuf:"varint,1,opt,name=location_level,json=locationLevel,proto3,enum=alltogether.exchange.v1.AdminLevel" json:"location_level,omitempty"`
 	// Categorical disaggregations such as sex and age group.
+	// At most 10 items.
 	Categories []*Category `protobuf:"bytes,2,rep,name=categories,proto3" json:"categories,omitempty"`
 	// The values recorded per row.
+	// At most 50 items.
 	Measures []*Measure `protobuf:"bytes,3,rep,name=measures,proto3" json:"measures,omitempty"`
 	// HXL hashtag for the location column, for example "#adm1+code".
 	LocationHxl   string `protobuf:"bytes,4,opt,name=location_hxl,json=locationHxl,proto3" json:"location_hxl,omitempty"`
@@ -656,6 +662,7 @@ type Category struct {
 	Title string `protobuf:"bytes,2,opt,name=title,proto3" json:"title,omitempty"`
 	// The allowed values, for example "female", "male"; no control
 	// characters.
+	// At most 100 items.
 	Values []string `protobuf:"bytes,3,rep,name=values,proto3" json:"values,omitempty"`
 	// Whether every row must give a value.
 	Required bool `protobuf:"varint,4,opt,name=required,proto3" json:"required,omitempty"`
@@ -748,6 +755,7 @@ type Measure struct {
 	// Longest allowed text, for text measures; 0 means 1000.
 	MaxLength int32 `protobuf:"varint,7,opt,name=max_length,json=maxLength,proto3" json:"max_length,omitempty"`
 	// The code list, for code measures.
+	// At most 500 items.
 	Codes []string `protobuf:"bytes,8,rep,name=codes,proto3" json:"codes,omitempty"`
 	// HXL hashtag, for example "#affected+f".
 	Hxl           string `protobuf:"bytes,9,opt,name=hxl,proto3" json:"hxl,omitempty"`
@@ -860,8 +868,10 @@ type Row struct {
 	// The location code at the schema's level.
 	Location string `protobuf:"bytes,3,opt,name=location,proto3" json:"location,omitempty"`
 	// Category values by category key.
+	// At most 10 entries.
 	Categories map[string]string `protobuf:"bytes,4,rep,name=categories,proto3" json:"categories,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Measure values by measure key.
+	// At most 50 entries.
 	Values map[string]*Value `protobuf:"bytes,5,rep,name=values,proto3" json:"values,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// The revision that last wrote the row. Output only.
 	Revision int64 `protobuf:"varint,6,opt,name=revision,proto3" json:"revision,omitempty"`
@@ -1185,8 +1195,7 @@ var File_alltogether_exchange_v1_dataset_proto protoreflect.FileDescriptor
 
 const file_alltogether_exchange_v1_dataset_proto_rawDesc = "" +
 	"\n" +
-	"%alltogether/exchange/v1/dataset.proto\x12\x17alltogether.exchange.v1\x1a&alltogether/exchange/v1/audience.proto\x1a\"alltogether/exchange/v1/date.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfb\n" +
-	"\n" +
+	"%alltogether/exchange/v1/dataset.proto\x12\x17alltogether.exchange.v1\x1a&alltogether/exchange/v1/audience.proto\x1a\"alltogether/exchange/v1/date.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x91\v\n" +
 	"\aDataset\x12k\n" +
 	"\x04name\x18\x01 \x01(\tBW\xbaHT\xd8\x01\x01rO2M^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/datasets/[a-z][a-z0-9-]{1,62}[a-z0-9]$R\x04name\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12 \n" +
@@ -1205,14 +1214,14 @@ const file_alltogether_exchange_v1_dataset_proto_rawDesc = "" +
 	"periodType\x12@\n" +
 	"\x17fiscal_year_start_month\x18\v \x01(\x05B\t\xbaH\x06\x1a\x04\x18\f(\x00R\x14fiscalYearStartMonth\x12F\n" +
 	"\x06schema\x18\f \x01(\v2&.alltogether.exchange.v1.DatasetSchemaB\x06\xbaH\x03\xc8\x01\x01R\x06schema\x12r\n" +
-	"\x12expected_locations\x18\r \x03(\tBC\xbaH@\x92\x01=\x10\xe8\a\x18\x01\"6r422^[A-Z]{2}(-[A-Z0-9]{1,3}(\\.[A-Za-z0-9-]{1,16})?)?$R\x11expectedLocations\x129\n" +
-	"\x05locks\x18\x0e \x03(\v2#.alltogether.exchange.v1.PeriodLockR\x05locks\x12;\n" +
+	"\x12expected_locations\x18\r \x03(\tBC\xbaH@\x92\x01=\x10\xe8\a\x18\x01\"6r422^[A-Z]{2}(-[A-Z0-9]{1,3}(\\.[A-Za-z0-9-]{1,16})?)?$R\x11expectedLocations\x12D\n" +
+	"\x05locks\x18\x0e \x03(\v2#.alltogether.exchange.v1.PeriodLockB\t\xbaH\x06\x92\x01\x03\x10\xe8\aR\x05locks\x12;\n" +
 	"\vcreate_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12\x1b\n" +
-	"\x04etag\x18\x11 \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag\x12K\n" +
-	"\flock_history\x18\x12 \x03(\v2(.alltogether.exchange.v1.PeriodLockEventR\vlockHistory:\xb7\x01\xbaH\xb3\x01\x1a\xb0\x01\n" +
+	"\x04etag\x18\x11 \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag\x12V\n" +
+	"\flock_history\x18\x12 \x03(\v2(.alltogether.exchange.v1.PeriodLockEventB\t\xbaH\x06\x92\x01\x03\x10\x90NR\vlockHistory:\xb7\x01\xbaH\xb3\x01\x1a\xb0\x01\n" +
 	"\x1fdataset.fiscal_year_start_month\x12Mfiscal_year_start_month (1-12) is required for fiscal years and only for them\x1a>(this.period_type == 4) == (this.fiscal_year_start_month != 0)\"z\n" +
 	"\n" +
 	"PeriodLock\x12\x16\n" +

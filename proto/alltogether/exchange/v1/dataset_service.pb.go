@@ -465,6 +465,7 @@ type WriteDatasetRowsRequest struct {
 	Dataset string `protobuf:"bytes,1,opt,name=dataset,proto3" json:"dataset,omitempty"`
 	// The rows to write or delete. Each is checked on its own and reported
 	// at the same index.
+	// At most 10000 items.
 	Writes        []*RowWrite `protobuf:"bytes,2,rep,name=writes,proto3" json:"writes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -735,10 +736,13 @@ type PullDatasetRowsRequest struct {
 	PeriodTo string `protobuf:"bytes,5,opt,name=period_to,json=periodTo,proto3" json:"period_to,omitempty"`
 	// Only these locations; a country code ("KH") takes all its provinces
 	// and districts, a province its districts.
+	// At most 200 items.
 	Locations []string `protobuf:"bytes,6,rep,name=locations,proto3" json:"locations,omitempty"`
 	// Only rows of these contributors, "agencies/{agency}".
+	// At most 200 items.
 	Contributors []string `protobuf:"bytes,7,rep,name=contributors,proto3" json:"contributors,omitempty"`
 	// Only rows with these category values ("sex" → "female").
+	// At most 10 entries.
 	Categories map[string]string `protobuf:"bytes,8,rep,name=categories,proto3" json:"categories,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Rows per message, 0 for the default (1000), at most 10000.
 	PageSize      int32 `protobuf:"varint,9,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
@@ -911,12 +915,14 @@ type AggregateDatasetRowsRequest struct {
 	Dataset string `protobuf:"bytes,1,opt,name=dataset,proto3" json:"dataset,omitempty"`
 	// Dimensions to group by: "period", "location", "contributor", or a
 	// category key. Empty gives one grand total.
+	// At most 13 items.
 	GroupBy []string `protobuf:"bytes,2,rep,name=group_by,json=groupBy,proto3" json:"group_by,omitempty"`
 	// Only periods from this label on (inclusive).
 	PeriodFrom string `protobuf:"bytes,3,opt,name=period_from,json=periodFrom,proto3" json:"period_from,omitempty"`
 	// Only periods up to this label (inclusive).
 	PeriodTo string `protobuf:"bytes,4,opt,name=period_to,json=periodTo,proto3" json:"period_to,omitempty"`
 	// Only these locations (as in PullDatasetRowsRequest).
+	// At most 200 items.
 	Locations []string `protobuf:"bytes,5,rep,name=locations,proto3" json:"locations,omitempty"`
 	// Hide cells whose total is below this (k); 0 for none. Callers outside
 	// the dataset's readers always get at least the dataset's threshold.

@@ -255,9 +255,11 @@ type Plan struct {
 	// cancelled plan no longer changes.
 	Stage PlanStage `protobuf:"varint,6,opt,name=stage,proto3,enum=alltogether.exchange.v1.PlanStage" json:"stage,omitempty"`
 	// The niches the plan works in; overlaps and gaps are computed on them.
+	// At most 16 items.
 	Niches []Niche `protobuf:"varint,7,rep,packed,name=niches,proto3,enum=alltogether.exchange.v1.Niche" json:"niches,omitempty"`
 	// Where the plan works: provinces, optionally districts, or whole
 	// countries (a location with only a country covers all its provinces).
+	// At most 200 items.
 	Locations []*LocationRef `protobuf:"bytes,8,rep,name=locations,proto3" json:"locations,omitempty"`
 	// When the plan is to run (IATI planned start and end dates). An open
 	// end means no end date is decided yet.
@@ -267,14 +269,17 @@ type Plan struct {
 	// The budget, if one is known.
 	Budget *PlanBudget `protobuf:"bytes,11,opt,name=budget,proto3" json:"budget,omitempty"`
 	// Other organisations in the plan and their roles.
+	// At most 50 items.
 	Partners []*PlanPartner `protobuf:"bytes,12,rep,name=partners,proto3" json:"partners,omitempty"`
 	// The people the plan is for, in the owner's words, for example "girls
 	// aged 12-17 in border villages" or "returnee women".
+	// At most 20 items.
 	TargetGroups []string `protobuf:"bytes,13,rep,name=target_groups,json=targetGroups,proto3" json:"target_groups,omitempty"`
 	// Who besides the owner may see the plan. Empty means the owner alone:
 	// sharing is explicit.
 	Audience *Audience `protobuf:"bytes,14,opt,name=audience,proto3" json:"audience,omitempty"`
 	// Free-form labels, for example "sdg-target:8.7" or "phase-2".
+	// At most 30 items.
 	Tags []string `protobuf:"bytes,15,rep,name=tags,proto3" json:"tags,omitempty"`
 	// Version number: 1 on create, one more at every change. Output only.
 	Version int32 `protobuf:"varint,16,opt,name=version,proto3" json:"version,omitempty"`
@@ -474,6 +479,7 @@ type PlanBudget struct {
 	// decimals in their shortest form ("1200.5").
 	TotalAmount string `protobuf:"bytes,2,opt,name=total_amount,json=totalAmount,proto3" json:"total_amount,omitempty"`
 	// Amounts per fiscal year or other budget period.
+	// At most 50 items.
 	Lines         []*PlanBudgetLine `protobuf:"bytes,3,rep,name=lines,proto3" json:"lines,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -618,6 +624,7 @@ type PlanPartner struct {
 	// example "XM-DAC-41302" (ILO).
 	IatiRef string `protobuf:"bytes,3,opt,name=iati_ref,json=iatiRef,proto3" json:"iati_ref,omitempty"`
 	// What the organisation does in the plan.
+	// At most 4 items.
 	Roles         []PlanPartnerRole `protobuf:"varint,4,rep,packed,name=roles,proto3,enum=alltogether.exchange.v1.PlanPartnerRole" json:"roles,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

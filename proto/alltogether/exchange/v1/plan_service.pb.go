@@ -1133,6 +1133,7 @@ type ApplyPlansRequest struct {
 	// plan has changed since, the plan is reported as a conflict instead of
 	// updated. A plan whose stage is CANCELLED cancels the stored plan. Name,
 	// owner and the other output-only fields are ignored.
+	// At most 1000 items.
 	Plans []*Plan `protobuf:"bytes,2,rep,name=plans,proto3" json:"plans,omitempty"`
 	// Cancel the caller's plans that are not in the set (cancelled plans are
 	// kept, never deleted).
@@ -1999,6 +2000,7 @@ type FindGapsRequest struct {
 	// The period: a plan counts when its planned period meets it.
 	Period *DatePeriod `protobuf:"bytes,2,opt,name=period,proto3" json:"period,omitempty"`
 	// The niches to look at; empty for every niche.
+	// At most 20 items.
 	Niches        []Niche `protobuf:"varint,3,rep,packed,name=niches,proto3,enum=alltogether.exchange.v1.Niche" json:"niches,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2183,6 +2185,7 @@ type GetCoverageRequest struct {
 	// Only plans whose planned period meets this one; unset for all.
 	Period *DatePeriod `protobuf:"bytes,2,opt,name=period,proto3" json:"period,omitempty"`
 	// The niches to look at; empty for every niche.
+	// At most 20 items.
 	Niches        []Niche `protobuf:"varint,3,rep,packed,name=niches,proto3,enum=alltogether.exchange.v1.Niche" json:"niches,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2386,8 +2389,10 @@ type WatchPlansRequest struct {
 	StartRevision int64 `protobuf:"varint,1,opt,name=start_revision,json=startRevision,proto3" json:"start_revision,omitempty"`
 	// Only plans touching one of these provinces (located in it or in its
 	// whole country); empty for all.
+	// At most 100 items.
 	Subdivisions []string `protobuf:"bytes,2,rep,name=subdivisions,proto3" json:"subdivisions,omitempty"`
 	// Only plans with one of these niches; empty for all.
+	// At most 20 items.
 	Niches        []Niche `protobuf:"varint,3,rep,packed,name=niches,proto3,enum=alltogether.exchange.v1.Niche" json:"niches,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -375,7 +375,8 @@ type Referral struct {
 	Location *LocationRef `protobuf:"bytes,11,opt,name=location,proto3" json:"location,omitempty"`
 	// Current state. Output only; changed only by the state verbs.
 	State ReferralState `protobuf:"varint,12,opt,name=state,proto3,enum=alltogether.exchange.v1.ReferralState" json:"state,omitempty"`
-	// Every transition, oldest first. Output only.
+	// Every transition, oldest first. Output only; at most 1000 on input
+	// (where it is ignored).
 	History []*Transition `protobuf:"bytes,13,rep,name=history,proto3" json:"history,omitempty"`
 	// Why the receiver rejected the referral, if it did. Output only.
 	Rejection *Rejection `protobuf:"bytes,14,opt,name=rejection,proto3" json:"rejection,omitempty"`
@@ -384,7 +385,8 @@ type Referral struct {
 	// The referral this one was forwarded from, "referrals/{referral}".
 	// Output only.
 	ForwardedFrom string `protobuf:"bytes,16,opt,name=forwarded_from,json=forwardedFrom,proto3" json:"forwarded_from,omitempty"`
-	// Referrals the receiver forwarded this one to. Output only.
+	// Referrals the receiver forwarded this one to. Output only; at most
+	// 1000 on input (where it is ignored).
 	ForwardedTo []string `protobuf:"bytes,17,rep,name=forwarded_to,json=forwardedTo,proto3" json:"forwarded_to,omitempty"`
 	// True when the receiver has not acknowledged within the time allowed
 	// for the referral's urgency. Output only, computed when read.
@@ -678,6 +680,7 @@ type Subject struct {
 	Nationality string `protobuf:"bytes,5,opt,name=nationality,proto3" json:"nationality,omitempty"`
 	// Languages the person speaks, as BCP 47 tags (for example "km", "lo",
 	// "my", "th", "vi").
+	// At most 10 items.
 	Languages []string `protobuf:"bytes,6,rep,name=languages,proto3" json:"languages,omitempty"`
 	// Where the person is now.
 	CurrentLocation *LocationRef `protobuf:"bytes,7,opt,name=current_location,json=currentLocation,proto3" json:"current_location,omitempty"`
@@ -784,6 +787,7 @@ type Consent struct {
 	// referral's receiver.
 	ReceivingAgency string `protobuf:"bytes,3,opt,name=receiving_agency,json=receivingAgency,proto3" json:"receiving_agency,omitempty"`
 	// The services consent covers; it must include the requested one.
+	// At most 20 items.
 	Services []Niche `protobuf:"varint,4,rep,packed,name=services,proto3,enum=alltogether.exchange.v1.Niche" json:"services,omitempty"`
 	// For a best-interest override: why referring without consent is in the
 	// person's best interest, and who decided.
@@ -1009,6 +1013,7 @@ func (x *Rejection) GetDetails() string {
 type Outcome struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The services actually delivered.
+	// At most 20 items.
 	ServicesDelivered []Niche `protobuf:"varint,1,rep,packed,name=services_delivered,json=servicesDelivered,proto3,enum=alltogether.exchange.v1.Niche" json:"services_delivered,omitempty"`
 	// Whether the referral achieved what it asked for.
 	Successful bool `protobuf:"varint,2,opt,name=successful,proto3" json:"successful,omitempty"`
@@ -1073,7 +1078,7 @@ var File_alltogether_exchange_v1_referral_proto protoreflect.FileDescriptor
 
 const file_alltogether_exchange_v1_referral_proto_rawDesc = "" +
 	"\n" +
-	"&alltogether/exchange/v1/referral.proto\x12\x17alltogether.exchange.v1\x1a&alltogether/exchange/v1/location.proto\x1a#alltogether/exchange/v1/niche.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\n" +
+	"&alltogether/exchange/v1/referral.proto\x12\x17alltogether.exchange.v1\x1a&alltogether/exchange/v1/location.proto\x1a#alltogether/exchange/v1/niche.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa2\n" +
 	"\n" +
 	"\bReferral\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
@@ -1091,12 +1096,12 @@ const file_alltogether_exchange_v1_referral_proto_rawDesc = "" +
 	"\aconsent\x18\n" +
 	" \x01(\v2 .alltogether.exchange.v1.ConsentB\x06\xbaH\x03\xc8\x01\x01R\aconsent\x12H\n" +
 	"\blocation\x18\v \x01(\v2$.alltogether.exchange.v1.LocationRefB\x06\xbaH\x03\xc8\x01\x01R\blocation\x12<\n" +
-	"\x05state\x18\f \x01(\x0e2&.alltogether.exchange.v1.ReferralStateR\x05state\x12=\n" +
-	"\ahistory\x18\r \x03(\v2#.alltogether.exchange.v1.TransitionR\ahistory\x12@\n" +
+	"\x05state\x18\f \x01(\x0e2&.alltogether.exchange.v1.ReferralStateR\x05state\x12H\n" +
+	"\ahistory\x18\r \x03(\v2#.alltogether.exchange.v1.TransitionB\t\xbaH\x06\x92\x01\x03\x10\xe8\aR\ahistory\x12@\n" +
 	"\trejection\x18\x0e \x01(\v2\".alltogether.exchange.v1.RejectionR\trejection\x12:\n" +
 	"\aoutcome\x18\x0f \x01(\v2 .alltogether.exchange.v1.OutcomeR\aoutcome\x12%\n" +
-	"\x0eforwarded_from\x18\x10 \x01(\tR\rforwardedFrom\x12!\n" +
-	"\fforwarded_to\x18\x11 \x03(\tR\vforwardedTo\x12\x18\n" +
+	"\x0eforwarded_from\x18\x10 \x01(\tR\rforwardedFrom\x12,\n" +
+	"\fforwarded_to\x18\x11 \x03(\tB\t\xbaH\x06\x92\x01\x03\x10\xe8\aR\vforwardedTo\x12\x18\n" +
 	"\aoverdue\x18\x12 \x01(\bR\aoverdue\x12)\n" +
 	"\x10details_withheld\x18\x13 \x01(\bR\x0fdetailsWithheld\x12;\n" +
 	"\vcreate_time\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\n" +

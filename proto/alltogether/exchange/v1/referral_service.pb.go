@@ -299,6 +299,7 @@ type BatchCreateReferralsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The referrals, each with its own request_id. Each is validated on its
 	// own and reported in the response at the same index.
+	// At most 500 items.
 	Requests      []*CreateReferralRequest `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -1,0 +1,674 @@
+package server
+
+// What one request may cost to validate.
+//
+// protovalidate evaluates the rules of every item of a list even when the
+// list is over its max_items, and builds one violation (about 2 KB with its
+// paths) per broken rule: a 2 MB request holding a million empty strings
+// took 7.8 s and 2 GB, and its error trailer (36 MB) was more than a
+// default client reads. The exchange therefore validates in steps, each
+// bounded by the size of the request (at most MaxRecvMsgSize):
+//
+//  0. Before the request is decoded, the server codec scans its bytes
+//     (scanWireBounds, no allocation) and refuses a list or map sent with
+//     more items than its bound, so that a million empty strings are never
+//     decoded into a slice (request_decoding.go).
+//  1. A walk of the decoded request (protoreflect, no rules evaluated)
+//     counts the items of every list and map it reaches. A list or map
+//     over the max_items or max_pairs its rule declares (defaultMaxItems
+//     when it declares none, as google.protobuf.FieldMask.paths) is
+//     refused there, with one violation naming it ("locations: has
+//     1000000 items; at most 200"), before protovalidate sees any of its
+//     items. The walk also covers messages that were not just decoded (the
+//     items of a batch, plans read from IATI) and merged ones.
+//  2. A request of at most fullValidationItems items is validated by
+//     protovalidate in one pass, as before: its violations are few.
+//  3. A larger request is first validated fail-fast (one violation at
+//     most). Only when it fails are its violations collected message by
+//     message: each message of the request is validated on its own (a
+//     filter keeps protovalidate out of its children), so that no more
+//     violations are held at once than one message's own fields make.
+//     The violations found are the same as in one pass; they come message
+//     by message (outer fields first), maps in key order.
+//
+// However many violations there are, a refusal lists at most
+// maxReportedViolations of them, within maxReportedViolationBytes, each
+// field path and description cut at maxViolationTextBytes; its message
+// names the first and how many more there are, so the error trailer stays
+// a few KiB.
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	"buf.build/go/protovalidate"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+const (
+	// defaultMaxItems bounds a list or map whose rules declare no bound.
+	// The exchange's own messages declare one on every list and map (a
+	// test holds them to it); only google.protobuf.FieldMask.paths, whose
+	// message carries no rules, relies on this.
+	defaultMaxItems = 100
+	// fullValidationItems is the most list items and map entries a request
+	// may hold and still be validated by protovalidate in one pass.
+	fullValidationItems = 1000
+	// maxReportedViolations is the most field violations a refusal lists.
+	maxReportedViolations = 100
+	// maxReportedViolationBytes bounds the text of the violations a refusal
+	// lists (field, description and rule id, summed).
+	maxReportedViolationBytes = 8 << 10
+	// maxViolationTextBytes is where a field path or a description is cut
+	// (a map key in a path can be as long as the request).
+	maxViolationTextBytes = 256
+)
+
+// validate checks a request against the protovalidate rules in its .proto
+// file, at a cost bounded by the request's size (see the top of this
+// file).
+func (s *Server) validate(req any) error {
+	msg, ok := req.(proto.Message)
+	if !ok {
+		return nil
+	}
+	walk := requestWalk{}
+	walk.message(msg.ProtoReflect(), make([]pathElement, 0, 16))
+	if walk.report.total > 0 {
+		return walk.report.status()
+	}
+	if walk.items <= fullValidationItems {
+		return s.validateInOnePass(msg)
+	}
+	err := s.validator.Validate(msg, protovalidate.WithFailFast())
+	if err == nil {
+		return nil
+	}
+	if !errors.As(err, new(*protovalidate.ValidationError)) {
+		s.log.Error("validation failed to run", "error", err.Error())
+		return status.Error(codes.Internal, "internal error; the exchange logged the cause")
+	}
+	return s.validateMessageByMessage(msg)
+}
+
+// validateInOnePass validates a small request with one protovalidate call.
+func (s *Server) validateInOnePass(msg proto.Message) error {
+	err := s.validator.Validate(msg)
+	if err == nil {
+		return nil
+	}
+	var verr *protovalidate.ValidationError
+	if !errors.As(err, &verr) {
+		s.log.Error("validation failed to run", "error", err.Error())
+		return status.Error(codes.Internal, "internal error; the exchange logged the cause")
+	}
+	return violationsStatus(verr)
+}
+
+// validateMessageByMessage collects the violations of a large invalid
+// request one message at a time, keeping at most the reported ones.
+func (s *Server) validateMessageByMessage(msg proto.Message) error {
+	var report violationReport
+	var failed error
+	walk := requestWalk{visit: func(m protoreflect.Message, path []pathElement) {
+		if failed != nil {
+			return
+		}
+		node := m.Interface()
+		only := protovalidate.FilterFunc(func(in protoreflect.Message, _ protoreflect.Descriptor) bool {
+			return in.Interface() == node
+		})
+		err := s.validator.Validate(node, protovalidate.WithFilter(only))
+		if err == nil {
+			return
+		}
+		var verr *protovalidate.ValidationError
+		if !errors.As(err, &verr) {
+			failed = err
+			return
+		}
+		prefix := formatPath(path)
+		for _, v := range verr.Violations {
+			field := protovalidate.FieldPathString(v.Proto.GetField())
+			switch {
+			case prefix == "":
+			case field == "":
+				field = prefix
+			default:
+				field = prefix + "." + field
+			}
+			report.add(field, v.Proto.GetMessage(), v.Proto.GetRuleId())
+		}
+	}}
+	walk.message(msg.ProtoReflect(), make([]pathElement, 0, 16))
+	if failed != nil {
+		s.log.Error("validation failed to run", "error", failed.Error())
+		return status.Error(codes.Internal, "internal error; the exchange logged the cause")
+	}
+	if report.total == 0 {
+		// Fail-fast validation found a violation that no message's own
+		// rules show: validation is not what this file assumes.
+		s.log.Error("validation message by message found nothing that validation in one pass refused", "message", string(msg.ProtoReflect().Descriptor().FullName()))
+		return status.Error(codes.Internal, "internal error; the exchange logged the cause")
+	}
+	return report.status()
+}
+
+// violationsStatus reports the violated rules, each with the field it
+// concerns, within the bounds of violationReport.
+func violationsStatus(verr *protovalidate.ValidationError) error {
+	var report violationReport
+	for _, v := range verr.Violations {
+		report.add(protovalidate.FieldPathString(v.Proto.GetField()), v.Proto.GetMessage(), v.Proto.GetRuleId())
+	}
+	return report.status()
+}
+
+// violationReport gathers a refusal's violations: it counts them all and
+// keeps the first maxReportedViolations that fit maxReportedViolationBytes.
+type violationReport struct {
+	kept  []*errdetails.BadRequest_FieldViolation
+	bytes int
+	total int
+}
+
+// add records one violation.
+func (r *violationReport) add(field, description, rule string) {
+	r.total++
+	if len(r.kept) >= maxReportedViolations {
+		return
+	}
+	field, description = cutText(field), cutText(description)
+	size := len(field) + len(description) + len(rule)
+	if len(r.kept) > 0 && r.bytes+size > maxReportedViolationBytes {
+		return
+	}
+	r.bytes += size
+	r.kept = append(r.kept, &errdetails.BadRequest_FieldViolation{Field: field, Description: description, Reason: rule})
+}
+
+// status is the INVALID_ARGUMENT refusal: its message names the first
+// violation and how many more there are; its BadRequest lists those kept.
+func (r *violationReport) status() error {
+	first := r.kept[0]
+	msg := "invalid request: " + first.Field + ": " + first.Description
+	if first.Field == "" {
+		msg = "invalid request: " + first.Description
+	}
+	if r.total > 1 {
+		msg += fmt.Sprintf(" (and %d more)", r.total-1)
+	}
+	st, err := status.New(codes.InvalidArgument, msg).WithDetails(
+		&errdetails.ErrorInfo{Reason: "INVALID_ARGUMENT", Domain: ErrorDomain}, &errdetails.BadRequest{FieldViolations: r.kept})
+	if err != nil {
+		return status.Error(codes.InvalidArgument, msg)
+	}
+	return st.Err()
+}
+
+// cutText cuts s to maxViolationTextBytes on a rune boundary, marking the
+// cut.
+func cutText(s string) string {
+	if len(s) <= maxViolationTextBytes {
+		return s
+	}
+	cut := maxViolationTextBytes - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// pathElement is one step of a field path: a field's name and, inside a
+// list or map, the subscript as protovalidate prints it ("[3]",
+// `["key"]`).
+type pathElement struct {
+	name, subscript string
+}
+
+// formatPath prints a path as protovalidate.FieldPathString does.
+func formatPath(path []pathElement) string {
+	var b strings.Builder
+	for i, e := range path {
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(e.name)
+		b.WriteString(e.subscript)
+	}
+	return b.String()
+}
+
+// requestWalk walks a request's messages as protovalidate would reach
+// them (it does not enter what a rule says to ignore always), counting
+// list items and map entries and refusing lists and maps over their
+// bound. With visit set it calls it for every message it reaches, outer
+// messages first, list items in order and map entries in key order.
+type requestWalk struct {
+	visit  func(m protoreflect.Message, path []pathElement)
+	items  int
+	report violationReport
+}
+
+// message walks m, found at path.
+func (w *requestWalk) message(m protoreflect.Message, path []pathElement) {
+	if w.visit != nil {
+		w.visit(m, path)
+	}
+	for _, f := range boundsOf(m.Descriptor()).fields {
+		if !m.Has(f.desc) {
+			continue
+		}
+		name := string(f.desc.Name())
+		switch {
+		case f.desc.IsList():
+			list := m.Get(f.desc).List()
+			n := list.Len()
+			w.items += n
+			if n > f.max {
+				w.report.add(formatPath(append(path, pathElement{name: name})),
+					fmt.Sprintf("has %d items; at most %d", n, f.max), "repeated.max_items")
+				continue
+			}
+			if !f.enter {
+				continue
+			}
+			for i := range n {
+				w.message(list.Get(i).Message(), append(path, pathElement{name: name, subscript: "[" + strconv.Itoa(i) + "]"}))
+			}
+		case f.desc.IsMap():
+			entries := m.Get(f.desc).Map()
+			n := entries.Len()
+			w.items += n
+			if n > f.max {
+				w.report.add(formatPath(append(path, pathElement{name: name})),
+					fmt.Sprintf("has %d entries; at most %d", n, f.max), "map.max_pairs")
+				continue
+			}
+			if !f.enter {
+				continue
+			}
+			keys := make([]protoreflect.MapKey, 0, n)
+			entries.Range(func(k protoreflect.MapKey, _ protoreflect.Value) bool {
+				keys = append(keys, k)
+				return true
+			})
+			slices.SortFunc(keys, compareMapKeys)
+			for _, k := range keys {
+				w.message(entries.Get(k).Message(), append(path, pathElement{name: name, subscript: "[" + mapKeyText(k) + "]"}))
+			}
+		case f.enter:
+			w.message(m.Get(f.desc).Message(), append(path, pathElement{name: name}))
+		}
+	}
+}
+
+// compareMapKeys orders map keys of one map (all of one kind).
+func compareMapKeys(a, b protoreflect.MapKey) int {
+	switch av := a.Interface().(type) {
+	case string:
+		return cmp.Compare(av, b.String())
+	case bool:
+		return cmp.Compare(strconv.FormatBool(av), strconv.FormatBool(b.Bool()))
+	case int32, int64:
+		return cmp.Compare(a.Int(), b.Int())
+	default:
+		return cmp.Compare(a.Uint(), b.Uint())
+	}
+}
+
+// mapKeyText prints a map key as protovalidate.FieldPathString does.
+func mapKeyText(k protoreflect.MapKey) string {
+	switch v := k.Interface().(type) {
+	case string:
+		return strconv.Quote(v)
+	case bool:
+		return strconv.FormatBool(v)
+	case int32, int64:
+		return strconv.FormatInt(k.Int(), 10)
+	default:
+		return strconv.FormatUint(k.Uint(), 10)
+	}
+}
+
+// messageBounds lists the fields of a message that the walk looks at:
+// lists, maps and messages.
+type messageBounds struct {
+	fields []fieldBound
+	// byNumber maps a field number to its index in fields plus one (0
+	// for none); its length is the largest number plus one.
+	byNumber []int
+	// farNumbers holds the fields numbered from maxIndexedNumber on.
+	farNumbers map[protoreflect.FieldNumber]int
+	// holdsLists says whether the message, or one it carries, has a list
+	// or map that the walk looks at.
+	holdsLists bool
+}
+
+// index returns the index in fields of the field numbered num, or -1.
+func (b *messageBounds) index(num protoreflect.FieldNumber) int {
+	if int(num) < len(b.byNumber) {
+		return b.byNumber[num] - 1
+	}
+	if i, ok := b.farNumbers[num]; ok {
+		return i
+	}
+	return -1
+}
+
+// maxIndexedNumber bounds the field numbers messageBounds indexes by
+// number.
+const maxIndexedNumber = 1024
+
+// fieldBound is one field the walk looks at.
+type fieldBound struct {
+	desc protoreflect.FieldDescriptor
+	// max is the most items or entries of a list or map.
+	max int
+	// enter says whether the walk goes into the field's messages: it is
+	// a message (or a list or map of them) that no rule says to ignore
+	// always.
+	enter bool
+	// scan says whether scanWireBounds goes into them: enter, and they
+	// hold lists.
+	scan bool
+	// counted says the field is a list or map.
+	counted bool
+}
+
+// boundsCache holds each message type's bounds, read once from its
+// descriptor: protoreflect.FullName to *messageBounds.
+var boundsCache sync.Map
+
+// boundsOf returns the bounds of a message type.
+func boundsOf(md protoreflect.MessageDescriptor) *messageBounds {
+	if b, ok := boundsCache.Load(md.FullName()); ok {
+		return b.(*messageBounds)
+	}
+	return buildBounds(md, map[protoreflect.FullName]*messageBounds{})
+}
+
+// buildBounds reads the bounds of md and of the messages it carries;
+// building holds those under construction, so that a message that
+// carries itself is built once.
+func buildBounds(md protoreflect.MessageDescriptor, building map[protoreflect.FullName]*messageBounds) *messageBounds {
+	if b, ok := boundsCache.Load(md.FullName()); ok {
+		return b.(*messageBounds)
+	}
+	if b, ok := building[md.FullName()]; ok {
+		return b
+	}
+	b := &messageBounds{}
+	building[md.FullName()] = b
+	fields := md.Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		f, ok := boundOf(fd)
+		if !ok {
+			continue
+		}
+		if fd.IsList() || fd.IsMap() {
+			b.holdsLists = true
+		}
+		switch n := int(fd.Number()); {
+		case n >= maxIndexedNumber:
+			if b.farNumbers == nil {
+				b.farNumbers = map[protoreflect.FieldNumber]int{}
+			}
+			b.farNumbers[fd.Number()] = len(b.fields)
+		case n >= len(b.byNumber):
+			b.byNumber = append(b.byNumber, make([]int, n+1-len(b.byNumber))...)
+			fallthrough
+		default:
+			b.byNumber[n] = len(b.fields) + 1
+		}
+		b.fields = append(b.fields, f)
+	}
+	// A message carrying one still under construction (itself) is taken
+	// to hold lists.
+	for i, f := range b.fields {
+		if !f.enter {
+			continue
+		}
+		child := f.desc.Message()
+		if f.desc.IsMap() {
+			child = f.desc.MapValue().Message()
+		}
+		_, unfinished := building[child.FullName()]
+		if cb := buildBounds(child, building); cb.holdsLists || unfinished {
+			b.fields[i].scan = true
+			b.holdsLists = true
+		}
+	}
+	delete(building, md.FullName())
+	boundsCache.Store(md.FullName(), b)
+	return b
+}
+
+// boundOf reads a field's bound from its rules; ok is false for a field
+// the walk need not look at.
+func boundOf(fd protoreflect.FieldDescriptor) (fieldBound, bool) {
+	rules, _ := protovalidate.ResolveFieldRules(fd)
+	if rules.GetIgnore() == validate.Ignore_IGNORE_ALWAYS {
+		return fieldBound{}, false
+	}
+	f := fieldBound{desc: fd, max: defaultMaxItems, counted: fd.IsList() || fd.IsMap()}
+	switch {
+	case fd.IsList():
+		if r := rules.GetRepeated(); r.HasMaxItems() {
+			f.max = int(min(r.GetMaxItems(), uint64(maxInt)))
+		}
+		f.enter = fd.Message() != nil && rules.GetRepeated().GetItems().GetIgnore() != validate.Ignore_IGNORE_ALWAYS
+		return f, true
+	case fd.IsMap():
+		if r := rules.GetMap(); r.HasMaxPairs() {
+			f.max = int(min(r.GetMaxPairs(), uint64(maxInt)))
+		}
+		f.enter = fd.MapValue().Message() != nil && rules.GetMap().GetValues().GetIgnore() != validate.Ignore_IGNORE_ALWAYS
+		return f, true
+	case fd.Message() != nil:
+		f.enter = true
+		return f, true
+	}
+	return fieldBound{}, false
+}
+
+// maxInt is the largest int.
+const maxInt = int(^uint(0) >> 1)
+
+// maxScanDepth is how deep scanWireBounds follows nested messages; the
+// exchange's requests nest a few levels.
+const maxScanDepth = 32
+
+// scanWireBounds scans b, an encoding of a message of type md found at
+// path, before it is decoded, and reports to report each list or map
+// sent with more items (map entries as sent) than its bound, in the
+// order and with the paths of requestWalk. It reads only what the walk
+// after decoding would (not what a rule ignores always, nor the members
+// of a oneof, which a later member can replace) and stops at bytes that
+// are not a valid encoding, which decoding then refuses. A singular
+// message sent in several parts is merged by decoding; each part is
+// scanned on its own here, and the walk after decoding sees the merged
+// lists. It allocates nothing but the paths of what it reports.
+func scanWireBounds(b []byte, md protoreflect.MessageDescriptor, path []pathElement, report *violationReport, depth int) {
+	bounds := boundsOf(md)
+	if !bounds.holdsLists || depth > maxScanDepth {
+		return
+	}
+	var countsOnStack [32]int
+	var counts []int
+	if len(bounds.fields) <= len(countsOnStack) {
+		counts = countsOnStack[:len(bounds.fields)]
+	} else {
+		counts = make([]int, len(bounds.fields))
+	}
+	// Count the items of each list and map: the loop a million empty
+	// strings go through, kept to a tag, a length and an index.
+	for r := (wireReader{rest: b}); ; {
+		num, typ, value, ok := r.next()
+		if !ok {
+			if r.failed {
+				return
+			}
+			break
+		}
+		if i := bounds.index(num); i >= 0 && bounds.fields[i].counted {
+			counts[i] += wireItems(bounds.fields[i].desc, typ, value)
+		}
+	}
+	for i, f := range bounds.fields {
+		name := string(f.desc.Name())
+		if f.counted && counts[i] > f.max {
+			at := formatPath(append(path, pathElement{name: name}))
+			if f.desc.IsMap() {
+				report.add(at, fmt.Sprintf("has %d entries; at most %d", counts[i], f.max), "map.max_pairs")
+			} else {
+				report.add(at, fmt.Sprintf("has %d items; at most %d", counts[i], f.max), "repeated.max_items")
+			}
+			continue
+		}
+		if !f.scan || f.counted && counts[i] == 0 || !f.counted && f.desc.ContainingOneof() != nil {
+			continue
+		}
+		item := 0
+		for r := (wireReader{rest: b}); ; {
+			num, typ, value, ok := r.next()
+			if !ok {
+				break
+			}
+			if num != f.desc.Number() || typ != protowire.BytesType {
+				continue
+			}
+			switch {
+			case f.desc.IsList():
+				scanWireBounds(value, f.desc.Message(), append(path, pathElement{name: name, subscript: "[" + strconv.Itoa(item) + "]"}), report, depth+1)
+				item++
+			case f.desc.IsMap():
+				if key, entry := wireMapEntry(f.desc, value); entry != nil {
+					scanWireBounds(entry, f.desc.MapValue().Message(), append(path, pathElement{name: name, subscript: "[" + key + "]"}), report, depth+1)
+				}
+			default:
+				scanWireBounds(value, f.desc.Message(), append(path, pathElement{name: name}), report, depth+1)
+			}
+		}
+	}
+}
+
+// wireReader reads the fields of an encoded message one by one.
+type wireReader struct {
+	rest []byte
+	// failed says the bytes were not a valid encoding.
+	failed bool
+}
+
+// next returns the next field: its number, wire type and, for a
+// length-delimited one, its value without the length; ok is false at the
+// end or at bytes that are not a valid encoding.
+func (r *wireReader) next() (num protoreflect.FieldNumber, typ protowire.Type, value []byte, ok bool) {
+	if len(r.rest) == 0 {
+		return 0, 0, nil, false
+	}
+	num, typ, n := protowire.ConsumeTag(r.rest)
+	if n < 0 {
+		r.failed = true
+		return 0, 0, nil, false
+	}
+	r.rest = r.rest[n:]
+	if typ == protowire.BytesType {
+		value, n = protowire.ConsumeBytes(r.rest)
+	} else {
+		n = protowire.ConsumeFieldValue(num, typ, r.rest)
+	}
+	if n < 0 {
+		r.failed = true
+		return 0, 0, nil, false
+	}
+	r.rest = r.rest[n:]
+	return num, typ, value, true
+}
+
+// wireItems is how many items of a list or entries of a map one encoded
+// field value carries: one, or every element of a packed list.
+func wireItems(fd protoreflect.FieldDescriptor, typ protowire.Type, value []byte) int {
+	if !fd.IsList() || typ != protowire.BytesType || fd.Kind() == protoreflect.StringKind ||
+		fd.Kind() == protoreflect.BytesKind || fd.Kind() == protoreflect.MessageKind || fd.Kind() == protoreflect.GroupKind {
+		return 1
+	}
+	switch fd.Kind() {
+	case protoreflect.Fixed32Kind, protoreflect.Sfixed32Kind, protoreflect.FloatKind:
+		return len(value) / 4
+	case protoreflect.Fixed64Kind, protoreflect.Sfixed64Kind, protoreflect.DoubleKind:
+		return len(value) / 8
+	}
+	n := 0 // varints: one ends at each byte without the continuation bit
+	for _, c := range value {
+		if c < 0x80 {
+			n++
+		}
+	}
+	return n
+}
+
+// wireMapEntry reads an encoded map entry: its key, printed as in a field
+// path, and its value's bytes (nil when the value is not a message sent).
+func wireMapEntry(fd protoreflect.FieldDescriptor, b []byte) (key string, value []byte) {
+	key = `""`
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return key, value
+		}
+		b = b[n:]
+		switch {
+		case num == 1 && typ == protowire.BytesType:
+			k, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return key, value
+			}
+			key, b = strconv.Quote(string(k)), b[n:]
+		case num == 1 && typ == protowire.VarintType:
+			k, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return key, value
+			}
+			b = b[n:]
+			switch fd.MapKey().Kind() {
+			case protoreflect.BoolKind:
+				key = strconv.FormatBool(k != 0)
+			case protoreflect.Sint32Kind, protoreflect.Sint64Kind:
+				key = strconv.FormatInt(protowire.DecodeZigZag(k), 10)
+			case protoreflect.Int32Kind:
+				key = strconv.FormatInt(int64(int32(k)), 10)
+			case protoreflect.Int64Kind:
+				key = strconv.FormatInt(int64(k), 10)
+			default:
+				key = strconv.FormatUint(k, 10)
+			}
+		case num == 2 && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return key, value
+			}
+			value, b = v, b[n:]
+		default:
+			n := protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return key, value
+			}
+			b = b[n:]
+		}
+	}
+	return key, value
+}
