@@ -655,7 +655,7 @@ func (s *wireScan) message(anchor []byte, chain []protoreflect.FieldNumber, md p
 		}
 		// Each item and map value is sent whole: it anchors its own
 		// chains, after this message's in the same array.
-		whole := chain[len(chain):len(chain)]
+		whole := chain[len(chain):]
 		item := 0
 		for parts := (partReader{anchor: anchor}); ; {
 			part, ok := parts.next(chain)
