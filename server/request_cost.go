@@ -31,10 +31,9 @@ package server
 //     1000000 items; at most 200"), before protovalidate sees any of its
 //     items. The walk also covers messages that were not just decoded (the
 //     items of a batch, as each is validated, plans read from IATI) and
-//     merged ones. It
-//     does not enter what the rules ignore always, and needs no bound
-//     there: the scan counted those lists before decoding, and each item
-//     is walked when it is validated.
+//     merged ones. It does not enter what the rules ignore always, and
+//     needs no bound there: the scan counted those lists before decoding,
+//     and each item is walked when it is validated.
 //  2. A request of at most fullValidationItems items is validated by
 //     protovalidate in one pass, as before: its violations are few.
 //  3. A larger request is first validated fail-fast (one violation at
@@ -374,7 +373,8 @@ type messageBounds struct {
 	// farNumbers holds the fields numbered from maxIndexedNumber on.
 	farNumbers map[protoreflect.FieldNumber]int
 	// holdsLists says whether the message, or one it carries, has a list
-	// or map that the walk looks at.
+	// or map (what a rule ignores always included, which the scan looks
+	// at too).
 	holdsLists bool
 }
 
