@@ -34,7 +34,8 @@ import (
 // broken in turn (INVALID_ARGUMENT naming the field and the rule, or, for
 // the items of BatchCreateReferrals and WriteDatasetRows, a rejected item
 // naming it), invalid enum numbers, wrong resource-name shapes, lists at
-// max_items+1 and at 100,000 items, messages over the 4 MiB receive limit
+// max_items+1 and at 100,000 items (inside a batch item too, where such a
+// list refuses the whole request), messages over the 4 MiB receive limit
 // (RESOURCE_EXHAUSTED), well-formed names of missing resources
 // (NOT_FOUND) and requests that pass the rules but not the server's own
 // checks. The store's content hash must be the same after the run as

@@ -12,7 +12,17 @@ package server
 //  0. Before the request is decoded, the server codec scans its bytes
 //     (scanWireBounds, no allocation) and refuses a list or map sent with
 //     more items than its bound, so that a million empty strings are never
-//     decoded into a slice (request_decoding.go).
+//     decoded into a slice (request_decoding.go). A message sent in
+//     several parts, which decoding merges, is counted whole. The scan
+//     also goes into what the rules ignore always, the items of a batch
+//     (BatchCreateReferrals, WriteDatasetRows), which the handler
+//     validates and answers one by one: there a list over its bound
+//     refuses the whole request only when the items beyond the bounds
+//     number more than maxExcessInIgnoredItems (1000) over the request,
+//     so that an item with 11 languages is still rejected alone and one
+//     with 1,900,000 refuses the request ("requests[3].referral.subject.
+//     languages: has 1900000 items; at most 10"), as do 10,000 in each of
+//     many items.
 //  1. A walk of the decoded request (protoreflect, no rules evaluated)
 //     counts the items of every list and map it reaches. A list or map
 //     over the max_items or max_pairs its rule declares (defaultMaxItems
@@ -20,7 +30,10 @@ package server
 //     refused there, with one violation naming it ("locations: has
 //     1000000 items; at most 200"), before protovalidate sees any of its
 //     items. The walk also covers messages that were not just decoded (the
-//     items of a batch, plans read from IATI) and merged ones.
+//     items of a batch, as each is validated, plans read from IATI) and
+//     merged ones. It does not enter what the rules ignore always, and
+//     needs no bound there: the scan counted those lists before decoding,
+//     and each item is walked when it is validated.
 //  2. A request of at most fullValidationItems items is validated by
 //     protovalidate in one pass, as before: its violations are few.
 //  3. A larger request is first validated fail-fast (one violation at
@@ -233,9 +246,11 @@ func cutText(s string) string {
 
 // pathElement is one step of a field path: a field's name and, inside a
 // list or map, the subscript as protovalidate prints it ("[3]",
-// `["key"]`).
+// `["key"]`). The subscript of a list item may be given as item instead,
+// the index plus one, so that it is printed only when the path is.
 type pathElement struct {
 	name, subscript string
+	item            int
 }
 
 // formatPath prints a path as protovalidate.FieldPathString does.
@@ -247,6 +262,11 @@ func formatPath(path []pathElement) string {
 		}
 		b.WriteString(e.name)
 		b.WriteString(e.subscript)
+		if e.item > 0 {
+			b.WriteByte('[')
+			b.WriteString(strconv.Itoa(e.item - 1))
+			b.WriteByte(']')
+		}
 	}
 	return b.String()
 }
@@ -268,7 +288,7 @@ func (w *requestWalk) message(m protoreflect.Message, path []pathElement) {
 		w.visit(m, path)
 	}
 	for _, f := range boundsOf(m.Descriptor()).fields {
-		if !m.Has(f.desc) {
+		if f.ignored || !m.Has(f.desc) {
 			continue
 		}
 		name := string(f.desc.Name())
@@ -353,7 +373,8 @@ type messageBounds struct {
 	// farNumbers holds the fields numbered from maxIndexedNumber on.
 	farNumbers map[protoreflect.FieldNumber]int
 	// holdsLists says whether the message, or one it carries, has a list
-	// or map that the walk looks at.
+	// or map (what a rule ignores always included, which the scan looks
+	// at too).
 	holdsLists bool
 }
 
@@ -372,20 +393,34 @@ func (b *messageBounds) index(num protoreflect.FieldNumber) int {
 // number.
 const maxIndexedNumber = 1024
 
-// fieldBound is one field the walk looks at.
+// fieldBound is one field the walk or the scan looks at.
 type fieldBound struct {
 	desc protoreflect.FieldDescriptor
 	// max is the most items or entries of a list or map.
 	max int
+	// ignored says a rule ignores the field always: the walk skips it,
+	// and the scan counts its lists against maxExcessInIgnoredItems.
+	ignored bool
 	// enter says whether the walk goes into the field's messages: it is
 	// a message (or a list or map of them) that no rule says to ignore
 	// always.
 	enter bool
-	// scan says whether scanWireBounds goes into them: enter, and they
-	// hold lists.
+	// scan says whether scanWireBounds goes into them: they hold lists.
 	scan bool
+	// scanIgnored says the scan goes into them as into what a rule
+	// ignores always: the field, or its items or values, are.
+	scanIgnored bool
 	// counted says the field is a list or map.
 	counted bool
+}
+
+// messageOf returns the message type of a field's messages (a map's
+// values), or nil when it carries none.
+func messageOf(fd protoreflect.FieldDescriptor) protoreflect.MessageDescriptor {
+	if fd.IsMap() {
+		return fd.MapValue().Message()
+	}
+	return fd.Message()
 }
 
 // boundsCache holds each message type's bounds, read once from its
@@ -439,12 +474,9 @@ func buildBounds(md protoreflect.MessageDescriptor, building map[protoreflect.Fu
 	// A message carrying one still under construction (itself) is taken
 	// to hold lists.
 	for i, f := range b.fields {
-		if !f.enter {
+		child := messageOf(f.desc)
+		if child == nil {
 			continue
-		}
-		child := f.desc.Message()
-		if f.desc.IsMap() {
-			child = f.desc.MapValue().Message()
 		}
 		_, unfinished := building[child.FullName()]
 		if cb := buildBounds(child, building); cb.holdsLists || unfinished {
@@ -458,31 +490,29 @@ func buildBounds(md protoreflect.MessageDescriptor, building map[protoreflect.Fu
 }
 
 // boundOf reads a field's bound from its rules; ok is false for a field
-// the walk need not look at.
+// neither the walk nor the scan need look at (a single scalar).
 func boundOf(fd protoreflect.FieldDescriptor) (fieldBound, bool) {
 	rules, _ := protovalidate.ResolveFieldRules(fd)
-	if rules.GetIgnore() == validate.Ignore_IGNORE_ALWAYS {
-		return fieldBound{}, false
-	}
-	f := fieldBound{desc: fd, max: defaultMaxItems, counted: fd.IsList() || fd.IsMap()}
+	f := fieldBound{desc: fd, max: defaultMaxItems, counted: fd.IsList() || fd.IsMap(),
+		ignored: rules.GetIgnore() == validate.Ignore_IGNORE_ALWAYS}
+	itemsIgnored := false
 	switch {
 	case fd.IsList():
 		if r := rules.GetRepeated(); r.HasMaxItems() {
 			f.max = int(min(r.GetMaxItems(), uint64(maxInt)))
 		}
-		f.enter = fd.Message() != nil && rules.GetRepeated().GetItems().GetIgnore() != validate.Ignore_IGNORE_ALWAYS
-		return f, true
+		itemsIgnored = rules.GetRepeated().GetItems().GetIgnore() == validate.Ignore_IGNORE_ALWAYS
 	case fd.IsMap():
 		if r := rules.GetMap(); r.HasMaxPairs() {
 			f.max = int(min(r.GetMaxPairs(), uint64(maxInt)))
 		}
-		f.enter = fd.MapValue().Message() != nil && rules.GetMap().GetValues().GetIgnore() != validate.Ignore_IGNORE_ALWAYS
-		return f, true
-	case fd.Message() != nil:
-		f.enter = true
-		return f, true
+		itemsIgnored = rules.GetMap().GetValues().GetIgnore() == validate.Ignore_IGNORE_ALWAYS
+	case fd.Message() == nil:
+		return fieldBound{}, false
 	}
-	return fieldBound{}, false
+	f.enter = messageOf(fd) != nil && !f.ignored && !itemsIgnored
+	f.scanIgnored = f.ignored || itemsIgnored
+	return f, true
 }
 
 // maxInt is the largest int.
@@ -492,19 +522,76 @@ const maxInt = int(^uint(0) >> 1)
 // exchange's requests nest a few levels.
 const maxScanDepth = 32
 
-// scanWireBounds scans b, an encoding of a message of type md found at
-// path, before it is decoded, and reports to report each list or map
-// sent with more items (map entries as sent) than its bound, in the
-// order and with the paths of requestWalk. It reads only what the walk
-// after decoding would (not what a rule ignores always, nor the members
-// of a oneof, which a later member can replace) and stops at bytes that
-// are not a valid encoding, which decoding then refuses. A singular
-// message sent in several parts is merged by decoding; each part is
-// scanned on its own here, and the walk after decoding sees the merged
-// lists. It allocates nothing but the paths of what it reports.
-func scanWireBounds(b []byte, md protoreflect.MessageDescriptor, path []pathElement, report *violationReport, depth int) {
+// maxExcessInIgnoredItems is how many list items and map entries the
+// lists and maps inside what a rule ignores always (the items of a batch,
+// each validated and answered on its own) may hold beyond their own
+// bounds, summed over the whole request, before the whole request is
+// refused from its bytes. It leaves room for ordinary mistakes, which
+// the item's own validation answers (two languages too many in every
+// referral of a full batch), and none for a million empty strings: the
+// bound caps what decoding such a request can cost at what a request
+// whose items all keep their bounds costs.
+const maxExcessInIgnoredItems = 1000
+
+// scanWireBounds scans b, an encoding of a message of type md, before it
+// is decoded, and reports to report each list or map sent with more
+// items (map entries as sent) than its bound, in the order and with the
+// paths of requestWalk. It stops at bytes that are not a valid encoding,
+// which decoding then refuses.
+//
+// It counts what decoding would build: a singular message sent in
+// several parts, which decoding merges, is counted as one (its lists'
+// parts added up), and a member of a oneof is counted whatever member
+// comes later (a later one would replace it, so the count can only be
+// higher than what decoding keeps).
+//
+// It goes into what a rule ignores always too, which the walk after
+// decoding leaves alone: there a list or map over its bound is not
+// refused (the item it is in is answered on its own), but the items
+// beyond the bounds are added up, and when they are more than
+// maxExcessInIgnoredItems in all the request is refused whole, each such
+// list and map reported as any other. A second scan, made only then,
+// reports them.
+//
+// It allocates nothing but the paths of what it reports.
+func scanWireBounds(b []byte, md protoreflect.MessageDescriptor, report *violationReport) {
+	var chain [maxScanDepth + 1]protoreflect.FieldNumber
+	path := make([]pathElement, 0, 16)
+	s := wireScan{report: report}
+	s.message(b, chain[:0], md, path, false, 0)
+	if s.excess > maxExcessInIgnoredItems {
+		*report = violationReport{}
+		s = wireScan{report: report, reportIgnored: true}
+		s.message(b, chain[:0], md, path, false, 0)
+	}
+}
+
+// wireScan is one scan of a request's bytes by scanWireBounds.
+type wireScan struct {
+	report *violationReport
+	// excess counts the items of lists and maps inside what a rule
+	// ignores always beyond their own bounds.
+	excess int
+	// reportIgnored says to report the lists and maps over their bounds
+	// inside what a rule ignores always too: the request is refused.
+	reportIgnored bool
+	// stop ends the scan: the bytes are not a valid encoding, or excess
+	// is over maxExcessInIgnoredItems (and the second scan will report).
+	stop bool
+}
+
+// message scans a message of type md, found at path; ignored says a
+// rule ignores it always (it is in an item of a batch).
+//
+// The message may have been sent in parts: it is every occurrence of the
+// singular message fields numbered chain, one inside the other, starting
+// in anchor (the bytes of the request, of a list item or of a map value,
+// each sent whole); with an empty chain, anchor is the message. (Anchor
+// and chain are two parameters, not a struct, so that the chain's array
+// stays on the stack.)
+func (s *wireScan) message(anchor []byte, chain []protoreflect.FieldNumber, md protoreflect.MessageDescriptor, path []pathElement, ignored bool, depth int) {
 	bounds := boundsOf(md)
-	if !bounds.holdsLists || depth > maxScanDepth {
+	if !bounds.holdsLists || depth > maxScanDepth || s.stop {
 		return
 	}
 	var countsOnStack [32]int
@@ -516,54 +603,143 @@ func scanWireBounds(b []byte, md protoreflect.MessageDescriptor, path []pathElem
 	}
 	// Count the items of each list and map: the loop a million empty
 	// strings go through, kept to a tag, a length and an index.
-	for r := (wireReader{rest: b}); ; {
-		num, typ, value, ok := r.next()
+	for parts := (partReader{anchor: anchor}); ; {
+		part, ok := parts.next(chain)
 		if !ok {
-			if r.failed {
+			if parts.failed {
+				s.stop = true
 				return
 			}
 			break
 		}
-		if i := bounds.index(num); i >= 0 && bounds.fields[i].counted {
-			counts[i] += wireItems(bounds.fields[i].desc, typ, value)
+		for r := (wireReader{rest: part}); ; {
+			num, typ, value, ok := r.next()
+			if !ok {
+				if r.failed {
+					s.stop = true
+					return
+				}
+				break
+			}
+			if i := bounds.index(num); i >= 0 && bounds.fields[i].counted {
+				counts[i] += wireItems(bounds.fields[i].desc, typ, value)
+			}
 		}
 	}
 	for i, f := range bounds.fields {
+		if s.stop {
+			return
+		}
 		name := string(f.desc.Name())
+		inIgnored := ignored || f.ignored
 		if f.counted && counts[i] > f.max {
-			at := formatPath(append(path, pathElement{name: name}))
-			if f.desc.IsMap() {
-				report.add(at, fmt.Sprintf("has %d entries; at most %d", counts[i], f.max), "map.max_pairs")
-			} else {
-				report.add(at, fmt.Sprintf("has %d items; at most %d", counts[i], f.max), "repeated.max_items")
+			if !inIgnored || s.reportIgnored {
+				s.reportOver(f, counts[i], append(path, pathElement{name: name}))
+				continue
 			}
+			if s.excess += counts[i] - f.max; s.excess > maxExcessInIgnoredItems {
+				s.stop = true
+				return
+			}
+		}
+		if !f.scan || f.counted && counts[i] == 0 {
 			continue
 		}
-		if !f.scan || f.counted && counts[i] == 0 || !f.counted && f.desc.ContainingOneof() != nil {
+		child, childIgnored := messageOf(f.desc), ignored || f.scanIgnored
+		if !f.counted {
+			// Each occurrence of the field in each part of this message is a
+			// part of the field's message.
+			s.message(anchor, append(chain, f.desc.Number()), child,
+				append(path, pathElement{name: name}), childIgnored, depth+1)
 			continue
 		}
+		// Each item and map value is sent whole: it anchors its own
+		// chains, after this message's in the same array.
+		whole := chain[len(chain):]
 		item := 0
-		for r := (wireReader{rest: b}); ; {
-			num, typ, value, ok := r.next()
+		for parts := (partReader{anchor: anchor}); ; {
+			part, ok := parts.next(chain)
 			if !ok {
 				break
 			}
-			if num != f.desc.Number() || typ != protowire.BytesType {
-				continue
-			}
-			switch {
-			case f.desc.IsList():
-				scanWireBounds(value, f.desc.Message(), append(path, pathElement{name: name, subscript: "[" + strconv.Itoa(item) + "]"}), report, depth+1)
-				item++
-			case f.desc.IsMap():
-				if key, entry := wireMapEntry(f.desc, value); entry != nil {
-					scanWireBounds(entry, f.desc.MapValue().Message(), append(path, pathElement{name: name, subscript: "[" + key + "]"}), report, depth+1)
+			for r := (wireReader{rest: part}); ; {
+				num, typ, value, ok := r.next()
+				if !ok {
+					break
 				}
-			default:
-				scanWireBounds(value, f.desc.Message(), append(path, pathElement{name: name}), report, depth+1)
+				if num != f.desc.Number() || typ != protowire.BytesType {
+					continue
+				}
+				if f.desc.IsList() {
+					item++
+					s.message(value, whole, child, append(path, pathElement{name: name, item: item}), childIgnored, depth+1)
+				} else if key, entry := wireMapEntry(f.desc, value); entry != nil {
+					s.message(entry, whole, child,
+						append(path, pathElement{name: name, subscript: "[" + key + "]"}), childIgnored, depth+1)
+				}
 			}
 		}
 	}
+}
+
+// reportOver reports the list or map f, at path, sent with n items.
+func (s *wireScan) reportOver(f fieldBound, n int, path []pathElement) {
+	if f.desc.IsMap() {
+		s.report.add(formatPath(path), fmt.Sprintf("has %d entries; at most %d", n, f.max), "map.max_pairs")
+	} else {
+		s.report.add(formatPath(path), fmt.Sprintf("has %d items; at most %d", n, f.max), "repeated.max_items")
+	}
+}
+
+// partReader reads the parts of a message (see wireScan.message) one by
+// one, in the order decoding merges them. It holds the anchor, not the
+// chain, which next is given each time: stored here, the chain's array
+// would escape to the heap.
+type partReader struct {
+	anchor []byte
+	// readers[i] reads a part of the message reached by chain[:i].
+	readers [maxScanDepth]wireReader
+	level   int
+	started bool
+	// failed says the bytes were not a valid encoding.
+	failed bool
+}
+
+// next returns the next part of the message reached by chain; ok is
+// false after the last or at bytes that are not a valid encoding.
+func (p *partReader) next(chain []protoreflect.FieldNumber) (part []byte, ok bool) {
+	if !p.started {
+		p.started = true
+		if len(chain) == 0 {
+			return p.anchor, true
+		}
+		if len(chain) > len(p.readers) {
+			return nil, false
+		}
+		p.readers[0] = wireReader{rest: p.anchor}
+	} else if len(chain) == 0 {
+		return nil, false
+	}
+	for p.level >= 0 {
+		num, typ, value, ok := p.readers[p.level].next()
+		if !ok {
+			if p.readers[p.level].failed {
+				p.failed = true
+				return nil, false
+			}
+			p.level--
+			continue
+		}
+		if num != chain[p.level] || typ != protowire.BytesType {
+			continue
+		}
+		if p.level == len(chain)-1 {
+			return value, true
+		}
+		p.level++
+		p.readers[p.level] = wireReader{rest: value}
+	}
+	return nil, false
 }
 
 // wireReader reads the fields of an encoded message one by one.

@@ -83,7 +83,7 @@ func (requestCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	defer buf.Free()
 	b := buf.ReadOnlyData()
 	var report violationReport
-	scanWireBounds(b, msg.ProtoReflect().Descriptor(), make([]pathElement, 0, 16), &report, 0)
+	scanWireBounds(b, msg.ProtoReflect().Descriptor(), &report)
 	if report.total > 0 {
 		if target == nil {
 			return report.status()
