@@ -507,7 +507,7 @@ func newKeysTrustCmd(a *app, runF func(*keysTrustOptions) error) *cobra.Command 
 		Example: "  exchangectl keys trust iom 9F2C-1B7E-0A44-D3C1-5E68-27B0-F19A-6C03",
 		Args:    exactArgs("AGENCY", "FINGERPRINT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := agencyID(strings.TrimPrefix(args[0], "agencies/"))
+			id, err := agencyID(args[0])
 			if err != nil {
 				return err
 			}
