@@ -54,8 +54,9 @@ var readOnlyVerbs = map[string]bool{"SuggestRecipients": true, "AggregateDataset
 	"DiffPlanVersions": true, "FindOverlaps": true, "FindGaps": true}
 
 // idempotentWrites are the methods without a request_id whose repetition
-// leaves the same state as one call (upserts keyed by their content).
-var idempotentWrites = map[string]bool{"WriteDatasetRows": true}
+// leaves the same state as one call (upserts keyed by their content, and
+// setting a value that the same value again leaves alone).
+var idempotentWrites = map[string]bool{"WriteDatasetRows": true, "SetAgencyEncryptionKey": true}
 
 // validateOnlyRetried are the declarative writes without a request_id
 // that are retried only as dry runs (validate_only), because the answer

@@ -85,6 +85,10 @@ var retryPolicies = map[string]RetryPolicy{
 	exchangev1.DirectoryService_SuspendAgency_FullMethodName:    NoRetry,
 	exchangev1.DirectoryService_ReactivateAgency_FullMethodName: NoRetry,
 
+	// Setting a key is idempotent: a repeat after a lost answer sets the
+	// same key again, which changes nothing.
+	exchangev1.DirectoryService_SetAgencyEncryptionKey_FullMethodName: RetryIdempotent,
+
 	exchangev1.DirectoryService_GetFocalPoint_FullMethodName:    RetryAlways,
 	exchangev1.DirectoryService_ListFocalPoints_FullMethodName:  RetryAlways,
 	exchangev1.DirectoryService_CreateFocalPoint_FullMethodName: RetryWithRequestID,

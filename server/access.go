@@ -45,6 +45,11 @@ var accessRules = map[string]accessRule{
 	exchangev1.DirectoryService_GetLocation_FullMethodName:        anyMember,
 	exchangev1.DirectoryService_ListLocations_FullMethodName:      anyMember,
 
+	// An agency's encryption key is set by the agency itself (the handler
+	// refuses another agency), never by the secretariat, which could then
+	// read what partners seal to it.
+	exchangev1.DirectoryService_SetAgencyEncryptionKey_FullMethodName: agenciesOnly,
+
 	exchangev1.CertificateService_IssueCertificate_FullMethodName:  secretariatOnly,
 	exchangev1.CertificateService_GetCertificate_FullMethodName:    anyMember,
 	exchangev1.CertificateService_ListCertificates_FullMethodName:  anyMember,

@@ -117,8 +117,11 @@ func (a *auditService) tokenAEAD() cipher.AEAD {
 // aboutCaller decides whether an entry concerns the calling agency:
 // made by it, about its own record or anything under it (its focal
 // points, plans and datasets, "agencies/{agency}/datasets/{dataset}",
-// rows written by contributors included), or about a referral it is party
-// to. Lookups are cached for the call.
+// rows written by contributors included), about a referral it is party
+// to, or about a certificate that names it, whoever issued, recorded or
+// revoked it: a certificate made for the agency by the secretariat or
+// with the CA key offline can act as the agency, so the agency must see
+// it. Lookups are cached for the call.
 func (a *auditService) aboutCaller(ctx context.Context, c Caller) func(*exchangev1.AuditEntry) bool {
 	me := c.AgencyName()
 	cache := map[string]bool{}
@@ -132,9 +135,14 @@ func (a *auditService) aboutCaller(ctx context.Context, c Caller) func(*exchange
 			return seen
 		}
 		var mine bool
-		if strings.HasPrefix(name, store.ReferralPrefix) {
+		switch {
+		case strings.HasPrefix(name, store.ReferralPrefix):
 			if r, err := a.store.GetReferral(ctx, name); err == nil {
 				mine = r.GetSender() == me || r.GetReceiver() == me
+			}
+		case strings.HasPrefix(name, store.CertificatePrefix):
+			if subject, found, err := a.store.CertificateSubject(ctx, name); err == nil && found {
+				mine = subject == me
 			}
 		}
 		cache[name] = mine

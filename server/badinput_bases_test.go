@@ -1,6 +1,7 @@
 package server
 
 import (
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/health/grpc_health_v1"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+	"github.com/alltogether/exchange/seal"
 )
 
 // The base requests of the malformed-request test: one valid request per
@@ -73,8 +75,20 @@ func baseAgency() *exchangev1.Agency {
 		Coverage: []*exchangev1.LocationRef{baseLocation()}, Website: "https://www.ilo.org",
 		PublicKeys: []*exchangev1.PublicKey{{KeyId: "2026-signing", Pem: "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n"}},
 		Etag:       "etag",
+		// Output-only, ignored on create and update, but validated when sent.
+		EncryptionKey:          &exchangev1.EncryptionKey{Recipient: badRecipient(), Fingerprint: "AB12-CD34-EF56-7890-AB12-CD34-EF56-7890", CreateTime: badSince},
+		PreviousEncryptionKeys: []*exchangev1.EncryptionKey{{Fingerprint: "0000-1111-2222-3333-4444-5555-6666-7777", CreateTime: badSince}},
 	}
 }
+
+// badRecipient is a valid agency encryption key, made once.
+var badRecipient = sync.OnceValue(func() string {
+	id, err := seal.GenerateIdentity()
+	if err != nil {
+		panic(err)
+	}
+	return id.Recipient().String()
+})
 
 func baseFocalPoint() *exchangev1.FocalPoint {
 	return &exchangev1.FocalPoint{
@@ -161,6 +175,9 @@ var badInputBases = map[string]func() proto.Message{
 	},
 	exchangev1.DirectoryService_ReactivateAgency_FullMethodName: func() proto.Message {
 		return &exchangev1.ReactivateAgencyRequest{Name: "agencies/iom", Etag: "etag"}
+	},
+	exchangev1.DirectoryService_SetAgencyEncryptionKey_FullMethodName: func() proto.Message {
+		return &exchangev1.SetAgencyEncryptionKeyRequest{Name: "agencies/" + badAgency, Recipient: badRecipient()}
 	},
 	exchangev1.DirectoryService_GetFocalPoint_FullMethodName: func() proto.Message {
 		return &exchangev1.GetFocalPointRequest{Name: "agencies/ilo/focalPoints/" + badID}

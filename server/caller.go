@@ -54,8 +54,10 @@ func CallerFrom(ctx context.Context) Caller {
 
 type methodKey struct{}
 
-// opFor builds the store operation for a change made by the current call.
+// opFor builds the store operation for a change made by the current call;
+// its audit entries name the caller and the certificate it presented.
 func opFor(ctx context.Context, requestID string) store.Op {
 	method, _ := ctx.Value(methodKey{}).(string)
-	return store.Op{Actor: CallerFrom(ctx).Actor(), Method: method, RequestID: requestID}
+	c := CallerFrom(ctx)
+	return store.Op{Actor: c.Actor(), Method: method, RequestID: requestID, ActorCertificate: c.Serial}
 }

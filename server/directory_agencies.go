@@ -52,6 +52,7 @@ func (d *directoryService) CreateAgency(ctx context.Context, req *exchangev1.Cre
 		preview := proto.Clone(a).(*exchangev1.Agency)
 		preview.Name = store.AgencyPrefix + req.GetAgencyId()
 		preview.State = exchangev1.AgencyState_AGENCY_STATE_ACTIVE
+		preview.EncryptionKey, preview.PreviousEncryptionKeys = nil, nil
 		return &exchangev1.CreateAgencyResponse{Agency: preview}, nil
 	}
 	created, err := d.store.CreateAgency(ctx, opFor(ctx, req.GetRequestId()), req.GetAgencyId(), a)

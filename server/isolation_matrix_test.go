@@ -532,6 +532,25 @@ func (w *isoWorld) directoryEntries() []mxEntry {
 			}
 			return out
 		}},
+		{exchangev1.DirectoryService_SetAgencyEncryptionKey_FullMethodName, func() []mxAttempt {
+			key := newRecipient(w.t).String()
+			var out []mxAttempt
+			for _, name := range append(w.agencyNames(), "agencies/zz-missing") {
+				out = append(out, mxAttempt{label: name, owners: []string{name}, name: name,
+					want: func(c string) verdict { return m().setEncryptionKey(c, name) },
+					call: func(c as, n string) (any, error) {
+						return c.dir.SetAgencyEncryptionKey(bg(), &exchangev1.SetAgencyEncryptionKeyRequest{Name: n, Recipient: key})
+					},
+					check: func(_ string, resp any) []finding {
+						a := resp.(*exchangev1.SetAgencyEncryptionKeyResponse).GetAgency()
+						if a.GetName() != name || a.GetEncryptionKey().GetRecipient() != key {
+							return []finding{wrongf("answered %s with key %s", a.GetName(), a.GetEncryptionKey().GetFingerprint())}
+						}
+						return nil
+					}})
+			}
+			return out
+		}},
 		{exchangev1.DirectoryService_GetFocalPoint_FullMethodName, func() []mxAttempt {
 			var out []mxAttempt
 			for _, name := range append(w.fpNames(), twinOf(w.fpNames()[0])) {

@@ -309,6 +309,9 @@ var modelMethodKinds = map[string]methodKind{
 	"DirectoryService/GetLocation":        forEveryone,
 	"DirectoryService/ListLocations":      forEveryone,
 
+	// The agency's own key; the secretariat must never set one.
+	"DirectoryService/SetAgencyEncryptionKey": forAgencies,
+
 	"CertificateService/IssueCertificate":  forSecretariat,
 	"CertificateService/GetCertificate":    forEveryone,
 	"CertificateService/ListCertificates":  forEveryone,
@@ -869,6 +872,16 @@ func (m *model) updateAgency(caller, name string) verdict {
 	return vAllow
 }
 
+// setEncryptionKey is the verdict of SetAgencyEncryptionKey: the agency
+// itself only; another agency is refused whether or not the named agency
+// exists (the directory is public, so the refusal tells nothing).
+func (m *model) setEncryptionKey(caller, name string) verdict {
+	if caller != name {
+		return vDenied
+	}
+	return vAllow
+}
+
 // editFocalPoints is the verdict of creating, changing or deleting a focal
 // point of agency (name "" for a create).
 func (m *model) editFocalPoints(caller, agency, name string) verdict {
@@ -909,8 +922,9 @@ func (m *model) agencyState(name string, suspend bool) verdict {
 
 // auditAbout reports whether an agency sees an audit entry: made by it,
 // or about its own record or anything named under it (focal points,
-// plans), a referral it sent or received, or a dataset it owns. The
-// secretariat sees every entry.
+// plans), a referral it sent or received, a dataset it owns, or a
+// certificate that names it, whoever made the change. The secretariat
+// sees every entry.
 func (m *model) auditAbout(caller string, e *exchangev1.AuditEntry) bool {
 	if caller == modelSecretariat {
 		return true
@@ -925,6 +939,9 @@ func (m *model) auditAbout(caller string, e *exchangev1.AuditEntry) bool {
 	}
 	if d := m.datasets[name]; d != nil {
 		return d.owner == caller
+	}
+	if c := m.certs[name]; c != nil {
+		return c.subject == caller
 	}
 	return false
 }

@@ -57,6 +57,7 @@ func (s *Store) CreateAgency(ctx context.Context, op Op, id string, a *exchangev
 		a = proto.Clone(a).(*exchangev1.Agency)
 		a.State = exchangev1.AgencyState_AGENCY_STATE_ACTIVE
 		a.SuspendReason = ""
+		a.EncryptionKey, a.PreviousEncryptionKeys = nil, nil // only the agency sets its key
 		created, err := agencies.create(w, []byte(id), AgencyPrefix+id, a)
 		out = created
 		return err

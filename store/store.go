@@ -124,6 +124,10 @@ type Op struct {
 	// RequestID is the caller's idempotency key on create-like calls; empty
 	// for none.
 	RequestID string
+	// ActorCertificate is the serial (lowercase hex) of the client
+	// certificate the caller presented; empty for the exchange's own
+	// changes. Every audit entry the write appends records it.
+	ActorCertificate string
 }
 
 // Open opens (creating if needed) the database file at path with mode

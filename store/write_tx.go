@@ -172,6 +172,7 @@ func (w *writeTx) appendAudit(rev int64, name string) error {
 	entry := &exchangev1.AuditEntry{
 		Sequence: seq, Revision: rev, Time: w.timestamp(),
 		Actor: w.op.Actor, Method: w.op.Method, ResourceName: name, PreviousHash: prev,
+		ActorCertificate: w.op.ActorCertificate,
 	}
 	encoded, err := audit.Seal(entry)
 	if err != nil {

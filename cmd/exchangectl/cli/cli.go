@@ -253,6 +253,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newCertsCmd(a),
 		newDatasetsCmd(a),
 		newFocalPointsCmd(a),
+		newKeysCmd(a),
 		newLocationsCmd(a),
 		newPlansCmd(a),
 		newReferralsCmd(a),

@@ -189,9 +189,22 @@ type Agency struct {
 	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	// Opaque version for optimistic concurrency: send it back on update; a
 	// stale etag fails with ABORTED. Output only.
-	Etag          string `protobuf:"bytes,15,opt,name=etag,proto3" json:"etag,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Etag string `protobuf:"bytes,15,opt,name=etag,proto3" json:"etag,omitempty"`
+	// The agency's current encryption key: partners seal the identifying
+	// details of the referrals they send it to this key, and the agency opens
+	// them with the private half, which never leaves it. Empty until the
+	// agency registers one. Output only; set by SetAgencyEncryptionKey, by
+	// the agency itself.
+	EncryptionKey *EncryptionKey `protobuf:"bytes,16,opt,name=encryption_key,json=encryptionKey,proto3" json:"encryption_key,omitempty"`
+	// The keys the agency registered before the current one, newest first,
+	// so that partners and the agency itself can see every change of its key.
+	// Each carries its fingerprint and creation time; the recipient is left
+	// out, since nobody seals to a replaced key. Output only. At most 20
+	// items: an older key drops off the record, its change stays in the
+	// audit chain.
+	PreviousEncryptionKeys []*EncryptionKey `protobuf:"bytes,17,rep,name=previous_encryption_keys,json=previousEncryptionKeys,proto3" json:"previous_encryption_keys,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *Agency) Reset() {
@@ -329,6 +342,89 @@ func (x *Agency) GetEtag() string {
 	return ""
 }
 
+func (x *Agency) GetEncryptionKey() *EncryptionKey {
+	if x != nil {
+		return x.EncryptionKey
+	}
+	return nil
+}
+
+func (x *Agency) GetPreviousEncryptionKeys() []*EncryptionKey {
+	if x != nil {
+		return x.PreviousEncryptionKeys
+	}
+	return nil
+}
+
+// EncryptionKey is the public half of an agency's encryption key: an age
+// (https://age-encryption.org) post-quantum hybrid recipient, ML-KEM-768
+// with X25519.
+type EncryptionKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The public key, "age1pq1…", about 1,960 characters. Empty in
+	// previous_encryption_keys.
+	Recipient string `protobuf:"bytes,1,opt,name=recipient,proto3" json:"recipient,omitempty"`
+	// The key's fingerprint, "AB12-CD34-…" (eight groups of four hex digits,
+	// the first 16 bytes of SHA-256 of the recipient's text), short enough to
+	// compare over the phone. Output only.
+	Fingerprint string `protobuf:"bytes,2,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	// When the agency registered the key. Output only.
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EncryptionKey) Reset() {
+	*x = EncryptionKey{}
+	mi := &file_alltogether_exchange_v1_agency_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EncryptionKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EncryptionKey) ProtoMessage() {}
+
+func (x *EncryptionKey) ProtoReflect() protoreflect.Message {
+	mi := &file_alltogether_exchange_v1_agency_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EncryptionKey.ProtoReflect.Descriptor instead.
+func (*EncryptionKey) Descriptor() ([]byte, []int) {
+	return file_alltogether_exchange_v1_agency_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *EncryptionKey) GetRecipient() string {
+	if x != nil {
+		return x.Recipient
+	}
+	return ""
+}
+
+func (x *EncryptionKey) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
+}
+
+func (x *EncryptionKey) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
 // PublicKey is public key material an agency publishes.
 type PublicKey struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -342,7 +438,7 @@ type PublicKey struct {
 
 func (x *PublicKey) Reset() {
 	*x = PublicKey{}
-	mi := &file_alltogether_exchange_v1_agency_proto_msgTypes[1]
+	mi := &file_alltogether_exchange_v1_agency_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -354,7 +450,7 @@ func (x *PublicKey) String() string {
 func (*PublicKey) ProtoMessage() {}
 
 func (x *PublicKey) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_agency_proto_msgTypes[1]
+	mi := &file_alltogether_exchange_v1_agency_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -367,7 +463,7 @@ func (x *PublicKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublicKey.ProtoReflect.Descriptor instead.
 func (*PublicKey) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_agency_proto_rawDescGZIP(), []int{1}
+	return file_alltogether_exchange_v1_agency_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *PublicKey) GetKeyId() string {
@@ -388,7 +484,7 @@ var File_alltogether_exchange_v1_agency_proto protoreflect.FileDescriptor
 
 const file_alltogether_exchange_v1_agency_proto_rawDesc = "" +
 	"\n" +
-	"$alltogether/exchange/v1/agency.proto\x12\x17alltogether.exchange.v1\x1a&alltogether/exchange/v1/location.proto\x1a#alltogether/exchange/v1/niche.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x87\a\n" +
+	"$alltogether/exchange/v1/agency.proto\x12\x17alltogether.exchange.v1\x1a&alltogether/exchange/v1/location.proto\x1a#alltogether/exchange/v1/niche.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc2\b\n" +
 	"\x06Agency\x12E\n" +
 	"\x04name\x18\x01 \x01(\tB1\xbaH.\xd8\x01\x01r)2'^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x04name\x12-\n" +
 	"\fdisplay_name\x18\x02 \x01(\tB\n" +
@@ -412,7 +508,14 @@ const file_alltogether_exchange_v1_agency_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12\x1b\n" +
-	"\x04etag\x18\x0f \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag\"g\n" +
+	"\x04etag\x18\x0f \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag\x12M\n" +
+	"\x0eencryption_key\x18\x10 \x01(\v2&.alltogether.exchange.v1.EncryptionKeyR\rencryptionKey\x12j\n" +
+	"\x18previous_encryption_keys\x18\x11 \x03(\v2&.alltogether.exchange.v1.EncryptionKeyB\b\xbaH\x05\x92\x01\x02\x10\x14R\x16previousEncryptionKeys\"\x9f\x01\n" +
+	"\rEncryptionKey\x12&\n" +
+	"\trecipient\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80 R\trecipient\x12)\n" +
+	"\vfingerprint\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\vfingerprint\x12;\n" +
+	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\"g\n" +
 	"\tPublicKey\x12 \n" +
 	"\x06key_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x05keyId\x128\n" +
 	"\x03pem\x18\x02 \x01(\tB&\xbaH#r!\x10\x01\x18\x80@:\x1a-----BEGIN PUBLIC KEY-----R\x03pem*\xe1\x01\n" +
@@ -443,29 +546,33 @@ func file_alltogether_exchange_v1_agency_proto_rawDescGZIP() []byte {
 }
 
 var file_alltogether_exchange_v1_agency_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_alltogether_exchange_v1_agency_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_alltogether_exchange_v1_agency_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_alltogether_exchange_v1_agency_proto_goTypes = []any{
 	(AgencyKind)(0),               // 0: alltogether.exchange.v1.AgencyKind
 	(AgencyState)(0),              // 1: alltogether.exchange.v1.AgencyState
 	(*Agency)(nil),                // 2: alltogether.exchange.v1.Agency
-	(*PublicKey)(nil),             // 3: alltogether.exchange.v1.PublicKey
-	(Niche)(0),                    // 4: alltogether.exchange.v1.Niche
-	(*LocationRef)(nil),           // 5: alltogether.exchange.v1.LocationRef
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
+	(*EncryptionKey)(nil),         // 3: alltogether.exchange.v1.EncryptionKey
+	(*PublicKey)(nil),             // 4: alltogether.exchange.v1.PublicKey
+	(Niche)(0),                    // 5: alltogether.exchange.v1.Niche
+	(*LocationRef)(nil),           // 6: alltogether.exchange.v1.LocationRef
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
 }
 var file_alltogether_exchange_v1_agency_proto_depIdxs = []int32{
-	0, // 0: alltogether.exchange.v1.Agency.kind:type_name -> alltogether.exchange.v1.AgencyKind
-	4, // 1: alltogether.exchange.v1.Agency.niches:type_name -> alltogether.exchange.v1.Niche
-	5, // 2: alltogether.exchange.v1.Agency.coverage:type_name -> alltogether.exchange.v1.LocationRef
-	3, // 3: alltogether.exchange.v1.Agency.public_keys:type_name -> alltogether.exchange.v1.PublicKey
-	1, // 4: alltogether.exchange.v1.Agency.state:type_name -> alltogether.exchange.v1.AgencyState
-	6, // 5: alltogether.exchange.v1.Agency.create_time:type_name -> google.protobuf.Timestamp
-	6, // 6: alltogether.exchange.v1.Agency.update_time:type_name -> google.protobuf.Timestamp
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	0,  // 0: alltogether.exchange.v1.Agency.kind:type_name -> alltogether.exchange.v1.AgencyKind
+	5,  // 1: alltogether.exchange.v1.Agency.niches:type_name -> alltogether.exchange.v1.Niche
+	6,  // 2: alltogether.exchange.v1.Agency.coverage:type_name -> alltogether.exchange.v1.LocationRef
+	4,  // 3: alltogether.exchange.v1.Agency.public_keys:type_name -> alltogether.exchange.v1.PublicKey
+	1,  // 4: alltogether.exchange.v1.Agency.state:type_name -> alltogether.exchange.v1.AgencyState
+	7,  // 5: alltogether.exchange.v1.Agency.create_time:type_name -> google.protobuf.Timestamp
+	7,  // 6: alltogether.exchange.v1.Agency.update_time:type_name -> google.protobuf.Timestamp
+	3,  // 7: alltogether.exchange.v1.Agency.encryption_key:type_name -> alltogether.exchange.v1.EncryptionKey
+	3,  // 8: alltogether.exchange.v1.Agency.previous_encryption_keys:type_name -> alltogether.exchange.v1.EncryptionKey
+	7,  // 9: alltogether.exchange.v1.EncryptionKey.create_time:type_name -> google.protobuf.Timestamp
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_alltogether_exchange_v1_agency_proto_init() }
@@ -481,7 +588,7 @@ func file_alltogether_exchange_v1_agency_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_alltogether_exchange_v1_agency_proto_rawDesc), len(file_alltogether_exchange_v1_agency_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   2,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -34,7 +34,8 @@ type AuditServiceClient interface {
 	// ListAuditEntries lists entries in chain order: all of them for the
 	// secretariat (to verify the whole chain), and for an agency the entries
 	// about its own resources (its record, focal points, plans, the datasets
-	// it owns and the referrals it sent or received) or made by it. An
+	// it owns, the referrals it sent or received and every certificate that
+	// names it, whoever issued it) or made by it. An
 	// agency's entries come without sequence and previous_hash (the gaps
 	// between them would count what other agencies did), and page tokens
 	// are sealed.
@@ -84,7 +85,8 @@ type AuditServiceServer interface {
 	// ListAuditEntries lists entries in chain order: all of them for the
 	// secretariat (to verify the whole chain), and for an agency the entries
 	// about its own resources (its record, focal points, plans, the datasets
-	// it owns and the referrals it sent or received) or made by it. An
+	// it owns, the referrals it sent or received and every certificate that
+	// names it, whoever issued it) or made by it. An
 	// agency's entries come without sequence and previous_hash (the gaps
 	// between them would count what other agencies did), and page tokens
 	// are sealed.

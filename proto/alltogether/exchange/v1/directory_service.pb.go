@@ -697,6 +697,109 @@ func (x *ReactivateAgencyResponse) GetAgency() *Agency {
 	return nil
 }
 
+// SetAgencyEncryptionKeyRequest registers an agency's encryption key.
+type SetAgencyEncryptionKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The agency, "agencies/{agency}": the caller's own.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The public key: an age post-quantum hybrid recipient, "age1pq1…"
+	// (ML-KEM-768 + X25519), as `exchangectl keys create` and `age-keygen
+	// -pq` make. Classic X25519 age keys ("age1…" without "pq") are refused.
+	Recipient     string `protobuf:"bytes,2,opt,name=recipient,proto3" json:"recipient,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetAgencyEncryptionKeyRequest) Reset() {
+	*x = SetAgencyEncryptionKeyRequest{}
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetAgencyEncryptionKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetAgencyEncryptionKeyRequest) ProtoMessage() {}
+
+func (x *SetAgencyEncryptionKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetAgencyEncryptionKeyRequest.ProtoReflect.Descriptor instead.
+func (*SetAgencyEncryptionKeyRequest) Descriptor() ([]byte, []int) {
+	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SetAgencyEncryptionKeyRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SetAgencyEncryptionKeyRequest) GetRecipient() string {
+	if x != nil {
+		return x.Recipient
+	}
+	return ""
+}
+
+// SetAgencyEncryptionKeyResponse carries the agency with its key.
+type SetAgencyEncryptionKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The agency as stored.
+	Agency        *Agency `protobuf:"bytes,1,opt,name=agency,proto3" json:"agency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetAgencyEncryptionKeyResponse) Reset() {
+	*x = SetAgencyEncryptionKeyResponse{}
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetAgencyEncryptionKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetAgencyEncryptionKeyResponse) ProtoMessage() {}
+
+func (x *SetAgencyEncryptionKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetAgencyEncryptionKeyResponse.ProtoReflect.Descriptor instead.
+func (*SetAgencyEncryptionKeyResponse) Descriptor() ([]byte, []int) {
+	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *SetAgencyEncryptionKeyResponse) GetAgency() *Agency {
+	if x != nil {
+		return x.Agency
+	}
+	return nil
+}
+
 // GetFocalPointRequest asks for one focal point.
 type GetFocalPointRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -708,7 +811,7 @@ type GetFocalPointRequest struct {
 
 func (x *GetFocalPointRequest) Reset() {
 	*x = GetFocalPointRequest{}
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[12]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -720,7 +823,7 @@ func (x *GetFocalPointRequest) String() string {
 func (*GetFocalPointRequest) ProtoMessage() {}
 
 func (x *GetFocalPointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[12]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -733,7 +836,7 @@ func (x *GetFocalPointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFocalPointRequest.ProtoReflect.Descriptor instead.
 func (*GetFocalPointRequest) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{12}
+	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetFocalPointRequest) GetName() string {
@@ -754,7 +857,7 @@ type GetFocalPointResponse struct {
 
 func (x *GetFocalPointResponse) Reset() {
 	*x = GetFocalPointResponse{}
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[13]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -766,7 +869,7 @@ func (x *GetFocalPointResponse) String() string {
 func (*GetFocalPointResponse) ProtoMessage() {}
 
 func (x *GetFocalPointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[13]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -779,7 +882,7 @@ func (x *GetFocalPointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFocalPointResponse.ProtoReflect.Descriptor instead.
 func (*GetFocalPointResponse) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{13}
+	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetFocalPointResponse) GetFocalPoint() *FocalPoint {
@@ -808,7 +911,7 @@ type ListFocalPointsRequest struct {
 
 func (x *ListFocalPointsRequest) Reset() {
 	*x = ListFocalPointsRequest{}
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[14]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -820,7 +923,7 @@ func (x *ListFocalPointsRequest) String() string {
 func (*ListFocalPointsRequest) ProtoMessage() {}
 
 func (x *ListFocalPointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[14]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -833,7 +936,7 @@ func (x *ListFocalPointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFocalPointsRequest.ProtoReflect.Descriptor instead.
 func (*ListFocalPointsRequest) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{14}
+	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListFocalPointsRequest) GetParent() string {
@@ -884,7 +987,7 @@ type ListFocalPointsResponse struct {
 
 func (x *ListFocalPointsResponse) Reset() {
 	*x = ListFocalPointsResponse{}
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[15]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -896,7 +999,7 @@ func (x *ListFocalPointsResponse) String() string {
 func (*ListFocalPointsResponse) ProtoMessage() {}
 
 func (x *ListFocalPointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[15]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -909,7 +1012,7 @@ func (x *ListFocalPointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFocalPointsResponse.ProtoReflect.Descriptor instead.
 func (*ListFocalPointsResponse) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{15}
+	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListFocalPointsResponse) GetFocalPoints() []*FocalPoint {
@@ -942,7 +1045,7 @@ type CreateFocalPointRequest struct {
 
 func (x *CreateFocalPointRequest) Reset() {
 	*x = CreateFocalPointRequest{}
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[16]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -954,7 +1057,7 @@ func (x *CreateFocalPointRequest) String() string {
 func (*CreateFocalPointRequest) ProtoMessage() {}
 
 func (x *CreateFocalPointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[16]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -967,7 +1070,7 @@ func (x *CreateFocalPointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateFocalPointRequest.ProtoReflect.Descriptor instead.
 func (*CreateFocalPointRequest) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{16}
+	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CreateFocalPointRequest) GetParent() string {
@@ -1002,7 +1105,7 @@ type CreateFocalPointResponse struct {
 
 func (x *CreateFocalPointResponse) Reset() {
 	*x = CreateFocalPointResponse{}
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[17]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1014,7 +1117,7 @@ func (x *CreateFocalPointResponse) String() string {
 func (*CreateFocalPointResponse) ProtoMessage() {}
 
 func (x *CreateFocalPointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[17]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1027,7 +1130,7 @@ func (x *CreateFocalPointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateFocalPointResponse.ProtoReflect.Descriptor instead.
 func (*CreateFocalPointResponse) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{17}
+	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CreateFocalPointResponse) GetFocalPoint() *FocalPoint {
@@ -1051,7 +1154,7 @@ type UpdateFocalPointRequest struct {
 
 func (x *UpdateFocalPointRequest) Reset() {
 	*x = UpdateFocalPointRequest{}
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[18]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1063,7 +1166,7 @@ func (x *UpdateFocalPointRequest) String() string {
 func (*UpdateFocalPointRequest) ProtoMessage() {}
 
 func (x *UpdateFocalPointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[18]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1076,7 +1179,7 @@ func (x *UpdateFocalPointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateFocalPointRequest.ProtoReflect.Descriptor instead.
 func (*UpdateFocalPointRequest) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{18}
+	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UpdateFocalPointRequest) GetFocalPoint() *FocalPoint {
@@ -1104,7 +1207,7 @@ type UpdateFocalPointResponse struct {
 
 func (x *UpdateFocalPointResponse) Reset() {
 	*x = UpdateFocalPointResponse{}
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[19]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1116,7 +1219,7 @@ func (x *UpdateFocalPointResponse) String() string {
 func (*UpdateFocalPointResponse) ProtoMessage() {}
 
 func (x *UpdateFocalPointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[19]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1129,7 +1232,7 @@ func (x *UpdateFocalPointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateFocalPointResponse.ProtoReflect.Descriptor instead.
 func (*UpdateFocalPointResponse) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{19}
+	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UpdateFocalPointResponse) GetFocalPoint() *FocalPoint {
@@ -1152,7 +1255,7 @@ type DeleteFocalPointRequest struct {
 
 func (x *DeleteFocalPointRequest) Reset() {
 	*x = DeleteFocalPointRequest{}
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[20]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1164,7 +1267,7 @@ func (x *DeleteFocalPointRequest) String() string {
 func (*DeleteFocalPointRequest) ProtoMessage() {}
 
 func (x *DeleteFocalPointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[20]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1177,7 +1280,7 @@ func (x *DeleteFocalPointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFocalPointRequest.ProtoReflect.Descriptor instead.
 func (*DeleteFocalPointRequest) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{20}
+	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DeleteFocalPointRequest) GetName() string {
@@ -1203,7 +1306,7 @@ type DeleteFocalPointResponse struct {
 
 func (x *DeleteFocalPointResponse) Reset() {
 	*x = DeleteFocalPointResponse{}
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[21]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1215,7 +1318,7 @@ func (x *DeleteFocalPointResponse) String() string {
 func (*DeleteFocalPointResponse) ProtoMessage() {}
 
 func (x *DeleteFocalPointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[21]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1228,7 +1331,7 @@ func (x *DeleteFocalPointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFocalPointResponse.ProtoReflect.Descriptor instead.
 func (*DeleteFocalPointResponse) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{21}
+	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{23}
 }
 
 // GetWorkingGroupRequest asks for one working group.
@@ -1242,7 +1345,7 @@ type GetWorkingGroupRequest struct {
 
 func (x *GetWorkingGroupRequest) Reset() {
 	*x = GetWorkingGroupRequest{}
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[22]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1254,7 +1357,7 @@ func (x *GetWorkingGroupRequest) String() string {
 func (*GetWorkingGroupRequest) ProtoMessage() {}
 
 func (x *GetWorkingGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[22]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1267,7 +1370,7 @@ func (x *GetWorkingGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkingGroupRequest.ProtoReflect.Descriptor instead.
 func (*GetWorkingGroupRequest) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{22}
+	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetWorkingGroupRequest) GetName() string {
@@ -1288,7 +1391,7 @@ type GetWorkingGroupResponse struct {
 
 func (x *GetWorkingGroupResponse) Reset() {
 	*x = GetWorkingGroupResponse{}
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[23]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1300,7 +1403,7 @@ func (x *GetWorkingGroupResponse) String() string {
 func (*GetWorkingGroupResponse) ProtoMessage() {}
 
 func (x *GetWorkingGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[23]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1313,7 +1416,7 @@ func (x *GetWorkingGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkingGroupResponse.ProtoReflect.Descriptor instead.
 func (*GetWorkingGroupResponse) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{23}
+	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetWorkingGroupResponse) GetWorkingGroup() *WorkingGroup {
@@ -1338,7 +1441,7 @@ type ListWorkingGroupsRequest struct {
 
 func (x *ListWorkingGroupsRequest) Reset() {
 	*x = ListWorkingGroupsRequest{}
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[24]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1350,7 +1453,7 @@ func (x *ListWorkingGroupsRequest) String() string {
 func (*ListWorkingGroupsRequest) ProtoMessage() {}
 
 func (x *ListWorkingGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[24]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1363,7 +1466,7 @@ func (x *ListWorkingGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkingGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListWorkingGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{24}
+	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListWorkingGroupsRequest) GetPageSize() int32 {
@@ -1400,7 +1503,7 @@ type ListWorkingGroupsResponse struct {
 
 func (x *ListWorkingGroupsResponse) Reset() {
 	*x = ListWorkingGroupsResponse{}
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[25]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1412,7 +1515,7 @@ func (x *ListWorkingGroupsResponse) String() string {
 func (*ListWorkingGroupsResponse) ProtoMessage() {}
 
 func (x *ListWorkingGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[25]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1425,7 +1528,7 @@ func (x *ListWorkingGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkingGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkingGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{25}
+	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListWorkingGroupsResponse) GetWorkingGroups() []*WorkingGroup {
@@ -1459,7 +1562,7 @@ type CreateWorkingGroupRequest struct {
 
 func (x *CreateWorkingGroupRequest) Reset() {
 	*x = CreateWorkingGroupRequest{}
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[26]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1471,7 +1574,7 @@ func (x *CreateWorkingGroupRequest) String() string {
 func (*CreateWorkingGroupRequest) ProtoMessage() {}
 
 func (x *CreateWorkingGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[26]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1484,7 +1587,7 @@ func (x *CreateWorkingGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWorkingGroupRequest.ProtoReflect.Descriptor instead.
 func (*CreateWorkingGroupRequest) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{26}
+	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CreateWorkingGroupRequest) GetWorkingGroupId() string {
@@ -1519,7 +1622,7 @@ type CreateWorkingGroupResponse struct {
 
 func (x *CreateWorkingGroupResponse) Reset() {
 	*x = CreateWorkingGroupResponse{}
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[27]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1531,7 +1634,7 @@ func (x *CreateWorkingGroupResponse) String() string {
 func (*CreateWorkingGroupResponse) ProtoMessage() {}
 
 func (x *CreateWorkingGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[27]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1544,7 +1647,7 @@ func (x *CreateWorkingGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWorkingGroupResponse.ProtoReflect.Descriptor instead.
 func (*CreateWorkingGroupResponse) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{27}
+	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CreateWorkingGroupResponse) GetWorkingGroup() *WorkingGroup {
@@ -1568,7 +1671,7 @@ type UpdateWorkingGroupRequest struct {
 
 func (x *UpdateWorkingGroupRequest) Reset() {
 	*x = UpdateWorkingGroupRequest{}
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[28]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1580,7 +1683,7 @@ func (x *UpdateWorkingGroupRequest) String() string {
 func (*UpdateWorkingGroupRequest) ProtoMessage() {}
 
 func (x *UpdateWorkingGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[28]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1593,7 +1696,7 @@ func (x *UpdateWorkingGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateWorkingGroupRequest.ProtoReflect.Descriptor instead.
 func (*UpdateWorkingGroupRequest) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{28}
+	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *UpdateWorkingGroupRequest) GetWorkingGroup() *WorkingGroup {
@@ -1621,7 +1724,7 @@ type UpdateWorkingGroupResponse struct {
 
 func (x *UpdateWorkingGroupResponse) Reset() {
 	*x = UpdateWorkingGroupResponse{}
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[29]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1633,7 +1736,7 @@ func (x *UpdateWorkingGroupResponse) String() string {
 func (*UpdateWorkingGroupResponse) ProtoMessage() {}
 
 func (x *UpdateWorkingGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[29]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1646,7 +1749,7 @@ func (x *UpdateWorkingGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateWorkingGroupResponse.ProtoReflect.Descriptor instead.
 func (*UpdateWorkingGroupResponse) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{29}
+	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *UpdateWorkingGroupResponse) GetWorkingGroup() *WorkingGroup {
@@ -1669,7 +1772,7 @@ type DeleteWorkingGroupRequest struct {
 
 func (x *DeleteWorkingGroupRequest) Reset() {
 	*x = DeleteWorkingGroupRequest{}
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[30]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1681,7 +1784,7 @@ func (x *DeleteWorkingGroupRequest) String() string {
 func (*DeleteWorkingGroupRequest) ProtoMessage() {}
 
 func (x *DeleteWorkingGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[30]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1694,7 +1797,7 @@ func (x *DeleteWorkingGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteWorkingGroupRequest.ProtoReflect.Descriptor instead.
 func (*DeleteWorkingGroupRequest) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{30}
+	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DeleteWorkingGroupRequest) GetName() string {
@@ -1720,7 +1823,7 @@ type DeleteWorkingGroupResponse struct {
 
 func (x *DeleteWorkingGroupResponse) Reset() {
 	*x = DeleteWorkingGroupResponse{}
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[31]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1732,7 +1835,7 @@ func (x *DeleteWorkingGroupResponse) String() string {
 func (*DeleteWorkingGroupResponse) ProtoMessage() {}
 
 func (x *DeleteWorkingGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[31]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1745,7 +1848,7 @@ func (x *DeleteWorkingGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteWorkingGroupResponse.ProtoReflect.Descriptor instead.
 func (*DeleteWorkingGroupResponse) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{31}
+	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{33}
 }
 
 // GetLocationRequest asks for one location.
@@ -1759,7 +1862,7 @@ type GetLocationRequest struct {
 
 func (x *GetLocationRequest) Reset() {
 	*x = GetLocationRequest{}
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[32]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1771,7 +1874,7 @@ func (x *GetLocationRequest) String() string {
 func (*GetLocationRequest) ProtoMessage() {}
 
 func (x *GetLocationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[32]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1784,7 +1887,7 @@ func (x *GetLocationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLocationRequest.ProtoReflect.Descriptor instead.
 func (*GetLocationRequest) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{32}
+	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetLocationRequest) GetName() string {
@@ -1805,7 +1908,7 @@ type GetLocationResponse struct {
 
 func (x *GetLocationResponse) Reset() {
 	*x = GetLocationResponse{}
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[33]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1817,7 +1920,7 @@ func (x *GetLocationResponse) String() string {
 func (*GetLocationResponse) ProtoMessage() {}
 
 func (x *GetLocationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[33]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1830,7 +1933,7 @@ func (x *GetLocationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLocationResponse.ProtoReflect.Descriptor instead.
 func (*GetLocationResponse) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{33}
+	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetLocationResponse) GetLocation() *Location {
@@ -1855,7 +1958,7 @@ type ListLocationsRequest struct {
 
 func (x *ListLocationsRequest) Reset() {
 	*x = ListLocationsRequest{}
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[34]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1867,7 +1970,7 @@ func (x *ListLocationsRequest) String() string {
 func (*ListLocationsRequest) ProtoMessage() {}
 
 func (x *ListLocationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[34]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1880,7 +1983,7 @@ func (x *ListLocationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLocationsRequest.ProtoReflect.Descriptor instead.
 func (*ListLocationsRequest) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{34}
+	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListLocationsRequest) GetPageSize() int32 {
@@ -1917,7 +2020,7 @@ type ListLocationsResponse struct {
 
 func (x *ListLocationsResponse) Reset() {
 	*x = ListLocationsResponse{}
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[35]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1929,7 +2032,7 @@ func (x *ListLocationsResponse) String() string {
 func (*ListLocationsResponse) ProtoMessage() {}
 
 func (x *ListLocationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[35]
+	mi := &file_alltogether_exchange_v1_directory_service_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1942,7 +2045,7 @@ func (x *ListLocationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLocationsResponse.ProtoReflect.Descriptor instead.
 func (*ListLocationsResponse) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{35}
+	return file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListLocationsResponse) GetLocations() []*Location {
@@ -2006,6 +2109,12 @@ const file_alltogether_exchange_v1_directory_service_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tB.\xbaH+r)2'^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x04name\x12\x1b\n" +
 	"\x04etag\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag\"S\n" +
 	"\x18ReactivateAgencyResponse\x127\n" +
+	"\x06agency\x18\x01 \x01(\v2\x1f.alltogether.exchange.v1.AgencyR\x06agency\"\x8d\x01\n" +
+	"\x1dSetAgencyEncryptionKeyRequest\x12B\n" +
+	"\x04name\x18\x01 \x01(\tB.\xbaH+r)2'^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x04name\x12(\n" +
+	"\trecipient\x18\x02 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80 R\trecipient\"Y\n" +
+	"\x1eSetAgencyEncryptionKeyResponse\x127\n" +
 	"\x06agency\x18\x01 \x01(\v2\x1f.alltogether.exchange.v1.AgencyR\x06agency\"s\n" +
 	"\x14GetFocalPointRequest\x12[\n" +
 	"\x04name\x18\x01 \x01(\tBG\xbaHDrB2@^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/focalPoints/[0-9a-z]{26}$R\x04name\"]\n" +
@@ -2087,14 +2196,15 @@ const file_alltogether_exchange_v1_directory_service_proto_rawDesc = "" +
 	"^[A-Z]{2}$R\acountry\"\x80\x01\n" +
 	"\x15ListLocationsResponse\x12?\n" +
 	"\tlocations\x18\x01 \x03(\v2!.alltogether.exchange.v1.LocationR\tlocations\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xc0\x10\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xcc\x11\n" +
 	"\x10DirectoryService\x12b\n" +
 	"\tGetAgency\x12).alltogether.exchange.v1.GetAgencyRequest\x1a*.alltogether.exchange.v1.GetAgencyResponse\x12k\n" +
 	"\fListAgencies\x12,.alltogether.exchange.v1.ListAgenciesRequest\x1a-.alltogether.exchange.v1.ListAgenciesResponse\x12k\n" +
 	"\fCreateAgency\x12,.alltogether.exchange.v1.CreateAgencyRequest\x1a-.alltogether.exchange.v1.CreateAgencyResponse\x12k\n" +
 	"\fUpdateAgency\x12,.alltogether.exchange.v1.UpdateAgencyRequest\x1a-.alltogether.exchange.v1.UpdateAgencyResponse\x12n\n" +
 	"\rSuspendAgency\x12-.alltogether.exchange.v1.SuspendAgencyRequest\x1a..alltogether.exchange.v1.SuspendAgencyResponse\x12w\n" +
-	"\x10ReactivateAgency\x120.alltogether.exchange.v1.ReactivateAgencyRequest\x1a1.alltogether.exchange.v1.ReactivateAgencyResponse\x12n\n" +
+	"\x10ReactivateAgency\x120.alltogether.exchange.v1.ReactivateAgencyRequest\x1a1.alltogether.exchange.v1.ReactivateAgencyResponse\x12\x89\x01\n" +
+	"\x16SetAgencyEncryptionKey\x126.alltogether.exchange.v1.SetAgencyEncryptionKeyRequest\x1a7.alltogether.exchange.v1.SetAgencyEncryptionKeyResponse\x12n\n" +
 	"\rGetFocalPoint\x12-.alltogether.exchange.v1.GetFocalPointRequest\x1a..alltogether.exchange.v1.GetFocalPointResponse\x12t\n" +
 	"\x0fListFocalPoints\x12/.alltogether.exchange.v1.ListFocalPointsRequest\x1a0.alltogether.exchange.v1.ListFocalPointsResponse\x12w\n" +
 	"\x10CreateFocalPoint\x120.alltogether.exchange.v1.CreateFocalPointRequest\x1a1.alltogether.exchange.v1.CreateFocalPointResponse\x12w\n" +
@@ -2120,123 +2230,128 @@ func file_alltogether_exchange_v1_directory_service_proto_rawDescGZIP() []byte {
 	return file_alltogether_exchange_v1_directory_service_proto_rawDescData
 }
 
-var file_alltogether_exchange_v1_directory_service_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_alltogether_exchange_v1_directory_service_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_alltogether_exchange_v1_directory_service_proto_goTypes = []any{
-	(*GetAgencyRequest)(nil),           // 0: alltogether.exchange.v1.GetAgencyRequest
-	(*GetAgencyResponse)(nil),          // 1: alltogether.exchange.v1.GetAgencyResponse
-	(*ListAgenciesRequest)(nil),        // 2: alltogether.exchange.v1.ListAgenciesRequest
-	(*ListAgenciesResponse)(nil),       // 3: alltogether.exchange.v1.ListAgenciesResponse
-	(*CreateAgencyRequest)(nil),        // 4: alltogether.exchange.v1.CreateAgencyRequest
-	(*CreateAgencyResponse)(nil),       // 5: alltogether.exchange.v1.CreateAgencyResponse
-	(*UpdateAgencyRequest)(nil),        // 6: alltogether.exchange.v1.UpdateAgencyRequest
-	(*UpdateAgencyResponse)(nil),       // 7: alltogether.exchange.v1.UpdateAgencyResponse
-	(*SuspendAgencyRequest)(nil),       // 8: alltogether.exchange.v1.SuspendAgencyRequest
-	(*SuspendAgencyResponse)(nil),      // 9: alltogether.exchange.v1.SuspendAgencyResponse
-	(*ReactivateAgencyRequest)(nil),    // 10: alltogether.exchange.v1.ReactivateAgencyRequest
-	(*ReactivateAgencyResponse)(nil),   // 11: alltogether.exchange.v1.ReactivateAgencyResponse
-	(*GetFocalPointRequest)(nil),       // 12: alltogether.exchange.v1.GetFocalPointRequest
-	(*GetFocalPointResponse)(nil),      // 13: alltogether.exchange.v1.GetFocalPointResponse
-	(*ListFocalPointsRequest)(nil),     // 14: alltogether.exchange.v1.ListFocalPointsRequest
-	(*ListFocalPointsResponse)(nil),    // 15: alltogether.exchange.v1.ListFocalPointsResponse
-	(*CreateFocalPointRequest)(nil),    // 16: alltogether.exchange.v1.CreateFocalPointRequest
-	(*CreateFocalPointResponse)(nil),   // 17: alltogether.exchange.v1.CreateFocalPointResponse
-	(*UpdateFocalPointRequest)(nil),    // 18: alltogether.exchange.v1.UpdateFocalPointRequest
-	(*UpdateFocalPointResponse)(nil),   // 19: alltogether.exchange.v1.UpdateFocalPointResponse
-	(*DeleteFocalPointRequest)(nil),    // 20: alltogether.exchange.v1.DeleteFocalPointRequest
-	(*DeleteFocalPointResponse)(nil),   // 21: alltogether.exchange.v1.DeleteFocalPointResponse
-	(*GetWorkingGroupRequest)(nil),     // 22: alltogether.exchange.v1.GetWorkingGroupRequest
-	(*GetWorkingGroupResponse)(nil),    // 23: alltogether.exchange.v1.GetWorkingGroupResponse
-	(*ListWorkingGroupsRequest)(nil),   // 24: alltogether.exchange.v1.ListWorkingGroupsRequest
-	(*ListWorkingGroupsResponse)(nil),  // 25: alltogether.exchange.v1.ListWorkingGroupsResponse
-	(*CreateWorkingGroupRequest)(nil),  // 26: alltogether.exchange.v1.CreateWorkingGroupRequest
-	(*CreateWorkingGroupResponse)(nil), // 27: alltogether.exchange.v1.CreateWorkingGroupResponse
-	(*UpdateWorkingGroupRequest)(nil),  // 28: alltogether.exchange.v1.UpdateWorkingGroupRequest
-	(*UpdateWorkingGroupResponse)(nil), // 29: alltogether.exchange.v1.UpdateWorkingGroupResponse
-	(*DeleteWorkingGroupRequest)(nil),  // 30: alltogether.exchange.v1.DeleteWorkingGroupRequest
-	(*DeleteWorkingGroupResponse)(nil), // 31: alltogether.exchange.v1.DeleteWorkingGroupResponse
-	(*GetLocationRequest)(nil),         // 32: alltogether.exchange.v1.GetLocationRequest
-	(*GetLocationResponse)(nil),        // 33: alltogether.exchange.v1.GetLocationResponse
-	(*ListLocationsRequest)(nil),       // 34: alltogether.exchange.v1.ListLocationsRequest
-	(*ListLocationsResponse)(nil),      // 35: alltogether.exchange.v1.ListLocationsResponse
-	(*Agency)(nil),                     // 36: alltogether.exchange.v1.Agency
-	(Niche)(0),                         // 37: alltogether.exchange.v1.Niche
-	(AgencyState)(0),                   // 38: alltogether.exchange.v1.AgencyState
-	(*fieldmaskpb.FieldMask)(nil),      // 39: google.protobuf.FieldMask
-	(*FocalPoint)(nil),                 // 40: alltogether.exchange.v1.FocalPoint
-	(*CalendarDate)(nil),               // 41: alltogether.exchange.v1.CalendarDate
-	(*WorkingGroup)(nil),               // 42: alltogether.exchange.v1.WorkingGroup
-	(*Location)(nil),                   // 43: alltogether.exchange.v1.Location
+	(*GetAgencyRequest)(nil),               // 0: alltogether.exchange.v1.GetAgencyRequest
+	(*GetAgencyResponse)(nil),              // 1: alltogether.exchange.v1.GetAgencyResponse
+	(*ListAgenciesRequest)(nil),            // 2: alltogether.exchange.v1.ListAgenciesRequest
+	(*ListAgenciesResponse)(nil),           // 3: alltogether.exchange.v1.ListAgenciesResponse
+	(*CreateAgencyRequest)(nil),            // 4: alltogether.exchange.v1.CreateAgencyRequest
+	(*CreateAgencyResponse)(nil),           // 5: alltogether.exchange.v1.CreateAgencyResponse
+	(*UpdateAgencyRequest)(nil),            // 6: alltogether.exchange.v1.UpdateAgencyRequest
+	(*UpdateAgencyResponse)(nil),           // 7: alltogether.exchange.v1.UpdateAgencyResponse
+	(*SuspendAgencyRequest)(nil),           // 8: alltogether.exchange.v1.SuspendAgencyRequest
+	(*SuspendAgencyResponse)(nil),          // 9: alltogether.exchange.v1.SuspendAgencyResponse
+	(*ReactivateAgencyRequest)(nil),        // 10: alltogether.exchange.v1.ReactivateAgencyRequest
+	(*ReactivateAgencyResponse)(nil),       // 11: alltogether.exchange.v1.ReactivateAgencyResponse
+	(*SetAgencyEncryptionKeyRequest)(nil),  // 12: alltogether.exchange.v1.SetAgencyEncryptionKeyRequest
+	(*SetAgencyEncryptionKeyResponse)(nil), // 13: alltogether.exchange.v1.SetAgencyEncryptionKeyResponse
+	(*GetFocalPointRequest)(nil),           // 14: alltogether.exchange.v1.GetFocalPointRequest
+	(*GetFocalPointResponse)(nil),          // 15: alltogether.exchange.v1.GetFocalPointResponse
+	(*ListFocalPointsRequest)(nil),         // 16: alltogether.exchange.v1.ListFocalPointsRequest
+	(*ListFocalPointsResponse)(nil),        // 17: alltogether.exchange.v1.ListFocalPointsResponse
+	(*CreateFocalPointRequest)(nil),        // 18: alltogether.exchange.v1.CreateFocalPointRequest
+	(*CreateFocalPointResponse)(nil),       // 19: alltogether.exchange.v1.CreateFocalPointResponse
+	(*UpdateFocalPointRequest)(nil),        // 20: alltogether.exchange.v1.UpdateFocalPointRequest
+	(*UpdateFocalPointResponse)(nil),       // 21: alltogether.exchange.v1.UpdateFocalPointResponse
+	(*DeleteFocalPointRequest)(nil),        // 22: alltogether.exchange.v1.DeleteFocalPointRequest
+	(*DeleteFocalPointResponse)(nil),       // 23: alltogether.exchange.v1.DeleteFocalPointResponse
+	(*GetWorkingGroupRequest)(nil),         // 24: alltogether.exchange.v1.GetWorkingGroupRequest
+	(*GetWorkingGroupResponse)(nil),        // 25: alltogether.exchange.v1.GetWorkingGroupResponse
+	(*ListWorkingGroupsRequest)(nil),       // 26: alltogether.exchange.v1.ListWorkingGroupsRequest
+	(*ListWorkingGroupsResponse)(nil),      // 27: alltogether.exchange.v1.ListWorkingGroupsResponse
+	(*CreateWorkingGroupRequest)(nil),      // 28: alltogether.exchange.v1.CreateWorkingGroupRequest
+	(*CreateWorkingGroupResponse)(nil),     // 29: alltogether.exchange.v1.CreateWorkingGroupResponse
+	(*UpdateWorkingGroupRequest)(nil),      // 30: alltogether.exchange.v1.UpdateWorkingGroupRequest
+	(*UpdateWorkingGroupResponse)(nil),     // 31: alltogether.exchange.v1.UpdateWorkingGroupResponse
+	(*DeleteWorkingGroupRequest)(nil),      // 32: alltogether.exchange.v1.DeleteWorkingGroupRequest
+	(*DeleteWorkingGroupResponse)(nil),     // 33: alltogether.exchange.v1.DeleteWorkingGroupResponse
+	(*GetLocationRequest)(nil),             // 34: alltogether.exchange.v1.GetLocationRequest
+	(*GetLocationResponse)(nil),            // 35: alltogether.exchange.v1.GetLocationResponse
+	(*ListLocationsRequest)(nil),           // 36: alltogether.exchange.v1.ListLocationsRequest
+	(*ListLocationsResponse)(nil),          // 37: alltogether.exchange.v1.ListLocationsResponse
+	(*Agency)(nil),                         // 38: alltogether.exchange.v1.Agency
+	(Niche)(0),                             // 39: alltogether.exchange.v1.Niche
+	(AgencyState)(0),                       // 40: alltogether.exchange.v1.AgencyState
+	(*fieldmaskpb.FieldMask)(nil),          // 41: google.protobuf.FieldMask
+	(*FocalPoint)(nil),                     // 42: alltogether.exchange.v1.FocalPoint
+	(*CalendarDate)(nil),                   // 43: alltogether.exchange.v1.CalendarDate
+	(*WorkingGroup)(nil),                   // 44: alltogether.exchange.v1.WorkingGroup
+	(*Location)(nil),                       // 45: alltogether.exchange.v1.Location
 }
 var file_alltogether_exchange_v1_directory_service_proto_depIdxs = []int32{
-	36, // 0: alltogether.exchange.v1.GetAgencyResponse.agency:type_name -> alltogether.exchange.v1.Agency
-	37, // 1: alltogether.exchange.v1.ListAgenciesRequest.niche:type_name -> alltogether.exchange.v1.Niche
-	38, // 2: alltogether.exchange.v1.ListAgenciesRequest.state:type_name -> alltogether.exchange.v1.AgencyState
-	36, // 3: alltogether.exchange.v1.ListAgenciesResponse.agencies:type_name -> alltogether.exchange.v1.Agency
-	36, // 4: alltogether.exchange.v1.CreateAgencyRequest.agency:type_name -> alltogether.exchange.v1.Agency
-	36, // 5: alltogether.exchange.v1.CreateAgencyResponse.agency:type_name -> alltogether.exchange.v1.Agency
-	36, // 6: alltogether.exchange.v1.UpdateAgencyRequest.agency:type_name -> alltogether.exchange.v1.Agency
-	39, // 7: alltogether.exchange.v1.UpdateAgencyRequest.update_mask:type_name -> google.protobuf.FieldMask
-	36, // 8: alltogether.exchange.v1.UpdateAgencyResponse.agency:type_name -> alltogether.exchange.v1.Agency
-	36, // 9: alltogether.exchange.v1.SuspendAgencyResponse.agency:type_name -> alltogether.exchange.v1.Agency
-	36, // 10: alltogether.exchange.v1.ReactivateAgencyResponse.agency:type_name -> alltogether.exchange.v1.Agency
-	40, // 11: alltogether.exchange.v1.GetFocalPointResponse.focal_point:type_name -> alltogether.exchange.v1.FocalPoint
-	41, // 12: alltogether.exchange.v1.ListFocalPointsRequest.active_on:type_name -> alltogether.exchange.v1.CalendarDate
-	40, // 13: alltogether.exchange.v1.ListFocalPointsResponse.focal_points:type_name -> alltogether.exchange.v1.FocalPoint
-	40, // 14: alltogether.exchange.v1.CreateFocalPointRequest.focal_point:type_name -> alltogether.exchange.v1.FocalPoint
-	40, // 15: alltogether.exchange.v1.CreateFocalPointResponse.focal_point:type_name -> alltogether.exchange.v1.FocalPoint
-	40, // 16: alltogether.exchange.v1.UpdateFocalPointRequest.focal_point:type_name -> alltogether.exchange.v1.FocalPoint
-	39, // 17: alltogether.exchange.v1.UpdateFocalPointRequest.update_mask:type_name -> google.protobuf.FieldMask
-	40, // 18: alltogether.exchange.v1.UpdateFocalPointResponse.focal_point:type_name -> alltogether.exchange.v1.FocalPoint
-	42, // 19: alltogether.exchange.v1.GetWorkingGroupResponse.working_group:type_name -> alltogether.exchange.v1.WorkingGroup
-	42, // 20: alltogether.exchange.v1.ListWorkingGroupsResponse.working_groups:type_name -> alltogether.exchange.v1.WorkingGroup
-	42, // 21: alltogether.exchange.v1.CreateWorkingGroupRequest.working_group:type_name -> alltogether.exchange.v1.WorkingGroup
-	42, // 22: alltogether.exchange.v1.CreateWorkingGroupResponse.working_group:type_name -> alltogether.exchange.v1.WorkingGroup
-	42, // 23: alltogether.exchange.v1.UpdateWorkingGroupRequest.working_group:type_name -> alltogether.exchange.v1.WorkingGroup
-	39, // 24: alltogether.exchange.v1.UpdateWorkingGroupRequest.update_mask:type_name -> google.protobuf.FieldMask
-	42, // 25: alltogether.exchange.v1.UpdateWorkingGroupResponse.working_group:type_name -> alltogether.exchange.v1.WorkingGroup
-	43, // 26: alltogether.exchange.v1.GetLocationResponse.location:type_name -> alltogether.exchange.v1.Location
-	43, // 27: alltogether.exchange.v1.ListLocationsResponse.locations:type_name -> alltogether.exchange.v1.Location
-	0,  // 28: alltogether.exchange.v1.DirectoryService.GetAgency:input_type -> alltogether.exchange.v1.GetAgencyRequest
-	2,  // 29: alltogether.exchange.v1.DirectoryService.ListAgencies:input_type -> alltogether.exchange.v1.ListAgenciesRequest
-	4,  // 30: alltogether.exchange.v1.DirectoryService.CreateAgency:input_type -> alltogether.exchange.v1.CreateAgencyRequest
-	6,  // 31: alltogether.exchange.v1.DirectoryService.UpdateAgency:input_type -> alltogether.exchange.v1.UpdateAgencyRequest
-	8,  // 32: alltogether.exchange.v1.DirectoryService.SuspendAgency:input_type -> alltogether.exchange.v1.SuspendAgencyRequest
-	10, // 33: alltogether.exchange.v1.DirectoryService.ReactivateAgency:input_type -> alltogether.exchange.v1.ReactivateAgencyRequest
-	12, // 34: alltogether.exchange.v1.DirectoryService.GetFocalPoint:input_type -> alltogether.exchange.v1.GetFocalPointRequest
-	14, // 35: alltogether.exchange.v1.DirectoryService.ListFocalPoints:input_type -> alltogether.exchange.v1.ListFocalPointsRequest
-	16, // 36: alltogether.exchange.v1.DirectoryService.CreateFocalPoint:input_type -> alltogether.exchange.v1.CreateFocalPointRequest
-	18, // 37: alltogether.exchange.v1.DirectoryService.UpdateFocalPoint:input_type -> alltogether.exchange.v1.UpdateFocalPointRequest
-	20, // 38: alltogether.exchange.v1.DirectoryService.DeleteFocalPoint:input_type -> alltogether.exchange.v1.DeleteFocalPointRequest
-	22, // 39: alltogether.exchange.v1.DirectoryService.GetWorkingGroup:input_type -> alltogether.exchange.v1.GetWorkingGroupRequest
-	24, // 40: alltogether.exchange.v1.DirectoryService.ListWorkingGroups:input_type -> alltogether.exchange.v1.ListWorkingGroupsRequest
-	26, // 41: alltogether.exchange.v1.DirectoryService.CreateWorkingGroup:input_type -> alltogether.exchange.v1.CreateWorkingGroupRequest
-	28, // 42: alltogether.exchange.v1.DirectoryService.UpdateWorkingGroup:input_type -> alltogether.exchange.v1.UpdateWorkingGroupRequest
-	30, // 43: alltogether.exchange.v1.DirectoryService.DeleteWorkingGroup:input_type -> alltogether.exchange.v1.DeleteWorkingGroupRequest
-	32, // 44: alltogether.exchange.v1.DirectoryService.GetLocation:input_type -> alltogether.exchange.v1.GetLocationRequest
-	34, // 45: alltogether.exchange.v1.DirectoryService.ListLocations:input_type -> alltogether.exchange.v1.ListLocationsRequest
-	1,  // 46: alltogether.exchange.v1.DirectoryService.GetAgency:output_type -> alltogether.exchange.v1.GetAgencyResponse
-	3,  // 47: alltogether.exchange.v1.DirectoryService.ListAgencies:output_type -> alltogether.exchange.v1.ListAgenciesResponse
-	5,  // 48: alltogether.exchange.v1.DirectoryService.CreateAgency:output_type -> alltogether.exchange.v1.CreateAgencyResponse
-	7,  // 49: alltogether.exchange.v1.DirectoryService.UpdateAgency:output_type -> alltogether.exchange.v1.UpdateAgencyResponse
-	9,  // 50: alltogether.exchange.v1.DirectoryService.SuspendAgency:output_type -> alltogether.exchange.v1.SuspendAgencyResponse
-	11, // 51: alltogether.exchange.v1.DirectoryService.ReactivateAgency:output_type -> alltogether.exchange.v1.ReactivateAgencyResponse
-	13, // 52: alltogether.exchange.v1.DirectoryService.GetFocalPoint:output_type -> alltogether.exchange.v1.GetFocalPointResponse
-	15, // 53: alltogether.exchange.v1.DirectoryService.ListFocalPoints:output_type -> alltogether.exchange.v1.ListFocalPointsResponse
-	17, // 54: alltogether.exchange.v1.DirectoryService.CreateFocalPoint:output_type -> alltogether.exchange.v1.CreateFocalPointResponse
-	19, // 55: alltogether.exchange.v1.DirectoryService.UpdateFocalPoint:output_type -> alltogether.exchange.v1.UpdateFocalPointResponse
-	21, // 56: alltogether.exchange.v1.DirectoryService.DeleteFocalPoint:output_type -> alltogether.exchange.v1.DeleteFocalPointResponse
-	23, // 57: alltogether.exchange.v1.DirectoryService.GetWorkingGroup:output_type -> alltogether.exchange.v1.GetWorkingGroupResponse
-	25, // 58: alltogether.exchange.v1.DirectoryService.ListWorkingGroups:output_type -> alltogether.exchange.v1.ListWorkingGroupsResponse
-	27, // 59: alltogether.exchange.v1.DirectoryService.CreateWorkingGroup:output_type -> alltogether.exchange.v1.CreateWorkingGroupResponse
-	29, // 60: alltogether.exchange.v1.DirectoryService.UpdateWorkingGroup:output_type -> alltogether.exchange.v1.UpdateWorkingGroupResponse
-	31, // 61: alltogether.exchange.v1.DirectoryService.DeleteWorkingGroup:output_type -> alltogether.exchange.v1.DeleteWorkingGroupResponse
-	33, // 62: alltogether.exchange.v1.DirectoryService.GetLocation:output_type -> alltogether.exchange.v1.GetLocationResponse
-	35, // 63: alltogether.exchange.v1.DirectoryService.ListLocations:output_type -> alltogether.exchange.v1.ListLocationsResponse
-	46, // [46:64] is the sub-list for method output_type
-	28, // [28:46] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	38, // 0: alltogether.exchange.v1.GetAgencyResponse.agency:type_name -> alltogether.exchange.v1.Agency
+	39, // 1: alltogether.exchange.v1.ListAgenciesRequest.niche:type_name -> alltogether.exchange.v1.Niche
+	40, // 2: alltogether.exchange.v1.ListAgenciesRequest.state:type_name -> alltogether.exchange.v1.AgencyState
+	38, // 3: alltogether.exchange.v1.ListAgenciesResponse.agencies:type_name -> alltogether.exchange.v1.Agency
+	38, // 4: alltogether.exchange.v1.CreateAgencyRequest.agency:type_name -> alltogether.exchange.v1.Agency
+	38, // 5: alltogether.exchange.v1.CreateAgencyResponse.agency:type_name -> alltogether.exchange.v1.Agency
+	38, // 6: alltogether.exchange.v1.UpdateAgencyRequest.agency:type_name -> alltogether.exchange.v1.Agency
+	41, // 7: alltogether.exchange.v1.UpdateAgencyRequest.update_mask:type_name -> google.protobuf.FieldMask
+	38, // 8: alltogether.exchange.v1.UpdateAgencyResponse.agency:type_name -> alltogether.exchange.v1.Agency
+	38, // 9: alltogether.exchange.v1.SuspendAgencyResponse.agency:type_name -> alltogether.exchange.v1.Agency
+	38, // 10: alltogether.exchange.v1.ReactivateAgencyResponse.agency:type_name -> alltogether.exchange.v1.Agency
+	38, // 11: alltogether.exchange.v1.SetAgencyEncryptionKeyResponse.agency:type_name -> alltogether.exchange.v1.Agency
+	42, // 12: alltogether.exchange.v1.GetFocalPointResponse.focal_point:type_name -> alltogether.exchange.v1.FocalPoint
+	43, // 13: alltogether.exchange.v1.ListFocalPointsRequest.active_on:type_name -> alltogether.exchange.v1.CalendarDate
+	42, // 14: alltogether.exchange.v1.ListFocalPointsResponse.focal_points:type_name -> alltogether.exchange.v1.FocalPoint
+	42, // 15: alltogether.exchange.v1.CreateFocalPointRequest.focal_point:type_name -> alltogether.exchange.v1.FocalPoint
+	42, // 16: alltogether.exchange.v1.CreateFocalPointResponse.focal_point:type_name -> alltogether.exchange.v1.FocalPoint
+	42, // 17: alltogether.exchange.v1.UpdateFocalPointRequest.focal_point:type_name -> alltogether.exchange.v1.FocalPoint
+	41, // 18: alltogether.exchange.v1.UpdateFocalPointRequest.update_mask:type_name -> google.protobuf.FieldMask
+	42, // 19: alltogether.exchange.v1.UpdateFocalPointResponse.focal_point:type_name -> alltogether.exchange.v1.FocalPoint
+	44, // 20: alltogether.exchange.v1.GetWorkingGroupResponse.working_group:type_name -> alltogether.exchange.v1.WorkingGroup
+	44, // 21: alltogether.exchange.v1.ListWorkingGroupsResponse.working_groups:type_name -> alltogether.exchange.v1.WorkingGroup
+	44, // 22: alltogether.exchange.v1.CreateWorkingGroupRequest.working_group:type_name -> alltogether.exchange.v1.WorkingGroup
+	44, // 23: alltogether.exchange.v1.CreateWorkingGroupResponse.working_group:type_name -> alltogether.exchange.v1.WorkingGroup
+	44, // 24: alltogether.exchange.v1.UpdateWorkingGroupRequest.working_group:type_name -> alltogether.exchange.v1.WorkingGroup
+	41, // 25: alltogether.exchange.v1.UpdateWorkingGroupRequest.update_mask:type_name -> google.protobuf.FieldMask
+	44, // 26: alltogether.exchange.v1.UpdateWorkingGroupResponse.working_group:type_name -> alltogether.exchange.v1.WorkingGroup
+	45, // 27: alltogether.exchange.v1.GetLocationResponse.location:type_name -> alltogether.exchange.v1.Location
+	45, // 28: alltogether.exchange.v1.ListLocationsResponse.locations:type_name -> alltogether.exchange.v1.Location
+	0,  // 29: alltogether.exchange.v1.DirectoryService.GetAgency:input_type -> alltogether.exchange.v1.GetAgencyRequest
+	2,  // 30: alltogether.exchange.v1.DirectoryService.ListAgencies:input_type -> alltogether.exchange.v1.ListAgenciesRequest
+	4,  // 31: alltogether.exchange.v1.DirectoryService.CreateAgency:input_type -> alltogether.exchange.v1.CreateAgencyRequest
+	6,  // 32: alltogether.exchange.v1.DirectoryService.UpdateAgency:input_type -> alltogether.exchange.v1.UpdateAgencyRequest
+	8,  // 33: alltogether.exchange.v1.DirectoryService.SuspendAgency:input_type -> alltogether.exchange.v1.SuspendAgencyRequest
+	10, // 34: alltogether.exchange.v1.DirectoryService.ReactivateAgency:input_type -> alltogether.exchange.v1.ReactivateAgencyRequest
+	12, // 35: alltogether.exchange.v1.DirectoryService.SetAgencyEncryptionKey:input_type -> alltogether.exchange.v1.SetAgencyEncryptionKeyRequest
+	14, // 36: alltogether.exchange.v1.DirectoryService.GetFocalPoint:input_type -> alltogether.exchange.v1.GetFocalPointRequest
+	16, // 37: alltogether.exchange.v1.DirectoryService.ListFocalPoints:input_type -> alltogether.exchange.v1.ListFocalPointsRequest
+	18, // 38: alltogether.exchange.v1.DirectoryService.CreateFocalPoint:input_type -> alltogether.exchange.v1.CreateFocalPointRequest
+	20, // 39: alltogether.exchange.v1.DirectoryService.UpdateFocalPoint:input_type -> alltogether.exchange.v1.UpdateFocalPointRequest
+	22, // 40: alltogether.exchange.v1.DirectoryService.DeleteFocalPoint:input_type -> alltogether.exchange.v1.DeleteFocalPointRequest
+	24, // 41: alltogether.exchange.v1.DirectoryService.GetWorkingGroup:input_type -> alltogether.exchange.v1.GetWorkingGroupRequest
+	26, // 42: alltogether.exchange.v1.DirectoryService.ListWorkingGroups:input_type -> alltogether.exchange.v1.ListWorkingGroupsRequest
+	28, // 43: alltogether.exchange.v1.DirectoryService.CreateWorkingGroup:input_type -> alltogether.exchange.v1.CreateWorkingGroupRequest
+	30, // 44: alltogether.exchange.v1.DirectoryService.UpdateWorkingGroup:input_type -> alltogether.exchange.v1.UpdateWorkingGroupRequest
+	32, // 45: alltogether.exchange.v1.DirectoryService.DeleteWorkingGroup:input_type -> alltogether.exchange.v1.DeleteWorkingGroupRequest
+	34, // 46: alltogether.exchange.v1.DirectoryService.GetLocation:input_type -> alltogether.exchange.v1.GetLocationRequest
+	36, // 47: alltogether.exchange.v1.DirectoryService.ListLocations:input_type -> alltogether.exchange.v1.ListLocationsRequest
+	1,  // 48: alltogether.exchange.v1.DirectoryService.GetAgency:output_type -> alltogether.exchange.v1.GetAgencyResponse
+	3,  // 49: alltogether.exchange.v1.DirectoryService.ListAgencies:output_type -> alltogether.exchange.v1.ListAgenciesResponse
+	5,  // 50: alltogether.exchange.v1.DirectoryService.CreateAgency:output_type -> alltogether.exchange.v1.CreateAgencyResponse
+	7,  // 51: alltogether.exchange.v1.DirectoryService.UpdateAgency:output_type -> alltogether.exchange.v1.UpdateAgencyResponse
+	9,  // 52: alltogether.exchange.v1.DirectoryService.SuspendAgency:output_type -> alltogether.exchange.v1.SuspendAgencyResponse
+	11, // 53: alltogether.exchange.v1.DirectoryService.ReactivateAgency:output_type -> alltogether.exchange.v1.ReactivateAgencyResponse
+	13, // 54: alltogether.exchange.v1.DirectoryService.SetAgencyEncryptionKey:output_type -> alltogether.exchange.v1.SetAgencyEncryptionKeyResponse
+	15, // 55: alltogether.exchange.v1.DirectoryService.GetFocalPoint:output_type -> alltogether.exchange.v1.GetFocalPointResponse
+	17, // 56: alltogether.exchange.v1.DirectoryService.ListFocalPoints:output_type -> alltogether.exchange.v1.ListFocalPointsResponse
+	19, // 57: alltogether.exchange.v1.DirectoryService.CreateFocalPoint:output_type -> alltogether.exchange.v1.CreateFocalPointResponse
+	21, // 58: alltogether.exchange.v1.DirectoryService.UpdateFocalPoint:output_type -> alltogether.exchange.v1.UpdateFocalPointResponse
+	23, // 59: alltogether.exchange.v1.DirectoryService.DeleteFocalPoint:output_type -> alltogether.exchange.v1.DeleteFocalPointResponse
+	25, // 60: alltogether.exchange.v1.DirectoryService.GetWorkingGroup:output_type -> alltogether.exchange.v1.GetWorkingGroupResponse
+	27, // 61: alltogether.exchange.v1.DirectoryService.ListWorkingGroups:output_type -> alltogether.exchange.v1.ListWorkingGroupsResponse
+	29, // 62: alltogether.exchange.v1.DirectoryService.CreateWorkingGroup:output_type -> alltogether.exchange.v1.CreateWorkingGroupResponse
+	31, // 63: alltogether.exchange.v1.DirectoryService.UpdateWorkingGroup:output_type -> alltogether.exchange.v1.UpdateWorkingGroupResponse
+	33, // 64: alltogether.exchange.v1.DirectoryService.DeleteWorkingGroup:output_type -> alltogether.exchange.v1.DeleteWorkingGroupResponse
+	35, // 65: alltogether.exchange.v1.DirectoryService.GetLocation:output_type -> alltogether.exchange.v1.GetLocationResponse
+	37, // 66: alltogether.exchange.v1.DirectoryService.ListLocations:output_type -> alltogether.exchange.v1.ListLocationsResponse
+	48, // [48:67] is the sub-list for method output_type
+	29, // [29:48] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_alltogether_exchange_v1_directory_service_proto_init() }
@@ -2256,7 +2371,7 @@ func file_alltogether_exchange_v1_directory_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_alltogether_exchange_v1_directory_service_proto_rawDesc), len(file_alltogether_exchange_v1_directory_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   36,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

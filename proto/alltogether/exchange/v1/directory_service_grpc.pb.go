@@ -19,24 +19,25 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	DirectoryService_GetAgency_FullMethodName          = "/alltogether.exchange.v1.DirectoryService/GetAgency"
-	DirectoryService_ListAgencies_FullMethodName       = "/alltogether.exchange.v1.DirectoryService/ListAgencies"
-	DirectoryService_CreateAgency_FullMethodName       = "/alltogether.exchange.v1.DirectoryService/CreateAgency"
-	DirectoryService_UpdateAgency_FullMethodName       = "/alltogether.exchange.v1.DirectoryService/UpdateAgency"
-	DirectoryService_SuspendAgency_FullMethodName      = "/alltogether.exchange.v1.DirectoryService/SuspendAgency"
-	DirectoryService_ReactivateAgency_FullMethodName   = "/alltogether.exchange.v1.DirectoryService/ReactivateAgency"
-	DirectoryService_GetFocalPoint_FullMethodName      = "/alltogether.exchange.v1.DirectoryService/GetFocalPoint"
-	DirectoryService_ListFocalPoints_FullMethodName    = "/alltogether.exchange.v1.DirectoryService/ListFocalPoints"
-	DirectoryService_CreateFocalPoint_FullMethodName   = "/alltogether.exchange.v1.DirectoryService/CreateFocalPoint"
-	DirectoryService_UpdateFocalPoint_FullMethodName   = "/alltogether.exchange.v1.DirectoryService/UpdateFocalPoint"
-	DirectoryService_DeleteFocalPoint_FullMethodName   = "/alltogether.exchange.v1.DirectoryService/DeleteFocalPoint"
-	DirectoryService_GetWorkingGroup_FullMethodName    = "/alltogether.exchange.v1.DirectoryService/GetWorkingGroup"
-	DirectoryService_ListWorkingGroups_FullMethodName  = "/alltogether.exchange.v1.DirectoryService/ListWorkingGroups"
-	DirectoryService_CreateWorkingGroup_FullMethodName = "/alltogether.exchange.v1.DirectoryService/CreateWorkingGroup"
-	DirectoryService_UpdateWorkingGroup_FullMethodName = "/alltogether.exchange.v1.DirectoryService/UpdateWorkingGroup"
-	DirectoryService_DeleteWorkingGroup_FullMethodName = "/alltogether.exchange.v1.DirectoryService/DeleteWorkingGroup"
-	DirectoryService_GetLocation_FullMethodName        = "/alltogether.exchange.v1.DirectoryService/GetLocation"
-	DirectoryService_ListLocations_FullMethodName      = "/alltogether.exchange.v1.DirectoryService/ListLocations"
+	DirectoryService_GetAgency_FullMethodName              = "/alltogether.exchange.v1.DirectoryService/GetAgency"
+	DirectoryService_ListAgencies_FullMethodName           = "/alltogether.exchange.v1.DirectoryService/ListAgencies"
+	DirectoryService_CreateAgency_FullMethodName           = "/alltogether.exchange.v1.DirectoryService/CreateAgency"
+	DirectoryService_UpdateAgency_FullMethodName           = "/alltogether.exchange.v1.DirectoryService/UpdateAgency"
+	DirectoryService_SuspendAgency_FullMethodName          = "/alltogether.exchange.v1.DirectoryService/SuspendAgency"
+	DirectoryService_ReactivateAgency_FullMethodName       = "/alltogether.exchange.v1.DirectoryService/ReactivateAgency"
+	DirectoryService_SetAgencyEncryptionKey_FullMethodName = "/alltogether.exchange.v1.DirectoryService/SetAgencyEncryptionKey"
+	DirectoryService_GetFocalPoint_FullMethodName          = "/alltogether.exchange.v1.DirectoryService/GetFocalPoint"
+	DirectoryService_ListFocalPoints_FullMethodName        = "/alltogether.exchange.v1.DirectoryService/ListFocalPoints"
+	DirectoryService_CreateFocalPoint_FullMethodName       = "/alltogether.exchange.v1.DirectoryService/CreateFocalPoint"
+	DirectoryService_UpdateFocalPoint_FullMethodName       = "/alltogether.exchange.v1.DirectoryService/UpdateFocalPoint"
+	DirectoryService_DeleteFocalPoint_FullMethodName       = "/alltogether.exchange.v1.DirectoryService/DeleteFocalPoint"
+	DirectoryService_GetWorkingGroup_FullMethodName        = "/alltogether.exchange.v1.DirectoryService/GetWorkingGroup"
+	DirectoryService_ListWorkingGroups_FullMethodName      = "/alltogether.exchange.v1.DirectoryService/ListWorkingGroups"
+	DirectoryService_CreateWorkingGroup_FullMethodName     = "/alltogether.exchange.v1.DirectoryService/CreateWorkingGroup"
+	DirectoryService_UpdateWorkingGroup_FullMethodName     = "/alltogether.exchange.v1.DirectoryService/UpdateWorkingGroup"
+	DirectoryService_DeleteWorkingGroup_FullMethodName     = "/alltogether.exchange.v1.DirectoryService/DeleteWorkingGroup"
+	DirectoryService_GetLocation_FullMethodName            = "/alltogether.exchange.v1.DirectoryService/GetLocation"
+	DirectoryService_ListLocations_FullMethodName          = "/alltogether.exchange.v1.DirectoryService/ListLocations"
 )
 
 // DirectoryServiceClient is the client API for DirectoryService service.
@@ -63,6 +64,14 @@ type DirectoryServiceClient interface {
 	SuspendAgency(ctx context.Context, in *SuspendAgencyRequest, opts ...grpc.CallOption) (*SuspendAgencyResponse, error)
 	// ReactivateAgency lets a suspended agency call again. Secretariat only.
 	ReactivateAgency(ctx context.Context, in *ReactivateAgencyRequest, opts ...grpc.CallOption) (*ReactivateAgencyResponse, error)
+	// SetAgencyEncryptionKey registers the public half of an agency's
+	// encryption key, the key partners seal referral details to. The agency
+	// itself only: neither the secretariat nor another agency may set it.
+	// The key that was current moves to the front of
+	// previous_encryption_keys; setting the current key again changes
+	// nothing. Each change is in the audit chain and in the agency's own
+	// audit view.
+	SetAgencyEncryptionKey(ctx context.Context, in *SetAgencyEncryptionKeyRequest, opts ...grpc.CallOption) (*SetAgencyEncryptionKeyResponse, error)
 	// GetFocalPoint returns one focal point.
 	GetFocalPoint(ctx context.Context, in *GetFocalPointRequest, opts ...grpc.CallOption) (*GetFocalPointResponse, error)
 	// ListFocalPoints lists focal points of one agency or of all agencies
@@ -163,6 +172,16 @@ func (c *directoryServiceClient) ReactivateAgency(ctx context.Context, in *React
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ReactivateAgencyResponse)
 	err := c.cc.Invoke(ctx, DirectoryService_ReactivateAgency_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *directoryServiceClient) SetAgencyEncryptionKey(ctx context.Context, in *SetAgencyEncryptionKeyRequest, opts ...grpc.CallOption) (*SetAgencyEncryptionKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetAgencyEncryptionKeyResponse)
+	err := c.cc.Invoke(ctx, DirectoryService_SetAgencyEncryptionKey_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -313,6 +332,14 @@ type DirectoryServiceServer interface {
 	SuspendAgency(context.Context, *SuspendAgencyRequest) (*SuspendAgencyResponse, error)
 	// ReactivateAgency lets a suspended agency call again. Secretariat only.
 	ReactivateAgency(context.Context, *ReactivateAgencyRequest) (*ReactivateAgencyResponse, error)
+	// SetAgencyEncryptionKey registers the public half of an agency's
+	// encryption key, the key partners seal referral details to. The agency
+	// itself only: neither the secretariat nor another agency may set it.
+	// The key that was current moves to the front of
+	// previous_encryption_keys; setting the current key again changes
+	// nothing. Each change is in the audit chain and in the agency's own
+	// audit view.
+	SetAgencyEncryptionKey(context.Context, *SetAgencyEncryptionKeyRequest) (*SetAgencyEncryptionKeyResponse, error)
 	// GetFocalPoint returns one focal point.
 	GetFocalPoint(context.Context, *GetFocalPointRequest) (*GetFocalPointResponse, error)
 	// ListFocalPoints lists focal points of one agency or of all agencies
@@ -376,6 +403,9 @@ func (UnimplementedDirectoryServiceServer) SuspendAgency(context.Context, *Suspe
 }
 func (UnimplementedDirectoryServiceServer) ReactivateAgency(context.Context, *ReactivateAgencyRequest) (*ReactivateAgencyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReactivateAgency not implemented")
+}
+func (UnimplementedDirectoryServiceServer) SetAgencyEncryptionKey(context.Context, *SetAgencyEncryptionKeyRequest) (*SetAgencyEncryptionKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetAgencyEncryptionKey not implemented")
 }
 func (UnimplementedDirectoryServiceServer) GetFocalPoint(context.Context, *GetFocalPointRequest) (*GetFocalPointResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetFocalPoint not implemented")
@@ -538,6 +568,24 @@ func _DirectoryService_ReactivateAgency_Handler(srv interface{}, ctx context.Con
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(DirectoryServiceServer).ReactivateAgency(ctx, req.(*ReactivateAgencyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DirectoryService_SetAgencyEncryptionKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetAgencyEncryptionKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DirectoryServiceServer).SetAgencyEncryptionKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DirectoryService_SetAgencyEncryptionKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DirectoryServiceServer).SetAgencyEncryptionKey(ctx, req.(*SetAgencyEncryptionKeyRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -788,6 +836,10 @@ var DirectoryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReactivateAgency",
 			Handler:    _DirectoryService_ReactivateAgency_Handler,
+		},
+		{
+			MethodName: "SetAgencyEncryptionKey",
+			Handler:    _DirectoryService_SetAgencyEncryptionKey_Handler,
 		},
 		{
 			MethodName: "GetFocalPoint",
