@@ -92,7 +92,11 @@ func ParseRecipient(s string) (Recipient, error) {
 		if strings.HasPrefix(strings.ToLower(s), "age1") {
 			return Recipient{}, errors.New("seal: recipient is not a post-quantum hybrid age key (age1pq1…): classic X25519 keys are refused")
 		}
-		return Recipient{}, fmt.Errorf("seal: recipient %q is not an age key (age1pq1…)", abbreviate(s))
+		// The text is not quoted: it may be a secret key pasted in error.
+		if strings.HasPrefix(strings.ToUpper(s), "AGE-SECRET-KEY-") {
+			return Recipient{}, errors.New("seal: this is a secret key, not a recipient: keep it to yourself and give the public key (age1pq1…)")
+		}
+		return Recipient{}, errors.New("seal: recipient is not an age key (age1pq1…)")
 	}
 	r, err := age.ParseHybridRecipient(s)
 	if err != nil {

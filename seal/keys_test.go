@@ -129,3 +129,26 @@ func TestFingerprint(t *testing.T) {
 		}
 	}
 }
+
+// TestParseRecipientNeverQuotesASecretKey: a secret key pasted where a
+// recipient belongs must not come back in an error message, which may be
+// logged or shown to others.
+func TestParseRecipientNeverQuotesASecretKey(t *testing.T) {
+	id, err := GenerateIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := id.SecretKey()
+	for _, in := range []string{secret, strings.ToLower(secret), "x" + secret} {
+		_, err := ParseRecipient(in)
+		if err == nil {
+			t.Fatal("a secret key parsed as a recipient")
+		}
+		body := strings.ToUpper(strings.TrimPrefix(secret, "AGE-SECRET-KEY-"))
+		for i := 0; i+8 <= len(body); i++ {
+			if strings.Contains(strings.ToUpper(err.Error()), body[i:i+8]) {
+				t.Fatalf("the error quotes the secret key: %v", err)
+			}
+		}
+	}
+}
