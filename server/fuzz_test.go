@@ -441,7 +441,7 @@ func referralInput(r *exchangev1.Referral) *exchangev1.Referral {
 	r = proto.Clone(r).(*exchangev1.Referral)
 	r.Name, r.Sender, r.State, r.History, r.Rejection, r.Outcome = "", "", 0, nil, nil, nil
 	r.ForwardedFrom, r.ForwardedTo, r.Overdue, r.DetailsWithheld = "", nil, false, false
-	r.CreateTime, r.UpdateTime, r.Etag = nil, nil, ""
+	r.CreateTime, r.UpdateTime, r.Etag, r.RequestId = nil, nil, "", ""
 	if r.Consent != nil {
 		r.Consent.RevokeTime = nil
 	}

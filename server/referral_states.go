@@ -216,6 +216,9 @@ func (s *referralService) ForwardReferral(ctx context.Context, req *exchangev1.F
 	if child.Urgency == 0 {
 		child.Urgency = parent.GetUrgency()
 	}
+	if err := forwardSealed(req, parent, child); err != nil {
+		return nil, err
+	}
 	created, err := s.store.ForwardReferral(ctx, opFor(ctx, ""), req.GetName(), req.GetRequestId(), func(p *exchangev1.Referral) error {
 		if err := moveForward.check(caller, p); err != nil {
 			return err

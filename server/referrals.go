@@ -71,7 +71,7 @@ func (s *referralService) view(c Caller, r *exchangev1.Referral, full bool) *exc
 	revoked := r.GetConsent().GetRevokeTime() != nil &&
 		(sideOf(c, r) == receiverSide || r.GetForwardedFrom() != "")
 	if !full || revoked {
-		v.Subject, v.CaseNotes, v.DetailsWithheld = nil, "", true
+		v.Subject, v.CaseNotes, v.SealedDetails, v.DetailsWithheld = nil, "", nil, true
 	}
 	v.Overdue = s.overdue(r)
 	return v
@@ -94,6 +94,12 @@ func checkNewReferral(sender, field string, r *exchangev1.Referral) error {
 	}
 	if err := checkLocationRef(field+".location", r.GetLocation()); err != nil {
 		return err
+	}
+	if err := store.CheckClientSealed(field, r); err != nil {
+		return err
+	}
+	if len(r.GetSealedDetails()) == 0 && r.GetSubject().GetName() == "" {
+		return invalidField(field+".subject.name", "required (or seal it, with the other identifying details, into sealed_details)")
 	}
 	if n := r.GetSubject().GetNationality(); n != "" {
 		if err := checkCountry(field+".subject.nationality", n); err != nil {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -53,9 +54,12 @@ func sealDetails(id string, details *exchangev1.Referral) (sealedDetails, error)
 }
 
 // storeDetails stores a referral's data key and sealed details.
+// A client-sealed referral (referral_sealed.go) has no data key.
 func storeDetails(tx *bolt.Tx, id string, d sealedDetails) error {
-	if err := tx.Bucket(bucketReferralKeys).Put([]byte(id), d.key); err != nil {
-		return internal("cannot store the data key", err)
+	if d.key != nil {
+		if err := tx.Bucket(bucketReferralKeys).Put([]byte(id), d.key); err != nil {
+			return internal("cannot store the data key", err)
+		}
 	}
 	if err := tx.Bucket(bucketReferralDetails).Put([]byte(id), d.sealed); err != nil {
 		return internal("cannot store the sealed details", err)
@@ -64,10 +68,15 @@ func storeDetails(tx *bolt.Tx, id string, d sealedDetails) error {
 }
 
 // openDetails fills r's subject and case notes from the sealed details, if
-// they were not erased.
+// they were not erased; a client-sealed blob (no key) goes, unopened, into
+// r's sealed_details.
 func openDetails(tx *bolt.Tx, id string, r *exchangev1.Referral) error {
 	key := tx.Bucket(bucketReferralKeys).Get([]byte(id))
 	sealed := tx.Bucket(bucketReferralDetails).Get([]byte(id))
+	if key == nil && sealed != nil {
+		r.SealedDetails = bytes.Clone(sealed)
+		return nil
+	}
 	if key == nil || sealed == nil {
 		return nil // erased (the referral says so) or never had any
 	}
@@ -126,6 +135,7 @@ func (s *Store) EraseReferralDetails(ctx context.Context, op Op, name string, ch
 				return &Error{Kind: KindFailedPrecondition, Resource: name, Message: "the details of " + name + " are already erased"}
 			}
 			r.DetailsErased, r.EraseTime = true, w.timestamp()
+			r.Subject = nil // a client-sealed referral's routing subject
 			return nil
 		})
 		if err != nil {

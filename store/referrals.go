@@ -115,7 +115,7 @@ func (s *Store) CreateReferrals(ctx context.Context, op Op, items []NewReferral)
 	ready := make([]preparedReferral, len(items))
 	now := s.now().UTC()
 	for i, item := range items {
-		p, err := prepareReferral(op.Actor, item.Referral, "", now)
+		p, err := prepareReferral(op.Actor, item.RequestID, item.Referral, "", now)
 		if err != nil {
 			return nil, err
 		}
@@ -152,7 +152,7 @@ type preparedReferral struct {
 // prepareReferral makes r, sent by sender (and forwarded from
 // forwardedFrom, if not empty), ready to be inserted: a new id, the
 // server-set fields, the details split off and sealed.
-func prepareReferral(sender string, r *exchangev1.Referral, forwardedFrom string, now time.Time) (preparedReferral, error) {
+func prepareReferral(sender, requestID string, r *exchangev1.Referral, forwardedFrom string, now time.Time) (preparedReferral, error) {
 	r = proto.Clone(r).(*exchangev1.Referral)
 	r.Sender = sender
 	r.State = exchangev1.ReferralState_REFERRAL_STATE_REQUESTED
@@ -166,6 +166,10 @@ func prepareReferral(sender string, r *exchangev1.Referral, forwardedFrom string
 		r.Consent.RevokeTime = nil
 	}
 	id := newID(now)
+	r.RequestId = requestID
+	if blob := r.GetSealedDetails(); len(blob) > 0 {
+		return prepareClientSealed(id, r, blob, forwardedFrom, now)
+	}
 	details := &exchangev1.Referral{Subject: r.GetSubject(), CaseNotes: r.GetCaseNotes()}
 	r.Subject, r.CaseNotes = nil, ""
 	record, err := referrals.prepareOwned([]byte(id), ReferralPrefix+id, r, now)
@@ -336,7 +340,7 @@ func (s *Store) RevokeReferralConsent(ctx context.Context, op Op, name string, m
 // request id returns the first child. Only the parent's agencies may (see
 // UpdateReferral).
 func (s *Store) ForwardReferral(ctx context.Context, op Op, parent, requestID string, mutateParent func(*exchangev1.Referral) error, child *exchangev1.Referral) (*exchangev1.Referral, error) {
-	ready, err := prepareReferral(op.Actor, child, parent, s.now().UTC())
+	ready, err := prepareReferral(op.Actor, requestID, child, parent, s.now().UTC())
 	if err != nil {
 		return nil, err
 	}

@@ -406,7 +406,22 @@ type Referral struct {
 	// destroyed and nobody can read them again. Output only.
 	DetailsErased bool `protobuf:"varint,23,opt,name=details_erased,json=detailsErased,proto3" json:"details_erased,omitempty"`
 	// When the details were erased. Output only.
-	EraseTime     *timestamppb.Timestamp `protobuf:"bytes,24,opt,name=erase_time,json=eraseTime,proto3" json:"erase_time,omitempty"`
+	EraseTime *timestamppb.Timestamp `protobuf:"bytes,24,opt,name=erase_time,json=eraseTime,proto3" json:"erase_time,omitempty"`
+	// The identifying details (ReferralDetails: name, guardian contact,
+	// birth year, case notes) sealed by the sending agency's client to the
+	// receiver's registered encryption key and to its own: an age file
+	// (age-encryption.org/v1) whose sealed envelope binds request_id, sender
+	// and receiver, so that it cannot be moved to another referral; see
+	// docs/sealing.md. The exchange stores and returns it as sent and holds
+	// no key that opens it. A referral that carries it carries none of the
+	// identifying fields in clear (subject.name, subject.guardian_contact,
+	// subject.birth_year, case_notes). Returned only where the identifying
+	// details are: in full views to the two agencies, never to a receiver
+	// after consent is revoked, never in lists, watches or the change log.
+	SealedDetails []byte `protobuf:"bytes,25,opt,name=sealed_details,json=sealedDetails,proto3" json:"sealed_details,omitempty"`
+	// The request id of the create (or forward) that made this referral:
+	// part of the binding sealed with sealed_details. Output only.
+	RequestId     string `protobuf:"bytes,26,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -609,6 +624,97 @@ func (x *Referral) GetEraseTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Referral) GetSealedDetails() []byte {
+	if x != nil {
+		return x.SealedDetails
+	}
+	return nil
+}
+
+func (x *Referral) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+// ReferralDetails are the identifying details of a referral as the
+// sending client seals them into Referral.sealed_details: the plaintext
+// that is sealed, never sent to the exchange in clear. Bounds are those of
+// the fields they replace.
+type ReferralDetails struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The name the person uses (Subject.name).
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// How to reach the person's guardian or a safe contact
+	// (Subject.guardian_contact).
+	GuardianContact string `protobuf:"bytes,2,opt,name=guardian_contact,json=guardianContact,proto3" json:"guardian_contact,omitempty"`
+	// Birth year, if known (Subject.birth_year).
+	BirthYear int32 `protobuf:"varint,3,opt,name=birth_year,json=birthYear,proto3" json:"birth_year,omitempty"`
+	// Case notes for the receiver (Referral.case_notes).
+	CaseNotes     string `protobuf:"bytes,4,opt,name=case_notes,json=caseNotes,proto3" json:"case_notes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReferralDetails) Reset() {
+	*x = ReferralDetails{}
+	mi := &file_alltogether_exchange_v1_referral_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReferralDetails) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReferralDetails) ProtoMessage() {}
+
+func (x *ReferralDetails) ProtoReflect() protoreflect.Message {
+	mi := &file_alltogether_exchange_v1_referral_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReferralDetails.ProtoReflect.Descriptor instead.
+func (*ReferralDetails) Descriptor() ([]byte, []int) {
+	return file_alltogether_exchange_v1_referral_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ReferralDetails) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ReferralDetails) GetGuardianContact() string {
+	if x != nil {
+		return x.GuardianContact
+	}
+	return ""
+}
+
+func (x *ReferralDetails) GetBirthYear() int32 {
+	if x != nil {
+		return x.BirthYear
+	}
+	return 0
+}
+
+func (x *ReferralDetails) GetCaseNotes() string {
+	if x != nil {
+		return x.CaseNotes
+	}
+	return ""
+}
+
 // RequestedService is the service a referral asks for.
 type RequestedService struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -622,7 +728,7 @@ type RequestedService struct {
 
 func (x *RequestedService) Reset() {
 	*x = RequestedService{}
-	mi := &file_alltogether_exchange_v1_referral_proto_msgTypes[1]
+	mi := &file_alltogether_exchange_v1_referral_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -634,7 +740,7 @@ func (x *RequestedService) String() string {
 func (*RequestedService) ProtoMessage() {}
 
 func (x *RequestedService) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_referral_proto_msgTypes[1]
+	mi := &file_alltogether_exchange_v1_referral_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -647,7 +753,7 @@ func (x *RequestedService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestedService.ProtoReflect.Descriptor instead.
 func (*RequestedService) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_referral_proto_rawDescGZIP(), []int{1}
+	return file_alltogether_exchange_v1_referral_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *RequestedService) GetNiche() Niche {
@@ -668,7 +774,8 @@ func (x *RequestedService) GetNeed() string {
 // minimum the receiver needs to find and serve them.
 type Subject struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The name the person uses.
+	// The name the person uses. Required, unless the referral carries
+	// sealed_details; then it must be empty (it is sealed inside).
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Sex as recorded by the sender.
 	Sex Sex `protobuf:"varint,2,opt,name=sex,proto3,enum=alltogether.exchange.v1.Sex" json:"sex,omitempty"`
@@ -692,7 +799,7 @@ type Subject struct {
 
 func (x *Subject) Reset() {
 	*x = Subject{}
-	mi := &file_alltogether_exchange_v1_referral_proto_msgTypes[2]
+	mi := &file_alltogether_exchange_v1_referral_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -704,7 +811,7 @@ func (x *Subject) String() string {
 func (*Subject) ProtoMessage() {}
 
 func (x *Subject) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_referral_proto_msgTypes[2]
+	mi := &file_alltogether_exchange_v1_referral_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -717,7 +824,7 @@ func (x *Subject) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subject.ProtoReflect.Descriptor instead.
 func (*Subject) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_referral_proto_rawDescGZIP(), []int{2}
+	return file_alltogether_exchange_v1_referral_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Subject) GetName() string {
@@ -800,7 +907,7 @@ type Consent struct {
 
 func (x *Consent) Reset() {
 	*x = Consent{}
-	mi := &file_alltogether_exchange_v1_referral_proto_msgTypes[3]
+	mi := &file_alltogether_exchange_v1_referral_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -812,7 +919,7 @@ func (x *Consent) String() string {
 func (*Consent) ProtoMessage() {}
 
 func (x *Consent) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_referral_proto_msgTypes[3]
+	mi := &file_alltogether_exchange_v1_referral_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -825,7 +932,7 @@ func (x *Consent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Consent.ProtoReflect.Descriptor instead.
 func (*Consent) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_referral_proto_rawDescGZIP(), []int{3}
+	return file_alltogether_exchange_v1_referral_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Consent) GetGivenBy() ConsentGiver {
@@ -891,7 +998,7 @@ type Transition struct {
 
 func (x *Transition) Reset() {
 	*x = Transition{}
-	mi := &file_alltogether_exchange_v1_referral_proto_msgTypes[4]
+	mi := &file_alltogether_exchange_v1_referral_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -903,7 +1010,7 @@ func (x *Transition) String() string {
 func (*Transition) ProtoMessage() {}
 
 func (x *Transition) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_referral_proto_msgTypes[4]
+	mi := &file_alltogether_exchange_v1_referral_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -916,7 +1023,7 @@ func (x *Transition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Transition.ProtoReflect.Descriptor instead.
 func (*Transition) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_referral_proto_rawDescGZIP(), []int{4}
+	return file_alltogether_exchange_v1_referral_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Transition) GetActor() string {
@@ -967,7 +1074,7 @@ type Rejection struct {
 
 func (x *Rejection) Reset() {
 	*x = Rejection{}
-	mi := &file_alltogether_exchange_v1_referral_proto_msgTypes[5]
+	mi := &file_alltogether_exchange_v1_referral_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -979,7 +1086,7 @@ func (x *Rejection) String() string {
 func (*Rejection) ProtoMessage() {}
 
 func (x *Rejection) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_referral_proto_msgTypes[5]
+	mi := &file_alltogether_exchange_v1_referral_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -992,7 +1099,7 @@ func (x *Rejection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rejection.ProtoReflect.Descriptor instead.
 func (*Rejection) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_referral_proto_rawDescGZIP(), []int{5}
+	return file_alltogether_exchange_v1_referral_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Rejection) GetReason() RejectionReason {
@@ -1025,7 +1132,7 @@ type Outcome struct {
 
 func (x *Outcome) Reset() {
 	*x = Outcome{}
-	mi := &file_alltogether_exchange_v1_referral_proto_msgTypes[6]
+	mi := &file_alltogether_exchange_v1_referral_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1037,7 +1144,7 @@ func (x *Outcome) String() string {
 func (*Outcome) ProtoMessage() {}
 
 func (x *Outcome) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_referral_proto_msgTypes[6]
+	mi := &file_alltogether_exchange_v1_referral_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1050,7 +1157,7 @@ func (x *Outcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Outcome.ProtoReflect.Descriptor instead.
 func (*Outcome) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_referral_proto_rawDescGZIP(), []int{6}
+	return file_alltogether_exchange_v1_referral_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Outcome) GetServicesDelivered() []Niche {
@@ -1078,7 +1185,7 @@ var File_alltogether_exchange_v1_referral_proto protoreflect.FileDescriptor
 
 const file_alltogether_exchange_v1_referral_proto_rawDesc = "" +
 	"\n" +
-	"&alltogether/exchange/v1/referral.proto\x12\x17alltogether.exchange.v1\x1a&alltogether/exchange/v1/location.proto\x1a#alltogether/exchange/v1/niche.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa2\n" +
+	"&alltogether/exchange/v1/referral.proto\x12\x17alltogether.exchange.v1\x1a&alltogether/exchange/v1/location.proto\x1a#alltogether/exchange/v1/niche.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf3\n" +
 	"\n" +
 	"\bReferral\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
@@ -1111,15 +1218,24 @@ const file_alltogether_exchange_v1_referral_proto_rawDesc = "" +
 	"\x04etag\x18\x16 \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag\x12%\n" +
 	"\x0edetails_erased\x18\x17 \x01(\bR\rdetailsErased\x129\n" +
 	"\n" +
-	"erase_time\x18\x18 \x01(\v2\x1a.google.protobuf.TimestampR\teraseTime\"t\n" +
+	"erase_time\x18\x18 \x01(\v2\x1a.google.protobuf.TimestampR\teraseTime\x120\n" +
+	"\x0esealed_details\x18\x19 \x01(\fB\t\xbaH\x06z\x04\x18\x80\x80\x06R\rsealedDetails\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x1a \x01(\tR\trequestId\"\xbc\x01\n" +
+	"\x0fReferralDetails\x12\x1c\n" +
+	"\x04name\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\x04name\x123\n" +
+	"\x10guardian_contact\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xf4\x03R\x0fguardianContact\x12-\n" +
+	"\n" +
+	"birth_year\x18\x03 \x01(\x05B\x0e\xbaH\v\xd8\x01\x01\x1a\x06\x18\xb4\x10(\xec\x0eR\tbirthYear\x12'\n" +
+	"\n" +
+	"case_notes\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x90NR\tcaseNotes\"t\n" +
 	"\x10RequestedService\x12@\n" +
 	"\x05niche\x18\x01 \x01(\x0e2\x1e.alltogether.exchange.v1.NicheB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x05niche\x12\x1e\n" +
 	"\x04need\x18\x02 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x01\x18\xd0\x0fR\x04need\"\xc8\x03\n" +
-	"\aSubject\x12\x1e\n" +
-	"\x04name\x18\x01 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x01\x18\xc8\x01R\x04name\x128\n" +
+	"\xbaH\ar\x05\x10\x01\x18\xd0\x0fR\x04need\"\xc6\x03\n" +
+	"\aSubject\x12\x1c\n" +
+	"\x04name\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\x04name\x128\n" +
 	"\x03sex\x18\x02 \x01(\x0e2\x1c.alltogether.exchange.v1.SexB\b\xbaH\x05\x82\x01\x02\x10\x01R\x03sex\x12 \n" +
 	"\x03age\x18\x03 \x01(\x05B\t\xbaH\x06\x1a\x04\x18x(\x00H\x00R\x03age\x88\x01\x01\x12-\n" +
 	"\n" +
@@ -1208,7 +1324,7 @@ func file_alltogether_exchange_v1_referral_proto_rawDescGZIP() []byte {
 }
 
 var file_alltogether_exchange_v1_referral_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_alltogether_exchange_v1_referral_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_alltogether_exchange_v1_referral_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_alltogether_exchange_v1_referral_proto_goTypes = []any{
 	(Urgency)(0),                  // 0: alltogether.exchange.v1.Urgency
 	(Sex)(0),                      // 1: alltogether.exchange.v1.Sex
@@ -1216,41 +1332,42 @@ var file_alltogether_exchange_v1_referral_proto_goTypes = []any{
 	(ReferralState)(0),            // 3: alltogether.exchange.v1.ReferralState
 	(RejectionReason)(0),          // 4: alltogether.exchange.v1.RejectionReason
 	(*Referral)(nil),              // 5: alltogether.exchange.v1.Referral
-	(*RequestedService)(nil),      // 6: alltogether.exchange.v1.RequestedService
-	(*Subject)(nil),               // 7: alltogether.exchange.v1.Subject
-	(*Consent)(nil),               // 8: alltogether.exchange.v1.Consent
-	(*Transition)(nil),            // 9: alltogether.exchange.v1.Transition
-	(*Rejection)(nil),             // 10: alltogether.exchange.v1.Rejection
-	(*Outcome)(nil),               // 11: alltogether.exchange.v1.Outcome
-	(*LocationRef)(nil),           // 12: alltogether.exchange.v1.LocationRef
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
-	(Niche)(0),                    // 14: alltogether.exchange.v1.Niche
+	(*ReferralDetails)(nil),       // 6: alltogether.exchange.v1.ReferralDetails
+	(*RequestedService)(nil),      // 7: alltogether.exchange.v1.RequestedService
+	(*Subject)(nil),               // 8: alltogether.exchange.v1.Subject
+	(*Consent)(nil),               // 9: alltogether.exchange.v1.Consent
+	(*Transition)(nil),            // 10: alltogether.exchange.v1.Transition
+	(*Rejection)(nil),             // 11: alltogether.exchange.v1.Rejection
+	(*Outcome)(nil),               // 12: alltogether.exchange.v1.Outcome
+	(*LocationRef)(nil),           // 13: alltogether.exchange.v1.LocationRef
+	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(Niche)(0),                    // 15: alltogether.exchange.v1.Niche
 }
 var file_alltogether_exchange_v1_referral_proto_depIdxs = []int32{
-	6,  // 0: alltogether.exchange.v1.Referral.service:type_name -> alltogether.exchange.v1.RequestedService
+	7,  // 0: alltogether.exchange.v1.Referral.service:type_name -> alltogether.exchange.v1.RequestedService
 	0,  // 1: alltogether.exchange.v1.Referral.urgency:type_name -> alltogether.exchange.v1.Urgency
-	7,  // 2: alltogether.exchange.v1.Referral.subject:type_name -> alltogether.exchange.v1.Subject
-	8,  // 3: alltogether.exchange.v1.Referral.consent:type_name -> alltogether.exchange.v1.Consent
-	12, // 4: alltogether.exchange.v1.Referral.location:type_name -> alltogether.exchange.v1.LocationRef
+	8,  // 2: alltogether.exchange.v1.Referral.subject:type_name -> alltogether.exchange.v1.Subject
+	9,  // 3: alltogether.exchange.v1.Referral.consent:type_name -> alltogether.exchange.v1.Consent
+	13, // 4: alltogether.exchange.v1.Referral.location:type_name -> alltogether.exchange.v1.LocationRef
 	3,  // 5: alltogether.exchange.v1.Referral.state:type_name -> alltogether.exchange.v1.ReferralState
-	9,  // 6: alltogether.exchange.v1.Referral.history:type_name -> alltogether.exchange.v1.Transition
-	10, // 7: alltogether.exchange.v1.Referral.rejection:type_name -> alltogether.exchange.v1.Rejection
-	11, // 8: alltogether.exchange.v1.Referral.outcome:type_name -> alltogether.exchange.v1.Outcome
-	13, // 9: alltogether.exchange.v1.Referral.create_time:type_name -> google.protobuf.Timestamp
-	13, // 10: alltogether.exchange.v1.Referral.update_time:type_name -> google.protobuf.Timestamp
-	13, // 11: alltogether.exchange.v1.Referral.erase_time:type_name -> google.protobuf.Timestamp
-	14, // 12: alltogether.exchange.v1.RequestedService.niche:type_name -> alltogether.exchange.v1.Niche
+	10, // 6: alltogether.exchange.v1.Referral.history:type_name -> alltogether.exchange.v1.Transition
+	11, // 7: alltogether.exchange.v1.Referral.rejection:type_name -> alltogether.exchange.v1.Rejection
+	12, // 8: alltogether.exchange.v1.Referral.outcome:type_name -> alltogether.exchange.v1.Outcome
+	14, // 9: alltogether.exchange.v1.Referral.create_time:type_name -> google.protobuf.Timestamp
+	14, // 10: alltogether.exchange.v1.Referral.update_time:type_name -> google.protobuf.Timestamp
+	14, // 11: alltogether.exchange.v1.Referral.erase_time:type_name -> google.protobuf.Timestamp
+	15, // 12: alltogether.exchange.v1.RequestedService.niche:type_name -> alltogether.exchange.v1.Niche
 	1,  // 13: alltogether.exchange.v1.Subject.sex:type_name -> alltogether.exchange.v1.Sex
-	12, // 14: alltogether.exchange.v1.Subject.current_location:type_name -> alltogether.exchange.v1.LocationRef
+	13, // 14: alltogether.exchange.v1.Subject.current_location:type_name -> alltogether.exchange.v1.LocationRef
 	2,  // 15: alltogether.exchange.v1.Consent.given_by:type_name -> alltogether.exchange.v1.ConsentGiver
-	13, // 16: alltogether.exchange.v1.Consent.given_time:type_name -> google.protobuf.Timestamp
-	14, // 17: alltogether.exchange.v1.Consent.services:type_name -> alltogether.exchange.v1.Niche
-	13, // 18: alltogether.exchange.v1.Consent.revoke_time:type_name -> google.protobuf.Timestamp
-	13, // 19: alltogether.exchange.v1.Transition.time:type_name -> google.protobuf.Timestamp
+	14, // 16: alltogether.exchange.v1.Consent.given_time:type_name -> google.protobuf.Timestamp
+	15, // 17: alltogether.exchange.v1.Consent.services:type_name -> alltogether.exchange.v1.Niche
+	14, // 18: alltogether.exchange.v1.Consent.revoke_time:type_name -> google.protobuf.Timestamp
+	14, // 19: alltogether.exchange.v1.Transition.time:type_name -> google.protobuf.Timestamp
 	3,  // 20: alltogether.exchange.v1.Transition.from:type_name -> alltogether.exchange.v1.ReferralState
 	3,  // 21: alltogether.exchange.v1.Transition.to:type_name -> alltogether.exchange.v1.ReferralState
 	4,  // 22: alltogether.exchange.v1.Rejection.reason:type_name -> alltogether.exchange.v1.RejectionReason
-	14, // 23: alltogether.exchange.v1.Outcome.services_delivered:type_name -> alltogether.exchange.v1.Niche
+	15, // 23: alltogether.exchange.v1.Outcome.services_delivered:type_name -> alltogether.exchange.v1.Niche
 	24, // [24:24] is the sub-list for method output_type
 	24, // [24:24] is the sub-list for method input_type
 	24, // [24:24] is the sub-list for extension type_name
@@ -1265,14 +1382,14 @@ func file_alltogether_exchange_v1_referral_proto_init() {
 	}
 	file_alltogether_exchange_v1_location_proto_init()
 	file_alltogether_exchange_v1_niche_proto_init()
-	file_alltogether_exchange_v1_referral_proto_msgTypes[2].OneofWrappers = []any{}
+	file_alltogether_exchange_v1_referral_proto_msgTypes[3].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_alltogether_exchange_v1_referral_proto_rawDesc), len(file_alltogether_exchange_v1_referral_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1776,7 +1776,12 @@ type ForwardReferralRequest struct {
 	// Notes for the new receiver; unset keeps none of the original notes.
 	CaseNotes string `protobuf:"bytes,6,opt,name=case_notes,json=caseNotes,proto3" json:"case_notes,omitempty"`
 	// Idempotency key for the new referral.
-	RequestId     string `protobuf:"bytes,7,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,7,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The identifying details re-sealed by the forwarding agency's client to
+	// the new receiver and to itself, bound to this request_id, the caller
+	// and receiver (see Referral.sealed_details). Required when the referral
+	// forwarded carries sealed_details; case_notes must then be empty.
+	SealedDetails []byte `protobuf:"bytes,8,opt,name=sealed_details,json=sealedDetails,proto3" json:"sealed_details,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1858,6 +1863,13 @@ func (x *ForwardReferralRequest) GetRequestId() string {
 		return x.RequestId
 	}
 	return ""
+}
+
+func (x *ForwardReferralRequest) GetSealedDetails() []byte {
+	if x != nil {
+		return x.SealedDetails
+	}
+	return nil
 }
 
 // ForwardReferralResponse carries the new, linked referral.
@@ -2285,7 +2297,7 @@ const file_alltogether_exchange_v1_referral_service_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\xd0\x0fR\x06reason\"]\n" +
 	"\x1cEraseReferralDetailsResponse\x12=\n" +
-	"\breferral\x18\x01 \x01(\v2!.alltogether.exchange.v1.ReferralR\breferral\"\xe3\x03\n" +
+	"\breferral\x18\x01 \x01(\v2!.alltogether.exchange.v1.ReferralR\breferral\"\x95\x04\n" +
 	"\x16ForwardReferralRequest\x123\n" +
 	"\x04name\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^referrals/[0-9a-z]{26}$R\x04name\x12J\n" +
 	"\breceiver\x18\x02 \x01(\tB.\xbaH+r)2'^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\breceiver\x12K\n" +
@@ -2295,7 +2307,8 @@ const file_alltogether_exchange_v1_referral_service_proto_rawDesc = "" +
 	"\n" +
 	"case_notes\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\x90NR\tcaseNotes\x12H\n" +
 	"\n" +
-	"request_id\x18\a \x01(\tB)\xbaH&r$2\"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$R\trequestId\"X\n" +
+	"request_id\x18\a \x01(\tB)\xbaH&r$2\"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$R\trequestId\x120\n" +
+	"\x0esealed_details\x18\b \x01(\fB\t\xbaH\x06z\x04\x18\x80\x80\x06R\rsealedDetails\"X\n" +
 	"\x17ForwardReferralResponse\x12=\n" +
 	"\breferral\x18\x01 \x01(\v2!.alltogether.exchange.v1.ReferralR\breferral\"\x9f\x01\n" +
 	"\x18SuggestRecipientsRequest\x12@\n" +

@@ -1,0 +1,112 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+)
+
+// TestAClientSealedReferralIsKeptAsSentWithNoDataKey stores a referral
+// whose client sealed its details: the blob is kept byte for byte, no data
+// key is made, the record keeps the request id and the routing subject
+// (without a name), Get returns the blob unopened, the change log never
+// carries it, and erasure deletes the blob and the routing subject.
+func TestAClientSealedReferralIsKeptAsSentWithNoDataKey(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := context.Background()
+	for _, id := range []string{"ilo", "iom"} {
+		mustCreateAgency(t, s, id, nil)
+	}
+	blob := []byte(AgeHeader + "-> mlkem768x25519 stand-in stanza\nBLOB-BODY-5521")
+	sent := &exchangev1.Referral{
+		Receiver: "agencies/iom", SubjectReference: "s-1",
+		Service:       &exchangev1.RequestedService{Niche: exchangev1.Niche_NICHE_SHELTER, Need: "shelter"},
+		Subject:       &exchangev1.Subject{Sex: exchangev1.Sex_SEX_FEMALE, Nationality: "KH"},
+		SealedDetails: blob,
+	}
+	res, err := s.CreateReferrals(ctx, Op{Actor: "agencies/ilo", Method: "test"}, []NewReferral{{RequestID: "r1", Referral: sent}})
+	if err != nil || res[0].Err != nil {
+		t.Fatal(err, res[0].Err)
+	}
+	name := res[0].Referral.GetName()
+	if !bytes.Equal(res[0].Referral.GetSealedDetails(), blob) || res[0].Referral.GetRequestId() != "r1" {
+		t.Fatalf("create result: %v", res[0].Referral)
+	}
+	stored := func() (key, details, record []byte) {
+		s.db.View(func(tx *bolt.Tx) error {
+			id := []byte(referralID(name))
+			key = bytes.Clone(tx.Bucket(bucketReferralKeys).Get(id))
+			details = bytes.Clone(tx.Bucket(bucketReferralDetails).Get(id))
+			record = bytes.Clone(tx.Bucket(bucketReferrals).Get(id))
+			return nil
+		})
+		return
+	}
+	key, details, record := stored()
+	if key != nil || !bytes.Equal(details, blob) || bytes.Contains(record, []byte("BLOB-BODY")) {
+		t.Fatalf("stored: key %x, details %q", key, details)
+	}
+	got, err := s.GetReferral(ctx, name)
+	if err != nil || !bytes.Equal(got.GetSealedDetails(), blob) || got.GetRequestId() != "r1" ||
+		got.GetSubject().GetNationality() != "KH" || got.GetSubject().GetName() != "" {
+		t.Fatalf("get: %v %v", got, err)
+	}
+	changes, err := s.Changes(ctx, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range changes {
+		if bytes.Contains(c.GetResource().GetValue(), []byte("BLOB-BODY")) {
+			t.Fatalf("the change log carries the blob: %v", c)
+		}
+	}
+
+	_, err = s.EraseReferralDetails(ctx, Op{Actor: "agencies/ilo", Method: "EraseReferralDetails"}, name, func(*exchangev1.Referral) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, details, _ := stored(); details != nil {
+		t.Fatal("erasure left the blob")
+	}
+	after, err := s.GetReferral(ctx, name)
+	if err != nil || after.GetSealedDetails() != nil || after.GetSubject() != nil || !after.GetDetailsErased() {
+		t.Fatalf("after erasure: %v %v", after, err)
+	}
+}
+
+// TestAClientSealedReferralInClearOrNotAgeIsRefused checks the store's own
+// guard: a blob that is not an age file, or an identifying field sent in
+// clear beside a blob, is refused naming the field, and nothing is stored.
+func TestAClientSealedReferralInClearOrNotAgeIsRefused(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := context.Background()
+	for _, id := range []string{"ilo", "iom"} {
+		mustCreateAgency(t, s, id, nil)
+	}
+	blob := []byte(AgeHeader + "body")
+	for field, r := range map[string]*exchangev1.Referral{
+		"referral.sealed_details":           {SealedDetails: []byte("not age at all")},
+		"referral.subject.name":             {SealedDetails: blob, Subject: &exchangev1.Subject{Name: "x"}},
+		"referral.subject.guardian_contact": {SealedDetails: blob, Subject: &exchangev1.Subject{GuardianContact: "x"}},
+		"referral.subject.birth_year":       {SealedDetails: blob, Subject: &exchangev1.Subject{BirthYear: 2010}},
+		"referral.case_notes":               {SealedDetails: blob, CaseNotes: "x"},
+	} {
+		r.Receiver, r.SubjectReference = "agencies/iom", "s-1"
+		_, err := s.CreateReferrals(ctx, Op{Actor: "agencies/ilo", Method: "test"}, []NewReferral{{RequestID: "r1", Referral: r}})
+		var e *Error
+		if KindOf(err) != KindInvalidArgument || !errors.As(err, &e) || e.Field != field {
+			t.Errorf("%s: %v", field, err)
+		}
+	}
+	s.db.View(func(tx *bolt.Tx) error {
+		if n := tx.Bucket(bucketReferralDetails).Stats().KeyN; n != 0 {
+			t.Errorf("%d details stored", n)
+		}
+		return nil
+	})
+}
