@@ -36,6 +36,17 @@ type Config struct {
 	// Timeout bounds each call, retries included, whose context carries no
 	// deadline of its own. Zero means no bound.
 	Timeout time.Duration
+	// KeyRingFile, when set, is the agency's key ring (seal.KeyRing, made
+	// by `exchangectl keys create`): Referrals then seals the identifying
+	// details of every referral it sends (Create, BatchCreate, Forward) to
+	// the receiver's registered key and the agency's own, and opens those
+	// it reads (Get). The exchange then holds only ciphertext for them.
+	// CertFile must be an agency's certificate.
+	KeyRingFile string
+	// PinsFile is the pin file (seal.Pins) that goes with KeyRingFile: the
+	// key pinned for each receiver on first use. Required with
+	// KeyRingFile.
+	PinsFile string
 }
 
 // Client is a connection to the exchange with one typed sub-client per
@@ -110,7 +121,17 @@ func Dial(ctx context.Context, cfg Config, opts ...grpc.DialOption) (*Client, er
 	if err != nil {
 		return nil, fmt.Errorf("client: dial %s: %w", cfg.Address, err)
 	}
-	return newClient(conn), nil
+	c := newClient(conn)
+	if cfg.KeyRingFile != "" {
+		s, err := newSealer(cfg.CertFile, cfg.KeyRingFile, cfg.PinsFile)
+		if err != nil {
+			conn.Close()
+			return nil, err
+		}
+		s.dir = c.Directory
+		c.Referrals.sealer = s
+	}
+	return c, nil
 }
 
 // newClient wraps conn in the typed sub-clients.

@@ -2,11 +2,13 @@ package client
 
 import (
 	"context"
+	"fmt"
 	"iter"
 
 	"google.golang.org/protobuf/proto"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+	"github.com/alltogether/exchange/seal"
 )
 
 // MaxReferralBatch is the most referrals BatchCreate sends in one call, the
@@ -30,6 +32,9 @@ const MaxReferralBatch = 500
 // them from ids.
 type ReferralClient struct {
 	rpc exchangev1.ReferralServiceClient
+	// sealer, when set (Config.KeyRingFile), seals and opens identifying
+	// details in this process (referral_sealing.go).
+	sealer *sealer
 }
 
 // Create sends the referral r and returns it as stored, with its name and
@@ -39,16 +44,40 @@ type ReferralClient struct {
 // WithRequestID is given; use a key from your own case system to make the
 // call safe to repeat across processes) and is retried on UNAVAILABLE, so
 // it never sends twice. Agencies only.
+//
+// With a key ring (Config.KeyRingFile) the identifying fields (subject
+// name, guardian contact and birth year, case notes) are sealed to the
+// receiver's registered key, checked against its pin, and to the
+// agency's own, bound to the request id; the referral returned carries
+// them back in clear. A receiver that registered no key, or whose key
+// changed since it was pinned, is refused with FAILED_PRECONDITION and
+// nothing is sent.
 func (c *ReferralClient) Create(ctx context.Context, r *exchangev1.Referral, opts ...CreateOption) (*exchangev1.Referral, error) {
 	s, err := newCreateSettings("CreateReferral", false, opts)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.rpc.CreateReferral(ctx, &exchangev1.CreateReferralRequest{Referral: r, RequestId: s.requestID})
+	sent := r
+	if c.sealer != nil {
+		if sent, err = c.sealer.seal(ctx, r, s.requestID, map[string]seal.Recipient{}); err != nil {
+			return nil, err
+		}
+	}
+	resp, err := c.rpc.CreateReferral(ctx, &exchangev1.CreateReferralRequest{Referral: sent, RequestId: s.requestID})
 	if err != nil {
 		return nil, err
 	}
-	return resp.GetReferral(), nil
+	return c.putBack(resp.GetReferral(), r), nil
+}
+
+// putBack gives created, the referral the exchange returned for sent, the
+// identifying details the client sealed, in clear, in place of the blob.
+func (c *ReferralClient) putBack(created, sent *exchangev1.Referral) *exchangev1.Referral {
+	if c.sealer != nil && len(created.GetSealedDetails()) > 0 {
+		putDetails(created, detailsOf(proto.CloneOf(sent)))
+		created.SealedDetails = nil
+	}
+	return created
 }
 
 // BatchCreate sends up to MaxReferralBatch referrals in one call and
@@ -62,15 +91,28 @@ func (c *ReferralClient) Create(ctx context.Context, r *exchangev1.Referral, opt
 // retried on UNAVAILABLE without creating twice; a retry after a lost
 // response reports the referrals stored by the first attempt as
 // DUPLICATE. An empty reqs makes no call. Agencies only.
+//
+// With a key ring each referral is sealed as Create seals it, bound to
+// its own request id; if any cannot be sealed (a receiver without a
+// registered key, or whose key changed since it was pinned), the call
+// fails with that error and nothing is sent.
 func (c *ReferralClient) BatchCreate(ctx context.Context, reqs []*exchangev1.CreateReferralRequest) ([]*exchangev1.ReferralPushResult, error) {
 	if len(reqs) == 0 {
 		return nil, nil
 	}
 	batch := make([]*exchangev1.CreateReferralRequest, len(reqs))
+	keys := map[string]seal.Recipient{}
 	for i, r := range reqs {
 		if r.GetRequestId() == "" {
 			// A shallow copy: the referral is shared, not cloned.
 			r = &exchangev1.CreateReferralRequest{Referral: r.GetReferral(), RequestId: NewRequestID()}
+		}
+		if c.sealer != nil {
+			sealed, err := c.sealer.seal(ctx, r.GetReferral(), r.GetRequestId(), keys)
+			if err != nil {
+				return nil, fmt.Errorf("request %d: %w", i, err)
+			}
+			r = &exchangev1.CreateReferralRequest{Referral: sealed, RequestId: r.GetRequestId()}
 		}
 		batch[i] = r
 	}
@@ -84,13 +126,22 @@ func (c *ReferralClient) BatchCreate(ctx context.Context, reqs []*exchangev1.Cre
 // Get returns the referral with the given name, with its identifying
 // details: subject and case notes (withheld from the receiver once consent
 // is revoked; DetailsWithheld says so). Each read of identifying details is
-// recorded in the exchange's audit chain.
+// recorded in the exchange's audit chain. With a key ring, details sealed
+// by the client are opened here and returned in clear, in subject and
+// case notes, without the blob; a blob no key of the ring opens, or one
+// sealed for another referral, fails with DATA_LOSS.
 func (c *ReferralClient) Get(ctx context.Context, name string) (*exchangev1.Referral, error) {
 	resp, err := c.rpc.GetReferral(ctx, &exchangev1.GetReferralRequest{Name: name})
 	if err != nil {
 		return nil, err
 	}
-	return resp.GetReferral(), nil
+	r := resp.GetReferral()
+	if c.sealer != nil {
+		if err := c.sealer.open(r); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
 }
 
 // Referrals iterates over the caller's referrals that match req's filters
@@ -222,6 +273,11 @@ func (c *ReferralClient) RevokeConsent(ctx context.Context, name, reason string)
 // carries req.RequestId, else the id of WithRequestID, else a random one,
 // and is retried on UNAVAILABLE, so it never forwards twice. Receiver
 // only, while the referral is RECEIVED, ACCEPTED or IN_PROGRESS.
+//
+// With a key ring the referral's identifying details are read and opened
+// here (Get), then re-sealed, with req.CaseNotes as the new notes, to the
+// new receiver's key (checked against its pin) and the caller's own,
+// bound to the forward's request id.
 func (c *ReferralClient) Forward(ctx context.Context, req *exchangev1.ForwardReferralRequest, opts ...CreateOption) (*exchangev1.Referral, error) {
 	if req.GetRequestId() == "" {
 		s, err := newCreateSettings("ForwardReferral", false, opts)
@@ -230,6 +286,20 @@ func (c *ReferralClient) Forward(ctx context.Context, req *exchangev1.ForwardRef
 		}
 		req = proto.CloneOf(req)
 		req.RequestId = s.requestID
+	}
+	if c.sealer != nil {
+		parent, err := c.Get(ctx, req.GetName())
+		if err != nil {
+			return nil, err
+		}
+		details := detailsOf(parent)
+		details.CaseNotes = req.GetCaseNotes()
+		blob, err := c.sealer.sealDetails(ctx, details, req.GetRequestId(), req.GetReceiver(), map[string]seal.Recipient{})
+		if err != nil {
+			return nil, err
+		}
+		req = proto.CloneOf(req)
+		req.CaseNotes, req.SealedDetails = "", blob
 	}
 	resp, err := c.rpc.ForwardReferral(ctx, req)
 	if err != nil {
