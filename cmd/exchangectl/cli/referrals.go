@@ -223,7 +223,7 @@ func runReferralsShow(ctx context.Context, o *referralsShowOptions) error {
 	if err != nil {
 		return err
 	}
-	c, err := o.app.connect(ctx)
+	c, err := o.app.connectSealing(ctx)
 	if err != nil {
 		return err
 	}
@@ -652,7 +652,7 @@ func runReferralsForward(ctx context.Context, o *referralsForwardOptions) error 
 	if err != nil {
 		return err
 	}
-	c, err := o.app.connect(ctx)
+	c, err := o.app.connectSealing(ctx)
 	if err != nil {
 		return err
 	}

@@ -154,7 +154,7 @@ func runReferralsPush(ctx context.Context, o *referralsPushOptions) error {
 		defer f.Close()
 		in, name = f, o.File
 	}
-	c, err := o.app.connect(ctx)
+	c, err := o.app.connectSealing(ctx)
 	if err != nil {
 		return err
 	}
