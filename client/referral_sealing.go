@@ -95,6 +95,12 @@ func (s *sealer) recipientOf(ctx context.Context, receiver string) (seal.Recipie
 func (s *sealer) seal(ctx context.Context, r *exchangev1.Referral, requestID string, keys map[string]seal.Recipient) (*exchangev1.Referral, error) {
 	out := proto.CloneOf(r)
 	details := detailsOf(out)
+	if details.GetName() == "" {
+		// Nothing worth sealing: sent without its identifying fields and
+		// without a blob, the exchange refuses it on subject.name, in a
+		// batch on its own, and no detail travels in clear.
+		return out, nil
+	}
 	blob, err := s.sealDetails(ctx, details, requestID, out.GetReceiver(), keys)
 	if err != nil {
 		return nil, err
