@@ -104,7 +104,7 @@ func TestSealedDetailsGoOnlyWhereDetailsGo(t *testing.T) {
 		}
 	}
 	list, err := iom.referrals().ListReferrals(ctx, &exchangev1.ListReferralsRequest{Direction: exchangev1.ReferralDirection_REFERRAL_DIRECTION_INBOX})
-	if err != nil || len(list.GetReferrals()) != 1 || list.GetReferrals()[0].GetSealedDetails() != nil {
+	if err != nil || len(list.GetReferrals()) != 1 || list.GetReferrals()[0].GetSealedDetails() != nil || list.GetReferrals()[0].GetSubject() != nil {
 		t.Fatalf("a list carries the blob: %v %v", list, err)
 	}
 

@@ -14,8 +14,8 @@ import (
 // TestAClientSealedReferralIsKeptAsSentWithNoDataKey stores a referral
 // whose client sealed its details: the blob is kept byte for byte, no data
 // key is made, the record keeps the request id and the routing subject
-// (without a name), Get returns the blob unopened, the change log never
-// carries it, and erasure deletes the blob and the routing subject.
+// (without a name), Get returns the blob unopened, the change log carries
+// neither the blob nor the routing subject, and erasure deletes the blob and the routing subject.
 func TestAClientSealedReferralIsKeptAsSentWithNoDataKey(t *testing.T) {
 	s, _ := openTest(t)
 	ctx := context.Background()
@@ -25,8 +25,9 @@ func TestAClientSealedReferralIsKeptAsSentWithNoDataKey(t *testing.T) {
 	blob := []byte(AgeHeader + "-> mlkem768x25519 stand-in stanza\nBLOB-BODY-5521")
 	sent := &exchangev1.Referral{
 		Receiver: "agencies/iom", SubjectReference: "s-1",
-		Service:       &exchangev1.RequestedService{Niche: exchangev1.Niche_NICHE_SHELTER, Need: "shelter"},
-		Subject:       &exchangev1.Subject{Sex: exchangev1.Sex_SEX_FEMALE, Nationality: "KH"},
+		Service: &exchangev1.RequestedService{Niche: exchangev1.Niche_NICHE_SHELTER, Need: "shelter"},
+		Subject: &exchangev1.Subject{Sex: exchangev1.Sex_SEX_FEMALE, Nationality: "KH",
+			CurrentLocation: &exchangev1.LocationRef{Country: "KH", Area: "ROUTING-AREA-77"}},
 		SealedDetails: blob,
 	}
 	res, err := s.CreateReferrals(ctx, Op{Actor: "agencies/ilo", Method: "test"}, []NewReferral{{RequestID: "r1", Referral: sent}})
@@ -61,8 +62,8 @@ func TestAClientSealedReferralIsKeptAsSentWithNoDataKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range changes {
-		if bytes.Contains(c.GetResource().GetValue(), []byte("BLOB-BODY")) {
-			t.Fatalf("the change log carries the blob: %v", c)
+		if v := c.GetResource().GetValue(); bytes.Contains(v, []byte("BLOB-BODY")) || bytes.Contains(v, []byte("ROUTING-AREA")) {
+			t.Fatalf("the change log carries the blob or the routing subject: %v", c)
 		}
 	}
 
