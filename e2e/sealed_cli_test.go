@@ -7,6 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/alltogether/exchange/client"
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 	"github.com/alltogether/exchange/seal"
 )
@@ -116,5 +120,73 @@ func TestTheCLISealsWithTheKeyRingBesideTheCertificate(t *testing.T) {
 	}
 	if strings.Contains(string(raw), marker) {
 		t.Error("the marker is in the database file")
+	}
+}
+
+// TestTheGoClientSealsOnCreateAndOpensOnGet drives client.Referrals with a
+// key ring against the built exchanged: Create returns the referral with
+// its details in clear, the exchange holds a blob bound to the request id,
+// the receiver's Get opens it, and a receiver that registered no key is
+// refused with a message that says what to do, and nothing is stored.
+func TestTheGoClientSealsOnCreateAndOpensOnGet(t *testing.T) {
+	setup(t)
+	dir := t.TempDir()
+	srv := startServer(t, dir)
+	sec := newSession(dir, "EXCHANGE_SERVER="+srv.addr)
+	ids := map[string]identity{}
+	for _, id := range []string{"ilo", "iom", "nokey"} {
+		sec.ok(t, "agencies", "create", id, "--name", strings.ToUpper(id), "--kind", "un-agency")
+		sec.ok(t, "certs", "issue", "--agency", id, "--out-dir", "certs-"+id)
+		certDir := filepath.Join(dir, "certs-"+id)
+		ids[id] = identity{filepath.Join(certDir, id+".crt"), filepath.Join(certDir, id+".key"), filepath.Join(certDir, "ca.crt")}
+		if id != "nokey" {
+			agencySession(t, srv.addr, certDir, id).ok(t, "keys", "create")
+		}
+	}
+	sealing := func(id string) *client.Client {
+		certDir := filepath.Dir(ids[id].cert)
+		c, err := client.Dial(context.Background(), client.Config{
+			Address: srv.addr, CertFile: ids[id].cert, KeyFile: ids[id].key, CAFile: ids[id].ca,
+			KeyRingFile: filepath.Join(certDir, id+".age-keys"), PinsFile: filepath.Join(certDir, id+".age-pins"),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	ilo, iom := sealing("ilo"), sealing("iom")
+	ctx := context.Background()
+	sent := attackReferral("SEALED", 1)
+	created, err := ilo.Referrals.Create(ctx, sent, client.WithRequestID("go-case-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if created.GetSubject().GetName() != "SEALED-0001-NAME" || created.GetCaseNotes() != sent.GetCaseNotes() ||
+		created.GetSubject().GetBirthYear() != 2011 || len(created.GetSealedDetails()) != 0 {
+		t.Fatalf("create returned %v", created)
+	}
+	plain := dial(t, srv.addr, ids["iom"])
+	defer plain.Close()
+	stored, err := plain.Referrals.Get(ctx, created.GetName())
+	if err != nil || stored.GetRequestId() != "go-case-1" || stored.GetSubject().GetName() != "" || stored.GetCaseNotes() != "" ||
+		!strings.HasPrefix(string(stored.GetSealedDetails()), "age-encryption.org/v1\n") {
+		t.Fatalf("stored: %v %v", stored, err)
+	}
+	got, err := iom.Referrals.Get(ctx, created.GetName())
+	if err != nil || got.GetSubject().GetName() != "SEALED-0001-NAME" || got.GetSubject().GetGuardianContact() != sent.GetSubject().GetGuardianContact() ||
+		got.GetCaseNotes() != sent.GetCaseNotes() || got.GetSubject().GetNationality() != "KH" {
+		t.Fatalf("iom reads %v %v", got, err)
+	}
+
+	toNoKey := attackReferral("SEALED", 2)
+	toNoKey.Receiver, toNoKey.Consent.ReceivingAgency = "agencies/nokey", "agencies/nokey"
+	_, err = ilo.Referrals.Create(ctx, toNoKey)
+	if status.Code(err) != codes.FailedPrecondition ||
+		!strings.Contains(err.Error(), "agencies/nokey has not registered an encryption key; ask them to run `exchangectl keys create`") {
+		t.Fatalf("create to an agency without a key: %v", err)
+	}
+	if n, err := client.Collect(ilo.Referrals.Referrals(ctx, nil)); err != nil || len(n) != 1 {
+		t.Fatalf("%d referrals stored (%v), want 1", len(n), err)
 	}
 }
