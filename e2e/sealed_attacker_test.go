@@ -336,4 +336,8 @@ func TestTheOperatorRecoversNoSealedDetails(t *testing.T) {
 		sizes = append(sizes, len(r.GetSealedDetails()))
 	}
 	t.Logf("sealed_details sizes (bytes) of the first 20: min %d, max %d", slices.Min(sizes), slices.Max(sizes))
+	// docs/sealing.md: "about 3.4 KB for short details".
+	if slices.Min(sizes) < 3000 || slices.Max(sizes) > 4000 {
+		t.Errorf("sealed_details of %d to %d bytes; docs/sealing.md says about 3.4 KB", slices.Min(sizes), slices.Max(sizes))
+	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/alltogether/exchange/client"
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
@@ -172,6 +173,17 @@ func TestTheGoClientSealsOnCreateAndOpensOnGet(t *testing.T) {
 	if err != nil || stored.GetRequestId() != "go-case-1" || stored.GetSubject().GetName() != "" || stored.GetCaseNotes() != "" ||
 		!strings.HasPrefix(string(stored.GetSealedDetails()), "age-encryption.org/v1\n") {
 		t.Fatalf("stored: %v %v", stored, err)
+	}
+	// As docs/sealing.md says: a ReferralDetails, bound to the
+	// referral's request id, sender and receiver.
+	ring, err := seal.OpenKeyRing(filepath.Join(filepath.Dir(ids["iom"].cert), "iom.age-keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened, err := seal.Open(stored.GetSealedDetails(), seal.Binding{RequestID: "go-case-1", Sender: "agencies/ilo", Receiver: "agencies/iom"}, ring)
+	var details exchangev1.ReferralDetails
+	if err != nil || proto.Unmarshal(opened, &details) != nil || details.GetName() != "SEALED-0001-NAME" || details.GetBirthYear() != 2011 {
+		t.Fatalf("the blob opened by hand: %v %v", &details, err)
 	}
 	got, err := iom.Referrals.Get(ctx, created.GetName())
 	if err != nil || got.GetSubject().GetName() != "SEALED-0001-NAME" || got.GetSubject().GetGuardianContact() != sent.GetSubject().GetGuardianContact() ||
