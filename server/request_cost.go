@@ -22,7 +22,10 @@ package server
 //     so that an item with 11 languages is still rejected alone and one
 //     with 1,900,000 refuses the request ("requests[3].referral.subject.
 //     languages: has 1900000 items; at most 10"), as do 10,000 in each of
-//     many items.
+//     many items. An output-only list (outputOnlyLists), which the
+//     exchange never sends over its bound, refuses the request over its
+//     bound inside an item too; within it, the codec drops it from the
+//     bytes before decoding (output_only.go).
 //  1. A walk of the decoded request (protoreflect, no rules evaluated)
 //     counts the items of every list and map it reaches. A list or map
 //     over the max_items or max_pairs its rule declares (defaultMaxItems
@@ -412,6 +415,10 @@ type fieldBound struct {
 	scanIgnored bool
 	// counted says the field is a list or map.
 	counted bool
+	// outputOnly says the field is one of outputOnlyLists, which the
+	// exchange never sends over its bound: the scan refuses the whole
+	// request for one over it, inside what a rule ignores always too.
+	outputOnly bool
 }
 
 // messageOf returns the message type of a field's messages (a map's
@@ -494,7 +501,7 @@ func buildBounds(md protoreflect.MessageDescriptor, building map[protoreflect.Fu
 func boundOf(fd protoreflect.FieldDescriptor) (fieldBound, bool) {
 	rules, _ := protovalidate.ResolveFieldRules(fd)
 	f := fieldBound{desc: fd, max: defaultMaxItems, counted: fd.IsList() || fd.IsMap(),
-		ignored: rules.GetIgnore() == validate.Ignore_IGNORE_ALWAYS}
+		ignored: rules.GetIgnore() == validate.Ignore_IGNORE_ALWAYS, outputOnly: outputOnlyLists[fd.FullName()]}
 	itemsIgnored := false
 	switch {
 	case fd.IsList():
@@ -631,7 +638,7 @@ func (s *wireScan) message(anchor []byte, chain []protoreflect.FieldNumber, md p
 			return
 		}
 		name := string(f.desc.Name())
-		inIgnored := ignored || f.ignored
+		inIgnored := (ignored || f.ignored) && !f.outputOnly
 		if f.counted && counts[i] > f.max {
 			if !inIgnored || s.reportIgnored {
 				s.reportOver(f, counts[i], append(path, pathElement{name: name}))
