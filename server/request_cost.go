@@ -101,7 +101,10 @@ func (s *Server) validate(req any) error {
 		return nil
 	}
 	walk := requestWalk{}
-	walk.message(msg.ProtoReflect(), make([]pathElement, 0, 16))
+	// The path grows only as the walk goes into messages that hold lists:
+	// none but the row of an item of WriteDatasetRows, validated one by
+	// one, 10,000 in a request.
+	walk.message(msg.ProtoReflect(), nil)
 	if walk.report.total > 0 {
 		return walk.report.status()
 	}
@@ -278,7 +281,10 @@ func formatPath(path []pathElement) string {
 // them (it does not enter what a rule says to ignore always), counting
 // list items and map entries and refusing lists and maps over their
 // bound. With visit set it calls it for every message it reaches, outer
-// messages first, list items in order and map entries in key order.
+// messages first, list items in order and map entries in key order;
+// without, it goes only into the messages that can hold lists (it has
+// nothing to count in the others, the values of a row's map of measures
+// for one).
 type requestWalk struct {
 	visit  func(m protoreflect.Message, path []pathElement)
 	items  int
@@ -295,6 +301,8 @@ func (w *requestWalk) message(m protoreflect.Message, path []pathElement) {
 			continue
 		}
 		name := string(f.desc.Name())
+		// Without visit, messages that hold no lists have nothing to count.
+		enter := f.enter && (f.scan || w.visit != nil)
 		switch {
 		case f.desc.IsList():
 			list := m.Get(f.desc).List()
@@ -305,11 +313,11 @@ func (w *requestWalk) message(m protoreflect.Message, path []pathElement) {
 					fmt.Sprintf("has %d items; at most %d", n, f.max), "repeated.max_items")
 				continue
 			}
-			if !f.enter {
+			if !enter {
 				continue
 			}
 			for i := range n {
-				w.message(list.Get(i).Message(), append(path, pathElement{name: name, subscript: "[" + strconv.Itoa(i) + "]"}))
+				w.message(list.Get(i).Message(), append(path, pathElement{name: name, item: i + 1}))
 			}
 		case f.desc.IsMap():
 			entries := m.Get(f.desc).Map()
@@ -320,7 +328,7 @@ func (w *requestWalk) message(m protoreflect.Message, path []pathElement) {
 					fmt.Sprintf("has %d entries; at most %d", n, f.max), "map.max_pairs")
 				continue
 			}
-			if !f.enter {
+			if !enter {
 				continue
 			}
 			keys := make([]protoreflect.MapKey, 0, n)
@@ -332,7 +340,7 @@ func (w *requestWalk) message(m protoreflect.Message, path []pathElement) {
 			for _, k := range keys {
 				w.message(entries.Get(k).Message(), append(path, pathElement{name: name, subscript: "[" + mapKeyText(k) + "]"}))
 			}
-		case f.enter:
+		case enter:
 			w.message(m.Get(f.desc).Message(), append(path, pathElement{name: name}))
 		}
 	}
