@@ -5,11 +5,11 @@ package server
 // A batch (BatchCreateReferrals, WriteDatasetRows) is answered item by
 // item, each rejected item with the fields at fault. Every item kept
 // within its bounds, it can still break many rules at once (a row of ten
-// unknown categories and fifty empty values breaks sixty), and listing
-// them all made the answer cost far more than the request: 4,000 such
-// rows (a 2 MB request) made the exchange allocate 384 MiB and answer
-// with 15.6 MB, which a default client refuses to read; 7,500 rows, 720
-// MiB and 29 MB.
+// unknown categories and fifty values of unknown measures breaks 62), and
+// listing them all made the answer cost far more than the request: 4,000
+// rows of ten unknown categories and fifty empty values (2 MB) made the
+// exchange allocate 384 MiB and answer with 15.6 MB, which a default
+// client refuses to read; 7,500 rows, 720 MiB and 29 MB.
 //
 // So one batch shares one budget of violations (violationBudget): every
 // rejected item lists its first violation, so that each is reported with
