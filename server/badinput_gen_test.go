@@ -193,11 +193,12 @@ func (w *ruleWalker) add(category string, at fieldLoc, path, fieldKey, rule stri
 		// Too big to be read at all: the size limit answers first.
 		c.code, c.reason, c.field, c.rules = codes.ResourceExhausted, "", "", nil
 		c.what += fmt.Sprintf(" (%d bytes)", proto.Size(req))
-	} else if w.itemAt > 0 && category != "huge" {
+	} else if w.itemAt > 0 && category != "huge" && (rule != "repeated.max_items" || !outputOnlyLists[protoreflect.FullName(fieldKey)]) {
 		// A list 100,000 items long inside a batch item is far beyond
-		// what maxExcessInIgnoredItems leaves for mistakes: the whole
-		// request is refused, naming the full path; any other broken
-		// rule rejects the item alone.
+		// what maxExcessInIgnoredItems leaves for mistakes, and an
+		// output-only list over its bound is never what the exchange
+		// sent: the whole request is refused, naming the full path; any
+		// other broken rule rejects the item alone.
 		c.item = true
 		if w.relative {
 			c.field = strings.TrimPrefix(path, at[:w.itemAt].String()+".")

@@ -160,9 +160,14 @@ func textLimit(m *exchangev1.Measure) int {
 }
 
 // rowViolations checks one row against the dataset's schema and returns
-// every violation, fields prefixed by field ("writes[3].row").
-func rowViolations(field string, d *exchangev1.Dataset, row *exchangev1.Row, deleting bool) []*exchangev1.FieldViolation {
+// its violations in the order of their fields, prefixed by field
+// ("writes[3].row"): categories by key, location, period, values by key.
+// With limit above 0 it stops after the first limit of them: a batch
+// whose answer lists all it may checks its remaining rows up to their
+// first violation (batch_violations.go), which is the first of all.
+func rowViolations(field string, d *exchangev1.Dataset, row *exchangev1.Row, deleting bool, limit int) []*exchangev1.FieldViolation {
 	var out []*exchangev1.FieldViolation
+	full := func() bool { return limit > 0 && len(out) >= limit }
 	add := func(f, msg string) { out = append(out, &exchangev1.FieldViolation{Field: f, Description: msg}) }
 	addErr := func(err error) {
 		var e *store.Error
@@ -170,51 +175,87 @@ func rowViolations(field string, d *exchangev1.Dataset, row *exchangev1.Row, del
 			add(e.Field, strings.TrimPrefix(e.Message, e.Field+": "))
 		}
 	}
-	addErr(checkPeriodLabel(field+".period", d, row.GetPeriod()))
-	addErr(checkLocationCode(field+".location", d.GetSchema().GetLocationLevel(), row.GetLocation()))
 	categories := d.GetSchema().GetCategories()
-	for key, v := range row.GetCategories() {
+	for _, key := range keysWithRequired(row.GetCategories(), categories, func(c *exchangev1.Category) (string, bool) { return c.GetKey(), c.GetRequired() }) {
+		v := row.GetCategories()[key]
 		i := slices.IndexFunc(categories, func(c *exchangev1.Category) bool { return c.GetKey() == key })
 		switch {
 		case i < 0:
 			add(field+".categories."+key, "no such category in the schema")
 		case v != "" && !slices.Contains(categories[i].GetValues(), v):
-			add(field+".categories."+key, fmt.Sprintf("%q is not an allowed value (%v)", v, categories[i].GetValues()))
+			add(field+".categories."+key, fmt.Sprintf("%q is not an allowed value (%s)", v, listText(categories[i].GetValues(), maxBatchViolationTextBytes)))
+		case v == "" && categories[i].GetRequired():
+			add(field+".categories."+key, "required")
+		}
+		if full() {
+			return out
 		}
 	}
-	for _, c := range categories {
-		if c.GetRequired() && row.GetCategories()[c.GetKey()] == "" {
-			add(field+".categories."+c.GetKey(), "required")
+	if addErr(checkLocationCode(field+".location", d.GetSchema().GetLocationLevel(), row.GetLocation())); full() {
+		return out
+	}
+	if addErr(checkPeriodLabel(field+".period", d, row.GetPeriod())); full() || deleting {
+		return out
+	}
+	measures := d.GetSchema().GetMeasures()
+	for _, key := range keysWithRequired(row.GetValues(), measures, func(m *exchangev1.Measure) (string, bool) { return m.GetKey(), m.GetRequired() }) {
+		v, given := row.GetValues()[key]
+		i := slices.IndexFunc(measures, func(m *exchangev1.Measure) bool { return m.GetKey() == key })
+		switch {
+		case i < 0:
+			add(field+".values."+key, "no such measure in the schema")
+		case !given:
+			add(field+".values."+key, "required")
+		default:
+			if msg := valueViolation(measures[i], v); msg != "" {
+				add(field+".values."+key, msg)
+			}
+		}
+		if full() {
+			return out
 		}
 	}
-	if !deleting {
-		out = append(out, measureViolations(field, d, row)...)
-	}
-	slices.SortFunc(out, func(a, b *exchangev1.FieldViolation) int { return strings.Compare(a.GetField(), b.GetField()) })
 	return out
 }
 
-// measureViolations checks a row's values against the schema's measures.
-func measureViolations(field string, d *exchangev1.Dataset, row *exchangev1.Row) []*exchangev1.FieldViolation {
-	var out []*exchangev1.FieldViolation
-	add := func(f, msg string) { out = append(out, &exchangev1.FieldViolation{Field: f, Description: msg}) }
-	measures := d.GetSchema().GetMeasures()
-	for key, v := range row.GetValues() {
-		i := slices.IndexFunc(measures, func(m *exchangev1.Measure) bool { return m.GetKey() == key })
-		if i < 0 {
-			add(field+".values."+key, "no such measure in the schema")
-			continue
+// listText prints values as fmt's %v does ("[female male]"), cut with an
+// ellipsis once it passes limit bytes: a category may allow a hundred
+// values of 64 bytes, and a batch's answer cuts a description at
+// maxBatchViolationTextBytes anyway.
+func listText(values []string, limit int) string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, v := range values {
+		if i > 0 {
+			b.WriteByte(' ')
 		}
-		if msg := valueViolation(measures[i], v); msg != "" {
-			add(field+".values."+key, msg)
+		if b.Len() > limit {
+			b.WriteString("…")
+			break
+		}
+		b.WriteString(v)
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+// keysWithRequired returns, sorted, the keys of a row's map and those of
+// the schema's required columns (keyOf gives a column's key and whether it
+// is required) that the map lacks.
+func keysWithRequired[V, C any](given map[string]V, columns []C, keyOf func(C) (string, bool)) []string {
+	keys := make([]string, 0, len(given)+len(columns))
+	for k := range given {
+		keys = append(keys, k)
+	}
+	for _, c := range columns {
+		if k, required := keyOf(c); required {
+			if _, ok := given[k]; !ok {
+				keys = append(keys, k)
+			}
 		}
 	}
-	for _, m := range measures {
-		if _, ok := row.GetValues()[m.GetKey()]; m.GetRequired() && !ok {
-			add(field+".values."+m.GetKey(), "required")
-		}
-	}
-	return out
+	slices.Sort(keys)
+	return keys
 }
 
 // valueViolation says what is wrong with a value for a measure, or "".

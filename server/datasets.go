@@ -151,7 +151,8 @@ func (s *datasetService) UpdateDataset(ctx context.Context, req *exchangev1.Upda
 }
 
 // WriteDatasetRows validates each row against the schema, then stores the
-// valid ones in one transaction; each write is reported at its index.
+// valid ones in one transaction; each write is reported at its index, its
+// violations listed within the request's budget (batch_violations.go).
 func (s *datasetService) WriteDatasetRows(ctx context.Context, req *exchangev1.WriteDatasetRowsRequest) (*exchangev1.WriteDatasetRowsResponse, error) {
 	d, reader, err := s.visibleDataset(ctx, req.GetDataset())
 	if err != nil {
@@ -163,20 +164,32 @@ func (s *datasetService) WriteDatasetRows(ctx context.Context, req *exchangev1.W
 	resp := &exchangev1.WriteDatasetRowsResponse{Results: make([]*exchangev1.RowWriteResult, len(req.GetWrites()))}
 	var writes []store.RowWrite
 	var positions []int
+	budget := newViolationBudget()
 	for i, w := range req.GetWrites() {
 		res := &exchangev1.RowWriteResult{Index: int32(i)}
 		resp.Results[i] = res
-		field := fmt.Sprintf("writes[%d].row", i)
-		if err := s.server.validate(w); err != nil {
-			st, _ := status.FromError(err)
-			res.Code = "INVALID_ARGUMENT"
-			for _, v := range fieldViolations(st) {
-				res.Violations = append(res.Violations, &exchangev1.FieldViolation{Field: fmt.Sprintf("writes[%d].%s", i, v.GetField()), Description: v.GetDescription()})
-			}
+		firstOnly := budget.firstOnly()
+		report, err := s.server.violations(w, firstOnly)
+		if err != nil {
+			res.Code = codeName(status.Code(err))
 			continue
 		}
-		if v := rowViolations(field, d, w.GetRow(), w.GetDelete()); len(v) > 0 {
-			res.Code, res.Violations = "INVALID_ARGUMENT", v
+		if report.total > 0 {
+			res.Code, res.CheckedToFirstViolation = "INVALID_ARGUMENT", firstOnly
+			res.Violations, res.UnlistedViolations = budget.list(len(report.kept), report.total, func(j int) (string, string) {
+				return fmt.Sprintf("writes[%d].%s", i, report.kept[j].GetField()), report.kept[j].GetDescription()
+			})
+			continue
+		}
+		limit := 0
+		if firstOnly {
+			limit = 1
+		}
+		if v := rowViolations(fmt.Sprintf("writes[%d].row", i), d, w.GetRow(), w.GetDelete(), limit); len(v) > 0 {
+			res.Code, res.CheckedToFirstViolation = "INVALID_ARGUMENT", firstOnly
+			res.Violations, res.UnlistedViolations = budget.list(len(v), len(v), func(j int) (string, string) {
+				return v[j].GetField(), v[j].GetDescription()
+			})
 			continue
 		}
 		writes = append(writes, store.RowWrite{Row: w.GetRow(), Delete: w.GetDelete()})
@@ -201,8 +214,10 @@ func (s *datasetService) WriteDatasetRows(ctx context.Context, req *exchangev1.W
 			}
 			st, _ := status.FromError(toStatus(ctx, s.server.log, "WriteDatasetRows", e))
 			res.Code = codeName(st.Code())
-			for _, v := range fieldViolations(st) {
-				res.Violations = append(res.Violations, &exchangev1.FieldViolation{Field: fmt.Sprintf("writes[%d].%s", positions[j], v.GetField()), Description: v.GetDescription()})
+			if found := fieldViolations(st); len(found) > 0 {
+				res.Violations, res.UnlistedViolations = budget.list(len(found), len(found), func(k int) (string, string) {
+					return fmt.Sprintf("writes[%d].%s", positions[j], found[k].GetField()), found[k].GetDescription()
+				})
 			}
 		}
 	}

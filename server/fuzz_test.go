@@ -272,7 +272,7 @@ func pureChecks(t *testing.T, srv *Server, datasets []*exchangev1.Dataset, msg p
 			}
 			field := fmt.Sprintf("writes[%d].row", i)
 			for _, d := range datasets {
-				for _, v := range rowViolations(field, d, w.GetRow(), w.GetDelete()) {
+				for _, v := range rowViolations(field, d, w.GetRow(), w.GetDelete(), 0) {
 					if !strings.HasPrefix(v.GetField(), field) || v.GetDescription() == "" {
 						t.Fatalf("row violation %v outside %s", v, field)
 					}

@@ -148,17 +148,28 @@ func (s *referralService) CreateReferral(ctx context.Context, req *exchangev1.Cr
 }
 
 // BatchCreateReferrals validates each referral on its own, stores the
-// valid ones in one transaction, and reports each result.
+// valid ones in one transaction, and reports each result, listing the
+// violations within the batch's budget (batch_violations.go).
 func (s *referralService) BatchCreateReferrals(ctx context.Context, req *exchangev1.BatchCreateReferralsRequest) (*exchangev1.BatchCreateReferralsResponse, error) {
 	caller := CallerFrom(ctx)
 	resp := &exchangev1.BatchCreateReferralsResponse{Results: make([]*exchangev1.ReferralPushResult, len(req.GetRequests()))}
 	var items []store.NewReferral
 	var positions []int
 	seen := map[string]int{}
+	budget := newViolationBudget()
 	for i, r := range req.GetRequests() {
 		res := &exchangev1.ReferralPushResult{Index: int32(i), RequestId: r.GetRequestId()}
 		resp.Results[i] = res
-		err := s.server.validate(r)
+		firstOnly := budget.firstOnly()
+		report, err := s.server.violations(r, firstOnly)
+		if err == nil && report.total > 0 {
+			res.Status, res.Code, res.Message = exchangev1.ReferralPushStatus_REFERRAL_PUSH_STATUS_REJECTED, "INVALID_ARGUMENT", report.message()
+			res.Violations, res.UnlistedViolations = budget.list(len(report.kept), report.total, func(j int) (string, string) {
+				return report.kept[j].GetField(), report.kept[j].GetDescription()
+			})
+			res.CheckedToFirstViolation = firstOnly
+			continue
+		}
 		if err == nil {
 			err = checkNewReferral(caller.AgencyName(), "referral", r.GetReferral())
 		}
@@ -168,7 +179,7 @@ func (s *referralService) BatchCreateReferrals(ctx context.Context, req *exchang
 			}
 		}
 		if err != nil {
-			rejectPush(ctx, s.server, res, err)
+			rejectPush(ctx, s.server, res, err, budget)
 			continue
 		}
 		seen[r.GetRequestId()] = i
@@ -186,7 +197,7 @@ func (s *referralService) BatchCreateReferrals(ctx context.Context, req *exchang
 		res := resp.Results[positions[j]]
 		switch {
 		case c.Err != nil:
-			rejectPush(ctx, s.server, res, c.Err)
+			rejectPush(ctx, s.server, res, c.Err, budget)
 		case c.Duplicate:
 			res.Status, res.Referral = exchangev1.ReferralPushStatus_REFERRAL_PUSH_STATUS_DUPLICATE, c.Referral.GetName()
 		default:
@@ -197,14 +208,17 @@ func (s *referralService) BatchCreateReferrals(ctx context.Context, req *exchang
 }
 
 // rejectPush fills a batch result from the error that refused it, through
-// the same error table as every other response.
-func rejectPush(ctx context.Context, srv *Server, res *exchangev1.ReferralPushResult, err error) {
+// the same error table as every other response, listing its violations
+// within the batch's budget.
+func rejectPush(ctx context.Context, srv *Server, res *exchangev1.ReferralPushResult, err error, budget *violationBudget) {
 	st, _ := status.FromError(toStatus(ctx, srv.log, "BatchCreateReferrals", err))
 	res.Status = exchangev1.ReferralPushStatus_REFERRAL_PUSH_STATUS_REJECTED
 	res.Code = codeName(st.Code())
 	res.Message = st.Message()
-	for _, v := range fieldViolations(st) {
-		res.Violations = append(res.Violations, &exchangev1.FieldViolation{Field: v.GetField(), Description: v.GetDescription()})
+	if found := fieldViolations(st); len(found) > 0 {
+		res.Violations, res.UnlistedViolations = budget.list(len(found), len(found), func(i int) (string, string) {
+			return found[i].GetField(), found[i].GetDescription()
+		})
 	}
 }
 

@@ -22,7 +22,10 @@ package server
 //     so that an item with 11 languages is still rejected alone and one
 //     with 1,900,000 refuses the request ("requests[3].referral.subject.
 //     languages: has 1900000 items; at most 10"), as do 10,000 in each of
-//     many items.
+//     many items. An output-only list (outputOnlyLists), which the
+//     exchange never sends over its bound, refuses the request over its
+//     bound inside an item too; within it, the codec drops it from the
+//     bytes before decoding (output_only.go).
 //  1. A walk of the decoded request (protoreflect, no rules evaluated)
 //     counts the items of every list and map it reaches. A list or map
 //     over the max_items or max_pairs its rule declares (defaultMaxItems
@@ -48,7 +51,9 @@ package server
 // maxReportedViolations of them, within maxReportedViolationBytes, each
 // field path and description cut at maxViolationTextBytes; its message
 // names the first and how many more there are, so the error trailer stays
-// a few KiB.
+// a few KiB. The answer to a batch, whose items are validated one by one,
+// lists their violations within one budget for the whole batch
+// (batch_violations.go).
 
 import (
 	"cmp"
@@ -97,42 +102,69 @@ func (s *Server) validate(req any) error {
 	if !ok {
 		return nil
 	}
-	walk := requestWalk{}
-	walk.message(msg.ProtoReflect(), make([]pathElement, 0, 16))
-	if walk.report.total > 0 {
-		return walk.report.status()
+	report, err := s.violations(msg, false)
+	if err != nil || report.total == 0 {
+		return err
 	}
-	if walk.items <= fullValidationItems {
-		return s.validateInOnePass(msg)
+	return report.status()
+}
+
+// violations checks msg as validate does and returns what it found (none
+// when report.total is 0), or an internal error when validation could not
+// run. With firstOnly, protovalidate stops at the first violated rule
+// (the walk still reports every list over its bound, which it finds for
+// free): a batch checks its items so once its answer lists all the
+// violations it may (batch_violations.go).
+func (s *Server) violations(msg proto.Message, firstOnly bool) (violationReport, error) {
+	walk := requestWalk{}
+	// The path grows only as the walk goes into messages that hold lists:
+	// none but the row of an item of WriteDatasetRows, validated one by
+	// one, 10,000 in a request.
+	walk.message(msg.ProtoReflect(), nil)
+	if walk.report.total > 0 {
+		return walk.report, nil
+	}
+	if walk.items <= fullValidationItems && !firstOnly {
+		return s.violationsInOnePass(msg)
 	}
 	err := s.validator.Validate(msg, protovalidate.WithFailFast())
 	if err == nil {
-		return nil
-	}
-	if !errors.As(err, new(*protovalidate.ValidationError)) {
-		s.log.Error("validation failed to run", "error", err.Error())
-		return status.Error(codes.Internal, "internal error; the exchange logged the cause")
-	}
-	return s.validateMessageByMessage(msg)
-}
-
-// validateInOnePass validates a small request with one protovalidate call.
-func (s *Server) validateInOnePass(msg proto.Message) error {
-	err := s.validator.Validate(msg)
-	if err == nil {
-		return nil
+		return violationReport{}, nil
 	}
 	var verr *protovalidate.ValidationError
 	if !errors.As(err, &verr) {
-		s.log.Error("validation failed to run", "error", err.Error())
-		return status.Error(codes.Internal, "internal error; the exchange logged the cause")
+		return violationReport{}, s.validationFailed(err)
 	}
-	return violationsStatus(verr)
+	if firstOnly {
+		return reportOf(verr), nil
+	}
+	return s.violationsMessageByMessage(msg)
 }
 
-// validateMessageByMessage collects the violations of a large invalid
+// validationFailed logs why validation could not run and returns the
+// INTERNAL answer.
+func (s *Server) validationFailed(err error) error {
+	s.log.Error("validation failed to run", "error", err.Error())
+	return status.Error(codes.Internal, "internal error; the exchange logged the cause")
+}
+
+// violationsInOnePass validates a small request with one protovalidate
+// call.
+func (s *Server) violationsInOnePass(msg proto.Message) (violationReport, error) {
+	err := s.validator.Validate(msg)
+	if err == nil {
+		return violationReport{}, nil
+	}
+	var verr *protovalidate.ValidationError
+	if !errors.As(err, &verr) {
+		return violationReport{}, s.validationFailed(err)
+	}
+	return reportOf(verr), nil
+}
+
+// violationsMessageByMessage collects the violations of a large invalid
 // request one message at a time, keeping at most the reported ones.
-func (s *Server) validateMessageByMessage(msg proto.Message) error {
+func (s *Server) violationsMessageByMessage(msg proto.Message) (violationReport, error) {
 	var report violationReport
 	var failed error
 	walk := requestWalk{visit: func(m protoreflect.Message, path []pathElement) {
@@ -167,26 +199,25 @@ func (s *Server) validateMessageByMessage(msg proto.Message) error {
 	}}
 	walk.message(msg.ProtoReflect(), make([]pathElement, 0, 16))
 	if failed != nil {
-		s.log.Error("validation failed to run", "error", failed.Error())
-		return status.Error(codes.Internal, "internal error; the exchange logged the cause")
+		return violationReport{}, s.validationFailed(failed)
 	}
 	if report.total == 0 {
 		// Fail-fast validation found a violation that no message's own
 		// rules show: validation is not what this file assumes.
 		s.log.Error("validation message by message found nothing that validation in one pass refused", "message", string(msg.ProtoReflect().Descriptor().FullName()))
-		return status.Error(codes.Internal, "internal error; the exchange logged the cause")
+		return violationReport{}, status.Error(codes.Internal, "internal error; the exchange logged the cause")
 	}
-	return report.status()
+	return report, nil
 }
 
-// violationsStatus reports the violated rules, each with the field it
-// concerns, within the bounds of violationReport.
-func violationsStatus(verr *protovalidate.ValidationError) error {
+// reportOf gathers the violated rules, each with the field it concerns,
+// within the bounds of violationReport.
+func reportOf(verr *protovalidate.ValidationError) violationReport {
 	var report violationReport
 	for _, v := range verr.Violations {
 		report.add(protovalidate.FieldPathString(v.Proto.GetField()), v.Proto.GetMessage(), v.Proto.GetRuleId())
 	}
-	return report.status()
+	return report
 }
 
 // violationReport gathers a refusal's violations: it counts them all and
@@ -212,9 +243,8 @@ func (r *violationReport) add(field, description, rule string) {
 	r.kept = append(r.kept, &errdetails.BadRequest_FieldViolation{Field: field, Description: description, Reason: rule})
 }
 
-// status is the INVALID_ARGUMENT refusal: its message names the first
-// violation and how many more there are; its BadRequest lists those kept.
-func (r *violationReport) status() error {
+// message names the first violation and how many more there are.
+func (r *violationReport) message() string {
 	first := r.kept[0]
 	msg := "invalid request: " + first.Field + ": " + first.Description
 	if first.Field == "" {
@@ -223,6 +253,13 @@ func (r *violationReport) status() error {
 	if r.total > 1 {
 		msg += fmt.Sprintf(" (and %d more)", r.total-1)
 	}
+	return msg
+}
+
+// status is the INVALID_ARGUMENT refusal: its message names the first
+// violation and how many more there are; its BadRequest lists those kept.
+func (r *violationReport) status() error {
+	msg := r.message()
 	st, err := status.New(codes.InvalidArgument, msg).WithDetails(
 		&errdetails.ErrorInfo{Reason: "INVALID_ARGUMENT", Domain: ErrorDomain}, &errdetails.BadRequest{FieldViolations: r.kept})
 	if err != nil {
@@ -233,11 +270,14 @@ func (r *violationReport) status() error {
 
 // cutText cuts s to maxViolationTextBytes on a rune boundary, marking the
 // cut.
-func cutText(s string) string {
-	if len(s) <= maxViolationTextBytes {
+func cutText(s string) string { return cutTextAt(s, maxViolationTextBytes) }
+
+// cutTextAt cuts s to limit bytes on a rune boundary, marking the cut.
+func cutTextAt(s string, limit int) string {
+	if len(s) <= limit {
 		return s
 	}
-	cut := maxViolationTextBytes - len("…")
+	cut := limit - len("…")
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
@@ -275,7 +315,10 @@ func formatPath(path []pathElement) string {
 // them (it does not enter what a rule says to ignore always), counting
 // list items and map entries and refusing lists and maps over their
 // bound. With visit set it calls it for every message it reaches, outer
-// messages first, list items in order and map entries in key order.
+// messages first, list items in order and map entries in key order;
+// without, it goes only into the messages that can hold lists (it has
+// nothing to count in the others, the values of a row's map of measures
+// for one).
 type requestWalk struct {
 	visit  func(m protoreflect.Message, path []pathElement)
 	items  int
@@ -292,6 +335,8 @@ func (w *requestWalk) message(m protoreflect.Message, path []pathElement) {
 			continue
 		}
 		name := string(f.desc.Name())
+		// Without visit, messages that hold no lists have nothing to count.
+		enter := f.enter && (f.scan || w.visit != nil)
 		switch {
 		case f.desc.IsList():
 			list := m.Get(f.desc).List()
@@ -302,11 +347,11 @@ func (w *requestWalk) message(m protoreflect.Message, path []pathElement) {
 					fmt.Sprintf("has %d items; at most %d", n, f.max), "repeated.max_items")
 				continue
 			}
-			if !f.enter {
+			if !enter {
 				continue
 			}
 			for i := range n {
-				w.message(list.Get(i).Message(), append(path, pathElement{name: name, subscript: "[" + strconv.Itoa(i) + "]"}))
+				w.message(list.Get(i).Message(), append(path, pathElement{name: name, item: i + 1}))
 			}
 		case f.desc.IsMap():
 			entries := m.Get(f.desc).Map()
@@ -317,7 +362,7 @@ func (w *requestWalk) message(m protoreflect.Message, path []pathElement) {
 					fmt.Sprintf("has %d entries; at most %d", n, f.max), "map.max_pairs")
 				continue
 			}
-			if !f.enter {
+			if !enter {
 				continue
 			}
 			keys := make([]protoreflect.MapKey, 0, n)
@@ -329,7 +374,7 @@ func (w *requestWalk) message(m protoreflect.Message, path []pathElement) {
 			for _, k := range keys {
 				w.message(entries.Get(k).Message(), append(path, pathElement{name: name, subscript: "[" + mapKeyText(k) + "]"}))
 			}
-		case f.enter:
+		case enter:
 			w.message(m.Get(f.desc).Message(), append(path, pathElement{name: name}))
 		}
 	}
@@ -412,6 +457,10 @@ type fieldBound struct {
 	scanIgnored bool
 	// counted says the field is a list or map.
 	counted bool
+	// outputOnly says the field is one of outputOnlyLists, which the
+	// exchange never sends over its bound: the scan refuses the whole
+	// request for one over it, inside what a rule ignores always too.
+	outputOnly bool
 }
 
 // messageOf returns the message type of a field's messages (a map's
@@ -494,7 +543,7 @@ func buildBounds(md protoreflect.MessageDescriptor, building map[protoreflect.Fu
 func boundOf(fd protoreflect.FieldDescriptor) (fieldBound, bool) {
 	rules, _ := protovalidate.ResolveFieldRules(fd)
 	f := fieldBound{desc: fd, max: defaultMaxItems, counted: fd.IsList() || fd.IsMap(),
-		ignored: rules.GetIgnore() == validate.Ignore_IGNORE_ALWAYS}
+		ignored: rules.GetIgnore() == validate.Ignore_IGNORE_ALWAYS, outputOnly: outputOnlyLists[fd.FullName()]}
 	itemsIgnored := false
 	switch {
 	case fd.IsList():
@@ -631,7 +680,7 @@ func (s *wireScan) message(anchor []byte, chain []protoreflect.FieldNumber, md p
 			return
 		}
 		name := string(f.desc.Name())
-		inIgnored := ignored || f.ignored
+		inIgnored := (ignored || f.ignored) && !f.outputOnly
 		if f.counted && counts[i] > f.max {
 			if !inIgnored || s.reportIgnored {
 				s.reportOver(f, counts[i], append(path, pathElement{name: name}))

@@ -238,20 +238,20 @@ func TestABatchItemWithAFewItemsTooManyIsRejectedAlone(t *testing.T) {
 	})
 	t.Run("BatchCreateReferrals at the bound of the whole request", func(t *testing.T) {
 		req := batchOfReferrals("iom", 2)
-		req.Requests[1].Referral.ForwardedTo = make([]string, 1000+maxExcessInIgnoredItems)
+		req.Requests[1].Referral.Subject.Languages = make([]string, 10+maxExcessInIgnoredItems)
 		resp, err := ilo.referrals().BatchCreateReferrals(ctx, req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []string{"0 " + ok, "1 " + rejected + " [referral.forwarded_to]"}
+		want := []string{"0 " + ok, "1 " + rejected + " [referral.subject.languages]"}
 		if got := pushResults(resp); !slices.Equal(got, want) {
 			t.Errorf("results %q,\nwant    %q", got, want)
 		}
 		req = batchOfReferrals("iom", 2)
-		req.Requests[1].Referral.ForwardedTo = make([]string, 1000+maxExcessInIgnoredItems+1)
+		req.Requests[1].Referral.Subject.Languages = make([]string, 10+maxExcessInIgnoredItems+1)
 		_, err = ilo.referrals().BatchCreateReferrals(ctx, req)
 		st := wantCode(t, err, codes.InvalidArgument)
-		if want := fmt.Sprintf("invalid request: requests[1].referral.forwarded_to: has %d items; at most 1000", 1001+maxExcessInIgnoredItems); st.Message() != want {
+		if want := fmt.Sprintf("invalid request: requests[1].referral.subject.languages: has %d items; at most 10", 11+maxExcessInIgnoredItems); st.Message() != want {
 			t.Errorf("message %q, want %q", st.Message(), want)
 		}
 	})

@@ -7,13 +7,16 @@ package server
 // RecvMsg (streams), with the codec of the server, and answers a decoding
 // error with INTERNAL ("grpc: failed to unmarshal the received message"),
 // for a unary call before any interceptor runs. The exchange's server
-// codec, requestCodec, does two things before the message is decoded and
+// codec, requestCodec, does three things before the message is decoded and
 // reports what it found through the decodeTarget it was given:
 //
 //   - It scans the bytes (no allocation) for a list or map sent with more
 //     items than its rule allows (see scanWireBounds) and refuses the
 //     request there, INVALID_ARGUMENT naming the field, so that a million
 //     empty strings are never decoded into a million-item slice.
+//   - It drops the output-only lists the request carries back (a
+//     referral's history, a dataset's locks; see output_only.go) from the
+//     bytes, so that what the exchange ignores costs nothing to decode.
 //   - It decodes; bytes that are not an encoding of the request's type
 //     (invalid UTF-8 in a string, a truncated message, random bytes) are
 //     refused with INVALID_ARGUMENT, "the request could not be decoded as
@@ -91,6 +94,7 @@ func (requestCodec) Unmarshal(data mem.BufferSlice, v any) error {
 		target.refusal = report.status()
 		return nil
 	}
+	b = withoutOutputOnlyLists(b, msg.ProtoReflect().Descriptor())
 	if err := proto.Unmarshal(b, msg); err != nil {
 		if target == nil {
 			return err

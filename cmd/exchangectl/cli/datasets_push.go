@@ -366,7 +366,25 @@ func (p *rowPusher) rejection(line int, res *exchangev1.RowWriteResult) []proble
 	for _, v := range res.GetViolations() {
 		out = append(out, problem{Line: line, Field: p.fieldName(v.GetField()), Code: code, Reason: oneLine(violationReason(v.GetField(), v.GetDescription()))})
 	}
+	if more := unlistedText(res.GetUnlistedViolations(), res.GetCheckedToFirstViolation()); more != "" {
+		out = append(out, problem{Line: line, Code: code, Reason: more})
+	}
 	return out
+}
+
+// unlistedText says what the exchange left out of a rejection, or "":
+// its answer to a batch lists the first problem of each line and at
+// most 100 more in all.
+func unlistedText(unlisted int32, checkedToFirst bool) string {
+	switch {
+	case unlisted == 1:
+		return "1 more problem not listed; send the line alone to see it"
+	case unlisted > 1:
+		return fmt.Sprintf("%d more problems not listed; send the line alone to see them", unlisted)
+	case checkedToFirst:
+		return "checked only up to its first problem; send the line alone to see any more"
+	}
+	return ""
 }
 
 // violationReason is a violation's description without the field path

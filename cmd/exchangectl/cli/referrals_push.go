@@ -390,7 +390,8 @@ func (o *pushOutput) write(rec pushRecord) error {
 }
 
 // rejectionText is a rejection in one line: the code, then each field at
-// fault with what is wrong, or the message when no field is named.
+// fault with what is wrong and what the exchange left out, or the message
+// when no field is named.
 func rejectionText(res *exchangev1.ReferralPushResult) string {
 	code := cmp.Or(res.GetCode(), "REJECTED")
 	if len(res.GetViolations()) == 0 {
@@ -399,6 +400,9 @@ func rejectionText(res *exchangev1.ReferralPushResult) string {
 	var parts []string
 	for _, v := range res.GetViolations() {
 		parts = append(parts, v.GetField()+": "+oneLine(v.GetDescription()))
+	}
+	if more := unlistedText(res.GetUnlistedViolations(), res.GetCheckedToFirstViolation()); more != "" {
+		parts = append(parts, more)
 	}
 	return code + " " + strings.Join(parts, "; ")
 }

@@ -655,10 +655,19 @@ type RowWriteResult struct {
 	// "FAILED_PRECONDITION".
 	Code string `protobuf:"bytes,3,opt,name=code,proto3" json:"code,omitempty"`
 	// For a rejection: the fields at fault, for example
-	// "writes[3].row.values.cases".
-	Violations    []*FieldViolation `protobuf:"bytes,4,rep,name=violations,proto3" json:"violations,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// "writes[3].row.values.cases". The answer lists the first violation of
+	// every rejected write and at most 100 more over the whole request;
+	// field paths and descriptions are cut at 128 bytes.
+	Violations []*FieldViolation `protobuf:"bytes,4,rep,name=violations,proto3" json:"violations,omitempty"`
+	// For a rejection: how many more violations the exchange found than
+	// violations lists.
+	UnlistedViolations int32 `protobuf:"varint,5,opt,name=unlisted_violations,json=unlistedViolations,proto3" json:"unlisted_violations,omitempty"`
+	// For a rejection: true when the write was checked only up to its first
+	// violation, because the answer already lists as many violations as it
+	// may; it may have more. Send it again alone to see them all.
+	CheckedToFirstViolation bool `protobuf:"varint,6,opt,name=checked_to_first_violation,json=checkedToFirstViolation,proto3" json:"checked_to_first_violation,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *RowWriteResult) Reset() {
@@ -717,6 +726,20 @@ func (x *RowWriteResult) GetViolations() []*FieldViolation {
 		return x.Violations
 	}
 	return nil
+}
+
+func (x *RowWriteResult) GetUnlistedViolations() int32 {
+	if x != nil {
+		return x.UnlistedViolations
+	}
+	return 0
+}
+
+func (x *RowWriteResult) GetCheckedToFirstViolation() bool {
+	if x != nil {
+		return x.CheckedToFirstViolation
+	}
+	return false
 }
 
 // PullDatasetRowsRequest asks for rows.
@@ -1683,14 +1706,16 @@ const file_alltogether_exchange_v1_dataset_service_proto_rawDesc = "" +
 	"\aresults\x18\x01 \x03(\v2'.alltogether.exchange.v1.RowWriteResultR\aresults\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12\x1a\n" +
 	"\baccepted\x18\x03 \x01(\x05R\baccepted\x12\x1a\n" +
-	"\brejected\x18\x04 \x01(\x05R\brejected\"\x9f\x01\n" +
+	"\brejected\x18\x04 \x01(\x05R\brejected\"\x8d\x02\n" +
 	"\x0eRowWriteResult\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x1a\n" +
 	"\baccepted\x18\x02 \x01(\bR\baccepted\x12\x12\n" +
 	"\x04code\x18\x03 \x01(\tR\x04code\x12G\n" +
 	"\n" +
 	"violations\x18\x04 \x03(\v2'.alltogether.exchange.v1.FieldViolationR\n" +
-	"violations\"\xd1\x05\n" +
+	"violations\x12/\n" +
+	"\x13unlisted_violations\x18\x05 \x01(\x05R\x12unlistedViolations\x12;\n" +
+	"\x1achecked_to_first_violation\x18\x06 \x01(\bR\x17checkedToFirstViolation\"\xd1\x05\n" +
 	"\x16PullDatasetRowsRequest\x12n\n" +
 	"\adataset\x18\x01 \x01(\tBT\xbaHQrO2M^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/datasets/[a-z][a-z0-9-]{1,62}[a-z0-9]$R\adataset\x12.\n" +
 	"\x0esince_revision\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\rsinceRevision\x12+\n" +

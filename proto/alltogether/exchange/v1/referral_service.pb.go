@@ -404,10 +404,19 @@ type ReferralPushResult struct {
 	Code string `protobuf:"bytes,5,opt,name=code,proto3" json:"code,omitempty"`
 	// For a rejection: what is wrong.
 	Message string `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
-	// For a rejection: the fields at fault.
-	Violations    []*FieldViolation `protobuf:"bytes,7,rep,name=violations,proto3" json:"violations,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// For a rejection: the fields at fault. A batch's answer lists the
+	// first violation of every rejected referral and at most 100 more over
+	// the whole batch; field paths and descriptions are cut at 128 bytes.
+	Violations []*FieldViolation `protobuf:"bytes,7,rep,name=violations,proto3" json:"violations,omitempty"`
+	// For a rejection: how many more violations the exchange found than
+	// violations lists.
+	UnlistedViolations int32 `protobuf:"varint,8,opt,name=unlisted_violations,json=unlistedViolations,proto3" json:"unlisted_violations,omitempty"`
+	// For a rejection: true when the referral was checked only up to its
+	// first violation, because the answer already lists as many violations
+	// as it may; it may have more. Send it again alone to see them all.
+	CheckedToFirstViolation bool `protobuf:"varint,9,opt,name=checked_to_first_violation,json=checkedToFirstViolation,proto3" json:"checked_to_first_violation,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *ReferralPushResult) Reset() {
@@ -487,6 +496,20 @@ func (x *ReferralPushResult) GetViolations() []*FieldViolation {
 		return x.Violations
 	}
 	return nil
+}
+
+func (x *ReferralPushResult) GetUnlistedViolations() int32 {
+	if x != nil {
+		return x.UnlistedViolations
+	}
+	return 0
+}
+
+func (x *ReferralPushResult) GetCheckedToFirstViolation() bool {
+	if x != nil {
+		return x.CheckedToFirstViolation
+	}
+	return false
 }
 
 // FieldViolation names one request field that breaks a rule.
@@ -2212,7 +2235,7 @@ const file_alltogether_exchange_v1_referral_service_proto_rawDesc = "" +
 	"\brequests\x18\x01 \x03(\v2..alltogether.exchange.v1.CreateReferralRequestB\x10\xbaH\r\x92\x01\n" +
 	"\b\x01\x10\xf4\x03\"\x03\xd8\x01\x03R\brequests\"e\n" +
 	"\x1cBatchCreateReferralsResponse\x12E\n" +
-	"\aresults\x18\x01 \x03(\v2+.alltogether.exchange.v1.ReferralPushResultR\aresults\"\xa1\x02\n" +
+	"\aresults\x18\x01 \x03(\v2+.alltogether.exchange.v1.ReferralPushResultR\aresults\"\x8f\x03\n" +
 	"\x12ReferralPushResult\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x1d\n" +
 	"\n" +
@@ -2223,7 +2246,9 @@ const file_alltogether_exchange_v1_referral_service_proto_rawDesc = "" +
 	"\amessage\x18\x06 \x01(\tR\amessage\x12G\n" +
 	"\n" +
 	"violations\x18\a \x03(\v2'.alltogether.exchange.v1.FieldViolationR\n" +
-	"violations\"H\n" +
+	"violations\x12/\n" +
+	"\x13unlisted_violations\x18\b \x01(\x05R\x12unlistedViolations\x12;\n" +
+	"\x1achecked_to_first_violation\x18\t \x01(\bR\x17checkedToFirstViolation\"H\n" +
 	"\x0eFieldViolation\x12\x14\n" +
 	"\x05field\x18\x01 \x01(\tR\x05field\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\"I\n" +
