@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+	"github.com/alltogether/exchange/store"
+	"github.com/alltogether/exchange/store/audit"
 )
 
 func TestConsentThatDoesNotCoverTheReceiverStoresNothing(t *testing.T) {
@@ -421,11 +424,11 @@ func TestTheSenderErasesDetailsForGood(t *testing.T) {
 	x, _, ilo, iom, unicef := threeAgencies(t)
 	ctx := context.Background()
 	r := refer(t, ilo, "iom")
-	_, err := iom.referrals().EraseReferralDetails(ctx, &exchangev1.EraseReferralDetailsRequest{Name: r.GetName(), Reason: "asked by the person"})
+	_, err := iom.referrals().EraseReferralDetails(ctx, &exchangev1.EraseReferralDetailsRequest{Name: r.GetName(), Reason: "asked by the person", ReasonCode: exchangev1.ErasureReason_ERASURE_REASON_PERSON_REQUEST})
 	wantCode(t, err, codes.PermissionDenied)
-	_, err = unicef.referrals().EraseReferralDetails(ctx, &exchangev1.EraseReferralDetailsRequest{Name: r.GetName(), Reason: "x"})
+	_, err = unicef.referrals().EraseReferralDetails(ctx, &exchangev1.EraseReferralDetailsRequest{Name: r.GetName(), Reason: "x", ReasonCode: exchangev1.ErasureReason_ERASURE_REASON_PERSON_REQUEST})
 	wantCode(t, err, codes.NotFound)
-	resp, err := ilo.referrals().EraseReferralDetails(ctx, &exchangev1.EraseReferralDetailsRequest{Name: r.GetName(), Reason: "asked by the person"})
+	resp, err := ilo.referrals().EraseReferralDetails(ctx, &exchangev1.EraseReferralDetailsRequest{Name: r.GetName(), Reason: "asked by the person", ReasonCode: exchangev1.ErasureReason_ERASURE_REASON_PERSON_REQUEST})
 	if err != nil || !resp.GetReferral().GetDetailsErased() {
 		t.Fatalf("erase: %v %v", resp, err)
 	}
@@ -440,6 +443,71 @@ func TestTheSenderErasesDetailsForGood(t *testing.T) {
 	}
 	if _, err := iom.referrals().AcknowledgeReferral(ctx, &exchangev1.AcknowledgeReferralRequest{Name: r.GetName()}); err != nil {
 		t.Fatalf("the referral's lifecycle goes on after erasure: %v", err)
+	}
+}
+
+// TestErasureIsAuditedWithItsReasonCode erases over gRPC and checks that
+// the audit entry of the erasure carries the reason's code and nothing of
+// the free-text note (which goes into the referral's history), that the
+// other entries carry no reason, that the chain still verifies, that a
+// missing or unknown reason code is INVALID_ARGUMENT naming reason_code
+// and changes nothing.
+func TestErasureIsAuditedWithItsReasonCode(t *testing.T) {
+	x := startExchange(t)
+	sec := x.asSecretariat()
+	x.createAgency(sec, "ilo")
+	x.createAgency(sec, "iom")
+	ilo := x.asAgency("ilo")
+	ctx := context.Background()
+	r := refer(t, ilo, "iom")
+	before := x.store.Revision()
+	for _, code := range []exchangev1.ErasureReason{exchangev1.ErasureReason_ERASURE_REASON_UNSPECIFIED, 99} {
+		_, err := ilo.referrals().EraseReferralDetails(ctx, &exchangev1.EraseReferralDetailsRequest{Name: r.GetName(), ReasonCode: code})
+		if st := wantCode(t, err, codes.InvalidArgument); !slices.Equal(violatedFields(st), []string{"reason_code"}) {
+			t.Errorf("reason code %d: violations on %v, want reason_code", code, violatedFields(st))
+		}
+	}
+	if x.store.Revision() != before {
+		t.Fatal("a refused erasure changed something")
+	}
+	const note = "asked at the Poipet office"
+	resp, err := ilo.referrals().EraseReferralDetails(ctx, &exchangev1.EraseReferralDetailsRequest{Name: r.GetName(),
+		ReasonCode: exchangev1.ErasureReason_ERASURE_REASON_RECORDED_IN_ERROR, Reason: note})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := resp.GetReferral().GetHistory(); h[len(h)-1].GetReason() != "identifying details erased (recorded-in-error): "+note {
+		t.Errorf("the history records %q", h[len(h)-1].GetReason())
+	}
+	entries := allAuditEntries(t, sec, 100)
+	v := audit.NewVerifier()
+	erasures := 0
+	for _, e := range entries {
+		if err := v.Add(e); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(protojson.Format(e), "Poipet") {
+			t.Errorf("audit entry %d holds the free-text note", e.GetSequence())
+		}
+		if e.GetMethod() == exchangev1.ReferralService_EraseReferralDetails_FullMethodName {
+			erasures++
+			if e.GetReason() != "recorded-in-error" || e.GetResourceName() != r.GetName() || e.GetActor() != "agencies/ilo" {
+				t.Errorf("the erasure's audit entry: %v", e)
+			}
+		} else if e.GetReason() != "" {
+			t.Errorf("audit entry %d (%s) has reason %q", e.GetSequence(), e.GetMethod(), e.GetReason())
+		}
+	}
+	if erasures != 1 {
+		t.Errorf("%d erasure entries in the audit chain, want 1", erasures)
+	}
+	for code, name := range erasureReasonCodes {
+		if code == exchangev1.ErasureReason_ERASURE_REASON_UNSPECIFIED || name == "" || name == store.ErasureRetention {
+			t.Errorf("reason %v has code %q", code, name)
+		}
+	}
+	if n := len(erasureReasonCodes); n != exchangev1.ErasureReason(0).Descriptor().Values().Len()-1 {
+		t.Errorf("%d reason codes for %d reasons", n, exchangev1.ErasureReason(0).Descriptor().Values().Len()-1)
 	}
 }
 

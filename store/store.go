@@ -109,7 +109,16 @@ type Op struct {
 	// RequestID is the caller's idempotency key on create-like calls; empty
 	// for none.
 	RequestID string
+	// Reason is why, as a short code (never free text: it goes into the
+	// audit chain), for changes that carry one, such as an erasure's
+	// "person-request"; empty for none. Every audit entry the write
+	// appends records it.
+	Reason string
 }
+
+// ErasureRetention is the Op.Reason of the erasures the retention job
+// makes.
+const ErasureRetention = "retention"
 
 // Open opens (creating if needed) the database file at path with mode
 // 0600, creates missing buckets and checks the schema version. A database

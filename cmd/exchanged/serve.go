@@ -371,7 +371,7 @@ func eraseExpiredReferrals(ctx context.Context, st *store.Store, log *slog.Logge
 			log.Error("retention: cannot list closed referrals", "error", err.Error())
 			return
 		}
-		op := store.Op{Actor: "exchange", Method: "exchanged/retention"}
+		op := store.Op{Actor: "exchange", Method: "exchanged/retention", Reason: store.ErasureRetention}
 		erased := 0
 		for _, name := range due {
 			if _, err := st.EraseReferralDetails(ctx, op, name, func(*exchangev1.Referral) error { return nil }); err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 )
@@ -42,9 +43,11 @@ func Hash(e *exchangev1.AuditEntry) ([]byte, error) {
 }
 
 // Seal sets e's hash (as Hash computes it; e's hash must be empty) and
-// returns e's deterministic encoding with it. It encodes e once: the hash
-// field has the highest field number, so the encoding with it is the
-// encoding without it followed by the field.
+// returns e's deterministic encoding with it. It encodes e once: the
+// deterministic encoding orders fields by number, so the encoding with the
+// hash is the encoding without it with the hash field put in before the
+// fields numbered after it (reason, the only one), which are encoded again
+// on their own to find where they start.
 func Seal(e *exchangev1.AuditEntry) ([]byte, error) {
 	if len(e.GetHash()) != 0 {
 		return nil, errors.New("audit: Seal of an entry that already has a hash")
@@ -53,10 +56,41 @@ func Seal(e *exchangev1.AuditEntry) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	tail, err := encodedAfterHash(e)
+	if err != nil {
+		return nil, err
+	}
 	sum := sha256.Sum256(b)
 	e.Hash = sum[:]
-	b = protowire.AppendTag(b, hashField, protowire.BytesType)
-	return protowire.AppendBytes(b, e.Hash), nil
+	if tail == nil {
+		b = protowire.AppendTag(b, hashField, protowire.BytesType)
+		return protowire.AppendBytes(b, e.Hash), nil
+	}
+	head := b[:len(b)-len(tail)]
+	out := make([]byte, 0, len(b)+2+len(e.Hash))
+	out = append(out, head...)
+	out = protowire.AppendTag(out, hashField, protowire.BytesType)
+	out = protowire.AppendBytes(out, e.Hash)
+	return append(out, tail...), nil
+}
+
+// encodedAfterHash returns the deterministic encoding of e's fields that
+// are numbered after hash, or nothing if none is set.
+func encodedAfterHash(e *exchangev1.AuditEntry) ([]byte, error) {
+	var later *exchangev1.AuditEntry
+	e.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Number() > hashField {
+			if later == nil {
+				later = &exchangev1.AuditEntry{}
+			}
+			later.ProtoReflect().Set(fd, v)
+		}
+		return true
+	})
+	if later == nil {
+		return nil, nil
+	}
+	return proto.MarshalOptions{Deterministic: true}.Marshal(later)
 }
 
 // hashField is the field number of AuditEntry.hash.

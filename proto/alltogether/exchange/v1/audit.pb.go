@@ -44,7 +44,13 @@ type AuditEntry struct {
 	// SHA-256 hash of the previous entry (32 zero bytes for the first).
 	PreviousHash []byte `protobuf:"bytes,7,opt,name=previous_hash,json=previousHash,proto3" json:"previous_hash,omitempty"`
 	// SHA-256 hash of this entry's deterministic encoding with hash empty.
-	Hash          []byte `protobuf:"bytes,8,opt,name=hash,proto3" json:"hash,omitempty"`
+	Hash []byte `protobuf:"bytes,8,opt,name=hash,proto3" json:"hash,omitempty"`
+	// Why, as a code, for changes that carry one: an erasure of a
+	// referral's details records "person-request", "consent-withdrawn",
+	// "recorded-in-error", "other" or, for the retention job, "retention".
+	// Empty for every other change (and then not encoded, so entries
+	// written before the field existed keep their hashes).
+	Reason        string `protobuf:"bytes,9,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -135,11 +141,18 @@ func (x *AuditEntry) GetHash() []byte {
 	return nil
 }
 
+func (x *AuditEntry) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_alltogether_exchange_v1_audit_proto protoreflect.FileDescriptor
 
 const file_alltogether_exchange_v1_audit_proto_rawDesc = "" +
 	"\n" +
-	"#alltogether/exchange/v1/audit.proto\x12\x17alltogether.exchange.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x80\x02\n" +
+	"#alltogether/exchange/v1/audit.proto\x12\x17alltogether.exchange.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x98\x02\n" +
 	"\n" +
 	"AuditEntry\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12\x1a\n" +
@@ -149,7 +162,8 @@ const file_alltogether_exchange_v1_audit_proto_rawDesc = "" +
 	"\x06method\x18\x05 \x01(\tR\x06method\x12#\n" +
 	"\rresource_name\x18\x06 \x01(\tR\fresourceName\x12#\n" +
 	"\rprevious_hash\x18\a \x01(\fR\fpreviousHash\x12\x12\n" +
-	"\x04hash\x18\b \x01(\fR\x04hashBJZHgithub.com/alltogether/exchange/proto/alltogether/exchange/v1;exchangev1b\x06proto3"
+	"\x04hash\x18\b \x01(\fR\x04hash\x12\x16\n" +
+	"\x06reason\x18\t \x01(\tR\x06reasonBJZHgithub.com/alltogether/exchange/proto/alltogether/exchange/v1;exchangev1b\x06proto3"
 
 var (
 	file_alltogether_exchange_v1_audit_proto_rawDescOnce sync.Once

@@ -98,7 +98,7 @@ type ReferralServiceClient interface {
 	// (subject and case notes) for good, for example at the person's request:
 	// they are stored encrypted with a key of their own, and the key is
 	// destroyed. The referral's state and history stay. Sender only; the
-	// erasure is audited.
+	// erasure is audited with its reason code.
 	EraseReferralDetails(ctx context.Context, in *EraseReferralDetailsRequest, opts ...grpc.CallOption) (*EraseReferralDetailsResponse, error)
 	// SuggestRecipients lists active agencies whose declared niches and
 	// coverage match a need in a province. When none matches it says so: a
@@ -348,7 +348,7 @@ type ReferralServiceServer interface {
 	// (subject and case notes) for good, for example at the person's request:
 	// they are stored encrypted with a key of their own, and the key is
 	// destroyed. The referral's state and history stay. Sender only; the
-	// erasure is audited.
+	// erasure is audited with its reason code.
 	EraseReferralDetails(context.Context, *EraseReferralDetailsRequest) (*EraseReferralDetailsResponse, error)
 	// SuggestRecipients lists active agencies whose declared niches and
 	// coverage match a need in a province. When none matches it says so: a
