@@ -254,8 +254,8 @@ var erasureReasonCodes = map[exchangev1.ErasureReason]string{
 
 // EraseReferralDetails destroys a referral's identifying details for good,
 // by the sender; the store deletes their key in a change audited with the
-// reason's code. The free-text reason goes into the referral's history
-// only.
+// reason's code, and overwrites the freed pages that held them before it
+// answers. The free-text reason goes into the referral's history only.
 func (s *referralService) EraseReferralDetails(ctx context.Context, req *exchangev1.EraseReferralDetailsRequest) (*exchangev1.EraseReferralDetailsResponse, error) {
 	caller := CallerFrom(ctx)
 	code, ok := erasureReasonCodes[req.GetReasonCode()]

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -438,11 +439,11 @@ func TestTheSenderErasesDetailsForGood(t *testing.T) {
 			t.Errorf("%s after erasure: %v %v", who, got, err)
 		}
 	}
-	if err := x.store.Vacuum(ctx); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := iom.referrals().AcknowledgeReferral(ctx, &exchangev1.AcknowledgeReferralRequest{Name: r.GetName()}); err != nil {
 		t.Fatalf("the referral's lifecycle goes on after erasure: %v", err)
+	}
+	if st, err := x.store.Status(ctx); err != nil || st.UnscrubbedErasures != 0 {
+		t.Errorf("after the erasure was answered: %+v, %v; want its freed pages overwritten", st, err)
 	}
 }
 
@@ -451,9 +452,12 @@ func TestTheSenderErasesDetailsForGood(t *testing.T) {
 // the free-text note (which goes into the referral's history), that the
 // other entries carry no reason, that the chain still verifies, that a
 // missing or unknown reason code is INVALID_ARGUMENT naming reason_code
-// and changes nothing.
+// and changes nothing, and that the scrub shows in the metrics.
 func TestErasureIsAuditedWithItsReasonCode(t *testing.T) {
 	x := startExchange(t)
+	x.stop()
+	m := NewMetrics()
+	x.serveOn(store.Options{Observer: m}, func(c *Config) { c.Metrics = m })
 	sec := x.asSecretariat()
 	x.createAgency(sec, "ilo")
 	x.createAgency(sec, "iom")
@@ -508,6 +512,22 @@ func TestErasureIsAuditedWithItsReasonCode(t *testing.T) {
 	}
 	if n := len(erasureReasonCodes); n != exchangev1.ErasureReason(0).Descriptor().Values().Len()-1 {
 		t.Errorf("%d reason codes for %d reasons", n, exchangev1.ErasureReason(0).Descriptor().Values().Len()-1)
+	}
+
+	families, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text strings.Builder
+	for _, f := range families {
+		if _, err := expfmt.MetricFamilyToText(&text, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []string{`exchange_store_scrub_seconds_count{result="done"}`, "exchange_store_unscrubbed_erasures 0"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("the metrics lack %s", want)
+		}
 	}
 }
 

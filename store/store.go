@@ -45,6 +45,12 @@ type Options struct {
 	// nothing is created or migrated, writes fail, and other readers may
 	// hold it too.
 	ReadOnly bool
+	// ScrubWait bounds how long an erasure waits for read transactions
+	// that began before it (a backup, say) to end, so that the pages it
+	// freed can be overwritten (scrub.go); default 30s. Past it the
+	// erasure answers KindUnavailable, and the pages are overwritten as
+	// soon as those reads end.
+	ScrubWait time.Duration
 }
 
 // Observer receives measurements of the store's writes, for metrics. Its
@@ -87,6 +93,9 @@ type Store struct {
 
 	observer Observer
 	batch    *batchState // the write transaction being filled; only touched inside it
+
+	readers *readers  // the open read transactions (readers.go)
+	scrub   *scrubber // the scrubs of freed pages after erasures (scrub.go)
 }
 
 // batchState is what the functions sharing one write transaction tell its
@@ -134,6 +143,11 @@ func Open(path string, opt Options) (*Store, error) {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
+	if opt.ScrubWait == 0 {
+		opt.ScrubWait = 30 * time.Second
+	}
+	_, statErr := os.Stat(path)
+	existed := statErr == nil
 	db, err := bolt.Open(path, 0o600, boltOptions(opt))
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
@@ -149,7 +163,8 @@ func Open(path string, opt Options) (*Store, error) {
 			return nil, internal("cannot set database file mode", err)
 		}
 	}
-	s := &Store{db: db, commits: newCommitter(db, opt), opt: opt, now: opt.Now, changed: make(chan struct{}), maxSize: opt.MaxSize, observer: opt.Observer}
+	s := &Store{db: db, commits: newCommitter(db, opt), opt: opt, now: opt.Now, changed: make(chan struct{}), maxSize: opt.MaxSize, observer: opt.Observer,
+		readers: newReaders(), scrub: newScrubber()}
 	if opt.CheckOnOpen {
 		if err := s.check(); err != nil {
 			db.Close()
@@ -160,6 +175,14 @@ func Open(path string, opt Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	if existed && !opt.ReadOnly {
+		// Pages freed by a process that stopped before its scrub, or by a
+		// version that did not scrub, may still hold erased details.
+		if _, err := s.scrubAll(); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -168,7 +191,7 @@ func Open(path string, opt Options) (*Store, error) {
 // Read-only, it only checks and loads.
 func (s *Store) init(readOnly bool) error {
 	if readOnly {
-		return s.db.View(func(tx *bolt.Tx) error {
+		return s.read(func(tx *bolt.Tx) error {
 			meta := tx.Bucket(bucketMeta)
 			if meta == nil || meta.Get(metaSchemaVersion) == nil {
 				return &Error{Kind: KindFailedPrecondition, Message: s.db.Path() + " is not an exchange database"}
@@ -187,6 +210,9 @@ func (s *Store) init(readOnly bool) error {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return internal("cannot create bucket "+string(name), err)
 			}
+		}
+		if _, err := dropScratchBuckets(tx); err != nil { // left by a scrub that stopped half-way
+			return internal("cannot delete the scratch buckets of an interrupted scrub", err)
 		}
 		meta := tx.Bucket(bucketMeta)
 		if v := meta.Get(metaSchemaVersion); v == nil {
@@ -219,6 +245,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	close(s.scrub.closing)
 	if err := s.db.Close(); err != nil {
 		return internal("cannot close the database", err)
 	}
@@ -249,7 +276,7 @@ func (s *Store) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return storeError(s.db.View(fn))
+	return storeError(s.read(fn))
 }
 
 // update runs fn in a write transaction shared with concurrent writers
