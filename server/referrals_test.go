@@ -5,6 +5,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -527,6 +528,68 @@ func TestErasureIsAuditedWithItsReasonCode(t *testing.T) {
 	for _, want := range []string{`exchange_store_scrub_seconds_count{result="done"}`, "exchange_store_unscrubbed_erasures 0"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("the metrics lack %s", want)
+		}
+	}
+}
+
+// blockingWriter takes writes until it is told to block, then waits.
+type blockingWriter struct {
+	first   chan struct{} // closed at the first write
+	release chan struct{} // closed to let writes through
+	once    sync.Once
+}
+
+func (w *blockingWriter) Write(p []byte) (int, error) {
+	w.once.Do(func() { close(w.first) })
+	<-w.release
+	return len(p), nil
+}
+
+// TestErasureDuringABackupAnswersErasurePending erases over gRPC while a
+// backup (a read begun before the erasure) is being streamed and stalls:
+// past ScrubWait the call answers UNAVAILABLE with reason ERASURE_PENDING
+// and a message that says the details are erased; the referral shows
+// erased, and once the backup ends the metric of unscrubbed erasures goes
+// back to 0 by itself.
+func TestErasureDuringABackupAnswersErasurePending(t *testing.T) {
+	x := startExchange(t)
+	x.stop()
+	x.serveWithStore(store.Options{ScrubWait: 200 * time.Millisecond})
+	sec := x.asSecretariat()
+	x.createAgency(sec, "ilo")
+	x.createAgency(sec, "iom")
+	ilo := x.asAgency("ilo")
+	ctx := context.Background()
+	r := refer(t, ilo, "iom")
+	w := &blockingWriter{first: make(chan struct{}), release: make(chan struct{})}
+	backedUp := make(chan error, 1)
+	go func() { backedUp <- x.store.Backup(ctx, w, nil) }()
+	var once sync.Once
+	release := func() { once.Do(func() { close(w.release) }) }
+	t.Cleanup(func() { release(); <-backedUp })
+	<-w.first
+
+	_, err := ilo.referrals().EraseReferralDetails(ctx, &exchangev1.EraseReferralDetailsRequest{Name: r.GetName(),
+		ReasonCode: exchangev1.ErasureReason_ERASURE_REASON_PERSON_REQUEST})
+	st := wantCode(t, err, codes.Unavailable)
+	if reason := statusErrorInfo(st).GetReason(); reason != "ERASURE_PENDING" || !strings.Contains(st.Message(), "erased and no longer readable") {
+		t.Errorf("reason %q, message %q", reason, st.Message())
+	}
+	got, err := ilo.referrals().GetReferral(ctx, &exchangev1.GetReferralRequest{Name: r.GetName()})
+	if err != nil || !got.GetReferral().GetDetailsErased() || got.GetReferral().GetSubject() != nil {
+		t.Fatalf("after the answer: %v, %v", got, err)
+	}
+	release()
+	if err := <-backedUp; err != nil {
+		t.Fatal(err)
+	}
+	backedUp <- nil // for the cleanup
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if status, _ := x.store.Status(ctx); status.UnscrubbedErasures == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the freed pages were not overwritten after the backup ended")
 		}
 	}
 }
