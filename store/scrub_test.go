@@ -407,7 +407,8 @@ func TestErasureDuringABackup(t *testing.T) {
 		f.Close()
 		copied <- err
 	}()
-	stall := &stallingWriter{w: pw, after: 64 << 10, stalled: make(chan struct{}), resume: make(chan struct{})}
+	stalled := make(chan struct{})
+	stall := &stallingWriter{w: pw, after: 64 << 10, stalled: stalled, resume: make(chan struct{})}
 	var resumeOnce sync.Once
 	resume := func() { resumeOnce.Do(func() { close(stall.resume) }) }
 	t.Cleanup(resume) // before the store closes, if the test stops early
@@ -417,7 +418,7 @@ func TestErasureDuringABackup(t *testing.T) {
 		pw.CloseWithError(err)
 		backedUp <- err
 	}()
-	<-stall.stalled
+	<-stalled
 
 	_, err := s.EraseReferralDetails(ctx, Op{Actor: "agencies/ilo", Method: "test", Reason: "person-request"}, victim.name, func(*exchangev1.Referral) error { return nil })
 	if e := wantKind(t, err, KindUnavailable); !bytes.Contains([]byte(e.Message), []byte("a read that began before the erasure")) {
@@ -469,14 +470,15 @@ type stallingWriter struct {
 	w       io.Writer
 	after   int
 	n       int
-	stalled chan struct{}
+	stalled chan struct{} // closed when it stalls
 	resume  chan struct{}
+	done    bool // it has stalled
 }
 
 func (s *stallingWriter) Write(p []byte) (int, error) {
-	if s.n >= s.after && s.stalled != nil {
+	if s.n >= s.after && !s.done {
+		s.done = true
 		close(s.stalled)
-		s.stalled = nil
 		<-s.resume
 	}
 	s.n += len(p)
