@@ -266,6 +266,26 @@ func (c *ReferralClient) RevokeConsent(ctx context.Context, name, reason string)
 	return resp.GetReferral(), nil
 }
 
+// EraseDetails destroys the referral's identifying details (subject and
+// case notes) for good, for example at the person's request: the
+// exchange destroys the key they are encrypted with and overwrites the
+// pages of its database that held them before it answers. code says why
+// and is recorded in the audit chain; note, optional and without
+// identifying details, goes into the referral's history, which both
+// agencies see. The referral's state and history stay. It returns the
+// referral without its details. Sender only; not retried (a second
+// erasure answers FAILED_PRECONDITION). UNAVAILABLE with reason
+// ERASURE_PENDING means the details are erased but a read that began
+// before (a backup) still holds old pages; the exchange overwrites them
+// when it ends, with no further call.
+func (c *ReferralClient) EraseDetails(ctx context.Context, name string, code exchangev1.ErasureReason, note string) (*exchangev1.Referral, error) {
+	resp, err := c.rpc.EraseReferralDetails(ctx, &exchangev1.EraseReferralDetailsRequest{Name: name, ReasonCode: code, Reason: note})
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetReferral(), nil
+}
+
 // Forward refers the person of the referral req.Name on to a third agency
 // (req.Receiver): a new referral from the caller to that agency, linked to
 // this one, with its own consent, which must cover the new receiver and

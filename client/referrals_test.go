@@ -263,6 +263,10 @@ func TestReferralVerbsAreNotRetried(t *testing.T) {
 		}},
 		{exchangev1.ReferralService_CancelReferral_FullMethodName, func() error { _, err := ilo.Referrals.Cancel(ctx, name, "duplicate", ""); return err }},
 		{exchangev1.ReferralService_RevokeReferralConsent_FullMethodName, func() error { _, err := ilo.Referrals.RevokeConsent(ctx, name, "withdrawn"); return err }},
+		{exchangev1.ReferralService_EraseReferralDetails_FullMethodName, func() error {
+			_, err := ilo.Referrals.EraseDetails(ctx, name, exchangev1.ErasureReason_ERASURE_REASON_PERSON_REQUEST, "")
+			return err
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method, func(t *testing.T) {
@@ -274,6 +278,46 @@ func TestReferralVerbsAreNotRetried(t *testing.T) {
 				t.Errorf("%d calls, want exactly 1", n)
 			}
 		})
+	}
+}
+
+// TestReferralEraseDetails erases a referral's details through the
+// client: the call carries the reason code and the note, the sender gets
+// the referral back without details and with the note in its history, the
+// receiver may not erase, a second erasure is refused, and a missing
+// reason code is INVALID_ARGUMENT naming reason_code.
+func TestReferralEraseDetails(t *testing.T) {
+	s, ilo, iom := referralExchange(t)
+	ctx := context.Background()
+	r, err := ilo.Referrals.Create(ctx, newReferral("iom", "counselling"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := r.GetName()
+	_, err = ilo.Referrals.EraseDetails(ctx, name, exchangev1.ErasureReason_ERASURE_REASON_UNSPECIFIED, "")
+	if v := client.FieldViolations(err); status.Code(err) != codes.InvalidArgument || len(v) != 1 || v[0].GetField() != "reason_code" {
+		t.Errorf("without a reason code: %v (violations %v), want INVALID_ARGUMENT on reason_code", err, v)
+	}
+	if _, err := iom.Referrals.EraseDetails(ctx, name, exchangev1.ErasureReason_ERASURE_REASON_PERSON_REQUEST, ""); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("erasure by the receiver: %v, want PERMISSION_DENIED", err)
+	}
+	got, err := ilo.Referrals.EraseDetails(ctx, name, exchangev1.ErasureReason_ERASURE_REASON_CONSENT_WITHDRAWN, "guardian's call of 3 March")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.GetDetailsErased() || got.GetSubject() != nil || got.GetEraseTime() == nil {
+		t.Errorf("after erasure: erased %v, subject %v, erase time %v", got.GetDetailsErased(), got.GetSubject(), got.GetEraseTime())
+	}
+	if h := got.GetHistory(); len(h) == 0 || h[len(h)-1].GetReason() != "identifying details erased (consent-withdrawn): guardian's call of 3 March" {
+		t.Errorf("history: %v", h)
+	}
+	calls := s.Calls(exchangev1.ReferralService_EraseReferralDetails_FullMethodName)
+	req := calls[len(calls)-1].Request.(*exchangev1.EraseReferralDetailsRequest)
+	if req.GetName() != name || req.GetReasonCode() != exchangev1.ErasureReason_ERASURE_REASON_CONSENT_WITHDRAWN || req.GetReason() != "guardian's call of 3 March" {
+		t.Errorf("the call carried %v", req)
+	}
+	if _, err := ilo.Referrals.EraseDetails(ctx, name, exchangev1.ErasureReason_ERASURE_REASON_PERSON_REQUEST, ""); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("a second erasure: %v, want FAILED_PRECONDITION", err)
 	}
 }
 

@@ -270,7 +270,7 @@ var badInputBases = map[string]func() proto.Message{
 		return &exchangev1.RevokeReferralConsentRequest{Name: "referrals/" + badID, Reason: "withdrawn"}
 	},
 	exchangev1.ReferralService_EraseReferralDetails_FullMethodName: func() proto.Message {
-		return &exchangev1.EraseReferralDetailsRequest{Name: "referrals/" + badID, Reason: "erasure requested by the person"}
+		return &exchangev1.EraseReferralDetailsRequest{Name: "referrals/" + badID, Reason: "erasure requested by the person", ReasonCode: exchangev1.ErasureReason_ERASURE_REASON_PERSON_REQUEST}
 	},
 	exchangev1.ReferralService_ForwardReferral_FullMethodName: func() proto.Message {
 		return &exchangev1.ForwardReferralRequest{Name: "referrals/" + badID, Receiver: "agencies/unicef",

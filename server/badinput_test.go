@@ -464,7 +464,7 @@ func unknownIDCases() []*badCase {
 			Outcome: &exchangev1.Outcome{Reason: "done"}},
 		exchangev1.ReferralService_CancelReferral_FullMethodName:        &exchangev1.CancelReferralRequest{Name: ref, Reason: "r"},
 		exchangev1.ReferralService_RevokeReferralConsent_FullMethodName: &exchangev1.RevokeReferralConsentRequest{Name: ref, Reason: "r"},
-		exchangev1.ReferralService_EraseReferralDetails_FullMethodName:  &exchangev1.EraseReferralDetailsRequest{Name: ref, Reason: "r"},
+		exchangev1.ReferralService_EraseReferralDetails_FullMethodName:  &exchangev1.EraseReferralDetailsRequest{Name: ref, Reason: "r", ReasonCode: exchangev1.ErasureReason_ERASURE_REASON_PERSON_REQUEST},
 		exchangev1.ReferralService_ForwardReferral_FullMethodName:       badInputBases[exchangev1.ReferralService_ForwardReferral_FullMethodName](),
 		exchangev1.DatasetService_GetDataset_FullMethodName:             &exchangev1.GetDatasetRequest{Name: dataset},
 		exchangev1.DatasetService_UpdateDataset_FullMethodName: &exchangev1.UpdateDatasetRequest{

@@ -35,6 +35,7 @@ var errorTable = map[store.Kind]errorClass{
 	store.KindInternal:           {codes.Internal, "INTERNAL"},
 	store.KindOutOfRange:         {codes.OutOfRange, "REVISION_COMPACTED"},
 	store.KindResourceExhausted:  {codes.ResourceExhausted, "STORAGE_QUOTA"},
+	store.KindUnavailable:        {codes.Unavailable, "ERASURE_PENDING"},
 }
 
 // toStatus turns any error a handler returns into a gRPC status error.

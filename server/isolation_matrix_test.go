@@ -919,7 +919,7 @@ func (w *isoWorld) referralEntries() []mxEntry {
 		}},
 		{exchangev1.ReferralService_EraseReferralDetails_FullMethodName, func() []mxAttempt {
 			return w.perReferral("", func(c, n string) verdict { return m().eraseDetails(c, n) }, func(c as, n string) (any, error) {
-				return c.referrals().EraseReferralDetails(bg(), &exchangev1.EraseReferralDetailsRequest{Name: n, Reason: "erasure requested by the person"})
+				return c.referrals().EraseReferralDetails(bg(), &exchangev1.EraseReferralDetailsRequest{Name: n, Reason: "erasure requested by the person", ReasonCode: exchangev1.ErasureReason_ERASURE_REASON_PERSON_REQUEST})
 			}, func(_, n string, _ any) { w.m.referrals[n].erased = true }, func(i int, c, n string) bool {
 				return half(0)(i, c, n) || i > 4
 			})

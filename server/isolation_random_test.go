@@ -260,7 +260,7 @@ func (rr *isoRandom) step(n int) []string {
 		rr.ops["erase details"]++
 		name := pickOne(r, refs)
 		actor := rr.actor(m.referrals[name].sender)
-		_, err := w.conn(actor).referrals().EraseReferralDetails(bg(), &exchangev1.EraseReferralDetailsRequest{Name: name, Reason: "erasure requested by the person"})
+		_, err := w.conn(actor).referrals().EraseReferralDetails(bg(), &exchangev1.EraseReferralDetailsRequest{Name: name, Reason: "erasure requested by the person", ReasonCode: exchangev1.ErasureReason_ERASURE_REASON_PERSON_REQUEST})
 		rr.judge(exchangev1.ReferralService_EraseReferralDetails_FullMethodName, name, actor, []string{m.referrals[name].sender, m.referrals[name].receiver},
 			m.eraseDetails(actor, name), err, func() { m.referrals[name].erased = true })
 		return []string{name}

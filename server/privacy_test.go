@@ -87,7 +87,7 @@ func TestIdentifyingDetailsLeakNowhere(t *testing.T) {
 	note(err)
 	_, err = ilo.referrals().RevokeReferralConsent(ctx, &exchangev1.RevokeReferralConsentRequest{Name: r.GetName(), Reason: "withdrawn"})
 	note(err)
-	_, err = ilo.referrals().EraseReferralDetails(ctx, &exchangev1.EraseReferralDetailsRequest{Name: r.GetName(), Reason: "asked"})
+	_, err = ilo.referrals().EraseReferralDetails(ctx, &exchangev1.EraseReferralDetailsRequest{Name: r.GetName(), Reason: "asked", ReasonCode: exchangev1.ErasureReason_ERASURE_REASON_PERSON_REQUEST})
 	note(err)
 
 	// A dataset export, pulled after all this.

@@ -235,15 +235,37 @@ func (s *referralService) ForwardReferral(ctx context.Context, req *exchangev1.F
 	return &exchangev1.ForwardReferralResponse{Referral: s.view(caller, created, false)}, nil
 }
 
+// erasureReasonCodes are the codes the audit chain records for the
+// reasons to erase a referral's details (AuditEntry.reason); the
+// retention job records store.ErasureRetention.
+var erasureReasonCodes = map[exchangev1.ErasureReason]string{
+	exchangev1.ErasureReason_ERASURE_REASON_PERSON_REQUEST:    "person-request",
+	exchangev1.ErasureReason_ERASURE_REASON_CONSENT_WITHDRAWN: "consent-withdrawn",
+	exchangev1.ErasureReason_ERASURE_REASON_RECORDED_IN_ERROR: "recorded-in-error",
+	exchangev1.ErasureReason_ERASURE_REASON_OTHER:             "other",
+}
+
 // EraseReferralDetails destroys a referral's identifying details for good,
-// by the sender; the store deletes their key in an audited change.
+// by the sender; the store deletes their key in a change audited with the
+// reason's code, and overwrites the freed pages that held them before it
+// answers. The free-text reason goes into the referral's history only.
 func (s *referralService) EraseReferralDetails(ctx context.Context, req *exchangev1.EraseReferralDetailsRequest) (*exchangev1.EraseReferralDetailsResponse, error) {
 	caller := CallerFrom(ctx)
-	r, err := s.store.EraseReferralDetails(ctx, opFor(ctx, ""), req.GetName(), func(r *exchangev1.Referral) error {
+	code, ok := erasureReasonCodes[req.GetReasonCode()]
+	if !ok {
+		return nil, invalidField("reason_code", "must be one of the erasure reasons")
+	}
+	op := opFor(ctx, "")
+	op.Reason = code
+	note := "identifying details erased (" + code + ")"
+	if req.GetReason() != "" {
+		note += ": " + req.GetReason()
+	}
+	r, err := s.store.EraseReferralDetails(ctx, op, req.GetName(), func(r *exchangev1.Referral) error {
 		if err := moveErase.check(caller, r); err != nil {
 			return err
 		}
-		moveErase.apply(caller, r, s.transitionNow, "identifying details erased: "+req.GetReason())
+		moveErase.apply(caller, r, s.transitionNow, note)
 		return nil
 	})
 	if err != nil {

@@ -3,14 +3,19 @@ package server
 import (
 	"context"
 	"io"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+	"github.com/alltogether/exchange/store"
+	"github.com/alltogether/exchange/store/audit"
 )
 
 func TestConsentThatDoesNotCoverTheReceiverStoresNothing(t *testing.T) {
@@ -421,11 +426,11 @@ func TestTheSenderErasesDetailsForGood(t *testing.T) {
 	x, _, ilo, iom, unicef := threeAgencies(t)
 	ctx := context.Background()
 	r := refer(t, ilo, "iom")
-	_, err := iom.referrals().EraseReferralDetails(ctx, &exchangev1.EraseReferralDetailsRequest{Name: r.GetName(), Reason: "asked by the person"})
+	_, err := iom.referrals().EraseReferralDetails(ctx, &exchangev1.EraseReferralDetailsRequest{Name: r.GetName(), Reason: "asked by the person", ReasonCode: exchangev1.ErasureReason_ERASURE_REASON_PERSON_REQUEST})
 	wantCode(t, err, codes.PermissionDenied)
-	_, err = unicef.referrals().EraseReferralDetails(ctx, &exchangev1.EraseReferralDetailsRequest{Name: r.GetName(), Reason: "x"})
+	_, err = unicef.referrals().EraseReferralDetails(ctx, &exchangev1.EraseReferralDetailsRequest{Name: r.GetName(), Reason: "x", ReasonCode: exchangev1.ErasureReason_ERASURE_REASON_PERSON_REQUEST})
 	wantCode(t, err, codes.NotFound)
-	resp, err := ilo.referrals().EraseReferralDetails(ctx, &exchangev1.EraseReferralDetailsRequest{Name: r.GetName(), Reason: "asked by the person"})
+	resp, err := ilo.referrals().EraseReferralDetails(ctx, &exchangev1.EraseReferralDetailsRequest{Name: r.GetName(), Reason: "asked by the person", ReasonCode: exchangev1.ErasureReason_ERASURE_REASON_PERSON_REQUEST})
 	if err != nil || !resp.GetReferral().GetDetailsErased() {
 		t.Fatalf("erase: %v %v", resp, err)
 	}
@@ -435,11 +440,157 @@ func TestTheSenderErasesDetailsForGood(t *testing.T) {
 			t.Errorf("%s after erasure: %v %v", who, got, err)
 		}
 	}
-	if err := x.store.Vacuum(ctx); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := iom.referrals().AcknowledgeReferral(ctx, &exchangev1.AcknowledgeReferralRequest{Name: r.GetName()}); err != nil {
 		t.Fatalf("the referral's lifecycle goes on after erasure: %v", err)
+	}
+	if st, err := x.store.Status(ctx); err != nil || st.UnscrubbedErasures != 0 {
+		t.Errorf("after the erasure was answered: %+v, %v; want its freed pages overwritten", st, err)
+	}
+}
+
+// TestErasureIsAuditedWithItsReasonCode erases over gRPC and checks that
+// the audit entry of the erasure carries the reason's code and nothing of
+// the free-text note (which goes into the referral's history), that the
+// other entries carry no reason, that the chain still verifies, that a
+// missing or unknown reason code is INVALID_ARGUMENT naming reason_code
+// and changes nothing, and that the scrub shows in the metrics.
+func TestErasureIsAuditedWithItsReasonCode(t *testing.T) {
+	x := startExchange(t)
+	x.stop()
+	m := NewMetrics()
+	x.serveOn(store.Options{Observer: m}, func(c *Config) { c.Metrics = m })
+	sec := x.asSecretariat()
+	x.createAgency(sec, "ilo")
+	x.createAgency(sec, "iom")
+	ilo := x.asAgency("ilo")
+	ctx := context.Background()
+	r := refer(t, ilo, "iom")
+	before := x.store.Revision()
+	for _, code := range []exchangev1.ErasureReason{exchangev1.ErasureReason_ERASURE_REASON_UNSPECIFIED, 99} {
+		_, err := ilo.referrals().EraseReferralDetails(ctx, &exchangev1.EraseReferralDetailsRequest{Name: r.GetName(), ReasonCode: code})
+		if st := wantCode(t, err, codes.InvalidArgument); !slices.Equal(violatedFields(st), []string{"reason_code"}) {
+			t.Errorf("reason code %d: violations on %v, want reason_code", code, violatedFields(st))
+		}
+	}
+	if x.store.Revision() != before {
+		t.Fatal("a refused erasure changed something")
+	}
+	const note = "asked at the Poipet office"
+	resp, err := ilo.referrals().EraseReferralDetails(ctx, &exchangev1.EraseReferralDetailsRequest{Name: r.GetName(),
+		ReasonCode: exchangev1.ErasureReason_ERASURE_REASON_RECORDED_IN_ERROR, Reason: note})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := resp.GetReferral().GetHistory(); h[len(h)-1].GetReason() != "identifying details erased (recorded-in-error): "+note {
+		t.Errorf("the history records %q", h[len(h)-1].GetReason())
+	}
+	entries := allAuditEntries(t, sec, 100)
+	v := audit.NewVerifier()
+	erasures := 0
+	for _, e := range entries {
+		if err := v.Add(e); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(protojson.Format(e), "Poipet") {
+			t.Errorf("audit entry %d holds the free-text note", e.GetSequence())
+		}
+		if e.GetMethod() == exchangev1.ReferralService_EraseReferralDetails_FullMethodName {
+			erasures++
+			if e.GetReason() != "recorded-in-error" || e.GetResourceName() != r.GetName() || e.GetActor() != "agencies/ilo" {
+				t.Errorf("the erasure's audit entry: %v", e)
+			}
+		} else if e.GetReason() != "" {
+			t.Errorf("audit entry %d (%s) has reason %q", e.GetSequence(), e.GetMethod(), e.GetReason())
+		}
+	}
+	if erasures != 1 {
+		t.Errorf("%d erasure entries in the audit chain, want 1", erasures)
+	}
+	for code, name := range erasureReasonCodes {
+		if code == exchangev1.ErasureReason_ERASURE_REASON_UNSPECIFIED || name == "" || name == store.ErasureRetention {
+			t.Errorf("reason %v has code %q", code, name)
+		}
+	}
+	if n := len(erasureReasonCodes); n != exchangev1.ErasureReason(0).Descriptor().Values().Len()-1 {
+		t.Errorf("%d reason codes for %d reasons", n, exchangev1.ErasureReason(0).Descriptor().Values().Len()-1)
+	}
+
+	families, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text strings.Builder
+	for _, f := range families {
+		if _, err := expfmt.MetricFamilyToText(&text, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []string{`exchange_store_scrub_seconds_count{result="done"}`, "exchange_store_unscrubbed_erasures 0"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("the metrics lack %s", want)
+		}
+	}
+}
+
+// blockingWriter takes writes until it is told to block, then waits.
+type blockingWriter struct {
+	first   chan struct{} // closed at the first write
+	release chan struct{} // closed to let writes through
+	once    sync.Once
+}
+
+func (w *blockingWriter) Write(p []byte) (int, error) {
+	w.once.Do(func() { close(w.first) })
+	<-w.release
+	return len(p), nil
+}
+
+// TestErasureDuringABackupAnswersErasurePending erases over gRPC while a
+// backup (a read begun before the erasure) is being streamed and stalls:
+// past ScrubWait the call answers UNAVAILABLE with reason ERASURE_PENDING
+// and a message that says the details are erased; the referral shows
+// erased, and once the backup ends the metric of unscrubbed erasures goes
+// back to 0 by itself.
+func TestErasureDuringABackupAnswersErasurePending(t *testing.T) {
+	x := startExchange(t)
+	x.stop()
+	x.serveWithStore(store.Options{ScrubWait: 200 * time.Millisecond})
+	sec := x.asSecretariat()
+	x.createAgency(sec, "ilo")
+	x.createAgency(sec, "iom")
+	ilo := x.asAgency("ilo")
+	ctx := context.Background()
+	r := refer(t, ilo, "iom")
+	w := &blockingWriter{first: make(chan struct{}), release: make(chan struct{})}
+	backedUp := make(chan error, 1)
+	go func() { backedUp <- x.store.Backup(ctx, w, nil) }()
+	var once sync.Once
+	release := func() { once.Do(func() { close(w.release) }) }
+	t.Cleanup(func() { release(); <-backedUp })
+	<-w.first
+
+	_, err := ilo.referrals().EraseReferralDetails(ctx, &exchangev1.EraseReferralDetailsRequest{Name: r.GetName(),
+		ReasonCode: exchangev1.ErasureReason_ERASURE_REASON_PERSON_REQUEST})
+	st := wantCode(t, err, codes.Unavailable)
+	if reason := statusErrorInfo(st).GetReason(); reason != "ERASURE_PENDING" || !strings.Contains(st.Message(), "erased and no longer readable") {
+		t.Errorf("reason %q, message %q", reason, st.Message())
+	}
+	got, err := ilo.referrals().GetReferral(ctx, &exchangev1.GetReferralRequest{Name: r.GetName()})
+	if err != nil || !got.GetReferral().GetDetailsErased() || got.GetReferral().GetSubject() != nil {
+		t.Fatalf("after the answer: %v, %v", got, err)
+	}
+	release()
+	if err := <-backedUp; err != nil {
+		t.Fatal(err)
+	}
+	backedUp <- nil // for the cleanup
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if status, _ := x.store.Status(ctx); status.UnscrubbedErasures == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the freed pages were not overwritten after the backup ended")
+		}
 	}
 }
 

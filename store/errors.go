@@ -34,6 +34,10 @@ const (
 	KindOutOfRange
 	// KindResourceExhausted means the database reached its size quota.
 	KindResourceExhausted
+	// KindUnavailable means the change was made but what must follow it
+	// could not finish in time; the message says what happens next, and
+	// the call need not be repeated.
+	KindUnavailable
 )
 
 var kindNames = map[Kind]string{
@@ -47,6 +51,7 @@ var kindNames = map[Kind]string{
 	KindClosed:             "closed",
 	KindOutOfRange:         "out of range",
 	KindResourceExhausted:  "resource exhausted",
+	KindUnavailable:        "unavailable",
 }
 
 // String names the kind.

@@ -17,7 +17,7 @@ import (
 // bbolt finds, with what to do about them.
 func (s *Store) check() error {
 	var problems []string
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.read(func(tx *bolt.Tx) error {
 		for err := range tx.Check() {
 			problems = append(problems, err.Error())
 			if len(problems) == 5 {
@@ -64,6 +64,10 @@ type Status struct {
 	AuditSequence uint64
 	// AuditHead is the SHA-256 hash of the last audit entry.
 	AuditHead []byte
+	// UnscrubbedErasures counts the erasures committed whose freed pages
+	// are not all overwritten yet (scrub.go): 0 but for a moment after an
+	// erasure, unless a read that began before it (a backup) still runs.
+	UnscrubbedErasures int64
 }
 
 // Status reads the store's size, revisions and audit head.
@@ -71,7 +75,7 @@ func (s *Store) Status(ctx context.Context) (Status, error) {
 	var st Status
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
-		st = Status{Size: tx.Size(), MaxSize: s.maxSize, Revision: readRevision(tx)}
+		st = Status{Size: tx.Size(), MaxSize: s.maxSize, Revision: readRevision(tx), UnscrubbedErasures: s.scrub.unscrubbed()}
 		if v := meta.Get(metaCompacted); v != nil {
 			st.Compacted = int64(binary.BigEndian.Uint64(v))
 		}
@@ -176,6 +180,7 @@ func (s *Store) Vacuum(ctx context.Context) error {
 	s.quota.apply(db, true)
 	s.commits = newCommitter(db, s.opt)
 	s.directoryGeneration.Add(1) // a new file: read callers from it afresh
+	s.scrub.newEpoch()           // and no freed page: every erasure so far is served
 	return s.db.View(func(tx *bolt.Tx) error {
 		s.size.Store(tx.Size())
 		return nil

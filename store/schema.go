@@ -64,8 +64,8 @@ var (
 	bucketReferralByParty = []byte("referrals_by_party")
 
 	// bucketReferralKeys: referral id → its 32-byte AES-256 data key.
-	// Erasing a referral's details deletes its key (Vacuum then rewrites
-	// the file so that no old page keeps it).
+	// Erasing a referral's details deletes its key, and the scrub that
+	// follows (scrub.go) overwrites every freed page that held it.
 	bucketReferralKeys = []byte("referral_keys")
 	// bucketReferralDetails: referral id → nonce ‖ AES-256-GCM sealed
 	// Referral holding only the subject and case notes. The referral
@@ -94,6 +94,10 @@ var (
 	// It keeps external ids unique per agency and finds a plan by one.
 	bucketPlanByExternalID = []byte("plans_by_external_id")
 )
+
+// Scrubs (scrub.go) create and delete scratch buckets named
+// "scrub/{number}" while they run; Open deletes any left by a scrub that
+// stopped half-way, and ContentHash ignores them.
 
 // allBuckets lists every bucket; Open creates the missing ones.
 var allBuckets = [][]byte{

@@ -51,6 +51,12 @@ type Options struct {
 	// nothing is created or migrated, writes fail, and other readers may
 	// hold it too.
 	ReadOnly bool
+	// ScrubWait bounds how long an erasure waits for read transactions
+	// that began before it (a backup, say) to end, so that the pages it
+	// freed can be overwritten (scrub.go); default 30s. Past it the
+	// erasure answers KindUnavailable, and the pages are overwritten as
+	// soon as those reads end.
+	ScrubWait time.Duration
 }
 
 // Observer receives measurements of the store's writes, for metrics. Its
@@ -101,6 +107,8 @@ type Store struct {
 	clock *revisionClock // hands out revisions and safe revisions (revision.go)
 
 	pageSecret []byte // metaPageSecret, read at open
+	readers *readers  // the open read transactions (readers.go)
+	scrub   *scrubber // the scrubs of freed pages after erasures (scrub.go)
 }
 
 // batchState is what the functions sharing one write transaction tell its
@@ -128,7 +136,16 @@ type Op struct {
 	// certificate the caller presented; empty for the exchange's own
 	// changes. Every audit entry the write appends records it.
 	ActorCertificate string
+	// Reason is why, as a short code (never free text: it goes into the
+	// audit chain), for changes that carry one, such as an erasure's
+	// "person-request"; empty for none. Every audit entry the write
+	// appends records it.
+	Reason string
 }
+
+// ErasureRetention is the Op.Reason of the erasures the retention job
+// makes.
+const ErasureRetention = "retention"
 
 // Open opens (creating if needed) the database file at path with mode
 // 0600, creates missing buckets and checks the schema version. A database
@@ -148,6 +165,11 @@ func Open(path string, opt Options) (*Store, error) {
 		return nil, &Error{Kind: KindInvalidArgument, Field: "max_size", Message: fmt.Sprintf(
 			"a size limit of %d bytes cannot hold an empty exchange: set at least %d bytes, or 0 for none", opt.MaxSize, MinMaxSize)}
 	}
+	if opt.ScrubWait == 0 {
+		opt.ScrubWait = 30 * time.Second
+	}
+	_, statErr := os.Stat(path)
+	existed := statErr == nil
 	db, err := bolt.Open(path, 0o600, boltOptions(opt))
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
@@ -164,7 +186,8 @@ func Open(path string, opt Options) (*Store, error) {
 		}
 	}
 	s := &Store{db: db, commits: newCommitter(db, opt), opt: opt, now: opt.Now, changed: make(chan struct{}), maxSize: opt.MaxSize,
-		quota: newQuota(opt.MaxSize, db.Info().PageSize), observer: opt.Observer, clock: &revisionClock{now: opt.Now}}
+		quota: newQuota(opt.MaxSize, db.Info().PageSize), observer: opt.Observer, clock: &revisionClock{now: opt.Now},
+		readers: newReaders(), scrub: newScrubber()}
 	// Until a write transaction sets its own limit, the file may grow to
 	// the whole quota (opening, migrating and compacting only free or
 	// bring the schema up to date).
@@ -179,6 +202,14 @@ func Open(path string, opt Options) (*Store, error) {
 		db.Close()
 		return nil, storeError(err)
 	}
+	if existed && !opt.ReadOnly {
+		// Pages freed by a process that stopped before its scrub, or by a
+		// version that did not scrub, may still hold erased details.
+		if _, err := s.scrubAll(); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -191,7 +222,7 @@ const MinMaxSize = 128 << 10
 // Read-only, it only checks and loads.
 func (s *Store) init(readOnly bool) error {
 	if readOnly {
-		return s.db.View(func(tx *bolt.Tx) error {
+		return s.read(func(tx *bolt.Tx) error {
 			meta := tx.Bucket(bucketMeta)
 			if meta == nil || meta.Get(metaSchemaVersion) == nil {
 				return &Error{Kind: KindFailedPrecondition, Message: s.db.Path() + " is not an exchange database"}
@@ -210,6 +241,9 @@ func (s *Store) init(readOnly bool) error {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return internal("cannot create bucket "+string(name), err)
 			}
+		}
+		if _, err := dropScratchBuckets(tx); err != nil { // left by a scrub that stopped half-way
+			return internal("cannot delete the scratch buckets of an interrupted scrub", err)
 		}
 		meta := tx.Bucket(bucketMeta)
 		if v := meta.Get(metaSchemaVersion); v == nil {
@@ -261,6 +295,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	close(s.scrub.closing)
 	if err := s.db.Close(); err != nil {
 		return internal("cannot close the database", err)
 	}
@@ -291,7 +326,7 @@ func (s *Store) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return storeError(s.db.View(fn))
+	return storeError(s.read(fn))
 }
 
 // update runs fn in a write transaction shared with concurrent writers

@@ -171,7 +171,7 @@ func (w *writeTx) appendAudit(rev int64, name string) error {
 	seq++
 	entry := &exchangev1.AuditEntry{
 		Sequence: seq, Revision: rev, Time: w.timestamp(),
-		Actor: w.op.Actor, Method: w.op.Method, ResourceName: name, PreviousHash: prev,
+		Actor: w.op.Actor, Method: w.op.Method, ResourceName: name, PreviousHash: prev, Reason: w.op.Reason,
 		ActorCertificate: w.op.ActorCertificate,
 	}
 	encoded, err := audit.Seal(entry)

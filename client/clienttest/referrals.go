@@ -476,6 +476,7 @@ var (
 		exchangev1.ReferralState_REFERRAL_STATE_ACCEPTED, exchangev1.ReferralState_REFERRAL_STATE_IN_PROGRESS,
 	}, exchangev1.ReferralState_REFERRAL_STATE_CANCELLED}
 	moveRevoke  = referralMove{"revoke consent on", false, nil, 0}
+	moveErase   = referralMove{"erase the details of", false, nil, 0}
 	moveForward = referralMove{"forward", true, []exchangev1.ReferralState{
 		exchangev1.ReferralState_REFERRAL_STATE_RECEIVED, exchangev1.ReferralState_REFERRAL_STATE_ACCEPTED,
 		exchangev1.ReferralState_REFERRAL_STATE_IN_PROGRESS,
@@ -625,6 +626,42 @@ func (f *referralService) RevokeReferralConsent(ctx context.Context, req *exchan
 		return nil, err
 	}
 	return &exchangev1.RevokeReferralConsentResponse{Referral: r}, nil
+}
+
+// erasureReasonCodes are the audit codes of the erasure reasons, as the
+// real server records them.
+var erasureReasonCodes = map[exchangev1.ErasureReason]string{
+	exchangev1.ErasureReason_ERASURE_REASON_PERSON_REQUEST:    "person-request",
+	exchangev1.ErasureReason_ERASURE_REASON_CONSENT_WITHDRAWN: "consent-withdrawn",
+	exchangev1.ErasureReason_ERASURE_REASON_RECORDED_IN_ERROR: "recorded-in-error",
+	exchangev1.ErasureReason_ERASURE_REASON_OTHER:             "other",
+}
+
+func (f *referralService) EraseReferralDetails(ctx context.Context, req *exchangev1.EraseReferralDetailsRequest) (*exchangev1.EraseReferralDetailsResponse, error) {
+	code, ok := erasureReasonCodes[req.ReasonCode]
+	switch {
+	case req.ReasonCode == exchangev1.ErasureReason_ERASURE_REASON_UNSPECIFIED:
+		return nil, invalid("invalid request: reason_code: value must not be in list [0]", violation("reason_code", "value must not be in list [0]"))
+	case !ok:
+		return nil, invalid("invalid request: reason_code: value must be one of the defined enum values", violation("reason_code", "value must be one of the defined enum values"))
+	}
+	alreadyErased := func(r *exchangev1.Referral) error {
+		if r.GetDetailsErased() {
+			return statusError(codes.FailedPrecondition, "FAILED_PRECONDITION", "the details of "+r.Name+" are already erased")
+		}
+		return nil
+	}
+	note := "identifying details erased (" + code + ")"
+	if req.Reason != "" {
+		note += ": " + req.Reason
+	}
+	r, err := f.move(ctx, req.Name, "", moveErase, note, alreadyErased, func(r *exchangev1.Referral) {
+		r.Subject, r.CaseNotes, r.DetailsErased, r.EraseTime = nil, "", true, now()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &exchangev1.EraseReferralDetailsResponse{Referral: r}, nil
 }
 
 func (f *referralService) ForwardReferral(ctx context.Context, req *exchangev1.ForwardReferralRequest) (*exchangev1.ForwardReferralResponse, error) {

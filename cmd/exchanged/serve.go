@@ -347,8 +347,9 @@ func parseSize(s string) (int64, error) {
 }
 
 // eraseExpiredReferrals erases, every interval, the identifying details of
-// referrals closed longer ago than the retention period, then vacuums the
-// file so that no freed page keeps their keys.
+// referrals closed longer ago than the retention period. The store
+// overwrites the pages that held them before it answers (store/scrub.go),
+// so no vacuum of the whole file is needed.
 func eraseExpiredReferrals(ctx context.Context, st *store.Store, log *slog.Logger, retention, every time.Duration) {
 	if retention <= 0 {
 		return
@@ -359,20 +360,16 @@ func eraseExpiredReferrals(ctx context.Context, st *store.Store, log *slog.Logge
 			log.Error("retention: cannot list closed referrals", "error", err.Error())
 			return
 		}
-		op := store.Op{Actor: "exchange", Method: "exchanged/retention"}
-		erased := 0
-		for _, name := range due {
-			if _, err := st.EraseReferralDetails(ctx, op, name, func(*exchangev1.Referral) error { return nil }); err != nil {
-				log.Error("retention: cannot erase", "referral", name, "error", err.Error())
-				continue
-			}
-			erased++
+		if len(due) == 0 {
+			return
 		}
-		if erased > 0 {
-			if err := st.Vacuum(ctx); err != nil {
-				log.Error("retention: vacuum failed", "error", err.Error())
-			}
-			log.Info("retention: erased identifying details of closed referrals", "count", erased)
+		op := store.Op{Actor: "exchange", Method: "exchanged/retention", Reason: store.ErasureRetention}
+		erased, err := st.EraseDetailsOf(ctx, op, due)
+		if err != nil {
+			log.Error("retention: erasure incomplete", "erased", len(erased), "error", err.Error())
+		}
+		if len(erased) > 0 {
+			log.Info("retention: erased identifying details of closed referrals", "count", len(erased))
 		}
 	}
 	run()

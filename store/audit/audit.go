@@ -46,8 +46,8 @@ func Hash(e *exchangev1.AuditEntry) ([]byte, error) {
 // returns e's deterministic encoding with it. It encodes e once: the
 // deterministic encoding orders fields by number, so the encoding with the
 // hash is the encoding without it with the hash field put in before the
-// fields numbered after it, which are encoded again on their own to find
-// where they start.
+// fields numbered after it (reason and actor_certificate), which are
+// encoded again on their own to find where they start.
 func Seal(e *exchangev1.AuditEntry) ([]byte, error) {
 	if len(e.GetHash()) != 0 {
 		return nil, errors.New("audit: Seal of an entry that already has a hash")

@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -79,12 +80,21 @@ func TestVerifierDetectsEveryTamper(t *testing.T) {
 // with that hash, for entries with every field set and with fields left
 // empty.
 func TestSealEncodesAsHashAndMarshal(t *testing.T) {
+	full := &exchangev1.AuditEntry{Sequence: 1 << 40, Revision: 12345, Time: timestamppb.New(time.Date(2026, 11, 27, 4, 5, 6, 7, time.UTC)),
+		Actor: "agencies/ilo", Method: "/alltogether.exchange.v1.ReferralService/EraseReferralDetails",
+		ResourceName: "referrals/01jx0000000000000000000000", PreviousHash: bytes.Repeat([]byte{0xab}, 32), Reason: "person-request",
+		ActorCertificate: "5f3a9c0e1b2d4f60"}
+	fields := full.ProtoReflect().Descriptor().Fields()
+	for i := range fields.Len() {
+		if fd := fields.Get(i); fd.Name() != "hash" && !full.ProtoReflect().Has(fd) {
+			t.Fatalf("the test's full entry leaves field %s empty", fd.Name())
+		}
+	}
 	entries := []*exchangev1.AuditEntry{
 		{},
 		{Sequence: 1, PreviousHash: Genesis},
-		{Sequence: 1 << 40, Revision: 12345, Time: timestamppb.New(time.Date(2026, 11, 27, 4, 5, 6, 7, time.UTC)),
-			Actor: "agencies/ilo", Method: "/alltogether.exchange.v1.ReferralService/CreateReferral",
-			ResourceName: "referrals/01jx0000000000000000000000", PreviousHash: bytes.Repeat([]byte{0xab}, 32)},
+		{Reason: "retention"},
+		full,
 	}
 	for _, e := range entries {
 		want, err := Hash(e)
@@ -108,5 +118,47 @@ func TestSealEncodesAsHashAndMarshal(t *testing.T) {
 		if _, err := Seal(e); err == nil {
 			t.Error("Seal of an entry that has a hash succeeded")
 		}
+	}
+}
+
+// TestEntriesWithoutReasonKeepTheirHashes checks that the reason field
+// (added after the chain had entries) changes nothing for entries without
+// one: their encoding, and so their hash, are what they were before it
+// existed (the hash below was computed by the code of that time), while a
+// reason is covered by the hash.
+func TestEntriesWithoutReasonKeepTheirHashes(t *testing.T) {
+	old := &exchangev1.AuditEntry{Sequence: 7, Revision: 42, Time: timestamppb.New(time.Date(2026, 11, 27, 4, 5, 6, 7, time.UTC)),
+		Actor: "agencies/ilo", Method: "/alltogether.exchange.v1.ReferralService/EraseReferralDetails",
+		ResourceName: "referrals/01jx0000000000000000000000", PreviousHash: bytes.Repeat([]byte{0xab}, 32)}
+	const before = "636f1990e7dcf2c684b5f272ec8b52187616dac054bfb53fbed2df17837d835e"
+	got, err := Hash(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprintf("%x", got) != before {
+		t.Fatalf("an entry without a reason hashes to %x; before the reason field it hashed to %s", got, before)
+	}
+	withReason := proto.CloneOf(old)
+	withReason.Reason = "person-request"
+	if h, _ := Hash(withReason); bytes.Equal(h, got) {
+		t.Fatal("the reason is not covered by the hash")
+	}
+	sealed := proto.CloneOf(withReason)
+	if _, err := Seal(sealed); err != nil {
+		t.Fatal(err)
+	}
+	sealed.PreviousHash = Genesis
+	sealed.Sequence = 1
+	sealed.Hash = nil
+	if _, err := Seal(sealed); err != nil {
+		t.Fatal(err)
+	}
+	if err := NewVerifier().Add(sealed); err != nil {
+		t.Fatalf("an entry with a reason does not verify: %v", err)
+	}
+	tampered := proto.CloneOf(sealed)
+	tampered.Reason = "retention"
+	if err := NewVerifier().Add(tampered); !errors.Is(err, ErrBroken) {
+		t.Fatalf("a changed reason is not detected: %v", err)
 	}
 }

@@ -44,6 +44,10 @@ type Committer struct {
 	queue   []call
 	running bool          // a goroutine is draining the queue
 	full    chan struct{} // signalled when the queue holds maxBatch calls
+
+	// exclusive is held by every commit, and by Exclusive for as long as
+	// its function runs.
+	exclusive sync.Mutex
 }
 
 // call is one caller's write function and where its result goes.
@@ -87,9 +91,20 @@ func (c *Committer) Do(fn func(*bolt.Tx) error) error {
 	c.mu.Unlock()
 	err := <-result
 	if err == errTrySolo {
+		c.exclusive.Lock()
 		err = c.db.Update(func(tx *bolt.Tx) error { return safely(fn, tx) })
+		c.exclusive.Unlock()
 	}
 	return err
+}
+
+// Exclusive runs fn while no write of the Committer commits: writes that
+// arrive meanwhile wait in the queue and commit after it. fn may run
+// transactions of its own on the database, and must not call Do.
+func (c *Committer) Exclusive(fn func() error) error {
+	c.exclusive.Lock()
+	defer c.exclusive.Unlock()
+	return fn()
 }
 
 // drain commits queued functions, a batch at a time, until the queue is
@@ -114,7 +129,9 @@ func (c *Committer) drain() {
 			c.queue = nil // let the backing array go
 		}
 		c.mu.Unlock()
+		c.exclusive.Lock()
 		commit(c.db, batch)
+		c.exclusive.Unlock()
 	}
 }
 

@@ -256,3 +256,46 @@ func TestFirstCommitGathersReadyWriters(t *testing.T) {
 		}
 	}
 }
+
+// TestExclusiveHoldsWritesBack runs a function under Exclusive that makes
+// transactions of its own, while writes arrive: none of them commits
+// between those transactions, and all commit once it returns.
+func TestExclusiveHoldsWritesBack(t *testing.T) {
+	db := open(t)
+	c := New(db, 16, 0)
+	inside := make(chan struct{})
+	proceed := make(chan struct{})
+	var seenBetween bool
+	exclusiveDone := make(chan error, 1)
+	go func() {
+		exclusiveDone <- c.Exclusive(func() error {
+			if err := db.Update(put("first")); err != nil {
+				return err
+			}
+			close(inside)
+			<-proceed
+			seenBetween = get(t, db, "w0") || get(t, db, "w1") || get(t, db, "w2")
+			return db.Update(put("second"))
+		})
+	}()
+	<-inside
+	var wg sync.WaitGroup
+	results := make([]error, 3)
+	for i := range 3 {
+		wg.Go(func() { results[i] = c.Do(put(fmt.Sprintf("w%d", i))) })
+	}
+	time.Sleep(50 * time.Millisecond) // room for the writes to commit, if they did not wait
+	close(proceed)
+	if err := <-exclusiveDone; err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if seenBetween {
+		t.Error("a write committed while Exclusive ran")
+	}
+	for i, err := range results {
+		if err != nil || !get(t, db, fmt.Sprintf("w%d", i)) {
+			t.Errorf("write %d after Exclusive: %v", i, err)
+		}
+	}
+}

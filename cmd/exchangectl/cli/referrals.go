@@ -37,8 +37,8 @@ func newReferralsCmd(a *app) *cobra.Command {
 		"Referrals of people between agencies: return and reintegration, counselling,\n"+
 			"shelter, legal aid... Only the sending and the receiving agency ever see a\n"+
 			"referral; consent is recorded before anything moves.\n\n"+
-			"The sender pushes referrals from a file, many at a time, and may cancel one\n"+
-			"or revoke consent. The receiver acknowledges, then accepts or rejects,\n"+
+			"The sender pushes referrals from a file, many at a time, and may cancel one,\n"+
+			"revoke consent or erase its identifying details for good. The receiver acknowledges, then accepts or rejects,\n"+
 			"starts, completes, or forwards to a third agency:\n\n"+
 			"  requested → received → accepted → in-progress → completed\n"+
 			"                      ↘ rejected\n\n"+
@@ -57,6 +57,7 @@ func newReferralsCmd(a *app) *cobra.Command {
 		newReferralsCompleteCmd(a, nil),
 		newReferralsCancelCmd(a, nil),
 		newReferralsRevokeConsentCmd(a, nil),
+		newReferralsEraseCmd(a, nil),
 		newReferralsForwardCmd(a, nil),
 		newReferralsSuggestCmd(a, nil),
 		newReferralsStatsCmd(a, nil),
@@ -846,7 +847,10 @@ func referralDetail(r *exchangev1.Referral) []field {
 			outcome = "successful: " + oc.GetReason()
 		}
 	}
-	if r.GetDetailsWithheld() {
+	switch {
+	case r.GetDetailsErased():
+		withheld = "erased " + formatTime(r.GetEraseTime())
+	case r.GetDetailsWithheld():
 		withheld = "withheld"
 	}
 	if r.GetOverdue() {

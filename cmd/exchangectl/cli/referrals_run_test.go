@@ -554,3 +554,66 @@ func TestReferralUsageErrorsExitTwoBeforeAnyCall(t *testing.T) {
 		}
 	}
 }
+
+// terminalInput is standard input a person types on: the tests' IsTerminal
+// says so for it.
+type terminalInput struct{ *strings.Reader }
+
+func (*terminalInput) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestRunReferralsErase erases through exchangectl: without a terminal and
+// without --yes it refuses with exit 2 and calls nothing; on a terminal a
+// wrong id typed erases nothing (exit 2) and the right one erases; --yes
+// erases from a script; the reason code and note reach the call.
+func TestRunReferralsErase(t *testing.T) {
+	f := referralFixture(t)
+	ctx := context.Background()
+	ilo := f.server.Dial(t, "agency/ilo")
+	first, err := ilo.Referrals.Create(ctx, referralTo("iom", "counselling"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := ilo.Referrals.Create(ctx, referralTo("iom", "shelter"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id1, id2 := client.ResourceID(first.GetName()), client.ResourceID(second.GetName())
+	erasures := func() int { return len(f.server.Calls(exchangev1.ReferralService_EraseReferralDetails_FullMethodName)) }
+
+	r := f.runAs("agency/ilo", "referrals", "erase", id1, "--reason-code", "person-request")
+	if r.code != ExitUsage || !strings.Contains(r.stderr, "pass --yes") || erasures() != 0 {
+		t.Errorf("without a terminal or --yes: exit %d, %d calls, stderr %q", r.code, erasures(), r.stderr)
+	}
+
+	onTerminal := func(typed string) result {
+		e := newTestEnv(t)
+		in := &terminalInput{strings.NewReader(typed)}
+		e.Stdin = in
+		e.IsTerminal = func(w io.Writer) bool { return w == io.Writer(in) }
+		return f.runIn(e, append(f.agencyFlags("agency/ilo"), "referrals", "erase", id1, "--reason-code", "consent-withdrawn", "--reason", "guardian called")...)
+	}
+	r = onTerminal(id2 + "\n")
+	if r.code != ExitUsage || !strings.Contains(r.stderr, "Type the referral's id") || !strings.Contains(r.stderr, "not confirmed") || erasures() != 0 {
+		t.Errorf("the wrong id typed: exit %d, %d calls, stderr %q", r.code, erasures(), r.stderr)
+	}
+	r = onTerminal(strings.ToUpper(id1) + "\n").must(t)
+	if !strings.Contains(r.stdout, "erased") || strings.Contains(r.stdout, "Sokha") {
+		t.Errorf("erase output:\n%s", r.stdout)
+	}
+	calls := f.server.Calls(exchangev1.ReferralService_EraseReferralDetails_FullMethodName)
+	if len(calls) != 1 {
+		t.Fatalf("%d erase calls, want 1", len(calls))
+	}
+	req := calls[0].Request.(*exchangev1.EraseReferralDetailsRequest)
+	if req.GetName() != first.GetName() || req.GetReasonCode() != exchangev1.ErasureReason_ERASURE_REASON_CONSENT_WITHDRAWN || req.GetReason() != "guardian called" {
+		t.Errorf("the call carried %v", req)
+	}
+
+	r = f.runAs("agency/ilo", "referrals", "erase", "referrals/"+id2, "--reason-code", "recorded-in-error", "--yes").must(t)
+	if got, err := ilo.Referrals.Get(ctx, second.GetName()); err != nil || !got.GetDetailsErased() || got.GetSubject() != nil {
+		t.Errorf("after erase --yes: %v, %v", got, err)
+	}
+	if r = f.runAs("agency/iom", "referrals", "erase", id2, "--reason-code", "other", "--yes"); r.code == 0 {
+		t.Errorf("erase by the receiver succeeded:\n%s", r.stdout)
+	}
+}

@@ -406,3 +406,30 @@ func TestDerivedRequestIDIsStable(t *testing.T) {
 		t.Error("the id is not a function of the line's bytes")
 	}
 }
+
+func TestReferralsEraseParse(t *testing.T) {
+	opts, err := parse(t, newReferralsEraseCmd, testReferralID, "--reason-code", "person-request", "--reason", " asked at the office ", "--yes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := opts.request()
+	if err != nil {
+		t.Fatal(err)
+	}
+	equalProto(t, req, &exchangev1.EraseReferralDetailsRequest{Name: testReferralName,
+		ReasonCode: exchangev1.ErasureReason_ERASURE_REASON_PERSON_REQUEST, Reason: "asked at the office"})
+	if !opts.Yes {
+		t.Error("--yes not taken")
+	}
+	for _, args := range [][]string{
+		{testReferralID},
+		{testReferralID, "--reason", "asked"},
+		{testReferralID, "--reason-code", "retention"},
+		{testReferralID, "--reason-code", "unspecified"},
+		{"not-an-id", "--reason-code", "other"},
+	} {
+		if _, err := parse(t, newReferralsEraseCmd, args...); !isUsage(err) {
+			t.Errorf("%v: %v, want a usage error", args, err)
+		}
+	}
+}

@@ -45,6 +45,12 @@ type AuditEntry struct {
 	PreviousHash []byte `protobuf:"bytes,7,opt,name=previous_hash,json=previousHash,proto3" json:"previous_hash,omitempty"`
 	// SHA-256 hash of this entry's deterministic encoding with hash empty.
 	Hash []byte `protobuf:"bytes,8,opt,name=hash,proto3" json:"hash,omitempty"`
+	// Why, as a code, for changes that carry one: an erasure of a
+	// referral's details records "person-request", "consent-withdrawn",
+	// "recorded-in-error", "other" or, for the retention job, "retention".
+	// Empty for every other change (and then not encoded, so entries
+	// written before the field existed keep their hashes).
+	Reason string `protobuf:"bytes,9,opt,name=reason,proto3" json:"reason,omitempty"`
 	// The serial (lowercase hex) of the client certificate the call that made
 	// the change presented, so that a change made with a certificate the
 	// agency did not know of can be told apart. Empty for changes the
@@ -141,6 +147,13 @@ func (x *AuditEntry) GetHash() []byte {
 	return nil
 }
 
+func (x *AuditEntry) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 func (x *AuditEntry) GetActorCertificate() string {
 	if x != nil {
 		return x.ActorCertificate
@@ -152,7 +165,7 @@ var File_alltogether_exchange_v1_audit_proto protoreflect.FileDescriptor
 
 const file_alltogether_exchange_v1_audit_proto_rawDesc = "" +
 	"\n" +
-	"#alltogether/exchange/v1/audit.proto\x12\x17alltogether.exchange.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xad\x02\n" +
+	"#alltogether/exchange/v1/audit.proto\x12\x17alltogether.exchange.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc5\x02\n" +
 	"\n" +
 	"AuditEntry\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12\x1a\n" +
@@ -162,7 +175,8 @@ const file_alltogether_exchange_v1_audit_proto_rawDesc = "" +
 	"\x06method\x18\x05 \x01(\tR\x06method\x12#\n" +
 	"\rresource_name\x18\x06 \x01(\tR\fresourceName\x12#\n" +
 	"\rprevious_hash\x18\a \x01(\fR\fpreviousHash\x12\x12\n" +
-	"\x04hash\x18\b \x01(\fR\x04hash\x12+\n" +
+	"\x04hash\x18\b \x01(\fR\x04hash\x12\x16\n" +
+	"\x06reason\x18\t \x01(\tR\x06reason\x12+\n" +
 	"\x11actor_certificate\x18\n" +
 	" \x01(\tR\x10actorCertificateBJZHgithub.com/alltogether/exchange/proto/alltogether/exchange/v1;exchangev1b\x06proto3"
 

@@ -337,6 +337,69 @@ func (RejectionReason) EnumDescriptor() ([]byte, []int) {
 	return file_alltogether_exchange_v1_referral_proto_rawDescGZIP(), []int{4}
 }
 
+// ErasureReason is the code list of reasons to erase a referral's
+// identifying details. The code goes into the audit chain; it never holds
+// personal data. The exchange's own retention job records "retention".
+type ErasureReason int32
+
+const (
+	// Not set; never valid in a request.
+	ErasureReason_ERASURE_REASON_UNSPECIFIED ErasureReason = 0
+	// The person asked for their details to be erased.
+	ErasureReason_ERASURE_REASON_PERSON_REQUEST ErasureReason = 1
+	// The person, or their guardian, withdrew consent.
+	ErasureReason_ERASURE_REASON_CONSENT_WITHDRAWN ErasureReason = 2
+	// The details were recorded in error (the wrong person, a duplicate).
+	ErasureReason_ERASURE_REASON_RECORDED_IN_ERROR ErasureReason = 3
+	// Another reason, which the free-text reason may explain.
+	ErasureReason_ERASURE_REASON_OTHER ErasureReason = 4
+)
+
+// Enum value maps for ErasureReason.
+var (
+	ErasureReason_name = map[int32]string{
+		0: "ERASURE_REASON_UNSPECIFIED",
+		1: "ERASURE_REASON_PERSON_REQUEST",
+		2: "ERASURE_REASON_CONSENT_WITHDRAWN",
+		3: "ERASURE_REASON_RECORDED_IN_ERROR",
+		4: "ERASURE_REASON_OTHER",
+	}
+	ErasureReason_value = map[string]int32{
+		"ERASURE_REASON_UNSPECIFIED":       0,
+		"ERASURE_REASON_PERSON_REQUEST":    1,
+		"ERASURE_REASON_CONSENT_WITHDRAWN": 2,
+		"ERASURE_REASON_RECORDED_IN_ERROR": 3,
+		"ERASURE_REASON_OTHER":             4,
+	}
+)
+
+func (x ErasureReason) Enum() *ErasureReason {
+	p := new(ErasureReason)
+	*p = x
+	return p
+}
+
+func (x ErasureReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ErasureReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_alltogether_exchange_v1_referral_proto_enumTypes[5].Descriptor()
+}
+
+func (ErasureReason) Type() protoreflect.EnumType {
+	return &file_alltogether_exchange_v1_referral_proto_enumTypes[5]
+}
+
+func (x ErasureReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ErasureReason.Descriptor instead.
+func (ErasureReason) EnumDescriptor() ([]byte, []int) {
+	return file_alltogether_exchange_v1_referral_proto_rawDescGZIP(), []int{5}
+}
+
 // Referral is one agency's request that another agency provide a service to
 // a person. Only the two agencies involved ever see it. Consent is recorded
 // before anything moves, and every state change is kept in history until
@@ -1309,7 +1372,13 @@ const file_alltogether_exchange_v1_referral_proto_rawDesc = "" +
 	"\x1dREJECTION_REASON_OUTSIDE_AREA\x10\x03\x12$\n" +
 	" REJECTION_REASON_PERSON_DECLINED\x10\x04\x12&\n" +
 	"\"REJECTION_REASON_UNABLE_TO_CONTACT\x10\x05\x12\x1a\n" +
-	"\x16REJECTION_REASON_OTHER\x10\x06BJZHgithub.com/alltogether/exchange/proto/alltogether/exchange/v1;exchangev1b\x06proto3"
+	"\x16REJECTION_REASON_OTHER\x10\x06*\xb8\x01\n" +
+	"\rErasureReason\x12\x1e\n" +
+	"\x1aERASURE_REASON_UNSPECIFIED\x10\x00\x12!\n" +
+	"\x1dERASURE_REASON_PERSON_REQUEST\x10\x01\x12$\n" +
+	" ERASURE_REASON_CONSENT_WITHDRAWN\x10\x02\x12$\n" +
+	" ERASURE_REASON_RECORDED_IN_ERROR\x10\x03\x12\x18\n" +
+	"\x14ERASURE_REASON_OTHER\x10\x04BJZHgithub.com/alltogether/exchange/proto/alltogether/exchange/v1;exchangev1b\x06proto3"
 
 var (
 	file_alltogether_exchange_v1_referral_proto_rawDescOnce sync.Once
@@ -1323,7 +1392,7 @@ func file_alltogether_exchange_v1_referral_proto_rawDescGZIP() []byte {
 	return file_alltogether_exchange_v1_referral_proto_rawDescData
 }
 
-var file_alltogether_exchange_v1_referral_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_alltogether_exchange_v1_referral_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
 var file_alltogether_exchange_v1_referral_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_alltogether_exchange_v1_referral_proto_goTypes = []any{
 	(Urgency)(0),                  // 0: alltogether.exchange.v1.Urgency
@@ -1331,43 +1400,44 @@ var file_alltogether_exchange_v1_referral_proto_goTypes = []any{
 	(ConsentGiver)(0),             // 2: alltogether.exchange.v1.ConsentGiver
 	(ReferralState)(0),            // 3: alltogether.exchange.v1.ReferralState
 	(RejectionReason)(0),          // 4: alltogether.exchange.v1.RejectionReason
-	(*Referral)(nil),              // 5: alltogether.exchange.v1.Referral
-	(*ReferralDetails)(nil),       // 6: alltogether.exchange.v1.ReferralDetails
-	(*RequestedService)(nil),      // 7: alltogether.exchange.v1.RequestedService
-	(*Subject)(nil),               // 8: alltogether.exchange.v1.Subject
-	(*Consent)(nil),               // 9: alltogether.exchange.v1.Consent
-	(*Transition)(nil),            // 10: alltogether.exchange.v1.Transition
-	(*Rejection)(nil),             // 11: alltogether.exchange.v1.Rejection
-	(*Outcome)(nil),               // 12: alltogether.exchange.v1.Outcome
-	(*LocationRef)(nil),           // 13: alltogether.exchange.v1.LocationRef
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
-	(Niche)(0),                    // 15: alltogether.exchange.v1.Niche
+	(ErasureReason)(0),            // 5: alltogether.exchange.v1.ErasureReason
+	(*Referral)(nil),              // 6: alltogether.exchange.v1.Referral
+	(*ReferralDetails)(nil),       // 7: alltogether.exchange.v1.ReferralDetails
+	(*RequestedService)(nil),      // 8: alltogether.exchange.v1.RequestedService
+	(*Subject)(nil),               // 9: alltogether.exchange.v1.Subject
+	(*Consent)(nil),               // 10: alltogether.exchange.v1.Consent
+	(*Transition)(nil),            // 11: alltogether.exchange.v1.Transition
+	(*Rejection)(nil),             // 12: alltogether.exchange.v1.Rejection
+	(*Outcome)(nil),               // 13: alltogether.exchange.v1.Outcome
+	(*LocationRef)(nil),           // 14: alltogether.exchange.v1.LocationRef
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(Niche)(0),                    // 16: alltogether.exchange.v1.Niche
 }
 var file_alltogether_exchange_v1_referral_proto_depIdxs = []int32{
-	7,  // 0: alltogether.exchange.v1.Referral.service:type_name -> alltogether.exchange.v1.RequestedService
+	8,  // 0: alltogether.exchange.v1.Referral.service:type_name -> alltogether.exchange.v1.RequestedService
 	0,  // 1: alltogether.exchange.v1.Referral.urgency:type_name -> alltogether.exchange.v1.Urgency
-	8,  // 2: alltogether.exchange.v1.Referral.subject:type_name -> alltogether.exchange.v1.Subject
-	9,  // 3: alltogether.exchange.v1.Referral.consent:type_name -> alltogether.exchange.v1.Consent
-	13, // 4: alltogether.exchange.v1.Referral.location:type_name -> alltogether.exchange.v1.LocationRef
+	9,  // 2: alltogether.exchange.v1.Referral.subject:type_name -> alltogether.exchange.v1.Subject
+	10, // 3: alltogether.exchange.v1.Referral.consent:type_name -> alltogether.exchange.v1.Consent
+	14, // 4: alltogether.exchange.v1.Referral.location:type_name -> alltogether.exchange.v1.LocationRef
 	3,  // 5: alltogether.exchange.v1.Referral.state:type_name -> alltogether.exchange.v1.ReferralState
-	10, // 6: alltogether.exchange.v1.Referral.history:type_name -> alltogether.exchange.v1.Transition
-	11, // 7: alltogether.exchange.v1.Referral.rejection:type_name -> alltogether.exchange.v1.Rejection
-	12, // 8: alltogether.exchange.v1.Referral.outcome:type_name -> alltogether.exchange.v1.Outcome
-	14, // 9: alltogether.exchange.v1.Referral.create_time:type_name -> google.protobuf.Timestamp
-	14, // 10: alltogether.exchange.v1.Referral.update_time:type_name -> google.protobuf.Timestamp
-	14, // 11: alltogether.exchange.v1.Referral.erase_time:type_name -> google.protobuf.Timestamp
-	15, // 12: alltogether.exchange.v1.RequestedService.niche:type_name -> alltogether.exchange.v1.Niche
+	11, // 6: alltogether.exchange.v1.Referral.history:type_name -> alltogether.exchange.v1.Transition
+	12, // 7: alltogether.exchange.v1.Referral.rejection:type_name -> alltogether.exchange.v1.Rejection
+	13, // 8: alltogether.exchange.v1.Referral.outcome:type_name -> alltogether.exchange.v1.Outcome
+	15, // 9: alltogether.exchange.v1.Referral.create_time:type_name -> google.protobuf.Timestamp
+	15, // 10: alltogether.exchange.v1.Referral.update_time:type_name -> google.protobuf.Timestamp
+	15, // 11: alltogether.exchange.v1.Referral.erase_time:type_name -> google.protobuf.Timestamp
+	16, // 12: alltogether.exchange.v1.RequestedService.niche:type_name -> alltogether.exchange.v1.Niche
 	1,  // 13: alltogether.exchange.v1.Subject.sex:type_name -> alltogether.exchange.v1.Sex
-	13, // 14: alltogether.exchange.v1.Subject.current_location:type_name -> alltogether.exchange.v1.LocationRef
+	14, // 14: alltogether.exchange.v1.Subject.current_location:type_name -> alltogether.exchange.v1.LocationRef
 	2,  // 15: alltogether.exchange.v1.Consent.given_by:type_name -> alltogether.exchange.v1.ConsentGiver
-	14, // 16: alltogether.exchange.v1.Consent.given_time:type_name -> google.protobuf.Timestamp
-	15, // 17: alltogether.exchange.v1.Consent.services:type_name -> alltogether.exchange.v1.Niche
-	14, // 18: alltogether.exchange.v1.Consent.revoke_time:type_name -> google.protobuf.Timestamp
-	14, // 19: alltogether.exchange.v1.Transition.time:type_name -> google.protobuf.Timestamp
+	15, // 16: alltogether.exchange.v1.Consent.given_time:type_name -> google.protobuf.Timestamp
+	16, // 17: alltogether.exchange.v1.Consent.services:type_name -> alltogether.exchange.v1.Niche
+	15, // 18: alltogether.exchange.v1.Consent.revoke_time:type_name -> google.protobuf.Timestamp
+	15, // 19: alltogether.exchange.v1.Transition.time:type_name -> google.protobuf.Timestamp
 	3,  // 20: alltogether.exchange.v1.Transition.from:type_name -> alltogether.exchange.v1.ReferralState
 	3,  // 21: alltogether.exchange.v1.Transition.to:type_name -> alltogether.exchange.v1.ReferralState
 	4,  // 22: alltogether.exchange.v1.Rejection.reason:type_name -> alltogether.exchange.v1.RejectionReason
-	15, // 23: alltogether.exchange.v1.Outcome.services_delivered:type_name -> alltogether.exchange.v1.Niche
+	16, // 23: alltogether.exchange.v1.Outcome.services_delivered:type_name -> alltogether.exchange.v1.Niche
 	24, // [24:24] is the sub-list for method output_type
 	24, // [24:24] is the sub-list for method input_type
 	24, // [24:24] is the sub-list for extension type_name
@@ -1388,7 +1458,7 @@ func file_alltogether_exchange_v1_referral_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_alltogether_exchange_v1_referral_proto_rawDesc), len(file_alltogether_exchange_v1_referral_proto_rawDesc)),
-			NumEnums:      5,
+			NumEnums:      6,
 			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,

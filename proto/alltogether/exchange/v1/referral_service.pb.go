@@ -1685,9 +1685,13 @@ type EraseReferralDetailsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The referral, "referrals/{referral}".
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Why, without identifying details (for example "erasure requested by
-	// the person").
-	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// A note on why, without identifying details; optional. It goes into
+	// the referral's history (both agencies see it), not into the audit
+	// chain.
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Why, as a code: it is recorded in the erasure's audit entry
+	// (AuditEntry.reason). Required.
+	ReasonCode    ErasureReason `protobuf:"varint,3,opt,name=reason_code,json=reasonCode,proto3,enum=alltogether.exchange.v1.ErasureReason" json:"reason_code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1734,6 +1738,13 @@ func (x *EraseReferralDetailsRequest) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *EraseReferralDetailsRequest) GetReasonCode() ErasureReason {
+	if x != nil {
+		return x.ReasonCode
+	}
+	return ErasureReason_ERASURE_REASON_UNSPECIFIED
 }
 
 // EraseReferralDetailsResponse carries the referral after erasure.
@@ -2316,11 +2327,13 @@ const file_alltogether_exchange_v1_referral_service_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\xd0\x0fR\x06reason\"^\n" +
 	"\x1dRevokeReferralConsentResponse\x12=\n" +
-	"\breferral\x18\x01 \x01(\v2!.alltogether.exchange.v1.ReferralR\breferral\"v\n" +
+	"\breferral\x18\x01 \x01(\v2!.alltogether.exchange.v1.ReferralR\breferral\"\xc9\x01\n" +
 	"\x1bEraseReferralDetailsRequest\x123\n" +
-	"\x04name\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^referrals/[0-9a-z]{26}$R\x04name\x12\"\n" +
-	"\x06reason\x18\x02 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x01\x18\xd0\x0fR\x06reason\"]\n" +
+	"\x04name\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^referrals/[0-9a-z]{26}$R\x04name\x12 \n" +
+	"\x06reason\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fR\x06reason\x12S\n" +
+	"\vreason_code\x18\x03 \x01(\x0e2&.alltogether.exchange.v1.ErasureReasonB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\n" +
+	"reasonCode\"]\n" +
 	"\x1cEraseReferralDetailsResponse\x12=\n" +
 	"\breferral\x18\x01 \x01(\v2!.alltogether.exchange.v1.ReferralR\breferral\"\x95\x04\n" +
 	"\x16ForwardReferralRequest\x123\n" +
@@ -2443,10 +2456,11 @@ var file_alltogether_exchange_v1_referral_service_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil),         // 41: google.protobuf.Timestamp
 	(*Rejection)(nil),                     // 42: alltogether.exchange.v1.Rejection
 	(*Outcome)(nil),                       // 43: alltogether.exchange.v1.Outcome
-	(*RequestedService)(nil),              // 44: alltogether.exchange.v1.RequestedService
-	(Urgency)(0),                          // 45: alltogether.exchange.v1.Urgency
-	(*Consent)(nil),                       // 46: alltogether.exchange.v1.Consent
-	(*Agency)(nil),                        // 47: alltogether.exchange.v1.Agency
+	(ErasureReason)(0),                    // 44: alltogether.exchange.v1.ErasureReason
+	(*RequestedService)(nil),              // 45: alltogether.exchange.v1.RequestedService
+	(Urgency)(0),                          // 46: alltogether.exchange.v1.Urgency
+	(*Consent)(nil),                       // 47: alltogether.exchange.v1.Consent
+	(*Agency)(nil),                        // 48: alltogether.exchange.v1.Agency
 }
 var file_alltogether_exchange_v1_referral_service_proto_depIdxs = []int32{
 	38, // 0: alltogether.exchange.v1.CreateReferralRequest.referral:type_name -> alltogether.exchange.v1.Referral
@@ -2472,53 +2486,54 @@ var file_alltogether_exchange_v1_referral_service_proto_depIdxs = []int32{
 	38, // 20: alltogether.exchange.v1.CompleteReferralResponse.referral:type_name -> alltogether.exchange.v1.Referral
 	38, // 21: alltogether.exchange.v1.CancelReferralResponse.referral:type_name -> alltogether.exchange.v1.Referral
 	38, // 22: alltogether.exchange.v1.RevokeReferralConsentResponse.referral:type_name -> alltogether.exchange.v1.Referral
-	38, // 23: alltogether.exchange.v1.EraseReferralDetailsResponse.referral:type_name -> alltogether.exchange.v1.Referral
-	44, // 24: alltogether.exchange.v1.ForwardReferralRequest.service:type_name -> alltogether.exchange.v1.RequestedService
-	45, // 25: alltogether.exchange.v1.ForwardReferralRequest.urgency:type_name -> alltogether.exchange.v1.Urgency
-	46, // 26: alltogether.exchange.v1.ForwardReferralRequest.consent:type_name -> alltogether.exchange.v1.Consent
-	38, // 27: alltogether.exchange.v1.ForwardReferralResponse.referral:type_name -> alltogether.exchange.v1.Referral
-	40, // 28: alltogether.exchange.v1.SuggestRecipientsRequest.niche:type_name -> alltogether.exchange.v1.Niche
-	47, // 29: alltogether.exchange.v1.SuggestRecipientsResponse.agencies:type_name -> alltogether.exchange.v1.Agency
-	37, // 30: alltogether.exchange.v1.GetReferralStatisticsResponse.counts:type_name -> alltogether.exchange.v1.ReferralCount
-	39, // 31: alltogether.exchange.v1.ReferralCount.state:type_name -> alltogether.exchange.v1.ReferralState
-	40, // 32: alltogether.exchange.v1.ReferralCount.niche:type_name -> alltogether.exchange.v1.Niche
-	3,  // 33: alltogether.exchange.v1.ReferralService.CreateReferral:input_type -> alltogether.exchange.v1.CreateReferralRequest
-	5,  // 34: alltogether.exchange.v1.ReferralService.BatchCreateReferrals:input_type -> alltogether.exchange.v1.BatchCreateReferralsRequest
-	9,  // 35: alltogether.exchange.v1.ReferralService.GetReferral:input_type -> alltogether.exchange.v1.GetReferralRequest
-	11, // 36: alltogether.exchange.v1.ReferralService.ListReferrals:input_type -> alltogether.exchange.v1.ListReferralsRequest
-	13, // 37: alltogether.exchange.v1.ReferralService.WatchReferrals:input_type -> alltogether.exchange.v1.WatchReferralsRequest
-	15, // 38: alltogether.exchange.v1.ReferralService.AcknowledgeReferral:input_type -> alltogether.exchange.v1.AcknowledgeReferralRequest
-	17, // 39: alltogether.exchange.v1.ReferralService.AcceptReferral:input_type -> alltogether.exchange.v1.AcceptReferralRequest
-	19, // 40: alltogether.exchange.v1.ReferralService.RejectReferral:input_type -> alltogether.exchange.v1.RejectReferralRequest
-	21, // 41: alltogether.exchange.v1.ReferralService.StartReferral:input_type -> alltogether.exchange.v1.StartReferralRequest
-	23, // 42: alltogether.exchange.v1.ReferralService.CompleteReferral:input_type -> alltogether.exchange.v1.CompleteReferralRequest
-	25, // 43: alltogether.exchange.v1.ReferralService.CancelReferral:input_type -> alltogether.exchange.v1.CancelReferralRequest
-	27, // 44: alltogether.exchange.v1.ReferralService.RevokeReferralConsent:input_type -> alltogether.exchange.v1.RevokeReferralConsentRequest
-	31, // 45: alltogether.exchange.v1.ReferralService.ForwardReferral:input_type -> alltogether.exchange.v1.ForwardReferralRequest
-	29, // 46: alltogether.exchange.v1.ReferralService.EraseReferralDetails:input_type -> alltogether.exchange.v1.EraseReferralDetailsRequest
-	33, // 47: alltogether.exchange.v1.ReferralService.SuggestRecipients:input_type -> alltogether.exchange.v1.SuggestRecipientsRequest
-	35, // 48: alltogether.exchange.v1.ReferralService.GetReferralStatistics:input_type -> alltogether.exchange.v1.GetReferralStatisticsRequest
-	4,  // 49: alltogether.exchange.v1.ReferralService.CreateReferral:output_type -> alltogether.exchange.v1.CreateReferralResponse
-	6,  // 50: alltogether.exchange.v1.ReferralService.BatchCreateReferrals:output_type -> alltogether.exchange.v1.BatchCreateReferralsResponse
-	10, // 51: alltogether.exchange.v1.ReferralService.GetReferral:output_type -> alltogether.exchange.v1.GetReferralResponse
-	12, // 52: alltogether.exchange.v1.ReferralService.ListReferrals:output_type -> alltogether.exchange.v1.ListReferralsResponse
-	14, // 53: alltogether.exchange.v1.ReferralService.WatchReferrals:output_type -> alltogether.exchange.v1.WatchReferralsResponse
-	16, // 54: alltogether.exchange.v1.ReferralService.AcknowledgeReferral:output_type -> alltogether.exchange.v1.AcknowledgeReferralResponse
-	18, // 55: alltogether.exchange.v1.ReferralService.AcceptReferral:output_type -> alltogether.exchange.v1.AcceptReferralResponse
-	20, // 56: alltogether.exchange.v1.ReferralService.RejectReferral:output_type -> alltogether.exchange.v1.RejectReferralResponse
-	22, // 57: alltogether.exchange.v1.ReferralService.StartReferral:output_type -> alltogether.exchange.v1.StartReferralResponse
-	24, // 58: alltogether.exchange.v1.ReferralService.CompleteReferral:output_type -> alltogether.exchange.v1.CompleteReferralResponse
-	26, // 59: alltogether.exchange.v1.ReferralService.CancelReferral:output_type -> alltogether.exchange.v1.CancelReferralResponse
-	28, // 60: alltogether.exchange.v1.ReferralService.RevokeReferralConsent:output_type -> alltogether.exchange.v1.RevokeReferralConsentResponse
-	32, // 61: alltogether.exchange.v1.ReferralService.ForwardReferral:output_type -> alltogether.exchange.v1.ForwardReferralResponse
-	30, // 62: alltogether.exchange.v1.ReferralService.EraseReferralDetails:output_type -> alltogether.exchange.v1.EraseReferralDetailsResponse
-	34, // 63: alltogether.exchange.v1.ReferralService.SuggestRecipients:output_type -> alltogether.exchange.v1.SuggestRecipientsResponse
-	36, // 64: alltogether.exchange.v1.ReferralService.GetReferralStatistics:output_type -> alltogether.exchange.v1.GetReferralStatisticsResponse
-	49, // [49:65] is the sub-list for method output_type
-	33, // [33:49] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	44, // 23: alltogether.exchange.v1.EraseReferralDetailsRequest.reason_code:type_name -> alltogether.exchange.v1.ErasureReason
+	38, // 24: alltogether.exchange.v1.EraseReferralDetailsResponse.referral:type_name -> alltogether.exchange.v1.Referral
+	45, // 25: alltogether.exchange.v1.ForwardReferralRequest.service:type_name -> alltogether.exchange.v1.RequestedService
+	46, // 26: alltogether.exchange.v1.ForwardReferralRequest.urgency:type_name -> alltogether.exchange.v1.Urgency
+	47, // 27: alltogether.exchange.v1.ForwardReferralRequest.consent:type_name -> alltogether.exchange.v1.Consent
+	38, // 28: alltogether.exchange.v1.ForwardReferralResponse.referral:type_name -> alltogether.exchange.v1.Referral
+	40, // 29: alltogether.exchange.v1.SuggestRecipientsRequest.niche:type_name -> alltogether.exchange.v1.Niche
+	48, // 30: alltogether.exchange.v1.SuggestRecipientsResponse.agencies:type_name -> alltogether.exchange.v1.Agency
+	37, // 31: alltogether.exchange.v1.GetReferralStatisticsResponse.counts:type_name -> alltogether.exchange.v1.ReferralCount
+	39, // 32: alltogether.exchange.v1.ReferralCount.state:type_name -> alltogether.exchange.v1.ReferralState
+	40, // 33: alltogether.exchange.v1.ReferralCount.niche:type_name -> alltogether.exchange.v1.Niche
+	3,  // 34: alltogether.exchange.v1.ReferralService.CreateReferral:input_type -> alltogether.exchange.v1.CreateReferralRequest
+	5,  // 35: alltogether.exchange.v1.ReferralService.BatchCreateReferrals:input_type -> alltogether.exchange.v1.BatchCreateReferralsRequest
+	9,  // 36: alltogether.exchange.v1.ReferralService.GetReferral:input_type -> alltogether.exchange.v1.GetReferralRequest
+	11, // 37: alltogether.exchange.v1.ReferralService.ListReferrals:input_type -> alltogether.exchange.v1.ListReferralsRequest
+	13, // 38: alltogether.exchange.v1.ReferralService.WatchReferrals:input_type -> alltogether.exchange.v1.WatchReferralsRequest
+	15, // 39: alltogether.exchange.v1.ReferralService.AcknowledgeReferral:input_type -> alltogether.exchange.v1.AcknowledgeReferralRequest
+	17, // 40: alltogether.exchange.v1.ReferralService.AcceptReferral:input_type -> alltogether.exchange.v1.AcceptReferralRequest
+	19, // 41: alltogether.exchange.v1.ReferralService.RejectReferral:input_type -> alltogether.exchange.v1.RejectReferralRequest
+	21, // 42: alltogether.exchange.v1.ReferralService.StartReferral:input_type -> alltogether.exchange.v1.StartReferralRequest
+	23, // 43: alltogether.exchange.v1.ReferralService.CompleteReferral:input_type -> alltogether.exchange.v1.CompleteReferralRequest
+	25, // 44: alltogether.exchange.v1.ReferralService.CancelReferral:input_type -> alltogether.exchange.v1.CancelReferralRequest
+	27, // 45: alltogether.exchange.v1.ReferralService.RevokeReferralConsent:input_type -> alltogether.exchange.v1.RevokeReferralConsentRequest
+	31, // 46: alltogether.exchange.v1.ReferralService.ForwardReferral:input_type -> alltogether.exchange.v1.ForwardReferralRequest
+	29, // 47: alltogether.exchange.v1.ReferralService.EraseReferralDetails:input_type -> alltogether.exchange.v1.EraseReferralDetailsRequest
+	33, // 48: alltogether.exchange.v1.ReferralService.SuggestRecipients:input_type -> alltogether.exchange.v1.SuggestRecipientsRequest
+	35, // 49: alltogether.exchange.v1.ReferralService.GetReferralStatistics:input_type -> alltogether.exchange.v1.GetReferralStatisticsRequest
+	4,  // 50: alltogether.exchange.v1.ReferralService.CreateReferral:output_type -> alltogether.exchange.v1.CreateReferralResponse
+	6,  // 51: alltogether.exchange.v1.ReferralService.BatchCreateReferrals:output_type -> alltogether.exchange.v1.BatchCreateReferralsResponse
+	10, // 52: alltogether.exchange.v1.ReferralService.GetReferral:output_type -> alltogether.exchange.v1.GetReferralResponse
+	12, // 53: alltogether.exchange.v1.ReferralService.ListReferrals:output_type -> alltogether.exchange.v1.ListReferralsResponse
+	14, // 54: alltogether.exchange.v1.ReferralService.WatchReferrals:output_type -> alltogether.exchange.v1.WatchReferralsResponse
+	16, // 55: alltogether.exchange.v1.ReferralService.AcknowledgeReferral:output_type -> alltogether.exchange.v1.AcknowledgeReferralResponse
+	18, // 56: alltogether.exchange.v1.ReferralService.AcceptReferral:output_type -> alltogether.exchange.v1.AcceptReferralResponse
+	20, // 57: alltogether.exchange.v1.ReferralService.RejectReferral:output_type -> alltogether.exchange.v1.RejectReferralResponse
+	22, // 58: alltogether.exchange.v1.ReferralService.StartReferral:output_type -> alltogether.exchange.v1.StartReferralResponse
+	24, // 59: alltogether.exchange.v1.ReferralService.CompleteReferral:output_type -> alltogether.exchange.v1.CompleteReferralResponse
+	26, // 60: alltogether.exchange.v1.ReferralService.CancelReferral:output_type -> alltogether.exchange.v1.CancelReferralResponse
+	28, // 61: alltogether.exchange.v1.ReferralService.RevokeReferralConsent:output_type -> alltogether.exchange.v1.RevokeReferralConsentResponse
+	32, // 62: alltogether.exchange.v1.ReferralService.ForwardReferral:output_type -> alltogether.exchange.v1.ForwardReferralResponse
+	30, // 63: alltogether.exchange.v1.ReferralService.EraseReferralDetails:output_type -> alltogether.exchange.v1.EraseReferralDetailsResponse
+	34, // 64: alltogether.exchange.v1.ReferralService.SuggestRecipients:output_type -> alltogether.exchange.v1.SuggestRecipientsResponse
+	36, // 65: alltogether.exchange.v1.ReferralService.GetReferralStatistics:output_type -> alltogether.exchange.v1.GetReferralStatisticsResponse
+	50, // [50:66] is the sub-list for method output_type
+	34, // [34:50] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_alltogether_exchange_v1_referral_service_proto_init() }

@@ -97,8 +97,9 @@ type ReferralServiceClient interface {
 	// EraseReferralDetails destroys the identifying details of a referral
 	// (subject and case notes) for good, for example at the person's request:
 	// they are stored encrypted with a key of their own, and the key is
-	// destroyed. The referral's state and history stay. Sender only; the
-	// erasure is audited.
+	// destroyed, and the pages of the database file that held them are
+	// overwritten before the call returns. The referral's state and history
+	// stay. Sender only; the erasure is audited with its reason code.
 	EraseReferralDetails(ctx context.Context, in *EraseReferralDetailsRequest, opts ...grpc.CallOption) (*EraseReferralDetailsResponse, error)
 	// SuggestRecipients lists active agencies whose declared niches and
 	// coverage match a need in a province. When none matches it says so: a
@@ -347,8 +348,9 @@ type ReferralServiceServer interface {
 	// EraseReferralDetails destroys the identifying details of a referral
 	// (subject and case notes) for good, for example at the person's request:
 	// they are stored encrypted with a key of their own, and the key is
-	// destroyed. The referral's state and history stay. Sender only; the
-	// erasure is audited.
+	// destroyed, and the pages of the database file that held them are
+	// overwritten before the call returns. The referral's state and history
+	// stay. Sender only; the erasure is audited with its reason code.
 	EraseReferralDetails(context.Context, *EraseReferralDetailsRequest) (*EraseReferralDetailsResponse, error)
 	// SuggestRecipients lists active agencies whose declared niches and
 	// coverage match a need in a province. When none matches it says so: a
