@@ -157,7 +157,7 @@ func TestABatchWithAFewBadItemsReportsEachWithItsField(t *testing.T) {
 
 	t.Run("BatchCreateReferrals", func(t *testing.T) {
 		req := batchOfReferrals("iom", 6)
-		req.Requests[1].Referral.Subject.Name = ""
+		req.Requests[1].Referral.SubjectReference = ""
 		req.Requests[1].Referral.Service.Need = ""
 		req.Requests[3].Referral.Receiver = "agencies/ilo"
 		req.Requests[4].RequestId = req.Requests[0].GetRequestId()
@@ -169,7 +169,7 @@ func TestABatchWithAFewBadItemsReportsEachWithItsField(t *testing.T) {
 		const ok = "REFERRAL_PUSH_STATUS_ACCEPTED  []"
 		want := []string{
 			"0 " + ok,
-			"1 REFERRAL_PUSH_STATUS_REJECTED INVALID_ARGUMENT [referral.service.need referral.subject.name]",
+			"1 REFERRAL_PUSH_STATUS_REJECTED INVALID_ARGUMENT [referral.service.need referral.subject_reference]",
 			"2 " + ok,
 			"3 REFERRAL_PUSH_STATUS_REJECTED INVALID_ARGUMENT [referral.receiver]",
 			"4 REFERRAL_PUSH_STATUS_REJECTED INVALID_ARGUMENT [request_id]",
@@ -256,7 +256,8 @@ func TestABatchSpendsItsViolationBudgetInOrder(t *testing.T) {
 		req := batchOfReferrals("iom", 10)
 		for _, r := range req.GetRequests() {
 			r.Referral.Subject.Languages = slices.Repeat([]string{"not a language"}, 10)
-			r.Referral.Subject.Name, r.Referral.Service.Need, r.Referral.SubjectReference = "", "", ""
+			r.Referral.Service.Need, r.Referral.SubjectReference = "", ""
+			r.Referral.SenderCaseReference = strings.Repeat("x", 129) // over its 128
 		}
 		resp, err := ilo.referrals().BatchCreateReferrals(ctx, req)
 		if err != nil {
