@@ -3,7 +3,8 @@ package server
 // Output-only lists in requests.
 //
 // Some resources carry lists that only the exchange writes: a referral's
-// history and forwarded_to, a dataset's locks and lock_history. A client
+// history and forwarded_to, a dataset's locks and lock_history, an
+// agency's previous encryption keys. A client
 // may send back a resource it read, so requests may carry them, and the
 // exchange ignores them there (AIP-203: output-only fields are ignored on
 // input). Ignored after decoding, they still cost their decoding, their
@@ -37,6 +38,8 @@ var outputOnlyLists = map[protoreflect.FullName]bool{
 	"alltogether.exchange.v1.Referral.forwarded_to": true,
 	"alltogether.exchange.v1.Dataset.locks":         true,
 	"alltogether.exchange.v1.Dataset.lock_history":  true,
+	// The keys an agency replaced (SetAgencyEncryptionKey keeps them).
+	"alltogether.exchange.v1.Agency.previous_encryption_keys": true,
 }
 
 // outputOnlyFields says, for one message type, what

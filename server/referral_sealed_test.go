@@ -152,7 +152,7 @@ func TestSealedDetailsGoOnlyWhereDetailsGo(t *testing.T) {
 	if err != nil || !bytes.Equal(mine.GetReferral().GetSealedDetails(), sent.GetSealedDetails()) {
 		t.Fatalf("the sender lost its blob: %v", err)
 	}
-	if _, err := ilo.referrals().EraseReferralDetails(ctx, &exchangev1.EraseReferralDetailsRequest{Name: r.GetName(), Reason: "asked by the person"}); err != nil {
+	if _, err := ilo.referrals().EraseReferralDetails(ctx, &exchangev1.EraseReferralDetailsRequest{Name: r.GetName(), Reason: "asked by the person", ReasonCode: exchangev1.ErasureReason_ERASURE_REASON_PERSON_REQUEST}); err != nil {
 		t.Fatal(err)
 	}
 	mine, err = ilo.referrals().GetReferral(ctx, &exchangev1.GetReferralRequest{Name: r.GetName()})

@@ -105,7 +105,7 @@ func TestQuotaBoundsTheFileAndReadsOfDetailsGoOn(t *testing.T) {
 		t.Fatalf("list at the quota: %v", err)
 	}
 	for _, name := range names[:5] {
-		if _, err := ilo.referrals().EraseReferralDetails(ctx, &exchangev1.EraseReferralDetailsRequest{Name: name, Reason: "erasure requested by the person"}); err != nil {
+		if _, err := ilo.referrals().EraseReferralDetails(ctx, &exchangev1.EraseReferralDetailsRequest{Name: name, Reason: "erasure requested by the person", ReasonCode: exchangev1.ErasureReason_ERASURE_REASON_PERSON_REQUEST}); err != nil {
 			t.Fatalf("erasure at the quota: %v", err)
 		}
 		checkFile("erasing")
