@@ -89,6 +89,9 @@ func (s *referralService) overdue(r *exchangev1.Referral) bool {
 // than the sender, known provinces, and consent that covers the receiver
 // and the service. field prefixes the field names ("referral").
 func checkNewReferral(sender, field string, r *exchangev1.Referral) error {
+	if err := checkNoUnknownFields(field, r.ProtoReflect()); err != nil {
+		return err
+	}
 	if r.GetReceiver() == sender {
 		return invalidField(field+".receiver", "an agency cannot refer to itself")
 	}
