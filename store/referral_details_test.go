@@ -107,7 +107,7 @@ func TestClosedReferralsPastRetention(t *testing.T) {
 	}
 	mk := func(rid string) string {
 		res, err := s.CreateReferrals(ctx, Op{Actor: "agencies/ilo", Method: "test"}, []NewReferral{{RequestID: rid, Referral: &exchangev1.Referral{
-			Receiver: "agencies/iom", Subject: &exchangev1.Subject{Name: "x"}}}})
+			Receiver: "agencies/iom", SealedDetails: sealTestDetails(&exchangev1.ReferralDetails{Name: "x"})}}})
 		if err != nil || res[0].Err != nil {
 			t.Fatal(err, res[0].Err)
 		}
