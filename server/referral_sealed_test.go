@@ -62,9 +62,7 @@ func newRingIn(t *testing.T) *seal.KeyRing {
 // blob sealed to rings with the binding (requestID, ilo, receiver).
 func sealedReferral(t *testing.T, receiver, requestID string, rings ...*seal.KeyRing) *exchangev1.Referral {
 	r := newReferral(receiver)
-	d := &exchangev1.ReferralDetails{Name: r.Subject.Name, GuardianContact: r.Subject.GuardianContact, BirthYear: 2010, CaseNotes: r.CaseNotes}
-	r.Subject.Name, r.Subject.GuardianContact, r.CaseNotes = "", "", ""
-	r.SealedDetails = sealedFor(t, d, seal.Binding{RequestID: requestID, Sender: "agencies/ilo", Receiver: r.Receiver}, rings...)
+	r.SealedDetails = sealedFor(t, testDetails(), seal.Binding{RequestID: requestID, Sender: "agencies/ilo", Receiver: r.Receiver}, rings...)
 	return r
 }
 
@@ -193,7 +191,7 @@ func TestIdentifyingFieldsInClearBesideSealedDetailsAreRefused(t *testing.T) {
 		batch = append(batch, &exchangev1.CreateReferralRequest{Referral: r, RequestId: req})
 	}
 	bare := newReferral("iom")
-	bare.Subject.Name = ""
+	bare.SealedDetails = nil
 	_, err := ilo.referrals().CreateReferral(ctx, &exchangev1.CreateReferralRequest{Referral: bare, RequestId: nextRequestID()})
 	if st := wantCode(t, err, codes.InvalidArgument); !slices.Contains(violatedFields(st), "referral.subject.name") {
 		t.Errorf("no name and no sealed_details: %v", st)
