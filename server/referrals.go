@@ -101,9 +101,6 @@ func checkNewReferral(sender, field string, r *exchangev1.Referral) error {
 	if err := store.CheckClientSealed(field, r); err != nil {
 		return err
 	}
-	if len(r.GetSealedDetails()) == 0 && r.GetSubject().GetName() == "" {
-		return invalidField(field+".subject.name", "required (or seal it, with the other identifying details, into sealed_details)")
-	}
 	if n := r.GetSubject().GetNationality(); n != "" {
 		if err := checkCountry(field+".subject.nationality", n); err != nil {
 			return err

@@ -249,7 +249,7 @@ func TestRetriesAndBatchesCreateEachReferralOnce(t *testing.T) {
 		field  string
 	}{
 		{exchangev1.ReferralPushStatus_REFERRAL_PUSH_STATUS_ACCEPTED, ""},
-		{exchangev1.ReferralPushStatus_REFERRAL_PUSH_STATUS_REJECTED, "referral.subject.name"},
+		{exchangev1.ReferralPushStatus_REFERRAL_PUSH_STATUS_REJECTED, "referral.sealed_details"},
 		{exchangev1.ReferralPushStatus_REFERRAL_PUSH_STATUS_DUPLICATE, ""},
 		{exchangev1.ReferralPushStatus_REFERRAL_PUSH_STATUS_REJECTED, "referral.receiver"},
 		{exchangev1.ReferralPushStatus_REFERRAL_PUSH_STATUS_ACCEPTED, ""},

@@ -200,6 +200,9 @@ func (s *Store) init(readOnly bool) error {
 				return &Error{Kind: KindFailedPrecondition, Message: fmt.Sprintf(
 					"database schema version %d is newer than this program understands (%d)", got, schemaVersion)}
 			}
+			if err := refuseServerHeldKeys(tx, s.db.Path()); err != nil {
+				return err
+			}
 			s.revision.Store(readRevision(tx))
 			s.size.Store(inUse(s.db, tx))
 			return nil
@@ -220,6 +223,9 @@ func (s *Store) init(readOnly bool) error {
 			return &Error{Kind: KindFailedPrecondition, Message: fmt.Sprintf(
 				"database schema version %d is newer than this exchanged understands (%d): upgrade exchanged", got, schemaVersion)}
 		} else if got < schemaVersion {
+			if err := refuseServerHeldKeys(tx, s.db.Path()); err != nil {
+				return err
+			}
 			if err := migrate(tx, got); err != nil {
 				return err
 			}
