@@ -72,13 +72,13 @@ func TestReferralsWithUnknownFieldsAreRefused(t *testing.T) {
 	if _, err := iom.referrals().AcknowledgeReferral(ctx, &exchangev1.AcknowledgeReferralRequest{Name: parent.GetReferral().GetName()}); err != nil {
 		t.Fatal(err)
 	}
-	fwd := newReferral("unicef")
 	for field, spoil := range map[string]func(*exchangev1.ForwardReferralRequest){
 		"request": func(f *exchangev1.ForwardReferralRequest) { withUnknownText(f, 99, marker) },
 		"consent": func(f *exchangev1.ForwardReferralRequest) { withUnknownText(f.Consent, 99, marker) },
 		"service": func(f *exchangev1.ForwardReferralRequest) { withUnknownText(f.Service, 99, marker) },
 	} {
 		fwdReq := nextRequestID()
+		fwd := newReferral("unicef") // fresh: each case spoils its own
 		f := &exchangev1.ForwardReferralRequest{
 			Name: parent.GetReferral().GetName(), Receiver: "agencies/unicef", Service: fwd.GetService(), Consent: fwd.GetConsent(), RequestId: fwdReq,
 			SealedDetails: sealedReferral(t, "unicef", fwdReq, ring).GetSealedDetails(),
