@@ -97,7 +97,7 @@ func (s *sealer) seal(ctx context.Context, r *exchangev1.Referral, requestID str
 	details := detailsOf(out)
 	if details.GetName() == "" {
 		// Nothing worth sealing: sent without its identifying fields and
-		// without a blob, the exchange refuses it on subject.name, in a
+		// without a blob, the exchange refuses it on sealed_details, in a
 		// batch on its own, and no detail travels in clear.
 		return out, nil
 	}

@@ -47,13 +47,16 @@ func newReferral(receiver, need string) *exchangev1.Referral {
 	}
 }
 
-// referralExchange is a fake exchange with ilo, iom and unicef, and
-// clients for ilo and iom.
+// referralExchange is a fake exchange with ilo, iom and unicef, each with
+// a registered key, and clients for ilo and iom that seal and open
+// referral details with their key rings (the fake, like the exchange,
+// refuses details in clear).
 func referralExchange(t *testing.T) (s *clienttest.Server, ilo, iom *client.Client) {
 	t.Helper()
 	s = clienttest.NewServer(t)
 	seedAgencies(s, "ilo", "iom", "unicef")
-	return s, s.Dial(t, "agency/ilo"), s.Dial(t, "agency/iom")
+	s.DialSealing(t, "agency/unicef") // registers unicef's key, to forward to
+	return s, s.DialSealing(t, "agency/ilo"), s.DialSealing(t, "agency/iom")
 }
 
 func TestReferralCreateReusesRequestIDAcrossRetries(t *testing.T) {

@@ -254,6 +254,12 @@ for id in $others; do
 		{ cat "$tmp/last.out"; exit 1; }
 done
 echo "(and the same for the other $(echo $others | wc -w | tr -d ' ') agencies)"
+say "Each agency makes its own encryption key pair and registers only the public key: the exchange refuses a person's identifying details in clear, so the sending agency's exchangectl seals them to the receiver and itself."
+as ilo keys create
+for id in $others; do
+	run_as "$id" keys create >"$tmp/last.out" 2>&1 || { cat "$tmp/last.out"; exit 1; }
+done
+echo "(and the same for the other agencies)"
 say "From now on each agency talks as itself: its certificate is its only identity."
 as ilo agencies get ilo
 
@@ -280,7 +286,7 @@ section "3. Referrals: people move between agencies, with consent"
 say "IOM in Poipet needs shelter for a girl returned from Thailand: who offers it in Banteay Meanchey (KH-1)?"
 as iom referrals suggest --niche shelter --province KH-1
 
-say "IOM's case system exports referrals as JSON Lines (demo/referrals.jsonl) and pushes them."
+say "IOM's case system exports referrals as JSON Lines (demo/referrals.jsonl) and pushes them; exchangectl seals each line's name, guardian contact, birth year and case notes with IOM's key ring before it leaves."
 as iom referrals push -f "$here/referrals.jsonl" >"$tmp/push.out" 2>&1
 cat "$tmp/push.out"
 say "Pushing the same file again sends nothing twice: every line comes back as a duplicate."

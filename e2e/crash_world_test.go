@@ -65,12 +65,16 @@ func secretariat(dir string) identity {
 	return identity{filepath.Join(p, "secretariat.crt"), filepath.Join(p, "secretariat.key"), filepath.Join(p, "ca.crt")}
 }
 
-// dial prepares a client of the exchange at addr as id.
+// dial prepares a client of the exchange at addr as id, sealing and
+// opening referral details with the key ring beside id's certificate if
+// there is one (sealed_fixtures_test.go).
 func dial(t *testing.T, addr string, id identity) *client.Client {
 	t.Helper()
+	ring, pins := keyRingBeside(id.cert)
 	c, err := client.Dial(context.Background(), client.Config{
 		Address: addr, CertFile: id.cert, KeyFile: id.key, CAFile: id.ca,
-		Timeout: 30 * time.Second, // a safety net: the tests' contexts end calls first
+		Timeout:     30 * time.Second, // a safety net: the tests' contexts end calls first
+		KeyRingFile: ring, PinsFile: pins,
 	})
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
@@ -79,7 +83,8 @@ func dial(t *testing.T, addr string, id identity) *client.Client {
 }
 
 // newWorld creates the agencies (through the secretariat), issues each a
-// certificate with Certificates.Issue, and defines the dataset.
+// certificate with Certificates.Issue, makes each a key ring, and defines
+// the dataset.
 func newWorld(t *testing.T, dir, addr string, senders, receivers []string) *world {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -120,6 +125,7 @@ func newWorld(t *testing.T, dir, addr string, senders, receivers []string) *worl
 			key:  writeFile(t, certDir, id+".key", keyPEM),
 			ca:   writeFile(t, certDir, "ca.crt", caPEM),
 		}
+		makeKeyRing(t, addr, id, w.ids[id])
 	}
 	contributors := make([]string, len(senders))
 	for i, s := range senders {

@@ -48,6 +48,7 @@ func TestReferralsThroughTheCLI(t *testing.T) {
 		sec.ok(t, "agencies", "create", id, "--name", strings.ToUpper(id), "--kind", "un-agency", "--niche", "psychosocial-counselling", "--coverage", "KH-12")
 		sec.ok(t, "certs", "issue", "--agency", id, "--out-dir", "certs-"+id)
 		sessions[id] = agencySession(t, srv.addr, filepath.Join(dir, "certs-"+id), id)
+		sessions[id].ok(t, "keys", "create") // push seals with it
 	}
 	ilo, iom, unicef := sessions["ilo"], sessions["iom"], sessions["unicef"]
 
@@ -61,7 +62,7 @@ func TestReferralsThroughTheCLI(t *testing.T) {
 	}
 	file := writeFile(t, ilo.dir, "referrals.jsonl", []byte(strings.Join(lines, "\n")+"\n"))
 	first := ilo.fails(t, 6, nil, "referrals", "push", "-f", file)
-	for _, want := range []string{"3 accepted", "3 rejected", "line 3 is not a CreateReferralRequest", "referral.consent.receiving_agency", "referral.subject.name"} {
+	for _, want := range []string{"3 accepted", "3 rejected", "line 3 is not a CreateReferralRequest", "referral.consent.receiving_agency", "referral.sealed_details"} {
 		if !strings.Contains(first.stdout+first.stderr, want) {
 			t.Errorf("the push report does not say %q\n%s", want, first)
 		}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -23,26 +24,29 @@ import (
 )
 
 // Numbers of referrals the attacker test plants markers in: sealed by the
-// sending client (the issue's 1,000), and sent without a key ring (the
-// legacy server-side sealing), which the attack must break.
+// sending client (the issue's 1,000), and sent in clear by a client
+// without a key ring, which the exchange must refuse.
 const (
 	attackSealed = 1000
-	attackLegacy = 100
+	attackPlain  = 100
 )
 
-// markerPattern finds every marker the test plants, in any field.
-var markerPattern = regexp.MustCompile(`(SEALED|LEGACY)-\d{4}-(NAME|GUARD|NOTE)`)
+// markerPattern finds every marker the test plants, in any field: in the
+// identifying details (SEALED, PLAIN) and, as the attack's own control,
+// in the subject reference, which the exchange holds in clear (CONTROL).
+var markerPattern = regexp.MustCompile(`(SEALED|PLAIN|CONTROL)-\d{4}-(NAME|GUARD|NOTE|REF)`)
 
 // attackReferral is a referral from ilo to iom whose name, guardian
 // contact and case notes carry the markers of kind ("SEALED" or
-// "LEGACY") and number i.
+// "PLAIN") and number i, and whose subject reference, a routing field the
+// exchange reads, carries the control marker CONTROL-i-REF.
 func attackReferral(kind string, i int) *exchangev1.Referral {
 	m := func(field string) string { return fmt.Sprintf("%s-%04d-%s", kind, i, field) }
 	return &exchangev1.Referral{
 		Receiver:         "agencies/iom",
 		Service:          &exchangev1.RequestedService{Niche: exchangev1.Niche_NICHE_PSYCHOSOCIAL_COUNSELLING, Need: "counselling after return"},
 		Urgency:          exchangev1.Urgency_URGENCY_URGENT,
-		SubjectReference: fmt.Sprintf("subj-%s-%d", kind, i),
+		SubjectReference: fmt.Sprintf("CONTROL-%04d-REF", i),
 		Subject: &exchangev1.Subject{
 			Name: m("NAME"), GuardianContact: m("GUARD") + " +855 12 000 000", BirthYear: 2011,
 			Sex: exchangev1.Sex_SEX_FEMALE, Nationality: "KH", Languages: []string{"km"},
@@ -127,7 +131,7 @@ func readAll(t *testing.T, c *client.Client, names []string) []*exchangev1.Refer
 
 // openedFromStore is the attack on a copy of the database file (or a
 // backup): open it as the exchange does and read every referral of ilo's
-// outbox, data keys and all. It returns the records as JSON.
+// outbox. It returns the records as JSON.
 func openedFromStore(t *testing.T, path string) []byte {
 	t.Helper()
 	st, err := store.Open(path, store.Options{ReadOnly: true})
@@ -160,18 +164,20 @@ func openedFromStore(t *testing.T, path string) []byte {
 // TestTheOperatorRecoversNoSealedDetails is the issue's attacker test,
 // run against the built binaries. ilo and iom make their key rings with
 // `exchangectl keys create`; ilo sends 1,000 referrals sealed by its
-// client (name, guardian contact and case notes carry unique markers) and
-// 100 more without a key ring (the legacy path, where the exchange seals
-// them itself); iom reads some. Then the attacker takes everything the
+// client (name, guardian contact and case notes carry unique markers; the
+// subject reference, which the exchange holds in clear, a control marker)
+// and tries 100 more in clear without a key ring, which the exchange must
+// refuse, each naming sealed_details; iom reads some. Then the attacker takes everything the
 // operator holds: the database file's raw bytes (freed pages included), a
 // fresh `admin backup` taken with the secretariat's certificate, both
 // opened as the exchange opens them (with the data keys they hold), a
 // certificate for iom minted offline with the CA key and recorded with
 // `exchanged certs record`, used to read every referral over the API,
 // exchanged's logs and its /metrics page. It must recover none of the
-// 3,000 sealed markers, and must recover the legacy ones (the regression
-// check of the attack itself), while ilo and iom, each with its own key
-// ring, read every sealed referral in full.
+// 3,000 sealed markers nor any of the refused ones, and must recover the
+// 1,000 control markers through every source that reads the referrals
+// (the regression check of the attack itself), while ilo and iom, each
+// with its own key ring, read every sealed referral in full.
 func TestTheOperatorRecoversNoSealedDetails(t *testing.T) {
 	setup(t)
 	dir := t.TempDir()
@@ -202,24 +208,30 @@ func TestTheOperatorRecoversNoSealedDetails(t *testing.T) {
 		return c
 	}
 	ilo, iom := sealing("ilo"), sealing("iom")
-	iloLegacy := dial(t, srv.addr, ids["ilo"])
-	defer iloLegacy.Close()
+	iloPlain := dialPlain(t, srv.addr, ids["ilo"])
+	defer iloPlain.Close()
 
-	var sealedRefs, legacyRefs []*exchangev1.Referral
+	var sealedRefs []*exchangev1.Referral
 	for i := range attackSealed {
 		sealedRefs = append(sealedRefs, attackReferral("SEALED", i))
-	}
-	for i := range attackLegacy {
-		legacyRefs = append(legacyRefs, attackReferral("LEGACY", i))
 	}
 	cpu0 := cpuTime(t)
 	sealedNames := pushAll(t, ilo, sealedRefs)
 	cpu1 := cpuTime(t)
-	legacyNames := pushAll(t, iloLegacy, legacyRefs)
-	cpu2 := cpuTime(t)
-	sealedPer, legacyPer := (cpu1-cpu0)/attackSealed, (cpu2-cpu1)/attackLegacy
-	t.Logf("client CPU per referral pushed: %v sealed, %v without a key ring; sealing adds about %v",
-		sealedPer, legacyPer, sealedPer-legacyPer)
+	t.Logf("client CPU per referral pushed, sealing included: %v", (cpu1-cpu0)/attackSealed)
+	var plainReqs []*exchangev1.CreateReferralRequest
+	for i := range attackPlain {
+		plainReqs = append(plainReqs, &exchangev1.CreateReferralRequest{Referral: attackReferral("PLAIN", i)})
+	}
+	plainResults, err := iloPlain.Referrals.BatchCreate(context.Background(), plainReqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, res := range plainResults {
+		if res.GetStatus() != exchangev1.ReferralPushStatus_REFERRAL_PUSH_STATUS_REJECTED || !strings.Contains(res.GetMessage(), "referral.sealed_details: required") {
+			t.Fatalf("a referral in clear: %v", res)
+		}
+	}
 
 	// iom reads some before the attack; each read is audited and logged.
 	some := readAll(t, iom, sealedNames[:50])
@@ -228,9 +240,6 @@ func TestTheOperatorRecoversNoSealedDetails(t *testing.T) {
 			t.Fatalf("iom reads %s as %v", sealedNames[i], r.GetSubject())
 		}
 	}
-	iomLegacy := dial(t, srv.addr, ids["iom"])
-	readAll(t, iomLegacy, legacyNames[:10])
-	iomLegacy.Close()
 
 	// What the operator holds. A backup taken over the network with the
 	// secretariat's certificate:
@@ -261,7 +270,7 @@ func TestTheOperatorRecoversNoSealedDetails(t *testing.T) {
 	asIOM := dial(t, srv.addr, minted)
 	defer asIOM.Close()
 	var api bytes.Buffer
-	for _, r := range readAll(t, asIOM, append(append([]string{}, sealedNames...), legacyNames...)) {
+	for _, r := range readAll(t, asIOM, sealedNames) {
 		api.WriteString(protojson.Format(r))
 	}
 	backup, err := os.ReadFile(filepath.Join(dir, "stolen-backup.db"))
@@ -269,29 +278,31 @@ func TestTheOperatorRecoversNoSealedDetails(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// count returns the sealed and the legacy markers in found.
-	count := func(found map[string]bool) (sealed, legacy int) {
+	// count returns the identifying (sealed or refused) and the control
+	// markers in found.
+	count := func(found map[string]bool) (identifying, control int) {
 		for m := range found {
-			if m[0] == 'S' {
-				sealed++
+			if m[0] == 'C' {
+				control++
 			} else {
-				legacy++
+				identifying++
 			}
 		}
-		return sealed, legacy
+		return identifying, control
 	}
 	const viaMinted = "the API, with a minted certificate"
 	sources := []struct {
 		what string
 		data []byte
-		// breaksLegacy says the attack through this source must recover
-		// every legacy marker.
-		breaksLegacy bool
+		// readsReferrals says the attack through this source reads the
+		// referrals as the exchange holds them, and so must recover every
+		// control marker.
+		readsReferrals bool
 	}{
 		{"the database file's raw bytes", rawFile, false},
 		{"the backup's raw bytes", backup, false},
-		{"the database file, opened with its data keys", openedFromStore(t, fileCopy), true},
-		{"the backup, opened with its data keys", openedFromStore(t, filepath.Join(dir, "stolen-backup.db")), true},
+		{"the database file, opened as the exchange opens it", openedFromStore(t, fileCopy), true},
+		{"the backup, opened as the exchange opens it", openedFromStore(t, filepath.Join(dir, "stolen-backup.db")), true},
 		{viaMinted, api.Bytes(), true},
 		{"exchanged's logs", []byte(logs), false},
 		{"/metrics", []byte(metrics), false},
@@ -301,10 +312,10 @@ func TestTheOperatorRecoversNoSealedDetails(t *testing.T) {
 		found := map[string]bool{}
 		markersIn(found, src.data)
 		markersIn(all, src.data)
-		sealed, legacy := count(found)
-		t.Logf("%s (%d bytes): %d of %d sealed markers, %d of %d legacy", src.what, len(src.data), sealed, 3*attackSealed, legacy, 3*attackLegacy)
-		if src.breaksLegacy && legacy != 3*attackLegacy {
-			t.Errorf("%s: the attack recovered %d of the %d legacy markers; the attack itself is broken", src.what, legacy, 3*attackLegacy)
+		identifying, control := count(found)
+		t.Logf("%s (%d bytes): %d of %d identifying markers, %d of %d control markers", src.what, len(src.data), identifying, 3*(attackSealed+attackPlain), control, attackSealed)
+		if src.readsReferrals && control != attackSealed {
+			t.Errorf("%s: the attack recovered %d of the %d control markers; the attack itself is broken", src.what, control, attackSealed)
 		}
 		if src.what == viaMinted {
 			if blobs := bytes.Count(src.data, []byte(`"sealedDetails"`)); blobs != attackSealed {
@@ -312,10 +323,10 @@ func TestTheOperatorRecoversNoSealedDetails(t *testing.T) {
 			}
 		}
 	}
-	sealedFound, legacyFound := count(all)
-	t.Logf("markers recovered in all: %d of %d sealed, %d of %d legacy", sealedFound, 3*attackSealed, legacyFound, 3*attackLegacy)
-	if sealedFound != 0 {
-		t.Errorf("the operator recovered %d markers of referrals sealed by the client", sealedFound)
+	identifyingFound, controlFound := count(all)
+	t.Logf("markers recovered in all: %d of %d identifying, %d of %d control", identifyingFound, 3*(attackSealed+attackPlain), controlFound, attackSealed)
+	if identifyingFound != 0 {
+		t.Errorf("the operator recovered %d markers of identifying details", identifyingFound)
 	}
 
 	// Both agencies read every sealed referral with their own key rings.
@@ -326,11 +337,11 @@ func TestTheOperatorRecoversNoSealedDetails(t *testing.T) {
 		for _, r := range readAll(t, c, sealedNames) {
 			markersIn(read, []byte(protojson.Format(r)))
 		}
-		if len(read) != 3*attackSealed {
-			t.Errorf("%s reads %d of the %d sealed markers", who, len(read), 3*attackSealed)
+		if identifying, _ := count(read); identifying != 3*attackSealed {
+			t.Errorf("%s reads %d of the %d sealed markers", who, identifying, 3*attackSealed)
 		}
 	}
-	raw := dial(t, srv.addr, ids["ilo"])
+	raw := dialPlain(t, srv.addr, ids["ilo"])
 	defer raw.Close()
 	for _, r := range readAll(t, raw, sealedNames[:20]) {
 		sizes = append(sizes, len(r.GetSealedDetails()))

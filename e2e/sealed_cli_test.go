@@ -19,7 +19,7 @@ import (
 // TestTheCLISealsWithTheKeyRingBesideTheCertificate follows referrals
 // through exchangectl once the agencies have run `keys create`: `referrals
 // push` seals each line (the exchange stores a blob and no name; a line
-// without a name is still refused on subject.name), `referrals show` opens
+// without a name, which has nothing to seal, is refused on sealed_details), `referrals show` opens
 // it locally for both agencies, a receiver without a registered key and a
 // receiver whose key changed since it was pinned are refused with a clear
 // message and nothing is stored until the sender trusts the new key, and
@@ -49,7 +49,7 @@ func TestTheCLISealsWithTheKeyRingBesideTheCertificate(t *testing.T) {
 		referralLine(t, "case-2", "iom", "iom", ""), // no name
 	}, "\n")+"\n"))
 	first := ilo.fails(t, 6, nil, "referrals", "push", "-f", file)
-	if !strings.Contains(first.stdout+first.stderr, "1 accepted") || !strings.Contains(first.stdout+first.stderr, "referral.subject.name") {
+	if !strings.Contains(first.stdout+first.stderr, "1 accepted") || !strings.Contains(first.stdout+first.stderr, "referral.sealed_details") {
 		t.Fatalf("push:\n%s", first)
 	}
 	list := outbox()
@@ -61,7 +61,7 @@ func TestTheCLISealsWithTheKeyRingBesideTheCertificate(t *testing.T) {
 	// Stored sealed: read without a key ring, the referral has a blob and
 	// no name.
 	iloID := identity{filepath.Join(dir, "certs-ilo", "ilo.crt"), filepath.Join(dir, "certs-ilo", "ilo.key"), filepath.Join(dir, "certs-ilo", "ca.crt")}
-	plain := dial(t, srv.addr, iloID)
+	plain := dialPlain(t, srv.addr, iloID)
 	defer plain.Close()
 	stored, err := plain.Referrals.Get(context.Background(), list[0].GetName())
 	if err != nil || len(stored.GetSealedDetails()) == 0 || stored.GetSubject().GetName() != "" || stored.GetRequestId() != "case-1" {
@@ -167,7 +167,7 @@ func TestTheGoClientSealsOnCreateAndOpensOnGet(t *testing.T) {
 		created.GetSubject().GetBirthYear() != 2011 || len(created.GetSealedDetails()) != 0 {
 		t.Fatalf("create returned %v", created)
 	}
-	plain := dial(t, srv.addr, ids["iom"])
+	plain := dialPlain(t, srv.addr, ids["iom"])
 	defer plain.Close()
 	stored, err := plain.Referrals.Get(ctx, created.GetName())
 	if err != nil || stored.GetRequestId() != "go-case-1" || stored.GetSubject().GetName() != "" || stored.GetCaseNotes() != "" ||

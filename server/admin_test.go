@@ -92,7 +92,7 @@ func TestBackupUnderLoadRestoresTheSnapshot(t *testing.T) {
 		for _, r := range items {
 			live, err := x.store.GetReferral(ctx, r.GetName())
 			snap, snapErr := restored.GetReferral(ctx, r.GetName())
-			if err != nil || snapErr != nil || !proto.Equal(live, snap) || snap.GetSubject().GetName() != marker {
+			if err != nil || snapErr != nil || !proto.Equal(live, snap) || testDetailsOf(t, snap).GetName() != marker {
 				t.Fatalf("%s differs between the snapshot and the live store: %v", r.GetName(), err)
 			}
 			inSnapshot++

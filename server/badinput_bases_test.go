@@ -55,7 +55,6 @@ func baseConsent(receiver string) *exchangev1.Consent {
 func baseReferral() *exchangev1.Referral {
 	r := newReferral("iom")
 	r.Subject.Age = proto.Int32(16)
-	r.Subject.BirthYear = 2010
 	r.Subject.CurrentLocation = baseLocation()
 	r.Location = baseLocation()
 	r.Etag = "etag"
@@ -275,7 +274,7 @@ var badInputBases = map[string]func() proto.Message{
 	exchangev1.ReferralService_ForwardReferral_FullMethodName: func() proto.Message {
 		return &exchangev1.ForwardReferralRequest{Name: "referrals/" + badID, Receiver: "agencies/unicef",
 			Service: &exchangev1.RequestedService{Niche: exchangev1.Niche_NICHE_PSYCHOSOCIAL_COUNSELLING, Need: "counselling"},
-			Urgency: exchangev1.Urgency_URGENCY_ROUTINE, Consent: baseConsent("agencies/unicef"), CaseNotes: "notes", RequestId: "fwd-1"}
+			Urgency: exchangev1.Urgency_URGENCY_ROUTINE, Consent: baseConsent("agencies/unicef"), RequestId: "fwd-1", SealedDetails: testBlob()}
 	},
 	exchangev1.ReferralService_SuggestRecipients_FullMethodName: func() proto.Message {
 		return &exchangev1.SuggestRecipientsRequest{Niche: exchangev1.Niche_NICHE_SHELTER, Subdivision: "KH-12"}

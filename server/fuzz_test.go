@@ -483,10 +483,10 @@ func FuzzIngestReferrals(f *testing.F) {
 		r.Name, r.Sender, r.State, r.Etag, r.ForwardedFrom = "referrals/"+badID, "agencies/iom", exchangev1.ReferralState_REFERRAL_STATE_COMPLETED, "forged", "referrals/"+badID
 		r.Overdue, r.DetailsWithheld, r.ForwardedTo = true, true, []string{"referrals/" + badID}
 	}))
-	seed(valid("seed-8", func(r *exchangev1.Referral) { r.Subject.Name = "" }), valid("seed-8", nil))
+	seed(valid("seed-8", func(r *exchangev1.Referral) { r.SealedDetails = nil }), valid("seed-8", nil))
 	seed(valid("seed-9", func(r *exchangev1.Referral) {
-		r.Subject = &exchangev1.Subject{Name: "x"}
-		r.CaseNotes, r.SenderCaseReference = "", ""
+		r.Subject = nil
+		r.SenderCaseReference = ""
 		r.Location = &exchangev1.LocationRef{Country: "TH"}
 	}))
 	seed()

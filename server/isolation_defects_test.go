@@ -50,9 +50,9 @@ func TestIsolationForwarderLosesDetailsWhenConsentIsRevoked(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", c.who, err)
 		}
-		if r := resp.GetReferral(); r.GetSubject() != nil || r.GetCaseNotes() != "" || !r.GetDetailsWithheld() {
-			t.Errorf("%s: after ilo revoked consent on %s, GetReferral(%s) still shows subject %q, case notes %q, details_withheld=%v",
-				c.who, parent.GetName(), c.name, r.GetSubject().GetName(), r.GetCaseNotes(), r.GetDetailsWithheld())
+		if r := resp.GetReferral(); r.GetSubject() != nil || r.GetSealedDetails() != nil || !r.GetDetailsWithheld() {
+			t.Errorf("%s: after ilo revoked consent on %s, GetReferral(%s) still shows subject %v, %d bytes of sealed details, details_withheld=%v",
+				c.who, parent.GetName(), c.name, r.GetSubject(), len(r.GetSealedDetails()), r.GetDetailsWithheld())
 		}
 	}
 }

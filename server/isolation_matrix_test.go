@@ -283,10 +283,10 @@ func referralFindings(m *model, caller string, r *exchangev1.Referral, full bool
 	if r.GetSender() != mr.sender || r.GetReceiver() != mr.receiver || r.GetState() != mr.state {
 		out = append(out, wrongf("%s is %s→%s %v, model %s→%s %v", r.GetName(), r.GetSender(), r.GetReceiver(), r.GetState(), mr.sender, mr.receiver, mr.state))
 	}
-	details := r.GetSubject() != nil || r.GetCaseNotes() != ""
+	details := r.GetSubject() != nil || r.GetSealedDetails() != nil
 	switch want := m.referralDetails(caller, r.GetName()); {
 	case details && !want:
-		out = append(out, leakf("%s shows the identifying details (subject %q) although consent was revoked on %s", r.GetName(), r.GetSubject().GetName(), revokedAncestor(m, r.GetName())))
+		out = append(out, leakf("%s shows the identifying details (subject %v, %d bytes sealed) although consent was revoked on %s", r.GetName(), r.GetSubject(), len(r.GetSealedDetails()), revokedAncestor(m, r.GetName())))
 	case !details && want && full && !m.referralDetailsOptional(caller, r.GetName()):
 		out = append(out, wrongf("%s withholds the details from a party that may see them", r.GetName()))
 	}
@@ -801,7 +801,7 @@ func (w *isoWorld) referralEntries() []mxEntry {
 					var out []finding
 					for _, r := range resp.([]*exchangev1.Referral) {
 						names = append(names, r.GetName())
-						if r.GetSubject() != nil || r.GetCaseNotes() != "" {
+						if r.GetSubject() != nil || r.GetSealedDetails() != nil {
 							out = append(out, leakf("identifying details in the summary of %s", r.GetName()))
 						}
 					}

@@ -310,7 +310,7 @@ func (w *isoWorld) move(by, name string, to exchangev1.ReferralState) {
 // isoForward is a valid forward of name to receiver.
 func isoForward(name, to string) *exchangev1.ForwardReferralRequest {
 	return &exchangev1.ForwardReferralRequest{
-		Name: name, Receiver: to, RequestId: nextRequestID(), CaseNotes: "forwarded notes about " + marker,
+		Name: name, Receiver: to, RequestId: nextRequestID(), SealedDetails: testBlob(),
 		Service: &exchangev1.RequestedService{Niche: exchangev1.Niche_NICHE_PSYCHOSOCIAL_COUNSELLING, Need: "counselling closer to home"},
 		Consent: &exchangev1.Consent{
 			GivenBy: exchangev1.ConsentGiver_CONSENT_GIVER_GUARDIAN, GivenTime: timestamppb.New(time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)),
@@ -687,7 +687,7 @@ func (w *isoWorld) watchLeaks(wt *isoWatch, msgs []isoWatchMsg, replay bool) []s
 				leaks = append(leaks, fmt.Sprintf("%s: event on %s at revision %d while %s was suspended", wt, r.GetName(), msg.rev, caller))
 			case mr == nil || !m.referralParty(caller, mr):
 				leaks = append(leaks, fmt.Sprintf("%s: event on %s (%s→%s), which it is not party to", wt, r.GetName(), r.GetSender(), r.GetReceiver()))
-			case r.GetSubject() != nil || r.GetCaseNotes() != "":
+			case r.GetSubject() != nil || r.GetSealedDetails() != nil:
 				leaks = append(leaks, fmt.Sprintf("%s: event on %s carries identifying details", wt, r.GetName()))
 			}
 		case "plans":
@@ -929,7 +929,7 @@ func (w *isoWorld) checkLists(tl *isoTally, m *model, caller string) {
 		var names []string
 		for _, r := range refs {
 			names = append(names, r.GetName())
-			if r.GetSubject() != nil || r.GetCaseNotes() != "" {
+			if r.GetSubject() != nil || r.GetSealedDetails() != nil {
 				tl.leak(caller + " ListReferrals: identifying details in a summary of " + r.GetName())
 			}
 		}

@@ -83,7 +83,7 @@ func TestIdentifyingDetailsLeakNowhere(t *testing.T) {
 	}
 	fwd := newReferral("unicef")
 	_, err = iom.referrals().ForwardReferral(ctx, &exchangev1.ForwardReferralRequest{Name: r.GetName(), Receiver: "agencies/unicef",
-		Service: fwd.GetService(), Consent: fwd.GetConsent(), CaseNotes: "forwarded: " + marker, RequestId: nextRequestID()})
+		Service: fwd.GetService(), Consent: fwd.GetConsent(), RequestId: nextRequestID(), SealedDetails: sealTest(&exchangev1.ReferralDetails{CaseNotes: "forwarded: " + marker})})
 	note(err)
 	_, err = ilo.referrals().RevokeReferralConsent(ctx, &exchangev1.RevokeReferralConsentRequest{Name: r.GetName(), Reason: "withdrawn"})
 	note(err)

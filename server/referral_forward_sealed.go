@@ -10,14 +10,12 @@ import (
 // forwardSealed makes child, the referral a forward creates, carry the
 // details the forwarding client re-sealed to the new receiver: the blob
 // as sent and, of the parent's subject, only the routing attributes. A
-// parent sealed end to end can be forwarded only that way, since the
-// exchange cannot open its details to pass them on.
+// referral can be forwarded only that way, since the exchange cannot open
+// its details to pass them on.
 func forwardSealed(req *exchangev1.ForwardReferralRequest, parent, child *exchangev1.Referral) error {
 	if len(req.GetSealedDetails()) == 0 {
-		if len(parent.GetSealedDetails()) > 0 {
-			return invalidField("sealed_details", parent.GetName()+" is sealed end to end: re-seal its details to "+req.GetReceiver()+" and send them in sealed_details")
-		}
-		return nil
+		return invalidField("sealed_details", "required: the exchange cannot open the details of "+parent.GetName()+
+			"; re-seal them to "+req.GetReceiver()+" and yourself with the agency's key ring (see "+store.SealingDoc+")")
 	}
 	subject := proto.Clone(parent.GetSubject()).(*exchangev1.Subject)
 	if subject == nil {

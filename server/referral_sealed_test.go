@@ -62,9 +62,7 @@ func newRingIn(t *testing.T) *seal.KeyRing {
 // blob sealed to rings with the binding (requestID, ilo, receiver).
 func sealedReferral(t *testing.T, receiver, requestID string, rings ...*seal.KeyRing) *exchangev1.Referral {
 	r := newReferral(receiver)
-	d := &exchangev1.ReferralDetails{Name: r.Subject.Name, GuardianContact: r.Subject.GuardianContact, BirthYear: 2010, CaseNotes: r.CaseNotes}
-	r.Subject.Name, r.Subject.GuardianContact, r.CaseNotes = "", "", ""
-	r.SealedDetails = sealedFor(t, d, seal.Binding{RequestID: requestID, Sender: "agencies/ilo", Receiver: r.Receiver}, rings...)
+	r.SealedDetails = sealedFor(t, testDetails(), seal.Binding{RequestID: requestID, Sender: "agencies/ilo", Receiver: r.Receiver}, rings...)
 	return r
 }
 
@@ -115,7 +113,7 @@ func TestSealedDetailsGoOnlyWhereDetailsGo(t *testing.T) {
 	_, err = iom.referrals().ForwardReferral(ctx, &exchangev1.ForwardReferralRequest{
 		Name: r.GetName(), Receiver: "agencies/unicef", Service: fwd.GetService(), Consent: fwd.GetConsent(), RequestId: nextRequestID(),
 	})
-	if st := wantCode(t, err, codes.InvalidArgument); !slices.Contains(violatedFields(st), "sealed_details") {
+	if st := wantCode(t, err, codes.InvalidArgument); !slices.Contains(violatedFields(st), "sealed_details") || !strings.Contains(st.Message(), "docs/sealing.md") {
 		t.Fatalf("forward without a re-sealed blob: %v", st)
 	}
 	fwdReq := nextRequestID()
@@ -164,8 +162,8 @@ func TestSealedDetailsGoOnlyWhereDetailsGo(t *testing.T) {
 // TestIdentifyingFieldsInClearBesideSealedDetailsAreRefused checks that a
 // referral carrying sealed_details and any identifying field in clear, or
 // a blob that is not an age file, is refused naming the field, alone and
-// in a batch, and that nothing is stored; and that a referral with
-// neither a name nor sealed_details is refused on subject.name.
+// in a batch, and that nothing is stored; and that a referral without
+// sealed_details is refused on sealed_details, pointing at docs/sealing.md.
 func TestIdentifyingFieldsInClearBesideSealedDetailsAreRefused(t *testing.T) {
 	_, _, ilo, _, _ := threeAgencies(t)
 	ctx := context.Background()
@@ -192,11 +190,15 @@ func TestIdentifyingFieldsInClearBesideSealedDetailsAreRefused(t *testing.T) {
 		}
 		batch = append(batch, &exchangev1.CreateReferralRequest{Referral: r, RequestId: req})
 	}
+	// An old client's referral: details in clear, no blob. The exchange
+	// has no server-side sealing to fall back on.
 	bare := newReferral("iom")
-	bare.Subject.Name = ""
+	bare.SealedDetails = nil
+	bare.Subject.Name, bare.CaseNotes = marker, "notes about "+marker
 	_, err := ilo.referrals().CreateReferral(ctx, &exchangev1.CreateReferralRequest{Referral: bare, RequestId: nextRequestID()})
-	if st := wantCode(t, err, codes.InvalidArgument); !slices.Contains(violatedFields(st), "referral.subject.name") {
-		t.Errorf("no name and no sealed_details: %v", st)
+	if st := wantCode(t, err, codes.InvalidArgument); !slices.Contains(violatedFields(st), "referral.sealed_details") ||
+		!strings.Contains(st.Message(), "sealed_details: required") || !strings.Contains(st.Message(), "docs/sealing.md") {
+		t.Errorf("details in clear and no sealed_details: %v", st)
 	}
 	resp, err := ilo.referrals().BatchCreateReferrals(ctx, &exchangev1.BatchCreateReferralsRequest{Requests: batch})
 	if err != nil {

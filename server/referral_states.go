@@ -195,6 +195,9 @@ func (s *referralService) RevokeReferralConsent(ctx context.Context, req *exchan
 // a new referral linked to this one, with its own consent.
 func (s *referralService) ForwardReferral(ctx context.Context, req *exchangev1.ForwardReferralRequest) (*exchangev1.ForwardReferralResponse, error) {
 	caller := CallerFrom(ctx)
+	if err := checkNoUnknownFields("", req.ProtoReflect()); err != nil {
+		return nil, err
+	}
 	if req.GetReceiver() == caller.AgencyName() {
 		return nil, invalidField("receiver", "an agency cannot forward to itself")
 	}

@@ -89,6 +89,9 @@ func (s *referralService) overdue(r *exchangev1.Referral) bool {
 // than the sender, known provinces, and consent that covers the receiver
 // and the service. field prefixes the field names ("referral").
 func checkNewReferral(sender, field string, r *exchangev1.Referral) error {
+	if err := checkNoUnknownFields(field, r.ProtoReflect()); err != nil {
+		return err
+	}
 	if r.GetReceiver() == sender {
 		return invalidField(field+".receiver", "an agency cannot refer to itself")
 	}
@@ -97,9 +100,6 @@ func checkNewReferral(sender, field string, r *exchangev1.Referral) error {
 	}
 	if err := store.CheckClientSealed(field, r); err != nil {
 		return err
-	}
-	if len(r.GetSealedDetails()) == 0 && r.GetSubject().GetName() == "" {
-		return invalidField(field+".subject.name", "required (or seal it, with the other identifying details, into sealed_details)")
 	}
 	if n := r.GetSubject().GetNationality(); n != "" {
 		if err := checkCountry(field+".subject.nationality", n); err != nil {

@@ -20,7 +20,7 @@ var requestSeq atomic.Int64
 func nextRequestID() string { return fmt.Sprintf("req-%d", requestSeq.Add(1)) }
 
 // newReferral builds a valid referral to receiver with consent covering
-// it.
+// it, its identifying details sealed (testBlob, sealed_fixtures_test.go).
 func newReferral(receiver string) *exchangev1.Referral {
 	return &exchangev1.Referral{
 		Receiver:            "agencies/" + receiver,
@@ -29,10 +29,10 @@ func newReferral(receiver string) *exchangev1.Referral {
 		SenderCaseReference: "CASE-2026-001",
 		SubjectReference:    "subj-8f2c",
 		Subject: &exchangev1.Subject{
-			Name: marker, Sex: exchangev1.Sex_SEX_FEMALE, Nationality: "KH", Languages: []string{"km"},
-			CurrentLocation: &exchangev1.LocationRef{Country: "TH", Subdivision: "TH-10"}, GuardianContact: marker + " mother",
+			Sex: exchangev1.Sex_SEX_FEMALE, Nationality: "KH", Languages: []string{"km"},
+			CurrentLocation: &exchangev1.LocationRef{Country: "TH", Subdivision: "TH-10"},
 		},
-		CaseNotes: "notes about " + marker,
+		SealedDetails: testBlob(),
 		Consent: &exchangev1.Consent{
 			GivenBy: exchangev1.ConsentGiver_CONSENT_GIVER_GUARDIAN, GivenTime: timestamppb.New(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)),
 			ReceivingAgency: "agencies/" + receiver, Services: []exchangev1.Niche{exchangev1.Niche_NICHE_PSYCHOSOCIAL_COUNSELLING},

@@ -153,12 +153,12 @@ func TestIdentifyingDetailsOnlyInFullReadsAndNeverAfterConsentIsRevoked(t *testi
 	if err != nil || len(list.GetReferrals()) != 1 {
 		t.Fatalf("inbox %v %v", list, err)
 	}
-	if s := protojson.Format(list); strings.Contains(s, marker) || !list.GetReferrals()[0].GetDetailsWithheld() {
+	if s := protojson.Format(list); strings.Contains(s, marker) || list.GetReferrals()[0].GetSealedDetails() != nil || !list.GetReferrals()[0].GetDetailsWithheld() {
 		t.Fatal("a list summary carries identifying details")
 	}
 	auditBefore, _, _ := x.store.AuditHead(ctx)
 	full, err := iom.referrals().GetReferral(ctx, &exchangev1.GetReferralRequest{Name: r.GetName()})
-	if err != nil || full.GetReferral().GetSubject().GetName() != marker {
+	if err != nil || testDetailsOf(t, full.GetReferral()).GetName() != marker {
 		t.Fatalf("the receiver does not see the details: %v %v", full, err)
 	}
 	entries, _ := x.store.AuditEntries(ctx, auditBefore, 10)
@@ -174,6 +174,7 @@ func TestIdentifyingDetailsOnlyInFullReadsAndNeverAfterConsentIsRevoked(t *testi
 	fwd := newReferral("unicef")
 	child, err := iom.referrals().ForwardReferral(ctx, &exchangev1.ForwardReferralRequest{
 		Name: r.GetName(), Receiver: "agencies/unicef", Service: fwd.GetService(), Consent: fwd.GetConsent(), RequestId: nextRequestID(),
+		SealedDetails: testBlob(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +183,7 @@ func TestIdentifyingDetailsOnlyInFullReadsAndNeverAfterConsentIsRevoked(t *testi
 		t.Fatalf("forwarded referral %v", child.GetReferral())
 	}
 	seen, err := unicef.referrals().GetReferral(ctx, &exchangev1.GetReferralRequest{Name: child.GetReferral().GetName()})
-	if err != nil || seen.GetReferral().GetSubject().GetName() != marker {
+	if err != nil || testDetailsOf(t, seen.GetReferral()).GetName() != marker {
 		t.Fatalf("the forwarded-to agency does not see its referral: %v", err)
 	}
 	_, err = unicef.referrals().GetReferral(ctx, &exchangev1.GetReferralRequest{Name: r.GetName()})
@@ -205,16 +206,17 @@ func TestIdentifyingDetailsOnlyInFullReadsAndNeverAfterConsentIsRevoked(t *testi
 		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.Contains(protojson.Format(resp), marker) || !resp.GetReferral().GetDetailsWithheld() {
+		if len(resp.GetReferral().GetSealedDetails()) > 0 || !resp.GetReferral().GetDetailsWithheld() {
 			t.Errorf("%s still sees identifying details after consent was revoked", who)
 		}
 	}
 	mine, _ := ilo.referrals().GetReferral(ctx, &exchangev1.GetReferralRequest{Name: r.GetName()})
-	if mine.GetReferral().GetSubject().GetName() != marker {
+	if testDetailsOf(t, mine.GetReferral()).GetName() != marker {
 		t.Error("the sender lost its own details")
 	}
 	_, err = iom.referrals().ForwardReferral(ctx, &exchangev1.ForwardReferralRequest{
 		Name: r.GetName(), Receiver: "agencies/unicef", Service: fwd.GetService(), Consent: fwd.GetConsent(), RequestId: nextRequestID(),
+		SealedDetails: testBlob(),
 	})
 	wantCode(t, err, codes.FailedPrecondition)
 }
@@ -233,7 +235,7 @@ func TestRetriesAndBatchesCreateEachReferralOnce(t *testing.T) {
 	}
 
 	bad := newReferral("iom")
-	bad.Subject.Name = ""
+	bad.SealedDetails = nil
 	unknown := newReferral("ghost")
 	batch := []*exchangev1.CreateReferralRequest{
 		{Referral: newReferral("iom"), RequestId: "b-1"},
@@ -252,7 +254,7 @@ func TestRetriesAndBatchesCreateEachReferralOnce(t *testing.T) {
 		field  string
 	}{
 		{exchangev1.ReferralPushStatus_REFERRAL_PUSH_STATUS_ACCEPTED, ""},
-		{exchangev1.ReferralPushStatus_REFERRAL_PUSH_STATUS_REJECTED, "referral.subject.name"},
+		{exchangev1.ReferralPushStatus_REFERRAL_PUSH_STATUS_REJECTED, "referral.sealed_details"},
 		{exchangev1.ReferralPushStatus_REFERRAL_PUSH_STATUS_DUPLICATE, ""},
 		{exchangev1.ReferralPushStatus_REFERRAL_PUSH_STATUS_REJECTED, "referral.receiver"},
 		{exchangev1.ReferralPushStatus_REFERRAL_PUSH_STATUS_ACCEPTED, ""},

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -17,13 +18,20 @@ import (
 	"github.com/alltogether/exchange/store"
 )
 
+// notesBlob is testDetails with about 1 KiB of case notes, sealed.
+var notesBlob = sync.OnceValue(func() []byte {
+	d := testDetails()
+	d.CaseNotes += strings.Repeat(" more notes", 90)
+	return sealTest(d)
+})
+
 // batchOfReferrals is a BatchCreateReferrals request of n referrals to
-// receiver, each with about 1 KiB of case notes.
+// receiver, each with about 1 KiB of case notes, sealed.
 func batchOfReferrals(receiver string, n int) *exchangev1.BatchCreateReferralsRequest {
 	req := &exchangev1.BatchCreateReferralsRequest{}
 	for range n {
 		r := newReferral(receiver)
-		r.CaseNotes += strings.Repeat(" more notes", 90)
+		r.SealedDetails = notesBlob()
 		req.Requests = append(req.Requests, &exchangev1.CreateReferralRequest{Referral: r, RequestId: nextRequestID()})
 	}
 	return req
@@ -96,7 +104,7 @@ func TestQuotaBoundsTheFileAndReadsOfDetailsGoOn(t *testing.T) {
 		if err != nil {
 			t.Fatalf("read %d of identifying details at the quota: %v", i, err)
 		}
-		if resp.GetReferral().GetSubject().GetName() != marker {
+		if testDetailsOf(t, resp.GetReferral()).GetName() != marker {
 			t.Fatalf("read %d came without the details", i)
 		}
 		checkFile("reading details")
@@ -214,7 +222,7 @@ func TestFullDiskAnswersResourceExhaustedOverTheAPI(t *testing.T) {
 	iom = x.asAgency("iom")
 	for _, name := range acked {
 		got, err := iom.referrals().GetReferral(ctx, &exchangev1.GetReferralRequest{Name: name})
-		if err != nil || got.GetReferral().GetSubject().GetName() != marker {
+		if err != nil || testDetailsOf(t, got.GetReferral()).GetName() != marker {
 			t.Fatalf("acknowledged %s after the restart: %v", name, err)
 		}
 	}

@@ -56,8 +56,7 @@ func fillFileSystem(t *testing.T, dir string) string {
 // diskFullReferral is referral i from ilo to iom, with notes that let
 // the test recognise it after a reopen.
 func diskFullReferral(i int) NewReferral {
-	r := ruleReferral("agencies/iom", fmt.Sprintf("person %d", i))
-	r.CaseNotes = fmt.Sprintf("notes of referral %d ", i) + strings.Repeat("x", 600)
+	r := ruleReferral("agencies/iom", fmt.Sprintf("notes of referral %d ", i)+strings.Repeat("x", 600))
 	return NewReferral{RequestID: fmt.Sprintf("df-%d", i), Referral: r}
 }
 
@@ -81,7 +80,7 @@ func (a acknowledged) create(t *testing.T, s *Store, from, to int) error {
 		if r.Err != nil {
 			t.Fatalf("referral %d: %v", from+i, r.Err)
 		}
-		a[r.Referral.GetName()] = r.Referral.GetCaseNotes()
+		a[r.Referral.GetName()] = detailsOf(t, r.Referral).GetCaseNotes()
 	}
 	return nil
 }
@@ -92,8 +91,8 @@ func (a acknowledged) check(t *testing.T, s *Store) {
 	t.Helper()
 	for name, notes := range a {
 		r, err := s.GetReferral(t.Context(), name)
-		if err != nil || r.GetCaseNotes() != notes {
-			t.Fatalf("acknowledged %s: %v (notes %.20q)", name, err, r.GetCaseNotes())
+		if err != nil || detailsOf(t, r).GetCaseNotes() != notes {
+			t.Fatalf("acknowledged %s: %v (notes %.20q)", name, err, detailsOf(t, r).GetCaseNotes())
 		}
 	}
 	if _, err := s.VerifyAudit(t.Context()); err != nil {

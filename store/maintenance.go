@@ -131,7 +131,7 @@ func (s *Store) CompactChangeLog(ctx context.Context, keep int64) (int64, error)
 
 // Vacuum rewrites the database into a new file holding only live data and
 // replaces the old file with it, so that nothing deleted (an erased
-// referral's data key above all) survives in a freed page. Every other call
+// referral's sealed details above all) survives in a freed page. Every other call
 // waits while it runs: the whole file is copied once.
 func (s *Store) Vacuum(ctx context.Context) error {
 	s.mu.Lock()

@@ -18,6 +18,9 @@ func migrate(tx *bolt.Tx, from uint64) error {
 			return err
 		}
 	}
+	if from < 3 {
+		return dropServerHeldKeys(tx)
+	}
 	return nil
 }
 
@@ -130,6 +133,44 @@ func rekey(b *bolt.Bucket, newKey func(k []byte) ([]byte, error)) error {
 		if err := b.Put(k, values[i]); err != nil {
 			return internal("cannot rekey "+string(k), err)
 		}
+	}
+	return nil
+}
+
+// legacyBucketReferralKeys held, up to schema version 2, the data keys
+// under which the exchange itself sealed the details of referrals sent
+// without sealed_details. Version 3 holds no such key.
+var legacyBucketReferralKeys = []byte("referral_keys")
+
+// refuseServerHeldKeys refuses a database, at path, that still holds
+// data keys to referrals' details (written before schema version 3): the
+// exchange no longer keeps a key that opens identifying details, and
+// cannot turn a referral it sealed itself into one its clients sealed.
+// An empty or missing referral_keys bucket passes.
+func refuseServerHeldKeys(tx *bolt.Tx, path string) error {
+	b := tx.Bucket(legacyBucketReferralKeys)
+	if b == nil {
+		return nil
+	}
+	n := b.Stats().KeyN
+	if n == 0 {
+		return nil
+	}
+	return &Error{Kind: KindFailedPrecondition, Message: fmt.Sprintf(
+		"%s holds %d referrals whose identifying details the exchange sealed itself, with data keys kept in the file "+
+			"(written before schema version 3): this exchanged holds no key to identifying details and will not open it. "+
+			"With the exchanged that wrote it, erase those referrals' details (EraseReferralDetails) and vacuum, "+
+			"or have their senders send them again sealed and start a new file; see docs/operations.md", path, n)}
+}
+
+// dropServerHeldKeys removes the empty referral_keys bucket of a database
+// written before schema version 3 (refuseServerHeldKeys passed).
+func dropServerHeldKeys(tx *bolt.Tx) error {
+	if tx.Bucket(legacyBucketReferralKeys) == nil {
+		return nil
+	}
+	if err := tx.DeleteBucket(legacyBucketReferralKeys); err != nil {
+		return internal("cannot drop the referral_keys bucket", err)
 	}
 	return nil
 }

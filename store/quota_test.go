@@ -27,8 +27,7 @@ func fileSize(t *testing.T, path string) int64 {
 // quotaReferral is a referral from ilo to iom with about 1 KiB of case
 // notes, so that a quota fills in a few hundred writes.
 func quotaReferral(i int) NewReferral {
-	r := ruleReferral("agencies/iom", fmt.Sprintf("person %d", i))
-	r.CaseNotes = strings.Repeat(fmt.Sprintf("note %d ", i), 128)
+	r := ruleReferral("agencies/iom", strings.Repeat(fmt.Sprintf("note %d ", i), 128))
 	return NewReferral{RequestID: fmt.Sprintf("q-%d", i), Referral: r}
 }
 

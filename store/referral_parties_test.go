@@ -99,7 +99,7 @@ func TestExchangeJobsActOnAnyReferral(t *testing.T) {
 		t.Fatal(err, res[0].Err)
 	}
 	name := res[0].Referral.GetName()
-	if r, err := s.GetReferralFor(ctx, ActorExchange, name); err != nil || r.GetCaseNotes() != "x" {
+	if r, err := s.GetReferralFor(ctx, ActorExchange, name); err != nil || detailsOf(t, r).GetCaseNotes() != "x" {
 		t.Fatalf("the exchange reads %v: %v", r, err)
 	}
 	if _, err := s.EraseReferralDetails(ctx, Op{Actor: ActorExchange, Method: "exchanged/retention"}, name, func(*exchangev1.Referral) error { return nil }); err != nil {

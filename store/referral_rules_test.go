@@ -7,13 +7,13 @@ import (
 )
 
 // ruleReferral is a minimal referral from the tests' sender to receiver
-// ("agencies/{id}") carrying notes.
+// ("agencies/{id}") whose sealed details carry notes as the name and the
+// case notes (sealed_fixtures_test.go).
 func ruleReferral(receiver, notes string) *exchangev1.Referral {
 	return &exchangev1.Referral{
 		Receiver: receiver, SubjectReference: "s-1",
-		Service:   &exchangev1.RequestedService{Niche: exchangev1.Niche_NICHE_SHELTER, Need: "shelter"},
-		Subject:   &exchangev1.Subject{Name: notes},
-		CaseNotes: notes,
+		Service:       &exchangev1.RequestedService{Niche: exchangev1.Niche_NICHE_SHELTER, Need: "shelter"},
+		SealedDetails: sealTestDetails(&exchangev1.ReferralDetails{Name: notes, CaseNotes: notes}),
 	}
 }
 
@@ -72,8 +72,8 @@ func TestCreateReferralRepeatedRequestIDWritesNothing(t *testing.T) {
 		t.Errorf("after a retry and a batch with one new referral: %+v, want %+v (the retries wrote something)", after, want)
 	}
 	stored, err := s.GetReferral(ctx, name)
-	if err != nil || stored.GetCaseNotes() != "first" {
-		t.Errorf("the first referral now holds %q (%v)", stored.GetCaseNotes(), err)
+	if err != nil || detailsOf(t, stored).GetCaseNotes() != "first" {
+		t.Errorf("the first referral now holds %q (%v)", detailsOf(t, stored).GetCaseNotes(), err)
 	}
 	listed, _, _, err := s.ListReferrals(ctx, ReferralFilter{AgencyID: "ilo"}, Page{Size: 100})
 	if err != nil || len(listed) != 2 {

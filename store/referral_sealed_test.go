@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -12,8 +13,8 @@ import (
 )
 
 // TestAClientSealedReferralIsKeptAsSentWithNoDataKey stores a referral
-// whose client sealed its details: the blob is kept byte for byte, no data
-// key is made, the record keeps the request id and the routing subject
+// whose client sealed its details: the blob is kept byte for byte, the
+// file has no bucket of data keys, the record keeps the request id and the routing subject
 // (without a name), Get returns the blob unopened, the change log carries
 // neither the blob nor the routing subject, and erasure deletes the blob and the routing subject.
 func TestAClientSealedReferralIsKeptAsSentWithNoDataKey(t *testing.T) {
@@ -38,19 +39,19 @@ func TestAClientSealedReferralIsKeptAsSentWithNoDataKey(t *testing.T) {
 	if !bytes.Equal(res[0].Referral.GetSealedDetails(), blob) || res[0].Referral.GetRequestId() != "r1" {
 		t.Fatalf("create result: %v", res[0].Referral)
 	}
-	stored := func() (key, details, record []byte) {
+	stored := func() (keys bool, details, record []byte) {
 		s.db.View(func(tx *bolt.Tx) error {
 			id := []byte(referralID(name))
-			key = bytes.Clone(tx.Bucket(bucketReferralKeys).Get(id))
+			keys = tx.Bucket(legacyBucketReferralKeys) != nil
 			details = bytes.Clone(tx.Bucket(bucketReferralDetails).Get(id))
 			record = bytes.Clone(tx.Bucket(bucketReferrals).Get(id))
 			return nil
 		})
 		return
 	}
-	key, details, record := stored()
-	if key != nil || !bytes.Equal(details, blob) || bytes.Contains(record, []byte("BLOB-BODY")) {
-		t.Fatalf("stored: key %x, details %q", key, details)
+	keys, details, record := stored()
+	if keys || !bytes.Equal(details, blob) || bytes.Contains(record, []byte("BLOB-BODY")) {
+		t.Fatalf("stored: referral_keys bucket %t, details %q", keys, details)
 	}
 	got, err := s.GetReferral(ctx, name)
 	if err != nil || !bytes.Equal(got.GetSealedDetails(), blob) || got.GetRequestId() != "r1" ||
@@ -81,8 +82,9 @@ func TestAClientSealedReferralIsKeptAsSentWithNoDataKey(t *testing.T) {
 }
 
 // TestAClientSealedReferralInClearOrNotAgeIsRefused checks the store's own
-// guard: a blob that is not an age file, or an identifying field sent in
-// clear beside a blob, is refused naming the field, and nothing is stored.
+// guard: a blob that is not an age file, an identifying field sent in
+// clear beside a blob, or details in clear with no blob at all, are
+// refused naming the field, and nothing is stored.
 func TestAClientSealedReferralInClearOrNotAgeIsRefused(t *testing.T) {
 	s, _ := openTest(t)
 	ctx := context.Background()
@@ -103,6 +105,14 @@ func TestAClientSealedReferralInClearOrNotAgeIsRefused(t *testing.T) {
 		if KindOf(err) != KindInvalidArgument || !errors.As(err, &e) || e.Field != field {
 			t.Errorf("%s: %v", field, err)
 		}
+	}
+	// Details in clear without a blob, as a client without a key ring
+	// would send them: there is no server-side sealing to fall back on.
+	inClear := &exchangev1.Referral{Receiver: "agencies/iom", SubjectReference: "s-1", Subject: &exchangev1.Subject{Name: "x"}, CaseNotes: "x"}
+	_, err := s.CreateReferrals(ctx, Op{Actor: "agencies/ilo", Method: "test"}, []NewReferral{{RequestID: "r2", Referral: inClear}})
+	var e *Error
+	if KindOf(err) != KindInvalidArgument || !errors.As(err, &e) || e.Field != "referral.sealed_details" || !strings.Contains(e.Message, "sealed_details: required") || !strings.Contains(e.Message, "docs/sealing.md") {
+		t.Errorf("details in clear without sealed_details: %v", err)
 	}
 	s.db.View(func(tx *bolt.Tx) error {
 		if n := tx.Bucket(bucketReferralDetails).Stats().KeyN; n != 0 {

@@ -138,11 +138,11 @@ func (s *Store) CreateReferrals(ctx context.Context, op Op, items []NewReferral)
 }
 
 // preparedReferral is a new referral made ready outside the write
-// transaction: its record stamped and encoded, its identifying details
-// sealed, and the referral as the sender gets it back.
+// transaction: its record stamped and encoded, its client-sealed details
+// apart, and the referral as the sender gets it back.
 type preparedReferral struct {
 	record   prepared[*exchangev1.Referral]
-	details  sealedDetails
+	details  []byte               // sealed_details as the client sent them
 	created  *exchangev1.Referral // record.value with its details put back, as returned
 	receiver string
 	// forwardedFrom is the referral this one was forwarded from, if any.
@@ -151,7 +151,7 @@ type preparedReferral struct {
 
 // prepareReferral makes r, sent by sender (and forwarded from
 // forwardedFrom, if not empty), ready to be inserted: a new id, the
-// server-set fields, the details split off and sealed.
+// server-set fields, the client-sealed details split off.
 func prepareReferral(sender, requestID string, r *exchangev1.Referral, forwardedFrom string, now time.Time) (preparedReferral, error) {
 	r = proto.Clone(r).(*exchangev1.Referral)
 	r.Sender = sender
@@ -167,27 +167,7 @@ func prepareReferral(sender, requestID string, r *exchangev1.Referral, forwarded
 	}
 	id := newID(now)
 	r.RequestId = requestID
-	if blob := r.GetSealedDetails(); len(blob) > 0 {
-		return prepareClientSealed(id, r, blob, forwardedFrom, now)
-	}
-	details := &exchangev1.Referral{Subject: r.GetSubject(), CaseNotes: r.GetCaseNotes()}
-	r.Subject, r.CaseNotes = nil, ""
-	record, err := referrals.prepareOwned([]byte(id), ReferralPrefix+id, r, now)
-	if err != nil {
-		return preparedReferral{}, err
-	}
-	sealed, err := sealDetails(id, details)
-	if err != nil {
-		return preparedReferral{}, err
-	}
-	// The record is encoded and wrapped for the change log without its
-	// details; from here on only its name and parties are read (for the
-	// party index), so it can carry the details back to the sender without
-	// a copy.
-	created := record.value
-	created.Subject, created.CaseNotes = details.GetSubject(), details.GetCaseNotes()
-	return preparedReferral{record: record, details: sealed, created: created,
-		receiver: r.GetReceiver(), forwardedFrom: forwardedFrom}, nil
+	return prepareClientSealed(id, r, forwardedFrom, now)
 }
 
 // insertReferral stores a prepared referral inside w, unless sender's

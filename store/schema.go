@@ -14,9 +14,10 @@ import (
 
 // schemaVersion is the version of the layout described here. Open refuses a
 // database written by a newer layout, and brings an older one up to date
-// (migrate.go). Version 2 keys datasets under their owner; version 1 keyed
-// them by id alone.
-const schemaVersion = 2
+// (migrate.go). Version 3 holds no key to any referral's details (their
+// clients seal them) and so no referral_keys bucket; version 2 keys
+// datasets under their owner; version 1 keyed them by id alone.
+const schemaVersion = 3
 
 var (
 	// bucketMeta holds single values: metaSchemaVersion, metaRevision,
@@ -63,13 +64,9 @@ var (
 	// referrals are listed newest first in both directions at once.
 	bucketReferralByParty = []byte("referrals_by_party")
 
-	// bucketReferralKeys: referral id → its 32-byte AES-256 data key.
-	// Erasing a referral's details deletes its key, and the scrub that
-	// follows (scrub.go) overwrites every freed page that held it.
-	bucketReferralKeys = []byte("referral_keys")
-	// bucketReferralDetails: referral id → nonce ‖ AES-256-GCM sealed
-	// Referral holding only the subject and case notes. The referral
-	// record itself never holds them.
+	// bucketReferralDetails: referral id → the sealed_details its sending
+	// client sealed (an age file the exchange cannot open), kept as sent.
+	// The referral record itself never holds them.
 	bucketReferralDetails = []byte("referral_details")
 
 	// bucketDatasets: owner agency id ∅ dataset id → Dataset. Datasets are
@@ -106,7 +103,7 @@ var allBuckets = [][]byte{
 	bucketFocalPoints, bucketFocalPointByTopic,
 	bucketWorkingGroups, bucketWorkingGroupByMember,
 	bucketCertificates, bucketCertificateBySubject,
-	bucketReferrals, bucketReferralByParty, bucketReferralKeys, bucketReferralDetails,
+	bucketReferrals, bucketReferralByParty, bucketReferralDetails,
 	bucketDatasets, bucketDatasetRows, bucketDatasetRowChanges,
 	bucketPlans, bucketPlanVersions, bucketPlanByExternalID,
 }
@@ -130,7 +127,6 @@ var appendBuckets = []struct {
 	{bucketAudit, 1.0},
 	{bucketRequests, 0.9},
 	{bucketReferrals, 0.9},
-	{bucketReferralKeys, 0.95},
 	{bucketReferralDetails, 0.95},
 	{bucketPlanVersions, 0.9},
 	{bucketDatasetRowChanges, 1.0},

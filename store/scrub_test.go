@@ -3,8 +3,6 @@ package store
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -15,37 +13,40 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	"google.golang.org/protobuf/proto"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 )
 
-// planted is a referral whose details carry markers unique to it, with
-// its data key and sealed details as stored.
+// planted is a referral whose sealed details carry markers unique to it,
+// with its sealed details as stored (the agency's key, which the
+// exchange never holds, opens them).
 type planted struct {
 	name    string
 	markers []string // the subject's name, the guardian's contact, the case notes
-	key     []byte
 	sealed  []byte
 }
 
 // plantReferrals creates n referrals from ilo to iom (the agencies must
-// exist) whose details carry unique markers, and reads back each one's
-// data key and sealed details.
+// exist) whose sealed details carry unique markers, and reads back each
+// one's sealed details as stored.
 func plantReferrals(t testing.TB, s *Store, n int, tag string) []planted {
 	t.Helper()
 	ctx := context.Background()
 	out := make([]planted, 0, n)
+	var markers [][]string
 	for start := 0; start < n; start += 500 {
 		var batch []NewReferral
 		for i := start; i < min(n, start+500); i++ {
 			id := fmt.Sprintf("%s%06d", tag, i)
 			batch = append(batch, NewReferral{RequestID: "req-" + id, Referral: &exchangev1.Referral{
 				Receiver: "agencies/iom", SubjectReference: "s-" + id,
-				Service:   &exchangev1.RequestedService{Niche: exchangev1.Niche_NICHE_SHELTER, Need: "shelter"},
-				Subject:   &exchangev1.Subject{Name: "NAME-" + id + "-Chanthy", GuardianContact: "GUARDIAN-" + id + "-aunt +855 12 345 678"},
-				CaseNotes: "NOTES-" + id + ": found at the border crossing, speaks Khmer",
+				Service: &exchangev1.RequestedService{Niche: exchangev1.Niche_NICHE_SHELTER, Need: "shelter"},
+				SealedDetails: sealTestDetails(&exchangev1.ReferralDetails{
+					Name: "NAME-" + id + "-Chanthy", GuardianContact: "GUARDIAN-" + id + "-aunt +855 12 345 678",
+					CaseNotes: "NOTES-" + id + ": found at the border crossing, speaks Khmer",
+				}),
 			}})
+			markers = append(markers, []string{"NAME-" + id + "-Chanthy", "GUARDIAN-" + id + "-aunt +855 12 345 678", "NOTES-" + id + ": found at the border crossing, speaks Khmer"})
 		}
 		res, err := s.CreateReferrals(ctx, Op{Actor: "agencies/ilo", Method: "test"}, batch)
 		if err != nil {
@@ -55,15 +56,12 @@ func plantReferrals(t testing.TB, s *Store, n int, tag string) []planted {
 			if r.Err != nil {
 				t.Fatal(r.Err)
 			}
-			d := batch[i].Referral
-			out = append(out, planted{name: r.Referral.GetName(),
-				markers: []string{d.GetSubject().GetName(), d.GetSubject().GetGuardianContact(), d.GetCaseNotes()}})
+			out = append(out, planted{name: r.Referral.GetName(), markers: markers[start+i]})
 		}
 	}
 	err := s.read(func(tx *bolt.Tx) error {
 		for i := range out {
 			id := []byte(referralID(out[i].name))
-			out[i].key = bytes.Clone(tx.Bucket(bucketReferralKeys).Get(id))
 			out[i].sealed = bytes.Clone(tx.Bucket(bucketReferralDetails).Get(id))
 		}
 		return nil
@@ -76,10 +74,10 @@ func plantReferrals(t testing.TB, s *Store, n int, tag string) []planted {
 
 // scan searches the raw bytes of a database file as an offline scanner
 // would, and returns what of each planted referral it recovers: its
-// markers in clear, and its data key or sealed details (with both, the
-// sealed details open). It looks at every offset of the file once, for
-// the first 16 bytes of every needle.
-func scan(t *testing.T, path string, refs []planted) (markers, keys, sealed map[string]bool) {
+// markers in clear, and its sealed details (which the agencies' keys
+// open). It looks at every offset of the file once, for the first 16
+// bytes of every needle.
+func scan(t *testing.T, path string, refs []planted) (markers, sealed map[string]bool) {
 	t.Helper()
 	file, err := os.ReadFile(path)
 	if err != nil {
@@ -90,7 +88,7 @@ func scan(t *testing.T, path string, refs []planted) (markers, keys, sealed map[
 		found map[string]bool
 		name  string
 	}
-	markers, keys, sealed = map[string]bool{}, map[string]bool{}, map[string]bool{}
+	markers, sealed = map[string]bool{}, map[string]bool{}
 	index := map[[16]byte][]needle{}
 	add := func(b []byte, found map[string]bool, name string) {
 		if len(b) < 16 {
@@ -103,11 +101,12 @@ func scan(t *testing.T, path string, refs []planted) (markers, keys, sealed map[
 		for _, m := range r.markers {
 			add([]byte(m), markers, r.name)
 		}
-		add(r.key, keys, r.name)
-		// The whole sealed value, or its nonce and first ciphertext bytes
-		// alone (a copy cut by a page boundary).
+		// The whole sealed value, or 32 bytes of its first stanza's random
+		// material, or its last 32 bytes alone (a copy cut by a page
+		// boundary); every blob starts with the same age header.
 		add(r.sealed, sealed, r.name)
-		add(r.sealed[:28], sealed, r.name)
+		add(r.sealed[64:96], sealed, r.name)
+		add(r.sealed[len(r.sealed)-32:], sealed, r.name)
 	}
 	for i := 0; i+16 <= len(file); i++ {
 		for _, n := range index[[16]byte(file[i:i+16])] {
@@ -116,40 +115,18 @@ func scan(t *testing.T, path string, refs []planted) (markers, keys, sealed map[
 			}
 		}
 	}
-	return markers, keys, sealed
-}
-
-// openSealed opens sealed details with a key, as an attacker holding both
-// would.
-func openSealed(t *testing.T, name string, key, sealed []byte) *exchangev1.Referral {
-	t.Helper()
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plain, err := aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], []byte(referralID(name)))
-	if err != nil {
-		t.Fatalf("the sealed details of %s do not open with its key: %v", name, err)
-	}
-	var d exchangev1.Referral
-	if err := proto.Unmarshal(plain, &d); err != nil {
-		t.Fatal(err)
-	}
-	return &d
+	return markers, sealed
 }
 
 // TestErasureLeavesNothingInTheFile plants 2,000 referrals with markers,
 // reads some, erases 300 of them (one at a time, and eight at once through
 // the store as concurrent calls do), and searches the raw file as an
 // offline scanner would: no marker is ever in clear (so neither the change
-// log nor the audit chain holds details), and of the erased referrals
-// neither the data key nor the sealed details are anywhere, in live or in
-// freed pages. The other referrals still open, and their keys are in the
-// file (the scanner would find them). It scans again after a reopen.
+// log nor the audit chain holds details), and of the erased referrals the
+// sealed details are nowhere, in live or in freed pages (the agencies'
+// keys would open them). The other referrals still open, and their sealed
+// details are in the file (the scanner would find them). It scans again
+// after a reopen.
 func TestErasureLeavesNothingInTheFile(t *testing.T) {
 	s, _ := openTest(t)
 	ctx := context.Background()
@@ -160,12 +137,12 @@ func TestErasureLeavesNothingInTheFile(t *testing.T) {
 	refs := plantReferrals(t, s, 2000, "m")
 	t.Logf("planted 2000 referrals in %v", time.Since(start))
 	for i := 0; i < len(refs); i += 97 {
-		if got, err := s.GetReferral(ctx, refs[i].name); err != nil || got.GetSubject().GetName() != refs[i].markers[0] {
+		if got, err := s.GetReferral(ctx, refs[i].name); err != nil || detailsOf(t, got).GetName() != refs[i].markers[0] {
 			t.Fatalf("GetReferral(%s) = %v, %v", refs[i].name, got, err)
 		}
 	}
-	if _, keys, _ := scan(t, s.Path(), refs); len(keys) != len(refs) {
-		t.Fatalf("the scanner finds %d of %d data keys before any erasure", len(keys), len(refs))
+	if _, sealed := scan(t, s.Path(), refs); len(sealed) != len(refs) {
+		t.Fatalf("the scanner finds %d of %d sealed details before any erasure", len(sealed), len(refs))
 	}
 
 	erase := func(r planted, reason string) {
@@ -206,38 +183,34 @@ func TestErasureLeavesNothingInTheFile(t *testing.T) {
 
 	check := func(when string) {
 		t.Helper()
-		markers, keys, sealed := scan(t, s.Path(), refs)
+		markers, sealed := scan(t, s.Path(), refs)
 		if len(markers) > 0 {
 			t.Errorf("%s: the markers of %d referrals are in the file in clear", when, len(markers))
 		}
 		recovered := 0
 		for _, r := range refs {
 			if !erased[r.name] {
-				if !keys[r.name] {
-					t.Errorf("%s: the key of %s, not erased, is not found: the scanner is blind", when, r.name)
+				if !sealed[r.name] {
+					t.Errorf("%s: the sealed details of %s, not erased, are not found: the scanner is blind", when, r.name)
 				}
 				continue
 			}
-			if keys[r.name] || sealed[r.name] {
+			if sealed[r.name] {
 				recovered++
-				if keys[r.name] && sealed[r.name] && recovered == 1 {
-					d := openSealed(t, r.name, r.key, r.sealed)
-					t.Logf("%s: recovered from the file: %q", when, d.GetSubject().GetName())
-				}
 			}
 		}
-		t.Logf("%s: erased referrals recovered from the file: %d of %d (keys %d, sealed details %d)", when, recovered, len(erased), countIn(keys, erased), countIn(sealed, erased))
+		t.Logf("%s: erased referrals whose sealed details the file still holds: %d of %d", when, recovered, len(erased))
 		if recovered > 0 {
-			t.Errorf("%s: %d of %d erased referrals left their key or sealed details in the file", when, recovered, len(erased))
+			t.Errorf("%s: %d of %d erased referrals left their sealed details in the file", when, recovered, len(erased))
 		}
 		for _, r := range refs {
 			got, err := s.GetReferral(ctx, r.name)
 			switch {
 			case err != nil:
 				t.Fatalf("%s: GetReferral(%s): %v", when, r.name, err)
-			case erased[r.name] && (got.GetSubject() != nil || got.GetCaseNotes() != "" || !got.GetDetailsErased()):
+			case erased[r.name] && (got.GetSubject() != nil || got.GetSealedDetails() != nil || !got.GetDetailsErased()):
 				t.Fatalf("%s: %s still shows details after erasure", when, r.name)
-			case !erased[r.name] && (got.GetSubject().GetName() != r.markers[0] || got.GetCaseNotes() != r.markers[2]):
+			case !erased[r.name] && (detailsOf(t, got).GetName() != r.markers[0] || detailsOf(t, got).GetCaseNotes() != r.markers[2]):
 				t.Fatalf("%s: the details of %s, not erased, do not open: %v", when, r.name, got)
 			}
 		}
@@ -268,16 +241,6 @@ func TestErasureLeavesNothingInTheFile(t *testing.T) {
 	}
 	s = openAt(t, path, Options{})
 	check("after a reopen")
-}
-
-func countIn(found, erased map[string]bool) int {
-	n := 0
-	for name := range found {
-		if erased[name] {
-			n++
-		}
-	}
-	return n
 }
 
 // holdRead opens a read transaction through the store, lets it run fn
@@ -332,7 +295,7 @@ func TestErasureWaitsForOlderReadsAndSparesThem(t *testing.T) {
 	var snapshot []byte
 	release := holdRead(t, s, func(tx *bolt.Tx) {
 		var r exchangev1.Referral
-		if err := openDetails(tx, referralID(victim.name), &r); err != nil || r.GetSubject().GetName() != victim.markers[0] {
+		if err := openDetails(tx, referralID(victim.name), &r); err != nil || detailsOf(t, &r).GetName() != victim.markers[0] {
 			t.Errorf("before the erasure the read opens %v, %v", &r, err)
 		}
 		snapshot = digestOf(t, tx)
@@ -359,7 +322,7 @@ func TestErasureWaitsForOlderReadsAndSparesThem(t *testing.T) {
 	}
 	release(func(tx *bolt.Tx) {
 		var r exchangev1.Referral
-		if err := openDetails(tx, referralID(victim.name), &r); err != nil || r.GetSubject().GetName() != victim.markers[0] || r.GetCaseNotes() != victim.markers[2] {
+		if err := openDetails(tx, referralID(victim.name), &r); err != nil || detailsOf(t, &r).GetName() != victim.markers[0] || detailsOf(t, &r).GetCaseNotes() != victim.markers[2] {
 			t.Errorf("after the erasure committed, the older read opens %v, %v", &r, err)
 		}
 		if !bytes.Equal(digestOf(t, tx), snapshot) {
@@ -374,8 +337,8 @@ func TestErasureWaitsForOlderReadsAndSparesThem(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the erasure was not answered after the older read ended")
 	}
-	if _, keys, sealed := scan(t, s.Path(), []planted{victim}); len(keys)+len(sealed) > 0 {
-		t.Errorf("after the answer the file holds the erased referral's key (%v) or sealed details (%v)", len(keys) > 0, len(sealed) > 0)
+	if _, sealed := scan(t, s.Path(), []planted{victim}); len(sealed) > 0 {
+		t.Error("after the answer the file holds the erased referral's sealed details")
 	}
 }
 
@@ -438,7 +401,7 @@ func TestErasureDuringABackup(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := openAt(t, backupPath, Options{ReadOnly: true, CheckOnOpen: true})
-	if got, err := b.GetReferral(ctx, victim.name); err != nil || got.GetSubject().GetName() != victim.markers[0] {
+	if got, err := b.GetReferral(ctx, victim.name); err != nil || detailsOf(t, got).GetName() != victim.markers[0] {
 		t.Errorf("the backup, begun before the erasure, holds %v, %v", got, err)
 	}
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
@@ -449,7 +412,7 @@ func TestErasureDuringABackup(t *testing.T) {
 			t.Fatal("the pages were not overwritten after the backup ended")
 		}
 	}
-	if _, keys, sealed := scan(t, s.Path(), []planted{victim}); len(keys)+len(sealed) > 0 {
+	if _, sealed := scan(t, s.Path(), []planted{victim}); len(sealed) > 0 {
 		t.Error("after the backup ended the file still holds the erased referral's key or sealed details")
 	}
 }
@@ -507,8 +470,8 @@ func TestRetentionErasureAndOpenScrub(t *testing.T) {
 	if again, err := s.EraseDetailsOf(ctx, Op{Actor: "exchange", Method: "exchanged/retention", Reason: ErasureRetention}, names); err != nil || len(again) != 0 {
 		t.Fatalf("erasing again erased %v, %v", again, err)
 	}
-	if _, keys, sealed := scan(t, s.Path(), refs[:50]); len(keys)+len(sealed) > 0 {
-		t.Errorf("after the retention erasure the file holds %d keys and %d sealed details of erased referrals", len(keys), len(sealed))
+	if _, sealed := scan(t, s.Path(), refs[:50]); len(sealed) > 0 {
+		t.Errorf("after the retention erasure the file holds the sealed details of %d erased referrals", len(sealed))
 	}
 	entries := allAudit(t, s)
 	retention := 0
@@ -534,8 +497,8 @@ func TestRetentionErasureAndOpenScrub(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, keys, _ := scan(t, s.Path(), []planted{victim}); len(keys) == 0 {
-		t.Fatal("without a scrub the freed pages should still hold the key")
+	if _, sealed := scan(t, s.Path(), []planted{victim}); len(sealed) == 0 {
+		t.Fatal("without a scrub the freed pages should still hold the sealed details")
 	}
 	before, err := s.ContentHash(ctx)
 	if err != nil {
@@ -544,7 +507,7 @@ func TestRetentionErasureAndOpenScrub(t *testing.T) {
 	path := s.Path()
 	s.Close()
 	s = openAt(t, path, Options{})
-	if _, keys, sealed := scan(t, path, []planted{victim}); len(keys)+len(sealed) > 0 {
+	if _, sealed := scan(t, path, []planted{victim}); len(sealed) > 0 {
 		t.Error("Open did not overwrite the pages an unscrubbed erasure freed")
 	}
 	if after, err := s.ContentHash(ctx); err != nil || !bytes.Equal(before, after) {

@@ -106,9 +106,9 @@ type Store struct {
 
 	clock *revisionClock // hands out revisions and safe revisions (revision.go)
 
-	pageSecret []byte // metaPageSecret, read at open
-	readers *readers  // the open read transactions (readers.go)
-	scrub   *scrubber // the scrubs of freed pages after erasures (scrub.go)
+	pageSecret []byte    // metaPageSecret, read at open
+	readers    *readers  // the open read transactions (readers.go)
+	scrub      *scrubber // the scrubs of freed pages after erasures (scrub.go)
 }
 
 // batchState is what the functions sharing one write transaction tell its
@@ -231,6 +231,9 @@ func (s *Store) init(readOnly bool) error {
 				return &Error{Kind: KindFailedPrecondition, Message: fmt.Sprintf(
 					"database schema version %d is newer than this program understands (%d)", got, schemaVersion)}
 			}
+			if err := refuseServerHeldKeys(tx, s.db.Path()); err != nil {
+				return err
+			}
 			s.revision.Store(readRevision(tx))
 			s.size.Store(inUse(s.db, tx))
 			return nil
@@ -254,6 +257,9 @@ func (s *Store) init(readOnly bool) error {
 			return &Error{Kind: KindFailedPrecondition, Message: fmt.Sprintf(
 				"database schema version %d is newer than this exchanged understands (%d): upgrade exchanged", got, schemaVersion)}
 		} else if got < schemaVersion {
+			if err := refuseServerHeldKeys(tx, s.db.Path()); err != nil {
+				return err
+			}
 			if err := migrate(tx, got); err != nil {
 				return err
 			}

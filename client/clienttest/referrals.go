@@ -148,7 +148,7 @@ func party(agency string, r *exchangev1.Referral) bool {
 // summary is r without identifying details, as lists and watches show it.
 func summary(r *exchangev1.Referral) *exchangev1.Referral {
 	v := proto.CloneOf(r)
-	v.Subject, v.CaseNotes, v.DetailsWithheld = nil, "", true
+	v.Subject, v.CaseNotes, v.SealedDetails, v.DetailsWithheld = nil, "", nil, true
 	return v
 }
 
@@ -188,9 +188,6 @@ func (st *state) checkReferral(sender, requestID string, r *exchangev1.Referral)
 	if r.SubjectReference == "" {
 		v = append(v, violation("referral.subject_reference", "value length must be at least 1 characters"))
 	}
-	if r.Subject.GetName() == "" {
-		v = append(v, violation("referral.subject.name", "value length must be at least 1 characters"))
-	}
 	if r.Consent.GetGivenBy() == exchangev1.ConsentGiver_CONSENT_GIVER_UNSPECIFIED {
 		v = append(v, violation("referral.consent.given_by", "value must not be in list [0]"))
 	}
@@ -206,6 +203,9 @@ func (st *state) checkReferral(sender, requestID string, r *exchangev1.Referral)
 			msg += fmt.Sprintf(" (and %d more)", len(v)-1)
 		}
 		return invalid(msg, v...)
+	}
+	if err := checkSealed("referral", r); err != nil {
+		return err
 	}
 	if r.Receiver == sender {
 		return fieldError(codes.InvalidArgument, "INVALID_ARGUMENT", "referral.receiver", "an agency cannot refer to itself")
@@ -253,7 +253,7 @@ func (st *state) createReferral(sender, requestID string, r *exchangev1.Referral
 	rev := st.nextRevision()
 	created = proto.CloneOf(r)
 	created.Name = "referrals/" + fmt.Sprintf("01j%023d", rev)
-	created.Sender = sender
+	created.Sender, created.RequestId = sender, requestID
 	created.State = exchangev1.ReferralState_REFERRAL_STATE_REQUESTED
 	created.History = []*exchangev1.Transition{{Actor: sender, Time: now(), To: created.State, Reason: "sent"}}
 	created.Rejection, created.Outcome, created.ForwardedFrom, created.ForwardedTo = nil, nil, "", nil
@@ -697,6 +697,17 @@ func (f *referralService) ForwardReferral(ctx context.Context, req *exchangev1.F
 	if _, ok := st.agencies[req.Receiver]; !ok {
 		return nil, fieldError(codes.NotFound, "NOT_FOUND", "receiver", req.Receiver+" is not in the directory")
 	}
+	// As on the real server, the forward carries the details re-sealed by
+	// the forwarding client, and of the parent's subject only the routing
+	// attributes.
+	subject := proto.CloneOf(stored.Subject)
+	if subject != nil {
+		subject.Name, subject.GuardianContact, subject.BirthYear = "", "", 0
+	}
+	candidate := &exchangev1.Referral{Subject: subject, CaseNotes: req.CaseNotes, SealedDetails: req.SealedDetails}
+	if err := checkSealed("", candidate); err != nil {
+		return nil, err
+	}
 	// As on the real server, the parent's change and the new referral
 	// share one revision.
 	rev := st.nextRevision()
@@ -704,8 +715,8 @@ func (f *referralService) ForwardReferral(ctx context.Context, req *exchangev1.F
 		Name:     "referrals/" + fmt.Sprintf("01j%023d", rev),
 		Sender:   agency,
 		Receiver: req.Receiver, Service: proto.CloneOf(req.Service), Urgency: cmp.Or(req.Urgency, stored.Urgency),
-		SubjectReference: stored.SubjectReference, Subject: proto.CloneOf(stored.Subject),
-		CaseNotes: req.CaseNotes, Consent: proto.CloneOf(req.Consent), Location: proto.CloneOf(stored.Location),
+		SubjectReference: stored.SubjectReference, Subject: subject,
+		SealedDetails: req.SealedDetails, RequestId: req.RequestId, Consent: proto.CloneOf(req.Consent), Location: proto.CloneOf(stored.Location),
 		State:         exchangev1.ReferralState_REFERRAL_STATE_REQUESTED,
 		ForwardedFrom: stored.Name,
 		CreateTime:    now(), UpdateTime: now(),

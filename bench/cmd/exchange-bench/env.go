@@ -190,8 +190,8 @@ func (e *env) createAgencies(ctx context.Context, addr string) error {
 }
 
 // newReferral is the referral every workload sends: ilo refers a person to
-// iom for counselling, with consent covering it. Its size is that of a
-// typical referral with identifying details (about 500 bytes encoded).
+// iom for counselling, with consent covering it and its identifying
+// details sealed before any measured window (benchSealed, sealing.go).
 func newReferral(n int64) *exchangev1.Referral {
 	return &exchangev1.Referral{
 		Receiver:            client.AgencyName(receiver),
@@ -200,10 +200,10 @@ func newReferral(n int64) *exchangev1.Referral {
 		SenderCaseReference: fmt.Sprintf("CASE-2026-%07d", n%10_000_000),
 		SubjectReference:    fmt.Sprintf("subj-%08x", n),
 		Subject: &exchangev1.Subject{
-			Name: "Sokha Chan", Sex: exchangev1.Sex_SEX_FEMALE, Nationality: "KH", Languages: []string{"km", "th"},
-			CurrentLocation: &exchangev1.LocationRef{Country: "TH", Subdivision: "TH-10"}, GuardianContact: "mother, +855 12 345 678",
+			Sex: exchangev1.Sex_SEX_FEMALE, Nationality: "KH", Languages: []string{"km", "th"},
+			CurrentLocation: &exchangev1.LocationRef{Country: "TH", Subdivision: "TH-10"},
 		},
-		CaseNotes: "Returned from Bangkok through the Poipet border; needs counselling in Khmer, prefers a female counsellor.",
+		SealedDetails: benchSealed(),
 		Consent: &exchangev1.Consent{
 			GivenBy: exchangev1.ConsentGiver_CONSENT_GIVER_GUARDIAN, GivenTime: timestamppb.New(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)),
 			ReceivingAgency: client.AgencyName(receiver), Services: []exchangev1.Niche{exchangev1.Niche_NICHE_PSYCHOSOCIAL_COUNSELLING},

@@ -41,7 +41,9 @@ func (f *fixture) runAs(identity string, args ...string) result {
 }
 
 // referralFixture is a fake exchange with ilo, iom and unicef, iom and
-// unicef providing shelter in KH-12 and in all of KH.
+// unicef providing shelter in KH-12 and in all of KH, each with a key ring
+// beside its certificates, so that exchangectl seals and opens referral
+// details (the fake, like the exchange, refuses them in clear).
 func referralFixture(t *testing.T) *fixture {
 	f := newFixture(t)
 	for _, a := range []*exchangev1.Agency{
@@ -52,6 +54,9 @@ func referralFixture(t *testing.T) *fixture {
 			Niches: []exchangev1.Niche{exchangev1.Niche_NICHE_SHELTER}, Coverage: []*exchangev1.LocationRef{{Country: "KH", Subdivision: "KH-12"}}},
 	} {
 		f.server.PutAgency(a)
+	}
+	for _, id := range []string{"agency/ilo", "agency/iom", "agency/unicef"} {
+		f.server.MakeKeyRing(t, id)
 	}
 	return f
 }
@@ -96,11 +101,14 @@ func writeFile(t *testing.T, dir, name string, lines ...string) {
 	}
 }
 
-// pushLines is a file with every kind of line.
-func pushLines(t *testing.T) (lines []string, wrongConsent, unknownReceiver *exchangev1.Referral) {
+// pushLines is a file with every kind of line. (A line to an agency not
+// in the directory is not among them: its details cannot be sealed, so
+// the push stops there, as for a receiver without a key.)
+func pushLines(t *testing.T) (lines []string, wrongConsent, noLocation *exchangev1.Referral) {
 	wrongConsent = referralTo("iom", "consent for another agency")
 	wrongConsent.Consent.ReceivingAgency = "agencies/unicef"
-	unknownReceiver = referralTo("acme", "no such agency")
+	noLocation = referralTo("iom", "no location")
+	noLocation.Location = nil
 	noName := referralTo("iom", "no name")
 	noName.Subject.Name = ""
 	first := jsonLine(t, &exchangev1.CreateReferralRequest{Referral: referralTo("iom", "counselling one")})
@@ -108,14 +116,14 @@ func pushLines(t *testing.T) (lines []string, wrongConsent, unknownReceiver *exc
 		first, // 1: accepted, derived id
 		"",    // 2: blank, skipped
 		jsonLine(t, &exchangev1.CreateReferralRequest{Referral: referralTo("iom", "counselling two"), RequestId: "case-2"}), // 3: accepted
-		`{"referral": {"receiver": "agencies/iom",`,                               // 4: not JSON
-		jsonLine(t, &exchangev1.CreateReferralRequest{Referral: wrongConsent}),    // 5: FAILED_PRECONDITION
-		jsonLine(t, &exchangev1.CreateReferralRequest{Referral: unknownReceiver}), // 6: NOT_FOUND
+		`{"referral": {"receiver": "agencies/iom",`,                            // 4: not JSON
+		jsonLine(t, &exchangev1.CreateReferralRequest{Referral: wrongConsent}), // 5: FAILED_PRECONDITION
+		jsonLine(t, &exchangev1.CreateReferralRequest{Referral: noLocation}),   // 6: INVALID_ARGUMENT
 		"   " + first + "   ",                                            // 7: the same as line 1
 		`{"referral": {}, "colour": "red"}`,                              // 8: unknown field
-		jsonLine(t, &exchangev1.CreateReferralRequest{Referral: noName}), // 9: INVALID_ARGUMENT
+		jsonLine(t, &exchangev1.CreateReferralRequest{Referral: noName}), // 9: INVALID_ARGUMENT, nothing to seal
 		jsonLine(t, &exchangev1.CreateReferralRequest{Referral: referralTo("unicef", "counselling three")}), // 10: accepted
-	}, wrongConsent, unknownReceiver
+	}, wrongConsent, noLocation
 }
 
 func TestRunReferralsPush(t *testing.T) {
@@ -138,10 +146,10 @@ func TestRunReferralsPush(t *testing.T) {
 		{"3", "case-2", "accepted", "referrals/"},
 		{"4", "-", "rejected", "INVALID_ARGUMENT line 4 is not a CreateReferralRequest in JSON"},
 		{"5", "jsonl-", "rejected", "FAILED_PRECONDITION referral.consent.receiving_agency: consent covers agencies/unicef"},
-		{"6", "jsonl-", "rejected", "NOT_FOUND referral.receiver: agencies/acme is not in the directory"},
+		{"6", "jsonl-", "rejected", "INVALID_ARGUMENT referral.location: value is required"},
 		{"7", firstID, "duplicate", "referrals/"},
 		{"8", "-", "rejected", "INVALID_ARGUMENT line 8 is not a CreateReferralRequest in JSON"},
-		{"9", "jsonl-", "rejected", "INVALID_ARGUMENT referral.subject.name: value length must be at least 1 characters"},
+		{"9", "jsonl-", "rejected", "INVALID_ARGUMENT referral.sealed_details: required"},
 		{"10", "jsonl-", "accepted", "referrals/"},
 	}
 	if len(rows) != len(wantRows)+1 || !strings.HasPrefix(rows[0], "LINE    REQUEST ID") {
@@ -276,7 +284,7 @@ func TestRunReferralsPushErrors(t *testing.T) {
 func TestRunReferralsLifecycle(t *testing.T) {
 	f := referralFixture(t)
 	ctx := context.Background()
-	ilo := f.server.Dial(t, "agency/ilo")
+	ilo := f.server.DialSealing(t, "agency/ilo")
 	r1, err := ilo.Referrals.Create(ctx, referralTo("iom", "counselling after return"))
 	if err != nil {
 		t.Fatal(err)
@@ -464,8 +472,8 @@ func (w *watchRun) stop(t *testing.T) int {
 func TestRunReferralsWatch(t *testing.T) {
 	f := referralFixture(t)
 	ctx := context.Background()
-	ilo := f.server.Dial(t, "agency/ilo")
-	iom := f.server.Dial(t, "agency/iom")
+	ilo := f.server.DialSealing(t, "agency/ilo")
+	iom := f.server.DialSealing(t, "agency/iom")
 	from := f.server.Revision()
 	r1, err := ilo.Referrals.Create(ctx, referralTo("iom", "one"))
 	if err != nil {

@@ -14,8 +14,8 @@ import (
 // exists at its default place (ID.age-keys beside the certificate, where
 // `keys create` makes it), the client seals the details it sends with it
 // and opens those it reads, with the pins (ID.age-pins) beside it.
-// Without a key ring, referrals are sent as before and the exchange seals
-// their details itself (the legacy path).
+// Without a key ring, referrals are sent as they are, and the exchange
+// refuses any that carries identifying details in clear.
 func (a *app) connectSealing(ctx context.Context) (*client.Client, error) {
 	if a.client != nil {
 		return a.client, nil

@@ -428,8 +428,8 @@ type Referral struct {
 	// The minimal identifying details the receiver needs. Withheld from the
 	// receiver once consent is revoked.
 	Subject *Subject `protobuf:"bytes,8,opt,name=subject,proto3" json:"subject,omitempty"`
-	// Case notes for the receiver. Withheld from the receiver once consent is
-	// revoked.
+	// Case notes for the receiver. Never sent in clear: the exchange refuses
+	// them here; they travel sealed in sealed_details (ReferralDetails).
 	CaseNotes string `protobuf:"bytes,9,opt,name=case_notes,json=caseNotes,proto3" json:"case_notes,omitempty"`
 	// The person's consent (or a documented best-interest override); it must
 	// cover the receiver and the service.
@@ -475,10 +475,12 @@ type Referral struct {
 	// receiver's registered encryption key and to its own: an age file
 	// (age-encryption.org/v1) whose sealed envelope binds request_id, sender
 	// and receiver, so that it cannot be moved to another referral; see
-	// docs/sealing.md. The exchange stores and returns it as sent and holds
-	// no key that opens it. A referral that carries it carries none of the
-	// identifying fields in clear (subject.name, subject.guardian_contact,
-	// subject.birth_year, case_notes). Returned only where the identifying
+	// docs/sealing.md. Required: the exchange refuses a referral without it,
+	// and holds no identifying details in clear. The exchange stores and
+	// returns it as sent and holds no key that opens it. A referral carries
+	// none of the identifying fields in clear (subject.name,
+	// subject.guardian_contact, subject.birth_year, case_notes), nor fields
+	// the exchange does not know. Returned only where the identifying
 	// details are: in full views to the two agencies, never to a receiver
 	// after consent is revoked, never in lists, watches or the change log.
 	SealedDetails []byte `protobuf:"bytes,25,opt,name=sealed_details,json=sealedDetails,proto3" json:"sealed_details,omitempty"`
@@ -837,14 +839,15 @@ func (x *RequestedService) GetNeed() string {
 // minimum the receiver needs to find and serve them.
 type Subject struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The name the person uses. Required, unless the referral carries
-	// sealed_details; then it must be empty (it is sealed inside).
+	// The name the person uses. Never sent in clear: the exchange refuses it
+	// here; it travels sealed in Referral.sealed_details (ReferralDetails).
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Sex as recorded by the sender.
 	Sex Sex `protobuf:"varint,2,opt,name=sex,proto3,enum=alltogether.exchange.v1.Sex" json:"sex,omitempty"`
 	// Age in years when referred, if known.
 	Age *int32 `protobuf:"varint,3,opt,name=age,proto3,oneof" json:"age,omitempty"`
-	// Birth year, if known.
+	// Birth year, if known. Never sent in clear: the exchange refuses it
+	// here; it travels sealed in Referral.sealed_details (ReferralDetails).
 	BirthYear int32 `protobuf:"varint,4,opt,name=birth_year,json=birthYear,proto3" json:"birth_year,omitempty"`
 	// Nationality, ISO 3166-1 alpha-2; empty when unknown or stateless.
 	Nationality string `protobuf:"bytes,5,opt,name=nationality,proto3" json:"nationality,omitempty"`
@@ -854,7 +857,9 @@ type Subject struct {
 	Languages []string `protobuf:"bytes,6,rep,name=languages,proto3" json:"languages,omitempty"`
 	// Where the person is now.
 	CurrentLocation *LocationRef `protobuf:"bytes,7,opt,name=current_location,json=currentLocation,proto3" json:"current_location,omitempty"`
-	// How to reach the person's guardian or a safe contact.
+	// How to reach the person's guardian or a safe contact. Never sent in
+	// clear: the exchange refuses it here; it travels sealed in
+	// Referral.sealed_details (ReferralDetails).
 	GuardianContact string `protobuf:"bytes,8,opt,name=guardian_contact,json=guardianContact,proto3" json:"guardian_contact,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache

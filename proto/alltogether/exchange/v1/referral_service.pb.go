@@ -1807,14 +1807,15 @@ type ForwardReferralRequest struct {
 	Urgency Urgency `protobuf:"varint,4,opt,name=urgency,proto3,enum=alltogether.exchange.v1.Urgency" json:"urgency,omitempty"`
 	// Consent for the forward; it must cover the new receiver and service.
 	Consent *Consent `protobuf:"bytes,5,opt,name=consent,proto3" json:"consent,omitempty"`
-	// Notes for the new receiver; unset keeps none of the original notes.
+	// Notes for the new receiver. Never sent in clear: the exchange refuses
+	// them here; they travel re-sealed in sealed_details.
 	CaseNotes string `protobuf:"bytes,6,opt,name=case_notes,json=caseNotes,proto3" json:"case_notes,omitempty"`
 	// Idempotency key for the new referral.
 	RequestId string `protobuf:"bytes,7,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The identifying details re-sealed by the forwarding agency's client to
 	// the new receiver and to itself, bound to this request_id, the caller
-	// and receiver (see Referral.sealed_details). Required when the referral
-	// forwarded carries sealed_details; case_notes must then be empty.
+	// and receiver (see Referral.sealed_details). Required: the exchange
+	// cannot open the forwarded referral's details to pass them on.
 	SealedDetails []byte `protobuf:"bytes,8,opt,name=sealed_details,json=sealedDetails,proto3" json:"sealed_details,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
