@@ -272,6 +272,12 @@ func (w *ruleWalker) field(l fieldLoc, m protoreflect.Message, fd protoreflect.F
 		if fd.Message() == nil || list.Len() == 0 {
 			return
 		}
+		if outputOnlyLists[fd.FullName()] {
+			// Dropped from the bytes before decoding (output_only.go):
+			// nothing inside its items can be broken so that the
+			// exchange sees it; only its bound can (repeatedRules above).
+			return
+		}
 		at := l.with(fieldStep{fd: fd, index: 0})
 		if rules.GetRepeated().GetItems().GetIgnore() == validate.Ignore_IGNORE_ALWAYS {
 			// A batch item: the server validates it on its own and

@@ -656,7 +656,7 @@ func (f *referralService) EraseReferralDetails(ctx context.Context, req *exchang
 		note += ": " + req.Reason
 	}
 	r, err := f.move(ctx, req.Name, "", moveErase, note, alreadyErased, func(r *exchangev1.Referral) {
-		r.Subject, r.CaseNotes, r.DetailsErased, r.EraseTime = nil, "", true, now()
+		r.Subject, r.CaseNotes, r.SealedDetails, r.DetailsErased, r.EraseTime = nil, "", nil, true, now()
 	})
 	if err != nil {
 		return nil, err

@@ -576,7 +576,8 @@ func (*terminalInput) Write(p []byte) (int, error) { return len(p), nil }
 func TestRunReferralsErase(t *testing.T) {
 	f := referralFixture(t)
 	ctx := context.Background()
-	ilo := f.server.Dial(t, "agency/ilo")
+	ilo := f.server.DialSealing(t, "agency/ilo")
+	f.server.DialSealing(t, "agency/iom") // iom registers the key ilo seals to
 	first, err := ilo.Referrals.Create(ctx, referralTo("iom", "counselling"))
 	if err != nil {
 		t.Fatal(err)
