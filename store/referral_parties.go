@@ -72,18 +72,9 @@ func (s *Store) GetReferralFor(ctx context.Context, reader, name string) (*excha
 		if err := checkParty(tx, reader, name); err != nil {
 			return err
 		}
-		r, ok, err := referrals.get(tx, []byte(referralID(name)))
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return notFound(name)
-		}
-		if err := openDetails(tx, referralID(name), r); err != nil {
-			return err
-		}
-		out = r
-		return nil
+		var err error
+		out, err = readReferral(tx, name)
+		return err
 	})
 	return out, err
 }

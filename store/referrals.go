@@ -231,20 +231,26 @@ func checkReceiver(tx *bolt.Tx, receiver string) error {
 func (s *Store) GetReferral(ctx context.Context, name string) (*exchangev1.Referral, error) {
 	var out *exchangev1.Referral
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		r, ok, err := referrals.get(tx, []byte(referralID(name)))
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return notFound(name)
-		}
-		if err := openDetails(tx, referralID(name), r); err != nil {
-			return err
-		}
-		out = r
-		return nil
+		var err error
+		out, err = readReferral(tx, name)
+		return err
 	})
 	return out, err
+}
+
+// readReferral reads the named referral with its sealed details, in tx.
+func readReferral(tx *bolt.Tx, name string) (*exchangev1.Referral, error) {
+	r, ok, err := referrals.get(tx, []byte(referralID(name)))
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, notFound(name)
+	}
+	if err := openDetails(tx, referralID(name), r); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // UpdateReferral applies mutate to the stored referral (see UpdateAgency
