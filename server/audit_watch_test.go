@@ -252,3 +252,31 @@ func TestAuditWatchHeartbeatTokensAreFreshEachTime(t *testing.T) {
 		t.Fatalf("a forged token: %v, want INVALID_ARGUMENT naming resume_token", err)
 	}
 }
+
+// TestAuditWatchContinuesAListPage: a watch started with a list's page
+// token delivers the rest of the caller's list, in order, and nothing
+// before it.
+func TestAuditWatchContinuesAListPage(t *testing.T) {
+	_, _, ilo, _, _ := threeAgencies(t)
+	for range 2 {
+		if _, err := setKey(ilo, newRecipient(t).String()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var all []string
+	for _, e := range allAuditEntries(t, ilo, 1000) {
+		all = append(all, auditLine(e))
+	}
+	if len(all) < 3 {
+		t.Fatalf("ilo's list has %d entries, want 3 or more", len(all))
+	}
+	page, err := ilo.audit().ListAuditEntries(context.Background(), &exchangev1.ListAuditEntriesRequest{PageSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := watchAudit(t, ilo, page.GetNextPageToken())
+	got, _ := w.untilLines(t, all[1:]...)
+	if !slices.Equal(got, all[1:]) {
+		t.Fatalf("from the first page's token the watch delivered\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(all[1:], "\n"))
+	}
+}
