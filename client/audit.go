@@ -54,3 +54,47 @@ func (c *AuditClient) Verify(ctx context.Context) (uint64, error) {
 	n, _ := v.Head()
 	return n, v.CheckHead(seq, hash)
 }
+
+// Watch follows, live, the audit entries the caller may see (what Entries
+// shows it: all of them for the secretariat; for an agency those about its
+// own resources, certificates issued for it and its key changes included,
+// without sequence and previous hash), starting after resumeToken, or from
+// now when it is empty, and calls fn with each message, in order, on the
+// caller's goroutine. A message without entries is the start of a stream
+// or a heartbeat the exchange sends when nothing concerns the caller for a
+// while; every message carries a resume token.
+//
+// When the stream breaks (UNAVAILABLE, as when the exchange shuts down, or
+// the server ends it), Watch reconnects with backoff like
+// ReferralClient.Watch and resumes with the last token it received, so no
+// entry is lost and none is delivered twice. OnReconnect's revision is
+// always 0: an audit watch's position is its sealed token. To resume in
+// another process, keep the resume token of the last message fn accepted.
+//
+// Watch returns when ctx is done (a CANCELED or DEADLINE_EXCEEDED status
+// error), when fn returns an error (that error, unchanged), or on any
+// other error from the exchange, unchanged. Config.Timeout does not bound
+// Watch; ctx does.
+func (c *AuditClient) Watch(ctx context.Context, resumeToken string, fn func(*exchangev1.WatchAuditEntriesResponse) error, opts ...WatchOption) error {
+	token := resumeToken
+	return follow(ctx, opts, 0, func() (bool, error) {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		stream, err := c.rpc.WatchAuditEntries(ctx, &exchangev1.WatchAuditEntriesRequest{ResumeToken: token})
+		if err != nil {
+			return false, err
+		}
+		progressed := false
+		for {
+			msg, err := stream.Recv()
+			if err != nil {
+				return progressed, err
+			}
+			progressed = true
+			token = msg.GetResumeToken()
+			if err := fn(msg); err != nil {
+				return progressed, callbackError{err}
+			}
+		}
+	}, func() int64 { return 0 })
+}

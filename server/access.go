@@ -109,10 +109,11 @@ var accessRules = map[string]accessRule{
 	exchangev1.PlanService_GetCoverage_FullMethodName:          anyMember,
 	exchangev1.PlanService_WatchPlans_FullMethodName:           anyMember,
 
-	exchangev1.AuditService_ListAuditEntries_FullMethodName: anyMember,
-	exchangev1.AuditService_GetAuditHead_FullMethodName:     secretariatOnly, // the head moves with everyone's changes
-	exchangev1.AdminService_Backup_FullMethodName:           secretariatOnly,
-	exchangev1.AdminService_GetStorageStatus_FullMethodName: secretariatOnly,
+	exchangev1.AuditService_ListAuditEntries_FullMethodName:  anyMember,
+	exchangev1.AuditService_GetAuditHead_FullMethodName:      secretariatOnly, // the head moves with everyone's changes
+	exchangev1.AuditService_WatchAuditEntries_FullMethodName: anyMember,       // each sees what ListAuditEntries shows it
+	exchangev1.AdminService_Backup_FullMethodName:            secretariatOnly,
+	exchangev1.AdminService_GetStorageStatus_FullMethodName:  secretariatOnly,
 
 	grpc_health_v1.Health_Check_FullMethodName: anyMember,
 	grpc_health_v1.Health_Watch_FullMethodName: anyMember,

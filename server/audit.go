@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"strings"
+	"time"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 	"github.com/alltogether/exchange/store"
@@ -21,7 +22,9 @@ const auditScanLimit = 10000
 // auditService implements AuditService.
 type auditService struct {
 	exchangev1.UnimplementedAuditServiceServer
-	store *store.Store
+	server    *Server
+	store     *store.Store
+	heartbeat time.Duration // how long an audit watch stays silent before a heartbeat
 }
 
 // ListAuditEntries pages through the chain, filtered for agencies to the

@@ -303,6 +303,7 @@ func TestWatchesAreFoundByTheirMethodDescriptors(t *testing.T) {
 	slices.Sort(watches)
 	slices.Sort(streams)
 	want := []string{
+		exchangev1.AuditService_WatchAuditEntries_FullMethodName,
 		exchangev1.DatasetService_WatchDatasetRows_FullMethodName,
 		exchangev1.PlanService_WatchPlans_FullMethodName,
 		exchangev1.ReferralService_WatchReferrals_FullMethodName,

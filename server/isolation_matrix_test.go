@@ -1490,40 +1490,14 @@ func (w *isoWorld) auditEntries() []mxEntry {
 					return r.GetEntries(), r.GetNextPageToken(), err
 				})
 			}, func(caller string, resp any) []finding {
-				all, err := w.x.store.AuditEntries(bg(), 0, 1<<20)
-				if err != nil {
-					return []finding{wrongf("reading the chain: %v", err)}
-				}
-				// Entries are told apart by their hashes: an agency is not
-				// shown their sequence numbers, whose gaps would count what
-				// other agencies did.
-				var got, want []string
-				var out []finding
-				for _, e := range resp.([]*exchangev1.AuditEntry) {
-					got = append(got, fmt.Sprintf("%x %s %s", e.GetHash()[:6], e.GetActor(), e.GetResourceName()))
-					if caller != modelSecretariat && (e.GetSequence() != 0 || len(e.GetPreviousHash()) != 0) {
-						out = append(out, leakf("entry %d %s %s shows its place in the chain", e.GetSequence(), e.GetActor(), e.GetResourceName()))
-					}
-				}
-				for _, e := range all {
-					if w.m.auditAbout(caller, e) {
-						want = append(want, fmt.Sprintf("%x %s %s", e.GetHash()[:6], e.GetActor(), e.GetResourceName()))
-					}
-				}
-				for _, g := range got {
-					if !slices.Contains(want, g) {
-						out = append(out, leakf("entry %s, which is not about the caller", g))
-					}
-				}
-				for _, x := range want {
-					if !slices.Contains(got, x) {
-						out = append(out, wrongf("entry %s about the caller missing", x))
-					}
-				}
-				if len(out) > 8 {
-					out = append(out[:8], wrongf("and %d more", len(out)-8))
-				}
-				return out
+				return w.auditViewFindings(caller, resp.([]*exchangev1.AuditEntry))
+			})
+		}},
+		{exchangev1.AuditService_WatchAuditEntries_FullMethodName, func() []mxAttempt {
+			return once("replay from the start of the chain", allow, func(c as) (any, error) {
+				return w.replayAuditWatch(c)
+			}, func(caller string, resp any) []finding {
+				return w.auditViewFindings(caller, resp.([]*exchangev1.AuditEntry))
 			})
 		}},
 		{exchangev1.AuditService_GetAuditHead_FullMethodName, func() []mxAttempt {
@@ -1531,6 +1505,78 @@ func (w *isoWorld) auditEntries() []mxEntry {
 				return exchangev1.NewAuditServiceClient(c.conn).GetAuditHead(bg(), &exchangev1.GetAuditHeadRequest{})
 			}, nil)
 		}},
+	}
+}
+
+// auditViewFindings compares the entries an audit list or watch showed the
+// caller with the model's: exactly those about the caller, and for an
+// agency without their place in the chain.
+func (w *isoWorld) auditViewFindings(caller string, shown []*exchangev1.AuditEntry) []finding {
+	all, err := w.x.store.AuditEntries(bg(), 0, 1<<20)
+	if err != nil {
+		return []finding{wrongf("reading the chain: %v", err)}
+	}
+	// Entries are told apart by their hashes: an agency is not
+	// shown their sequence numbers, whose gaps would count what
+	// other agencies did.
+	var got, want []string
+	var out []finding
+	for _, e := range shown {
+		got = append(got, fmt.Sprintf("%x %s %s", e.GetHash()[:6], e.GetActor(), e.GetResourceName()))
+		if caller != modelSecretariat && (e.GetSequence() != 0 || len(e.GetPreviousHash()) != 0) {
+			out = append(out, leakf("entry %d %s %s shows its place in the chain", e.GetSequence(), e.GetActor(), e.GetResourceName()))
+		}
+	}
+	for _, e := range all {
+		if w.m.auditAbout(caller, e) {
+			want = append(want, fmt.Sprintf("%x %s %s", e.GetHash()[:6], e.GetActor(), e.GetResourceName()))
+		}
+	}
+	for _, g := range got {
+		if !slices.Contains(want, g) {
+			out = append(out, leakf("entry %s, which is not about the caller", g))
+		}
+	}
+	for _, x := range want {
+		if !slices.Contains(got, x) {
+			out = append(out, wrongf("entry %s about the caller missing", x))
+		}
+	}
+	if len(out) > 8 {
+		out = append(out[:8], wrongf("and %d more", len(out)-8))
+	}
+	return out
+}
+
+// replayAuditWatch watches the audit chain from its start (a token sealed
+// like the exchange's own, at position 0) until the watch has passed the
+// head as it stood before the call, and returns the entries it sent.
+func (w *isoWorld) replayAuditWatch(c as) ([]*exchangev1.AuditEntry, error) {
+	tokens := &auditService{store: w.x.store}
+	head, _, err := w.x.store.AuditHead(bg())
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(bg(), 20*time.Second)
+	defer cancel()
+	stream, err := exchangev1.NewAuditServiceClient(c.conn).WatchAuditEntries(ctx, &exchangev1.WatchAuditEntriesRequest{ResumeToken: tokens.sealToken(0)})
+	if err != nil {
+		return nil, err
+	}
+	var got []*exchangev1.AuditEntry
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			return got, err
+		}
+		got = append(got, msg.GetEntries()...)
+		pos, ok := tokens.openToken(msg.GetResumeToken())
+		if !ok {
+			return got, fmt.Errorf("resume token %q does not open", msg.GetResumeToken())
+		}
+		if pos >= head {
+			return got, nil
+		}
 	}
 }
 

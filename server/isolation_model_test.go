@@ -368,8 +368,9 @@ var modelMethodKinds = map[string]methodKind{
 	// The audit chain: the secretariat reads all of it, an agency the
 	// entries about its own resources or made by it; the head moves with
 	// everyone's changes, so only the secretariat reads it.
-	"AuditService/ListAuditEntries": forEveryone,
-	"AuditService/GetAuditHead":     forSecretariat,
+	"AuditService/ListAuditEntries":  forEveryone,
+	"AuditService/GetAuditHead":      forSecretariat,
+	"AuditService/WatchAuditEntries": forEveryone, // what ListAuditEntries shows the caller, live
 
 	"AdminService/Backup":           forSecretariat,
 	"AdminService/GetStorageStatus": forSecretariat,

@@ -203,7 +203,7 @@ func New(cfg Config) (*Server, error) {
 	s.now, s.heartbeat = cfg.Now, cfg.WatchHeartbeat
 	exchangev1.RegisterDatasetServiceServer(reg, &datasetService{server: s, store: cfg.Store})
 	exchangev1.RegisterAdminServiceServer(reg, &adminService{store: cfg.Store})
-	exchangev1.RegisterAuditServiceServer(reg, &auditService{store: cfg.Store})
+	exchangev1.RegisterAuditServiceServer(reg, &auditService{server: s, store: cfg.Store, heartbeat: cfg.WatchHeartbeat})
 	exchangev1.RegisterReferralServiceServer(reg, &referralService{
 		server: s, store: cfg.Store, deadlines: cfg.AckDeadlines, now: cfg.Now, heartbeat: cfg.WatchHeartbeat,
 	})

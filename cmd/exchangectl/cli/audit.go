@@ -22,7 +22,7 @@ func newAuditCmd(a *app) *cobra.Command {
 			"entry (who, which method, which resource, when; never personal data) whose hash\n"+
 			"covers the entry before it. The secretariat sees the whole chain; an agency the\n"+
 			"entries about its own resources.")
-	cmd.AddCommand(newAuditVerifyCmd(a, nil), newAuditListCmd(a), newAuditHeadCmd(a))
+	cmd.AddCommand(newAuditVerifyCmd(a, nil), newAuditListCmd(a), newAuditHeadCmd(a), newAuditWatchCmd(a))
 	return cmd
 }
 

@@ -224,6 +224,112 @@ func (x *GetAuditHeadResponse) GetHash() []byte {
 	return nil
 }
 
+// WatchAuditEntriesRequest starts an audit watch.
+type WatchAuditEntriesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Where to start: the resume_token of a previous WatchAuditEntries
+	// message, or a ListAuditEntries next_page_token; empty to start from
+	// now (entries appended after the call).
+	ResumeToken   string `protobuf:"bytes,1,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchAuditEntriesRequest) Reset() {
+	*x = WatchAuditEntriesRequest{}
+	mi := &file_alltogether_exchange_v1_audit_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchAuditEntriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchAuditEntriesRequest) ProtoMessage() {}
+
+func (x *WatchAuditEntriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_alltogether_exchange_v1_audit_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchAuditEntriesRequest.ProtoReflect.Descriptor instead.
+func (*WatchAuditEntriesRequest) Descriptor() ([]byte, []int) {
+	return file_alltogether_exchange_v1_audit_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *WatchAuditEntriesRequest) GetResumeToken() string {
+	if x != nil {
+		return x.ResumeToken
+	}
+	return ""
+}
+
+// WatchAuditEntriesResponse is one message of an audit watch: entries, or
+// none (the first message and heartbeats).
+type WatchAuditEntriesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The entries appended since the previous message that the caller may
+	// see, in chain order; empty in the first message and in heartbeats.
+	Entries []*AuditEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	// Token that resumes the watch after this message: a new watch started
+	// with it delivers every later entry and none of these again.
+	ResumeToken   string `protobuf:"bytes,2,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchAuditEntriesResponse) Reset() {
+	*x = WatchAuditEntriesResponse{}
+	mi := &file_alltogether_exchange_v1_audit_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchAuditEntriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchAuditEntriesResponse) ProtoMessage() {}
+
+func (x *WatchAuditEntriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_alltogether_exchange_v1_audit_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchAuditEntriesResponse.ProtoReflect.Descriptor instead.
+func (*WatchAuditEntriesResponse) Descriptor() ([]byte, []int) {
+	return file_alltogether_exchange_v1_audit_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *WatchAuditEntriesResponse) GetEntries() []*AuditEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *WatchAuditEntriesResponse) GetResumeToken() string {
+	if x != nil {
+		return x.ResumeToken
+	}
+	return ""
+}
+
 var File_alltogether_exchange_v1_audit_service_proto protoreflect.FileDescriptor
 
 const file_alltogether_exchange_v1_audit_service_proto_rawDesc = "" +
@@ -240,10 +346,16 @@ const file_alltogether_exchange_v1_audit_service_proto_rawDesc = "" +
 	"\x13GetAuditHeadRequest\"F\n" +
 	"\x14GetAuditHeadResponse\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12\x12\n" +
-	"\x04hash\x18\x02 \x01(\fR\x04hash2\xf4\x01\n" +
+	"\x04hash\x18\x02 \x01(\fR\x04hash\"F\n" +
+	"\x18WatchAuditEntriesRequest\x12*\n" +
+	"\fresume_token\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\vresumeToken\"}\n" +
+	"\x19WatchAuditEntriesResponse\x12=\n" +
+	"\aentries\x18\x01 \x03(\v2#.alltogether.exchange.v1.AuditEntryR\aentries\x12!\n" +
+	"\fresume_token\x18\x02 \x01(\tR\vresumeToken2\xf2\x02\n" +
 	"\fAuditService\x12w\n" +
 	"\x10ListAuditEntries\x120.alltogether.exchange.v1.ListAuditEntriesRequest\x1a1.alltogether.exchange.v1.ListAuditEntriesResponse\x12k\n" +
-	"\fGetAuditHead\x12,.alltogether.exchange.v1.GetAuditHeadRequest\x1a-.alltogether.exchange.v1.GetAuditHeadResponseBJZHgithub.com/alltogether/exchange/proto/alltogether/exchange/v1;exchangev1b\x06proto3"
+	"\fGetAuditHead\x12,.alltogether.exchange.v1.GetAuditHeadRequest\x1a-.alltogether.exchange.v1.GetAuditHeadResponse\x12|\n" +
+	"\x11WatchAuditEntries\x121.alltogether.exchange.v1.WatchAuditEntriesRequest\x1a2.alltogether.exchange.v1.WatchAuditEntriesResponse0\x01BJZHgithub.com/alltogether/exchange/proto/alltogether/exchange/v1;exchangev1b\x06proto3"
 
 var (
 	file_alltogether_exchange_v1_audit_service_proto_rawDescOnce sync.Once
@@ -257,25 +369,30 @@ func file_alltogether_exchange_v1_audit_service_proto_rawDescGZIP() []byte {
 	return file_alltogether_exchange_v1_audit_service_proto_rawDescData
 }
 
-var file_alltogether_exchange_v1_audit_service_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_alltogether_exchange_v1_audit_service_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_alltogether_exchange_v1_audit_service_proto_goTypes = []any{
-	(*ListAuditEntriesRequest)(nil),  // 0: alltogether.exchange.v1.ListAuditEntriesRequest
-	(*ListAuditEntriesResponse)(nil), // 1: alltogether.exchange.v1.ListAuditEntriesResponse
-	(*GetAuditHeadRequest)(nil),      // 2: alltogether.exchange.v1.GetAuditHeadRequest
-	(*GetAuditHeadResponse)(nil),     // 3: alltogether.exchange.v1.GetAuditHeadResponse
-	(*AuditEntry)(nil),               // 4: alltogether.exchange.v1.AuditEntry
+	(*ListAuditEntriesRequest)(nil),   // 0: alltogether.exchange.v1.ListAuditEntriesRequest
+	(*ListAuditEntriesResponse)(nil),  // 1: alltogether.exchange.v1.ListAuditEntriesResponse
+	(*GetAuditHeadRequest)(nil),       // 2: alltogether.exchange.v1.GetAuditHeadRequest
+	(*GetAuditHeadResponse)(nil),      // 3: alltogether.exchange.v1.GetAuditHeadResponse
+	(*WatchAuditEntriesRequest)(nil),  // 4: alltogether.exchange.v1.WatchAuditEntriesRequest
+	(*WatchAuditEntriesResponse)(nil), // 5: alltogether.exchange.v1.WatchAuditEntriesResponse
+	(*AuditEntry)(nil),                // 6: alltogether.exchange.v1.AuditEntry
 }
 var file_alltogether_exchange_v1_audit_service_proto_depIdxs = []int32{
-	4, // 0: alltogether.exchange.v1.ListAuditEntriesResponse.entries:type_name -> alltogether.exchange.v1.AuditEntry
-	0, // 1: alltogether.exchange.v1.AuditService.ListAuditEntries:input_type -> alltogether.exchange.v1.ListAuditEntriesRequest
-	2, // 2: alltogether.exchange.v1.AuditService.GetAuditHead:input_type -> alltogether.exchange.v1.GetAuditHeadRequest
-	1, // 3: alltogether.exchange.v1.AuditService.ListAuditEntries:output_type -> alltogether.exchange.v1.ListAuditEntriesResponse
-	3, // 4: alltogether.exchange.v1.AuditService.GetAuditHead:output_type -> alltogether.exchange.v1.GetAuditHeadResponse
-	3, // [3:5] is the sub-list for method output_type
-	1, // [1:3] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	6, // 0: alltogether.exchange.v1.ListAuditEntriesResponse.entries:type_name -> alltogether.exchange.v1.AuditEntry
+	6, // 1: alltogether.exchange.v1.WatchAuditEntriesResponse.entries:type_name -> alltogether.exchange.v1.AuditEntry
+	0, // 2: alltogether.exchange.v1.AuditService.ListAuditEntries:input_type -> alltogether.exchange.v1.ListAuditEntriesRequest
+	2, // 3: alltogether.exchange.v1.AuditService.GetAuditHead:input_type -> alltogether.exchange.v1.GetAuditHeadRequest
+	4, // 4: alltogether.exchange.v1.AuditService.WatchAuditEntries:input_type -> alltogether.exchange.v1.WatchAuditEntriesRequest
+	1, // 5: alltogether.exchange.v1.AuditService.ListAuditEntries:output_type -> alltogether.exchange.v1.ListAuditEntriesResponse
+	3, // 6: alltogether.exchange.v1.AuditService.GetAuditHead:output_type -> alltogether.exchange.v1.GetAuditHeadResponse
+	5, // 7: alltogether.exchange.v1.AuditService.WatchAuditEntries:output_type -> alltogether.exchange.v1.WatchAuditEntriesResponse
+	5, // [5:8] is the sub-list for method output_type
+	2, // [2:5] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_alltogether_exchange_v1_audit_service_proto_init() }
@@ -290,7 +407,7 @@ func file_alltogether_exchange_v1_audit_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_alltogether_exchange_v1_audit_service_proto_rawDesc), len(file_alltogether_exchange_v1_audit_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

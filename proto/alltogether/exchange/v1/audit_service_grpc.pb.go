@@ -19,8 +19,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AuditService_ListAuditEntries_FullMethodName = "/alltogether.exchange.v1.AuditService/ListAuditEntries"
-	AuditService_GetAuditHead_FullMethodName     = "/alltogether.exchange.v1.AuditService/GetAuditHead"
+	AuditService_ListAuditEntries_FullMethodName  = "/alltogether.exchange.v1.AuditService/ListAuditEntries"
+	AuditService_GetAuditHead_FullMethodName      = "/alltogether.exchange.v1.AuditService/GetAuditHead"
+	AuditService_WatchAuditEntries_FullMethodName = "/alltogether.exchange.v1.AuditService/WatchAuditEntries"
 )
 
 // AuditServiceClient is the client API for AuditService service.
@@ -44,6 +45,17 @@ type AuditServiceClient interface {
 	// the secretariat only, since the head moves with every agency's
 	// changes.
 	GetAuditHead(ctx context.Context, in *GetAuditHeadRequest, opts ...grpc.CallOption) (*GetAuditHeadResponse, error)
+	// WatchAuditEntries follows the chain live: the entries the caller may
+	// see, exactly as ListAuditEntries shows them (all of them for the
+	// secretariat; for an agency those about its own resources or made by
+	// it, without sequence and previous_hash). Its first message carries no
+	// entries, only a resume token for the position the watch starts from;
+	// when nothing concerns the caller for a while it sends a heartbeat (no
+	// entries) with a fresh resume token. Tokens are sealed, and each one is
+	// new, so they reveal nothing of other agencies' activity. When the
+	// exchange shuts down the watch ends with UNAVAILABLE; watch again with
+	// the last resume token.
+	WatchAuditEntries(ctx context.Context, in *WatchAuditEntriesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchAuditEntriesResponse], error)
 }
 
 type auditServiceClient struct {
@@ -74,6 +86,25 @@ func (c *auditServiceClient) GetAuditHead(ctx context.Context, in *GetAuditHeadR
 	return out, nil
 }
 
+func (c *auditServiceClient) WatchAuditEntries(ctx context.Context, in *WatchAuditEntriesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchAuditEntriesResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AuditService_ServiceDesc.Streams[0], AuditService_WatchAuditEntries_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchAuditEntriesRequest, WatchAuditEntriesResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AuditService_WatchAuditEntriesClient = grpc.ServerStreamingClient[WatchAuditEntriesResponse]
+
 // AuditServiceServer is the server API for AuditService service.
 // All implementations must embed UnimplementedAuditServiceServer
 // for forward compatibility.
@@ -95,6 +126,17 @@ type AuditServiceServer interface {
 	// the secretariat only, since the head moves with every agency's
 	// changes.
 	GetAuditHead(context.Context, *GetAuditHeadRequest) (*GetAuditHeadResponse, error)
+	// WatchAuditEntries follows the chain live: the entries the caller may
+	// see, exactly as ListAuditEntries shows them (all of them for the
+	// secretariat; for an agency those about its own resources or made by
+	// it, without sequence and previous_hash). Its first message carries no
+	// entries, only a resume token for the position the watch starts from;
+	// when nothing concerns the caller for a while it sends a heartbeat (no
+	// entries) with a fresh resume token. Tokens are sealed, and each one is
+	// new, so they reveal nothing of other agencies' activity. When the
+	// exchange shuts down the watch ends with UNAVAILABLE; watch again with
+	// the last resume token.
+	WatchAuditEntries(*WatchAuditEntriesRequest, grpc.ServerStreamingServer[WatchAuditEntriesResponse]) error
 	mustEmbedUnimplementedAuditServiceServer()
 }
 
@@ -110,6 +152,9 @@ func (UnimplementedAuditServiceServer) ListAuditEntries(context.Context, *ListAu
 }
 func (UnimplementedAuditServiceServer) GetAuditHead(context.Context, *GetAuditHeadRequest) (*GetAuditHeadResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetAuditHead not implemented")
+}
+func (UnimplementedAuditServiceServer) WatchAuditEntries(*WatchAuditEntriesRequest, grpc.ServerStreamingServer[WatchAuditEntriesResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchAuditEntries not implemented")
 }
 func (UnimplementedAuditServiceServer) mustEmbedUnimplementedAuditServiceServer() {}
 func (UnimplementedAuditServiceServer) testEmbeddedByValue()                      {}
@@ -168,6 +213,17 @@ func _AuditService_GetAuditHead_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuditService_WatchAuditEntries_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchAuditEntriesRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AuditServiceServer).WatchAuditEntries(m, &grpc.GenericServerStream[WatchAuditEntriesRequest, WatchAuditEntriesResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AuditService_WatchAuditEntriesServer = grpc.ServerStreamingServer[WatchAuditEntriesResponse]
+
 // AuditService_ServiceDesc is the grpc.ServiceDesc for AuditService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -184,6 +240,12 @@ var AuditService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _AuditService_GetAuditHead_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchAuditEntries",
+			Handler:       _AuditService_WatchAuditEntries_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "alltogether/exchange/v1/audit_service.proto",
 }
