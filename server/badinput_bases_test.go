@@ -372,6 +372,9 @@ var badInputBases = map[string]func() proto.Message{
 	exchangev1.AuditService_ListAuditEntries_FullMethodName: func() proto.Message {
 		return &exchangev1.ListAuditEntriesRequest{PageSize: 10}
 	},
+	exchangev1.AuditService_WatchAuditEntries_FullMethodName: func() proto.Message {
+		return &exchangev1.WatchAuditEntriesRequest{} // from now
+	},
 	exchangev1.AuditService_GetAuditHead_FullMethodName: func() proto.Message {
 		return &exchangev1.GetAuditHeadRequest{}
 	},
