@@ -230,6 +230,11 @@ func (s *Store) runScrubs() {
 		sc.mu.Unlock()
 		start := time.Now()
 		pages, err := s.scrubThrough(epoch, target)
+		// Observed before the erasures waiting for it are answered, so
+		// that what an answered erasure reads in the metrics includes it.
+		if o, ok := s.observer.(ScrubObserver); ok {
+			o.ObserveScrub(time.Since(start), pages, err)
+		}
 		sc.mu.Lock()
 		if epoch == sc.epoch {
 			if err == nil {
@@ -245,9 +250,6 @@ func (s *Store) runScrubs() {
 		close(sc.wake)
 		sc.wake = make(chan struct{})
 		sc.mu.Unlock()
-		if o, ok := s.observer.(ScrubObserver); ok {
-			o.ObserveScrub(time.Since(start), pages, err)
-		}
 		if err == nil {
 			retry = 100 * time.Millisecond
 			continue
