@@ -1,8 +1,8 @@
 package server
 
 // A small model of who may see and do what in the exchange, written from
-// DESIGN.md ("Identity and access") and the comments of the .proto files,
-// not from the handlers. The isolation matrix and the randomized model
+// ARCHITECTURE.md ("Identity and access"), docs/security.md and the
+// comments of the .proto files, not from the handlers. The isolation matrix and the randomized model
 // check compare every answer of the real server with it.
 //
 // The rules, in short:
