@@ -140,9 +140,7 @@ func (a *auditService) aboutCaller(ctx context.Context, c Caller) func(*exchange
 		var mine bool
 		switch {
 		case strings.HasPrefix(name, store.ReferralPrefix):
-			if r, err := a.store.GetReferral(ctx, name); err == nil {
-				mine = r.GetSender() == me || r.GetReceiver() == me
-			}
+			mine, _ = a.store.IsReferralParty(ctx, c.Identity.AgencyID, name) // an error shows nothing
 		case strings.HasPrefix(name, store.CertificatePrefix):
 			if subject, found, err := a.store.CertificateSubject(ctx, name); err == nil && found {
 				mine = subject == me

@@ -60,6 +60,17 @@ func checkParty(tx *bolt.Tx, actor, name string) error {
 	return nil
 }
 
+// IsReferralParty tells whether agencyID sent or received the named
+// referral, from the party index alone: the record is not read.
+func (s *Store) IsReferralParty(ctx context.Context, agencyID, name string) (bool, error) {
+	var party bool
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		party = agencyID != "" && isParty(tx, agencyID, referralID(name))
+		return nil
+	})
+	return party, err
+}
+
 // GetReferralFor returns the named referral, identifying details
 // included, to reader (an Op.Actor): one of its two agencies, or the
 // exchange. To anyone else it does not exist: the answer is the same
