@@ -4,7 +4,7 @@ import (
 	"context"
 	"strings"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/alltogether/exchange/store/kv"
 	"google.golang.org/protobuf/proto"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
@@ -68,7 +68,7 @@ func (s *Store) CreateAgency(ctx context.Context, op Op, id string, a *exchangev
 // GetAgency returns the agency named "agencies/{id}".
 func (s *Store) GetAgency(ctx context.Context, name string) (*exchangev1.Agency, error) {
 	var out *exchangev1.Agency
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		a, ok, err := agencies.get(tx, agencyKey(name))
 		if err != nil {
 			return err
@@ -162,7 +162,7 @@ func (s *Store) ListAgencies(ctx context.Context, f AgencyFilter, p Page) ([]*ex
 	}
 	var items []*exchangev1.Agency
 	var token string
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		var err error
 		items, token, err = paginate(tx, bucket, prefix, p, fp, func(k, _ []byte) (*exchangev1.Agency, bool, error) {
 			a, ok, err := agencies.get(tx, idOf(k))

@@ -3,7 +3,7 @@ package store
 import (
 	"context"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/alltogether/exchange/store/kv"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
@@ -51,7 +51,7 @@ func (s *Store) SetAgencyEncryptionKey(ctx context.Context, op Op, name string, 
 // "certificates/{serial}": "agencies/{agency}" or "secretariat". found is
 // false when no such certificate is recorded.
 func (s *Store) CertificateSubject(ctx context.Context, name string) (subject string, found bool, err error) {
-	err = s.view(ctx, func(tx *bolt.Tx) error {
+	err = s.view(ctx, func(tx kv.Tx) error {
 		v := tx.Bucket(bucketCertificates).Get(certificateKey(name))
 		if v == nil {
 			return nil

@@ -6,7 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/alltogether/exchange/store/kv"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 )
@@ -16,7 +16,7 @@ import (
 func (s *Store) AuditHead(ctx context.Context) (uint64, []byte, error) {
 	var seq uint64
 	var hash []byte
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		if head := tx.Bucket(bucketMeta).Get(metaAuditHead); head != nil {
 			seq = binary.BigEndian.Uint64(head[:8])
 			hash = bytes.Clone(head[8:])
@@ -30,7 +30,7 @@ func (s *Store) AuditHead(ctx context.Context) (uint64, []byte, error) {
 // afterSeq, in order.
 func (s *Store) AuditEntries(ctx context.Context, afterSeq uint64, limit int) ([]*exchangev1.AuditEntry, error) {
 	var out []*exchangev1.AuditEntry
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		c := tx.Bucket(bucketAudit).Cursor()
 		for k, v := c.Seek(u64(afterSeq + 1)); k != nil && len(out) < limit; k, v = c.Next() {
 			e := new(exchangev1.AuditEntry)
@@ -50,7 +50,7 @@ func (s *Store) AuditEntries(ctx context.Context, afterSeq uint64, limit int) ([
 // revision older than the compacted horizon fails with KindOutOfRange.
 func (s *Store) Changes(ctx context.Context, afterRevision int64, limit int) ([]*exchangev1.Change, error) {
 	var out []*exchangev1.Change
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		if v := tx.Bucket(bucketMeta).Get(metaCompacted); v != nil {
 			if compacted := int64(binary.BigEndian.Uint64(v)); afterRevision < compacted {
 				return &Error{Kind: KindOutOfRange, Message: fmt.Sprintf(
@@ -87,8 +87,7 @@ func (s *Store) Compact(ctx context.Context, revision int64) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		err := s.db.Update(func(tx *bolt.Tx) error {
-			s.quota.apply(tx.DB(), true) // compaction frees space: the reserve is its to use
+		err := s.updateAlone(func(tx kv.Tx) error {
 			meta := tx.Bucket(bucketMeta)
 			if v := meta.Get(metaCompacted); v != nil && int64(binary.BigEndian.Uint64(v)) >= revision {
 				done = true

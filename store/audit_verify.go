@@ -5,7 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/alltogether/exchange/store/kv"
 	"google.golang.org/protobuf/proto"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
@@ -32,7 +32,7 @@ func (s *Store) VerifyAudit(ctx context.Context) (uint64, error) {
 	v := audit.NewVerifier()
 	var n uint64
 	for done := false; !done; {
-		err := s.view(ctx, func(tx *bolt.Tx) error {
+		err := s.view(ctx, func(tx kv.Tx) error {
 			seq, _ := v.Head()
 			c := tx.Bucket(bucketAudit).Cursor()
 			read := 0
@@ -68,7 +68,7 @@ func (s *Store) VerifyAuditRecent(ctx context.Context, n uint64) (uint64, error)
 		return 0, &Error{Kind: KindInvalidArgument, Message: "VerifyAuditRecent needs at least one entry to check"}
 	}
 	var checked uint64
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		headSeq, _ := readAuditHead(tx)
 		from := uint64(1)
 		if headSeq > n {
@@ -113,7 +113,7 @@ func addAuditEntry(v *audit.Verifier, k, val []byte) error {
 
 // readAuditHead reads the stored head: the last entry's sequence and hash
 // (0 and the genesis hash for an empty chain).
-func readAuditHead(tx *bolt.Tx) (uint64, []byte) {
+func readAuditHead(tx kv.Tx) (uint64, []byte) {
 	if head := tx.Bucket(bucketMeta).Get(metaAuditHead); head != nil {
 		return binary.BigEndian.Uint64(head[:8]), head[8:]
 	}
@@ -121,7 +121,7 @@ func readAuditHead(tx *bolt.Tx) (uint64, []byte) {
 }
 
 // checkAuditHead compares the verified chain with the stored head.
-func checkAuditHead(tx *bolt.Tx, v *audit.Verifier) error {
+func checkAuditHead(tx kv.Tx, v *audit.Verifier) error {
 	if err := v.CheckHead(readAuditHead(tx)); err != nil {
 		return auditBroken(err)
 	}

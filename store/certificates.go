@@ -4,7 +4,7 @@ import (
 	"context"
 	"strings"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/alltogether/exchange/store/kv"
 	"google.golang.org/protobuf/proto"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
@@ -32,7 +32,7 @@ func (s *Store) Replayed(ctx context.Context, op Op) (string, bool, error) {
 		return "", false, nil
 	}
 	var name string
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		if v := tx.Bucket(bucketRequests).Get(requestKey(op.Actor, op.Method, op.RequestID)); v != nil {
 			name = string(v)
 		}
@@ -108,7 +108,7 @@ func (s *Store) RecordSignedCertificate(ctx context.Context, op Op, serial strin
 // GetCertificate returns the certificate with the given name.
 func (s *Store) GetCertificate(ctx context.Context, name string) (*exchangev1.Certificate, error) {
 	var out *exchangev1.Certificate
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		c, ok, err := certificates.get(tx, certificateKey(name))
 		if err != nil {
 			return err
@@ -152,7 +152,7 @@ func (s *Store) ListCertificates(ctx context.Context, subject string, p Page) ([
 	}
 	var items []*exchangev1.Certificate
 	var token string
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		var err error
 		items, token, err = paginate(tx, bucket, prefix, p, fp, func(k, _ []byte) (*exchangev1.Certificate, bool, error) {
 			return certificates.get(tx, k[len(prefix):])
@@ -212,7 +212,7 @@ func (s *Store) LookupCaller(ctx context.Context, serial, agencyID string) (Call
 		return e.(cachedCaller).caller, nil
 	}
 	var out Caller
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		c, ok, err := certificates.get(tx, []byte(serial))
 		if err != nil {
 			return err

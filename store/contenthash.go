@@ -1,18 +1,21 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"hash"
+	"slices"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/alltogether/exchange/store/kv"
 )
 
 // ContentHash returns a SHA-256 digest of the database's logical content:
-// every bucket name, key and value, nested buckets included, in bbolt's
-// key order, all read in one read transaction (so the digest is of one
-// committed state even while writes go on).
+// every bucket of the schema (schema.go), in name order, and every key
+// and value in it, in key order, all read in one read transaction (so the
+// digest is of one committed state even while writes go on). It is the
+// same for the same content on either storage engine.
 //
 // It is for tests and operators comparing two databases: a backup with the
 // database it was taken from or restored into, a database before and after
@@ -25,19 +28,19 @@ import (
 //
 // Every item is written with a type tag and a length prefix, so that no
 // two different contents encode alike (a key "ab" with value "c" differs
-// from a key "a" with value "bc", and a nested bucket from a key).
+// from a key "a" with value "bc").
 func (s *Store) ContentHash(ctx context.Context) ([]byte, error) {
 	h := sha256.New()
-	err := s.view(ctx, func(tx *bolt.Tx) error {
-		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
+		for _, name := range sortedBuckets() {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if isScratchBucket(name) {
-				return nil // zeros a scrub is writing over free pages, not content
+			if err := hashBucket(h, name, tx.Bucket(name)); err != nil {
+				return err
 			}
-			return hashBucket(h, name, b)
-		})
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -53,19 +56,11 @@ const (
 )
 
 // hashBucket writes a bucket's name, its contents and an end marker.
-func hashBucket(h hash.Hash, name []byte, b *bolt.Bucket) error {
+func hashBucket(h hash.Hash, name []byte, b kv.Bucket) error {
 	h.Write([]byte{hashBucketStart})
 	hashBytes(h, name)
 	c := b.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
-		if v == nil {
-			if nested := b.Bucket(k); nested != nil {
-				if err := hashBucket(h, k, nested); err != nil {
-					return err
-				}
-				continue
-			}
-		}
 		h.Write([]byte{hashKeyValue})
 		hashBytes(h, k)
 		hashBytes(h, v)
@@ -80,4 +75,11 @@ func hashBytes(h hash.Hash, b []byte) {
 	binary.BigEndian.PutUint64(n[:], uint64(len(b)))
 	h.Write(n[:])
 	h.Write(b)
+}
+
+// sortedBuckets returns the schema's bucket names in byte order.
+func sortedBuckets() [][]byte {
+	names := slices.Clone(allBuckets)
+	slices.SortFunc(names, bytes.Compare)
+	return names
 }

@@ -6,7 +6,7 @@ import (
 	"sort"
 	"strings"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/alltogether/exchange/store/kv"
 	"google.golang.org/protobuf/proto"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
@@ -77,7 +77,7 @@ func (s *Store) CreateDataset(ctx context.Context, op Op, id string, d *exchange
 // GetDataset returns the dataset with the given name.
 func (s *Store) GetDataset(ctx context.Context, name string) (*exchangev1.Dataset, error) {
 	var out *exchangev1.Dataset
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		d, ok, err := datasets.get(tx, datasetKey(name))
 		if err != nil {
 			return err
@@ -107,7 +107,7 @@ func (s *Store) UpdateDataset(ctx context.Context, op Op, name, etag string, mut
 func (s *Store) ListDatasets(ctx context.Context, keep func(*exchangev1.Dataset) bool, fingerprint string, p Page) ([]*exchangev1.Dataset, string, error) {
 	var items []*exchangev1.Dataset
 	var token string
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		var err error
 		items, token, err = paginate(tx, bucketDatasets, nil, p, query("datasets", fingerprint), func(_, v []byte) (*exchangev1.Dataset, bool, error) {
 			d := new(exchangev1.Dataset)
@@ -279,14 +279,14 @@ func (s *Store) PullDatasetRows(ctx context.Context, q RowQuery) (RowPage, error
 	if maxScan == 0 {
 		maxScan = 50 * q.Limit
 	}
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		if tx.Bucket(bucketDatasets).Get(dk) == nil {
 			return notFound(q.Dataset)
 		}
 		page = RowPage{}
 		rows := tx.Bucket(bucketDatasetRows)
 		prefix := append(bytes.Clone(dk), sep)
-		var c *bolt.Cursor
+		var c kv.Cursor
 		var start []byte
 		if q.Since > 0 {
 			c = tx.Bucket(bucketDatasetRowChanges).Cursor()
@@ -331,7 +331,7 @@ var stopScan = new(exchangev1.Row)
 
 // examine decodes the row at one cursor position and applies the query's
 // filters: the row to keep, nil to skip it, or stopScan.
-func (q RowQuery) examine(rows *bolt.Bucket, prefix, k, v []byte) (*exchangev1.Row, error) {
+func (q RowQuery) examine(rows kv.Bucket, prefix, k, v []byte) (*exchangev1.Row, error) {
 	if q.Since > 0 {
 		v = rows.Get(append(bytes.Clone(prefix), k[len(prefix)+8:]...))
 		if v == nil {

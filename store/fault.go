@@ -5,7 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/alltogether/exchange/store/kv"
 )
 
 // ackBeforeCommit plants a durability fault, for the crash harness in e2e
@@ -28,11 +28,11 @@ const ackBeforeCommitWindow = 200 * time.Millisecond
 // caller's result variables may be written again if the committer re-runs
 // fn;
 // that race is part of the fault.
-func (s *Store) batchAckingEarly(fn func(*bolt.Tx) error) error {
+func (s *Store) batchAckingEarly(fn func(kv.Tx) error) error {
 	acked := make(chan error, 1)
 	go func() {
 		var once sync.Once
-		err := s.commits.Do(func(tx *bolt.Tx) error {
+		err := s.commits.Do(func(tx kv.Tx) error {
 			if err := fn(tx); err != nil {
 				return err
 			}

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/alltogether/exchange/store/kv"
 	"google.golang.org/protobuf/proto"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
@@ -128,7 +128,7 @@ func (s *Store) CreateFocalPoint(ctx context.Context, op Op, agencyID string, fp
 // GetFocalPoint returns the focal point with the given name.
 func (s *Store) GetFocalPoint(ctx context.Context, name string) (*exchangev1.FocalPoint, error) {
 	var out *exchangev1.FocalPoint
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		fp, ok, err := focalPoints.get(tx, focalPointKey(name))
 		if err != nil {
 			return err
@@ -186,7 +186,7 @@ func (s *Store) ListFocalPoints(ctx context.Context, f FocalPointFilter, p Page)
 	}
 	var items []*exchangev1.FocalPoint
 	var token string
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		var err error
 		items, token, err = paginate(tx, bucketFocalPointByTopic, prefix, p, fp, func(k, _ []byte) (*exchangev1.FocalPoint, bool, error) {
 			// k = agency ∅ topic ∅ u32(start) id

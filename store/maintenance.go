@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/alltogether/exchange/store/kv"
 )
 
 // check walks every page of the database and reports the first problems
@@ -73,9 +75,12 @@ type Status struct {
 // Status reads the store's size, revisions and audit head.
 func (s *Store) Status(ctx context.Context) (Status, error) {
 	var st Status
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		meta := tx.Bucket(bucketMeta)
-		st = Status{Size: tx.Size(), MaxSize: s.maxSize, Revision: readRevision(tx), UnscrubbedErasures: s.scrub.unscrubbed()}
+		st = Status{MaxSize: s.maxSize, Revision: readRevision(tx), UnscrubbedErasures: s.scrub.unscrubbed()}
+		if btx := kv.BoltTx(tx); btx != nil {
+			st.Size = btx.Size()
+		}
 		if v := meta.Get(metaCompacted); v != nil {
 			st.Compacted = int64(binary.BigEndian.Uint64(v))
 		}
@@ -93,9 +98,9 @@ func (s *Store) Status(ctx context.Context) (Status, error) {
 // and size. The snapshot is a database file: open it like one, or restore
 // it with `exchanged restore`.
 func (s *Store) Backup(ctx context.Context, w io.Writer, started func(revision, size int64)) error {
-	return s.view(ctx, func(tx *bolt.Tx) error {
+	return s.viewBolt(ctx, func(tx *bolt.Tx) error {
 		if started != nil {
-			started(readRevision(tx), tx.Size())
+			started(readRevision(kv.Bolt(tx)), tx.Size())
 		}
 		_, err := tx.WriteTo(w)
 		if err != nil && !errors.Is(err, context.Canceled) {
@@ -112,7 +117,7 @@ func (s *Store) Backup(ctx context.Context, w io.Writer, started func(revision, 
 // (revision.go), so the horizon counts entries, not revisions.
 func (s *Store) CompactChangeLog(ctx context.Context, keep int64) (int64, error) {
 	var horizon int64
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		c := tx.Bucket(bucketChanges).Cursor()
 		k, _ := c.Last()
 		for n := int64(0); k != nil && n < keep; n++ {

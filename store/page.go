@@ -6,7 +6,7 @@ import (
 	"encoding/base64"
 	"strings"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/alltogether/exchange/store/kv"
 )
 
 // Page asks for one page of a list.
@@ -73,7 +73,7 @@ func encodeToken(fingerprint, lastKey []byte) string {
 // says whether it matches the query. It returns one page of matching items
 // and the token of the next page, empty when no further item matches (so
 // the last page is never empty).
-func paginate[T any](tx *bolt.Tx, bucket, prefix []byte, p Page, fingerprint []byte, visit func(k, v []byte) (T, bool, error)) ([]T, string, error) {
+func paginate[T any](tx kv.Tx, bucket, prefix []byte, p Page, fingerprint []byte, visit func(k, v []byte) (T, bool, error)) ([]T, string, error) {
 	after, err := decodeToken(p.Token, fingerprint)
 	if err != nil {
 		return nil, "", err

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/alltogether/exchange/store/kv"
 	"google.golang.org/protobuf/proto"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
@@ -64,7 +64,7 @@ func planVersionKey(id string, version int32) []byte {
 }
 
 // planByExternalID finds the agency's plan with the external id.
-func planByExternalID(tx *bolt.Tx, agencyID, externalID string) (*exchangev1.Plan, bool, error) {
+func planByExternalID(tx kv.Tx, agencyID, externalID string) (*exchangev1.Plan, bool, error) {
 	prefix := joinKey(agencyID, externalID, "")
 	k, _ := tx.Bucket(bucketPlanByExternalID).Cursor().Seek(prefix)
 	if k == nil || !bytes.HasPrefix(k, prefix) {
@@ -79,7 +79,7 @@ func planByExternalID(tx *bolt.Tx, agencyID, externalID string) (*exchangev1.Pla
 
 // externalIDTaken fails with KindAlreadyExists when another plan of the
 // agency than self uses the external id.
-func externalIDTaken(tx *bolt.Tx, agencyID, externalID, self, field string) error {
+func externalIDTaken(tx kv.Tx, agencyID, externalID, self, field string) error {
 	other, ok, err := planByExternalID(tx, agencyID, externalID)
 	if err != nil || !ok || other.GetName() == self {
 		return err
@@ -177,7 +177,7 @@ func (s *Store) CreatePlan(ctx context.Context, op Op, agencyID string, p *excha
 // GetPlan returns the current version of the plan.
 func (s *Store) GetPlan(ctx context.Context, name string) (*exchangev1.Plan, error) {
 	var out *exchangev1.Plan
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		p, ok, err := plans.get(tx, planKey(name))
 		if err != nil {
 			return err
@@ -196,7 +196,7 @@ func (s *Store) GetPlan(ctx context.Context, name string) (*exchangev1.Plan, err
 func (s *Store) GetPlanVersion(ctx context.Context, name string, version int32) (*exchangev1.Plan, error) {
 	_, id, _ := SplitPlanName(name)
 	var out *exchangev1.Plan
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		v := tx.Bucket(bucketPlanVersions).Get(planVersionKey(id, version))
 		if v == nil {
 			return &Error{Kind: KindNotFound, Resource: name, Message: fmt.Sprintf("%s has no version %d", name, version)}
@@ -217,7 +217,7 @@ func (s *Store) GetPlanVersion(ctx context.Context, name string, version int32) 
 // PlanByExternalID returns the agency's plan with the external id.
 func (s *Store) PlanByExternalID(ctx context.Context, agencyID, externalID string) (*exchangev1.Plan, error) {
 	var out *exchangev1.Plan
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		p, ok, err := planByExternalID(tx, agencyID, externalID)
 		if err != nil {
 			return err
@@ -274,7 +274,7 @@ func (s *Store) ListPlans(ctx context.Context, f PlanFilter, p Page) ([]*exchang
 	var items []*exchangev1.Plan
 	var token string
 	rev := s.SafeRevision() // before the read: it sees every change up to rev
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		var err error
 		items, token, err = paginate(tx, bucket, prefix, p, fp, func(k, v []byte) (*exchangev1.Plan, bool, error) {
 			var pl *exchangev1.Plan
@@ -304,7 +304,7 @@ func (s *Store) ListPlanVersions(ctx context.Context, name string, keep func(*ex
 	_, id, _ := SplitPlanName(name)
 	var items []*exchangev1.Plan
 	var token string
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		if _, ok, err := plans.get(tx, planKey(name)); err != nil {
 			return err
 		} else if !ok {
@@ -330,10 +330,10 @@ func (s *Store) ListPlanVersions(ctx context.Context, name string, keep func(*ex
 func (s *Store) PlanSnapshot(ctx context.Context) ([]*exchangev1.Plan, int64, error) {
 	var out []*exchangev1.Plan
 	var rev int64
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		rev = readRevision(tx)
 		b := tx.Bucket(bucketPlans)
-		out = make([]*exchangev1.Plan, 0, b.Stats().KeyN)
+		out = nil
 		return b.ForEach(func(_, v []byte) error {
 			p := new(exchangev1.Plan)
 			if err := unmarshal(v, p); err != nil {
@@ -390,13 +390,13 @@ type ApplyResult struct {
 // checks. Results follow desired, then the pruned plans in key order.
 func (s *Store) ApplyPlans(ctx context.Context, op Op, agencyID string, desired []*exchangev1.Plan, opt ApplyOptions) ([]ApplyResult, error) {
 	var results []ApplyResult
-	run := func(tx *bolt.Tx, w *writeTx) error {
+	run := func(tx kv.Tx, w *writeTx) error {
 		var err error
 		results, err = applyPlans(tx, w, agencyID, desired, opt)
 		return err
 	}
 	if opt.ValidateOnly {
-		err := s.view(ctx, func(tx *bolt.Tx) error { return run(tx, nil) })
+		err := s.view(ctx, func(tx kv.Tx) error { return run(tx, nil) })
 		return results, err
 	}
 	err := s.update(ctx, op, func(w *writeTx) error { return run(w.tx, w) })
@@ -405,7 +405,7 @@ func (s *Store) ApplyPlans(ctx context.Context, op Op, agencyID string, desired 
 
 // applyPlans decides each action in tx and, when w is not nil, carries it
 // out in w.
-func applyPlans(tx *bolt.Tx, w *writeTx, agencyID string, desired []*exchangev1.Plan, opt ApplyOptions) ([]ApplyResult, error) {
+func applyPlans(tx kv.Tx, w *writeTx, agencyID string, desired []*exchangev1.Plan, opt ApplyOptions) ([]ApplyResult, error) {
 	cancelled := exchangev1.PlanStage_PLAN_STAGE_CANCELLED
 	results := make([]ApplyResult, 0, len(desired))
 	wanted := make(map[string]bool, len(desired))

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/alltogether/exchange/store/kv"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 )
@@ -117,7 +117,7 @@ func eraseDetails(w *writeTx, name string, check func(*exchangev1.Referral) erro
 // erased: those past their retention period.
 func (s *Store) ClosedReferralsBefore(ctx context.Context, before time.Time, limit int) ([]string, error) {
 	var out []string
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		return tx.Bucket(bucketReferrals).ForEach(func(k, v []byte) error {
 			if len(out) == limit {
 				return nil

@@ -5,7 +5,7 @@ import (
 	"context"
 	"strings"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/alltogether/exchange/store/kv"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 )
@@ -42,7 +42,7 @@ func partyOf(actor string) (agencyID string, restricted bool) {
 
 // isParty tells whether the agency sent or received the referral with
 // the id, with one seek in the party index.
-func isParty(tx *bolt.Tx, agencyID, id string) bool {
+func isParty(tx kv.Tx, agencyID, id string) bool {
 	prefix := joinKey(agencyID, newestFirst(id), "")
 	k, _ := tx.Bucket(bucketReferralByParty).Cursor().Seek(prefix)
 	return k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+1
@@ -52,7 +52,7 @@ func isParty(tx *bolt.Tx, agencyID, id string) bool {
 // on it: one of its agencies, or the exchange itself. It reads only the
 // party index, so that a missing referral and one the actor may not see
 // are refused alike.
-func checkParty(tx *bolt.Tx, actor, name string) error {
+func checkParty(tx kv.Tx, actor, name string) error {
 	agencyID, restricted := partyOf(actor)
 	if restricted && (agencyID == "" || !isParty(tx, agencyID, referralID(name))) {
 		return notFound(name)
@@ -64,7 +64,7 @@ func checkParty(tx *bolt.Tx, actor, name string) error {
 // referral, from the party index alone: the record is not read.
 func (s *Store) IsReferralParty(ctx context.Context, agencyID, name string) (bool, error) {
 	var party bool
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		party = agencyID != "" && isParty(tx, agencyID, referralID(name))
 		return nil
 	})
@@ -79,7 +79,7 @@ func (s *Store) IsReferralParty(ctx context.Context, agencyID, name string) (boo
 // see.
 func (s *Store) GetReferralFor(ctx context.Context, reader, name string) (*exchangev1.Referral, error) {
 	var out *exchangev1.Referral
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		if err := checkParty(tx, reader, name); err != nil {
 			return err
 		}

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/alltogether/exchange/store/kv"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 )
@@ -84,7 +84,7 @@ func prepareClientSealed(id string, r *exchangev1.Referral, forwardedFrom string
 }
 
 // storeDetails stores a referral's sealed details.
-func storeDetails(tx *bolt.Tx, id string, sealed []byte) error {
+func storeDetails(tx kv.Tx, id string, sealed []byte) error {
 	if err := tx.Bucket(bucketReferralDetails).Put([]byte(id), sealed); err != nil {
 		return internal("cannot store the sealed details", err)
 	}
@@ -93,7 +93,7 @@ func storeDetails(tx *bolt.Tx, id string, sealed []byte) error {
 
 // openDetails puts r's sealed details, unless they were erased, into r's
 // sealed_details, unopened.
-func openDetails(tx *bolt.Tx, id string, r *exchangev1.Referral) error {
+func openDetails(tx kv.Tx, id string, r *exchangev1.Referral) error {
 	if sealed := tx.Bucket(bucketReferralDetails).Get([]byte(id)); sealed != nil {
 		r.SealedDetails = bytes.Clone(sealed)
 	}

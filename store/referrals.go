@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/alltogether/exchange/store/kv"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -210,7 +210,7 @@ func insertReferral(w *writeTx, sender, requestID string, p preparedReferral, re
 
 // checkReceiver refuses a receiver that is not in the directory or is
 // suspended.
-func checkReceiver(tx *bolt.Tx, receiver string) error {
+func checkReceiver(tx kv.Tx, receiver string) error {
 	agency, ok, err := agencies.get(tx, agencyKey(receiver))
 	if err != nil {
 		return err
@@ -230,7 +230,7 @@ func checkReceiver(tx *bolt.Tx, receiver string) error {
 // callers decide what the reader may see.
 func (s *Store) GetReferral(ctx context.Context, name string) (*exchangev1.Referral, error) {
 	var out *exchangev1.Referral
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		var err error
 		out, err = readReferral(tx, name)
 		return err
@@ -239,7 +239,7 @@ func (s *Store) GetReferral(ctx context.Context, name string) (*exchangev1.Refer
 }
 
 // readReferral reads the named referral with its sealed details, in tx.
-func readReferral(tx *bolt.Tx, name string) (*exchangev1.Referral, error) {
+func readReferral(tx kv.Tx, name string) (*exchangev1.Referral, error) {
 	r, ok, err := referrals.get(tx, []byte(referralID(name)))
 	if err != nil {
 		return nil, err
@@ -380,7 +380,7 @@ func (s *Store) ListReferrals(ctx context.Context, f ReferralFilter, p Page) ([]
 	var items []*exchangev1.Referral
 	var token string
 	rev := s.SafeRevision() // before the read: it sees every change up to rev
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		var err error
 		items, token, err = paginate(tx, bucketReferralByParty, prefix, p, fp, func(k, _ []byte) (*exchangev1.Referral, bool, error) {
 			side := k[len(k)-1]
@@ -427,7 +427,7 @@ func (s *Store) CountReferrals(ctx context.Context, agencyID string) (map[Referr
 		}
 		counts[ReferralCountKey{r.GetState(), r.GetService().GetNiche(), loc}]++
 	}
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		if agencyID == "" {
 			return tx.Bucket(bucketReferrals).ForEach(func(_, v []byte) error {
 				r := new(exchangev1.Referral)

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/alltogether/exchange/store/kv"
 )
 
 // An erasure must leave nothing readable in the file, and bbolt never
@@ -158,10 +160,14 @@ type erasure struct {
 
 // erasureIn returns the erasure the write transaction tx commits; the
 // store's lock is held, so the epoch cannot change.
-func (s *Store) erasureIn(tx *bolt.Tx, count int) erasure {
+func (s *Store) erasureIn(tx kv.Tx, count int) erasure {
+	btx := kv.BoltTx(tx)
+	if btx == nil {
+		return erasure{count: count} // not a bbolt file: nothing to scrub
+	}
 	s.scrub.mu.Lock()
 	defer s.scrub.mu.Unlock()
-	return erasure{epoch: s.scrub.epoch, txid: uint64(tx.ID()), count: count}
+	return erasure{epoch: s.scrub.epoch, txid: uint64(btx.ID()), count: count}
 }
 
 // awaitScrub registers committed erasures and waits until a scrub has

@@ -14,6 +14,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/alltogether/exchange/store/kv"
+
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 )
 
@@ -295,7 +297,7 @@ func TestErasureWaitsForOlderReadsAndSparesThem(t *testing.T) {
 	var snapshot []byte
 	release := holdRead(t, s, func(tx *bolt.Tx) {
 		var r exchangev1.Referral
-		if err := openDetails(tx, referralID(victim.name), &r); err != nil || detailsOf(t, &r).GetName() != victim.markers[0] {
+		if err := openDetails(kv.Bolt(tx), referralID(victim.name), &r); err != nil || detailsOf(t, &r).GetName() != victim.markers[0] {
 			t.Errorf("before the erasure the read opens %v, %v", &r, err)
 		}
 		snapshot = digestOf(t, tx)
@@ -322,7 +324,7 @@ func TestErasureWaitsForOlderReadsAndSparesThem(t *testing.T) {
 	}
 	release(func(tx *bolt.Tx) {
 		var r exchangev1.Referral
-		if err := openDetails(tx, referralID(victim.name), &r); err != nil || detailsOf(t, &r).GetName() != victim.markers[0] || detailsOf(t, &r).GetCaseNotes() != victim.markers[2] {
+		if err := openDetails(kv.Bolt(tx), referralID(victim.name), &r); err != nil || detailsOf(t, &r).GetName() != victim.markers[0] || detailsOf(t, &r).GetCaseNotes() != victim.markers[2] {
 			t.Errorf("after the erasure committed, the older read opens %v, %v", &r, err)
 		}
 		if !bytes.Equal(digestOf(t, tx), snapshot) {
@@ -421,7 +423,7 @@ func TestErasureDuringABackup(t *testing.T) {
 func digestOf(t *testing.T, tx *bolt.Tx) []byte {
 	t.Helper()
 	h := sha256.New()
-	if err := tx.ForEach(func(name []byte, b *bolt.Bucket) error { return hashBucket(h, name, b) }); err != nil {
+	if err := tx.ForEach(func(name []byte, b *bolt.Bucket) error { return hashBucket(h, name, kv.BoltBucket(b)) }); err != nil {
 		t.Fatal(err)
 	}
 	return h.Sum(nil)

@@ -16,6 +16,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/alltogether/exchange/store/groupcommit"
+	"github.com/alltogether/exchange/store/kv"
 )
 
 // Options tune how the database is opened. The zero value gives the
@@ -115,7 +116,7 @@ type Store struct {
 // commit hook. The functions of a transaction and its commit run in one
 // goroutine, one after another.
 type batchState struct {
-	tx        *bolt.Tx
+	tx        kv.Tx
 	last      int64 // the highest revision recorded so far
 	directory bool  // an agency or a certificate changed
 	writes    int   // functions run so far
@@ -234,7 +235,7 @@ func (s *Store) init(readOnly bool) error {
 			if err := refuseServerHeldKeys(tx, s.db.Path()); err != nil {
 				return err
 			}
-			s.revision.Store(readRevision(tx))
+			s.revision.Store(readRevision(kv.Bolt(tx)))
 			s.size.Store(inUse(s.db, tx))
 			return nil
 		})
@@ -277,7 +278,7 @@ func (s *Store) init(readOnly bool) error {
 			}
 		}
 		s.pageSecret = bytes.Clone(meta.Get(metaPageSecret))
-		s.revision.Store(readRevision(tx))
+		s.revision.Store(readRevision(kv.Bolt(tx)))
 		return nil
 	})
 	if err == nil {
@@ -314,7 +315,7 @@ func (s *Store) Revision() int64 { return s.revision.Load() }
 // Path returns the database file's path.
 func (s *Store) Path() string { return s.db.Path() }
 
-func readRevision(tx *bolt.Tx) int64 {
+func readRevision(tx kv.Tx) int64 {
 	v := tx.Bucket(bucketMeta).Get(metaRevision)
 	if v == nil {
 		return 0
@@ -323,7 +324,7 @@ func readRevision(tx *bolt.Tx) int64 {
 }
 
 // view runs fn in a read transaction.
-func (s *Store) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+func (s *Store) view(ctx context.Context, fn func(tx kv.Tx) error) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
@@ -332,7 +333,23 @@ func (s *Store) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return storeError(s.read(fn))
+	return storeError(s.read(func(tx *bolt.Tx) error { return fn(kv.Bolt(tx)) }))
+}
+
+// viewBolt runs fn in a read transaction of the bbolt file, for what only
+// bbolt has (its pages, its file).
+func (s *Store) viewBolt(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	return s.view(ctx, func(tx kv.Tx) error { return fn(kv.BoltTx(tx)) })
+}
+
+// updateAlone runs fn in a write transaction of its own, outside group
+// commit, for maintenance that commits in chunks (compaction). It records
+// no revision: fn must not record changes.
+func (s *Store) updateAlone(fn func(tx kv.Tx) error) error {
+	return kv.BoltUpdate(s.db)(func(tx kv.Tx) error {
+		s.quota.apply(kv.BoltTx(tx).DB(), true) // maintenance frees space: the reserve is its to use
+		return fn(tx)
+	})
 }
 
 // update runs fn in a write transaction shared with concurrent writers
@@ -371,10 +388,12 @@ func (s *Store) write(ctx context.Context, op Op, reserved bool, fn func(w *writ
 	if ackBeforeCommit {
 		batch = s.batchAckingEarly // a planted fault, only in test builds (fault.go)
 	}
-	err := batch(func(tx *bolt.Tx) error {
+	err := batch(func(tx kv.Tx) error {
 		b := s.joinBatch(tx)
 		b.reserved = b.reserved || reserved
-		s.quota.apply(tx.DB(), b.reserved)
+		if btx := kv.BoltTx(tx); btx != nil {
+			s.quota.apply(btx.DB(), b.reserved)
+		}
 		w := &writeTx{tx: tx, op: op, now: s.now().UTC(), clock: s.clock}
 		if err := fn(w); err != nil {
 			return err
@@ -464,12 +483,14 @@ func storeError(err error) error {
 // transaction recorded and to report how many writes shared it. The
 // hook keeps its own batch state: it runs after the transaction has let go
 // of the database, when the next one may already be filling s.batch.
-func (s *Store) joinBatch(tx *bolt.Tx) *batchState {
+func (s *Store) joinBatch(tx kv.Tx) *batchState {
 	if s.batch == nil || s.batch.tx != tx {
 		b := &batchState{tx: tx}
 		s.batch = b
 		s.clock.begin()
-		fillAppendBuckets(tx)
+		if btx := kv.BoltTx(tx); btx != nil {
+			fillAppendBuckets(btx)
+		}
 		tx.OnCommit(func() {
 			if s.quota.max > 0 {
 				s.measure()
@@ -504,5 +525,5 @@ func newCommitter(db *bolt.DB, opt Options) *groupcommit.Committer {
 	if opt.MaxBatchSize > 0 {
 		size = opt.MaxBatchSize
 	}
-	return groupcommit.New(db, size, opt.MaxBatchDelay)
+	return groupcommit.New(kv.BoltUpdate(db), size, opt.MaxBatchDelay)
 }

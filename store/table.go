@@ -5,7 +5,7 @@ import (
 	"encoding/hex"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/alltogether/exchange/store/kv"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -56,7 +56,7 @@ type indexEntry struct {
 
 // get loads the record at key. The value is copied out of bbolt's memory
 // by decoding, so it stays valid after the transaction.
-func (t table[T]) get(tx *bolt.Tx, key []byte) (T, bool, error) {
+func (t table[T]) get(tx kv.Tx, key []byte) (T, bool, error) {
 	var zero T
 	v := tx.Bucket(t.bucket).Get(key)
 	if v == nil {

@@ -4,7 +4,7 @@ import (
 	"context"
 	"strings"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/alltogether/exchange/store/kv"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 )
@@ -31,7 +31,7 @@ func workingGroupKey(name string) []byte { return []byte(strings.TrimPrefix(name
 
 // checkMembersExist fails with NotFound naming the first member agency that
 // is not in the directory.
-func checkMembersExist(tx *bolt.Tx, g *exchangev1.WorkingGroup) error {
+func checkMembersExist(tx kv.Tx, g *exchangev1.WorkingGroup) error {
 	for i, m := range g.GetMembers() {
 		if _, ok, err := agencies.get(tx, agencyKey(m.GetAgency())); err != nil {
 			return err
@@ -70,7 +70,7 @@ func (s *Store) CreateWorkingGroup(ctx context.Context, op Op, id string, g *exc
 // GetWorkingGroup returns the working group with the given name.
 func (s *Store) GetWorkingGroup(ctx context.Context, name string) (*exchangev1.WorkingGroup, error) {
 	var out *exchangev1.WorkingGroup
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		g, ok, err := workingGroups.get(tx, workingGroupKey(name))
 		if err != nil {
 			return err
@@ -119,7 +119,7 @@ func (s *Store) ListWorkingGroups(ctx context.Context, memberAgencyID string, p 
 	}
 	var items []*exchangev1.WorkingGroup
 	var token string
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		var err error
 		items, token, err = paginate(tx, bucket, prefix, p, fp, func(k, _ []byte) (*exchangev1.WorkingGroup, bool, error) {
 			g, ok, err := workingGroups.get(tx, k[len(prefix):])

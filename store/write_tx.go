@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/alltogether/exchange/store/kv"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -20,7 +20,7 @@ import (
 // every recorded change appends a change-log entry and an audit entry in
 // the same transaction as the data it describes.
 type writeTx struct {
-	tx       *bolt.Tx
+	tx       kv.Tx
 	op       Op
 	now      time.Time
 	clock    *revisionClock // allocates the revisions

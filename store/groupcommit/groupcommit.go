@@ -1,6 +1,7 @@
-// Package groupcommit commits the writes of concurrent callers to a bbolt
+// Package groupcommit commits the writes of concurrent callers to a
 // database together: many writes share one transaction and so one pair of
-// fsyncs, and each caller still learns whether its own write is durable.
+// fsyncs (bbolt) or one round of consensus (etcd), and each caller still
+// learns whether its own write is durable.
 //
 // bbolt's own DB.Batch starts a batch's timer when the first write arrives
 // and commits when the timer fires or the batch is full, so every write
@@ -30,13 +31,13 @@ import (
 	"sync"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/alltogether/exchange/store/kv"
 )
 
 // Committer group-commits write functions to one database. Its zero value
 // is not usable; make one with New.
 type Committer struct {
-	db       *bolt.DB
+	update   Update
 	maxBatch int
 	delay    time.Duration
 
@@ -50,18 +51,22 @@ type Committer struct {
 	exclusive sync.Mutex
 }
 
+// Update runs fn in one write transaction and commits it, returning fn's
+// error or the commit's; bbolt's DB.Update, for instance.
+type Update func(fn func(kv.Tx) error) error
+
 // call is one caller's write function and where its result goes.
 type call struct {
-	fn     func(*bolt.Tx) error
+	fn     func(kv.Tx) error
 	result chan<- error
 }
 
-// New returns a Committer for db that puts at most maxBatch functions
+// New returns a Committer committing through update that puts at most maxBatch functions
 // (at least 1) in one transaction and, when delay is positive, lets a
 // commit wait that long for company before it starts. A delay of 0, the
 // right choice for a server, commits as soon as the previous commit ends.
-func New(db *bolt.DB, maxBatch int, delay time.Duration) *Committer {
-	return &Committer{db: db, maxBatch: max(maxBatch, 1), delay: delay, full: make(chan struct{}, 1)}
+func New(update Update, maxBatch int, delay time.Duration) *Committer {
+	return &Committer{update: update, maxBatch: max(maxBatch, 1), delay: delay, full: make(chan struct{}, 1)}
 }
 
 // MaxBatch returns the most functions one transaction holds.
@@ -74,7 +79,7 @@ func (c *Committer) Delay() time.Duration { return c.delay }
 // functions, and returns once that transaction is committed (nil) or has
 // failed (its error), or with fn's own error. A panic in fn is returned as
 // an error, not propagated.
-func (c *Committer) Do(fn func(*bolt.Tx) error) error {
+func (c *Committer) Do(fn func(kv.Tx) error) error {
 	result := make(chan error, 1)
 	c.mu.Lock()
 	c.queue = append(c.queue, call{fn: fn, result: result})
@@ -92,7 +97,7 @@ func (c *Committer) Do(fn func(*bolt.Tx) error) error {
 	err := <-result
 	if err == errTrySolo {
 		c.exclusive.Lock()
-		err = c.db.Update(func(tx *bolt.Tx) error { return safely(fn, tx) })
+		err = c.update(func(tx kv.Tx) error { return safely(fn, tx) })
 		c.exclusive.Unlock()
 	}
 	return err
@@ -130,7 +135,7 @@ func (c *Committer) drain() {
 		}
 		c.mu.Unlock()
 		c.exclusive.Lock()
-		commit(c.db, batch)
+		commit(c.update, batch)
 		c.exclusive.Unlock()
 	}
 }
@@ -190,10 +195,10 @@ func (c *Committer) await() {
 
 // commit runs batch in one transaction; a failing function is taken out,
 // told to run alone, and the rest run again.
-func commit(db *bolt.DB, batch []call) {
+func commit(update Update, batch []call) {
 	for len(batch) > 0 {
 		failed := -1
-		err := db.Update(func(tx *bolt.Tx) error {
+		err := update(func(tx kv.Tx) error {
 			for i, c := range batch {
 				if err := safely(c.fn, tx); err != nil {
 					failed = i
@@ -228,7 +233,7 @@ type PanicError struct {
 func (p *PanicError) Error() string { return fmt.Sprintf("write function panicked: %v", p.Value) }
 
 // safely calls fn, turning a panic into a *PanicError.
-func safely(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {
+func safely(fn func(kv.Tx) error, tx kv.Tx) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = &PanicError{Value: v}

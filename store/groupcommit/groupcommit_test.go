@@ -11,6 +11,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/alltogether/exchange/store/kv"
 )
 
 var bucket = []byte("b")
@@ -33,12 +35,12 @@ func open(t *testing.T) *bolt.DB {
 // once, with the number of functions that shared it.
 type commitLog struct {
 	mu    sync.Mutex
-	seen  map[*bolt.Tx]*int
+	seen  map[kv.Tx]*int
 	sizes []int
 }
 
-func (l *commitLog) wrap(fn func(*bolt.Tx) error) func(*bolt.Tx) error {
-	return func(tx *bolt.Tx) error {
+func (l *commitLog) wrap(fn func(kv.Tx) error) func(kv.Tx) error {
+	return func(tx kv.Tx) error {
 		l.mu.Lock()
 		n, ok := l.seen[tx]
 		if !ok {
@@ -56,8 +58,8 @@ func (l *commitLog) wrap(fn func(*bolt.Tx) error) func(*bolt.Tx) error {
 	}
 }
 
-func put(key string) func(*bolt.Tx) error {
-	return func(tx *bolt.Tx) error { return tx.Bucket(bucket).Put([]byte(key), []byte("v")) }
+func put(key string) func(kv.Tx) error {
+	return func(tx kv.Tx) error { return tx.Bucket(bucket).Put([]byte(key), []byte("v")) }
 }
 
 func get(t *testing.T, db *bolt.DB, key string) bool {
@@ -72,12 +74,12 @@ func get(t *testing.T, db *bolt.DB, key string) bool {
 // maxBatch to a transaction, every one durable.
 func TestConcurrentWritesShareCommits(t *testing.T) {
 	db := open(t)
-	c := New(db, 8, 0)
-	log := &commitLog{seen: map[*bolt.Tx]*int{}}
+	c := New(kv.BoltUpdate(db), 8, 0)
+	log := &commitLog{seen: map[kv.Tx]*int{}}
 	started, release := make(chan struct{}), make(chan struct{})
 	first := make(chan error, 1)
 	go func() {
-		first <- c.Do(log.wrap(func(tx *bolt.Tx) error {
+		first <- c.Do(log.wrap(func(tx kv.Tx) error {
 			close(started)
 			<-release // the first commit is slow
 			return put("first")(tx)
@@ -129,16 +131,16 @@ func TestConcurrentWritesShareCommits(t *testing.T) {
 // and the functions sharing its batch are committed.
 func TestAFailingWriteFailsAlone(t *testing.T) {
 	db := open(t)
-	c := New(db, 64, 50*time.Millisecond) // the delay gathers everything in one batch
+	c := New(kv.BoltUpdate(db), 64, 50*time.Millisecond) // the delay gathers everything in one batch
 	refused := errors.New("refused")
-	fns := map[string]func(*bolt.Tx) error{
+	fns := map[string]func(kv.Tx) error{
 		"ok-1": put("ok-1"),
-		"error": func(tx *bolt.Tx) error {
+		"error": func(tx kv.Tx) error {
 			put("error")(tx)
 			return refused
 		},
 		"ok-2": put("ok-2"),
-		"panic": func(tx *bolt.Tx) error {
+		"panic": func(tx kv.Tx) error {
 			put("panic")(tx)
 			panic("boom")
 		},
@@ -174,8 +176,8 @@ func TestAFailingWriteFailsAlone(t *testing.T) {
 // for company and that a full batch does not wait for the delay.
 func TestDelayGathersUntilFull(t *testing.T) {
 	db := open(t)
-	c := New(db, 4, time.Hour)
-	log := &commitLog{seen: map[*bolt.Tx]*int{}}
+	c := New(kv.BoltUpdate(db), 4, time.Hour)
+	log := &commitLog{seen: map[kv.Tx]*int{}}
 	var wg sync.WaitGroup
 	for i := range 4 {
 		wg.Go(func() {
@@ -208,7 +210,7 @@ func TestFailedCommitReachesEveryCaller(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ro.Close()
-	c := New(ro, 8, 0)
+	c := New(kv.BoltUpdate(ro), 8, 0)
 	var wg sync.WaitGroup
 	for i := range 3 {
 		wg.Go(func() {
@@ -227,10 +229,10 @@ func TestFailedCommitReachesEveryCaller(t *testing.T) {
 func TestFirstCommitGathersReadyWriters(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	db := open(t)
-	c := New(db, 256, 0)
+	c := New(kv.BoltUpdate(db), 256, 0)
 	const n = 50
 	for round := range 5 {
-		log := &commitLog{seen: map[*bolt.Tx]*int{}}
+		log := &commitLog{seen: map[kv.Tx]*int{}}
 		var wg sync.WaitGroup
 		errs := make([]error, n)
 		start := make(chan struct{})
@@ -262,20 +264,20 @@ func TestFirstCommitGathersReadyWriters(t *testing.T) {
 // between those transactions, and all commit once it returns.
 func TestExclusiveHoldsWritesBack(t *testing.T) {
 	db := open(t)
-	c := New(db, 16, 0)
+	c := New(kv.BoltUpdate(db), 16, 0)
 	inside := make(chan struct{})
 	proceed := make(chan struct{})
 	var seenBetween bool
 	exclusiveDone := make(chan error, 1)
 	go func() {
 		exclusiveDone <- c.Exclusive(func() error {
-			if err := db.Update(put("first")); err != nil {
+			if err := kv.BoltUpdate(db)(put("first")); err != nil {
 				return err
 			}
 			close(inside)
 			<-proceed
 			seenBetween = get(t, db, "w0") || get(t, db, "w1") || get(t, db, "w2")
-			return db.Update(put("second"))
+			return kv.BoltUpdate(db)(put("second"))
 		})
 	}()
 	<-inside

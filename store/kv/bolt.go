@@ -37,3 +37,11 @@ func (b boltBucket) Put(key, value []byte) error              { return b.b.Put(k
 func (b boltBucket) Delete(key []byte) error                  { return b.b.Delete(key) }
 func (b boltBucket) Cursor() Cursor                           { return b.b.Cursor() }
 func (b boltBucket) ForEach(fn func(k, v []byte) error) error { return b.b.ForEach(fn) }
+
+// BoltUpdate returns a function that runs fn in a bbolt write
+// transaction of db and commits it, as db.Update does.
+func BoltUpdate(db *bolt.DB) func(fn func(Tx) error) error {
+	return func(fn func(Tx) error) error {
+		return db.Update(func(tx *bolt.Tx) error { return fn(boltTx{tx}) })
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/alltogether/exchange/client"
 	"github.com/alltogether/exchange/store"
 	"github.com/alltogether/exchange/store/groupcommit"
+	"github.com/alltogether/exchange/store/kv"
 )
 
 // The storage ceiling: raw bbolt, opened with the options store.Open uses,
@@ -265,7 +266,7 @@ func openCeiling(path string, puts []put) (*ceiling, error) {
 		db.Close()
 		return nil, err
 	}
-	return &ceiling{db: db, commits: groupcommit.New(db, 256, 0), puts: puts}, nil
+	return &ceiling{db: db, commits: groupcommit.New(kv.BoltUpdate(db), 256, 0), puts: puts}, nil
 }
 
 // write durably stores n referrals' write sets in one function of a
@@ -274,7 +275,8 @@ func openCeiling(path string, puts []put) (*ceiling, error) {
 // revision, the audit head) once, at the end, as the store writes them
 // once per call.
 func (c *ceiling) write(n int) error {
-	return c.commits.Do(func(tx *bolt.Tx) error {
+	return c.commits.Do(func(ktx kv.Tx) error {
+		tx := kv.BoltTx(ktx)
 		for _, p := range c.puts {
 			tx.Bucket(p.bucket).FillPercent = store.BucketFill(string(p.bucket))
 		}
