@@ -2,9 +2,7 @@ package client
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"time"
 
 	"google.golang.org/grpc"
@@ -20,8 +18,20 @@ const DefaultAddress = "127.0.0.1:7443"
 // Config says where the exchange is and which certificate to present to it.
 type Config struct {
 	// Address is the server's host:port, for example "127.0.0.1:7443" or
-	// "exchange.example.org:7443".
+	// "exchange.example.org:7443". Calls go to one connection, to the
+	// first address the name resolves to that answers. Written
+	// "dns:///exchange.example.org:7443", the name is resolved to all its
+	// addresses (several A or AAAA records, one per replica) and calls are
+	// balanced round robin over those that answer. Set Address or
+	// Addresses, not both.
 	Address string
+	// Addresses lists several replicas of the exchange, each host:port,
+	// for example {"a.example.org:7443", "b.example.org:7443"}. Calls are
+	// balanced round robin over the replicas that answer; a replica that
+	// is down is skipped until it answers again, and a call that fails
+	// with UNAVAILABLE and may be retried (see MethodRetryPolicy) is
+	// retried on another replica.
+	Addresses []string
 	// CertFile is the PEM client certificate that names the caller, for
 	// example an agency certificate made by `exchangectl certs issue`.
 	CertFile string
@@ -31,7 +41,9 @@ type Config struct {
 	// certificate must chain to one of them.
 	CAFile string
 	// ServerName is the name the server certificate is checked against. If
-	// empty, it is the host part of Address (a DNS name or an IP address).
+	// empty, it is the host part of Address, or of the first of Addresses
+	// (a DNS name or an IP address). Every replica is checked against this
+	// one name, so each must present a certificate valid for it.
 	ServerName string
 	// Timeout bounds each call, retries included, whose context carries no
 	// deadline of its own. Zero means no bound.
@@ -85,12 +97,9 @@ func Dial(ctx context.Context, cfg Config, opts ...grpc.DialOption) (*Client, er
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("client: dial: %w", err)
 	}
-	if cfg.Address == "" {
-		return nil, errors.New("client: dial: no server address (want host:port, for example " + DefaultAddress + ")")
-	}
-	host, _, err := net.SplitHostPort(cfg.Address)
+	tgt, err := resolveTarget(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("client: dial: server address %q: %w (want host:port, for example %s)", cfg.Address, err, DefaultAddress)
+		return nil, err
 	}
 	for _, f := range []struct{ what, path string }{
 		{"client certificate", cfg.CertFile},
@@ -98,16 +107,16 @@ func Dial(ctx context.Context, cfg Config, opts ...grpc.DialOption) (*Client, er
 		{"CA certificate", cfg.CAFile},
 	} {
 		if f.path == "" {
-			return nil, fmt.Errorf("client: dial %s: no %s file given", cfg.Address, f.what)
+			return nil, fmt.Errorf("client: dial %s: no %s file given", tgt.display, f.what)
 		}
 	}
 	serverName := cfg.ServerName
 	if serverName == "" {
-		serverName = host
+		serverName = tgt.host
 	}
 	tlsConfig, err := pki.ClientTLSConfig(cfg.CertFile, cfg.KeyFile, cfg.CAFile, serverName)
 	if err != nil {
-		return nil, fmt.Errorf("client: dial %s: %w", cfg.Address, err)
+		return nil, fmt.Errorf("client: dial %s: %w", tgt.display, err)
 	}
 	dialOpts := []grpc.DialOption{
 		grpc.WithTransportCredentials(credentials.NewTLS(tlsConfig)),
@@ -117,9 +126,10 @@ func Dial(ctx context.Context, cfg Config, opts ...grpc.DialOption) (*Client, er
 			retryInterceptor(),
 		),
 	}
-	conn, err := grpc.NewClient(cfg.Address, append(dialOpts, opts...)...)
+	dialOpts = append(dialOpts, tgt.opts...)
+	conn, err := grpc.NewClient(tgt.grpcTarget, append(dialOpts, opts...)...)
 	if err != nil {
-		return nil, fmt.Errorf("client: dial %s: %w", cfg.Address, err)
+		return nil, fmt.Errorf("client: dial %s: %w", tgt.display, err)
 	}
 	c := newClient(conn)
 	if cfg.KeyRingFile != "" {
