@@ -250,3 +250,29 @@ func TestDialRejectsBadAddressInList(t *testing.T) {
 		})
 	}
 }
+
+// TestDialDNSName dials "dns:///localhost:PORT": the name is
+// resolved by gRPC's DNS resolver and the server certificate is checked
+// against the name's host part, localhost, by default.
+func TestDialDNSName(t *testing.T) {
+	replicas, cfg := startReplicas(t, 1)
+	_, port, err := net.SplitHostPort(replicas[0].addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Addresses = nil
+	cfg.Address = "dns:///localhost:" + port
+	c, err := client.Dial(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := range 5 {
+		if _, err := c.Directory.GetAgency(context.Background(), "agencies/nobody"); !client.IsNotFound(err) {
+			t.Fatalf("call %d through %s: %v, want NOT_FOUND from the server", i, cfg.Address, err)
+		}
+	}
+	if got := replicas[0].handled(t, "GetAgency"); got != 5 {
+		t.Errorf("the server answered %d of 5 calls", got)
+	}
+}
