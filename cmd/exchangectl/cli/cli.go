@@ -21,6 +21,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -34,7 +35,8 @@ import (
 // Environment variables read as fallbacks for the global flags; a flag
 // given on the command line wins.
 const (
-	// EnvServer is the fallback of --server, the exchange's host:port.
+	// EnvServer is the fallback of --server, the exchange's host:port, or
+	// a comma-separated list of replicas' host:port.
 	EnvServer = "EXCHANGE_SERVER"
 	// EnvCert is the fallback of --cert, the client certificate file.
 	EnvCert = "EXCHANGE_CERT"
@@ -192,7 +194,7 @@ given, exchangectl uses ./exchange-data/pki/secretariat.crt and .key, and
 'exchangectl certs issue', or sets them in the environment.
 
 Environment (flags win over the environment):
-  EXCHANGE_SERVER   server address, like --server
+  EXCHANGE_SERVER   server address(es), like --server
   EXCHANGE_CERT     client certificate file, like --cert
   EXCHANGE_KEY      client private key file, like --key
   EXCHANGE_CA       exchange CA certificate file, like --ca
@@ -238,7 +240,7 @@ func newRootCmd(a *app) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 
 	f := root.PersistentFlags()
-	f.StringVar(&a.global.Server, "server", client.DefaultAddress, "exchange address host:port (env "+EnvServer+")")
+	f.StringVar(&a.global.Server, "server", client.DefaultAddress, "exchange address host:port, or replicas' addresses separated by commas (calls are balanced round robin and skip replicas that are down), or dns:///host:port to balance over all the name's addresses (env "+EnvServer+")")
 	f.StringVar(&a.global.Cert, "cert", "", "client certificate file (env "+EnvCert+"; default ./"+DevPKIDir+"/secretariat.crt if present)")
 	f.StringVar(&a.global.Key, "key", "", "client private key file (env "+EnvKey+"; default ./"+DevPKIDir+"/secretariat.key if present)")
 	f.StringVar(&a.global.CA, "ca", "", "exchange CA certificate file (env "+EnvCA+"; default ./"+DevPKIDir+"/ca.crt if present)")
@@ -356,12 +358,25 @@ func (a *app) clientConfig() (client.Config, error) {
 	case ca == "":
 		return client.Config{}, usageErrorf("no CA certificate: pass --ca (or set %s) with the exchange CA's certificate", EnvCA)
 	}
-	return client.Config{
-		Address:  a.global.Server,
+	cfg := client.Config{
 		CertFile: a.path(cert),
 		KeyFile:  a.path(key),
 		CAFile:   a.path(ca),
-	}, nil
+	}
+	cfg.Address, cfg.Addresses = splitServer(a.global.Server)
+	return cfg, nil
+}
+
+// splitServer reads --server: one address, or several separated by commas
+// (spaces around them ignored), one per replica. Dial checks each.
+func splitServer(server string) (address string, addresses []string) {
+	if !strings.Contains(server, ",") {
+		return strings.TrimSpace(server), nil
+	}
+	for _, addr := range strings.Split(server, ",") {
+		addresses = append(addresses, strings.TrimSpace(addr))
+	}
+	return "", addresses
 }
 
 // connect returns the connection, dialling on first use.
