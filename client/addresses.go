@@ -11,9 +11,19 @@ import (
 	"google.golang.org/grpc/resolver/manual"
 )
 
-// dnsScheme is the prefix of an Address that asks gRPC to resolve a name to
-// every one of its addresses and balance calls across them.
-const dnsScheme = "dns:///"
+// cutDNSScheme returns the host:port of an address written
+// "dns:///host:port", or "dns://SERVER/host:port" to ask the DNS server
+// SERVER, and whether addr is written so. Such an address asks gRPC to
+// resolve the name to every one of its addresses and balance calls across
+// them.
+func cutDNSScheme(addr string) (string, bool) {
+	rest, ok := strings.CutPrefix(addr, "dns://")
+	if !ok {
+		return "", false
+	}
+	_, name, _ := strings.Cut(rest, "/") // the DNS server, often empty, and the name
+	return name, true
+}
 
 // roundRobinServiceConfig makes gRPC spread calls over every ready address
 // (replica) in turn and skip those it cannot reach, instead of sending all
@@ -60,7 +70,7 @@ func resolveTarget(cfg Config) (target, error) {
 	display := strings.Join(addrs, ",")
 	if len(addrs) == 1 {
 		addr := addrs[0]
-		if name, ok := strings.CutPrefix(addr, dnsScheme); ok {
+		if name, ok := cutDNSScheme(addr); ok {
 			host, err := splitAddress(name)
 			if err != nil {
 				return target{}, err
@@ -78,8 +88,8 @@ func resolveTarget(cfg Config) (target, error) {
 	state := resolver.State{Addresses: make([]resolver.Address, 0, len(addrs))}
 	var firstHost string
 	for i, addr := range addrs {
-		if strings.HasPrefix(addr, dnsScheme) {
-			return target{}, fmt.Errorf("client: dial: server address %q (number %d of %d): a %s name must be the only address", addr, i+1, len(addrs), dnsScheme)
+		if _, ok := cutDNSScheme(addr); ok {
+			return target{}, fmt.Errorf("client: dial: server address %q (number %d of %d): a dns:/// name must be the only address", addr, i+1, len(addrs))
 		}
 		host, err := splitAddress(addr)
 		if err != nil {

@@ -22,8 +22,9 @@ type Config struct {
 	// first address the name resolves to that answers. Written
 	// "dns:///exchange.example.org:7443", the name is resolved to all its
 	// addresses (several A or AAAA records, one per replica) and calls are
-	// balanced round robin over those that answer. Set Address or
-	// Addresses, not both.
+	// balanced round robin over those that answer;
+	// "dns://10.0.0.53/exchange.example.org:7443" asks that DNS server.
+	// Set Address or Addresses, not both.
 	Address string
 	// Addresses lists several replicas of the exchange, each host:port,
 	// for example {"a.example.org:7443", "b.example.org:7443"}. Calls are

@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/dns/dnsmessage"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/alltogether/exchange/client"
@@ -35,8 +38,20 @@ type replica struct {
 // to all of them as the secretariat.
 func startReplicas(t *testing.T, n int) ([]*replica, client.Config) {
 	t.Helper()
+	listen := make([]string, n)
+	for i := range listen {
+		listen[i] = "127.0.0.1:0"
+	}
+	return startReplicasOn(t, listen)
+}
+
+// startReplicasOn is startReplicas with one replica listening on each
+// address of listen. The server certificate is valid for localhost,
+// 127.0.0.1 and exchange.test.
+func startReplicasOn(t *testing.T, listen []string) ([]*replica, client.Config) {
+	t.Helper()
 	dir := t.TempDir()
-	dev, _, err := pki.EnsureDev(filepath.Join(dir, "pki"), []string{"localhost", "127.0.0.1"})
+	dev, _, err := pki.EnsureDev(filepath.Join(dir, "pki"), []string{"localhost", "127.0.0.1", "exchange.test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +63,7 @@ func startReplicas(t *testing.T, n int) ([]*replica, client.Config) {
 	recordCertificate(t, st, dev.SecretariatCert, "secretariat")
 	cfg := client.Config{CertFile: dev.SecretariatCert, KeyFile: dev.SecretariatKey, CAFile: dev.CACert}
 	var replicas []*replica
-	for range n {
+	for _, addr := range listen {
 		tlsConfig, err := pki.ServerTLSConfig(dev.ServerCert, dev.ServerKey, dev.CACert)
 		if err != nil {
 			t.Fatal(err)
@@ -59,7 +74,7 @@ func startReplicas(t *testing.T, n int) ([]*replica, client.Config) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		lis, err := net.Listen("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -275,4 +290,105 @@ func TestDialDNSName(t *testing.T) {
 	if got := replicas[0].handled(t, "GetAgency"); got != 5 {
 		t.Errorf("the server answered %d of 5 calls", got)
 	}
+}
+
+// TestDialReplicasCheckServerName checks that every replica's certificate
+// is verified against Config.ServerName.
+func TestDialReplicasCheckServerName(t *testing.T) {
+	_, cfg := startReplicas(t, 2)
+	cfg.ServerName = "exchange.example.org"
+	c, err := client.Dial(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err = c.Directory.GetAgency(context.Background(), "agencies/ilo")
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "exchange.example.org") {
+		t.Errorf("got %v, want UNAVAILABLE naming the server name", err)
+	}
+}
+
+// TestDialDNSNameBalancesItsAddresses serves a DNS name with two A records,
+// one per replica (127.0.0.1 and 127.0.0.2 on one port), from a DNS server
+// on loopback, and dials "dns://SERVER/exchange.test:PORT": gRPC resolves
+// the name to both and the calls are spread over them.
+func TestDialDNSNameBalancesItsAddresses(t *testing.T) {
+	port := freePort(t)
+	replicas, cfg := startReplicasOn(t, []string{"127.0.0.1:" + port, "127.0.0.2:" + port})
+	dnsServer := serveDNS(t, "exchange.test.", [4]byte{127, 0, 0, 1}, [4]byte{127, 0, 0, 2})
+	cfg.Addresses = nil
+	cfg.Address = "dns://" + dnsServer + "/exchange.test:" + port
+	c, err := client.Dial(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const calls = 20
+	for i := range calls {
+		if _, err := c.Directory.GetAgency(context.Background(), "agencies/nobody"); !client.IsNotFound(err) {
+			t.Fatalf("call %d through %s: %v, want NOT_FOUND from a replica", i, cfg.Address, err)
+		}
+	}
+	a, b := replicas[0].handled(t, "GetAgency"), replicas[1].handled(t, "GetAgency")
+	t.Logf("%d calls: %d served by 127.0.0.1, %d by 127.0.0.2", calls, a, b)
+	if a+b != calls || a < calls/4 || b < calls/4 {
+		t.Errorf("replicas served %d and %d of %d calls, want both a fair share (round robin)", a, b, calls)
+	}
+}
+
+// freePort returns a TCP port free on 127.0.0.1 a moment ago.
+func freePort(t *testing.T) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	_, port, _ := net.SplitHostPort(lis.Addr().String())
+	return port
+}
+
+// serveDNS answers DNS queries over UDP on a loopback port until t ends:
+// the A records of name are ips, every other question has no answer. It
+// returns the server's address.
+func serveDNS(t *testing.T, name string, ips ...[4]byte) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			var p dnsmessage.Parser
+			h, err := p.Start(buf[:n])
+			if err != nil {
+				continue
+			}
+			q, err := p.Question()
+			if err != nil {
+				continue
+			}
+			b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired})
+			_ = b.StartQuestions()
+			_ = b.Question(q)
+			_ = b.StartAnswers()
+			if q.Type == dnsmessage.TypeA && strings.EqualFold(q.Name.String(), name) {
+				for _, ip := range ips {
+					_ = b.AResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60}, dnsmessage.AResource{A: ip})
+				}
+			}
+			msg, err := b.Finish()
+			if err != nil {
+				continue
+			}
+			_, _ = pc.WriteTo(msg, from)
+		}
+	}()
+	return pc.LocalAddr().String()
 }
