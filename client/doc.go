@@ -26,6 +26,18 @@
 // missing or mismatched file, but does not wait for the network: the first
 // call connects.
 //
+// # Several replicas
+//
+// To reach several exchanged replicas without a load balancer, list them
+// in Config.Addresses (each host:port) instead of Address: calls are
+// balanced round robin over the replicas that answer, a replica that is
+// down is skipped, and a call caught by its death is retried on another
+// (when its retry policy allows, see below). Address
+// "dns:///exchange.example.org:7443" does the same over every address a
+// DNS name resolves to. Every replica's certificate is checked against
+// the one ServerName, by default the host part of the first address, so
+// each must be valid for it.
+//
 // # Sub-clients
 //
 // The Client has one field per service:
