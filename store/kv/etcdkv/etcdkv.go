@@ -189,8 +189,8 @@ func (db *DB) Compact(ctx context.Context) error {
 }
 
 // ProbeLimits checks that the cluster accepts a transaction of MaxTxnOps
-// operations and a request of MaxRequestBytes, by sending harmless
-// read-only ones. Its error names the etcd flag to raise (or the
+// operations and a request of MaxRequestBytes, by sending harmless ones
+// that write nothing. Its error names the etcd flag to raise (or the
 // Config field to lower).
 func (db *DB) ProbeLimits(ctx context.Context) error {
 	ops := make([]clientv3.Op, db.maxTxnOps)
@@ -203,9 +203,16 @@ func (db *DB) ProbeLimits(ctx context.Context) error {
 		}
 		return readError("probing the cluster's --max-txn-ops", err)
 	}
-	// A read whose key fills the request up to the margin.
-	big := db.prefix + "\x00probe\x00" + strings.Repeat("x", db.maxRequestBytes-requestMargin)
-	if _, err := db.client.Txn(ctx).Then(clientv3.OpGet(big, clientv3.WithCountOnly())).Commit(); err != nil {
+	// etcd checks the size of requests it replicates only, so this one
+	// has a put the size of the largest commit, which its guard (a key
+	// created at a negative revision) never lets run: nothing is written.
+	probe := db.prefix + "\x00probe"
+	value := strings.Repeat("x", db.maxRequestBytes-requestMargin-len(probe)-opOverhead)
+	_, err := db.client.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(probe), "<", 0)).
+		Then(clientv3.OpPut(probe, value)).
+		Commit()
+	if err != nil {
 		if isTooLarge(err) {
 			return fmt.Errorf("etcdkv: the cluster or client refuses a request of %d bytes: start etcd with --max-request-bytes=%d or more (and the client with a MaxCallSendMsgSize as large), or lower MaxRequestBytes: %w", db.maxRequestBytes, db.maxRequestBytes, err)
 		}

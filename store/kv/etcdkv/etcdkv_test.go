@@ -51,6 +51,7 @@ func TestEtcdKV(t *testing.T) {
 	t.Run("Serializable", func(t *testing.T) { testSerializable(t, c) })
 	t.Run("ViewSnapshot", func(t *testing.T) { testViewSnapshot(t, c) })
 	t.Run("CursorSnapshot", func(t *testing.T) { testCursorSnapshot(t, c) })
+	t.Run("CursorDelete", func(t *testing.T) { testCursorDelete(t, c) })
 	t.Run("OnCommit", func(t *testing.T) { testOnCommit(t, c) })
 	t.Run("Watch", func(t *testing.T) { testWatch(t, c) })
 	t.Run("WatchAfterCompaction", func(t *testing.T) { testWatchAfterCompaction(t, c) })
@@ -456,4 +457,62 @@ func show(k, v []byte) string {
 		return fmt.Sprintf("%q=<nil>", k)
 	}
 	return fmt.Sprintf("%q=%q", k, v)
+}
+
+// testCursorDelete checks what kv.Cursor documents (and bbolt does not
+// always do, etcd-io/bbolt#146): after a cursor's Delete, Next moves to
+// the key after the deleted one and Prev to the key before, also when
+// the transaction wrote the bucket before; deleting every key while
+// walking leaves none.
+func testCursorDelete(t *testing.T, c *etcdtest.Cluster) {
+	ctx := testContext(t)
+	db := newDB(t, c.Client(t), Config{})
+	db.firstPage, db.lastPage = 2, 2
+	keys := []string{"a", "b", "c", "d", "e", "f"}
+	err := db.Update(ctx, func(tx kv.Tx) error {
+		for _, k := range keys[:3] {
+			_ = tx.Bucket([]byte("b")).Put([]byte(k), []byte("committed"))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(ctx, func(tx kv.Tx) error {
+		b := tx.Bucket([]byte("b"))
+		for _, k := range keys[3:] {
+			_ = b.Put([]byte(k), []byte("own"))
+		}
+		cur := b.Cursor()
+		for i, k := range keys[1:5] {
+			if got, _ := cur.Seek([]byte(k)); string(got) != k {
+				t.Fatalf("Seek(%s) = %q", k, got)
+			}
+			if err := cur.Delete(); err != nil {
+				return err
+			}
+			if got, _ := cur.Next(); string(got) != keys[i+2] {
+				t.Errorf("Next after deleting %s = %q, want %s", k, got, keys[i+2])
+			}
+			_, _ = cur.Seek([]byte(k))
+			if got, _ := cur.Prev(); string(got) != "a" {
+				t.Errorf("Prev after deleting %s = %q, want a", k, got)
+			}
+		}
+		n := 0
+		for k, _ := cur.First(); k != nil; k, _ = cur.Next() {
+			if err := cur.Delete(); err != nil {
+				return err
+			}
+			n++
+		}
+		if n != 2 {
+			t.Errorf("deleting while walking visited %d keys, want 2 (a, f)", n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertKeys(t, db, 0)
 }
