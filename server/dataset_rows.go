@@ -85,7 +85,10 @@ func (s *datasetService) PullDatasetRows(req *exchangev1.PullDatasetRowsRequest,
 		limit = defaultRowPage
 	}
 	filter := rowFilter{locations: req.GetLocations(), contributors: req.GetContributors(), categories: req.GetCategories()}
-	revision := s.store.SafeRevision() // every row written up to it is in the pages read below
+	revision, err := s.store.SafeRevision(ctx) // every row written up to it is in the pages read below
+	if err != nil {
+		return err
+	}
 	for {
 		page, err := s.store.PullDatasetRows(ctx, store.RowQuery{
 			Dataset: d.GetName(), Since: req.GetSinceRevision(), After: after,
@@ -329,11 +332,15 @@ func (s *datasetService) WatchDatasetRows(req *exchangev1.WatchDatasetRowsReques
 		return err
 	}
 	since := req.GetStartRevision()
-	if err := checkStartRevision(since, s.store.SafeRevision()); err != nil {
+	current, err := s.store.SafeRevision(ctx)
+	if err != nil {
+		return err
+	}
+	if err := checkStartRevision(since, current); err != nil {
 		return err
 	}
 	if since == 0 {
-		since = s.store.SafeRevision()
+		since = current
 	}
 	var after []byte
 	var sent int64 // the revision of the last row sent

@@ -83,7 +83,9 @@ func (s *planService) importIati(ctx context.Context, agencyID string, req *exch
 		resp.Changed = resp.Changed || changes(out.GetAction())
 	}
 	resp.Activities = results
-	resp.Revision = s.store.SafeRevision()
+	if resp.Revision, err = s.store.SafeRevision(ctx); err != nil {
+		return nil, err
+	}
 	return resp, nil
 }
 

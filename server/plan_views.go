@@ -328,7 +328,10 @@ func (s *planService) FindOverlaps(ctx context.Context, req *exchangev1.FindOver
 	if err != nil {
 		return nil, err
 	}
-	safe := s.views.store.SafeRevision() // the answer includes every change up to it (get reads the store's revision after)
+	safe, err := s.views.store.SafeRevision(ctx) // the answer includes every change up to it (get reads the store's revision after)
+	if err != nil {
+		return nil, err
+	}
 	idx, err := s.views.get(ctx)
 	if err != nil {
 		return nil, err
@@ -449,7 +452,10 @@ func (s *planService) FindGaps(ctx context.Context, req *exchangev1.FindGapsRequ
 	if err != nil {
 		return nil, err
 	}
-	safe := s.views.store.SafeRevision() // the answer includes every change up to it (get reads the store's revision after)
+	safe, err := s.views.store.SafeRevision(ctx) // the answer includes every change up to it (get reads the store's revision after)
+	if err != nil {
+		return nil, err
+	}
 	idx, err := s.views.get(ctx)
 	if err != nil {
 		return nil, err
@@ -507,7 +513,10 @@ func (s *planService) GetCoverage(ctx context.Context, req *exchangev1.GetCovera
 	if err != nil {
 		return nil, err
 	}
-	safe := s.views.store.SafeRevision() // the answer includes every change up to it (get reads the store's revision after)
+	safe, err := s.views.store.SafeRevision(ctx) // the answer includes every change up to it (get reads the store's revision after)
+	if err != nil {
+		return nil, err
+	}
 	idx, err := s.views.get(ctx)
 	if err != nil {
 		return nil, err

@@ -41,11 +41,15 @@ func (s *planService) WatchPlans(req *exchangev1.WatchPlansRequest, stream excha
 	}
 	f := planWatchFilter{subdivisions: req.GetSubdivisions(), niches: req.GetNiches()}
 	rev := req.GetStartRevision()
-	if err := checkStartRevision(rev, s.store.SafeRevision()); err != nil {
+	current, err := s.store.SafeRevision(ctx)
+	if err != nil {
+		return err
+	}
+	if err := checkStartRevision(rev, current); err != nil {
 		return err
 	}
 	if rev == 0 {
-		rev = s.store.SafeRevision()
+		rev = current
 	}
 	pos, beat := rev, false // as in WatchReferrals
 	idle := time.NewTimer(s.heartbeat)
@@ -55,7 +59,13 @@ func (s *planService) WatchPlans(req *exchangev1.WatchPlansRequest, stream excha
 			return err
 		}
 		changed := s.store.Changed()
-		safe := s.store.SafeRevision()
+		var safe int64
+		if beat { // the heartbeat carries a safe revision taken before the read below
+			var err error
+			if safe, err = s.store.SafeRevision(ctx); err != nil {
+				return err
+			}
+		}
 		changes, err := s.store.Changes(ctx, rev, watchPage)
 		if err != nil {
 			return err

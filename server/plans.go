@@ -340,7 +340,11 @@ func (s *planService) ApplyPlans(ctx context.Context, req *exchangev1.ApplyPlans
 	if err != nil {
 		return nil, err
 	}
-	resp := &exchangev1.ApplyPlansResponse{Revision: s.store.SafeRevision()}
+	safe, err := s.store.SafeRevision(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp := &exchangev1.ApplyPlansResponse{Revision: safe}
 	for _, res := range results {
 		out := applyResult(res, req.GetValidateOnly())
 		resp.Changed = resp.Changed || changes(out.GetAction())

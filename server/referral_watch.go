@@ -26,11 +26,15 @@ func (s *referralService) WatchReferrals(req *exchangev1.WatchReferralsRequest, 
 	ctx := stream.Context()
 	caller := CallerFrom(ctx)
 	rev := req.GetStartRevision()
-	if err := checkStartRevision(rev, s.store.SafeRevision()); err != nil {
+	current, err := s.store.SafeRevision(ctx)
+	if err != nil {
+		return err
+	}
+	if err := checkStartRevision(rev, current); err != nil {
 		return err
 	}
 	if rev == 0 {
-		rev = s.store.SafeRevision()
+		rev = current
 	}
 	// rev is how far the log has been read, possibly past changes of
 	// other agencies; pos is what the caller may be told: everything up
@@ -45,7 +49,13 @@ func (s *referralService) WatchReferrals(req *exchangev1.WatchReferralsRequest, 
 			return err
 		}
 		changed := s.store.Changed()
-		safe := s.store.SafeRevision()
+		var safe int64
+		if beat { // the heartbeat carries a safe revision taken before the read below
+			var err error
+			if safe, err = s.store.SafeRevision(ctx); err != nil {
+				return err
+			}
+		}
 		changes, err := s.store.Changes(ctx, rev, watchPage)
 		if err != nil {
 			return err

@@ -282,7 +282,11 @@ func (s *referralService) ListReferrals(ctx context.Context, req *exchangev1.Lis
 	caller := CallerFrom(ctx)
 	if caller.AgencyName() == "" {
 		// The secretariat is party to no referral.
-		return &exchangev1.ListReferralsResponse{Revision: s.store.SafeRevision()}, nil
+		safe, err := s.store.SafeRevision(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return &exchangev1.ListReferralsResponse{Revision: safe}, nil
 	}
 	since := req.GetUpdatedSince()
 	keep := func(r *exchangev1.Referral) bool {

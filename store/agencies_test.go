@@ -318,9 +318,7 @@ func TestAgencyIdempotentCreate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		path := s.Path()
-		s.Close()
-		s = openAt(t, path, Options{})
+		s = reopen(t, s, Options{})
 		again, err := s.CreateAgency(ctx, opA, "iom", agencyMsg("IOM", nil, nil))
 		if err != nil || !proto.Equal(again, first) {
 			t.Errorf("retry after reopen = %v, %v; want %v", again, err, first)

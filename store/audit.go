@@ -83,6 +83,10 @@ func (s *Store) Compact(ctx context.Context, revision int64) error {
 	if s.closed {
 		return errClosed()
 	}
+	chunk := compactChunk
+	if s.etcd != nil {
+		chunk = min(chunk, s.etcdMaxOps-8) // one etcd transaction each, with the meta writes
+	}
 	for done := false; !done; {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -101,7 +105,7 @@ func (s *Store) Compact(ctx context.Context, revision int64) error {
 			reached := revision
 			n := 0
 			for k, _ := c.First(); k != nil && bytes.Compare(k, end) < 0; k, _ = c.First() {
-				if n == compactChunk {
+				if n == chunk {
 					reached = int64(binary.BigEndian.Uint64(k[:8])) - 1 // the entries before k are gone
 					break
 				}

@@ -1,13 +1,13 @@
 package store
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"testing"
 
-	bolt "go.etcd.io/bbolt"
-
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+	"github.com/alltogether/exchange/store/kv"
 )
 
 func TestChangeLogAndAudit(t *testing.T) {
@@ -165,9 +165,9 @@ func TestVerifyAudit(t *testing.T) {
 		}
 		return s
 	}
-	tamper := func(t *testing.T, s *Store, fn func(audit, meta *bolt.Bucket) error) {
+	tamper := func(t *testing.T, s *Store, fn func(audit, meta kv.Bucket) error) {
 		t.Helper()
-		if err := s.db.Update(func(tx *bolt.Tx) error { return fn(tx.Bucket(bucketAudit), tx.Bucket(bucketMeta)) }); err != nil {
+		if err := s.updateAlone(func(tx kv.Tx) error { return fn(tx.Bucket(bucketAudit), tx.Bucket(bucketMeta)) }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -180,21 +180,21 @@ func TestVerifyAudit(t *testing.T) {
 
 	t.Run("every bit of an entry", func(t *testing.T) {
 		s := setup(t)
-		s.db.NoSync = true // thousands of tiny transactions; durability is not under test
+		relaxSync(s) // thousands of tiny transactions; durability is not under test
 		var value []byte
-		s.db.View(func(tx *bolt.Tx) error { value = slices.Clone(tx.Bucket(bucketAudit).Get(u64(3))); return nil })
+		s.view(context.Background(), func(tx kv.Tx) error { value = slices.Clone(tx.Bucket(bucketAudit).Get(u64(3))); return nil })
 		for i := range value {
 			for bit := range 8 {
 				flipped := slices.Clone(value)
 				flipped[i] ^= 1 << bit
-				tamper(t, s, func(audit, _ *bolt.Bucket) error { return audit.Put(u64(3), flipped) })
+				tamper(t, s, func(audit, _ kv.Bucket) error { return audit.Put(u64(3), flipped) })
 				if _, err := s.VerifyAudit(t.Context()); KindOf(err) != KindFailedPrecondition {
 					t.Fatalf("flipping bit %d of byte %d of entry 3 went unnoticed: %v", bit, i, err)
 				}
 			}
 		}
 		t.Logf("%d single-bit flips of a %d-byte entry: every one detected", len(value)*8, len(value))
-		tamper(t, s, func(audit, _ *bolt.Bucket) error { return audit.Put(u64(3), value) })
+		tamper(t, s, func(audit, _ kv.Bucket) error { return audit.Put(u64(3), value) })
 		if _, err := s.VerifyAudit(t.Context()); err != nil {
 			t.Errorf("VerifyAudit after restoring the entry: %v", err)
 		}
@@ -202,12 +202,12 @@ func TestVerifyAudit(t *testing.T) {
 
 	tests := []struct {
 		name string
-		fn   func(audit, meta *bolt.Bucket) error
+		fn   func(audit, meta kv.Bucket) error
 	}{
-		{"middle entry deleted", func(audit, _ *bolt.Bucket) error { return audit.Delete(u64(3)) }},
-		{"first entry deleted", func(audit, _ *bolt.Bucket) error { return audit.Delete(u64(1)) }},
-		{"last entry deleted", func(audit, _ *bolt.Bucket) error { return audit.Delete(u64(5)) }},
-		{"all entries deleted", func(audit, _ *bolt.Bucket) error {
+		{"middle entry deleted", func(audit, _ kv.Bucket) error { return audit.Delete(u64(3)) }},
+		{"first entry deleted", func(audit, _ kv.Bucket) error { return audit.Delete(u64(1)) }},
+		{"last entry deleted", func(audit, _ kv.Bucket) error { return audit.Delete(u64(5)) }},
+		{"all entries deleted", func(audit, _ kv.Bucket) error {
 			for i := range 5 {
 				if err := audit.Delete(u64(uint64(i + 1))); err != nil {
 					return err
@@ -215,20 +215,20 @@ func TestVerifyAudit(t *testing.T) {
 			}
 			return nil
 		}},
-		{"entries swapped", func(audit, _ *bolt.Bucket) error {
+		{"entries swapped", func(audit, _ kv.Bucket) error {
 			a, b := slices.Clone(audit.Get(u64(2))), slices.Clone(audit.Get(u64(3)))
 			if err := audit.Put(u64(2), b); err != nil {
 				return err
 			}
 			return audit.Put(u64(3), a)
 		}},
-		{"entry appended", func(audit, _ *bolt.Bucket) error { return audit.Put(u64(6), slices.Clone(audit.Get(u64(5)))) }},
-		{"head moved back", func(_, meta *bolt.Bucket) error {
+		{"entry appended", func(audit, _ kv.Bucket) error { return audit.Put(u64(6), slices.Clone(audit.Get(u64(5)))) }},
+		{"head moved back", func(_, meta kv.Bucket) error {
 			head := slices.Clone(meta.Get(metaAuditHead))
 			copy(head, u64(4))
 			return meta.Put(metaAuditHead, head)
 		}},
-		{"head hash changed", func(_, meta *bolt.Bucket) error {
+		{"head hash changed", func(_, meta kv.Bucket) error {
 			head := slices.Clone(meta.Get(metaAuditHead))
 			head[len(head)-1] ^= 1
 			return meta.Put(metaAuditHead, head)

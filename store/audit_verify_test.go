@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/alltogether/exchange/store/kv"
 )
 
 // chainOf opens a store holding n audit entries (agencies created one per
@@ -19,7 +19,7 @@ import (
 func chainOf(t *testing.T, n int) *Store {
 	t.Helper()
 	s, _ := openTest(t)
-	s.db.NoSync = true // many tiny transactions; durability is not under test
+	relaxSync(s) // many tiny transactions; durability is not under test
 	for i := range n {
 		mustCreateAgency(t, s, fmt.Sprintf("agency-%d", i), nil)
 	}
@@ -30,7 +30,7 @@ func chainOf(t *testing.T, n int) *Store {
 // a failing disk or a hand with a hex editor would.
 func flipByte(t *testing.T, s *Store, seq uint64) {
 	t.Helper()
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.updateAlone(func(tx kv.Tx) error {
 		v := slices.Clone(tx.Bucket(bucketAudit).Get(u64(seq)))
 		v[len(v)/2] ^= 0x20
 		return tx.Bucket(bucketAudit).Put(u64(seq), v)
@@ -81,22 +81,22 @@ func TestVerifyAuditRecentChecksTheTailAndVerifyAuditTheWhole(t *testing.T) {
 		{"an entry within the window", func(t *testing.T, s *Store) { flipByte(t, s, entries-3) }, "at entry " + strconv.Itoa(entries-3)},
 		{"the first entry of the window", func(t *testing.T, s *Store) { flipByte(t, s, entries-recent+1) }, "at entry " + strconv.Itoa(entries-recent+1)},
 		{"the head's hash", func(t *testing.T, s *Store) {
-			s.db.Update(func(tx *bolt.Tx) error {
+			s.updateAlone(func(tx kv.Tx) error {
 				head := slices.Clone(tx.Bucket(bucketMeta).Get(metaAuditHead))
 				head[len(head)-1] ^= 1
 				return tx.Bucket(bucketMeta).Put(metaAuditHead, head)
 			})
 		}, "recorded head"},
 		{"the last entry removed", func(t *testing.T, s *Store) {
-			s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketAudit).Delete(u64(entries)) })
+			s.updateAlone(func(tx kv.Tx) error { return tx.Bucket(bucketAudit).Delete(u64(entries)) })
 		}, "recorded head"},
 		{"an entry after the head", func(t *testing.T, s *Store) {
-			s.db.Update(func(tx *bolt.Tx) error {
+			s.updateAlone(func(tx kv.Tx) error {
 				return tx.Bucket(bucketAudit).Put(u64(entries+1), slices.Clone(tx.Bucket(bucketAudit).Get(u64(entries))))
 			})
 		}, "audit chain broken"},
 		{"an entry removed inside the window", func(t *testing.T, s *Store) {
-			s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketAudit).Delete(u64(entries - 4)) })
+			s.updateAlone(func(tx kv.Tx) error { return tx.Bucket(bucketAudit).Delete(u64(entries - 4)) })
 		}, "audit chain broken"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -174,7 +174,7 @@ func TestVerifyAuditTimeOnALongChain(t *testing.T) {
 	}
 	ctx := t.Context()
 	s := openAt(t, filepath.Join(t.TempDir(), "long.db"), Options{})
-	s.db.NoSync = true
+	relaxSync(s)
 	start := time.Now()
 	const perTx = 10_000
 	for done := 0; done < entries; done += perTx {
@@ -190,7 +190,7 @@ func TestVerifyAuditTimeOnALongChain(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s.db.NoSync = false
+	strictSync(s)
 	st, _ := s.Status(ctx)
 	t.Logf("%d audit entries written in %v; file %.0f MiB", entries, time.Since(start).Round(time.Millisecond), float64(st.Size)/(1<<20))
 

@@ -11,6 +11,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+	"github.com/alltogether/exchange/store/kv"
 )
 
 func contentHash(t *testing.T, s *Store) string {
@@ -162,9 +163,9 @@ func TestContentHashStableAcrossReopen(t *testing.T) {
 // concatenation would be equal and checks their hashes differ.
 func TestContentHashEncodingIsUnambiguous(t *testing.T) {
 	s, _ := openTest(t)
-	put := func(fn func(b *bolt.Bucket) error) string {
+	put := func(fn func(b kv.Bucket) error) string {
 		t.Helper()
-		err := s.db.Update(func(tx *bolt.Tx) error {
+		err := s.updateAlone(func(tx kv.Tx) error {
 			b := tx.Bucket(bucketRequests)
 			c := b.Cursor()
 			for k, _ := c.First(); k != nil; k, _ = c.First() {
@@ -179,18 +180,18 @@ func TestContentHashEncodingIsUnambiguous(t *testing.T) {
 		}
 		return contentHash(t, s)
 	}
-	cases := map[string]func(b *bolt.Bucket) error{
-		"ab=c": func(b *bolt.Bucket) error { return b.Put([]byte("ab"), []byte("c")) },
-		"a=bc": func(b *bolt.Bucket) error { return b.Put([]byte("a"), []byte("bc")) },
-		"x=":   func(b *bolt.Bucket) error { return b.Put([]byte("x"), nil) },
-		"x=,y=z": func(b *bolt.Bucket) error {
+	cases := map[string]func(b kv.Bucket) error{
+		"ab=c": func(b kv.Bucket) error { return b.Put([]byte("ab"), []byte("c")) },
+		"a=bc": func(b kv.Bucket) error { return b.Put([]byte("a"), []byte("bc")) },
+		"x=":   func(b kv.Bucket) error { return b.Put([]byte("x"), nil) },
+		"x=,y=z": func(b kv.Bucket) error {
 			if err := b.Put([]byte("x"), nil); err != nil {
 				return err
 			}
 			return b.Put([]byte("y"), []byte("z"))
 		},
-		"x=yz":  func(b *bolt.Bucket) error { return b.Put([]byte("x"), []byte("yz")) },
-		"empty": func(b *bolt.Bucket) error { return nil },
+		"x=yz":  func(b kv.Bucket) error { return b.Put([]byte("x"), []byte("yz")) },
+		"empty": func(b kv.Bucket) error { return nil },
 	}
 	seen := map[string]string{}
 	for name, fn := range cases {

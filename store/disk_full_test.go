@@ -120,6 +120,7 @@ func wantDiskFull(t *testing.T, err error) {
 // freed, writes succeed again; and after a reopen with a full page check,
 // every acknowledged referral is there and the audit chain verifies.
 func TestFullDiskAnswersResourceExhaustedAndLosesNothing(t *testing.T) {
+	needsFile(t, "a full disk under the file")
 	dir := smallFileSystem(t, 8<<20)
 	path := filepath.Join(dir, "exchange.db")
 	s, err := Open(path, Options{})
@@ -191,6 +192,7 @@ func TestFullDiskAnswersResourceExhaustedAndLosesNothing(t *testing.T) {
 // no file system can be mounted: the same answers as a real full disk,
 // and nothing is lost.
 func TestInjectedFullDisk(t *testing.T) {
+	needsFile(t, "a full disk under the file")
 	s, _ := openTest(t)
 	for _, id := range []string{"ilo", "iom"} {
 		mustCreateAgency(t, s, id, nil)
@@ -224,6 +226,7 @@ func TestInjectedFullDisk(t *testing.T) {
 // (bbolt formats the error of growing the file with %s); other file
 // errors stay internal.
 func TestDiskFullIsRecognisedHoweverBboltWrapsIt(t *testing.T) {
+	needsFile(t, "a full disk under the file")
 	for _, c := range []struct {
 		err  error
 		kind Kind

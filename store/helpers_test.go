@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+	"github.com/alltogether/exchange/store/kv"
 )
 
 // clock is a settable time source for Options.Now.
@@ -37,16 +37,33 @@ func (c *clock) advance(d time.Duration) time.Time {
 	return c.t
 }
 
-// openTest opens a store on a fresh file in t.TempDir with a frozen clock
-// and closes it when the test ends.
+// openTest opens a store with a frozen clock on a fresh file in
+// t.TempDir (or, on the etcd pass, under a fresh prefix of the suite's
+// cluster) and closes it when the test ends.
 func openTest(t *testing.T) (*Store, *clock) {
 	t.Helper()
 	c := newClock()
+	if onEtcd() {
+		return openEtcdAt(t, freshPrefix(), Options{Now: c.now}), c
+	}
 	s := openAt(t, filepath.Join(t.TempDir(), "exchange.db"), Options{Now: c.now})
 	return s, c
 }
 
-// openAt opens the store at path and closes it when the test ends.
+// reopen closes s and opens its database again, on its engine.
+func reopen(t *testing.T, s *Store, opt Options) *Store {
+	t.Helper()
+	path := s.Path()
+	s.Close()
+	if s.etcd != nil {
+		return openEtcdAt(t, s.etcdPrefix, opt)
+	}
+	return openAt(t, path, opt)
+}
+
+// openAt opens the bbolt file at path, on either pass (a backup is such
+// a file whatever the engine it was taken from), and closes it when the
+// test ends.
 func openAt(t *testing.T, path string, opt Options) *Store {
 	t.Helper()
 	s, err := Open(path, opt)
@@ -55,6 +72,16 @@ func openAt(t *testing.T, path string, opt Options) *Store {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// safeRevision returns s.SafeRevision, failing the test on an error.
+func safeRevision(t *testing.T, s *Store) int64 {
+	t.Helper()
+	rev, err := s.SafeRevision(t.Context())
+	if err != nil {
+		t.Fatalf("SafeRevision: %v", err)
+	}
+	return rev
 }
 
 func secretariat(method string) Op {
@@ -202,7 +229,7 @@ func checkIndexes(t *testing.T, s *Store) {
 	t.Helper()
 	want := map[string][]string{}
 	got := map[string][]string{}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(t.Context(), func(tx kv.Tx) error {
 		add := func(es []indexEntry) {
 			for _, e := range es {
 				want[string(e.bucket)] = append(want[string(e.bucket)], string(e.key))
@@ -241,7 +268,7 @@ func checkIndexes(t *testing.T, s *Store) {
 	}
 }
 
-func indexesOf[T proto.Message](tx *bolt.Tx, tb table[T], add func([]indexEntry)) error {
+func indexesOf[T proto.Message](tx kv.Tx, tb table[T], add func([]indexEntry)) error {
 	return tx.Bucket(tb.bucket).ForEach(func(_, v []byte) error {
 		m := tb.newT()
 		if err := unmarshal(v, m); err != nil {
@@ -250,4 +277,20 @@ func indexesOf[T proto.Message](tx *bolt.Tx, tb table[T], add func([]indexEntry)
 		add(tb.indexes(m))
 		return nil
 	})
+}
+
+// relaxSync stops a bbolt file from syncing each commit, for tests of
+// thousands of tiny transactions where durability is not under test;
+// strictSync undoes it. On etcd they do nothing.
+func relaxSync(s *Store) {
+	if s.db != nil {
+		s.db.NoSync = true
+	}
+}
+
+// strictSync makes a bbolt file sync each commit again.
+func strictSync(s *Store) {
+	if s.db != nil {
+		s.db.NoSync = false
+	}
 }

@@ -40,11 +40,18 @@ func (s *Store) check() error {
 }
 
 // Check walks every page of the open database, as CheckOnOpen does.
+//
+// On etcd it does nothing: the members check their own data (etcd's
+// --experimental-initial-corrupt-check and `etcdctl check`,
+// docs/operations.md).
 func (s *Store) Check(ctx context.Context) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
 		return errClosed()
+	}
+	if s.etcd != nil {
+		return ctx.Err()
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -80,6 +87,8 @@ func (s *Store) Status(ctx context.Context) (Status, error) {
 		st = Status{MaxSize: s.maxSize, Revision: readRevision(tx), UnscrubbedErasures: s.scrub.unscrubbed()}
 		if btx := kv.BoltTx(tx); btx != nil {
 			st.Size = btx.Size()
+		} else {
+			st.Size = s.etcdSize(ctx)
 		}
 		if v := meta.Get(metaCompacted); v != nil {
 			st.Compacted = int64(binary.BigEndian.Uint64(v))
@@ -97,7 +106,13 @@ func (s *Store) Status(ctx context.Context) (Status, error) {
 // read transaction, while writes go on. It returns the snapshot's revision
 // and size. The snapshot is a database file: open it like one, or restore
 // it with `exchanged restore`.
+//
+// On etcd the snapshot is read at one etcd revision and written as the
+// same kind of database file, so a backup restores into either engine.
 func (s *Store) Backup(ctx context.Context, w io.Writer, started func(revision, size int64)) error {
+	if s.etcd != nil {
+		return s.backupEtcd(ctx, w, started)
+	}
 	return s.viewBolt(ctx, func(tx *bolt.Tx) error {
 		if started != nil {
 			started(readRevision(kv.Bolt(tx)), tx.Size())
@@ -143,6 +158,9 @@ func (s *Store) Vacuum(ctx context.Context) error {
 	defer s.mu.Unlock()
 	if s.closed {
 		return errClosed()
+	}
+	if s.etcd != nil {
+		return &Error{Kind: KindFailedPrecondition, Message: "vacuum rewrites a bbolt file; an etcd cluster is compacted and defragmented with etcdctl"}
 	}
 	if err := ctx.Err(); err != nil {
 		return err

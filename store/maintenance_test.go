@@ -16,6 +16,7 @@ import (
 )
 
 func TestQuotaRefusesWritesButNotReads(t *testing.T) {
+	needsFile(t, "the size limit of the file")
 	path := filepath.Join(t.TempDir(), "q.db")
 	s := openAt(t, path, Options{MaxSize: 200 << 10})
 	ctx := context.Background()
@@ -50,6 +51,7 @@ func TestQuotaRefusesWritesButNotReads(t *testing.T) {
 }
 
 func TestDamagedDatabaseIsRefusedAtOpen(t *testing.T) {
+	needsFile(t, "page checks")
 	path := filepath.Join(t.TempDir(), "d.db")
 	s := openAt(t, path, Options{})
 	ctx := context.Background()
@@ -172,6 +174,7 @@ func TestChangeLogHorizon(t *testing.T) {
 }
 
 func TestReadOnlyOpenOfABackup(t *testing.T) {
+	needsFile(t, "read-only opening of a file")
 	s, _ := openTest(t)
 	ctx := context.Background()
 	mustCreateAgency(t, s, "ilo", nil)

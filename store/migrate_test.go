@@ -76,6 +76,7 @@ func toVersion1(t *testing.T, s *Store) {
 // (whole and since a revision), request ids and the audit chain all
 // survive, and the freed ids can be used by other agencies.
 func TestOpenMovesVersion1DatasetsUnderTheirOwner(t *testing.T) {
+	needsFile(t, "migrations of old files")
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "exchange.db")
 	s := openAt(t, path, Options{})

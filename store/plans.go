@@ -273,8 +273,11 @@ func (s *Store) ListPlans(ctx context.Context, f PlanFilter, p Page) ([]*exchang
 	}
 	var items []*exchangev1.Plan
 	var token string
-	rev := s.SafeRevision() // before the read: it sees every change up to rev
-	err := s.view(ctx, func(tx kv.Tx) error {
+	rev, err := s.SafeRevision(ctx) // before the read: it sees every change up to rev
+	if err != nil {
+		return nil, "", 0, err
+	}
+	err = s.view(ctx, func(tx kv.Tx) error {
 		var err error
 		items, token, err = paginate(tx, bucket, prefix, p, fp, func(k, v []byte) (*exchangev1.Plan, bool, error) {
 			var pl *exchangev1.Plan

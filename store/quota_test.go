@@ -40,6 +40,7 @@ func quotaReferral(i int) NewReferral {
 // and when at last the reserve is used up too, the file is still within
 // the quota and the refusal says the reserve is gone.
 func TestQuotaBoundsTheFileAndKeepsAReserve(t *testing.T) {
+	needsFile(t, "the size limit of the file")
 	const limit = 2 << 20
 	path := filepath.Join(t.TempDir(), "exchange.db")
 	writes := &countingObserver{}
@@ -197,6 +198,7 @@ func (o *countingObserver) ObserveCommit(int)                {}
 // TestQuotaSmallerThanAnExchangeIsRefused: Open refuses a size limit too
 // small to hold an empty exchange, naming the least it takes.
 func TestQuotaSmallerThanAnExchangeIsRefused(t *testing.T) {
+	needsFile(t, "the size limit of the file")
 	_, err := Open(filepath.Join(t.TempDir(), "exchange.db"), Options{MaxSize: MinMaxSize - 1})
 	e := wantKind(t, err, KindInvalidArgument)
 	if !strings.Contains(e.Message, fmt.Sprint(MinMaxSize)) {
@@ -208,6 +210,7 @@ func TestQuotaSmallerThanAnExchangeIsRefused(t *testing.T) {
 // grows in steps of a 64th of the limit (4 pages at least, 16 MiB at
 // most), and the reserve is a 16th of it (two steps at least).
 func TestQuotaSteps(t *testing.T) {
+	needsFile(t, "the size limit of the file")
 	const page = 4096
 	for _, c := range []struct {
 		limit          int64
@@ -234,6 +237,7 @@ func TestQuotaSteps(t *testing.T) {
 // all the same: writes are refused where they would be in a new file,
 // and the file never grows.
 func TestQuotaKeepsALargerFileFromGrowing(t *testing.T) {
+	needsFile(t, "the size limit of the file")
 	path := filepath.Join(t.TempDir(), "exchange.db")
 	s := openAt(t, path, Options{})
 	for _, id := range []string{"ilo", "iom"} {

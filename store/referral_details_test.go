@@ -15,6 +15,7 @@ import (
 // is never there in clear, the file holds the blob as sent, and after
 // erasure and Vacuum the blob is nowhere in it.
 func TestErasedDetailsAreUnrecoverableFromTheFile(t *testing.T) {
+	needsFile(t, "the raw file")
 	s, _ := openTest(t)
 	ctx := context.Background()
 	for _, id := range []string{"ilo", "iom"} {

@@ -4,9 +4,8 @@ import (
 	"strings"
 	"testing"
 
-	bolt "go.etcd.io/bbolt"
-
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+	"github.com/alltogether/exchange/store/kv"
 )
 
 // sameRefusal fails unless invisible and missing are the same NotFound,
@@ -44,7 +43,7 @@ func TestInvisibleAndMissingReferralsTakeOnePath(t *testing.T) {
 	}
 	invisible := res[0].Referral.GetName()
 	missing := ReferralPrefix + newID(s.now())
-	if err := s.db.Update(func(tx *bolt.Tx) error {
+	if err := s.updateAlone(func(tx kv.Tx) error {
 		return tx.Bucket(bucketReferrals).Put([]byte(referralID(invisible)), []byte{0xff, 0xff, 0xff})
 	}); err != nil {
 		t.Fatal(err)

@@ -7,9 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	bolt "go.etcd.io/bbolt"
-
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+	"github.com/alltogether/exchange/store/kv"
 )
 
 // TestAClientSealedReferralIsKeptAsSentWithNoDataKey stores a referral
@@ -40,9 +39,12 @@ func TestAClientSealedReferralIsKeptAsSentWithNoDataKey(t *testing.T) {
 		t.Fatalf("create result: %v", res[0].Referral)
 	}
 	stored := func() (keys bool, details, record []byte) {
-		s.db.View(func(tx *bolt.Tx) error {
+		s.view(context.Background(), func(tx kv.Tx) error {
 			id := []byte(referralID(name))
-			keys = tx.Bucket(legacyBucketReferralKeys) != nil
+			if b := tx.Bucket(legacyBucketReferralKeys); b != nil {
+				k, _ := b.Cursor().First()
+				keys = k != nil
+			}
 			details = bytes.Clone(tx.Bucket(bucketReferralDetails).Get(id))
 			record = bytes.Clone(tx.Bucket(bucketReferrals).Get(id))
 			return nil
@@ -114,8 +116,9 @@ func TestAClientSealedReferralInClearOrNotAgeIsRefused(t *testing.T) {
 	if KindOf(err) != KindInvalidArgument || !errors.As(err, &e) || e.Field != "referral.sealed_details" || !strings.Contains(e.Message, "sealed_details: required") || !strings.Contains(e.Message, "docs/sealing.md") {
 		t.Errorf("details in clear without sealed_details: %v", err)
 	}
-	s.db.View(func(tx *bolt.Tx) error {
-		if n := tx.Bucket(bucketReferralDetails).Stats().KeyN; n != 0 {
+	s.view(context.Background(), func(tx kv.Tx) error {
+		if k, _ := tx.Bucket(bucketReferralDetails).Cursor().First(); k != nil {
+			n := 1
 			t.Errorf("%d details stored", n)
 		}
 		return nil

@@ -379,8 +379,11 @@ func (s *Store) ListReferrals(ctx context.Context, f ReferralFilter, p Page) ([]
 	prefix := joinKey(f.AgencyID, "")
 	var items []*exchangev1.Referral
 	var token string
-	rev := s.SafeRevision() // before the read: it sees every change up to rev
-	err := s.view(ctx, func(tx kv.Tx) error {
+	rev, err := s.SafeRevision(ctx) // before the read: it sees every change up to rev
+	if err != nil {
+		return nil, "", 0, err
+	}
+	err = s.view(ctx, func(tx kv.Tx) error {
 		var err error
 		items, token, err = paginate(tx, bucketReferralByParty, prefix, p, fp, func(k, _ []byte) (*exchangev1.Referral, bool, error) {
 			side := k[len(k)-1]

@@ -64,6 +64,7 @@ func TestChangeLogKeepsNoIdentifyingDetails(t *testing.T) {
 // change log, the audit chain, the data keys and sealed details) fill their
 // leaf pages, where bbolt's default split would leave them half empty.
 func TestAppendBucketsArePacked(t *testing.T) {
+	needsFile(t, "bbolt's pages")
 	s, _ := openTest(t)
 	ctx := context.Background()
 	for _, id := range []string{"ilo", "iom"} {
@@ -85,7 +86,7 @@ func TestAppendBucketsArePacked(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.viewBolt(context.Background(), func(tx *bolt.Tx) error {
 		for _, b := range appendBuckets {
 			st := tx.Bucket(b.name).Stats()
 			if st.LeafPageN < 4 {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -86,4 +87,13 @@ func (c *revisionClock) safe(published int64) int64 {
 // flight. Lists and watch heartbeats give it to callers as the revision
 // to resume from; a read transaction begun after SafeRevision returns
 // sees every change up to it.
-func (s *Store) SafeRevision() int64 { return s.clock.safe(s.revision.Load()) }
+//
+// On etcd, where other replicas allocate revisions too, it is a write to
+// the cluster (raiseFloor) and may fail as writes do; on a bbolt file it
+// never fails.
+func (s *Store) SafeRevision(ctx context.Context) (int64, error) {
+	if s.etcd != nil {
+		return s.raiseFloor(ctx)
+	}
+	return s.clock.safe(s.revision.Load()), nil
+}

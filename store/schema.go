@@ -161,6 +161,13 @@ var (
 	metaRevision      = []byte("revision")       // u64: last committed revision
 	metaAuditHead     = []byte("audit_head")     // u64(sequence) ‖ sha256 of last entry
 	metaCompacted     = []byte("compacted")      // u64: change-log entries up to here are gone
+	// metaFloor is a revision every later one must exceed: a safe
+	// revision handed out on etcd (SafeRevision), u64; bbolt files have
+	// none.
+	metaFloor = []byte("floor")
+	// metaRestoring marks an exchange on etcd that a restore is still
+	// copying (RestoreEtcd); OpenEtcd refuses it.
+	metaRestoring = []byte("restoring")
 	// metaPageSecret is a random 32-byte key made at first open; the
 	// server seals page tokens that hold positions with it (PageSecret).
 	metaPageSecret = []byte("page_secret")

@@ -175,6 +175,9 @@ func (s *Store) erasureIn(tx kv.Tx, count int) erasure {
 // Options.ScrubWait, or before ctx ends, it returns KindUnavailable saying
 // what was done and what follows: the scrub goes on by itself.
 func (s *Store) awaitScrub(ctx context.Context, e erasure, what string) error {
+	if s.etcd != nil {
+		return s.compactErased(ctx, what)
+	}
 	sc := s.scrub
 	sc.mu.Lock()
 	if e.epoch != sc.epoch {

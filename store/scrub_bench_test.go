@@ -40,6 +40,7 @@ func (c *scrubCounter) ObserveScrub(_ time.Duration, pages int, err error) {
 //
 //	go test -run '^$' -bench Erasure -benchtime 400x ./store/
 func BenchmarkErasure(b *testing.B) {
+	needsFile(b, "the scrub of freed pages")
 	dir := b.TempDir()
 	path := filepath.Join(dir, "exchange.db")
 	obs := &scrubCounter{}

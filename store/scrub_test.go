@@ -61,7 +61,7 @@ func plantReferrals(t testing.TB, s *Store, n int, tag string) []planted {
 			out = append(out, planted{name: r.Referral.GetName(), markers: markers[start+i]})
 		}
 	}
-	err := s.read(func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		for i := range out {
 			id := []byte(referralID(out[i].name))
 			out[i].sealed = bytes.Clone(tx.Bucket(bucketReferralDetails).Get(id))
@@ -130,6 +130,7 @@ func scan(t *testing.T, path string, refs []planted) (markers, sealed map[string
 // details are in the file (the scanner would find them). It scans again
 // after a reopen.
 func TestErasureLeavesNothingInTheFile(t *testing.T) {
+	needsFile(t, "the scrub of freed pages")
 	s, _ := openTest(t)
 	ctx := context.Background()
 	for _, id := range []string{"ilo", "iom"} {
@@ -284,6 +285,7 @@ func holdRead(t *testing.T, s *Store, fn func(tx *bolt.Tx)) (release func(check 
 // opens the details and its whole snapshot checks out; once it ends, the
 // erasure is answered and the file holds neither key nor details.
 func TestErasureWaitsForOlderReadsAndSparesThem(t *testing.T) {
+	needsFile(t, "the scrub of freed pages")
 	s, _ := openTest(t)
 	ctx := context.Background()
 	for _, id := range []string{"ilo", "iom"} {
@@ -351,6 +353,7 @@ func TestErasureWaitsForOlderReadsAndSparesThem(t *testing.T) {
 // unscrubbed. The backup then completes as a sound snapshot from before
 // the erasure, and the exchange overwrites the pages by itself.
 func TestErasureDuringABackup(t *testing.T) {
+	needsFile(t, "the scrub of freed pages")
 	s := openAt(t, filepath.Join(t.TempDir(), "exchange.db"), Options{ScrubWait: 100 * time.Millisecond})
 	ctx := context.Background()
 	for _, id := range []string{"ilo", "iom"} {
@@ -455,6 +458,7 @@ func (s *stallingWriter) Write(p []byte) (int, error) {
 // freed pages a process left behind (here: pages freed by an erasure made
 // with the scrub skipped, as older versions did).
 func TestRetentionErasureAndOpenScrub(t *testing.T) {
+	needsFile(t, "the scrub of freed pages")
 	s, _ := openTest(t)
 	ctx := context.Background()
 	for _, id := range []string{"ilo", "iom"} {

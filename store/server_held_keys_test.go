@@ -47,6 +47,7 @@ func toVersion2WithKeys(t *testing.T, path string, n int) {
 // that one whose referral_keys bucket is empty opens, at version 3,
 // without the bucket.
 func TestOpenRefusesAFileHoldingDataKeys(t *testing.T) {
+	needsFile(t, "old files with server-held keys")
 	path := filepath.Join(t.TempDir(), "exchange.db")
 	s, err := Open(path, Options{})
 	if err != nil {

@@ -14,9 +14,11 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/alltogether/exchange/store/groupcommit"
 	"github.com/alltogether/exchange/store/kv"
+	"github.com/alltogether/exchange/store/kv/etcdkv"
 )
 
 // Options tune how the database is opened. The zero value gives the
@@ -110,6 +112,14 @@ type Store struct {
 	pageSecret []byte    // metaPageSecret, read at open
 	readers    *readers  // the open read transactions (readers.go)
 	scrub      *scrubber // the scrubs of freed pages after erasures (scrub.go)
+
+	// On an etcd cluster (OpenEtcd), db is nil and these are set.
+	etcd       *etcdkv.DB
+	etcdClient *clientv3.Client
+	etcdStop   context.CancelFunc // stops following the cluster
+	etcdWhere  string             // the endpoints and prefix, for messages
+	etcdPrefix string             // the prefix of the exchange's keys
+	etcdMaxOps int                // the cluster's --max-txn-ops
 }
 
 // batchState is what the functions sharing one write transaction tell its
@@ -303,6 +313,13 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	close(s.scrub.closing)
+	if s.etcd != nil {
+		s.etcdStop()
+		if err := s.etcdClient.Close(); err != nil && !errors.Is(err, context.Canceled) {
+			return internal("cannot close the connection to etcd", err)
+		}
+		return nil
+	}
 	if err := s.db.Close(); err != nil {
 		return internal("cannot close the database", err)
 	}
@@ -312,8 +329,17 @@ func (s *Store) Close() error {
 // Revision returns the last committed revision.
 func (s *Store) Revision() int64 { return s.revision.Load() }
 
-// Path returns the database file's path.
-func (s *Store) Path() string { return s.db.Path() }
+// Path returns the database file's path, or the etcd endpoints and
+// prefix of a store on etcd.
+func (s *Store) Path() string {
+	if s.etcd != nil {
+		return s.etcdWhere
+	}
+	return s.db.Path()
+}
+
+// OnEtcd reports whether the store lives on an etcd cluster.
+func (s *Store) OnEtcd() bool { return s.etcd != nil }
 
 func readRevision(tx kv.Tx) int64 {
 	v := tx.Bucket(bucketMeta).Get(metaRevision)
@@ -333,6 +359,9 @@ func (s *Store) view(ctx context.Context, fn func(tx kv.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if s.etcd != nil {
+		return storeError(s.etcd.View(ctx, fn))
+	}
 	return storeError(s.read(func(tx *bolt.Tx) error { return fn(kv.Bolt(tx)) }))
 }
 
@@ -346,6 +375,9 @@ func (s *Store) viewBolt(ctx context.Context, fn func(tx *bolt.Tx) error) error 
 // commit, for maintenance that commits in chunks (compaction). It records
 // no revision: fn must not record changes.
 func (s *Store) updateAlone(fn func(tx kv.Tx) error) error {
+	if s.etcd != nil {
+		return s.etcd.Update(context.Background(), fn)
+	}
 	return kv.BoltUpdate(s.db)(func(tx kv.Tx) error {
 		s.quota.apply(kv.BoltTx(tx).DB(), true) // maintenance frees space: the reserve is its to use
 		return fn(tx)
@@ -433,13 +465,22 @@ func (s *Store) published(last int64, directory bool) {
 	if last == 0 {
 		return // the commit recorded no change
 	}
+	s.advance(last)
+	s.broadcast()
+}
+
+// advance raises the published revision to rev, and reports whether it
+// was below.
+func (s *Store) advance(rev int64) bool {
 	for {
 		cur := s.revision.Load()
-		if last <= cur || s.revision.CompareAndSwap(cur, last) {
-			break
+		if rev <= cur {
+			return false
+		}
+		if s.revision.CompareAndSwap(cur, rev) {
+			return true
 		}
 	}
-	s.broadcast()
 }
 
 // Changed returns a channel that is closed at the next commit that records
@@ -468,10 +509,15 @@ func storeError(err error) error {
 	switch {
 	case err == nil || errors.As(err, &e):
 		return err
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		return err
 	case errors.Is(err, berrors.ErrDatabaseNotOpen):
 		return &Error{Kind: KindClosed, Message: "store is closed", Err: err}
 	case isDiskFull(err):
 		return errDiskFull(err)
+	}
+	if e, ok := kvError(err); ok {
+		return e
 	}
 	return internal("database transaction failed", err)
 }
@@ -526,4 +572,14 @@ func newCommitter(db *bolt.DB, opt Options) *groupcommit.Committer {
 		size = opt.MaxBatchSize
 	}
 	return groupcommit.New(kv.BoltUpdate(db), size, opt.MaxBatchDelay)
+}
+
+// readFloor returns the revision every later one must exceed (metaFloor),
+// 0 for none.
+func readFloor(tx kv.Tx) int64 {
+	v := tx.Bucket(bucketMeta).Get(metaFloor)
+	if len(v) != 8 {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint64(v))
 }

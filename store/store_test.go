@@ -16,9 +16,11 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+	"github.com/alltogether/exchange/store/kv"
 )
 
 func TestOpenCreatesFileWithMode0600(t *testing.T) {
+	needsFile(t, "the file mode")
 	path := filepath.Join(t.TempDir(), "exchange.db")
 	s := openAt(t, path, Options{})
 	fi, err := os.Stat(path)
@@ -44,6 +46,7 @@ func TestOpenCreatesFileWithMode0600(t *testing.T) {
 }
 
 func TestOpenLockedByAnotherProcess(t *testing.T) {
+	needsFile(t, "the file lock")
 	path := filepath.Join(t.TempDir(), "exchange.db")
 	openAt(t, path, Options{})
 
@@ -77,9 +80,10 @@ func TestOpenLockedByAnotherProcess(t *testing.T) {
 }
 
 func TestOpenRefusesNewerSchema(t *testing.T) {
+	needsFile(t, "reopening a file")
 	path := filepath.Join(t.TempDir(), "exchange.db")
 	s := openAt(t, path, Options{})
-	if err := s.db.Update(func(tx *bolt.Tx) error {
+	if err := s.updateAlone(func(tx kv.Tx) error {
 		return tx.Bucket(bucketMeta).Put(metaSchemaVersion, u64(schemaVersion+1))
 	}); err != nil {
 		t.Fatal(err)
@@ -136,6 +140,7 @@ func TestOpenPersistsAcrossReopen(t *testing.T) {
 }
 
 func TestOpenOptions(t *testing.T) {
+	needsFile(t, "bbolt options")
 	tests := []struct {
 		name      string
 		opt       Options
@@ -390,6 +395,7 @@ func TestGroupCommitWithFailures(t *testing.T) {
 // transaction: eight writes at once cost far fewer page writes (and so
 // fsyncs) than eight writes one after another.
 func TestGroupCommitSharesCommits(t *testing.T) {
+	needsFile(t, "bbolt transaction statistics")
 	const n = 8
 	pageWrites := func(s *Store, write func(func(i int))) int64 {
 		st := s.db.Stats()

@@ -86,7 +86,7 @@ func (w *writeTx) nextRevision() (int64, error) {
 // function or before it.
 func (w *writeTx) currentRevision() int64 {
 	if !w.head.revisionRead {
-		w.head.revision, w.head.revisionRead = readRevision(w.tx), true
+		w.head.revision, w.head.revisionRead = max(readRevision(w.tx), readFloor(w.tx)), true
 	}
 	return w.head.revision
 }

@@ -23,14 +23,15 @@ import (
 type certsRecordOptions struct {
 	dataDir  string
 	clientCA string
+	etcd     *etcdOptions
 }
 
-func newCertsCommand(stdout io.Writer) *cobra.Command {
+func newCertsCommand(stdout io.Writer, etcd *etcdOptions) *cobra.Command {
 	certs := &cobra.Command{
 		Use:   "certs",
 		Short: "Offline work on the certificates the exchange accepts",
 	}
-	o := &certsRecordOptions{}
+	o := &certsRecordOptions{etcd: etcd}
 	record := &cobra.Command{
 		Use:   "record CERT.pem...",
 		Short: "Record client certificates signed outside the API, so that the exchange accepts them",
@@ -94,8 +95,7 @@ func recordCertificateFiles(ctx context.Context, o *certsRecordOptions, files []
 		}
 		certs = append(certs, checked{file, pemBytes, cert})
 	}
-	dbPath := filepath.Join(o.dataDir, "exchange.db")
-	st, err := store.Open(dbPath, store.Options{})
+	st, dbPath, err := openStore(o.etcd, o.dataDir, store.Options{})
 	if err != nil {
 		return fmt.Errorf("%s (stop exchanged first: the database is locked while it runs): %w", dbPath, err)
 	}

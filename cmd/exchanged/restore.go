@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,17 +20,23 @@ type restoreOptions struct {
 	from    string
 	dataDir string
 	force   bool
+	etcd    *etcdOptions
 }
 
-func newRestoreCommand(stdout io.Writer) *cobra.Command {
-	o := &restoreOptions{}
+func newRestoreCommand(stdout io.Writer, etcd *etcdOptions) *cobra.Command {
+	o := &restoreOptions{etcd: etcd}
 	cmd := &cobra.Command{
 		Use:   "restore --from BACKUP [--data-dir DIR]",
 		Short: "Restore the database from a backup made with `exchangectl admin backup`",
 		Long: `restore checks a backup file (every page, the schema version and the
 audit chain) and installs it as DATA_DIR/exchange.db. exchanged must not be
 running on DATA_DIR. An existing database is kept beside it as
-exchange.db.before-restore-TIME, and only with --force.`,
+exchange.db.before-restore-TIME, and only with --force.
+
+With --etcd-endpoints it copies the backup into the etcd cluster instead
+(a backup taken on either engine restores into either). No exchanged may
+be serving the cluster's exchange while it runs; an exchange already there
+is replaced only with --force, and not kept (take a backup first).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return restore(cmd.Context(), o, stdout)
@@ -59,10 +66,15 @@ func restore(ctx context.Context, o *restoreOptions, stdout io.Writer) error {
 	}
 	entries, err := st.VerifyAudit(ctx)
 	revision := st.Revision()
-	st.Close()
 	if err != nil {
+		st.Close()
 		return fmt.Errorf("%s: %w", o.from, err)
 	}
+	if o.etcd != nil && o.etcd.enabled() {
+		defer st.Close()
+		return restoreIntoEtcd(ctx, o, st, revision, entries, stdout)
+	}
+	st.Close()
 	if _, err := os.Stat(target); err == nil {
 		if !o.force {
 			return fmt.Errorf("%s exists: stop exchanged and run again with --force to replace it (it is kept beside)", target)
@@ -89,6 +101,20 @@ func restore(ctx context.Context, o *restoreOptions, stdout io.Writer) error {
 		dir.Close()
 	}
 	fmt.Fprintf(stdout, "restored %s into %s: revision %d, %d audit entries verified\n", o.from, target, revision, entries)
+	return nil
+}
+
+// restoreIntoEtcd copies the checked backup st into the etcd cluster.
+func restoreIntoEtcd(ctx context.Context, o *restoreOptions, st *store.Store, revision int64, entries uint64, stdout io.Writer) error {
+	eo, err := o.etcd.storeOptions()
+	if err != nil {
+		return err
+	}
+	if err := store.RestoreEtcd(ctx, st, eo, o.force); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "restored %s into etcd %s under %s: revision %d, %d audit entries verified\n",
+		o.from, strings.Join(eo.Endpoints, ","), eo.Prefix, revision, entries)
 	return nil
 }
 

@@ -51,6 +51,7 @@ type serveOptions struct {
 	burst         int
 	concurrency   concurrencyOptions
 	auditVerify   auditVerifyOptions
+	etcd          etcdOptions
 }
 
 // Main runs exchanged with the given arguments and returns its exit code.
@@ -127,8 +128,9 @@ variable named in its help.`,
 	addConcurrencyFlags(cmd, &o.concurrency)
 	addAuditVerifyFlags(cmd, &o.auditVerify)
 	f.DurationVar(&o.shutdownGrace, "shutdown-grace", 20*time.Second, "how long calls in flight may run after SIGTERM before they are cut off")
-	cmd.AddCommand(newRestoreCommand(stdout))
-	cmd.AddCommand(newCertsCommand(stdout))
+	addEtcdFlags(cmd, &o.etcd)
+	cmd.AddCommand(newRestoreCommand(stdout, &o.etcd))
+	cmd.AddCommand(newCertsCommand(stdout, &o.etcd))
 	return rootCommand{cmd: cmd}
 }
 
@@ -198,13 +200,15 @@ func serve(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) error
 		log.Warn("no CA key: IssueCertificate is disabled", "ca_key", caKey)
 	}
 
-	dbPath := filepath.Join(o.dataDir, "exchange.db")
 	maxSize, err := parseSize(o.maxDBSize)
 	if err != nil {
 		return fmt.Errorf("--max-db-size: %w", err)
 	}
+	if maxSize != 0 && o.etcd.enabled() {
+		return fmt.Errorf("--max-db-size bounds the bbolt file; on etcd the cluster's --quota-backend-bytes does")
+	}
 	metrics := server.NewMetrics()
-	st, err := store.Open(dbPath, store.Options{MaxSize: maxSize, CheckOnOpen: !o.skipCheck, Observer: metrics})
+	st, dbPath, err := openStore(&o.etcd, o.dataDir, store.Options{MaxSize: maxSize, CheckOnOpen: !o.skipCheck, Observer: metrics})
 	if err != nil {
 		return err
 	}

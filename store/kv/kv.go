@@ -20,7 +20,10 @@ import "errors"
 
 // Tx is a read or write transaction.
 type Tx interface {
-	// Bucket returns the named bucket, or nil if it does not exist.
+	// Bucket returns the named bucket. In a bbolt file a bucket exists
+	// once created, and Bucket returns nil for one that does not; in etcd
+	// buckets are key prefixes, and every name has one, empty until
+	// written.
 	Bucket(name []byte) Bucket
 	// Writable reports whether the transaction may write.
 	Writable() bool

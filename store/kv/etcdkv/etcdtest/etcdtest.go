@@ -62,6 +62,8 @@ type Cluster struct {
 	members []*member
 	// TLS is set when the cluster was started with Options.TLS.
 	TLS *TLSFiles
+	// removeDir: Stop removes dir (StartMain's clusters).
+	removeDir bool
 }
 
 type member struct {
@@ -79,15 +81,7 @@ const startTimeout = 30 * time.Second
 // picked again.
 func Start(t testing.TB, opt Options) *Cluster {
 	t.Helper()
-	if opt.Members == 0 {
-		opt.Members = 3
-	}
-	if opt.MaxTxnOps == 0 {
-		opt.MaxTxnOps = 8192
-	}
-	if opt.MaxRequestBytes == 0 {
-		opt.MaxRequestBytes = 8 << 20
-	}
+	opt = opt.withDefaults()
 	c := &Cluster{t: t, opt: opt, dir: t.TempDir()}
 	if opt.TLS {
 		files, err := makeTLS(filepath.Join(c.dir, "tls"))
@@ -109,6 +103,54 @@ func Start(t testing.TB, opt Options) *Cluster {
 	}
 	t.Fatalf("etcdtest: starting %d members: %v", opt.Members, err)
 	return nil
+}
+
+// StartMain starts a cluster for a whole test binary, from TestMain,
+// where there is no test to tie it to: its data lives in a temporary
+// directory that Stop removes. RestartMember is not for such a cluster.
+func StartMain(opt Options) (*Cluster, error) {
+	opt = opt.withDefaults()
+	dir, err := os.MkdirTemp("", "etcdtest-")
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{opt: opt, dir: dir, removeDir: true}
+	if opt.TLS {
+		if c.TLS, err = makeTLS(filepath.Join(dir, "tls")); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+	}
+	for try := 0; try < 5; try++ {
+		if err = c.start(try); err == nil {
+			return c, nil
+		}
+		c.Stop()
+		if !strings.Contains(err.Error(), "address already in use") {
+			break
+		}
+	}
+	return nil, fmt.Errorf("etcdtest: starting %d members: %w", opt.Members, err)
+}
+
+// MaxTxnOps returns the members' --max-txn-ops.
+func (c *Cluster) MaxTxnOps() uint { return c.opt.MaxTxnOps }
+
+// MaxRequestBytes returns the members' --max-request-bytes.
+func (c *Cluster) MaxRequestBytes() uint { return c.opt.MaxRequestBytes }
+
+// withDefaults fills in the zero fields.
+func (o Options) withDefaults() Options {
+	if o.Members == 0 {
+		o.Members = 3
+	}
+	if o.MaxTxnOps == 0 {
+		o.MaxTxnOps = 8192
+	}
+	if o.MaxRequestBytes == 0 {
+		o.MaxRequestBytes = 8 << 20
+	}
+	return o
 }
 
 // start starts every member on newly picked ports and waits until they serve.
@@ -205,6 +247,9 @@ func (c *Cluster) Stop() {
 	wg.Wait()
 	if leader >= 0 {
 		c.StopMember(leader)
+	}
+	if c.removeDir {
+		os.RemoveAll(c.dir)
 	}
 }
 
