@@ -34,6 +34,9 @@ type Options struct {
 	// UnsafeNoFsync skips fsync (etcd's --unsafe-no-fsync): fast unit
 	// tests, no durability across a crash of the machine.
 	UnsafeNoFsync bool
+	// QuotaBackendBytes is each member's --quota-backend-bytes; 0 means
+	// etcd's default (2 GiB).
+	QuotaBackendBytes int64
 	// TLS serves clients over TLS with client certificates, from a
 	// throwaway CA made for the cluster (Cluster.TLS).
 	TLS bool
@@ -153,6 +156,7 @@ func (c *Cluster) startMember(i int) error {
 	cfg.MaxTxnOps = c.opt.MaxTxnOps
 	cfg.MaxRequestBytes = c.opt.MaxRequestBytes
 	cfg.UnsafeNoFsync = c.opt.UnsafeNoFsync
+	cfg.QuotaBackendBytes = c.opt.QuotaBackendBytes
 	cfg.TickMs, cfg.ElectionMs = 50, 500
 	cfg.Logger = "zap"
 	cfg.LogLevel = "error"
