@@ -35,7 +35,8 @@ type Options struct {
 	// tests, no durability across a crash of the machine.
 	UnsafeNoFsync bool
 	// QuotaBackendBytes is each member's --quota-backend-bytes; 0 means
-	// etcd's default (2 GiB).
+	// etcd's default (2 GiB). Members with a quota commit their backend
+	// every 10 ms rather than 100 ms, so they notice it sooner.
 	QuotaBackendBytes int64
 	// TLS serves clients over TLS with client certificates, from a
 	// throwaway CA made for the cluster (Cluster.TLS).
@@ -157,6 +158,9 @@ func (c *Cluster) startMember(i int) error {
 	cfg.MaxRequestBytes = c.opt.MaxRequestBytes
 	cfg.UnsafeNoFsync = c.opt.UnsafeNoFsync
 	cfg.QuotaBackendBytes = c.opt.QuotaBackendBytes
+	if c.opt.QuotaBackendBytes != 0 {
+		cfg.BackendBatchInterval = 10 * time.Millisecond
+	}
 	cfg.TickMs, cfg.ElectionMs = 50, 500
 	cfg.Logger = "zap"
 	cfg.LogLevel = "error"
