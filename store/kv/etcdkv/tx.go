@@ -119,21 +119,20 @@ func (t *tx) buffer(w write) error {
 		return t.err
 	}
 	i, found := t.find(w.key)
-	size := len(w.key) + len(w.value) + opOverhead
-	bytes, ops := t.bytes+size, len(t.writes)+1
+	size, writes := t.bytes+len(w.key)+len(w.value)+opOverhead, len(t.writes)+1
 	if found {
 		old := t.writes[i]
-		bytes -= len(old.key) + len(old.value) + opOverhead
-		ops--
+		size -= len(old.key) + len(old.value) + opOverhead
+		writes--
 	}
 	// One more op for the commit key's put.
-	if ops+1 > t.db.maxTxnOps {
-		return fmt.Errorf("etcdkv: %d writes and the commit exceed MaxTxnOps %d: %w", ops, t.db.maxTxnOps, kv.ErrTxFull)
+	if writes+1 > t.db.maxTxnOps {
+		return fmt.Errorf("etcdkv: %d writes and the commit exceed MaxTxnOps %d: %w", writes, t.db.maxTxnOps, kv.ErrTxFull)
 	}
-	if bytes+len(t.db.commitKey)+requestMargin > t.db.maxRequestBytes {
-		return fmt.Errorf("etcdkv: %d bytes of writes exceed MaxRequestBytes %d: %w", bytes, t.db.maxRequestBytes, kv.ErrTxFull)
+	if size+len(t.db.commitKey)+requestMargin > t.db.maxRequestBytes {
+		return fmt.Errorf("etcdkv: %d bytes of writes exceed MaxRequestBytes %d: %w", size, t.db.maxRequestBytes, kv.ErrTxFull)
 	}
-	t.bytes = bytes
+	t.bytes = size
 	if found {
 		t.writes[i] = w
 	} else {

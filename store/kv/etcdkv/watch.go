@@ -23,10 +23,8 @@ func (db *DB) WatchBucket(ctx context.Context, bucket []byte, fn func(key, value
 func (db *DB) watchBucket(ctx context.Context, bucket []byte, rev int64, fn func(key, value []byte)) {
 	start, end := db.bucketRange(bucket)
 	pause := 10 * time.Millisecond
-	for first := true; ctx.Err() == nil; first = false {
-		if !first {
-			fn(nil, nil)
-		}
+	missed := false // a watch broke: fn must hear fn(nil, nil)
+	for ctx.Err() == nil {
 		if rev == 0 {
 			resp, err := db.client.Get(ctx, db.commitKey)
 			if err != nil {
@@ -42,8 +40,13 @@ func (db *DB) watchBucket(ctx context.Context, bucket []byte, rev int64, fn func
 			rev = resp.Header.Revision + 1
 		}
 		pause = 10 * time.Millisecond
+		if missed {
+			// Whatever fn reads now is at rev or later; the watch sends
+			// every event from rev on.
+			fn(nil, nil)
+		}
 		db.watchFrom(ctx, start, end, rev, fn)
-		rev = 0
+		rev, missed = 0, true
 	}
 }
 

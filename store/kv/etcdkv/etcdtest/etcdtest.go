@@ -34,6 +34,10 @@ type Options struct {
 	// UnsafeNoFsync skips fsync (etcd's --unsafe-no-fsync): fast unit
 	// tests, no durability across a crash of the machine.
 	UnsafeNoFsync bool
+	// QuotaBackendBytes is each member's --quota-backend-bytes; 0 means
+	// etcd's default (2 GiB). Members with a quota commit their backend
+	// every 10 ms rather than 100 ms, so they notice it sooner.
+	QuotaBackendBytes int64
 	// TLS serves clients over TLS with client certificates, from a
 	// throwaway CA made for the cluster (Cluster.TLS).
 	TLS bool
@@ -195,6 +199,10 @@ func (c *Cluster) startMember(i int) error {
 	cfg.MaxTxnOps = c.opt.MaxTxnOps
 	cfg.MaxRequestBytes = c.opt.MaxRequestBytes
 	cfg.UnsafeNoFsync = c.opt.UnsafeNoFsync
+	cfg.QuotaBackendBytes = c.opt.QuotaBackendBytes
+	if c.opt.QuotaBackendBytes != 0 {
+		cfg.BackendBatchInterval = 10 * time.Millisecond
+	}
 	cfg.TickMs, cfg.ElectionMs = 50, 500
 	cfg.Logger = "zap"
 	cfg.LogLevel = "error"
