@@ -116,6 +116,9 @@ func etagMismatch(name string) error {
 }
 
 func internal(what string, err error) error {
+	if e, ok := kvError(err); ok {
+		return e // the storage engine refused or could not be reached: not the store's fault
+	}
 	return &Error{Kind: KindInternal, Message: what, Err: err}
 }
 
