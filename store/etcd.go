@@ -52,6 +52,12 @@ type EtcdOptions struct {
 	MaxRequestBytes int
 	// DialTimeout bounds the first connection; default 5s.
 	DialTimeout time.Duration
+	// CommitTimeout bounds one group commit, from its first read to etcd's
+	// answer, retries after conflicts included; default 5s. Past it the
+	// writes sharing the commit fail with KindUnavailable (if the request
+	// may have reached the cluster, saying so: a retry with the same
+	// request id is safe).
+	CommitTimeout time.Duration
 }
 
 // Defaults of EtcdOptions.
@@ -91,7 +97,14 @@ func OpenEtcd(eo EtcdOptions, opt Options) (*Store, error) {
 	if opt.MaxBatchSize > 0 {
 		size = opt.MaxBatchSize
 	}
-	s.commits = groupcommit.New(func(fn func(kv.Tx) error) error { return edb.Update(bg, fn) }, size, opt.MaxBatchDelay)
+	// One commit, retries after conflicts included, may take at most
+	// CommitTimeout: writers waiting in the queue behind it must not wait
+	// for a cluster that lost its quorum, their callers' deadlines pass.
+	s.commits = groupcommit.New(func(fn func(kv.Tx) error) error {
+		ctx, cancel := context.WithTimeout(bg, eo.CommitTimeout)
+		defer cancel()
+		return edb.Update(ctx, fn)
+	}, size, opt.MaxBatchDelay)
 	ctx, cancel := context.WithTimeout(context.Background(), eo.DialTimeout)
 	defer cancel()
 	if err := s.initEtcd(ctx); err != nil {
@@ -120,6 +133,9 @@ func dialEtcd(eo EtcdOptions) (*clientv3.Client, *etcdkv.DB, EtcdOptions, error)
 	}
 	if eo.DialTimeout == 0 {
 		eo.DialTimeout = 5 * time.Second
+	}
+	if eo.CommitTimeout == 0 {
+		eo.CommitTimeout = 5 * time.Second
 	}
 	client, err := clientv3.New(clientv3.Config{
 		Endpoints: eo.Endpoints, TLS: eo.TLS, DialTimeout: eo.DialTimeout,

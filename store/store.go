@@ -509,15 +509,17 @@ func storeError(err error) error {
 	switch {
 	case err == nil || errors.As(err, &e):
 		return err
+	}
+	if e, ok := kvError(err); ok {
+		return e // before the context's errors: a commit cut off by its timeout is the cluster's failure
+	}
+	switch {
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		return err
 	case errors.Is(err, berrors.ErrDatabaseNotOpen):
 		return &Error{Kind: KindClosed, Message: "store is closed", Err: err}
 	case isDiskFull(err):
 		return errDiskFull(err)
-	}
-	if e, ok := kvError(err); ok {
-		return e
 	}
 	return internal("database transaction failed", err)
 }
