@@ -127,9 +127,14 @@ type planViews struct {
 	cur   *planIndex // guarded by mu
 }
 
-// get returns an index no older than the store's revision at the call.
+// get returns an index no older than the store's revision at the call
+// (on etcd, the cluster's: a plan applied through another replica and
+// acknowledged before the call is in it).
 func (v *planViews) get(ctx context.Context) (*planIndex, error) {
-	want := v.store.Revision()
+	want, err := v.store.LatestRevision(ctx)
+	if err != nil {
+		return nil, err
+	}
 	v.mu.Lock()
 	idx := v.cur
 	v.mu.Unlock()

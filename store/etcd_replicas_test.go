@@ -208,3 +208,18 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestLatestRevisionSeesTheOthersCommitAtOnce: right after a commit
+// through one replica, LatestRevision on the other already reaches it,
+// without waiting for etcd's watch, so caches rebuilt up to it (the plan
+// overlap index) hold every change acknowledged before.
+func TestLatestRevisionSeesTheOthersCommitAtOnce(t *testing.T) {
+	a, b := openReplicas(t)
+	for i := range 20 {
+		mustCreateAgency(t, a, fmt.Sprintf("a%02d", i), nil)
+		got, err := b.LatestRevision(t.Context())
+		if err != nil || got < a.Revision() {
+			t.Fatalf("after the commit at %d through one replica, the other's latest revision is %d (%v)", a.Revision(), got, err)
+		}
+	}
+}

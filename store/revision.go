@@ -2,8 +2,11 @@ package store
 
 import (
 	"context"
+
 	"sync"
 	"time"
+
+	"github.com/alltogether/exchange/store/kv"
 )
 
 // Revisions are commit times. Each recorded change takes the next
@@ -79,6 +82,23 @@ func (c *revisionClock) safe(published int64) int64 {
 	h = max(h, published, c.handedOut)
 	c.handedOut = h
 	return h
+}
+
+// LatestRevision returns the last committed revision: Revision on a
+// bbolt file; on etcd, the cluster's, read at once (other replicas' commits
+// reach Revision through etcd's watch, a moment later), so that a cache
+// rebuilt up to it holds every change acknowledged before the call.
+func (s *Store) LatestRevision(ctx context.Context) (int64, error) {
+	if s.etcd == nil {
+		return s.Revision(), nil
+	}
+	var rev int64
+	err := s.view(ctx, func(tx kv.Tx) error { rev = readRevision(tx); return nil })
+	if err != nil {
+		return 0, err
+	}
+	s.advance(rev)
+	return rev, nil
 }
 
 // SafeRevision returns a revision up to which every change is committed
