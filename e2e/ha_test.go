@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -59,6 +60,9 @@ type haReport struct {
 	// resent counts the calls the writers sent again after the client
 	// gave up on them, by gRPC code.
 	resent map[codes.Code]int
+	// failedAttempts counts the writers' attempts that failed with
+	// UNAVAILABLE, each retried by the client on a replica that answers.
+	failedAttempts int64
 	// watchEvents counts the referrals the watches on the surviving
 	// replica delivered, and watchReconnects how often they reconnected.
 	watchEvents, watchReconnects int
@@ -75,10 +79,10 @@ type haReport struct {
 
 func (r haReport) String() string {
 	return fmt.Sprintf("HA fault run in %v: verified %d acknowledged referrals and %d acknowledged row writes, lost %d; in flight at the end: %d stored, %d not; "+
-		"writers re-sent %d calls after the client gave up (%v); watches on the surviving replica delivered %d referrals (%d reconnects); %d problems; "+
+		"%d attempts failed with UNAVAILABLE and the client retried them; writers re-sent %d calls after the client gave up (%v); watches on the surviving replica delivered %d referrals (%d reconnects); %d problems; "+
 		"write outage: %.2fs around the etcd leader's kill -9 and restart (new leader after %.2fs), %.2fs around the replica's kill -9 and restart, %.2fs longest gap with no fault; audit: %s",
 		r.elapsed.Round(time.Millisecond), r.ackedReferrals, r.ackedRowWrites, r.lost, r.inflightStored, r.inflightGone,
-		sumCodes(r.resent), r.resent, r.watchEvents, r.watchReconnects, len(r.problems),
+		r.failedAttempts, sumCodes(r.resent), r.resent, r.watchEvents, r.watchReconnects, len(r.problems),
 		r.etcdOutage.Seconds(), r.election.Seconds(), r.replicaOutage.Seconds(), r.baseline.Seconds(), strings.TrimSpace(r.auditVerify))
 }
 
@@ -161,7 +165,16 @@ func runHA(t *testing.T, o haOptions) haReport {
 		watchWG.Go(func() { wt.run(watchCtx, c) })
 	}
 
-	// The writers, each dialling both replicas.
+	// The writers, each dialling both replicas. An interceptor inside the
+	// client's retries counts the attempts that failed with UNAVAILABLE.
+	var failedAttempts atomic.Int64
+	countFailed := grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		err := invoker(ctx, method, req, reply, cc, opts...)
+		if status.Code(err) == codes.Unavailable {
+			failedAttempts.Add(1)
+		}
+		return err
+	})
 	acks := &ackClock{}
 	var resentMu sync.Mutex
 	loadCtx, stopLoad := context.WithCancel(context.Background())
@@ -169,7 +182,7 @@ func runHA(t *testing.T, o haOptions) haReport {
 	var loadWG sync.WaitGroup
 	for si, sender := range w.senders {
 		for k := range o.workersPerSender {
-			c := dialReplicas(t, addrs, w.ids[sender])
+			c := dialReplicas(t, addrs, w.ids[sender], countFailed)
 			defer c.Close()
 			hw := &haWorker{
 				loadWorker: &loadWorker{
@@ -233,6 +246,7 @@ func runHA(t *testing.T, o haOptions) haReport {
 
 	stopLoad()
 	loadWG.Wait()
+	rep.failedAttempts = failedAttempts.Load()
 
 	// The live watches on the surviving replica must have delivered every
 	// referral stored, without the resume that verify does after a crash.
@@ -304,15 +318,15 @@ func checkLiveWatch(t *testing.T, l *ledger, addr string, id identity, wt *refer
 }
 
 // dialReplicas prepares a client of the exchange replicas at addrs as id,
-// like dial.
-func dialReplicas(t *testing.T, addrs []string, id identity) *client.Client {
+// like dial, with any extra gRPC dial options.
+func dialReplicas(t *testing.T, addrs []string, id identity, opts ...grpc.DialOption) *client.Client {
 	t.Helper()
 	ring, pins := keyRingBeside(id.cert)
 	c, err := client.Dial(context.Background(), client.Config{
 		Addresses: addrs, CertFile: id.cert, KeyFile: id.key, CAFile: id.ca,
 		Timeout:     30 * time.Second,
 		KeyRingFile: ring, PinsFile: pins,
-	})
+	}, opts...)
 	if err != nil {
 		t.Fatalf("dial %v: %v", addrs, err)
 	}
