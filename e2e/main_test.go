@@ -59,8 +59,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// buildBinaries builds exchanged and exchangectl from this module and grpcurl
-// from tools/go.mod into dir.
+// buildBinaries builds exchanged and exchangectl from this module, grpcurl
+// from tools/go.mod and etcd from the version pinned in bench/etcd (for the
+// high-availability test, ha_test.go) into dir.
 func buildBinaries(dir string) error {
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
@@ -71,12 +72,17 @@ func buildBinaries(dir string) error {
 		return errors.New("go env GOMOD: not inside a module")
 	}
 	root := filepath.Dir(gomod)
-	for _, args := range [][]string{
-		{"build", "-o", dir + string(filepath.Separator), "./cmd/exchanged", "./cmd/exchangectl"},
-		{"build", "-modfile=tools/go.mod", "-o", filepath.Join(dir, "grpcurl"), "github.com/fullstorydev/grpcurl/cmd/grpcurl"},
+	for _, b := range []struct {
+		dir  string
+		args []string
+	}{
+		{root, []string{"build", "-o", dir + string(filepath.Separator), "./cmd/exchanged", "./cmd/exchangectl"}},
+		{root, []string{"build", "-modfile=tools/go.mod", "-o", filepath.Join(dir, "grpcurl"), "github.com/fullstorydev/grpcurl/cmd/grpcurl"}},
+		{filepath.Join(root, "bench", "etcd"), []string{"build", "-o", filepath.Join(dir, "etcd"), "go.etcd.io/etcd/server/v3"}},
 	} {
+		args := b.args
 		cmd := exec.Command("go", args...)
-		cmd.Dir = root
+		cmd.Dir = b.dir
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
