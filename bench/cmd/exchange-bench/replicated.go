@@ -40,8 +40,9 @@ const (
 	replicatedReplicas = 2
 )
 
-// The cluster's limits, as docs/operations.md asks of a cluster that
-// serves the exchange: one write of the exchange is one etcd transaction.
+// The cluster's limits, those exchanged expects by default
+// (--etcd-max-txn-ops, --etcd-max-request-bytes): one write of the
+// exchange is one etcd transaction.
 const (
 	clusterMaxTxnOps       = 8192
 	clusterMaxRequestBytes = 8 << 20
@@ -201,13 +202,34 @@ func (e *env) tryEtcdCluster(name, dir string, n, attempt int) (*etcdCluster, er
 		})
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	err = errors.Join(errs...)
+	if err == nil {
+		err = c.checkOneLeader()
+	}
+	if err != nil {
 		for _, m := range c.members {
 			m.stop() // nil-safe
 		}
 		return nil, err
 	}
 	return c, nil
+}
+
+// checkOneLeader fails unless exactly one member says it leads: members
+// that did not join one another would each lead a cluster of their own.
+func (c *etcdCluster) checkOneLeader() error {
+	leaders := 0.0
+	for i, addr := range c.metrics {
+		v, err := scrapeMetric(context.Background(), addr, "etcd_server_is_leader")
+		if err != nil {
+			return fmt.Errorf("member %d: %w", i, err)
+		}
+		leaders += v
+	}
+	if leaders != 1 {
+		return fmt.Errorf("%d of the %d etcd members lead: they are not one cluster", int(leaders), len(c.metrics))
+	}
+	return nil
 }
 
 // replicaSet is an exchange served by several exchanged replicas on one
