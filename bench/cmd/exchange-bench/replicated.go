@@ -343,7 +343,7 @@ func (b *bench) replicated(ctx context.Context) error {
 	batchName := fmt.Sprintf("Replicated: batched push, %d per call", o.batch)
 	sysClusterTxn := fmt.Sprintf(sysClusterTxnF, o.batch)
 	valueSize := proto.Size(newReferral(0))
-	b.rep.note("Replicated: %d exchanged replicas on a %d-member etcd cluster (etcd v3.7.3, separate processes on 127.0.0.1, default durability: a write is acknowledged once a quorum has fsynced it; --max-txn-ops %d, --max-request-bytes %d); each of the client's %d connections balances its calls over both replicas. etcd's puts and transactions run on a cluster of the same %d members with values of %d bytes. Every measured window starts on a fresh cluster.",
+	b.rep.note("Replicated: %d exchanged replicas on a %d-member etcd cluster (etcd v3.7.3, separate processes on 127.0.0.1, default durability: a write is acknowledged once a quorum has fsynced it; --max-txn-ops %d, --max-request-bytes %d); each of the client's %d connections balances its calls over both replicas (over the one, for the single replica on etcd). etcd's puts and transactions run on a cluster of the same %d members with values of %d bytes. Every measured window starts on a fresh cluster.",
 		replicatedReplicas, replicatedMembers, clusterMaxTxnOps, clusterMaxRequestBytes, o.conns, replicatedMembers, valueSize)
 
 	record := func(workload, system string, r loadgen.Result) {
