@@ -103,7 +103,8 @@ run:
 
 ## bench: the exchange against a no-op gRPC server (transport ceiling), raw
 ## bbolt (storage ceiling) and etcd, each a separate process, alternating
-## rounds, ratios printed side by side (BENCHMARKS.md); 6-13 minutes.
+## rounds, ratios printed side by side (BENCHMARKS.md); 11-18 minutes
+## with the replicated workload (two replicas on a 3-member etcd cluster).
 ## The first run also builds etcd from the module proxy (bench/etcd).
 ## BENCH_FLAGS passes flags, e.g. BENCH_FLAGS='--only writes --rounds 5'.
 BENCH_BIN   := $(CURDIR)/bin/bench

@@ -46,7 +46,7 @@ type options struct {
 }
 
 // workloads in the order they run.
-var workloads = []string{"writes", "watch", "startup", "reads", "pull", "overlaps"}
+var workloads = []string{"writes", "replicated", "watch", "startup", "reads", "pull", "overlaps"}
 
 // want reports whether the run includes the workload.
 func (b *bench) want(w string) bool { return len(b.opt.only) == 0 || b.opt.only[w] }
@@ -142,6 +142,7 @@ func run(o options) error {
 		run   func(context.Context) error
 	}{
 		{[]string{"writes"}, b.writes},
+		{[]string{"replicated"}, b.replicated}, // two replicas on a 3-member etcd cluster
 		{[]string{"watch"}, b.watch},
 		{[]string{"startup", "reads"}, b.startupAndReads}, // one seeded database
 		{[]string{"pull"}, b.pull},

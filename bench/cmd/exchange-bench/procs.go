@@ -165,14 +165,15 @@ var (
 // 32, because the bench measures the server's capacity with one sending
 // agency's 64 clients (--clients) and one receiving agency's 100 watchers
 // (--watchers), not the abuse policy; the limiters still run on every
-// call.
-func (e *env) startExchanged(name, dataDir string, skipCheck bool) (*proc, error) {
+// call. extra flags follow (the etcd cluster of a replica).
+func (e *env) startExchanged(name, dataDir string, skipCheck bool, extra ...string) (*proc, error) {
 	args := []string{"--listen", "127.0.0.1:0", "--data-dir", dataDir, "--metrics-listen", "127.0.0.1:0",
 		"--rate", "1000000", "--burst", "1000000", "--max-calls-in-flight-per-agency", "1000000",
 		"--max-streams-per-agency", "1000000", "--max-watches-per-agency", "1000000"}
 	if skipCheck {
 		args = append(args, "--skip-check")
 	}
+	args = append(args, extra...)
 	return startProc(name, filepath.Join(e.bin, "exchanged"), args, filepath.Join(e.work, "logs", name+".log"),
 		false, exchangedReady, exchangedMetrics, 10*time.Minute)
 }

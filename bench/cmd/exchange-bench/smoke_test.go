@@ -65,7 +65,16 @@ func TestBenchRunsEveryWorkload(t *testing.T) {
 	bin := t.TempDir()
 	buildBench(t, bin)
 	results := filepath.Join(t.TempDir(), "results.md")
+	// Every workload but the replicated one, whose calls through etcd
+	// outlast so short a window (TestBenchReplicated runs it).
+	var only []string
+	for _, w := range workloads {
+		if w != "replicated" {
+			only = append(only, w)
+		}
+	}
 	cmd := exec.Command(filepath.Join(bin, "exchange-bench"), "--bin", bin, "--out", results,
+		"--only", strings.Join(only, ","),
 		"--rounds", "2", "--warmup", "50ms", "--duration", "200ms",
 		"--records", "3000", "--rows", "20000", "--plans", "300", "--etcd-keys", "1000",
 		"--watchers", "10", "--watch-writes", "5")
@@ -93,14 +102,20 @@ func TestBenchRunsEveryWorkload(t *testing.T) {
 		}
 	}
 
-	// Every server the benchmark started has exited.
+	checkCleanedUp(t, bin, out)
+}
+
+// checkCleanedUp checks that every server a run of the binaries in bin
+// started has exited and that the scratch directory named on the first
+// line of its output out is gone.
+func checkCleanedUp(t *testing.T, bin string, out []byte) {
+	t.Helper()
 	procs, _ := filepath.Glob("/proc/[0-9]*/exe")
 	for _, exe := range procs {
 		if path, err := os.Readlink(exe); err == nil && strings.HasPrefix(path, bin+"/") {
 			t.Errorf("%s is still running (%s)", path, exe)
 		}
 	}
-	// The scratch directory named on the first line is gone.
 	scratch := regexp.MustCompile(`scratch (\S+)`).FindSubmatch(out)
 	if scratch == nil {
 		t.Fatalf("no scratch directory in the output:\n%s", out)

@@ -17,6 +17,9 @@
 // Every connection uses TLS 1.3 with a client certificate (--cert, --key,
 // --ca), like the exchange's clients; --conns clients (one gRPC connection
 // each) carry the --clients workers, worker w on connection w mod conns.
+// --endpoint may list several members of one cluster, comma-separated:
+// every connection is then given all of them and etcd's client spreads
+// its calls over them round robin.
 package main
 
 import (
@@ -30,6 +33,7 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -51,7 +55,7 @@ type options struct {
 
 func main() {
 	var o options
-	flag.StringVar(&o.endpoint, "endpoint", "", "etcd client URL, https://127.0.0.1:PORT")
+	flag.StringVar(&o.endpoint, "endpoint", "", "etcd client URL, https://127.0.0.1:PORT, or several members' URLs, comma-separated")
 	flag.StringVar(&o.cert, "cert", "", "client certificate")
 	flag.StringVar(&o.key, "key", "", "client key")
 	flag.StringVar(&o.ca, "ca", "", "CA certificate of the server")
@@ -89,7 +93,7 @@ func run(o options) (loadgen.Result, error) {
 	}()
 	for range o.conns {
 		c, err := clientv3.New(clientv3.Config{
-			Endpoints: []string{o.endpoint}, TLS: tlsConfig, DialTimeout: 10 * time.Second, Logger: zap.NewNop(),
+			Endpoints: strings.Split(o.endpoint, ","), TLS: tlsConfig, DialTimeout: 10 * time.Second, Logger: zap.NewNop(),
 		})
 		if err != nil {
 			return loadgen.Result{}, err
