@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/alltogether/exchange/store/kv"
@@ -82,7 +83,15 @@ func (t *tx) get(what string, key string, opts ...clientv3.OpOption) *clientv3.G
 	if !t.begin() {
 		return nil
 	}
-	resp, err := t.db.client.Get(t.ctx, key, append(opts, clientv3.WithRev(t.rev))...)
+	// The snapshot's revision was fixed by a linearizable read, so a read
+	// at it needs no round of consensus: the member answers from what it
+	// has applied (serializable). A member behind the snapshot (the client
+	// moved to another one) says so, and the read goes through the leader.
+	opts = append(opts, clientv3.WithRev(t.rev))
+	resp, err := t.db.client.Get(t.ctx, key, append(opts, clientv3.WithSerializable())...)
+	if errors.Is(err, rpctypes.ErrFutureRev) {
+		resp, err = t.db.client.Get(t.ctx, key, opts...)
+	}
 	if err != nil {
 		t.fail(readError(what, err))
 		return nil
