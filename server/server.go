@@ -218,6 +218,12 @@ func New(cfg Config) (*Server, error) {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	if cfg.Store.OnEtcd() {
+		go s.followStoreHealth(func(ctx context.Context) error {
+			_, err := cfg.Store.LatestRevision(ctx)
+			return err
+		}, storeProbeEvery, storeProbeTimeout)
+	}
 	return s, nil
 }
 
