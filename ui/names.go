@@ -16,12 +16,12 @@ import (
 
 // templateFuncs are the functions templates may call.
 var templateFuncs = template.FuncMap{
-	"id":   client.ResourceID,
-	"dict": dict,
-	"join": func(s []string) string { return strings.Join(s, ", ") },
-	"niches": nicheList,
+	"id":        client.ResourceID,
+	"dict":      dict,
+	"join":      func(s []string) string { return strings.Join(s, ", ") },
+	"niches":    nicheList,
 	"locations": locationsText,
-	"period": func(p *exchangev1.DatePeriod) string { return dateText(p.GetStart()) + " to " + dateText(p.GetEnd()) },
+	"period":    func(p *exchangev1.DatePeriod) string { return dateText(p.GetStart()) + " to " + dateText(p.GetEnd()) },
 }
 
 // enumText is an enum value as exchangectl writes it: without the type's

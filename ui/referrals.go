@@ -49,7 +49,7 @@ type referralRow struct {
 	ID, Counterparty, State, Niche, Urgency, Location, Updated, Etag string
 	Overdue                                                          bool
 	// Details says what the page shows of the identifying details:
-	// "sealed" (they are never shown here), "withheld" or "erased".
+	// "sealed" (they are never shown here) or "erased".
 	Details string
 	// Actions are the verbs this side may use in this state.
 	Actions []string
@@ -162,12 +162,11 @@ func referralBoxOf(list []*exchangev1.Referral, actions map[exchangev1.ReferralS
 	var box referralBox
 	totals := map[exchangev1.ReferralState]int64{}
 	for _, ref := range list {
+		// Lists carry no identifying details, and the dashboard opens
+		// none: they stay sealed, unless erased for good.
 		details := "sealed"
-		switch {
-		case ref.GetDetailsErased():
+		if ref.GetDetailsErased() {
 			details = "erased"
-		case ref.GetDetailsWithheld():
-			details = "withheld"
 		}
 		box.Rows = append(box.Rows, referralRow{
 			ID:           client.ResourceID(ref.GetName()),
