@@ -259,7 +259,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newLocationsCmd(a),
 		newPlansCmd(a),
 		newReferralsCmd(a),
-		newUICmd(a, runUI),
+		newUICmd(a, nil),
 		newWorkingGroupsCmd(a),
 	)
 	return root

@@ -30,7 +30,7 @@ type uiOptions struct {
 }
 
 // newUICmd builds 'ui'.
-func newUICmd(a *app, runF func(context.Context, *uiOptions) error) *cobra.Command {
+func newUICmd(a *app, runF func(*uiOptions) error) *cobra.Command {
 	opts := &uiOptions{app: a}
 	cmd := &cobra.Command{
 		Use:   "ui [--listen 127.0.0.1:0]",
@@ -45,13 +45,16 @@ func newUICmd(a *app, runF func(context.Context, *uiOptions) error) *cobra.Comma
 			"source); the first visit trades the token for a cookie, and any request\n" +
 			"without it is refused (403). It runs until interrupted (Ctrl-C).",
 		Example:     "  exchangectl ui\n  exchangectl ui --listen 127.0.0.1:8080 --country LA --period 2027",
-		Args:        cobra.NoArgs,
+		Args:        exactArgs(),
 		Annotations: longRunning,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := opts.check(); err != nil {
 				return err
 			}
-			return runF(cmd.Context(), opts)
+			if runF != nil {
+				return runF(opts)
+			}
+			return runUI(cmd.Context(), opts)
 		},
 	}
 	f := cmd.Flags()
