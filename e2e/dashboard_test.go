@@ -326,7 +326,8 @@ func checkTokenGate(t *testing.T, base, dashURL string) {
 		t.Errorf("GET /coverage with the cookie: %s, want 200", page.Status)
 	}
 	for header, want := range map[string]string{
-		"Content-Security-Policy": "default-src 'self'",
+		"Content-Security-Policy": "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+		"Cache-Control":           "no-store",
 		"X-Frame-Options":         "DENY",
 		"Referrer-Policy":         "no-referrer",
 	} {
@@ -641,6 +642,16 @@ func checkReferralsPage(t *testing.T, b *browser, s session, base string) {
 	}
 	if state := run(b, chromedp.Evaluate[string](`document.querySelector('#Inbox tr[data-referral="`+id+`"]').dataset.state`)); state != "received" {
 		t.Errorf("after acknowledging, the page shows referral %s as %q, want received", id, state)
+	}
+	// The verbs offered follow the state and the side.
+	verbs := func(sel string) []string {
+		return run(b, chromedp.Evaluate[[]string](`[...document.querySelectorAll('`+sel+` button')].map(b => b.textContent)`))
+	}
+	if got := verbs(`#Inbox tr[data-referral="` + id + `"]`); !slices.Equal(got, []string{"accept", "reject"}) {
+		t.Errorf("a received referral in the inbox offers %v, want [accept reject]", got)
+	}
+	if got := verbs(`#Outbox tr[data-referral]`); !slices.Equal(got, []string{"cancel"}) {
+		t.Errorf("a requested referral in the outbox offers %v, want [cancel]", got)
 	}
 }
 
