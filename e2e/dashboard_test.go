@@ -184,6 +184,14 @@ func TestDashboardInChromium(t *testing.T) {
 			if w := run(b, chromedp.Evaluate[int](`document.documentElement.scrollWidth - window.innerWidth`)); w > 0 {
 				t.Errorf("%s at phone width scrolls sideways by %dpx", p, w)
 			}
+			// Referrals stack as cards: every action is on screen
+			// without scrolling a table sideways.
+			if p == "referrals" {
+				off := run(b, chromedp.Evaluate[int](`[...document.querySelectorAll("form.action button")].filter(b => b.getBoundingClientRect().right > window.innerWidth).length`))
+				if off > 0 {
+					t.Errorf("at phone width %d lifecycle buttons lie beyond the right edge", off)
+				}
+			}
 		}
 	})
 
@@ -310,6 +318,18 @@ func checkTokenGate(t *testing.T, base, dashURL string) {
 	}
 	if resp := get(base+"/coverage", "exchange_ui=not-the-token"); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("GET /coverage with a wrong cookie: %s, want 403", resp.Status)
+	}
+	// A page of another site whose name was rebound to 127.0.0.1 sends its
+	// own name as Host: refused even with the token.
+	rebound, err := http.NewRequest(http.MethodGet, dashURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rebound.Host = "attacker.example" + base[strings.LastIndex(base, ":"):]
+	if resp, err := noRedirect.Do(rebound); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("GET with Host %s: %s, want 403", rebound.Host, resp.Status)
 	}
 	first := get(dashURL, "")
 	if first.StatusCode != http.StatusSeeOther || strings.Contains(first.Header.Get("Location"), "token") {
