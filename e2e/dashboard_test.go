@@ -129,6 +129,7 @@ func TestDashboardInChromium(t *testing.T) {
 	dashURL := startUI(t, iom, "--country", "KH", "--period", "2027")
 	base := strings.SplitN(dashURL, "/?", 2)[0]
 	checkTokenGate(t, base, dashURL)
+	checkBadInput(t, iom, base, dashURL[strings.Index(dashURL, "token=")+len("token="):])
 
 	ctx, cancel := context.WithTimeout(context.Background(), browserTimeout)
 	defer cancel()
@@ -794,5 +795,51 @@ func checkSecretariatReferrals(t *testing.T, sec session) {
 		if !strings.Contains(page, want) {
 			t.Errorf("the secretariat's counts do not show %s\n%s", want, page)
 		}
+	}
+}
+
+// checkBadInput sends the dashboard bad input: each answer is a 400 page
+// that names the field, and nothing changes.
+func checkBadInput(t *testing.T, s session, base, token string) {
+	t.Helper()
+	outbox := jsonList(t, s, func() *exchangev1.Referral { return &exchangev1.Referral{} }, "referrals", "outbox")
+	if len(outbox) == 0 {
+		t.Fatal("iom's outbox is empty: the seeding failed")
+	}
+	id := client.ResourceID(outbox[0].GetName())
+	send := func(method, path, form string) (int, string) {
+		req, err := http.NewRequest(method, base+path, strings.NewReader(form))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Cookie", "exchange_ui="+token)
+		if method == http.MethodPost {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	for _, c := range []struct{ method, path, form, want string }{
+		{http.MethodGet, "/coverage?country=Cambodia", "", "country: &#34;CAMBODIA&#34; is not a two-letter ISO 3166-1 code"},
+		{http.MethodGet, "/coverage?country=KH&period=next", "", "period: &#34;next&#34; is not a year"},
+		{http.MethodGet, "/datasets/ilo/returns-kh?measure=main_service", "", "measure: &#34;main_service&#34; is not a numeric measure"},
+		{http.MethodPost, "/referrals/" + id + "/cancel", "csrf=" + token + "&reason=", "cancel reason: required"},
+		{http.MethodPost, "/referrals/" + id + "/reject", "csrf=" + token + "&reason=maybe", "rejection reason: &#34;maybe&#34; is not one of the code list"},
+		{http.MethodPost, "/referrals/not-an-id/accept", "csrf=" + token, "referral: &#34;not-an-id&#34; is not a referral id"},
+	} {
+		code, body := send(c.method, c.path, c.form)
+		if code != http.StatusBadRequest || !strings.Contains(body, c.want) {
+			t.Errorf("%s %s: %d, want 400 saying %q\n%s", c.method, c.path, code, c.want, body)
+		}
+	}
+	after := &exchangev1.Referral{}
+	s.jsonOne(t, after, "referrals", "show", id)
+	if after.GetState() != outbox[0].GetState() || after.GetEtag() != outbox[0].GetEtag() {
+		t.Errorf("bad input changed referral %s: %v (etag %s), was %v (etag %s)", id, after.GetState(), after.GetEtag(), outbox[0].GetState(), outbox[0].GetEtag())
 	}
 }
