@@ -123,7 +123,8 @@ clean:
 	rm -rf bin/
 
 ## demo: the newcomer's tour (demo/tour.sh): a throw-away server, the seed
-## document's agencies, referrals, a joint dataset and inception-stage plans
+## document's agencies, referrals, a joint dataset and inception-stage plans;
+## it ends by printing the dashboard's URL and keeps both up until Ctrl-C
 .PHONY: demo
 demo: build
-	EXCHANGE_BIN=$(CURDIR)/bin bash demo/tour.sh
+	EXCHANGE_BIN=$(CURDIR)/bin DEMO_DASHBOARD=wait bash demo/tour.sh

@@ -111,12 +111,19 @@ section "1. Start a throw-away exchange"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/exchange-tour.XXXXXX")
 server_pid=""
+ui_pid=""
 
 # Whatever happens, stop the server gracefully (SIGTERM: calls in flight
 # finish, the database closes cleanly) and remove the temporary directory.
 stop_server() {
 	local rc=$? i
 	trap - ERR
+	# The dashboard first, then the server. A background job of a script
+	# ignores SIGINT, so the dashboard gets SIGTERM.
+	if [ -n "$ui_pid" ] && kill -0 "$ui_pid" 2>/dev/null; then
+		kill -TERM "$ui_pid" 2>/dev/null || true
+		wait "$ui_pid" 2>/dev/null || true
+	fi
 	if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
 		kill -TERM "$server_pid" 2>/dev/null || true
 		for i in $(seq 100); do
@@ -421,3 +428,31 @@ cat <<EOF
 Next: README.md, 'exchangectl --help', and the files in demo/.
 EOF
 echo "(tour finished in $((SECONDS - started))s)"
+
+# ---------------------------------------------------------------------------
+# The dashboard: the same data in a browser, as IOM sees it.
+# ---------------------------------------------------------------------------
+show_cmd iom ui --country KH --period 2027
+# A simple command, not run_as: $! is then exchangectl itself.
+EXCHANGE_CERT=$certs/iom/iom.crt EXCHANGE_KEY=$certs/iom/iom.key EXCHANGE_CA=$certs/iom/ca.crt \
+	"$ctl" ui --country KH --period 2027 </dev/null >"$tmp/ui.out" 2>"$tmp/ui.err" 3>&- &
+ui_pid=$!
+url=""
+for _ in $(seq 100); do
+	url=$(sed -n 's/^Dashboard: //p' "$tmp/ui.out")
+	[ -n "$url" ] && break
+	kill -0 "$ui_pid" 2>/dev/null || break
+	sleep 0.1
+done
+if [ -z "$url" ]; then
+	echo "tour: exchangectl ui printed no URL:" >&2
+	cat "$tmp/ui.err" >&2
+	exit 1
+fi
+echo "Dashboard (as iom): $url"
+# 'make demo' sets DEMO_DASHBOARD=wait: the exchange and the dashboard stay
+# up, with the tour's data, until Ctrl-C. Otherwise (tests) the tour ends.
+if [ "${DEMO_DASHBOARD:-}" = wait ]; then
+	echo "Open it in a browser on this machine (coverage, referrals, datasets, directory). Ctrl-C stops the exchange and the dashboard."
+	wait "$ui_pid" || true
+fi

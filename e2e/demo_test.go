@@ -114,6 +114,7 @@ func TestDemoTour(t *testing.T) {
 		"ILO and UNICEF overlap in KH": regexp.MustCompile(`(?m)^ilo ILO-TICW-KH-2027-02 .*unicef UNICEF-KH-2027-CP2 .*\sprevention\s+KH-1\s`),
 		"gaps in LA":                   regexp.MustCompile(`(?m)^LA-AT\s+Attapeu\s+prevention, return-and-reintegration, psychosocial-counselling$`),
 		"gaps in KH":                   regexp.MustCompile(`(?m)^KH-22\s+Oddar Meanchey\s+prevention, return-and-reintegration, psychosocial-counselling$`),
+		"the dashboard's URL":          regexp.MustCompile(`(?m)^Dashboard \(as iom\): http://127\.0\.0\.1:\d+/\?token=[A-Za-z0-9_-]{43}$`),
 	} {
 		if !re.MatchString(output) {
 			t.Errorf("the tour does not show %s (no match for %s)", what, re)

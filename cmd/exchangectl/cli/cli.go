@@ -259,6 +259,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newLocationsCmd(a),
 		newPlansCmd(a),
 		newReferralsCmd(a),
+		newUICmd(a, nil),
 		newWorkingGroupsCmd(a),
 	)
 	return root
