@@ -11,8 +11,6 @@ import (
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 )
 
-const returnsName = "agencies/ilo/datasets/returns"
-
 // publishAggregates opens the dataset's aggregates to every member with
 // the given threshold (the rounding base of the public view).
 func publishAggregates(t *testing.T, owner as, threshold int32) {
