@@ -113,10 +113,17 @@ func TestPublicAggregatesRoundEachRowUnbiasedAndAlwaysTheSameWay(t *testing.T) {
 		}
 	}
 
-	// The grand total is the sum of the same rounded rows.
+	// The grand total is the sum of the same rounded rows, within a few
+	// standard errors (at most b·√n/2) of the true total.
 	total := aggregate(t, ngo, &exchangev1.AggregateDatasetRowsRequest{})
-	if got, want := total.GetCells()[0].GetSums()["cases"], 5*float64(len(casesAt2)); got != want {
+	got := total.GetCells()[0].GetSums()["cases"]
+	if want := 5 * float64(len(casesAt2)); got != want {
 		t.Errorf("grand total %v, the rounded rows sum to %v", got, want)
+	}
+	trueTotal, se := 2*n, 5*math.Sqrt(n)/2
+	t.Logf("grand total of %.0f rows of 2: %v published, %v true, standard error at most %.1f", n, got, trueTotal, se)
+	if math.Abs(got-trueTotal) > 5*se {
+		t.Errorf("grand total %v is more than 5 standard errors (%.1f) from %v", got, se, trueTotal)
 	}
 	again := aggregate(t, ngo, &exchangev1.AggregateDatasetRowsRequest{GroupBy: everyDimension})
 	if !proto.Equal(first, again) {
@@ -176,6 +183,11 @@ func TestPublicAggregatesAtTheBaseAndAnOutsiderCannotLowerIt(t *testing.T) {
 		}
 		if _, ok := got["male/18+"]; ok {
 			t.Fatalf("suppress_below %d: a row of 0 shows a cell", below)
+		}
+		for _, c := range resp.GetCells() {
+			if _, ok := c.GetSums()["spend"]; !ok {
+				t.Fatalf("suppress_below %d: cell %v lacks a measure no row has, so its keys tell which rows it has", below, c.GetGroup())
+			}
 		}
 	}
 
