@@ -222,8 +222,10 @@ func (c *DatasetClient) pullOnce(ctx context.Context, cur *pullCursor, fn func(*
 // a category key; none gives one grand total), one cell per group that
 // has rows. Cells with a total below req.SuppressBelow are left out and
 // counted in SuppressedCells. Members outside the dataset's readers get
-// aggregates only when the owner made them public, and then never below
-// the dataset's threshold.
+// aggregates only when the owner made them public, and then totals of
+// rows whose small values were rounded at random to 0 or the
+// RoundingBase the response gives, without row counts
+// (docs/disclosure.md).
 func (c *DatasetClient) Aggregate(ctx context.Context, req *exchangev1.AggregateDatasetRowsRequest) (*exchangev1.AggregateDatasetRowsResponse, error) {
 	return c.rpc.AggregateDatasetRows(ctx, req)
 }

@@ -135,9 +135,13 @@ func checkPeriodBounds(d *exchangev1.Dataset, from, to string) error {
 }
 
 // AggregateDatasetRows totals integer and decimal measures over the
-// selected rows, grouped by the requested dimensions. Readers may ask for
-// any threshold; other members get the public view of a dataset that
-// offers one, at no less than its threshold.
+// selected rows, grouped by the requested dimensions. Readers get exact
+// totals and may ask for any threshold. Other members get the public view
+// of a dataset that offers one: totals of the rows' values after keyed
+// random rounding (see rowRounding), so that every figure published to
+// them, under any grouping, filter or number of queries, is a sum of the
+// same rounded finest cells; their own suppress_below then applies to
+// those rounded totals and cannot lower the protection.
 func (s *datasetService) AggregateDatasetRows(ctx context.Context, req *exchangev1.AggregateDatasetRowsRequest) (*exchangev1.AggregateDatasetRowsResponse, error) {
 	reader, err := readerFor(ctx, s.store)
 	if err != nil {
@@ -148,11 +152,14 @@ func (s *datasetService) AggregateDatasetRows(ctx context.Context, req *exchange
 		return nil, err
 	}
 	threshold := req.GetSuppressBelow()
+	var rounding *rowRounding // nil for readers: exact totals
 	if !readsRows(reader, d) {
 		if !d.GetPublicAggregates() {
 			return nil, notFound(req.GetDataset())
 		}
-		threshold = max(threshold, suppressionOf(d))
+		if rounding, err = newRowRounding(s.store.PageSecret(), d.GetName(), roundingBaseOf(d)); err != nil {
+			return nil, err
+		}
 	}
 	for i, g := range req.GetGroupBy() {
 		if g != "period" && g != "location" && g != "contributor" &&
@@ -192,12 +199,25 @@ func (s *datasetService) AggregateDatasetRows(ctx context.Context, req *exchange
 			c := cells[key.String()]
 			if c == nil {
 				c = &cell{group: group, sums: map[string]float64{}}
+				if rounding != nil {
+					// Every measure, so that which keys a cell has says
+					// nothing about its rows.
+					for k, n := range numeric {
+						if n {
+							c.sums[k] = 0
+						}
+					}
+				}
 				cells[key.String()] = c
 			}
 			c.rows++
 			for k, v := range r.GetValues() {
 				if numeric[k] {
-					c.sums[k] += float64(v.GetIntValue()) + v.GetDecimalValue()
+					value := float64(v.GetIntValue()) + v.GetDecimalValue()
+					if rounding != nil {
+						value = rounding.round(r, k, value)
+					}
+					c.sums[k] += value
 				}
 			}
 		}
@@ -207,15 +227,39 @@ func (s *datasetService) AggregateDatasetRows(ctx context.Context, req *exchange
 		after = page.Next
 	}
 	resp := &exchangev1.AggregateDatasetRowsResponse{SuppressionThreshold: threshold}
+	if rounding != nil {
+		resp.RoundingBase = int32(rounding.base)
+	}
 	for _, k := range slices.Sorted(maps.Keys(cells)) {
 		c := cells[k]
+		rows := c.rows
+		if rounding != nil {
+			// A row's presence is not shown: a cell whose rounded totals
+			// are all zero looks like one without rows, and no cell counts
+			// its rows (where contributors write only rows with cases, a
+			// row's presence alone would say "at least one").
+			if allZero(c.sums) {
+				continue
+			}
+			rows = 0
+		}
 		if threshold > 0 && suppressed(c.sums, float64(threshold)) {
 			resp.SuppressedCells++
 			continue
 		}
-		resp.Cells = append(resp.Cells, &exchangev1.AggregateCell{Group: c.group, Sums: c.sums, Rows: c.rows})
+		resp.Cells = append(resp.Cells, &exchangev1.AggregateCell{Group: c.group, Sums: c.sums, Rows: rows})
 	}
 	return resp, nil
+}
+
+// allZero reports whether every total of a cell is zero.
+func allZero(sums map[string]float64) bool {
+	for _, v := range sums {
+		if v != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // suppressed reports whether a cell shows any total below k (but above

@@ -503,12 +503,21 @@ func TestAggregatesSumContributionsAndSuppressSmallCells(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pub.GetSuppressionThreshold() != 5 || pub.GetSuppressedCells() != 2 || len(pub.GetCells()) != 2 {
+	// Outside the audience, the rows' small values are rounded to 0 or 5
+	// (a rounded 0 leaves no cell) and 5 or more stay as they are.
+	if pub.GetRoundingBase() != 5 || pub.GetSuppressedCells() != 0 || pub.GetSuppressionThreshold() != 0 {
 		t.Fatalf("public view %v", pub)
 	}
 	for _, c := range pub.GetCells() {
-		if c.GetSums()["cases"] < 5 {
-			t.Fatalf("a small cell is visible: %v", c)
+		at, cases := c.GetGroup()["location"]+"/"+c.GetGroup()["sex"], c.GetSums()["cases"]
+		switch {
+		case at == "KH-12/female" && cases == 15, at == "KH-2/female" && cases == 7:
+		case (at == "KH-12/male" || at == "KH-2/male") && cases == 5:
+		default:
+			t.Fatalf("public cell %s = %v: a small value shows, or a large one moved", at, cases)
+		}
+		if c.GetRows() != 0 {
+			t.Fatalf("public cell %s counts its rows: %d", at, c.GetRows())
 		}
 	}
 	_ = x

@@ -1049,8 +1049,8 @@ func (w *isoWorld) datasetEntries() []mxEntry {
 					k = 5
 				}
 				var out []finding
-				if agg.GetSuppressionThreshold() < k {
-					out = append(out, leakf("public view suppressed below %d, the dataset's threshold is %d", agg.GetSuppressionThreshold(), k))
+				if agg.GetRoundingBase() < max(k, 5) {
+					out = append(out, leakf("public view rounded to base %d, the dataset's threshold is %d", agg.GetRoundingBase(), k))
 				}
 				for _, cell := range agg.GetCells() {
 					for measure, sum := range cell.GetSums() {

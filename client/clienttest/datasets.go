@@ -666,8 +666,9 @@ func (f *datasetService) AggregateDatasetRows(ctx context.Context, req *exchange
 	}
 	d := fd.def
 	threshold := req.SuppressBelow
+	var base float64 // the public view's rounding base; 0 for readers
 	if !readsRows(agency, d) {
-		threshold = max(threshold, cmp.Or(d.SuppressionThreshold, 5))
+		base = float64(max(5, cmp.Or(d.SuppressionThreshold, 5)))
 	}
 	for i, g := range req.GroupBy {
 		if g != "period" && g != "location" && g != "contributor" &&
@@ -699,18 +700,37 @@ func (f *datasetService) AggregateDatasetRows(ctx context.Context, req *exchange
 		c := cells[key.String()]
 		if c == nil {
 			c = &exchangev1.AggregateCell{Group: group, Sums: map[string]float64{}}
+			if base > 0 {
+				for k, n := range numeric {
+					if n {
+						c.Sums[k] = 0
+					}
+				}
+			}
 			cells[key.String()] = c
 		}
 		c.Rows++
 		for k, v := range r.Values {
 			if numeric[k] {
-				c.Sums[k] += float64(v.GetIntValue()) + v.GetDecimalValue()
+				value := float64(v.GetIntValue()) + v.GetDecimalValue()
+				if base > 0 {
+					value = publicRound(st.roundingKey, d.Name, r, k, value, base)
+				}
+				c.Sums[k] += value
 			}
 		}
 	}
-	resp := &exchangev1.AggregateDatasetRowsResponse{SuppressionThreshold: threshold}
+	resp := &exchangev1.AggregateDatasetRowsResponse{SuppressionThreshold: threshold, RoundingBase: int32(base)}
 	for _, k := range slices.Sorted(maps.Keys(cells)) {
 		c := cells[k]
+		if base > 0 {
+			// Outsiders see neither row counts nor cells whose rounded
+			// totals are all 0.
+			if !slices.ContainsFunc(slices.Collect(maps.Values(c.Sums)), func(v float64) bool { return v != 0 }) {
+				continue
+			}
+			c.Rows = 0
+		}
 		if threshold > 0 && slices.ContainsFunc(slices.Collect(maps.Values(c.Sums)), func(v float64) bool { return v > 0 && v < float64(threshold) }) {
 			resp.SuppressedCells++
 			continue

@@ -2,6 +2,7 @@ package clienttest
 
 import (
 	"cmp"
+	"crypto/rand"
 	"fmt"
 	"regexp"
 	"slices"
@@ -56,6 +57,8 @@ type state struct {
 	referralsChanged chan struct{}
 
 	datasets map[string]*fakeDataset
+	// roundingKey keys the public aggregate view's rounding draws.
+	roundingKey []byte
 	// datasetsChanged is closed and replaced at each row write.
 	datasetsChanged chan struct{}
 
@@ -78,6 +81,7 @@ func newState(p *PKI) *state {
 		referralsChanged: make(chan struct{}),
 
 		datasets:        map[string]*fakeDataset{},
+		roundingKey:     randomKey(),
 		datasetsChanged: make(chan struct{}),
 	}
 }
@@ -295,3 +299,10 @@ func statusError(code codes.Code, reason, message string, extra ...protoadapt.Me
 
 // now is the current time as a timestamp.
 func now() *timestamppb.Timestamp { return timestamppb.Now() }
+
+// randomKey returns 32 random bytes.
+func randomKey() []byte {
+	key := make([]byte, 32)
+	rand.Read(key) // never fails (crypto/rand)
+	return key
+}

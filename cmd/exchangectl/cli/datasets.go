@@ -439,7 +439,7 @@ func datasetDetail(d *exchangev1.Dataset) []field {
 		if k == 0 {
 			k = 5
 		}
-		public = fmt.Sprintf("yes, cells below %d hidden", k)
+		public = fmt.Sprintf("yes, small values rounded to 0 or %d outside the audience", max(k, 5))
 	}
 	return []field{
 		{"Name", d.GetName()},

@@ -36,7 +36,9 @@ func newDatasetsAggregateCmd(a *app, runF func(*datasetsAggregateOptions) error)
 			"--suppress-below K hides the groups with a total below K (small-cell\n" +
 			"suppression, so that individuals cannot be singled out); stderr says how many\n" +
 			"were hidden. Members outside the dataset's readers get aggregates only when\n" +
-			"the owner made them public, never with cells below the dataset's threshold.\n" +
+			"the owner made them public, and then totals of rows whose values below the\n" +
+			"dataset's threshold (at least 5) were rounded at random to 0 or the\n" +
+			"threshold, without row counts; stderr says so (docs/disclosure.md).\n" +
 			"With --json, the API's AggregateDatasetRowsResponse.",
 		Example: "  exchangectl datasets aggregate ilo/returns --by location,sex --suppress-below 5\n" +
 			"  exchangectl datasets aggregate ilo/returns --by period --from 2026-01 --to 2026-06 --location KH",
@@ -123,7 +125,11 @@ func runDatasetsAggregate(ctx context.Context, o *datasetsAggregateOptions) erro
 		}
 	}
 	keys := slices.Sorted(maps.Keys(measures))
-	header := slices.Concat(upper(req.GetGroupBy()), upper(keys), []string{"ROWS"})
+	rounded := resp.GetRoundingBase() > 0 // the public view counts no rows
+	header := slices.Concat(upper(req.GetGroupBy()), upper(keys))
+	if !rounded {
+		header = append(header, "ROWS")
+	}
 	var rows [][]string
 	for _, cell := range resp.GetCells() {
 		var row []string
@@ -133,10 +139,16 @@ func runDatasetsAggregate(ctx context.Context, o *datasetsAggregateOptions) erro
 		for _, k := range keys {
 			row = append(row, formatNumber(cell.GetSums()[k]))
 		}
-		rows = append(rows, append(row, strconv.FormatInt(cell.GetRows(), 10)))
+		if !rounded {
+			row = append(row, strconv.FormatInt(cell.GetRows(), 10))
+		}
+		rows = append(rows, row)
 	}
 	if err := printTable(o.app.env.Stdout, header, rows); err != nil {
 		return err
+	}
+	if b := resp.GetRoundingBase(); rounded {
+		fmt.Fprintf(o.app.env.Stderr, "Outside the dataset's readers: totals of rows whose values below %d were rounded at random to 0 or %d.\n", b, b)
 	}
 	switch n := resp.GetSuppressedCells(); {
 	case n > 0:

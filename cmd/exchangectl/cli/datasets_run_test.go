@@ -112,7 +112,7 @@ func TestRunDatasetsDefine(t *testing.T) {
 		"Location:", "province #adm1+code", "sex: female, male (required)",
 		"returned integer 0..100000 (required) #affected+returned",
 		"main_service code [shelter, counselling, medical, legal_aid, family_tracing, vocational_training] #service+main",
-		"Public aggregates:", "yes, cells below 5 hidden", "Audience:", "all members",
+		"Public aggregates:", "yes, small values rounded to 0 or 5 outside the audience", "Audience:", "all members",
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("create output lacks %q:\n%s", want, r.stdout)

@@ -240,12 +240,15 @@ type Dataset struct {
 	ContributorGroups []string `protobuf:"bytes,6,rep,name=contributor_groups,json=contributorGroups,proto3" json:"contributor_groups,omitempty"`
 	// Who else may read the rows. Contributors always may.
 	Audience *Audience `protobuf:"bytes,7,opt,name=audience,proto3" json:"audience,omitempty"`
-	// Whether every member may read aggregates of the dataset, with cells
-	// below suppression_threshold hidden, even outside the audience.
+	// Whether every member may read aggregates of the dataset, even outside
+	// the audience: totals after random rounding of the rows' small values
+	// to base suppression_threshold (see
+	// AggregateDatasetRowsResponse.rounding_base).
 	PublicAggregates bool `protobuf:"varint,8,opt,name=public_aggregates,json=publicAggregates,proto3" json:"public_aggregates,omitempty"`
-	// Smallest value a cell of the public aggregate view may show (k); cells
-	// below it are hidden so that individuals cannot be singled out. 0 means
-	// 5.
+	// The rounding base of the public aggregate view (b): each row's values
+	// above 0 and below it are randomly rounded to 0 or b before totalling,
+	// so that individuals cannot be singled out. 0 means 5, and less than 5
+	// counts as 5.
 	SuppressionThreshold int32 `protobuf:"varint,9,opt,name=suppression_threshold,json=suppressionThreshold,proto3" json:"suppression_threshold,omitempty"`
 	// Length of a period.
 	PeriodType PeriodType `protobuf:"varint,10,opt,name=period_type,json=periodType,proto3,enum=alltogether.exchange.v1.PeriodType" json:"period_type,omitempty"`

@@ -947,8 +947,11 @@ type AggregateDatasetRowsRequest struct {
 	// Only these locations (as in PullDatasetRowsRequest).
 	// At most 200 items.
 	Locations []string `protobuf:"bytes,5,rep,name=locations,proto3" json:"locations,omitempty"`
-	// Hide cells whose total is below this (k); 0 for none. Callers outside
-	// the dataset's readers always get at least the dataset's threshold.
+	// Hide cells with a total above 0 and below this (k); 0 for none.
+	// Callers outside the dataset's readers get rounded totals (see
+	// AggregateDatasetRowsResponse.rounding_base) whatever they ask here;
+	// this threshold then applies to the rounded totals and can only hide
+	// more.
 	SuppressBelow int32 `protobuf:"varint,6,opt,name=suppress_below,json=suppressBelow,proto3" json:"suppress_below,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1030,14 +1033,24 @@ func (x *AggregateDatasetRowsRequest) GetSuppressBelow() int32 {
 type AggregateDatasetRowsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// One cell per combination of group_by values that has rows, in key
-	// order; suppressed cells are absent.
+	// order; suppressed cells are absent. For callers outside the dataset's
+	// readers, cells whose rounded totals are all 0 are absent too, so a
+	// missing cell does not tell whether it has rows.
 	Cells []*AggregateCell `protobuf:"bytes,1,rep,name=cells,proto3" json:"cells,omitempty"`
 	// How many cells were hidden by suppression.
 	SuppressedCells int32 `protobuf:"varint,2,opt,name=suppressed_cells,json=suppressedCells,proto3" json:"suppressed_cells,omitempty"`
-	// The threshold that was applied.
+	// The threshold that was applied (the request's suppress_below).
 	SuppressionThreshold int32 `protobuf:"varint,3,opt,name=suppression_threshold,json=suppressionThreshold,proto3" json:"suppression_threshold,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// For callers outside the dataset's readers: the base b of the random
+	// rounding applied to every row before totalling. Each value v of a
+	// row with 0 < |v| < b counts as b with probability |v|/b and as 0
+	// otherwise, by a keyed draw that is the same for the same row and
+	// value every time; 0 and values of magnitude b or more count as they
+	// are. b is the dataset's suppression_threshold, at least 5. 0 for
+	// readers, whose totals are exact.
+	RoundingBase  int32 `protobuf:"varint,4,opt,name=rounding_base,json=roundingBase,proto3" json:"rounding_base,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AggregateDatasetRowsResponse) Reset() {
@@ -1091,6 +1104,13 @@ func (x *AggregateDatasetRowsResponse) GetSuppressionThreshold() int32 {
 	return 0
 }
 
+func (x *AggregateDatasetRowsResponse) GetRoundingBase() int32 {
+	if x != nil {
+		return x.RoundingBase
+	}
+	return 0
+}
+
 // AggregateCell is the total of one group.
 type AggregateCell struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1098,7 +1118,8 @@ type AggregateCell struct {
 	Group map[string]string `protobuf:"bytes,1,rep,name=group,proto3" json:"group,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Sums of integer and decimal measures, by measure key.
 	Sums map[string]float64 `protobuf:"bytes,2,rep,name=sums,proto3" json:"sums,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
-	// How many rows were summed.
+	// How many rows were summed; 0 for callers outside the dataset's
+	// readers, to whom a row's presence is not shown.
 	Rows          int64 `protobuf:"varint,3,opt,name=rows,proto3" json:"rows,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1746,11 +1767,12 @@ const file_alltogether_exchange_v1_dataset_service_proto_rawDesc = "" +
 	"\tperiod_to\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18\x10R\bperiodTo\x12_\n" +
 	"\tlocations\x18\x05 \x03(\tBA\xbaH>\x92\x01;\x10\xc8\x01\"6r422^[A-Z]{2}(-[A-Z0-9]{1,3}(\\.[A-Za-z0-9-]{1,16})?)?$R\tlocations\x121\n" +
 	"\x0esuppress_below\x18\x06 \x01(\x05B\n" +
-	"\xbaH\a\x1a\x05\x18\xe8\a(\x00R\rsuppressBelow\"\xbc\x01\n" +
+	"\xbaH\a\x1a\x05\x18\xe8\a(\x00R\rsuppressBelow\"\xe1\x01\n" +
 	"\x1cAggregateDatasetRowsResponse\x12<\n" +
 	"\x05cells\x18\x01 \x03(\v2&.alltogether.exchange.v1.AggregateCellR\x05cells\x12)\n" +
 	"\x10suppressed_cells\x18\x02 \x01(\x05R\x0fsuppressedCells\x123\n" +
-	"\x15suppression_threshold\x18\x03 \x01(\x05R\x14suppressionThreshold\"\xa5\x02\n" +
+	"\x15suppression_threshold\x18\x03 \x01(\x05R\x14suppressionThreshold\x12#\n" +
+	"\rrounding_base\x18\x04 \x01(\x05R\froundingBase\"\xa5\x02\n" +
 	"\rAggregateCell\x12G\n" +
 	"\x05group\x18\x01 \x03(\v21.alltogether.exchange.v1.AggregateCell.GroupEntryR\x05group\x12D\n" +
 	"\x04sums\x18\x02 \x03(\v20.alltogether.exchange.v1.AggregateCell.SumsEntryR\x04sums\x12\x12\n" +
