@@ -1,7 +1,8 @@
 // Package rowfile reads and writes a dataset's rows as the files people
 // and spreadsheets use: CSV, optionally with a row of HXL hashtags, and
 // JSON lines. Readers and writers stream: they hold one row at a time, so
-// a file of any size takes little memory.
+// a file of any size takes little memory (a reader also keeps a 16-byte
+// digest of each row's key and its line, to report repeated keys).
 //
 // # CSV layout
 //
@@ -46,7 +47,11 @@
 // ignored (the server takes the contributor from the caller's
 // certificate), a UTF-8 byte order mark is skipped, and rows whose cells
 // are all empty are skipped, as are columns without a header and without
-// values. An unknown or repeated column is an error naming it. A CSV
+// values. An unknown or repeated column is an error naming it. A row
+// that repeats the key (period, location and category values) of an
+// earlier row of the file, identical or not, is a LineError for the later
+// line naming the earlier ("line 9: repeats the key ... of line 4"), in
+// CSV and JSON lines alike: the server would keep only one of them. A CSV
 // writer skips deleted rows unless asked to write tombstones, so that a
 // file written for people cannot resurrect deleted rows when imported.
 //
@@ -73,9 +78,21 @@
 // valid HXL ("#" and a token, then "+" and a token any number of times,
 // where a token is a letter followed by letters, digits or underscores)
 // makes NewCSVWriter fail rather than write a hashtag row that would not
-// be recognised. On import a second row whose cells are all hashtags or
-// empty is taken for the HXL row and skipped; columns are always matched
-// by their header.
+// be recognised.
+//
+// On import, the first or the second row is the hashtag row when at
+// least half of its non-empty cells are hashtags (libhxl's rule). Then
+// columns are matched as HXL tools match them, by hashtag and attributes,
+// and their header texts are not looked at: a column's hashtag must be
+// the one written for a column of the schema, as above, with its
+// attributes in any order and any case and spaces anywhere
+// ("#affected +children +F" is "#affected+f+children"). A hashtag the
+// schema does not have (also one with an attribute more or less), a cell
+// of the hashtag row that is not a hashtag, or a repeated column is an
+// error naming the line of the hashtag row and the column, by number and
+// letter. A column without a hashtag is matched by its header, and one
+// with neither is ignored (its cells must be empty). A file without a
+// hashtag row is matched by header.
 //
 // # JSON lines
 //
