@@ -47,16 +47,22 @@ type datasetsPushOptions struct {
 const datasetsPushLong = `Write rows into a dataset from a file (FILE, or - for standard input), as
 your agency's contribution. A row's key is its period, location and category
 values (and your agency), so pushing a row again replaces it: running the same
-file again, or a corrected one, never duplicates anything.
+file again, or a corrected one, never duplicates anything. Within one file each
+key may come once: a line that repeats the key of an earlier line, identical
+or not, is reported ("repeats the key ... of line 4") and not sent.
 
 Formats (--format, by default jsonl for a .jsonl or .ndjson file and csv
 otherwise):
   csv    a header row, then one row per line: period, location, one column per
          category and one per measure, headed by their keys, in any order and
-         any case (a row of HXL hashtags under the header is skipped; a
-         contributor column is ignored). A "deleted" column with true deletes
-         the row with that key, so a file pulled with --tombstones replays
-         deletions.
+         any case (a contributor column is ignored). A file with a row of HXL
+         hashtags (first, or under the header) is matched by hashtag and
+         attributes instead, as HXL tools do, whatever its header texts:
+         #date+period, the location's hashtag, and each column's hashtag as
+         'datasets pull --format hxl' writes it, attributes in any order; an
+         unknown hashtag is reported with its line and column. A "deleted"
+         column with true deletes the row with that key, so a file pulled
+         with --tombstones replays deletions.
   jsonl  one Row per line in the API's protobuf JSON form, as 'datasets pull
          --format jsonl' writes it; "deleted": true deletes the row.
 
