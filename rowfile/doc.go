@@ -1,8 +1,7 @@
 // Package rowfile reads and writes a dataset's rows as the files people
 // and spreadsheets use: CSV, optionally with a row of HXL hashtags, and
 // JSON lines. Readers and writers stream: they hold one row at a time, so
-// a file of any size takes little memory (a reader also keeps a 16-byte
-// digest of each row's key and its line, to report repeated keys).
+// a file of any size takes little memory.
 //
 // # CSV layout
 //
@@ -47,11 +46,7 @@
 // ignored (the server takes the contributor from the caller's
 // certificate), a UTF-8 byte order mark is skipped, and rows whose cells
 // are all empty are skipped, as are columns without a header and without
-// values. An unknown or repeated column is an error naming it. A row
-// that repeats the key (period, location and category values) of an
-// earlier row of the file, identical or not, is a LineError for the later
-// line naming the earlier ("line 9: repeats the key ... of line 4"), in
-// CSV and JSON lines alike: the server would keep only one of them. A CSV
+// values. An unknown or repeated column is an error naming it. A CSV
 // writer skips deleted rows unless asked to write tombstones, so that a
 // file written for people cannot resurrect deleted rows when imported.
 //
@@ -141,6 +136,12 @@
 //		}
 //	}
 //	return w.Flush()
+//
+// A file to push is one agency's rows, so each key (period, location and
+// category values) may come once: RowKeys reports a row that repeats the
+// key of an earlier row, identical or not, as a LineError for the later
+// line naming the earlier ("line 9: repeats the key ... of line 4"),
+// keeping a 16-byte digest and the line of each key.
 //
 // The reader converts cells by the schema's types only; allowed category
 // values, code lists, bounds and required measures are the server's to

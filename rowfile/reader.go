@@ -62,8 +62,6 @@ type Reader struct {
 	buf  []byte
 
 	err error // io.EOF or a read error; every later Read returns it
-
-	keys seenKeys // the key of every row read, to report repeats (keys.go)
 }
 
 // byteOrderMark is what spreadsheets put at the start of a UTF-8 file.
@@ -115,7 +113,7 @@ func NewCSVReader(r io.Reader, schema *exchangev1.Dataset) (*Reader, error) {
 	}
 	first = slices.Clone(first)
 	firstLine, _ := cr.FieldPos(0)
-	rd := &Reader{csv: cr, keys: seenKeys{}}
+	rd := &Reader{csv: cr}
 
 	// The hashtag row is the first row, or the second under a header.
 	var header, tags []string
@@ -223,7 +221,7 @@ func isHXLRow(rec []string) bool {
 func NewJSONLReader(r io.Reader) *Reader {
 	br := bufio.NewReader(r)
 	skipBOM(br)
-	return &Reader{br: br, keys: seenKeys{}}
+	return &Reader{br: br}
 }
 
 // Read returns the next row, io.EOF after the last, or a *LineError for a
@@ -256,14 +254,7 @@ func (r *Reader) Read() (*exchangev1.Row, error) {
 		if blank(rec) {
 			continue
 		}
-		row, err := r.parseRecord(rec, line)
-		if err != nil {
-			return nil, err
-		}
-		if err := r.keys.check(row, line); err != nil {
-			return nil, err
-		}
-		return row, nil
+		return r.parseRecord(rec, line)
 	}
 }
 
@@ -385,9 +376,6 @@ func (r *Reader) readJSONL() (*exchangev1.Row, error) {
 		row := &exchangev1.Row{}
 		if err := protojson.Unmarshal(line, row); err != nil {
 			return nil, &LineError{Line: r.line, Err: jsonError(err)}
-		}
-		if err := r.keys.check(row, r.line); err != nil {
-			return nil, err
 		}
 		return row, nil
 	}

@@ -2,6 +2,8 @@ package rowfile_test
 
 import (
 	"errors"
+	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -14,7 +16,7 @@ import (
 // categories) of an earlier row of the file is a LineError for the later
 // line naming the earlier, identical or not; the contributor is not part
 // of the key, since the server takes it from whoever pushes the file.
-func TestRepeatedKeysAreLineErrors(t *testing.T) {
+func TestRowKeysReportRepeats(t *testing.T) {
 	csvFile := "period,location,sex,age_group,cases,contributor\n" + // 1
 		"2026-03,KH-12,female,child,4,\n" + // 2
 		"2026-03,KH-12,female,,5,\n" + // 3: no age group: another key
@@ -24,43 +26,82 @@ func TestRepeatedKeysAreLineErrors(t *testing.T) {
 		"2026-04,KH-12,female,child,4,\n" // 7: other period
 	jsonl := `{"period":"2026-03","location":"KH-12","categories":{"sex":"female","age_group":"child"}}
 {"period":"2026-03","location":"KH-12","categories":{"age_group":"child","sex":"female"},"deleted":true}
-{"period":"2026-03","location":"KH-12","categories":{"sex":"female","age_group":""}}
+{"contributor":"agencies/x","period":"2026-03","location":"KH-12","categories":{"sex":"female","age_group":""}}
 {"period":"2026-03","location":"KH-12","categories":{"sex":"female"}}
+{"period":"2026-03","location":"KH-1","categories":{"sex":"female"}}
 `
 	csvReader, err := rowfile.NewCSVReader(strings.NewReader(csvFile), testDataset())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		name string
-		r    *rowfile.Reader
-		want []result
+		name  string
+		r     *rowfile.Reader
+		lines []int
+		want  []string // "" for a row taken
 	}{
-		{"csv", csvReader, []result{
-			{location: "KH-12"}, {location: "KH-12"},
-			{line: 4, msg: "line 4: repeats the key (period, location and categories) of line 2"},
-			{line: 5, msg: "line 5: repeats the key (period, location and categories) of line 3"},
-			{line: 6, msg: "line 6: repeats the key (period, location and categories) of line 2"},
-			{location: "KH-12"},
+		{"csv", csvReader, []int{2, 3, 4, 5, 6, 7}, []string{
+			"", "",
+			"line 4: repeats the key (period, location and categories) of line 2",
+			"line 5: repeats the key (period, location and categories) of line 3",
+			"line 6: repeats the key (period, location and categories) of line 2",
+			"",
 		}},
-		{"jsonl: category order, deletions and empty categories", rowfile.NewJSONLReader(strings.NewReader(jsonl)), []result{
-			{location: "KH-12"},
-			{line: 2, msg: "line 2: repeats the key (period, location and categories) of line 1"},
-			{location: "KH-12"},
-			{line: 4, msg: "line 4: repeats the key (period, location and categories) of line 3"},
+		{"jsonl: category order, deletions, contributors, empty categories", rowfile.NewJSONLReader(strings.NewReader(jsonl)), []int{1, 2, 3, 4, 5}, []string{
+			"",
+			"line 2: repeats the key (period, location and categories) of line 1",
+			"",
+			"line 4: repeats the key (period, location and categories) of line 3",
+			"",
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := collect(t, tc.r)
-			if len(got) != len(tc.want) {
-				t.Fatalf("got %d results, want %d:\n%+v", len(got), len(tc.want), got)
+			rows := readAll(t, tc.r)
+			if len(rows) != len(tc.want) {
+				t.Fatalf("read %d rows, want %d", len(rows), len(tc.want))
 			}
-			for i, w := range tc.want {
-				if g := got[i]; g.location != w.location || g.line != w.line || !strings.HasPrefix(g.msg, w.msg) {
-					t.Errorf("result %d: got %+v, want %+v", i, g, w)
+			keys := rowfile.NewRowKeys()
+			for i, row := range rows {
+				err := keys.Check(row, tc.lines[i])
+				var le *rowfile.LineError
+				switch {
+				case tc.want[i] == "" && err != nil:
+					t.Errorf("row %d: %v", i, err)
+				case tc.want[i] != "" && (!errors.As(err, &le) || le.Line != tc.lines[i] || !strings.HasPrefix(err.Error(), tc.want[i])):
+					t.Errorf("row %d: %v, want %q", i, err, tc.want[i])
 				}
 			}
 		})
+	}
+}
+
+// RowKeys holds a digest a key, not the rows: the heap it takes for a
+// million keys is measured and bounded generously.
+func TestRowKeysMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("checks a million keys")
+	}
+	const n = 1_000_000
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	base := ms.HeapAlloc
+	keys := rowfile.NewRowKeys()
+	row := &exchangev1.Row{Categories: map[string]string{"sex": "female", "age_group": "child"}}
+	for i := range n {
+		row.Period = fmt.Sprintf("%d-%02d", 2000+i/1200, i/100%12+1)
+		row.Location = fmt.Sprintf("KH-%d", i%100)
+		if err := keys.Check(row, i+2); err != nil {
+			t.Fatalf("key %d: %v", i, err)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	perKey := float64(int64(ms.HeapAlloc)-int64(base)) / n
+	runtime.KeepAlive(keys)
+	t.Logf("%.1f bytes of heap a key (%d keys)", perKey, n)
+	if perKey > 200 {
+		t.Errorf("%.1f bytes a key, want well under 200: RowKeys keeps more than digests", perKey)
 	}
 }
 

@@ -260,15 +260,25 @@ func (p *rowPusher) run(in io.Reader, d *exchangev1.Dataset) error {
 	} else {
 		r = rowfile.NewJSONLReader(lines)
 	}
+	// Each key once a file: the exchange checks each call, and a file
+	// goes in many.
+	keys := rowfile.NewRowKeys()
 	for {
 		row, err := r.Read()
 		if errors.Is(err, io.EOF) {
 			return p.flush()
 		}
+		line := 0
+		if err == nil {
+			line = lines.next()
+			err = keys.Check(row, line)
+		}
 		var bad *rowfile.LineError
 		switch {
 		case errors.As(err, &bad):
-			lines.next()
+			if line == 0 {
+				lines.next()
+			}
 			p.lastRead = bad.Line
 			p.pending = append(p.pending, rowRecord{line: bad.Line, problems: []problem{{
 				Line: bad.Line, Field: bad.Column, Code: "INVALID_ARGUMENT", Reason: bad.Err.Error(),
@@ -276,7 +286,6 @@ func (p *rowPusher) run(in io.Reader, d *exchangev1.Dataset) error {
 		case err != nil:
 			return err
 		default:
-			line := lines.next()
 			p.lastRead = line
 			p.pending = append(p.pending, rowRecord{line: line, write: rowWrite(row)})
 			p.writes++
