@@ -57,7 +57,7 @@ func TestParseAbsorbedRefusesBadData(t *testing.T) {
 		"code\tname\n",
 		header + "VN-57\tBinh Duong\tBình Dương\n",
 		header + "VN-57\tBinh Duong\tBình Dương\tVN-57\n", // into not in the directory
-		header + "VN-SG\tHo Chi Minh\t\tVN-SG\n",           // still in the directory
+		header + "VN-SG\tHo Chi Minh\t\tVN-SG\n",          // still in the directory
 		header + "KH-99\tX\t\tVN-SG\n",
 		header + "VN-57\t\t\tVN-SG\n",
 		header + "VN-57\tBinh Duong\t\tVN-SG\nVN-57\tBinh Duong\t\tVN-SG\n",
