@@ -52,3 +52,18 @@ func TestAbsorbedLocationsNameTheUnitThatAbsorbedThem(t *testing.T) {
 		t.Errorf("row in VN-SG: %v", resp.GetResults()[1])
 	}
 }
+
+// A plan's location in an absorbed unit is refused naming the unit that
+// absorbed it; an unknown one as before.
+func TestPlanLocationInAnAbsorbedUnit(t *testing.T) {
+	err := checkLocationRef("plan.locations[0]", &exchangev1.LocationRef{Country: "VN", Subdivision: "VN-03"})
+	st := status.Convert(toStatus(context.Background(), nil, "test", err))
+	if v := fieldViolations(st); st.Code() != codes.InvalidArgument || len(v) != 1 || v[0].GetField() != "plan.locations[0].subdivision" ||
+		!strings.Contains(v[0].GetDescription(), "VN-03 Ha Giang was absorbed into VN-07 Tuyen Quang on 2025-07-01; use VN-07") {
+		t.Errorf("VN-03: %v", st)
+	}
+	err = checkLocationRef("plan.locations[0]", &exchangev1.LocationRef{Country: "VN", Subdivision: "VN-99"})
+	if st := status.Convert(toStatus(context.Background(), nil, "test", err)); !strings.Contains(st.Message(), "VN-99 is not a known province of VN") {
+		t.Errorf("VN-99: %v", st)
+	}
+}
