@@ -67,6 +67,19 @@ func TestRunDatasetsPushMatchesHashtags(t *testing.T) {
 	if len(rows) != 2 || rows[0].GetValues()["returned"] == nil {
 		t.Fatalf("stored %v", rows)
 	}
+	// A hashtag row first, without header texts: lines are still right.
+	writeFile(t, dir, "tags-first.csv",
+		"#date+period,#adm1+code,#x_sex,#x_age_group,#affected+returned", // 1
+		"2026-06,KH-12,female,18-24,3",                                   // 2
+		"2026-06,KH-12,male,18-24,many",                                  // 3
+		"2026-06,KH-12,female,18-24,4",                                   // 4: key of 2
+	)
+	r = f.runAsIn(dir, "agency/iom", "datasets", "push", "ilo/returns", "-f", "tags-first.csv")
+	if r.code != ExitInvalid || !strings.Contains(r.stdout, "\n3       returned              INVALID_ARGUMENT     \"many\" is not an integer") ||
+		!strings.Contains(r.stdout, "\n4       -                     INVALID_ARGUMENT     repeats the key (period, location and categories) of line 2") ||
+		!strings.HasPrefix(r.stderr, "3 rows from tags-first.csv: 1 written, 2 rejected.") {
+		t.Errorf("tags first: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
 	writeFile(t, dir, "unknown.csv",
 		"Province,Month,Sex,Age,Returnees",
 		"#adm1+code,#date+period,#x_sex,#x_age_group,#affected+returnees",
