@@ -36,7 +36,10 @@
 //     Online Browsing Platform, read through the English Wikipedia pages
 //     ISO 3166-2:KH, ISO 3166-2:LA, ISO 3166-2:MM, ISO 3166-2:TH,
 //     ISO 3166-2:VN and ISO 3166-2:CN, and cross-checked code by code against
-//     the Debian iso-codes package (version 4.15.0, iso_3166-2.json).
+//     the Debian iso-codes package (iso_3166-2.json), last against version
+//     4.20.1 (the constant Edition), whose names all agree with LocalName
+//     (or Name where LocalName is empty) except VN-26 (see below). iso-codes
+//     4.19 renamed KH-19 from Stoĕng Trêng to Stueng Traeng.
 //   - ISO 3166-1 for the country codes and English short names.
 //   - For Viet Nam's 2025 reorganisation: the list of the 34 provincial-level
 //     units approved by the National Assembly on 12 June 2025 and effective
@@ -96,8 +99,11 @@
 //     Minh City, Can Tho) have kind "municipality"; the rest "province".
 //
 // The 29 codes of the absorbed units are not in the directory, and Lookup
-// reports false for them. Data that still uses them must be mapped to the
-// unit that absorbed them:
+// reports false for them; Absorbed names the unit that absorbed each (the
+// data file absorbed.tsv), so that the exchange can say so when it refuses
+// one and importers can map data that still uses them. The mapping, from
+// National Assembly Resolution 202/2025/QH15 of 12 June 2025 as reported
+// by Viet Nam News (4 July 2025), Quân đội nhân dân and vietnam.travel:
 //
 //	VN-03 Hà Giang                     -> VN-07 Tuyên Quang
 //	VN-06 Yên Bái                      -> VN-02 Lào Cai

@@ -73,9 +73,21 @@
 // valid HXL ("#" and a token, then "+" and a token any number of times,
 // where a token is a letter followed by letters, digits or underscores)
 // makes NewCSVWriter fail rather than write a hashtag row that would not
-// be recognised. On import a second row whose cells are all hashtags or
-// empty is taken for the HXL row and skipped; columns are always matched
-// by their header.
+// be recognised.
+//
+// On import, the first or the second row is the hashtag row when at
+// least half of its non-empty cells are hashtags (libhxl's rule). Then
+// columns are matched as HXL tools match them, by hashtag and attributes,
+// and their header texts are not looked at: a column's hashtag must be
+// the one written for a column of the schema, as above, with its
+// attributes in any order and any case and spaces anywhere
+// ("#affected +children +F" is "#affected+f+children"). A hashtag the
+// schema does not have (also one with an attribute more or less), a cell
+// of the hashtag row that is not a hashtag, or a repeated column is an
+// error naming the line of the hashtag row and the column, by number and
+// letter. A column without a hashtag is matched by its header, and one
+// with neither is ignored (its cells must be empty). A file without a
+// hashtag row is matched by header.
 //
 // # JSON lines
 //
@@ -124,6 +136,12 @@
 //		}
 //	}
 //	return w.Flush()
+//
+// A file to push is one agency's rows, so each key (period, location and
+// category values) may come once: RowKeys reports a row that repeats the
+// key of an earlier row, identical or not, as a LineError for the later
+// line naming the earlier ("line 9: repeats the key ... of line 4"),
+// keeping a 16-byte digest and the line of each key.
 //
 // The reader converts cells by the schema's types only; allowed category
 // values, code lists, bounds and required measures are the server's to

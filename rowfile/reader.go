@@ -75,25 +75,24 @@ func skipBOM(br *bufio.Reader) {
 }
 
 // NewCSVReader returns a reader of CSV rows of the dataset. It reads the
-// header, matching its cells to the schema's keys in any order and in any
-// case, and skips a row of HXL hashtags under it. An unknown or repeated
-// column, or a missing period, location or required category column, is
-// a *LineError naming the column. A contributor column is read and
-// ignored: the server takes the contributor from the caller's
+// header and, when there is one, the row of HXL hashtags (the first or the
+// second row; see isHXLRow), and matches the file's columns to the
+// schema's: by hashtag and attributes when the file has a hashtag row, as
+// HXL tools do, and otherwise by header, in any order and in any case (see
+// matchHashtags and matchHeaders). An unknown or repeated column or
+// hashtag, or a missing period, location or required category column, is
+// a *LineError naming the line and the column. A contributor column is
+// read and ignored: the server takes the contributor from the caller's
 // certificate. A UTF-8 byte order mark at the start is skipped.
 func NewCSVReader(r io.Reader, schema *exchangev1.Dataset) (*Reader, error) {
 	cols, err := schemaColumns(schema, true)
 	if err != nil {
 		return nil, err
 	}
-	byName := make(map[string]column, len(cols))
-	names := make([]string, len(cols))
-	for i, c := range cols {
-		if c.kind == kindContributor {
-			c.kind = kindIgnored
+	for i := range cols {
+		if cols[i].kind == kindContributor {
+			cols[i].kind = kindIgnored
 		}
-		byName[c.name] = c
-		names[i] = c.name
 	}
 
 	br := bufio.NewReader(r)
@@ -101,7 +100,7 @@ func NewCSVReader(r io.Reader, schema *exchangev1.Dataset) (*Reader, error) {
 	cr := csv.NewReader(br)
 	cr.FieldsPerRecord = -1 // ragged rows are checked here, line by line
 	cr.ReuseRecord = true
-	header, err := cr.Read()
+	first, err := cr.Read()
 	if err == io.EOF {
 		return nil, errors.New("rowfile: the file is empty; it needs a header row")
 	}
@@ -112,26 +111,40 @@ func NewCSVReader(r io.Reader, schema *exchangev1.Dataset) (*Reader, error) {
 		}
 		return nil, err
 	}
-	line, _ := cr.FieldPos(0)
-	rd := &Reader{csv: cr, cols: make([]column, len(header))}
-	seen := map[string]bool{}
-	for i, h := range header {
-		name := strings.ToLower(strings.TrimSpace(h))
-		if name == "" {
-			// Spreadsheets may write empty columns at the right; their
-			// cells must stay empty.
-			rd.cols[i] = column{kind: kindIgnored}
-			continue
+	first = slices.Clone(first)
+	firstLine, _ := cr.FieldPos(0)
+	rd := &Reader{csv: cr}
+
+	// The hashtag row is the first row, or the second under a header.
+	var header, tags []string
+	tagLine := 0
+	if isHXLRow(first) {
+		tags, tagLine, header = first, firstLine, make([]string, len(first))
+	} else {
+		header = first
+		rec, err := cr.Read()
+		if err == nil && isHXLRow(rec) {
+			tags = slices.Clone(rec)
+			tagLine, _ = cr.FieldPos(0)
+		} else {
+			rd.hasPending = true
+			rd.pendingErr = err
+			if err == nil {
+				rd.pending = slices.Clone(rec)
+				rd.pendingLine, _ = cr.FieldPos(0)
+			}
 		}
-		c, ok := byName[name]
-		switch {
-		case !ok:
-			return nil, &LineError{Line: line, Column: strings.TrimSpace(h), Err: fmt.Errorf("unknown column (the dataset's columns are %s)", strings.Join(names, ", "))}
-		case seen[name]:
-			return nil, &LineError{Line: line, Column: name, Err: errors.New("repeated column")}
-		}
-		seen[name] = true
-		rd.cols[i] = c
+	}
+	var seen map[string]bool
+	line := firstLine
+	if tags != nil {
+		line = tagLine
+		rd.cols, seen, err = matchHashtags(cols, header, tags, firstLine, tagLine)
+	} else {
+		rd.cols, seen, err = matchHeaders(cols, header, firstLine)
+	}
+	if err != nil {
+		return nil, err
 	}
 	for _, c := range cols {
 		required := c.kind == kindPeriod || c.kind == kindLocation
@@ -140,37 +153,66 @@ func NewCSVReader(r io.Reader, schema *exchangev1.Dataset) (*Reader, error) {
 			required = schema.GetSchema().GetCategories()[i].GetRequired()
 		}
 		if required && !seen[c.name] {
+			if tags != nil {
+				tag, _ := c.hashtag()
+				return nil, &LineError{Line: line, Column: c.name, Err: fmt.Errorf("missing column (hashtag %s)", tag)}
+			}
 			return nil, &LineError{Line: line, Column: c.name, Err: errors.New("missing column")}
-		}
-	}
-
-	// The second row may be the HXL hashtags.
-	rec, err := cr.Read()
-	if err != nil || !isHXLRow(rec) {
-		rd.hasPending = true
-		rd.pendingErr = err
-		if err == nil {
-			rd.pending = slices.Clone(rec)
-			rd.pendingLine, _ = cr.FieldPos(0)
 		}
 	}
 	return rd, nil
 }
 
-// isHXLRow reports whether a record is a row of HXL hashtags: every cell
-// empty or a hashtag, and at least one hashtag.
+// matchHeaders matches a header row to the schema's columns by name, in
+// any case. It returns the columns by position in the file and the names
+// of those found.
+func matchHeaders(cols []column, header []string, line int) ([]column, map[string]bool, error) {
+	byName := make(map[string]column, len(cols))
+	names := make([]string, len(cols))
+	for i, c := range cols {
+		byName[c.name] = c
+		names[i] = c.name
+	}
+	out := make([]column, len(header))
+	seen := map[string]bool{}
+	for i, h := range header {
+		name := strings.ToLower(strings.TrimSpace(h))
+		if name == "" {
+			// Spreadsheets may write empty columns at the right; their
+			// cells must stay empty.
+			out[i] = column{kind: kindIgnored}
+			continue
+		}
+		c, ok := byName[name]
+		switch {
+		case !ok:
+			return nil, nil, &LineError{Line: line, Column: strings.TrimSpace(h), Err: fmt.Errorf("unknown column (the dataset's columns are %s)", strings.Join(names, ", "))}
+		case seen[name]:
+			return nil, nil, &LineError{Line: line, Column: name, Err: errors.New("repeated column")}
+		}
+		seen[name] = true
+		out[i] = c
+	}
+	return out, seen, nil
+}
+
+// isHXLRow reports whether a record is a row of HXL hashtags, by the rule
+// of HXL tools (libhxl-python's HXLReader): at least half of its non-empty
+// cells are hashtags, and there is at least one. Cells of a hashtag row
+// that are not hashtags are reported by matchHashtags.
 func isHXLRow(rec []string) bool {
-	tags := 0
+	tags, filled := 0, 0
 	for _, cell := range rec {
 		cell = strings.TrimSpace(cell)
-		switch {
-		case strings.HasPrefix(cell, "#"):
+		if cell == "" {
+			continue
+		}
+		filled++
+		if hxlHashtag.MatchString(cell) {
 			tags++
-		case cell != "":
-			return false
 		}
 	}
-	return tags > 0
+	return tags > 0 && 2*tags >= filled
 }
 
 // NewJSONLReader returns a reader of JSON lines: one protobuf JSON row a

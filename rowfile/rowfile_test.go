@@ -416,9 +416,9 @@ func TestReadTolerates(t *testing.T) {
 		name string
 		file string
 	}{
-		{"reordered columns, BOM, HXL row, contributor ignored",
+		{"reordered columns, BOM, HXL row (an untagged column matched by header), contributor ignored",
 			"\ufeffLocation,Cases,period,Contributor,sex,notes,referred\n" +
-				"#adm1+code,#affected,#date+period,#org+code,#x_sex,,#x_referred\n" +
+				"#adm1+code,#Affected +Victims,#date+period,#org+code,#x_sex,,#x_referred\n" +
 				"KH-12,4,2026-03,agencies/other,female,\"hello, world\",TRUE\n" +
 				"KH-13,,2026-03,,male,,no\n"},
 		{"BOM before a quoted header, CRLF",

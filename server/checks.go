@@ -18,7 +18,7 @@ func checkLocationRef(field string, ref *exchangev1.LocationRef) error {
 		return nil
 	}
 	if _, ok := geo.Lookup(ref.GetSubdivision()); !ok {
-		return invalidField(field+".subdivision", ref.GetSubdivision()+" is not a known province of "+ref.GetCountry()+" (see ListLocations)")
+		return invalidField(field+".subdivision", unknownProvince(ref.GetSubdivision(), " of "+ref.GetCountry()))
 	}
 	return nil
 }

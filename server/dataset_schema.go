@@ -71,7 +71,7 @@ func checkLocationCode(field string, level exchangev1.AdminLevel, code string) e
 	}
 	if geo.KnownCountry(province[:2]) {
 		if _, ok := geo.Lookup(province); !ok {
-			return invalidField(field, province+" is not a known province (see ListLocations)")
+			return invalidField(field, unknownProvince(province, ""))
 		}
 	}
 	return nil

@@ -152,7 +152,9 @@ func (s *datasetService) UpdateDataset(ctx context.Context, req *exchangev1.Upda
 
 // WriteDatasetRows validates each row against the schema, then stores the
 // valid ones in one transaction; each write is reported at its index, its
-// violations listed within the request's budget (batch_violations.go).
+// violations listed within the request's budget (batch_violations.go). A
+// valid write that repeats the key of an earlier valid write of the call
+// is refused (dataset_row_keys.go).
 func (s *datasetService) WriteDatasetRows(ctx context.Context, req *exchangev1.WriteDatasetRowsRequest) (*exchangev1.WriteDatasetRowsResponse, error) {
 	d, reader, err := s.visibleDataset(ctx, req.GetDataset())
 	if err != nil {
@@ -165,6 +167,7 @@ func (s *datasetService) WriteDatasetRows(ctx context.Context, req *exchangev1.W
 	var writes []store.RowWrite
 	var positions []int
 	budget := newViolationBudget()
+	keys := rowKeys{}
 	for i, w := range req.GetWrites() {
 		res := &exchangev1.RowWriteResult{Index: int32(i)}
 		resp.Results[i] = res
@@ -190,6 +193,11 @@ func (s *datasetService) WriteDatasetRows(ctx context.Context, req *exchangev1.W
 			res.Violations, res.UnlistedViolations = budget.list(len(v), len(v), func(j int) (string, string) {
 				return v[j].GetField(), v[j].GetDescription()
 			})
+			continue
+		}
+		if first, ok := keys.repeats(i, w); ok {
+			res.Code = "INVALID_ARGUMENT"
+			res.Violations, res.UnlistedViolations = budget.list(1, 1, func(int) (string, string) { return repeatedKeyViolation(i, first) })
 			continue
 		}
 		writes = append(writes, store.RowWrite{Row: w.GetRow(), Delete: w.GetDelete()})

@@ -21,9 +21,14 @@ func locationOf(s geo.Subdivision) *exchangev1.Location {
 	}
 }
 
-// GetLocation returns one province from the embedded list.
+// GetLocation returns one province from the embedded list; for the code
+// of an absorbed unit, NOT_FOUND naming the unit that absorbed it.
 func (d *directoryService) GetLocation(_ context.Context, req *exchangev1.GetLocationRequest) (*exchangev1.GetLocationResponse, error) {
-	s, ok := geo.Lookup(strings.TrimPrefix(req.GetName(), locationPrefix))
+	code := strings.TrimPrefix(req.GetName(), locationPrefix)
+	s, ok := geo.Lookup(code)
+	if a, absorbed := geo.Absorbed(code); !ok && absorbed {
+		return nil, absorbedLocation(req.GetName(), a)
+	}
 	if !ok {
 		return nil, notFound(req.GetName())
 	}

@@ -47,16 +47,22 @@ type datasetsPushOptions struct {
 const datasetsPushLong = `Write rows into a dataset from a file (FILE, or - for standard input), as
 your agency's contribution. A row's key is its period, location and category
 values (and your agency), so pushing a row again replaces it: running the same
-file again, or a corrected one, never duplicates anything.
+file again, or a corrected one, never duplicates anything. Within one file each
+key may come once: a line that repeats the key of an earlier line, identical
+or not, is reported ("repeats the key ... of line 4") and not sent.
 
 Formats (--format, by default jsonl for a .jsonl or .ndjson file and csv
 otherwise):
   csv    a header row, then one row per line: period, location, one column per
          category and one per measure, headed by their keys, in any order and
-         any case (a row of HXL hashtags under the header is skipped; a
-         contributor column is ignored). A "deleted" column with true deletes
-         the row with that key, so a file pulled with --tombstones replays
-         deletions.
+         any case (a contributor column is ignored). A file with a row of HXL
+         hashtags (first, or under the header) is matched by hashtag and
+         attributes instead, as HXL tools do, whatever its header texts:
+         #date+period, the location's hashtag, and each column's hashtag as
+         'datasets pull --format hxl' writes it, attributes in any order; an
+         unknown hashtag is reported with its line and column. A "deleted"
+         column with true deletes the row with that key, so a file pulled
+         with --tombstones replays deletions.
   jsonl  one Row per line in the API's protobuf JSON form, as 'datasets pull
          --format jsonl' writes it; "deleted": true deletes the row.
 
@@ -254,15 +260,25 @@ func (p *rowPusher) run(in io.Reader, d *exchangev1.Dataset) error {
 	} else {
 		r = rowfile.NewJSONLReader(lines)
 	}
+	// Each key once a file: the exchange checks each call, and a file
+	// goes in many.
+	keys := rowfile.NewRowKeys()
 	for {
 		row, err := r.Read()
 		if errors.Is(err, io.EOF) {
 			return p.flush()
 		}
+		line := 0
+		if err == nil {
+			line = lines.next()
+			err = keys.Check(row, line)
+		}
 		var bad *rowfile.LineError
 		switch {
 		case errors.As(err, &bad):
-			lines.next()
+			if line == 0 {
+				lines.next()
+			}
 			p.lastRead = bad.Line
 			p.pending = append(p.pending, rowRecord{line: bad.Line, problems: []problem{{
 				Line: bad.Line, Field: bad.Column, Code: "INVALID_ARGUMENT", Reason: bad.Err.Error(),
@@ -270,7 +286,6 @@ func (p *rowPusher) run(in io.Reader, d *exchangev1.Dataset) error {
 		case err != nil:
 			return err
 		default:
-			line := lines.next()
 			p.lastRead = line
 			p.pending = append(p.pending, rowRecord{line: line, write: rowWrite(row)})
 			p.writes++

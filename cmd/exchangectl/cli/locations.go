@@ -2,10 +2,13 @@ package cli
 
 import (
 	"context"
+	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
 	"github.com/alltogether/exchange/client"
+	"github.com/alltogether/exchange/geo"
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 )
 
@@ -13,7 +16,9 @@ import (
 func newLocationsCmd(a *app) *cobra.Command {
 	cmd := newGroupCmd("locations", "Look up provinces (read only)",
 		"The provinces and equivalent first-level subdivisions the exchange knows, by\n"+
-			"ISO 3166-2 code (KH-12 is Phnom Penh). The list ships with the exchange.")
+			"ISO 3166-2 code (KH-12 is Phnom Penh). The list ships with the exchange;\n"+
+			"'locations list' says which edition of ISO 3166-2 it follows and, for Viet\n"+
+			"Nam, which reorganisation (the 34 units in force since 1 July 2025).")
 	cmd.Aliases = []string{"location"}
 	cmd.AddCommand(newLocationsListCmd(a, nil), newLocationsGetCmd(a, nil))
 	return cmd
@@ -75,11 +80,26 @@ func runLocationsList(ctx context.Context, o *locationsListOptions) error {
 	if err != nil {
 		return err
 	}
-	return printList(o.app, locations, "locations",
+	if err := printList(o.app, locations, "locations",
 		[]string{"CODE", "NAME", "LOCAL NAME", "KIND"},
 		func(l *exchangev1.Location) []string {
 			return []string{l.GetCode(), l.GetDisplayName(), orDash(l.GetLocalName()), orDash(l.GetKind())}
-		})
+		}); err != nil {
+		return err
+	}
+	printLocationsEdition(o.app.env.Stderr, req.GetCountry())
+	return nil
+}
+
+// printLocationsEdition says on stderr, after a list, which edition of
+// ISO 3166-2 the list follows and, for Viet Nam or all countries, which
+// reorganisation: the list this build of exchangectl ships, which is the
+// exchange's of the same version.
+func printLocationsEdition(w io.Writer, country string) {
+	fmt.Fprintf(w, "Locations follow %s.\n", geo.Edition)
+	if country == "" || country == "VN" {
+		fmt.Fprintf(w, "%s; 'exchangectl locations get' on an old code names the unit that absorbed it.\n", geo.VietNamReorganisation)
+	}
 }
 
 // locationsGetOptions are the inputs of `locations get`.
