@@ -144,9 +144,13 @@ func (m *mapper) locations() {
 	}
 	var dropped []string // why locations were left out, for the problem
 	for _, loc := range m.act.all("location") {
-		sub, note, outsideCode := "", "", ""
+		sub, note, outsideCode, unknownCode := "", "", "", ""
 		take := func(n *node, attrs ...string) bool {
-			r := resolveCode(strings.ToUpper(n.peek(attrs[0])))
+			code := strings.ToUpper(n.peek(attrs[0]))
+			r := resolveCode(code)
+			if r.sub == "" && !r.outside && isoSubdivision(code) && unknownCode == "" {
+				unknownCode = code
+			}
 			if r.outside && outsideCode == "" {
 				outsideCode = strings.ToUpper(n.peek(attrs[0]))
 			}
@@ -171,7 +175,11 @@ func (m *mapper) locations() {
 			}
 		}
 		if sub == "" {
-			r := resolveCode(strings.ToUpper(loc.peek("ref")))
+			ref := strings.ToUpper(loc.peek("ref"))
+			r := resolveCode(ref)
+			if r.sub == "" && !r.outside && isoSubdivision(ref) && unknownCode == "" {
+				unknownCode = ref
+			}
 			if r.sub != "" {
 				sub, note = r.sub, r.note
 				loc.attr("ref")
@@ -205,6 +213,8 @@ func (m *mapper) locations() {
 				reason := fmt.Sprintf("the place name %q is ambiguous: it names %s; give the province as administrative/@code", name, strings.Join(names, " or "))
 				loc.skip(reason)
 				dropped = append(dropped, loc.path+" "+reason)
+			case unknownCode != "":
+				loc.skip(unknownCode + " is not an ISO 3166-2 code of the exchange's directory, and the location's name names no province it knows; give the province as administrative/@code (for example KH-12)")
 			default:
 				loc.skip("no ISO 3166-2 province code and no province name the exchange knows; give the province as administrative/@code (for example KH-2)")
 			}
