@@ -199,8 +199,9 @@ func TestUNICEFFileTranslationsNamesVocabulariesAndProblems(t *testing.T) {
 		Description: "Strengthening the child protection system at commune level, case management for children at risk of trafficking, and family tracing for children returned across the border." +
 			"\n\nOther: Implemented with the provincial Departments of Labour, Invalids and Social Affairs.",
 		Stage: exchangev1.PlanStage_PLAN_STAGE_IN_IMPLEMENTATION,
-		// DAC 16015 and the 3-digit category 112.
-		Niches: []exchangev1.Niche{exchangev1.Niche_NICHE_CHILD_PROTECTION, exchangev1.Niche_NICHE_NON_FORMAL_EDUCATION},
+		// DAC 16015; the 3-digit category 112 holds more than non-formal
+		// education, so it maps to none.
+		Niches: []exchangev1.Niche{exchangev1.Niche_NICHE_CHILD_PROTECTION},
 		// Provinces found by name, English with a suffix and Vietnamese
 		// with diacritics; Viet Nam as a whole is not added.
 		Locations:     []*exchangev1.LocationRef{loc("VN", "VN-44", ""), loc("VN", "VN-45", "")},
@@ -230,6 +231,7 @@ func TestUNICEFFileTranslationsNamesVocabulariesAndProblems(t *testing.T) {
 		"iati-activity[1]/document-link[1]":                  "documents",
 		"iati-activity[1]/@humanitarian":                     "humanitarian",
 	})
+	wantUnmapped(t, a.Unmapped, map[string]string{"iati-activity[1]/sector[2]": "DAC sector 112 maps to no niche"})
 	wantNotUnmapped(t, a.Unmapped, "iati-activity[1]/reporting-org[1]/@type", "iati-activity[1]/sector[3]", "iati-activity[1]/tag[1]")
 
 	// Cancelled in IATI: a plan in the cancelled stage, for the whole

@@ -37,8 +37,11 @@ func TestRealAnnotatedExampleIsRefusedForItsPlace(t *testing.T) {
 	// Afghanistan, Antigua and Barbuda, and Kandahar (AF-KAN): nothing in
 	// the sub-region, so no plan.
 	wantProblem(t, a, "no location in the Mekong sub-region", "recipient-country AF, AG outside it", "location[1] AF-KAN is outside it")
-	if len(a.Problems) != 1 {
-		t.Errorf("problems %q, want only the location", a.Problems)
+	// Its sectors: 111 and 112 are DAC categories too broad for one
+	// niche, A1 is the publisher's own vocabulary.
+	wantProblem(t, a, "no sector maps to a niche")
+	if len(a.Problems) != 2 {
+		t.Errorf("problems %q, want the places and the sectors", a.Problems)
 	}
 	wantUnmapped(t, a.Unmapped, map[string]string{
 		"iati-activity[1]/recipient-country[1]": "AF is outside",
@@ -50,11 +53,13 @@ func TestRealAnnotatedExampleIsRefusedForItsPlace(t *testing.T) {
 		"iati-activity[1]/transaction[1]":      "financial transactions are not part of a plan",
 	})
 
-	// The same activity placed in Phnom Penh becomes a plan: the rest of
-	// the example (status, dates, sectors, budget) is valid IATI the
+	// The same activity placed in Phnom Penh, with DAC 11231 "Basic life
+	// skills for youth" for category 112, becomes a plan: the rest of the
+	// example (status, dates, budget, organisations) is valid IATI the
 	// importer takes.
 	moved := bytes.Replace(data, []byte(`<recipient-country code="AF" percentage="25" />`), []byte(`<recipient-country code="KH" percentage="25" />`), 1)
 	moved = bytes.ReplaceAll(moved, []byte(`ref="KH-PNH"`), []byte(`ref="KH-12"`))
+	moved = bytes.Replace(moved, []byte(`<sector vocabulary="2" code="112"`), []byte(`<sector vocabulary="1" code="11231"`), 1)
 	a = oneActivity(t, moved)
 	if a.Plan == nil {
 		t.Fatalf("moved to Phnom Penh: problems %q", a.Problems)

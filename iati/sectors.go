@@ -69,13 +69,14 @@ var dacSectors = map[string][]exchangev1.Niche{
 }
 
 // dacCategories maps DAC 3-digit sector categories to niches. Only the
-// categories whose every code falls in one niche are mapped.
+// categories whose every code falls in one niche are mapped: not 112
+// "Basic education", which also holds early childhood education (11240),
+// school feeding (11250) and lower secondary education (11260).
 var dacCategories = map[string][]exchangev1.Niche{
-	"112": {exchangev1.Niche_NICHE_NON_FORMAL_EDUCATION}, // Basic education
-	"121": {exchangev1.Niche_NICHE_HEALTH},               // Health, general
-	"122": {exchangev1.Niche_NICHE_HEALTH},               // Basic health
-	"123": {exchangev1.Niche_NICHE_HEALTH},               // Non-communicable diseases
-	"130": {exchangev1.Niche_NICHE_HEALTH},               // Population policies/programmes and reproductive health
+	"121": {exchangev1.Niche_NICHE_HEALTH}, // Health, general
+	"122": {exchangev1.Niche_NICHE_HEALTH}, // Basic health
+	"123": {exchangev1.Niche_NICHE_HEALTH}, // Non-communicable diseases
+	"130": {exchangev1.Niche_NICHE_HEALTH}, // Population policies/programmes and reproductive health
 }
 
 // SectorNiches returns the niches a sector maps to, given its IATI sector
