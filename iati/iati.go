@@ -15,14 +15,18 @@
 //	activity-date type 1, 3             planned_period (type 2, 4 when planned dates are missing)
 //	activity-date type 2, 4             actual_period
 //	recipient-country                   a whole-country location, unless a location
-//	                                    names a province of the country
+//	                                    names a province of the country (China:
+//	                                    only through CN-YN and CN-GX); those of
+//	                                    the transactions when the activity has none
 //	location                            a province: an ISO 3166-2 code in
 //	                                    administrative/@code, location-id/@code or
 //	                                    @ref, or a name matching one province of the
 //	                                    recipient countries; with an administrative
 //	                                    level of 2 or more, the location's name
 //	                                    becomes the area (district)
-//	sector                              niches, through the table in sectors.go;
+//	sector                              niches, through the table in sectors.go
+//	                                    (those of the transactions when the
+//	                                    activity has none);
 //	                                    SDG sectors become tags
 //	tag                                 tags ("sdg-target:8.7")
 //	budget                              budget lines (period, value, status); a
@@ -35,7 +39,11 @@
 // cannot carry — is reported as Unmapped with its path and the reason;
 // nothing is dropped silently. An activity that lacks what a plan needs (an
 // identifier, a title, a status, a start date, a location, a niche) is
-// reported with its Problems and no plan.
+// reported with its Problems and no plan, and so is one that breaks the
+// IATI standard in a way that bears on its plan: no place in the
+// sub-region, budgets against the IATI ruleset (budgetrules.go), an
+// element the schema allows once given twice (schema.go). docs/iati.md
+// says what is refused and why.
 //
 // The package reads the XML with encoding/xml: no DTDs, no external
 // entities, UTF-8 only, nesting bounded.
