@@ -15,14 +15,18 @@
 //	activity-date type 1, 3             planned_period (type 2, 4 when planned dates are missing)
 //	activity-date type 2, 4             actual_period
 //	recipient-country                   a whole-country location, unless a location
-//	                                    names a province of the country
+//	                                    names a province of the country (China:
+//	                                    only through CN-YN and CN-GX); those of
+//	                                    the transactions when the activity has none
 //	location                            a province: an ISO 3166-2 code in
 //	                                    administrative/@code, location-id/@code or
 //	                                    @ref, or a name matching one province of the
 //	                                    recipient countries; with an administrative
 //	                                    level of 2 or more, the location's name
 //	                                    becomes the area (district)
-//	sector                              niches, through the table in sectors.go;
+//	sector                              niches, through the table in sectors.go
+//	                                    (those of the transactions when the
+//	                                    activity has none);
 //	                                    SDG sectors become tags
 //	tag                                 tags ("sdg-target:8.7")
 //	budget                              budget lines (period, value, status); a
@@ -35,7 +39,11 @@
 // cannot carry — is reported as Unmapped with its path and the reason;
 // nothing is dropped silently. An activity that lacks what a plan needs (an
 // identifier, a title, a status, a start date, a location, a niche) is
-// reported with its Problems and no plan.
+// reported with its Problems and no plan, and so is one that breaks the
+// IATI standard in a way that bears on its plan: no place in the
+// sub-region, budgets against the IATI ruleset (budgetrules.go), an
+// element the schema allows once given twice (schema.go). docs/iati.md
+// says what is refused and why.
 //
 // The package reads the XML with encoding/xml: no DTDs, no external
 // entities, UTF-8 only, nesting bounded.
@@ -46,15 +54,18 @@ import (
 	"fmt"
 	"math/big"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/alltogether/exchange/geo"
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 )
+
+// versions are the IATI versions the package reads: the 2.0x versions of
+// the IATI Version codelist (https://iatistandard.org/en/iati-standard/203/codelists/version/).
+// The codelist's 1.0x versions are retired and refused.
+var versions = []string{"2.01", "2.02", "2.03"}
 
 // File is a parsed iati-activities document.
 type File struct {
@@ -96,8 +107,8 @@ func Parse(data []byte) (*File, error) {
 	}
 	root.used = true
 	f := &File{Version: root.attr("version")}
-	if !strings.HasPrefix(f.Version, "2.0") {
-		return nil, fmt.Errorf("IATI version %q is not supported: only 2.01 to 2.03 files are read (version 1 is retired)", f.Version)
+	if !slices.Contains(versions, f.Version) {
+		return nil, fmt.Errorf("IATI version %q is not in the IATI Version codelist for 2.0x: only %s files are read (versions 1.0x are retired)", shorten(f.Version), strings.Join(versions, ", "))
 	}
 	fileLang := root.attr("xml:lang")
 	for _, c := range root.children {
@@ -148,6 +159,7 @@ func mapActivity(index int, act *node, fileLang string) Activity {
 		m.lang = "en"
 	}
 	out := Activity{Index: index}
+	m.schemaViolations()
 	m.identifier()
 	out.Identifier = m.plan.GetExternalId()
 	m.title()
@@ -436,23 +448,22 @@ func isoSubdivision(code string) bool {
 	return true
 }
 
-// knownSubdivision checks an ISO 3166-2 code against the embedded list
-// for the countries the exchange knows; other countries' codes are taken
-// as written.
-func knownSubdivision(code string) bool {
-	if !isoSubdivision(code) {
-		return false
-	}
-	if geo.KnownCountry(code[:2]) {
-		_, ok := geo.Lookup(code)
-		return ok
-	}
-	return true
-}
-
 // nameKey folds a place name for matching: lower case letters and digits
 // only, diacritics and a trailing "province"/"region"/"state" dropped.
 func nameKey(s string) string {
+	k := fullKey(s)
+	for _, suffix := range []string{"province", "region", "state", "municipality", "prefecture"} {
+		if t := strings.TrimSuffix(k, suffix); t != "" {
+			k = t
+		}
+	}
+	return k
+}
+
+// fullKey folds a place name like nameKey but keeps a trailing
+// "province" or "prefecture", so that "Vientiane Prefecture" is told from
+// "Vientiane Province".
+func fullKey(s string) string {
 	var b strings.Builder
 	for _, r := range strings.ToLower(s) {
 		switch {
@@ -462,13 +473,7 @@ func nameKey(s string) string {
 			b.WriteRune(fold(r))
 		}
 	}
-	k := b.String()
-	for _, suffix := range []string{"province", "region", "state", "municipality"} {
-		if t := strings.TrimSuffix(k, suffix); t != "" {
-			k = t
-		}
-	}
-	return k
+	return b.String()
 }
 
 // fold maps the Latin letters with diacritics used in the region's
@@ -482,153 +487,6 @@ func fold(r rune) rune {
 		}
 	}
 	return r
-}
-
-// provinceByName finds the one province of the countries whose English or
-// local name matches.
-func provinceByName(name string, countries []string) (string, bool) {
-	key := nameKey(name)
-	if key == "" {
-		return "", false
-	}
-	found := ""
-	for _, c := range countries {
-		for _, s := range geo.InCountry(c) {
-			if nameKey(s.Name) == key || (s.LocalName != "" && nameKey(s.LocalName) == key) {
-				if found != "" && found != s.Code {
-					return "", false
-				}
-				found = s.Code
-			}
-		}
-	}
-	return found, found != ""
-}
-
-func (m *mapper) locations() {
-	var countries []string
-	for _, n := range m.act.all("recipient-country") {
-		code := strings.ToUpper(n.peek("code"))
-		if len(code) != 2 || code[0] < 'A' || code[0] > 'Z' || code[1] < 'A' || code[1] > 'Z' {
-			n.skip("not an ISO 3166-1 alpha-2 country code")
-			continue
-		}
-		n.used = true
-		n.attr("code")
-		n.skipAttr("percentage", "a plan does not split its work between countries by percentage")
-		if !slices.Contains(countries, code) {
-			countries = append(countries, code)
-		}
-	}
-	var refs []*exchangev1.LocationRef
-	seen := map[string]bool{}
-	add := func(ref *exchangev1.LocationRef) {
-		k := ref.GetCountry() + "|" + ref.GetSubdivision() + "|" + ref.GetArea()
-		if !seen[k] {
-			seen[k] = true
-			refs = append(refs, ref)
-		}
-	}
-	lookIn := countries
-	if len(lookIn) == 0 {
-		for _, c := range geo.Countries() {
-			lookIn = append(lookIn, c.Code)
-		}
-	}
-	for _, loc := range m.act.all("location") {
-		sub := ""
-		// An ISO 3166-2 code in the administrative codes, the location
-		// id or the location's own ref.
-		for _, a := range loc.all("administrative") {
-			if code := strings.ToUpper(a.peek("code")); knownSubdivision(code) && sub == "" {
-				sub = code
-				a.used = true
-				a.attr("code")
-				a.attr("vocabulary")
-				a.attr("level")
-			}
-		}
-		if sub == "" {
-			for _, id := range loc.all("location-id") {
-				if code := strings.ToUpper(id.peek("code")); knownSubdivision(code) && sub == "" {
-					sub = code
-					id.used = true
-					id.attr("code")
-					id.attr("vocabulary")
-				}
-			}
-		}
-		if sub == "" {
-			if code := strings.ToUpper(loc.peek("ref")); knownSubdivision(code) {
-				sub = code
-				loc.attr("ref")
-			}
-		}
-		name := ""
-		nameNode := loc.first("name")
-		if nameNode != nil {
-			name = strings.Join(strings.Fields(m.narrative(nameNode)), " ")
-		}
-		byName := false
-		if sub == "" && name != "" {
-			if code, ok := provinceByName(name, lookIn); ok {
-				sub, byName = code, true
-			}
-		}
-		if sub == "" {
-			loc.skip("no ISO 3166-2 province code and no province name the exchange knows; give the province as administrative/@code (for example KH-2)")
-			continue
-		}
-		loc.used = true
-		ref := &exchangev1.LocationRef{Country: sub[:2], Subdivision: sub}
-		// Below the province: a district, named by the location's name.
-		for _, a := range loc.all("administrative") {
-			if lvl, err := strconv.Atoi(a.peek("level")); err == nil && lvl >= 2 && !byName {
-				area := name
-				if area == "" {
-					area = a.peek("code")
-				}
-				if area != "" && utf8.RuneCountInString(area) <= 64 && ref.Area == "" {
-					ref.Area = area
-					a.used = true
-					a.attr("level")
-					a.attr("vocabulary")
-					a.skipAttr("code", "the district is kept by name, not by this vocabulary's code")
-					if nameNode != nil {
-						nameNode.used = true
-					}
-				}
-			}
-		}
-		if byName && nameNode != nil {
-			nameNode.used = true
-		}
-		if nameNode != nil && !nameNode.used {
-			nameNode.skip("the place name is kept only as a district name or to find the province")
-		}
-		add(ref)
-		if !slices.Contains(countries, ref.Country) {
-			countries = append(countries, ref.Country)
-		}
-	}
-	// A country with no province named stands for all of it.
-	for _, c := range countries {
-		has := false
-		for _, r := range refs {
-			has = has || r.Country == c
-		}
-		if !has {
-			add(&exchangev1.LocationRef{Country: c})
-		}
-	}
-	if len(refs) > 200 {
-		refs = refs[:200]
-		m.shortened(m.act.path+"/location", "", "more than 200 locations; the rest are left out")
-	}
-	if len(refs) == 0 {
-		m.problem("no recipient-country and no location with a province: a plan needs a location")
-	}
-	m.plan.Locations = refs
 }
 
 func (m *mapper) addTag(tag string) {
@@ -645,7 +503,15 @@ func (m *mapper) addTag(tag string) {
 
 func (m *mapper) sectors() {
 	var niches []exchangev1.Niche
-	for _, n := range m.act.all("sector") {
+	nodes := m.act.all("sector")
+	fromTransactions := len(nodes) == 0
+	if fromTransactions {
+		// IATI 2.0x allows sectors on every transaction instead.
+		for _, t := range m.act.all("transaction") {
+			nodes = append(nodes, t.all("sector")...)
+		}
+	}
+	for _, n := range nodes {
 		vocab, code := n.peek("vocabulary"), n.peek("code")
 		switch vocab {
 		case "7":
@@ -672,6 +538,13 @@ func (m *mapper) sectors() {
 		n.attr("vocabulary")
 		n.attr("code")
 		n.skipAttr("percentage", "a plan's niches carry no percentages")
+	}
+	if fromTransactions && len(niches) > 0 {
+		for _, t := range m.act.all("transaction") {
+			if t.reason == "" {
+				t.skip("financial transactions are not part of a plan; the recipient countries and sectors given on them were used")
+			}
+		}
 	}
 	if len(niches) == 0 {
 		m.problem("no sector maps to a niche (see the table in iati/sectors.go): a plan needs a niche")
@@ -733,18 +606,21 @@ func formatDecimal(r *big.Rat) string {
 	return strings.TrimSuffix(s, ".")
 }
 
+// budgetLine is one budget element of an activity, read.
+type budgetLine struct {
+	n       *node
+	revised bool
+	start   *exchangev1.CalendarDate
+	end     *exchangev1.CalendarDate
+	value   *big.Rat
+	curr    string
+	status  exchangev1.PlanBudgetStatus
+	// defaultCurrency is set when the currency is the activity's.
+	defaultCurrency bool
+}
+
 func (m *mapper) budget() {
-	type line struct {
-		n       *node
-		revised bool
-		start   *exchangev1.CalendarDate
-		end     *exchangev1.CalendarDate
-		value   *big.Rat
-		curr    string
-		status  exchangev1.PlanBudgetStatus
-		// defaultCurrency is set when the currency is the activity's.
-		defaultCurrency bool
-	}
+	type line = budgetLine
 	var lines []*line
 	for _, n := range m.act.all("budget") {
 		l := &line{n: n, revised: n.peek("type") == "2", status: exchangev1.PlanBudgetStatus_PLAN_BUDGET_STATUS_INDICATIVE}
@@ -761,8 +637,8 @@ func (m *mapper) budget() {
 			n.skip("period-start is not a date")
 			continue
 		}
-		if l.end, ok = parseDate(pe.peek("iso-date")); !ok || dateNumber(l.end) < dateNumber(l.start) {
-			n.skip("period-end is not a date on or after period-start")
+		if l.end, ok = parseDate(pe.peek("iso-date")); !ok {
+			n.skip("period-end is not a date")
 			continue
 		}
 		if l.value, ok = decimal(v.text); !ok {
@@ -778,6 +654,9 @@ func (m *mapper) budget() {
 			continue
 		}
 		lines = append(lines, l)
+	}
+	if !m.budgetRules(lines) {
+		return
 	}
 	// A revised budget replaces the original one for the same period.
 	var kept []*line

@@ -199,8 +199,9 @@ func TestUNICEFFileTranslationsNamesVocabulariesAndProblems(t *testing.T) {
 		Description: "Strengthening the child protection system at commune level, case management for children at risk of trafficking, and family tracing for children returned across the border." +
 			"\n\nOther: Implemented with the provincial Departments of Labour, Invalids and Social Affairs.",
 		Stage: exchangev1.PlanStage_PLAN_STAGE_IN_IMPLEMENTATION,
-		// DAC 16015 and the 3-digit category 112.
-		Niches: []exchangev1.Niche{exchangev1.Niche_NICHE_CHILD_PROTECTION, exchangev1.Niche_NICHE_NON_FORMAL_EDUCATION},
+		// DAC 16015; the 3-digit category 112 holds more than non-formal
+		// education, so it maps to none.
+		Niches: []exchangev1.Niche{exchangev1.Niche_NICHE_CHILD_PROTECTION},
 		// Provinces found by name, English with a suffix and Vietnamese
 		// with diacritics; Viet Nam as a whole is not added.
 		Locations:     []*exchangev1.LocationRef{loc("VN", "VN-44", ""), loc("VN", "VN-45", "")},
@@ -230,6 +231,7 @@ func TestUNICEFFileTranslationsNamesVocabulariesAndProblems(t *testing.T) {
 		"iati-activity[1]/document-link[1]":                  "documents",
 		"iati-activity[1]/@humanitarian":                     "humanitarian",
 	})
+	wantUnmapped(t, a.Unmapped, map[string]string{"iati-activity[1]/sector[2]": "DAC sector 112 maps to no niche"})
 	wantNotUnmapped(t, a.Unmapped, "iati-activity[1]/reporting-org[1]/@type", "iati-activity[1]/sector[3]", "iati-activity[1]/tag[1]")
 
 	// Cancelled in IATI: a plan in the cancelled stage, for the whole
@@ -266,7 +268,9 @@ func TestIOMFileDatesOrganisationsAndOtherNamespaces(t *testing.T) {
 		Title:       "Return and reintegration of trafficked women from Thailand to Myanmar",
 		Description: "Assisted voluntary return, shelter on arrival, trauma counselling and reintegration grants for women and girls identified as victims of trafficking in northern Thailand.",
 		Stage:       exchangev1.PlanStage_PLAN_STAGE_IN_IMPLEMENTATION,
-		Niches:      []exchangev1.Niche{exchangev1.Niche_NICHE_MIGRATION, exchangev1.Niche_NICHE_RETURN_AND_REINTEGRATION, exchangev1.Niche_NICHE_SHELTER},
+		// 15190 covers migration, return and reintegration and
+		// counter-trafficking; 93010 (refugees in donor countries) none.
+		Niches: []exchangev1.Niche{exchangev1.Niche_NICHE_MIGRATION, exchangev1.Niche_NICHE_RETURN_AND_REINTEGRATION, exchangev1.Niche_NICHE_PREVENTION, exchangev1.Niche_NICHE_SHELTER},
 		// Two by @ref, one by name ("Shan State").
 		Locations: []*exchangev1.LocationRef{loc("TH", "TH-50", ""), loc("TH", "TH-57", ""), loc("MM", "MM-17", "")},
 		// No planned start: the actual start stands in.
@@ -286,6 +290,7 @@ func TestIOMFileDatesOrganisationsAndOtherNamespaces(t *testing.T) {
 		"iati-activity[1]/location[1]/location-id[1]":    "gazetteer",
 		"iati-activity[1]/location[3]/administrative[1]": "not an ISO 3166-2",
 		"iati-activity[1]/location[2]/location-class[1]": "class",
+		"iati-activity[1]/sector[2]":                     "93010 maps to no niche",
 		"iati-activity[1]/sector[4]":                     "vocabulary 3",
 		"iati-activity[1]/budget[2]":                     "not a non-negative decimal",
 		"iati-activity[1]/usg:treasury-account[1]":       "no place in a plan",

@@ -218,7 +218,8 @@ Exit codes:
   7  UNAVAILABLE or DEADLINE_EXCEEDED (the server is down or slow; try again)
 'referrals push' and 'datasets push' also exit 6 when any record or row was
 rejected. 'plans apply' and 'plans import-iati' exit 0 when no plan changed, 1
-when plans changed (or would, with --dry-run), and 5 when any is in conflict.`
+when plans changed (or would, with --dry-run), and 5 when any is in conflict;
+'plans import-iati' exits 6 when no activity of the file could be imported.`
 
 // newRootCmd builds the command tree for one run.
 func newRootCmd(a *app) *cobra.Command {

@@ -51,8 +51,10 @@ exchange keep theirs.
 Output: a line per activity (its position, iati-identifier, action, plan,
 version and details), then the unmapped elements. With --json, the API's
 ImportIatiActivitiesResponse. --dry-run shows what would happen and changes
-nothing. Exit codes as for 'plans apply': 0 nothing changed, 1 plans changed
-(or would), 5 conflicts.`
+nothing. Every skipped activity is listed again on stderr with its reason.
+Exit codes as for 'plans apply': 0 nothing changed, 1 plans changed (or
+would), 5 conflicts; and 6 when the file holds activities but none could be
+imported (every one skipped).`
 
 // newPlansImportIatiCmd is `exchangectl plans import-iati`.
 func newPlansImportIatiCmd(a *app, runF func(*plansImportIatiOptions) error) *cobra.Command {
@@ -176,7 +178,33 @@ func runPlansImportIati(ctx context.Context, o *plansImportIatiOptions) error {
 		summary += " Nothing was changed."
 	}
 	fmt.Fprintln(o.app.env.Stderr, summary)
+	if err := skippedSummary(o.app.env.Stderr, resp); err != nil {
+		return err
+	}
 	return applyExit(tally, resp.GetChanged())
+}
+
+// skippedSummary lists on w the activities that could not be imported
+// and why, and returns an ExitInvalid error when none could be.
+func skippedSummary(w io.Writer, resp *exchangev1.ImportIatiActivitiesResponse) error {
+	acts := resp.GetActivities()
+	var skipped []*exchangev1.IatiActivityResult
+	for _, act := range acts {
+		if act.GetResult().GetAction() == exchangev1.PlanApplyAction_PLAN_APPLY_ACTION_SKIP {
+			skipped = append(skipped, act)
+		}
+	}
+	if len(skipped) == 0 {
+		return nil
+	}
+	fmt.Fprintf(w, "Skipped %d of %d %s:\n", len(skipped), len(acts), plural(len(acts), "activity", "activities"))
+	for _, act := range skipped {
+		fmt.Fprintf(w, "  %d %s: %s\n", act.GetIndex()+1, orDash(act.GetIatiIdentifier()), oneLine(act.GetResult().GetMessage()))
+	}
+	if len(skipped) < len(acts) {
+		return nil
+	}
+	return exitError{code: ExitInvalid, message: fmt.Sprintf("nothing could be imported: all %d %s skipped, for the reasons above", len(acts), plural(len(acts), "activity was", "activities were"))}
 }
 
 // printImportResults prints a line per activity, then every unmapped
