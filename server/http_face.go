@@ -326,7 +326,7 @@ func (handshakenTLS) ClientHandshake(context.Context, string, net.Conn) (net.Con
 
 // Info describes the protocol: TLS.
 func (handshakenTLS) Info() credentials.ProtocolInfo {
-	return credentials.ProtocolInfo{SecurityProtocol: "tls", SecurityVersion: "1.3"}
+	return credentials.ProtocolInfo{SecurityProtocol: "tls"}
 }
 
 // Clone returns the credentials, which hold no state.
