@@ -156,7 +156,11 @@ func sniffHTTP2(tc *tls.Conn) (*sniffedConn, bool, error) {
 	}
 	framer := http2.NewFramer(tc, in)
 	framer.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	if err := framer.WriteSettings(); err != nil {
+	// The first SETTINGS fix whether RFC 7540 priorities are used (RFC
+	// 9218): say they are not, as net/http's HTTP/2 server will, so that
+	// its SETTINGS after ours change nothing clients such as curl refuse
+	// to see changed. grpc-go's SETTINGS do not mention it.
+	if err := framer.WriteSettings(http2.Setting{ID: http2.SettingNoRFC7540Priorities, Val: 1}); err != nil {
 		return nil, false, err
 	}
 	for range 32 {
