@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
@@ -141,6 +142,16 @@ func TestJSONAndGRPCShareThePortCertificatesAndRules(t *testing.T) {
 			if !containsReferral(list.GetReferrals(), name) {
 				t.Fatalf("outbox over JSON lacks %s: %v", name, list.GetReferrals())
 			}
+			// A poll for what changed since a time (docs/clients.md).
+			since := created.GetReferral().GetUpdateTime().AsTime()
+			iloJSON.mustCall("GET", "/v1/referrals?updatedSince="+since.Format(time.RFC3339Nano), nil, &list, http.StatusOK)
+			if !containsReferral(list.GetReferrals(), name) {
+				t.Fatalf("a poll from its update time lacks %s: %v", name, list.GetReferrals())
+			}
+			iloJSON.mustCall("GET", "/v1/referrals?updatedSince="+since.Add(time.Hour).Format(time.RFC3339Nano), nil, &list, http.StatusOK)
+			if containsReferral(list.GetReferrals(), name) {
+				t.Fatalf("a poll from an hour later lists %s", name)
+			}
 
 			// iom acknowledges over gRPC; ilo sees the new state as JSON.
 			if _, err := iom.referrals().AcknowledgeReferral(context.Background(), &exchangev1.AcknowledgeReferralRequest{Name: name}); err != nil {
@@ -227,4 +238,67 @@ func TestJSONWithoutAClientCertificateIsRefused(t *testing.T) {
 	c := newJSONClient(t, x.addr, x.clientConfig(x.dev.SecretariatCert, x.dev.SecretariatKey), false)
 	var list exchangev1.ListAgenciesResponse
 	c.mustCall("GET", "/v1/agencies", nil, &list, http.StatusOK)
+}
+
+func TestJSONWritesAndAggregatesDatasetRowsAsGRPCDoes(t *testing.T) {
+	x, ilo, _, _, _, ngo := jointDataset(t)
+	ctx := context.Background()
+	const returns = "agencies/ilo/datasets/returns"
+	iomJSON := x.jsonClientFor(t, pki.Agency("iom"), false)
+	iloJSON := x.jsonClientFor(t, pki.Agency("ilo"), true)
+	ngoJSON := x.jsonClientFor(t, pki.Agency("ngo"), false)
+
+	// iom contributes rows as JSON: the dataset from the path, the writes
+	// in the body.
+	var written exchangev1.WriteDatasetRowsResponse
+	iomJSON.mustCall("POST", "/v1/"+returns+":writeRows", &exchangev1.WriteDatasetRowsRequest{Writes: []*exchangev1.RowWrite{
+		{Row: row("2026-03", "KH-12", "female", 10)}, {Row: row("2026-03", "KH-2", "male", 3)},
+	}}, &written, http.StatusOK)
+	if len(written.GetResults()) != 2 {
+		t.Fatalf("wrote %v", &written)
+	}
+
+	// ilo reads the dataset and its aggregates as JSON, the same as gRPC.
+	var got exchangev1.GetDatasetResponse
+	iloJSON.mustCall("GET", "/v1/"+returns, nil, &got, http.StatusOK)
+	viaGRPC, err := ilo.datasets().GetDataset(ctx, &exchangev1.GetDatasetRequest{Name: returns})
+	if err != nil || !proto.Equal(got.GetDataset(), viaGRPC.GetDataset()) {
+		t.Fatalf("JSON read %v, gRPC read %v, %v", got.GetDataset(), viaGRPC.GetDataset(), err)
+	}
+	var agg exchangev1.AggregateDatasetRowsResponse
+	iloJSON.mustCall("POST", "/v1/"+returns+":aggregateRows", &exchangev1.AggregateDatasetRowsRequest{GroupBy: []string{"location", "sex"}}, &agg, http.StatusOK)
+	aggGRPC, err := ilo.datasets().AggregateDatasetRows(ctx, &exchangev1.AggregateDatasetRowsRequest{Dataset: returns, GroupBy: []string{"location", "sex"}})
+	if err != nil || !proto.Equal(&agg, aggGRPC) || len(agg.GetCells()) != 2 {
+		t.Fatalf("JSON aggregates %v, gRPC %v, %v", &agg, aggGRPC, err)
+	}
+
+	// ngo is outside the audience: NOT_FOUND as over gRPC.
+	code, _, body, err := ngoJSON.call("GET", "/v1/"+returns, nil)
+	if err != nil || code != http.StatusNotFound {
+		t.Fatalf("ngo reading the dataset: HTTP %d %s %v", code, body, err)
+	}
+	_, grpcErr := ngo.datasets().GetDataset(ctx, &exchangev1.GetDatasetRequest{Name: returns})
+	jsonStatusIsGRPCs(t, body, grpcErr)
+}
+
+func TestJSONAppliesAndListsPlansAsGRPCDoes(t *testing.T) {
+	x, _, ilo, _, _, _ := planParties(t)
+	ctx := context.Background()
+	iloJSON := x.jsonClientFor(t, pki.Agency("ilo"), false)
+	var applied exchangev1.ApplyPlansResponse
+	iloJSON.mustCall("POST", "/v1/agencies/ilo/plans:apply", &exchangev1.ApplyPlansRequest{Plans: []*exchangev1.Plan{newPlan("kh-safe-1"), newPlan("kh-safe-2")}}, &applied, http.StatusOK)
+	if got := sorted(actions(applied.GetResults())); len(got) != 2 {
+		t.Fatalf("applied %v", got)
+	}
+	var list exchangev1.ListPlansResponse
+	iloJSON.mustCall("GET", "/v1/agencies/ilo/plans", nil, &list, http.StatusOK)
+	viaGRPC, err := ilo.plans().ListPlans(ctx, &exchangev1.ListPlansRequest{Parent: "agencies/ilo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The lists are equal but for the revision each was read at.
+	list.Revision, viaGRPC.Revision = 0, 0
+	if !proto.Equal(&list, viaGRPC) || len(list.GetPlans()) != 2 {
+		t.Fatalf("JSON list %v, gRPC list %v, %v", &list, viaGRPC, err)
+	}
 }
