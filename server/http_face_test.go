@@ -24,20 +24,22 @@ import (
 // jsonClient calls the exchange's JSON/HTTP face on its one port with a
 // client certificate, over HTTP/1.1 or HTTP/2 as asked.
 type jsonClient struct {
-	t    *testing.T
+	t    testing.TB
 	base string
 	http *http.Client
 }
 
-func (x *exchange) jsonClientFor(t *testing.T, id pki.Identity, http2 bool) jsonClient {
+func (x *exchange) jsonClientFor(t testing.TB, id pki.Identity, http2 bool) jsonClient {
 	t.Helper()
 	certFile, keyFile, _ := x.certFor(id)
 	cfg := x.clientConfig(certFile, keyFile)
 	return newJSONClient(t, x.addr, cfg, http2)
 }
 
-func newJSONClient(t *testing.T, addr string, cfg *tls.Config, useHTTP2 bool) jsonClient {
-	tr := &http.Transport{TLSClientConfig: cfg}
+func newJSONClient(t testing.TB, addr string, cfg *tls.Config, useHTTP2 bool) jsonClient {
+	// Enough idle HTTP/1.1 connections for a parallel benchmark not to
+	// handshake again on every call.
+	tr := &http.Transport{TLSClientConfig: cfg, MaxIdleConnsPerHost: 128}
 	var protocols http.Protocols
 	if useHTTP2 {
 		protocols.SetHTTP2(true)
