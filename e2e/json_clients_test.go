@@ -87,7 +87,8 @@ func referralOf(t *testing.T, out []byte) *exchangev1.Referral {
 // on, node follows it to ACCEPTED and the receiver's node opens the
 // details; then Python sends a referral whose details node sealed (Python
 // has no age implementation here), and curl reads, lists and acknowledges
-// it. The Go client checks every step from the other side.
+// it; last, Python pulls a dataset's rows, then only what changed. The Go
+// client checks every step from the other side.
 func TestTheClientExamplesDriveReferralsOverJSON(t *testing.T) {
 	setup(t)
 	for _, tool := range []string{"python3", "curl"} {
@@ -112,7 +113,7 @@ func TestTheClientExamplesDriveReferralsOverJSON(t *testing.T) {
 	if err := os.Symlink(modules, filepath.Join(examples, "node_modules")); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"referral.mjs", "referral.py", "referral.sh", "referral.json", "details.json"} {
+	for _, name := range []string{"referral.mjs", "referral.py", "referral.sh", "referral.json", "details.json", "dataset.py"} {
 		b, err := os.ReadFile(filepath.Join(root, "docs", "clients", name))
 		if err != nil {
 			t.Fatal(err)
@@ -241,6 +242,47 @@ func TestTheClientExamplesDriveReferralsOverJSON(t *testing.T) {
 	if got.GetSubject().GetName() != details.Name || got.GetState() != exchangev1.ReferralState_REFERRAL_STATE_RECEIVED {
 		t.Fatalf("iom's Go client reads the Python referral as %v", got)
 	}
+	// Python pulls the dataset iom owns and ilo contributes to, then only
+	// what changed after the revision it reached.
+	ilo := dial(t, srv.addr, w.ids["ilo"])
+	defer ilo.Close()
+	writeRows := func(rows ...*exchangev1.Row) {
+		t.Helper()
+		var writes []*exchangev1.RowWrite
+		for _, r := range rows {
+			writes = append(writes, &exchangev1.RowWrite{Row: r})
+		}
+		if _, err := ilo.Datasets.Write(ctx, w.dataset, writes); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pulled := func(args ...string) (rows []*exchangev1.Row, revision string) {
+		t.Helper()
+		lines := strings.Split(strings.TrimSpace(string(run.as("iom", "dataset.py", append([]string{"pull", w.dataset}, args...)...))), "\n")
+		for _, l := range lines[:len(lines)-1] {
+			var r exchangev1.Row
+			if err := protojson.Unmarshal([]byte(l), &r); err != nil {
+				t.Fatalf("dataset.py printed %q: %v", l, err)
+			}
+			rows = append(rows, &r)
+		}
+		var end struct{ Revision string }
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &end); err != nil || end.Revision == "" {
+			t.Fatalf("dataset.py ended with %q: %v", lines[len(lines)-1], err)
+		}
+		return rows, end.Revision
+	}
+	writeRows(worldRow("2026-01", "KH-12", "female", 4), worldRow("2026-01", "KH-12", "male", 2))
+	rows, revision := pulled()
+	if len(rows) != 2 || rows[0].GetContributor() != "agencies/ilo" {
+		t.Fatalf("dataset.py pulled %v", rows)
+	}
+	writeRows(worldRow("2026-02", "KH-12", "female", 5))
+	rows, _ = pulled(revision)
+	if len(rows) != 1 || rows[0].GetPeriod() != "2026-02" {
+		t.Fatalf("dataset.py pulled after revision %s: %v", revision, rows)
+	}
+
 	// curl without the agency's certificate gets nothing.
 	_, _, err = exampleRun{t: t, dir: examples, addr: srv.addr, ids: map[string]identity{"nobody": {cert: "/nonexistent.crt", key: "/nonexistent.key", ca: w.ids["iom"].ca}}}.
 		try("nobody", "referral.sh", "list")
