@@ -32,15 +32,23 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc/credentials"
+
+	"github.com/alltogether/exchange/openapi"
 )
 
 // newHTTPFace builds the http.Server that answers every connection that is
 // not native gRPC: REST+JSON from the google.api.http routes, Connect and
 // gRPC-Web, all transcoded to calls on grpcServer.
 func (s *Server) newHTTPFace(lim Limits) error {
+	// What no route of the transcoder answers: the OpenAPI document.
+	extra := http.NewServeMux()
+	extra.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(openapi.Document)
+	})
 	transcoder, err := vanguardgrpc.NewTranscoder(s.grpc, vanguard.WithDefaultServiceOptions(
 		vanguard.WithMaxMessageBufferBytes(uint32(lim.MaxRecvMsgSize)),
-	))
+	), vanguard.WithUnknownHandler(extra))
 	if err != nil {
 		return fmt.Errorf("server: JSON/HTTP transcoder: %w", err)
 	}

@@ -13,10 +13,12 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/alltogether/exchange/openapi"
 	"github.com/alltogether/exchange/pki"
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 )
@@ -302,5 +304,33 @@ func TestJSONAppliesAndListsPlansAsGRPCDoes(t *testing.T) {
 	list.Revision, viaGRPC.Revision = 0, 0
 	if !proto.Equal(&list, viaGRPC) || len(list.GetPlans()) != 2 {
 		t.Fatalf("JSON list %v, gRPC list %v, %v", &list, viaGRPC, err)
+	}
+}
+
+func TestJSONFacePublishesItsOpenAPIDocumentAndHealth(t *testing.T) {
+	x := startExchange(t)
+	x.asSecretariat()
+	c := newJSONClient(t, x.addr, x.clientConfig(x.dev.SecretariatCert, x.dev.SecretariatKey), true)
+	code, _, body, err := c.call("GET", "/openapi.json", nil)
+	if err != nil || code != http.StatusOK || !bytes.Equal(body, openapi.Document) || len(body) == 0 {
+		t.Fatalf("GET /openapi.json: HTTP %d, %d bytes, %v", code, len(body), err)
+	}
+	// Readiness without gRPC: the health service through Connect's JSON
+	// (docs/operations.md).
+	req, err := http.NewRequest("POST", c.base+"/grpc.health.v1.Health/Check", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Connect-Protocol-Version", "1")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ = io.ReadAll(resp.Body)
+	var health healthpb.HealthCheckResponse
+	if err := protojson.Unmarshal(body, &health); err != nil || health.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health: HTTP %d %s %v", resp.StatusCode, body, err)
 	}
 }
