@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -63,7 +64,9 @@ func (s *Server) newHTTPFace(lim Limits) error {
 		ReadHeaderTimeout: lim.ConnectionTimeout,
 		IdleTimeout:       lim.MaxConnectionIdle,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          nil,
+		// The same bound on requests in flight per connection as gRPC's.
+		HTTP2:    &http.HTTP2Config{MaxConcurrentStreams: int(lim.MaxConcurrentStreams)},
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	return nil
 }
