@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -83,12 +84,13 @@ func referralOf(t *testing.T, out []byte) *exchangev1.Referral {
 
 // TestTheClientExamplesDriveReferralsOverJSON runs docs/clients.md's
 // examples against a real exchanged: node seals and sends a referral with
-// fetch, Python (requests) finds it in the receiver's inbox and moves it
-// on, node follows it to ACCEPTED and the receiver's node opens the
-// details; then Python sends a referral whose details node sealed (Python
-// has no age implementation here), and curl reads, lists and acknowledges
-// it; last, Python pulls a dataset's rows, then only what changed. The Go
-// client checks every step from the other side.
+// fetch; Python (requests) finds it in the receiver's inbox and moves it
+// on; node follows it to ACCEPTED; the receiver opens the details with
+// node and with Python. Python seals (sealing.py, with cryptography) and
+// sends a referral that the receiver's Go client and node open; curl sends
+// a blob sealed beforehand, reads, acknowledges and lists; last, Python
+// pulls a dataset's rows, then only what changed. The Go client checks
+// every step from the other side.
 func TestTheClientExamplesDriveReferralsOverJSON(t *testing.T) {
 	setup(t)
 	for _, tool := range []string{"python3", "curl"} {
@@ -113,7 +115,7 @@ func TestTheClientExamplesDriveReferralsOverJSON(t *testing.T) {
 	if err := os.Symlink(modules, filepath.Join(examples, "node_modules")); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"referral.mjs", "referral.py", "referral.sh", "referral.json", "details.json", "dataset.py"} {
+	for _, name := range []string{"referral.mjs", "referral.py", "sealing.py", "referral.sh", "referral.json", "details.json", "dataset.py"} {
 		b, err := os.ReadFile(filepath.Join(root, "docs", "clients", name))
 		if err != nil {
 			t.Fatal(err)
@@ -187,9 +189,44 @@ func TestTheClientExamplesDriveReferralsOverJSON(t *testing.T) {
 		t.Fatalf("the secretariat read a referral over JSON: %v %s", err, errOut)
 	}
 
-	// Python sends a referral whose details node sealed beforehand with
-	// docs/sealing.md's format (seal-for-exchange.mjs is tested in seal/).
+	// Python opens, as iom, what node sealed.
+	if err := json.Unmarshal(run.as("iom", "referral.py", "open", sent.GetName()), &opened); err != nil {
+		t.Fatal(err)
+	}
+	if opened != details {
+		t.Fatalf("Python opened %+v, want %+v", opened, details)
+	}
+
+	// Python seals (sealing.py) and sends; iom's Go client and node open
+	// it. Sent again with the same request id: the same referral.
 	requestID := "py-" + strings.ReplaceAll(t.Name(), "/", "-")
+	fromPython := referralOf(t, run.as("ilo", "referral.py", "send", "referral.json", "details.json", requestID))
+	if again := referralOf(t, run.as("ilo", "referral.py", "send", "referral.json", "details.json", requestID)); again.GetName() != fromPython.GetName() {
+		t.Fatalf("a retry made %s, the first %s", again.GetName(), fromPython.GetName())
+	}
+	got, err = iom.Referrals.Get(ctx, fromPython.GetName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.GetSubject().GetName() != details.Name || got.GetCaseNotes() != details.CaseNotes ||
+		got.GetSubject().GetBirthYear() != details.BirthYear || got.GetSubject().GetGuardianContact() != details.GuardianContact {
+		t.Fatalf("iom's Go client opened what Python sealed as %v, want %+v", got, details)
+	}
+	opened = struct {
+		Name, GuardianContact, CaseNotes string
+		BirthYear                        int32
+	}{}
+	if err := json.Unmarshal(run.as("iom", "referral.mjs", "open", fromPython.GetName()), &opened); err != nil {
+		t.Fatal(err)
+	}
+	if opened != details {
+		t.Fatalf("node opened what Python sealed as %+v, want %+v", opened, details)
+	}
+
+	// curl sends a blob sealed beforehand (here by docs/sealing.md's
+	// seal-for-exchange.mjs; curl cannot seal); iom reads it with curl and
+	// acknowledges it; ilo lists its outbox.
+	curlID := "curl-" + strings.ReplaceAll(t.Name(), "/", "-")
 	iloAgency, err := iom.Directory.GetAgency(ctx, client.AgencyName("ilo"))
 	if err != nil {
 		t.Fatal(err)
@@ -205,23 +242,17 @@ func TestTheClientExamplesDriveReferralsOverJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, examples, "details.pb", pb)
-	cmd := exec.Command("node", sealer, "details.pb", "sealed.age", requestID, "agencies/ilo", "agencies/iom",
+	cmd := exec.Command("node", sealer, "details.pb", "sealed.age", curlID, "agencies/ilo", "agencies/iom",
 		iomAgency.GetEncryptionKey().GetRecipient(), iloAgency.GetEncryptionKey().GetRecipient())
 	cmd.Dir = examples
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("node sealing for Python: %v\n%s", err, out)
+		t.Fatalf("node sealing for curl: %v\n%s", err, out)
 	}
-	fromPython := referralOf(t, run.as("ilo", "referral.py", "send", "referral.json", "sealed.age", requestID))
-	// Sent again with the same request id: the same referral.
-	if again := referralOf(t, run.as("ilo", "referral.py", "send", "referral.json", "sealed.age", requestID)); again.GetName() != fromPython.GetName() {
-		t.Fatalf("a retry made %s, the first %s", again.GetName(), fromPython.GetName())
-	}
-
-	// curl: iom reads it and acknowledges it; ilo lists its outbox.
-	if r := referralOfAnswer(t, run.as("iom", "referral.sh", "get", fromPython.GetName())); r.GetState() != exchangev1.ReferralState_REFERRAL_STATE_REQUESTED {
+	fromCurl := referralOfAnswer(t, run.as("ilo", "referral.sh", "send", "referral.json", "sealed.age", curlID))
+	if r := referralOfAnswer(t, run.as("iom", "referral.sh", "get", fromCurl.GetName())); r.GetState() != exchangev1.ReferralState_REFERRAL_STATE_REQUESTED {
 		t.Fatalf("curl read %v", r)
 	}
-	if r := referralOfAnswer(t, run.as("iom", "referral.sh", "act", fromPython.GetName(), "acknowledge")); r.GetState() != exchangev1.ReferralState_REFERRAL_STATE_RECEIVED {
+	if r := referralOfAnswer(t, run.as("iom", "referral.sh", "act", fromCurl.GetName(), "acknowledge")); r.GetState() != exchangev1.ReferralState_REFERRAL_STATE_RECEIVED {
 		t.Fatalf("curl acknowledged: %v", r)
 	}
 	var outbox exchangev1.ListReferralsResponse
@@ -232,16 +263,17 @@ func TestTheClientExamplesDriveReferralsOverJSON(t *testing.T) {
 	for _, r := range outbox.GetReferrals() {
 		names = append(names, r.GetName())
 	}
-	if len(names) != 2 || names[0] != fromPython.GetName() || names[1] != sent.GetName() {
-		t.Fatalf("ilo's outbox from curl %v, want [%s %s]", names, fromPython.GetName(), sent.GetName())
+	if want := []string{fromCurl.GetName(), fromPython.GetName(), sent.GetName()}; !slices.Equal(names, want) {
+		t.Fatalf("ilo's outbox from curl %v, want %v", names, want)
 	}
-	got, err = iom.Referrals.Get(ctx, fromPython.GetName())
+	got, err = iom.Referrals.Get(ctx, fromCurl.GetName())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.GetSubject().GetName() != details.Name || got.GetState() != exchangev1.ReferralState_REFERRAL_STATE_RECEIVED {
-		t.Fatalf("iom's Go client reads the Python referral as %v", got)
+		t.Fatalf("iom's Go client reads the curl referral as %v", got)
 	}
+
 	// Python pulls the dataset iom owns and ilo contributes to, then only
 	// what changed after the revision it reached.
 	ilo := dial(t, srv.addr, w.ids["ilo"])

@@ -1,14 +1,18 @@
 """referral.py: the exchange's JSON face from Python with requests.
 
-    python3 referral.py send REFERRAL.json SEALED_BLOB REQUEST_ID
+    python3 referral.py send REFERRAL.json DETAILS.json [REQUEST_ID]
     python3 referral.py inbox
     python3 referral.py get NAME
     python3 referral.py act NAME acknowledge|accept|start
     python3 referral.py follow NAME STATE [SECONDS]
+    python3 referral.py open NAME
 
 Environment: EXCHANGE_URL (https://host:7443), EXCHANGE_CERT, EXCHANGE_KEY
 and EXCHANGE_CA (the agency's certificate, its key, and the exchange's CA
-certificate). The routes and bodies are those of openapi/exchange.swagger.json.
+certificate); EXCHANGE_AGENCY (the agency's id, to seal to its own key as
+well); EXCHANGE_KEY_RING (the agency's key ring file, to open details).
+The routes and bodies are those of openapi/exchange.swagger.json; the
+details are sealed and opened by sealing.py (docs/sealing.md's format).
 Answers are JSON on standard output; an error prints the google.rpc.Status
 the exchange answered and exits with status 1.
 """
@@ -18,8 +22,11 @@ import json
 import os
 import sys
 import time
+import uuid
 
 import requests
+
+import sealing
 
 
 class ExchangeError(Exception):
@@ -48,10 +55,29 @@ class Exchange:
             raise ExchangeError(resp.json())
         return resp.json()
 
-    def send(self, referral, sealed_details, request_id):
-        """Creates a referral; retrying with the same request_id is safe."""
-        referral = dict(referral, sealedDetails=base64.b64encode(sealed_details).decode())
+    def recipient(self, agency):
+        """The agency's current public key, from the directory."""
+        key = self.call("GET", "/v1/" + agency)["agency"].get("encryptionKey", {}).get("recipient")
+        if not key:
+            raise RuntimeError(f"{agency} has registered no key")
+        return key
+
+    def send(self, referral, details, sender, request_id):
+        """Seals the details to the receiver's key and the sender's own,
+        and creates the referral; retrying with the same request_id is
+        safe (the exchange returns the first referral)."""
+        binding = sealing.Binding(request_id, sender, referral["receiver"])
+        sealed = sealing.seal(details, binding, [self.recipient(referral["receiver"]), self.recipient(sender)])
+        referral = dict(referral, sealedDetails=base64.b64encode(sealed).decode())
         return self.call("POST", "/v1/referrals", {"referral": referral, "requestId": request_id})["referral"]
+
+    def open_details(self, name, key_ring):
+        """Reads a referral and opens its details with the key ring file."""
+        r = self.get(name)
+        with open(key_ring) as f:
+            identities = f.read().splitlines()
+        return sealing.open_sealed(base64.b64decode(r["sealedDetails"]), identities,
+                                   sealing.Binding(r["requestId"], r["sender"], r["receiver"]))
 
     def referrals(self, direction=None):
         """Yields the caller's referrals, newest first, page by page."""
@@ -88,9 +114,12 @@ def main(args):
     if command == "send":
         with open(args[1]) as f:
             referral = json.load(f)
-        with open(args[2], "rb") as f:
-            sealed = f.read()
-        out = ex.send(referral, sealed, args[3])
+        with open(args[2]) as f:
+            details = json.load(f)
+        request_id = args[3] if len(args) > 3 else str(uuid.uuid4())  # keep it to retry
+        out = ex.send(referral, details, "agencies/" + os.environ["EXCHANGE_AGENCY"], request_id)
+    elif command == "open":
+        out = ex.open_details(args[1], os.environ["EXCHANGE_KEY_RING"])
     elif command == "inbox":
         out = list(ex.referrals("REFERRAL_DIRECTION_INBOX"))
     elif command == "get":
