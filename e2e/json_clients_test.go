@@ -98,8 +98,8 @@ func TestTheClientExamplesDriveReferralsOverJSON(t *testing.T) {
 			t.Skipf("the client examples need %s, which is not on PATH: %v", tool, err)
 		}
 	}
-	if err := exec.Command("python3", "-c", "import requests").Run(); err != nil {
-		t.Skipf("the Python example needs the requests package: %v", err)
+	if err := exec.Command("python3", "-c", "import requests, cryptography.hazmat.primitives.asymmetric.mlkem").Run(); err != nil {
+		t.Skipf("the Python examples need the requests package and cryptography 48 or later (ML-KEM): %v", err)
 	}
 	root, err := moduleRoot()
 	if err != nil {
