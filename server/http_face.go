@@ -93,6 +93,7 @@ func (s *Server) Serve(lis net.Listener) error {
 	s.listenMu.Unlock()
 	go s.grpc.Serve(grpcConns)
 	go s.http.Serve(httpConns)
+	var backoff time.Duration
 	for {
 		conn, err := lis.Accept()
 		if err != nil {
@@ -104,8 +105,17 @@ func (s *Server) Serve(lis net.Listener) error {
 			if errors.Is(err, net.ErrClosed) {
 				return nil
 			}
+			// Out of file descriptors, for one: wait and go on, as
+			// grpc-go and net/http do, rather than stop serving.
+			if temporary, ok := err.(interface{ Temporary() bool }); ok && temporary.Temporary() {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accepting a connection failed; retrying", "error", err, "retry_in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
 			return err
 		}
+		backoff = 0
 		go s.route(conn, grpcConns, httpConns)
 	}
 }

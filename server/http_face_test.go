@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,7 +52,7 @@ func newJSONClient(t testing.TB, addr string, cfg *tls.Config, useHTTP2 bool) js
 	}
 	tr.Protocols = &protocols
 	t.Cleanup(tr.CloseIdleConnections)
-	return jsonClient{t: t, base: "https://" + addr, http: &http.Client{Transport: tr}}
+	return jsonClient{t: t, base: "https://" + addr, http: &http.Client{Transport: tr, Timeout: 20 * time.Second}}
 }
 
 // call sends a JSON request (body nil for none) and returns the status,
@@ -332,5 +334,45 @@ func TestJSONFacePublishesItsOpenAPIDocumentAndHealth(t *testing.T) {
 	var health healthpb.HealthCheckResponse
 	if err := protojson.Unmarshal(body, &health); err != nil || health.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("health: HTTP %d %s %v", resp.StatusCode, body, err)
+	}
+}
+
+// flakyListener fails its first Accept with a temporary error, as a
+// listener out of file descriptors does.
+type flakyListener struct {
+	net.Listener
+	failed atomic.Bool
+}
+
+type temporaryError struct{}
+
+func (temporaryError) Error() string   { return "accept: too many open files" }
+func (temporaryError) Temporary() bool { return true }
+func (temporaryError) Timeout() bool   { return false }
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if l.failed.CompareAndSwap(false, true) {
+		return nil, temporaryError{}
+	}
+	return l.Listener.Accept()
+}
+
+func TestServeOutlivesATemporaryAcceptError(t *testing.T) {
+	x := startExchange(t)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- x.server.Serve(&flakyListener{Listener: lis}) }()
+	x.record(x.dev.SecretariatCert)
+	c := newJSONClient(t, lis.Addr().String(), x.clientConfig(x.dev.SecretariatCert, x.dev.SecretariatKey), false)
+	c.http.Timeout = 5 * time.Second // no server answers the handshake once Serve has given up
+	var list exchangev1.ListAgenciesResponse
+	c.mustCall("GET", "/v1/agencies", nil, &list, http.StatusOK)
+	select {
+	case err := <-served:
+		t.Fatalf("Serve returned %v", err)
+	default:
 	}
 }
