@@ -11,12 +11,12 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
 	"buf.build/go/protovalidate"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -139,11 +139,20 @@ type Server struct {
 	now       func() time.Time
 	heartbeat time.Duration
 	grpc      *grpc.Server
-	health    *health.Server
-	store     *store.Store
-	log       *slog.Logger
-	validator protovalidate.Validator
-	limiter   *callerLimiter
+	// http is the JSON/HTTP face, transcoding to calls on grpc
+	// (http_face.go); portTLS is the shared port's TLS configuration.
+	http              *http.Server
+	portTLS           *tls.Config
+	connectionTimeout time.Duration
+	maxConnectionIdle time.Duration
+	listenMu          sync.Mutex
+	listeners         []net.Listener
+	closed            bool
+	health            *health.Server
+	store             *store.Store
+	log               *slog.Logger
+	validator         protovalidate.Validator
+	limiter           *callerLimiter
 	// concurrency bounds each caller's calls, streams and watches in
 	// flight.
 	concurrency *callerConcurrency
@@ -174,7 +183,8 @@ func New(cfg Config) (*Server, error) {
 		stream = append([]grpc.StreamServerInterceptor{cfg.Metrics.rpc.StreamServerInterceptor()}, stream...)
 	}
 	s.grpc = grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(cfg.TLS)),
+		// Serve completes the TLS handshake itself (http_face.go).
+		grpc.Creds(handshakenTLS{}),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(lim.MaxRecvMsgSize),
@@ -218,6 +228,10 @@ func New(cfg Config) (*Server, error) {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.portTLS, s.connectionTimeout, s.maxConnectionIdle = portTLS(cfg.TLS), lim.ConnectionTimeout, lim.MaxConnectionIdle
+	if err := s.newHTTPFace(lim); err != nil {
+		return nil, err
+	}
 	if cfg.Store.OnEtcd() {
 		go s.followStoreHealth(func(ctx context.Context) error {
 			_, err := cfg.Store.LatestRevision(ctx)
@@ -231,15 +245,6 @@ func New(cfg Config) (*Server, error) {
 type directoryService struct {
 	exchangev1.UnimplementedDirectoryServiceServer
 	store *store.Store
-}
-
-// Serve accepts connections on lis until Shutdown.
-func (s *Server) Serve(lis net.Listener) error {
-	err := s.grpc.Serve(lis)
-	if errors.Is(err, grpc.ErrServerStopped) {
-		return nil
-	}
-	return err
 }
 
 // Methods returns the full names of every registered method, for tests
@@ -259,10 +264,18 @@ func (s *Server) Methods() []string {
 func (s *Server) Shutdown(ctx context.Context) {
 	s.health.Shutdown()
 	s.stopOnce.Do(func() { close(s.stopping) })
+	s.closeListeners()
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
 		close(done)
+	}()
+	httpDone := make(chan struct{})
+	go func() {
+		if s.http.Shutdown(ctx) != nil {
+			s.http.Close()
+		}
+		close(httpDone)
 	}()
 	select {
 	case <-done:
@@ -270,4 +283,5 @@ func (s *Server) Shutdown(ctx context.Context) {
 		s.grpc.Stop()
 		<-done
 	}
+	<-httpDone
 }

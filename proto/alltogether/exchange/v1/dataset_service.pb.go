@@ -8,6 +8,7 @@ package exchangev1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
@@ -1687,7 +1688,7 @@ var File_alltogether_exchange_v1_dataset_service_proto protoreflect.FileDescript
 
 const file_alltogether_exchange_v1_dataset_service_proto_rawDesc = "" +
 	"\n" +
-	"-alltogether/exchange/v1/dataset_service.proto\x12\x17alltogether.exchange.v1\x1a%alltogether/exchange/v1/dataset.proto\x1a.alltogether/exchange/v1/referral_service.proto\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/field_mask.proto\"\xda\x02\n" +
+	"-alltogether/exchange/v1/dataset_service.proto\x12\x17alltogether.exchange.v1\x1a%alltogether/exchange/v1/dataset.proto\x1a.alltogether/exchange/v1/referral_service.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\"\xda\x02\n" +
 	"\x14CreateDatasetRequest\x12D\n" +
 	"\n" +
 	"dataset_id\x18\x01 \x01(\tB%\xbaH\"r 2\x1e^[a-z][a-z0-9-]{1,62}[a-z0-9]$R\tdatasetId\x12B\n" +
@@ -1812,20 +1813,19 @@ const file_alltogether_exchange_v1_dataset_service_proto_rawDesc = "" +
 	"\x0estart_revision\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\rstartRevision\"h\n" +
 	"\x18WatchDatasetRowsResponse\x120\n" +
 	"\x04rows\x18\x01 \x03(\v2\x1c.alltogether.exchange.v1.RowR\x04rows\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x03R\brevision2\xc1\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision2\xdd\r\n" +
+	"\x0eDatasetService\x12\x9b\x01\n" +
+	"\rCreateDataset\x12-.alltogether.exchange.v1.CreateDatasetRequest\x1a..alltogether.exchange.v1.CreateDatasetResponse\"+\x82\xd3\xe4\x93\x02%:\x01*\" /v1/{parent=agencies/*}/datasets\x12\x8f\x01\n" +
 	"\n" +
-	"\x0eDatasetService\x12n\n" +
-	"\rCreateDataset\x12-.alltogether.exchange.v1.CreateDatasetRequest\x1a..alltogether.exchange.v1.CreateDatasetResponse\x12e\n" +
-	"\n" +
-	"GetDataset\x12*.alltogether.exchange.v1.GetDatasetRequest\x1a+.alltogether.exchange.v1.GetDatasetResponse\x12k\n" +
-	"\fListDatasets\x12,.alltogether.exchange.v1.ListDatasetsRequest\x1a-.alltogether.exchange.v1.ListDatasetsResponse\x12n\n" +
-	"\rUpdateDataset\x12-.alltogether.exchange.v1.UpdateDatasetRequest\x1a..alltogether.exchange.v1.UpdateDatasetResponse\x12w\n" +
-	"\x10WriteDatasetRows\x120.alltogether.exchange.v1.WriteDatasetRowsRequest\x1a1.alltogether.exchange.v1.WriteDatasetRowsResponse\x12v\n" +
-	"\x0fPullDatasetRows\x12/.alltogether.exchange.v1.PullDatasetRowsRequest\x1a0.alltogether.exchange.v1.PullDatasetRowsResponse0\x01\x12\x83\x01\n" +
-	"\x14AggregateDatasetRows\x124.alltogether.exchange.v1.AggregateDatasetRowsRequest\x1a5.alltogether.exchange.v1.AggregateDatasetRowsResponse\x12z\n" +
-	"\x11LockDatasetPeriod\x121.alltogether.exchange.v1.LockDatasetPeriodRequest\x1a2.alltogether.exchange.v1.LockDatasetPeriodResponse\x12\x80\x01\n" +
-	"\x13UnlockDatasetPeriod\x123.alltogether.exchange.v1.UnlockDatasetPeriodRequest\x1a4.alltogether.exchange.v1.UnlockDatasetPeriodResponse\x12\x89\x01\n" +
-	"\x16GetDatasetCompleteness\x126.alltogether.exchange.v1.GetDatasetCompletenessRequest\x1a7.alltogether.exchange.v1.GetDatasetCompletenessResponse\x12y\n" +
+	"GetDataset\x12*.alltogether.exchange.v1.GetDatasetRequest\x1a+.alltogether.exchange.v1.GetDatasetResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /v1/{name=agencies/*/datasets/*}\x12\x81\x01\n" +
+	"\fListDatasets\x12,.alltogether.exchange.v1.ListDatasetsRequest\x1a-.alltogether.exchange.v1.ListDatasetsResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/datasets\x12n\n" +
+	"\rUpdateDataset\x12-.alltogether.exchange.v1.UpdateDatasetRequest\x1a..alltogether.exchange.v1.UpdateDatasetResponse\x12\xb1\x01\n" +
+	"\x10WriteDatasetRows\x120.alltogether.exchange.v1.WriteDatasetRowsRequest\x1a1.alltogether.exchange.v1.WriteDatasetRowsResponse\"8\x82\xd3\xe4\x93\x022:\x01*\"-/v1/{dataset=agencies/*/datasets/*}:writeRows\x12v\n" +
+	"\x0fPullDatasetRows\x12/.alltogether.exchange.v1.PullDatasetRowsRequest\x1a0.alltogether.exchange.v1.PullDatasetRowsResponse0\x01\x12\xc1\x01\n" +
+	"\x14AggregateDatasetRows\x124.alltogether.exchange.v1.AggregateDatasetRowsRequest\x1a5.alltogether.exchange.v1.AggregateDatasetRowsResponse\"<\x82\xd3\xe4\x93\x026:\x01*\"1/v1/{dataset=agencies/*/datasets/*}:aggregateRows\x12\xb5\x01\n" +
+	"\x11LockDatasetPeriod\x121.alltogether.exchange.v1.LockDatasetPeriodRequest\x1a2.alltogether.exchange.v1.LockDatasetPeriodResponse\"9\x82\xd3\xe4\x93\x023:\x01*\"./v1/{dataset=agencies/*/datasets/*}:lockPeriod\x12\xbd\x01\n" +
+	"\x13UnlockDatasetPeriod\x123.alltogether.exchange.v1.UnlockDatasetPeriodRequest\x1a4.alltogether.exchange.v1.UnlockDatasetPeriodResponse\";\x82\xd3\xe4\x93\x025:\x01*\"0/v1/{dataset=agencies/*/datasets/*}:unlockPeriod\x12\xc3\x01\n" +
+	"\x16GetDatasetCompleteness\x126.alltogether.exchange.v1.GetDatasetCompletenessRequest\x1a7.alltogether.exchange.v1.GetDatasetCompletenessResponse\"8\x82\xd3\xe4\x93\x022\x120/v1/{dataset=agencies/*/datasets/*}:completeness\x12y\n" +
 	"\x10WatchDatasetRows\x120.alltogether.exchange.v1.WatchDatasetRowsRequest\x1a1.alltogether.exchange.v1.WatchDatasetRowsResponse0\x01BJZHgithub.com/alltogether/exchange/proto/alltogether/exchange/v1;exchangev1b\x06proto3"
 
 var (

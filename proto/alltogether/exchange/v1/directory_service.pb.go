@@ -8,6 +8,7 @@ package exchangev1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
@@ -2066,7 +2067,7 @@ var File_alltogether_exchange_v1_directory_service_proto protoreflect.FileDescri
 
 const file_alltogether_exchange_v1_directory_service_proto_rawDesc = "" +
 	"\n" +
-	"/alltogether/exchange/v1/directory_service.proto\x12\x17alltogether.exchange.v1\x1a$alltogether/exchange/v1/agency.proto\x1a\"alltogether/exchange/v1/date.proto\x1a)alltogether/exchange/v1/focal_point.proto\x1a&alltogether/exchange/v1/location.proto\x1a#alltogether/exchange/v1/niche.proto\x1a+alltogether/exchange/v1/working_group.proto\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/field_mask.proto\"V\n" +
+	"/alltogether/exchange/v1/directory_service.proto\x12\x17alltogether.exchange.v1\x1a$alltogether/exchange/v1/agency.proto\x1a\"alltogether/exchange/v1/date.proto\x1a)alltogether/exchange/v1/focal_point.proto\x1a&alltogether/exchange/v1/location.proto\x1a#alltogether/exchange/v1/niche.proto\x1a+alltogether/exchange/v1/working_group.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\"V\n" +
 	"\x10GetAgencyRequest\x12B\n" +
 	"\x04name\x18\x01 \x01(\tB.\xbaH+r)2'^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x04name\"L\n" +
 	"\x11GetAgencyResponse\x127\n" +
@@ -2196,27 +2197,27 @@ const file_alltogether_exchange_v1_directory_service_proto_rawDesc = "" +
 	"^[A-Z]{2}$R\acountry\"\x80\x01\n" +
 	"\x15ListLocationsResponse\x12?\n" +
 	"\tlocations\x18\x01 \x03(\v2!.alltogether.exchange.v1.LocationR\tlocations\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xcc\x11\n" +
-	"\x10DirectoryService\x12b\n" +
-	"\tGetAgency\x12).alltogether.exchange.v1.GetAgencyRequest\x1a*.alltogether.exchange.v1.GetAgencyResponse\x12k\n" +
-	"\fListAgencies\x12,.alltogether.exchange.v1.ListAgenciesRequest\x1a-.alltogether.exchange.v1.ListAgenciesResponse\x12k\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xd9\x13\n" +
+	"\x10DirectoryService\x12\x81\x01\n" +
+	"\tGetAgency\x12).alltogether.exchange.v1.GetAgencyRequest\x1a*.alltogether.exchange.v1.GetAgencyResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/{name=agencies/*}\x12\x81\x01\n" +
+	"\fListAgencies\x12,.alltogether.exchange.v1.ListAgenciesRequest\x1a-.alltogether.exchange.v1.ListAgenciesResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/agencies\x12k\n" +
 	"\fCreateAgency\x12,.alltogether.exchange.v1.CreateAgencyRequest\x1a-.alltogether.exchange.v1.CreateAgencyResponse\x12k\n" +
 	"\fUpdateAgency\x12,.alltogether.exchange.v1.UpdateAgencyRequest\x1a-.alltogether.exchange.v1.UpdateAgencyResponse\x12n\n" +
 	"\rSuspendAgency\x12-.alltogether.exchange.v1.SuspendAgencyRequest\x1a..alltogether.exchange.v1.SuspendAgencyResponse\x12w\n" +
 	"\x10ReactivateAgency\x120.alltogether.exchange.v1.ReactivateAgencyRequest\x1a1.alltogether.exchange.v1.ReactivateAgencyResponse\x12\x89\x01\n" +
-	"\x16SetAgencyEncryptionKey\x126.alltogether.exchange.v1.SetAgencyEncryptionKeyRequest\x1a7.alltogether.exchange.v1.SetAgencyEncryptionKeyResponse\x12n\n" +
-	"\rGetFocalPoint\x12-.alltogether.exchange.v1.GetFocalPointRequest\x1a..alltogether.exchange.v1.GetFocalPointResponse\x12t\n" +
-	"\x0fListFocalPoints\x12/.alltogether.exchange.v1.ListFocalPointsRequest\x1a0.alltogether.exchange.v1.ListFocalPointsResponse\x12w\n" +
+	"\x16SetAgencyEncryptionKey\x126.alltogether.exchange.v1.SetAgencyEncryptionKeyRequest\x1a7.alltogether.exchange.v1.SetAgencyEncryptionKeyResponse\x12\x9b\x01\n" +
+	"\rGetFocalPoint\x12-.alltogether.exchange.v1.GetFocalPointRequest\x1a..alltogether.exchange.v1.GetFocalPointResponse\"+\x82\xd3\xe4\x93\x02%\x12#/v1/{name=agencies/*/focalPoints/*}\x12\xa1\x01\n" +
+	"\x0fListFocalPoints\x12/.alltogether.exchange.v1.ListFocalPointsRequest\x1a0.alltogether.exchange.v1.ListFocalPointsResponse\"+\x82\xd3\xe4\x93\x02%\x12#/v1/{parent=agencies/*}/focalPoints\x12w\n" +
 	"\x10CreateFocalPoint\x120.alltogether.exchange.v1.CreateFocalPointRequest\x1a1.alltogether.exchange.v1.CreateFocalPointResponse\x12w\n" +
 	"\x10UpdateFocalPoint\x120.alltogether.exchange.v1.UpdateFocalPointRequest\x1a1.alltogether.exchange.v1.UpdateFocalPointResponse\x12w\n" +
-	"\x10DeleteFocalPoint\x120.alltogether.exchange.v1.DeleteFocalPointRequest\x1a1.alltogether.exchange.v1.DeleteFocalPointResponse\x12t\n" +
-	"\x0fGetWorkingGroup\x12/.alltogether.exchange.v1.GetWorkingGroupRequest\x1a0.alltogether.exchange.v1.GetWorkingGroupResponse\x12z\n" +
-	"\x11ListWorkingGroups\x121.alltogether.exchange.v1.ListWorkingGroupsRequest\x1a2.alltogether.exchange.v1.ListWorkingGroupsResponse\x12}\n" +
+	"\x10DeleteFocalPoint\x120.alltogether.exchange.v1.DeleteFocalPointRequest\x1a1.alltogether.exchange.v1.DeleteFocalPointResponse\x12\x98\x01\n" +
+	"\x0fGetWorkingGroup\x12/.alltogether.exchange.v1.GetWorkingGroupRequest\x1a0.alltogether.exchange.v1.GetWorkingGroupResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/{name=workingGroups/*}\x12\x95\x01\n" +
+	"\x11ListWorkingGroups\x121.alltogether.exchange.v1.ListWorkingGroupsRequest\x1a2.alltogether.exchange.v1.ListWorkingGroupsResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/workingGroups\x12}\n" +
 	"\x12CreateWorkingGroup\x122.alltogether.exchange.v1.CreateWorkingGroupRequest\x1a3.alltogether.exchange.v1.CreateWorkingGroupResponse\x12}\n" +
 	"\x12UpdateWorkingGroup\x122.alltogether.exchange.v1.UpdateWorkingGroupRequest\x1a3.alltogether.exchange.v1.UpdateWorkingGroupResponse\x12}\n" +
-	"\x12DeleteWorkingGroup\x122.alltogether.exchange.v1.DeleteWorkingGroupRequest\x1a3.alltogether.exchange.v1.DeleteWorkingGroupResponse\x12h\n" +
-	"\vGetLocation\x12+.alltogether.exchange.v1.GetLocationRequest\x1a,.alltogether.exchange.v1.GetLocationResponse\x12n\n" +
-	"\rListLocations\x12-.alltogether.exchange.v1.ListLocationsRequest\x1a..alltogether.exchange.v1.ListLocationsResponseBJZHgithub.com/alltogether/exchange/proto/alltogether/exchange/v1;exchangev1b\x06proto3"
+	"\x12DeleteWorkingGroup\x122.alltogether.exchange.v1.DeleteWorkingGroupRequest\x1a3.alltogether.exchange.v1.DeleteWorkingGroupResponse\x12\x88\x01\n" +
+	"\vGetLocation\x12+.alltogether.exchange.v1.GetLocationRequest\x1a,.alltogether.exchange.v1.GetLocationResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/{name=locations/*}\x12\x85\x01\n" +
+	"\rListLocations\x12-.alltogether.exchange.v1.ListLocationsRequest\x1a..alltogether.exchange.v1.ListLocationsResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/locationsBJZHgithub.com/alltogether/exchange/proto/alltogether/exchange/v1;exchangev1b\x06proto3"
 
 var (
 	file_alltogether_exchange_v1_directory_service_proto_rawDescOnce sync.Once

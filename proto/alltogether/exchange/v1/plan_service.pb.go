@@ -8,6 +8,7 @@ package exchangev1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
@@ -2518,7 +2519,7 @@ var File_alltogether_exchange_v1_plan_service_proto protoreflect.FileDescriptor
 
 const file_alltogether_exchange_v1_plan_service_proto_rawDesc = "" +
 	"\n" +
-	"*alltogether/exchange/v1/plan_service.proto\x12\x17alltogether.exchange.v1\x1a&alltogether/exchange/v1/audience.proto\x1a\"alltogether/exchange/v1/date.proto\x1a&alltogether/exchange/v1/location.proto\x1a#alltogether/exchange/v1/niche.proto\x1a\"alltogether/exchange/v1/plan.proto\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\"\x8a\x01\n" +
+	"*alltogether/exchange/v1/plan_service.proto\x12\x17alltogether.exchange.v1\x1a&alltogether/exchange/v1/audience.proto\x1a\"alltogether/exchange/v1/date.proto\x1a&alltogether/exchange/v1/location.proto\x1a#alltogether/exchange/v1/niche.proto\x1a\"alltogether/exchange/v1/plan.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\"\x8a\x01\n" +
 	"\x0eGetPlanRequest\x12U\n" +
 	"\x04name\x18\x01 \x01(\tBA\xbaH>r<2:^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/plans/[0-9a-z]{26}$R\x04name\x12!\n" +
 	"\aversion\x18\x02 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\aversion\"D\n" +
@@ -2705,24 +2706,24 @@ const file_alltogether_exchange_v1_plan_service_proto_rawDesc = "" +
 	"\x17PLAN_EVENT_KIND_UPDATED\x10\x02\x12\x1d\n" +
 	"\x19PLAN_EVENT_KIND_CANCELLED\x10\x03\x12\x1b\n" +
 	"\x17PLAN_EVENT_KIND_REMOVED\x10\x04\x12\x1d\n" +
-	"\x19PLAN_EVENT_KIND_HEARTBEAT\x10\x052\x84\v\n" +
-	"\vPlanService\x12\\\n" +
-	"\aGetPlan\x12'.alltogether.exchange.v1.GetPlanRequest\x1a(.alltogether.exchange.v1.GetPlanResponse\x12b\n" +
-	"\tListPlans\x12).alltogether.exchange.v1.ListPlansRequest\x1a*.alltogether.exchange.v1.ListPlansResponse\x12e\n" +
+	"\x19PLAN_EVENT_KIND_HEARTBEAT\x10\x052\xed\r\n" +
+	"\vPlanService\x12\x83\x01\n" +
+	"\aGetPlan\x12'.alltogether.exchange.v1.GetPlanRequest\x1a(.alltogether.exchange.v1.GetPlanResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/{name=agencies/*/plans/*}\x12\x89\x01\n" +
+	"\tListPlans\x12).alltogether.exchange.v1.ListPlansRequest\x1a*.alltogether.exchange.v1.ListPlansResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/{parent=agencies/*}/plans\x12\x8f\x01\n" +
 	"\n" +
-	"CreatePlan\x12*.alltogether.exchange.v1.CreatePlanRequest\x1a+.alltogether.exchange.v1.CreatePlanResponse\x12e\n" +
+	"CreatePlan\x12*.alltogether.exchange.v1.CreatePlanRequest\x1a+.alltogether.exchange.v1.CreatePlanResponse\"(\x82\xd3\xe4\x93\x02\":\x01*\"\x1d/v1/{parent=agencies/*}/plans\x12e\n" +
 	"\n" +
-	"UpdatePlan\x12*.alltogether.exchange.v1.UpdatePlanRequest\x1a+.alltogether.exchange.v1.UpdatePlanResponse\x12e\n" +
+	"UpdatePlan\x12*.alltogether.exchange.v1.UpdatePlanRequest\x1a+.alltogether.exchange.v1.UpdatePlanResponse\x12\x96\x01\n" +
 	"\n" +
-	"CancelPlan\x12*.alltogether.exchange.v1.CancelPlanRequest\x1a+.alltogether.exchange.v1.CancelPlanResponse\x12w\n" +
-	"\x10ListPlanVersions\x120.alltogether.exchange.v1.ListPlanVersionsRequest\x1a1.alltogether.exchange.v1.ListPlanVersionsResponse\x12w\n" +
-	"\x10DiffPlanVersions\x120.alltogether.exchange.v1.DiffPlanVersionsRequest\x1a1.alltogether.exchange.v1.DiffPlanVersionsResponse\x12e\n" +
+	"CancelPlan\x12*.alltogether.exchange.v1.CancelPlanRequest\x1a+.alltogether.exchange.v1.CancelPlanResponse\"/\x82\xd3\xe4\x93\x02):\x01*\"$/v1/{name=agencies/*/plans/*}:cancel\x12\xa7\x01\n" +
+	"\x10ListPlanVersions\x120.alltogether.exchange.v1.ListPlanVersionsRequest\x1a1.alltogether.exchange.v1.ListPlanVersionsResponse\".\x82\xd3\xe4\x93\x02(\x12&/v1/{name=agencies/*/plans/*}:versions\x12w\n" +
+	"\x10DiffPlanVersions\x120.alltogether.exchange.v1.DiffPlanVersionsRequest\x1a1.alltogether.exchange.v1.DiffPlanVersionsResponse\x12\x95\x01\n" +
 	"\n" +
-	"ApplyPlans\x12*.alltogether.exchange.v1.ApplyPlansRequest\x1a+.alltogether.exchange.v1.ApplyPlansResponse\x12\x83\x01\n" +
-	"\x14ImportIatiActivities\x124.alltogether.exchange.v1.ImportIatiActivitiesRequest\x1a5.alltogether.exchange.v1.ImportIatiActivitiesResponse\x12k\n" +
-	"\fFindOverlaps\x12,.alltogether.exchange.v1.FindOverlapsRequest\x1a-.alltogether.exchange.v1.FindOverlapsResponse\x12_\n" +
-	"\bFindGaps\x12(.alltogether.exchange.v1.FindGapsRequest\x1a).alltogether.exchange.v1.FindGapsResponse\x12h\n" +
-	"\vGetCoverage\x12+.alltogether.exchange.v1.GetCoverageRequest\x1a,.alltogether.exchange.v1.GetCoverageResponse\x12g\n" +
+	"ApplyPlans\x12*.alltogether.exchange.v1.ApplyPlansRequest\x1a+.alltogether.exchange.v1.ApplyPlansResponse\".\x82\xd3\xe4\x93\x02(:\x01*\"#/v1/{parent=agencies/*}/plans:apply\x12\x83\x01\n" +
+	"\x14ImportIatiActivities\x124.alltogether.exchange.v1.ImportIatiActivitiesRequest\x1a5.alltogether.exchange.v1.ImportIatiActivitiesResponse\x12\x8b\x01\n" +
+	"\fFindOverlaps\x12,.alltogether.exchange.v1.FindOverlapsRequest\x1a-.alltogether.exchange.v1.FindOverlapsResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/plans:findOverlaps\x12{\n" +
+	"\bFindGaps\x12(.alltogether.exchange.v1.FindGapsRequest\x1a).alltogether.exchange.v1.FindGapsResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/plans:findGaps\x12\x84\x01\n" +
+	"\vGetCoverage\x12+.alltogether.exchange.v1.GetCoverageRequest\x1a,.alltogether.exchange.v1.GetCoverageResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/plans:coverage\x12g\n" +
 	"\n" +
 	"WatchPlans\x12*.alltogether.exchange.v1.WatchPlansRequest\x1a+.alltogether.exchange.v1.WatchPlansResponse0\x01BJZHgithub.com/alltogether/exchange/proto/alltogether/exchange/v1;exchangev1b\x06proto3"
 

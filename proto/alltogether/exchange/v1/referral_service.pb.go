@@ -8,6 +8,7 @@ package exchangev1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -2236,7 +2237,7 @@ var File_alltogether_exchange_v1_referral_service_proto protoreflect.FileDescrip
 
 const file_alltogether_exchange_v1_referral_service_proto_rawDesc = "" +
 	"\n" +
-	".alltogether/exchange/v1/referral_service.proto\x12\x17alltogether.exchange.v1\x1a$alltogether/exchange/v1/agency.proto\x1a#alltogether/exchange/v1/niche.proto\x1a&alltogether/exchange/v1/referral.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa8\x01\n" +
+	".alltogether/exchange/v1/referral_service.proto\x12\x17alltogether.exchange.v1\x1a$alltogether/exchange/v1/agency.proto\x1a#alltogether/exchange/v1/niche.proto\x1a&alltogether/exchange/v1/referral.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa8\x01\n" +
 	"\x15CreateReferralRequest\x12E\n" +
 	"\breferral\x18\x01 \x01(\v2!.alltogether.exchange.v1.ReferralB\x06\xbaH\x03\xc8\x01\x01R\breferral\x12H\n" +
 	"\n" +
@@ -2379,24 +2380,24 @@ const file_alltogether_exchange_v1_referral_service_proto_rawDesc = "" +
 	"\x1fREFERRAL_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bREFERRAL_EVENT_KIND_CREATED\x10\x01\x12\x1f\n" +
 	"\x1bREFERRAL_EVENT_KIND_UPDATED\x10\x02\x12!\n" +
-	"\x1dREFERRAL_EVENT_KIND_HEARTBEAT\x10\x032\xa8\x0f\n" +
-	"\x0fReferralService\x12q\n" +
-	"\x0eCreateReferral\x12..alltogether.exchange.v1.CreateReferralRequest\x1a/.alltogether.exchange.v1.CreateReferralResponse\x12\x83\x01\n" +
-	"\x14BatchCreateReferrals\x124.alltogether.exchange.v1.BatchCreateReferralsRequest\x1a5.alltogether.exchange.v1.BatchCreateReferralsResponse\x12h\n" +
-	"\vGetReferral\x12+.alltogether.exchange.v1.GetReferralRequest\x1a,.alltogether.exchange.v1.GetReferralResponse\x12n\n" +
-	"\rListReferrals\x12-.alltogether.exchange.v1.ListReferralsRequest\x1a..alltogether.exchange.v1.ListReferralsResponse\x12s\n" +
-	"\x0eWatchReferrals\x12..alltogether.exchange.v1.WatchReferralsRequest\x1a/.alltogether.exchange.v1.WatchReferralsResponse0\x01\x12\x80\x01\n" +
-	"\x13AcknowledgeReferral\x123.alltogether.exchange.v1.AcknowledgeReferralRequest\x1a4.alltogether.exchange.v1.AcknowledgeReferralResponse\x12q\n" +
-	"\x0eAcceptReferral\x12..alltogether.exchange.v1.AcceptReferralRequest\x1a/.alltogether.exchange.v1.AcceptReferralResponse\x12q\n" +
-	"\x0eRejectReferral\x12..alltogether.exchange.v1.RejectReferralRequest\x1a/.alltogether.exchange.v1.RejectReferralResponse\x12n\n" +
-	"\rStartReferral\x12-.alltogether.exchange.v1.StartReferralRequest\x1a..alltogether.exchange.v1.StartReferralResponse\x12w\n" +
-	"\x10CompleteReferral\x120.alltogether.exchange.v1.CompleteReferralRequest\x1a1.alltogether.exchange.v1.CompleteReferralResponse\x12q\n" +
-	"\x0eCancelReferral\x12..alltogether.exchange.v1.CancelReferralRequest\x1a/.alltogether.exchange.v1.CancelReferralResponse\x12\x86\x01\n" +
-	"\x15RevokeReferralConsent\x125.alltogether.exchange.v1.RevokeReferralConsentRequest\x1a6.alltogether.exchange.v1.RevokeReferralConsentResponse\x12t\n" +
-	"\x0fForwardReferral\x12/.alltogether.exchange.v1.ForwardReferralRequest\x1a0.alltogether.exchange.v1.ForwardReferralResponse\x12\x83\x01\n" +
-	"\x14EraseReferralDetails\x124.alltogether.exchange.v1.EraseReferralDetailsRequest\x1a5.alltogether.exchange.v1.EraseReferralDetailsResponse\x12z\n" +
-	"\x11SuggestRecipients\x121.alltogether.exchange.v1.SuggestRecipientsRequest\x1a2.alltogether.exchange.v1.SuggestRecipientsResponse\x12\x86\x01\n" +
-	"\x15GetReferralStatistics\x125.alltogether.exchange.v1.GetReferralStatisticsRequest\x1a6.alltogether.exchange.v1.GetReferralStatisticsResponseBJZHgithub.com/alltogether/exchange/proto/alltogether/exchange/v1;exchangev1b\x06proto3"
+	"\x1dREFERRAL_EVENT_KIND_HEARTBEAT\x10\x032\x82\x14\n" +
+	"\x0fReferralService\x12\x8b\x01\n" +
+	"\x0eCreateReferral\x12..alltogether.exchange.v1.CreateReferralRequest\x1a/.alltogether.exchange.v1.CreateReferralResponse\"\x18\x82\xd3\xe4\x93\x02\x12:\x01*\"\r/v1/referrals\x12\xa9\x01\n" +
+	"\x14BatchCreateReferrals\x124.alltogether.exchange.v1.BatchCreateReferralsRequest\x1a5.alltogether.exchange.v1.BatchCreateReferralsResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/v1/referrals:batchCreate\x12\x88\x01\n" +
+	"\vGetReferral\x12+.alltogether.exchange.v1.GetReferralRequest\x1a,.alltogether.exchange.v1.GetReferralResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/{name=referrals/*}\x12\x85\x01\n" +
+	"\rListReferrals\x12-.alltogether.exchange.v1.ListReferralsRequest\x1a..alltogether.exchange.v1.ListReferralsResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/referrals\x12s\n" +
+	"\x0eWatchReferrals\x12..alltogether.exchange.v1.WatchReferralsRequest\x1a/.alltogether.exchange.v1.WatchReferralsResponse0\x01\x12\xaf\x01\n" +
+	"\x13AcknowledgeReferral\x123.alltogether.exchange.v1.AcknowledgeReferralRequest\x1a4.alltogether.exchange.v1.AcknowledgeReferralResponse\"-\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/{name=referrals/*}:acknowledge\x12\x9b\x01\n" +
+	"\x0eAcceptReferral\x12..alltogether.exchange.v1.AcceptReferralRequest\x1a/.alltogether.exchange.v1.AcceptReferralResponse\"(\x82\xd3\xe4\x93\x02\":\x01*\"\x1d/v1/{name=referrals/*}:accept\x12\x9b\x01\n" +
+	"\x0eRejectReferral\x12..alltogether.exchange.v1.RejectReferralRequest\x1a/.alltogether.exchange.v1.RejectReferralResponse\"(\x82\xd3\xe4\x93\x02\":\x01*\"\x1d/v1/{name=referrals/*}:reject\x12\x97\x01\n" +
+	"\rStartReferral\x12-.alltogether.exchange.v1.StartReferralRequest\x1a..alltogether.exchange.v1.StartReferralResponse\"'\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/v1/{name=referrals/*}:start\x12\xa3\x01\n" +
+	"\x10CompleteReferral\x120.alltogether.exchange.v1.CompleteReferralRequest\x1a1.alltogether.exchange.v1.CompleteReferralResponse\"*\x82\xd3\xe4\x93\x02$:\x01*\"\x1f/v1/{name=referrals/*}:complete\x12\x9b\x01\n" +
+	"\x0eCancelReferral\x12..alltogether.exchange.v1.CancelReferralRequest\x1a/.alltogether.exchange.v1.CancelReferralResponse\"(\x82\xd3\xe4\x93\x02\":\x01*\"\x1d/v1/{name=referrals/*}:cancel\x12\xb7\x01\n" +
+	"\x15RevokeReferralConsent\x125.alltogether.exchange.v1.RevokeReferralConsentRequest\x1a6.alltogether.exchange.v1.RevokeReferralConsentResponse\"/\x82\xd3\xe4\x93\x02):\x01*\"$/v1/{name=referrals/*}:revokeConsent\x12\x9f\x01\n" +
+	"\x0fForwardReferral\x12/.alltogether.exchange.v1.ForwardReferralRequest\x1a0.alltogether.exchange.v1.ForwardReferralResponse\")\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/v1/{name=referrals/*}:forward\x12\xb3\x01\n" +
+	"\x14EraseReferralDetails\x124.alltogether.exchange.v1.EraseReferralDetailsRequest\x1a5.alltogether.exchange.v1.EraseReferralDetailsResponse\".\x82\xd3\xe4\x93\x02(:\x01*\"#/v1/{name=referrals/*}:eraseDetails\x12\xa3\x01\n" +
+	"\x11SuggestRecipients\x121.alltogether.exchange.v1.SuggestRecipientsRequest\x1a2.alltogether.exchange.v1.SuggestRecipientsResponse\"'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/referrals:suggestRecipients\x12\xa8\x01\n" +
+	"\x15GetReferralStatistics\x125.alltogether.exchange.v1.GetReferralStatisticsRequest\x1a6.alltogether.exchange.v1.GetReferralStatisticsResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/referrals:statisticsBJZHgithub.com/alltogether/exchange/proto/alltogether/exchange/v1;exchangev1b\x06proto3"
 
 var (
 	file_alltogether_exchange_v1_referral_service_proto_rawDescOnce sync.Once
