@@ -17,8 +17,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/alltogether/exchange/client"
+	"github.com/alltogether/exchange/internal/agejs"
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
-	"github.com/alltogether/exchange/seal/sealtest"
 )
 
 // exampleRun runs one of docs/clients' examples as an agency and returns
@@ -105,7 +105,7 @@ func TestTheClientExamplesDriveReferralsOverJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	modules := sealtest.AgeEncryptionModules(t, root)
+	modules := agejs.Modules(t, root)
 	dir := t.TempDir()
 	srv := startServer(t, dir)
 	w := newWorld(t, dir, srv.addr, []string{"ilo"}, []string{"iom"})

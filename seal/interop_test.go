@@ -2,9 +2,6 @@ package seal
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -13,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/alltogether/exchange/internal/agejs"
 )
 
 // The interop tests run the npm package age-encryption under node, so that
@@ -116,7 +115,7 @@ func nodeScripts(t *testing.T) map[string]string {
 			t.Skipf("the interop test needs node and npm, and %s is not on PATH: %v", tool, err)
 		}
 	}
-	modules := installAgeEncryption(t)
+	modules := agejs.Modules(t, repoRoot(t))
 	dir := t.TempDir()
 	if err := os.Symlink(modules, filepath.Join(dir, "node_modules")); err != nil {
 		t.Fatal(err)
@@ -148,64 +147,6 @@ func docScripts(t *testing.T) map[string]string {
 		out[m[2]] = m[1]
 	}
 	return out
-}
-
-// installAgeEncryption returns the node_modules directory holding the
-// locked age-encryption, installing it with npm ci on first use. It
-// installs into a temporary directory and renames it into place, so that
-// an interrupted or concurrent install never leaves half a cache.
-func installAgeEncryption(t *testing.T) string {
-	t.Helper()
-	pkg, err := os.ReadFile(filepath.Join("testdata", "age-encryption", "package.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lock, err := os.ReadFile(filepath.Join("testdata", "age-encryption", "package-lock.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var locked struct {
-		Packages map[string]struct{ Version string }
-	}
-	if err := json.Unmarshal(lock, &locked); err != nil {
-		t.Fatal(err)
-	}
-	version := locked.Packages["node_modules/age-encryption"].Version
-	if version == "" {
-		t.Fatal("package-lock.json does not lock age-encryption")
-	}
-	sum := sha256.Sum256(append(append([]byte(nil), pkg...), lock...))
-	cache := filepath.Join(repoRoot(t), ".cache")
-	dir := filepath.Join(cache, "age-encryption-"+version+"-"+hex.EncodeToString(sum[:6]))
-	modules := filepath.Join(dir, "node_modules")
-	if _, err := os.Stat(filepath.Join(modules, "age-encryption", "package.json")); err == nil {
-		return modules
-	}
-	if err := os.MkdirAll(cache, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	tmp, err := os.MkdirTemp(cache, "age-encryption-install-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(tmp)
-	writeFile(t, filepath.Join(tmp, "package.json"), pkg)
-	writeFile(t, filepath.Join(tmp, "package-lock.json"), lock)
-	start := time.Now()
-	cmd := exec.Command("npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--cache", filepath.Join(cache, "npm"))
-	cmd.Dir = tmp
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm ci age-encryption@%s: %v\n%s", version, err, out)
-	}
-	t.Logf("installed age-encryption %s into %s in %v", version, dir, time.Since(start).Round(time.Millisecond))
-	if err := os.Rename(tmp, dir); err != nil {
-		// Another run installed it first (a rename onto a non-empty
-		// directory fails): use theirs.
-		if _, statErr := os.Stat(filepath.Join(modules, "age-encryption", "package.json")); statErr != nil {
-			t.Fatal(err)
-		}
-	}
-	return modules
 }
 
 // runNode runs a node script with extra environment variables and returns

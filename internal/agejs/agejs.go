@@ -1,4 +1,7 @@
-package sealtest
+// Package agejs installs, for tests, the npm package age-encryption that
+// seal/testdata/age-encryption locks, so that tests can run the same
+// format's JavaScript implementation against the Go one.
+package agejs
 
 import (
 	"crypto/sha256"
@@ -10,13 +13,13 @@ import (
 	"testing"
 )
 
-// AgeEncryptionModules returns the node_modules directory holding the npm
-// package age-encryption locked by seal/testdata/age-encryption, under
-// root/.cache, installing it with npm ci on first use, exactly where the
-// seal package's interop test puts it (seal/interop_test.go), so that
-// either test finds the other's install. It skips the test when node or
-// npm is missing.
-func AgeEncryptionModules(t testing.TB, root string) string {
+// Modules returns the node_modules directory holding the npm package
+// age-encryption locked by seal/testdata/age-encryption, under
+// root/.cache (root is the repository's root), installing it with npm ci
+// on first use into a temporary directory renamed into place, so that an
+// interrupted or concurrent install never leaves half a cache. It skips
+// the test when node or npm is missing.
+func Modules(t testing.TB, root string) string {
 	t.Helper()
 	for _, tool := range []string{"node", "npm"} {
 		if _, err := exec.LookPath(tool); err != nil {
