@@ -160,3 +160,38 @@ func TestErasedConsultantIsGoneFromTheRecordAndTheFile(t *testing.T) {
 		t.Fatalf("the erasure is not audited: %v", last)
 	}
 }
+
+// TestConcurrentBookingsOfTheSameWeeksLetOneThrough books one consultant
+// for the same weeks from many goroutines at once: the overlap check runs
+// inside the write, so exactly one booking is stored and every other is
+// refused naming it.
+func TestConcurrentBookingsOfTheSameWeeksLetOneThrough(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := context.Background()
+	mustCreateAgency(t, s, "ilo", nil)
+	c := mustAddConsultant(t, s, "ilo", "Sok Dara")
+	const n = 16
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			_, err := engage(s, "ilo", c.GetName(), "", weeks(consultantDate(2026, 5, 4), consultantDate(2026, 5, 15)))
+			errs <- err
+		}()
+	}
+	var ok, refused int
+	for i := 0; i < n; i++ {
+		switch err := <-errs; KindOf(err) {
+		case KindFailedPrecondition:
+			refused++
+		default:
+			if err != nil {
+				t.Fatal(err)
+			}
+			ok++
+		}
+	}
+	list, _, err := s.ListEngagements(ctx, c.GetName(), nil, Page{})
+	if err != nil || ok != 1 || refused != n-1 || len(list) != 1 {
+		t.Fatalf("%d booked, %d refused, %d stored (%v), want 1, %d, 1", ok, refused, len(list), err, n-1)
+	}
+}
