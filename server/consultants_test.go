@@ -184,11 +184,12 @@ func TestEngagementsAreSeenByTheBookerAndTheAddingAgency(t *testing.T) {
 }
 
 // TestErasedConsultantKeepsItsEngagements erases a consultant on request
-// through the API: the record answers with no personal field, it is no
+// through the API: the audit chain records the reason person-request,
+// the record answers with no personal field, it is no
 // longer listed nor bookable, and the booking agency still reads its
 // engagement of an erased consultant.
 func TestErasedConsultantKeepsItsEngagements(t *testing.T) {
-	_, _, ilo, iom, unicef, _ := planParties(t)
+	x, _, ilo, iom, unicef, _ := planParties(t)
 	ctx := context.Background()
 	k := addConsultant(t, ilo, newConsultant("Lim Sreymom"))
 	e, err := bookConsultant(iom, k.GetName(), date(2026, 5, 4), date(2026, 5, 8))
@@ -201,6 +202,10 @@ func TestErasedConsultantKeepsItsEngagements(t *testing.T) {
 	resp, err := ilo.consultants().EraseConsultant(ctx, &exchangev1.EraseConsultantRequest{Name: k.GetName()})
 	if err != nil {
 		t.Fatal(err)
+	}
+	entries, err := x.store.AuditEntries(ctx, 0, 1000)
+	if last := entries[len(entries)-1]; err != nil || last.GetResourceName() != k.GetName() || last.GetReason() != "person-request" || last.GetActor() != "agencies/ilo" {
+		t.Fatalf("the erasure is not audited with its reason: %v %v", last, err)
 	}
 	got, err := iom.consultants().GetConsultant(ctx, &exchangev1.GetConsultantRequest{Name: k.GetName()})
 	if err != nil {
