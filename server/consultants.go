@@ -14,22 +14,16 @@ import (
 //
 // Who sees what: every member agency sees a listed consultant (consent
 // recorded, not erased); the agency that added a consultant also sees it
-// unlisted or erased, and alone changes or erases it. An engagement is
-// seen by the agency that booked it and by the agency that added the
-// consultant; other agencies learn of it only when a booking of theirs
-// overlaps it, and then the refusal names it (its resource name, agency
-// and dates) so that the two agencies can settle the weeks between them.
+// unlisted or erased, and alone changes or erases it; an agency that
+// booked a consultant since erased still reads the record, which holds
+// nothing personal. An engagement is seen by the agency that booked it and
+// by the agency that added the consultant; other agencies learn of it only
+// when a booking of theirs overlaps it, and then the refusal names it (its
+// resource name, agency and dates) so that the two agencies can settle the
+// days between them.
 type consultantService struct {
 	exchangev1.UnimplementedConsultantServiceServer
 	store *store.Store
-}
-
-// seesConsultant reports whether the caller may see the consultant: the
-// adding agency always, every member while it is listed, and every member
-// once it is erased, when the record holds nothing personal and remains so
-// that the engagements of an erased consultant can still be read.
-func seesConsultant(c Caller, k *exchangev1.Consultant) bool {
-	return listsConsultant(c, k) || k.GetErased()
 }
 
 // listsConsultant reports whether ListConsultants shows the consultant to
@@ -45,7 +39,12 @@ func seesEngagement(c Caller, owner string, e *exchangev1.Engagement) bool {
 }
 
 // visibleConsultant returns the consultant if the caller may see it and
-// NOT_FOUND, exactly as for one that does not exist, otherwise.
+// NOT_FOUND, exactly as for one that does not exist, otherwise. The
+// caller sees the consultants ListConsultants shows it and, once one is
+// erased, an erased consultant it booked: the record then holds nothing
+// personal and remains so that the booker can still read its engagements,
+// while an agency that never booked it learns nothing, not even that an
+// unlisted consultant existed.
 func (s *consultantService) visibleConsultant(ctx context.Context, name string) (*exchangev1.Consultant, error) {
 	k, err := s.store.GetConsultant(ctx, name)
 	if err != nil {
@@ -54,10 +53,22 @@ func (s *consultantService) visibleConsultant(ctx context.Context, name string) 
 		}
 		return nil, err
 	}
-	if !seesConsultant(CallerFrom(ctx), k) {
-		return nil, notFound(name)
+	c := CallerFrom(ctx)
+	if listsConsultant(c, k) {
+		return k, nil
 	}
-	return k, nil
+	if k.GetErased() {
+		booked, _, err := s.store.ListEngagements(ctx, name, func(e *exchangev1.Engagement) bool {
+			return e.GetAgency() == c.AgencyName()
+		}, store.Page{Size: 1})
+		if err != nil {
+			return nil, err
+		}
+		if len(booked) > 0 {
+			return k, nil
+		}
+	}
+	return nil, notFound(name)
 }
 
 // ownConsultant loads a consultant the caller is about to change:
@@ -200,7 +211,7 @@ func (s *consultantService) CreateEngagement(ctx context.Context, req *exchangev
 	created, err := s.store.CreateEngagement(ctx, opFor(ctx, req.GetRequestId()), req.GetParent(), c.Identity.AgencyID, e,
 		func(k *exchangev1.Consultant) error {
 			switch {
-			case !seesConsultant(c, k):
+			case !listsConsultant(c, k) && !k.GetErased():
 				return notFound(req.GetParent())
 			case k.GetErased():
 				return &store.Error{Kind: store.KindFailedPrecondition, Resource: k.GetName(), Message: k.GetName() + " is erased and cannot be engaged"}

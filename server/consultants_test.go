@@ -185,9 +185,9 @@ func TestEngagementsAreSeenByTheBookerAndTheAddingAgency(t *testing.T) {
 
 // TestErasedConsultantKeepsItsEngagements erases a consultant on request
 // through the API: the audit chain records the reason person-request,
-// the record answers with no personal field, it is no
-// longer listed nor bookable, and the booking agency still reads its
-// engagement of an erased consultant.
+// the record answers with no personal field, it is no longer listed nor
+// bookable, the booking agency still reads its engagement of an erased
+// consultant, and an agency that never booked it gets NOT_FOUND.
 func TestErasedConsultantKeepsItsEngagements(t *testing.T) {
 	x, _, ilo, iom, unicef, _ := planParties(t)
 	ctx := context.Background()
@@ -229,8 +229,19 @@ func TestErasedConsultantKeepsItsEngagements(t *testing.T) {
 	if err != nil || len(list.GetConsultants()) != 0 {
 		t.Fatalf("an erased consultant is listed: %v %v", list, err)
 	}
-	if _, err := bookConsultant(unicef, k.GetName(), date(2026, 7, 1), date(2026, 7, 3)); status.Code(err) != codes.FailedPrecondition {
+	if _, err := bookConsultant(iom, k.GetName(), date(2026, 7, 1), date(2026, 7, 3)); status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("an erased consultant was booked: %v", err)
+	}
+	// An agency that never booked the erased consultant learns nothing of
+	// it, not even that it existed.
+	missing := k.GetName()[:len(k.GetName())-26] + strings.Repeat("z", 26)
+	_, err = unicef.consultants().GetConsultant(ctx, &exchangev1.GetConsultantRequest{Name: k.GetName()})
+	_, errMissing := unicef.consultants().GetConsultant(ctx, &exchangev1.GetConsultantRequest{Name: missing})
+	if ok, diff := sameStatus(err, errMissing, k.GetName(), missing); status.Code(err) != codes.NotFound || !ok {
+		t.Fatalf("an erased consultant unicef never booked is not invisible to it: %v %s", err, diff)
+	}
+	if _, err := bookConsultant(unicef, k.GetName(), date(2026, 7, 1), date(2026, 7, 3)); status.Code(err) != codes.NotFound {
+		t.Fatalf("unicef booking an erased consultant it never booked: %v", err)
 	}
 	if _, err := ilo.consultants().EraseConsultant(ctx, &exchangev1.EraseConsultantRequest{Name: k.GetName()}); status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("erasing twice: %v", err)

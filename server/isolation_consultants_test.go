@@ -72,15 +72,24 @@ type isoConsultant struct {
 }
 
 // sees is the model of who sees a consultant: the adding agency, every
-// agency while it is listed, every agency once it is erased.
+// agency while it is listed, and once it is erased the agencies that
+// booked it.
 func (k *isoConsultant) sees(caller string) bool {
-	return caller == k.owner || k.listed || k.erased
+	if caller == k.owner || k.listed {
+		return true
+	}
+	for _, agency := range k.engagements {
+		if k.erased && agency == caller {
+			return true
+		}
+	}
+	return false
 }
 
 // consultantEntries adds consultants to the world (of ilo: one listed,
-// one unlisted, one erased after iom booked it, one ilo erases in the
-// matrix; of iom: one listed) and drives every ConsultantService method
-// against them.
+// one unlisted, one erased after iom booked it, one erased before anyone
+// booked it, one ilo erases in the matrix; of iom: one listed) and drives
+// every ConsultantService method against them.
 func (w *isoWorld) consultantEntries() []mxEntry {
 	roster := map[string]*isoConsultant{}
 	add := func(owner string, listed bool) string {
@@ -117,6 +126,11 @@ func (w *isoWorld) consultantEntries() []mxEntry {
 		w.t.Fatalf("matrix fixture: erase: %v", err)
 	}
 	roster[erased].listed, roster[erased].erased = false, true
+	unbooked := add("agencies/ilo", false)
+	if _, err := w.conn("agencies/ilo").consultants().EraseConsultant(bg(), &exchangev1.EraseConsultantRequest{Name: unbooked}); err != nil {
+		w.t.Fatalf("matrix fixture: erase: %v", err)
+	}
+	roster[unbooked].erased = true
 	names := slices.Sorted(keysOf(roster))
 
 	sees := func(c, name string) verdict {
@@ -211,7 +225,7 @@ func (w *isoWorld) consultantEntries() []mxEntry {
 			})
 		}},
 		{exchangev1.ConsultantService_CreateEngagement_FullMethodName, func() []mxAttempt {
-			return per(func(c, name string) verdict {
+			out := per(func(c, name string) verdict {
 				switch {
 				case !roster[name].sees(c):
 					return vInvisible
@@ -228,6 +242,13 @@ func (w *isoWorld) consultantEntries() []mxEntry {
 				}
 				return nil
 			})
+			for i := range out {
+				name := out[i].name
+				out[i].apply = func(caller string, resp any) {
+					roster[name].engagements[resp.(*exchangev1.Engagement).GetName()] = caller
+				}
+			}
+			return out
 		}},
 		{exchangev1.ConsultantService_UpdateConsultant_FullMethodName, func() []mxAttempt {
 			return per(owns, func(c as, n string) (any, error) {

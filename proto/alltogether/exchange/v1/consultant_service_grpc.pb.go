@@ -35,10 +35,12 @@ const (
 // ConsultantService keeps the shared roster of consultants and their
 // engagements. Every member agency sees the listed consultants (those with
 // consent recorded and not erased); the agency that added a consultant
-// also sees its unlisted and erased profiles. An engagement is seen by the
-// agency that booked it and by the agency that added the consultant. A
-// consultant or engagement the caller may not see answers exactly like
-// one that does not exist (NOT_FOUND).
+// also sees its unlisted and erased profiles, and an agency that booked a
+// consultant since erased still reads it (nothing personal is left) and
+// its engagements. An engagement is seen by the agency that booked it and
+// by the agency that added the consultant. A consultant or engagement the
+// caller may not see answers exactly like one that does not exist
+// (NOT_FOUND).
 type ConsultantServiceClient interface {
 	// GetConsultant returns a consultant the caller may see.
 	GetConsultant(ctx context.Context, in *GetConsultantRequest, opts ...grpc.CallOption) (*GetConsultantResponse, error)
@@ -154,10 +156,12 @@ func (c *consultantServiceClient) ListEngagements(ctx context.Context, in *ListE
 // ConsultantService keeps the shared roster of consultants and their
 // engagements. Every member agency sees the listed consultants (those with
 // consent recorded and not erased); the agency that added a consultant
-// also sees its unlisted and erased profiles. An engagement is seen by the
-// agency that booked it and by the agency that added the consultant. A
-// consultant or engagement the caller may not see answers exactly like
-// one that does not exist (NOT_FOUND).
+// also sees its unlisted and erased profiles, and an agency that booked a
+// consultant since erased still reads it (nothing personal is left) and
+// its engagements. An engagement is seen by the agency that booked it and
+// by the agency that added the consultant. A consultant or engagement the
+// caller may not see answers exactly like one that does not exist
+// (NOT_FOUND).
 type ConsultantServiceServer interface {
 	// GetConsultant returns a consultant the caller may see.
 	GetConsultant(context.Context, *GetConsultantRequest) (*GetConsultantResponse, error)
