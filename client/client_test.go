@@ -85,6 +85,7 @@ func TestRetryPolicyCoversEveryMethod(t *testing.T) {
 		exchangev1.ReferralService_ServiceDesc,
 		exchangev1.DatasetService_ServiceDesc,
 		exchangev1.PlanService_ServiceDesc,
+		exchangev1.ConsultantService_ServiceDesc,
 	}
 	for _, sd := range services {
 		d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(sd.ServiceName))

@@ -176,6 +176,14 @@ var retryPolicies = map[string]RetryPolicy{
 	exchangev1.PlanService_GetCoverage_FullMethodName:          RetryAlways,
 	// A stream: PlanClient.Watch reconnects and resumes it.
 	exchangev1.PlanService_WatchPlans_FullMethodName: RetryAlways,
+
+	exchangev1.ConsultantService_GetConsultant_FullMethodName:    RetryAlways,
+	exchangev1.ConsultantService_ListConsultants_FullMethodName:  RetryAlways,
+	exchangev1.ConsultantService_CreateConsultant_FullMethodName: RetryWithRequestID,
+	exchangev1.ConsultantService_UpdateConsultant_FullMethodName: NoRetry,
+	exchangev1.ConsultantService_EraseConsultant_FullMethodName:  NoRetry,
+	exchangev1.ConsultantService_CreateEngagement_FullMethodName: RetryWithRequestID,
+	exchangev1.ConsultantService_ListEngagements_FullMethodName:  RetryAlways,
 }
 
 // MethodRetryPolicy returns the retry policy of a full gRPC method name such

@@ -108,6 +108,16 @@ var accessRules = map[string]accessRule{
 	exchangev1.PlanService_FindGaps_FullMethodName:             anyMember,
 	exchangev1.PlanService_GetCoverage_FullMethodName:          anyMember,
 	exchangev1.PlanService_WatchPlans_FullMethodName:           anyMember,
+	// Consultants: the roster is agencies' shared personal data of the
+	// consultants; the secretariat administers the directory, not the
+	// roster.
+	exchangev1.ConsultantService_GetConsultant_FullMethodName:    agenciesOnly,
+	exchangev1.ConsultantService_ListConsultants_FullMethodName:  agenciesOnly,
+	exchangev1.ConsultantService_CreateConsultant_FullMethodName: agenciesOnly,
+	exchangev1.ConsultantService_UpdateConsultant_FullMethodName: agenciesOnly,
+	exchangev1.ConsultantService_EraseConsultant_FullMethodName:  agenciesOnly,
+	exchangev1.ConsultantService_CreateEngagement_FullMethodName: agenciesOnly,
+	exchangev1.ConsultantService_ListEngagements_FullMethodName:  agenciesOnly,
 
 	exchangev1.AuditService_ListAuditEntries_FullMethodName:  anyMember,
 	exchangev1.AuditService_GetAuditHead_FullMethodName:      secretariatOnly, // the head moves with everyone's changes

@@ -90,6 +90,14 @@ var (
 	// bucketPlanByExternalID: agency id ∅ external id ∅ plan id → empty.
 	// It keeps external ids unique per agency and finds a plan by one.
 	bucketPlanByExternalID = []byte("plans_by_external_id")
+
+	// bucketConsultants: agency id ∅ consultant id → Consultant, under the
+	// agency that added the consultant.
+	bucketConsultants = []byte("consultants")
+	// bucketEngagements: consultant id ∅ engagement id → Engagement.
+	// Consultant ids are unique across agencies, so a consultant's
+	// engagements are one prefix, in booking order.
+	bucketEngagements = []byte("engagements")
 )
 
 // Scrubs (scrub.go) create and delete scratch buckets named
@@ -106,6 +114,7 @@ var allBuckets = [][]byte{
 	bucketReferrals, bucketReferralByParty, bucketReferralDetails,
 	bucketDatasets, bucketDatasetRows, bucketDatasetRowChanges,
 	bucketPlans, bucketPlanVersions, bucketPlanByExternalID,
+	bucketConsultants, bucketEngagements,
 }
 
 // appendBuckets are the buckets whose new keys come after every key already
