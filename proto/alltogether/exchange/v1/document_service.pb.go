@@ -860,7 +860,7 @@ const file_alltogether_exchange_v1_document_service_proto_rawDesc = "" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\vcontentType\x12;\n" +
 	"\tfile_name\x18\x03 \x01(\tB\x1e\xbaH\x1br\x19\x10\x01\x18\xff\x012\x12^[^/\\\\\\x00-\\x1f]+$R\bfileName\x12&\n" +
 	"\n" +
-	"size_bytes\x18\x04 \x01(\x03B\a\xbaH\x04\"\x02 \x00R\tsizeBytes\x12-\n" +
+	"size_bytes\x18\x04 \x01(\x03B\a\xbaH\x04\"\x02(\x01R\tsizeBytes\x12-\n" +
 	"\x06sha256\x18\x05 \x01(\tB\x15\xbaH\x12r\x102\x0e^[0-9a-f]{64}$R\x06sha256\"\xa8\x01\n" +
 	"\x1cUploadDocumentVersionRequest\x12T\n" +
 	"\bmetadata\x18\x01 \x01(\v26.alltogether.exchange.v1.UploadDocumentVersionMetadataH\x00R\bmetadata\x12#\n" +

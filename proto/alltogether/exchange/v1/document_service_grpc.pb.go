@@ -55,7 +55,8 @@ type DocumentServiceClient interface {
 	// naming metadata.size_bytes), and verifies the size and the SHA-256 at
 	// the end (INVALID_ARGUMENT naming the field): a refused upload stores
 	// nothing. The version becomes visible only once complete. Owner only;
-	// one upload per document at a time (ABORTED while another is running).
+	// one upload per document at a time (FAILED_PRECONDITION while another
+	// is running, unless it was abandoned over 15 minutes ago).
 	UploadDocumentVersion(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadDocumentVersionRequest, UploadDocumentVersionResponse], error)
 	// ListDocumentVersions lists a document's complete versions, oldest
 	// first, with their download counts.
@@ -175,7 +176,8 @@ type DocumentServiceServer interface {
 	// naming metadata.size_bytes), and verifies the size and the SHA-256 at
 	// the end (INVALID_ARGUMENT naming the field): a refused upload stores
 	// nothing. The version becomes visible only once complete. Owner only;
-	// one upload per document at a time (ABORTED while another is running).
+	// one upload per document at a time (FAILED_PRECONDITION while another
+	// is running, unless it was abandoned over 15 minutes ago).
 	UploadDocumentVersion(grpc.ClientStreamingServer[UploadDocumentVersionRequest, UploadDocumentVersionResponse]) error
 	// ListDocumentVersions lists a document's complete versions, oldest
 	// first, with their download counts.
