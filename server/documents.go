@@ -341,6 +341,10 @@ func (s *documentService) DownloadDocumentVersion(req *exchangev1.DownloadDocume
 	if sent != v.GetSizeBytes() {
 		return &store.Error{Kind: store.KindInternal, Message: fmt.Sprintf("%s: stored chunks hold %d bytes, not %d", v.GetName(), sent, v.GetSizeBytes())}
 	}
-	_, err = s.store.CountDocumentDownload(ctx, opFor(ctx, ""), d.GetName(), v.GetVersion())
+	// The count is the exchange's change, not the reader's: the audit
+	// chain and the change log record no downloader.
+	op := opFor(ctx, "")
+	op.Actor, op.ActorCertificate = "exchange", ""
+	_, err = s.store.CountDocumentDownload(ctx, op, d.GetName(), v.GetVersion())
 	return err
 }

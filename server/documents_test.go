@@ -163,6 +163,23 @@ func TestDocumentUploadedInChunksIsDownloadedIntact(t *testing.T) {
 	if vs := resp.GetVersions(); len(vs) != 2 || vs[0].GetDownloadCount() != 4 || vs[1].GetDownloadCount() != 0 {
 		t.Fatalf("versions %v", vs)
 	}
+	// Counted, not who: no audit entry about the version names a reader.
+	entries, err := x.store.AuditEntries(context.Background(), 0, 100000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := 0
+	for _, e := range entries {
+		if strings.HasPrefix(e.GetResourceName(), doc.GetName()+"/versions/") && e.GetMethod() == exchangev1.DocumentService_DownloadDocumentVersion_FullMethodName {
+			counted++
+			if e.GetActor() != "exchange" || e.GetActorCertificate() != "" {
+				t.Errorf("the audit entry of a download names %s (certificate %q)", e.GetActor(), e.GetActorCertificate())
+			}
+		}
+	}
+	if counted != 4 {
+		t.Errorf("%d audit entries of downloads, want 4", counted)
+	}
 }
 
 // TestDocumentAudienceIsEnforced checks that an agency outside the
@@ -233,6 +250,9 @@ func TestRefusedDocumentUploadStoresNothing(t *testing.T) {
 		{"shorter than declared", func(m *exchangev1.UploadDocumentVersionMetadata) { m.SizeBytes++ }, data, codes.InvalidArgument, "metadata.size_bytes"},
 		{"longer than declared", func(m *exchangev1.UploadDocumentVersionMetadata) { m.SizeBytes-- }, data, codes.InvalidArgument, "metadata.size_bytes"},
 		{"a PNG declared as PDF", nil, append([]byte("\x89PNG\r\n\x1a\n"), data[8:]...), codes.InvalidArgument, "metadata.content_type"},
+		{"a PDF declared as DOCX", func(m *exchangev1.UploadDocumentVersionMetadata) {
+			m.ContentType = exchangev1.DocumentContentType_DOCUMENT_CONTENT_TYPE_DOCX
+		}, data, codes.InvalidArgument, "metadata.content_type"},
 		{"over 50 MiB", func(m *exchangev1.UploadDocumentVersionMetadata) { m.SizeBytes = MaxDocumentVersionBytes + 1 }, data, codes.ResourceExhausted, "metadata.size_bytes"},
 	}
 	for _, tc := range cases {
@@ -260,6 +280,13 @@ func TestRefusedDocumentUploadStoresNothing(t *testing.T) {
 	// After every refusal, a good upload takes version 1.
 	if v, err := upload(unicef, pdfMeta(doc.GetName(), data), data, 1<<20); err != nil || v.GetVersion() != 1 {
 		t.Fatalf("good upload: %v %v", v, err)
+	}
+	// A DOCX is a ZIP container: it starts with a local file header.
+	docx := append([]byte("PK\x03\x04"), data[4:5000]...)
+	meta := pdfMeta(doc.GetName(), docx)
+	meta.ContentType, meta.FileName = exchangev1.DocumentContentType_DOCUMENT_CONTENT_TYPE_DOCX, "manual.docx"
+	if v, err := upload(unicef, meta, docx, 1<<20); err != nil || v.GetVersion() != 2 {
+		t.Fatalf("docx upload: %v %v", v, err)
 	}
 }
 

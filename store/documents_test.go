@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,7 +92,9 @@ func TestDocumentVersionBecomesVisibleOnlyWhenComplete(t *testing.T) {
 	}
 	// A second upload meanwhile is refused, naming the one in progress.
 	_, err = s.BeginDocumentUpload(ctx, docOp("ilo", "UploadDocumentVersion"), name, time.Time{})
-	wantKind(t, err, KindFailedPrecondition)
+	if e := wantKind(t, err, KindFailedPrecondition); !strings.Contains(e.Message, "version 1 is being uploaded") {
+		t.Errorf("message %q does not name the upload in progress", e.Message)
+	}
 	if err := s.AbortDocumentUpload(ctx, docOp("ilo", "UploadDocumentVersion"), name, 1); err != nil {
 		t.Fatal(err)
 	}
