@@ -363,3 +363,34 @@ func TestUploadAbandonedByAStoppedServerIsCleanedUpAtStart(t *testing.T) {
 		t.Fatalf("an abandoned upload after a restart: %d chunks, %d uploads, %v", chunks, uploads, err)
 	}
 }
+
+// TestDocumentAtTheSizeLimitIsAccepted uploads a version of exactly 50
+// MiB, the limit, and downloads it intact; one byte more is refused (see
+// TestRefusedDocumentUploadStoresNothing). The times are printed, not
+// judged.
+func TestDocumentAtTheSizeLimitIsAccepted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("uploads 50 MiB")
+	}
+	x, _, ilo, _, unicef, _, doc := documentParties(t)
+	data := pdfBytes(t, MaxDocumentVersionBytes)
+	start := time.Now()
+	v, err := upload(unicef, pdfMeta(doc.GetName(), data), data, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := time.Since(start)
+	start = time.Now()
+	_, file, _, err := download(ilo, doc.GetName(), v.GetVersion())
+	if err != nil || !bytes.Equal(file, data) {
+		t.Fatalf("downloaded %d bytes (%v), want the %d uploaded", len(file), err, len(data))
+	}
+	down := time.Since(start)
+	chunks, _, err := x.store.DocumentStorage(context.Background(), doc.GetName())
+	if err != nil || chunks != 50 {
+		t.Fatalf("%d chunks, %v", chunks, err)
+	}
+	mib := float64(len(data)) / (1 << 20)
+	t.Logf("50 MiB over mutual TLS on loopback: upload %v (%.0f MiB/s, 50 transactions of 1 MiB), download %v (%.0f MiB/s)",
+		up.Round(time.Millisecond), mib/up.Seconds(), down.Round(time.Millisecond), mib/down.Seconds())
+}
