@@ -8,6 +8,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -390,6 +392,11 @@ func TestDocumentAtTheSizeLimitIsAccepted(t *testing.T) {
 	if err != nil || chunks != 50 {
 		t.Fatalf("%d chunks, %v", chunks, err)
 	}
+	info, err := os.Stat(filepath.Join(x.dir, "exchange.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("database file after storing 50 MiB: %.1f MiB", float64(info.Size())/(1<<20))
 	mib := float64(len(data)) / (1 << 20)
 	t.Logf("50 MiB over mutual TLS on loopback: upload %v (%.0f MiB/s, 50 transactions of 1 MiB), download %v (%.0f MiB/s)",
 		up.Round(time.Millisecond), mib/up.Seconds(), down.Round(time.Millisecond), mib/down.Seconds())

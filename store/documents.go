@@ -288,12 +288,14 @@ func (s *Store) CompleteDocumentUpload(ctx context.Context, op Op, name string, 
 
 // AbortDocumentUpload deletes the chunks of an upload that did not
 // complete, a bounded number per transaction, and then its reservation.
-// Nothing of the upload stays.
+// Nothing of the upload stays. It may use the size quota's reserve, as
+// erasures do: an upload refused because the file is full must still be
+// cleaned up, and the cleanup frees more than it writes.
 func (s *Store) AbortDocumentUpload(ctx context.Context, op Op, name string, version int32) error {
 	prefix := append(documentVersionKey(name, version), sep)
 	for {
 		more := false
-		err := s.update(ctx, op, func(w *writeTx) error {
+		err := s.updateUsingReserve(ctx, op, func(w *writeTx) error {
 			more = false
 			if _, ok, err := documentVersions.get(w.tx, documentVersionKey(name, version)); err != nil {
 				return err

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -180,4 +181,42 @@ func TestAbandonedDocumentUploadIsCleanedUp(t *testing.T) {
 	if chunks, uploads, err := s.DocumentStorage(ctx, name); err != nil || chunks != 0 || uploads != 1 {
 		t.Fatalf("after restart: %d chunks, %d uploads, %v", chunks, uploads, err)
 	}
+}
+
+// TestFailedDocumentUploadIsCleanedUpWhenTheFileIsFull fills a size-limited
+// store with an upload's chunks until a chunk is refused, and checks that
+// the upload can still be aborted: its cleanup uses the quota's reserve,
+// as erasures do, since it frees more than it writes.
+func TestFailedDocumentUploadIsCleanedUpWhenTheFileIsFull(t *testing.T) {
+	needsFile(t, "the size limit of the file")
+	const limit = 4 << 20
+	s := openAt(t, filepath.Join(t.TempDir(), "exchange.db"), Options{MaxSize: limit})
+	ctx := t.Context()
+	d, err := s.CreateDocument(ctx, docOp("ilo", "CreateDocument"), "ilo", documentMsg("Big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := d.GetName()
+	op := docOp("ilo", "UploadDocumentVersion")
+	version, err := s.BeginDocumentUpload(ctx, op, name, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := bytes.Repeat([]byte{7}, DocumentChunkBytes/4)
+	var refused error
+	stored := 0
+	for i := range 64 {
+		if refused = s.PutDocumentChunk(ctx, op, name, version, uint32(i), chunk); refused != nil {
+			break
+		}
+		stored++
+	}
+	wantKind(t, refused, KindResourceExhausted)
+	if err := s.AbortDocumentUpload(ctx, op, name, version); err != nil {
+		t.Fatalf("abort after %d chunks filled the file: %v", stored, err)
+	}
+	if chunks, uploads, err := s.DocumentStorage(ctx, name); err != nil || chunks != 0 || uploads != 0 {
+		t.Fatalf("after abort: %d chunks, %d uploads, %v", chunks, uploads, err)
+	}
+	t.Logf("%d chunks of %d KiB fitted in a %d MiB file before the quota refused one", stored, len(chunk)>>10, limit>>20)
 }
