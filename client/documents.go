@@ -33,8 +33,9 @@ const MaxDocumentBytes = 50 << 20
 // ("agencies/unicef/documents/01jd…"); only the owner uploads versions.
 // Everything else reads only the documents whose audience includes the
 // caller: a document the caller may not see answers NOT_FOUND exactly as
-// if it did not exist. Downloads are counted per version; who downloaded
-// is not recorded.
+// if it did not exist. Downloads are counted per version; which agencies
+// downloaded is recorded only for a document created with
+// RecordDownloaders, and shown to its owner alone.
 type DocumentClient struct {
 	rpc exchangev1.DocumentServiceClient
 }

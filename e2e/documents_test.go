@@ -17,7 +17,8 @@ import (
 // exchanged over mutual TLS: UNICEF uploads a 3.5 MiB manual shared with a
 // working group (ILO a member, World Vision an observer); the file goes up
 // in chunks, members and observers find it by niche, country and kind and
-// download it byte for byte, AFESIP (outside the audience) gets the exit
+// download it byte for byte (recorded, as UNICEF asked, for UNICEF alone
+// to see), AFESIP (outside the audience) gets the exit
 // code of NOT_FOUND, a second version keeps the first, a file that is not
 // what its extension says is refused and stores nothing, and the download
 // counts add up.
@@ -45,7 +46,7 @@ func TestDocumentsThroughTheCLI(t *testing.T) {
 	path := writeFile(t, unicef.dir, "manual.pdf", manual)
 	var v1 exchangev1.DocumentVersion
 	unicef.jsonOne(t, &v1, "documents", "upload", path, "--title", "Case management manual", "--kind", "manual",
-		"--niche", "prevention", "--country", "KH", "--share-group", "unwg")
+		"--niche", "prevention", "--country", "KH", "--share-group", "unwg", "--record-downloaders")
 	sum := sha256.Sum256(manual)
 	if v1.GetVersion() != 1 || v1.GetSizeBytes() != int64(len(manual)) || v1.GetSha256() != hex.EncodeToString(sum[:]) {
 		t.Fatalf("uploaded %v", &v1)
@@ -92,5 +93,12 @@ func TestDocumentsThroughTheCLI(t *testing.T) {
 	versions := jsonList(t, unicef, func() *exchangev1.DocumentVersion { return new(exchangev1.DocumentVersion) }, "documents", "versions", doc)
 	if len(versions) != 2 || versions[0].GetDownloadCount() != 3 || versions[1].GetDownloadCount() != 0 {
 		t.Fatalf("versions %v", versions)
+	}
+	// Recorded on the owner's request, for the owner alone.
+	if got := strings.Join(versions[0].GetDownloaders(), ","); got != "agencies/ilo,agencies/world-vision" {
+		t.Errorf("the owner sees downloaders %q", got)
+	}
+	if seen := jsonList(t, ilo, func() *exchangev1.DocumentVersion { return new(exchangev1.DocumentVersion) }, "documents", "versions", doc); len(seen[0].GetDownloaders()) != 0 {
+		t.Errorf("a reader sees downloaders %v", seen[0].GetDownloaders())
 	}
 }

@@ -147,14 +147,29 @@ func (s *documentService) ListDocumentVersions(ctx context.Context, req *exchang
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.visibleDocument(ctx, r, req.GetName()); err != nil {
+	d, err := s.visibleDocument(ctx, r, req.GetName())
+	if err != nil {
 		return nil, err
 	}
 	vs, err := s.store.ListDocumentVersions(ctx, req.GetName())
 	if err != nil {
 		return nil, err
 	}
+	for i, v := range vs {
+		vs[i] = forReader(r, d, v)
+	}
 	return &exchangev1.ListDocumentVersionsResponse{Versions: vs}, nil
+}
+
+// forReader returns the version as the reader may see it: the
+// downloaders are the owner's alone.
+func forReader(r Reader, d *exchangev1.Document, v *exchangev1.DocumentVersion) *exchangev1.DocumentVersion {
+	if len(v.GetDownloaders()) == 0 || d.GetOwner() == r.Caller.AgencyName() {
+		return v
+	}
+	v = proto.Clone(v).(*exchangev1.DocumentVersion)
+	v.Downloaders = nil
+	return v
 }
 
 // magic is the first bytes each content type's files start with.
@@ -324,6 +339,7 @@ func (s *documentService) DownloadDocumentVersion(req *exchangev1.DownloadDocume
 	if err != nil {
 		return err
 	}
+	v = forReader(r, d, v)
 	if err := stream.Send(&exchangev1.DownloadDocumentVersionResponse{Data: &exchangev1.DownloadDocumentVersionResponse_Version{Version: v}}); err != nil {
 		return err
 	}
@@ -342,9 +358,15 @@ func (s *documentService) DownloadDocumentVersion(req *exchangev1.DownloadDocume
 		return &store.Error{Kind: store.KindInternal, Message: fmt.Sprintf("%s: stored chunks hold %d bytes, not %d", v.GetName(), sent, v.GetSizeBytes())}
 	}
 	// The count is the exchange's change, not the reader's: the audit
-	// chain and the change log record no downloader.
+	// chain and the change log record no downloader. The version records
+	// the downloading agency only when the owner asked, which every
+	// reader sees on the document before downloading.
 	op := opFor(ctx, "")
 	op.Actor, op.ActorCertificate = "exchange", ""
-	_, err = s.store.CountDocumentDownload(ctx, op, d.GetName(), v.GetVersion())
+	downloader := ""
+	if d.GetRecordDownloaders() {
+		downloader = r.Caller.AgencyName()
+	}
+	_, err = s.store.CountDocumentDownload(ctx, op, d.GetName(), v.GetVersion(), downloader)
 	return err
 }

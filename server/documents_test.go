@@ -401,3 +401,62 @@ func TestDocumentAtTheSizeLimitIsAccepted(t *testing.T) {
 	t.Logf("50 MiB over mutual TLS on loopback: upload %v (%.0f MiB/s, 50 transactions of 1 MiB), download %v (%.0f MiB/s)",
 		up.Round(time.Millisecond), mib/up.Seconds(), down.Round(time.Millisecond), mib/down.Seconds())
 }
+
+// TestDocumentDownloadersAreRecordedOnlyWhenTheOwnerAsks checks that a
+// document created with record_downloaders keeps which agencies
+// downloaded each version, each once, shown to the owner alone (readers
+// see the flag, and the count), and that without it only counts are kept.
+func TestDocumentDownloadersAreRecordedOnlyWhenTheOwnerAsks(t *testing.T) {
+	_, _, ilo, iom, unicef, _, plain := documentParties(t)
+	ctx := context.Background()
+	resp, err := unicef.documents().CreateDocument(ctx, &exchangev1.CreateDocumentRequest{
+		Parent: unicef.agencyName(), RequestId: nextRequestID(),
+		Document: &exchangev1.Document{
+			Title: "Fact sheet", Kind: exchangev1.DocumentKind_DOCUMENT_KIND_FACT_SHEET, RecordDownloaders: true,
+			Audience: &exchangev1.Audience{WorkingGroups: []string{"workingGroups/un-wg"}},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tracked := resp.GetDocument()
+	data := pdfBytes(t, 3000)
+	for _, doc := range []string{tracked.GetName(), plain.GetName()} {
+		if _, err := upload(unicef, pdfMeta(doc, data), data, 1000); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []as{ilo, iom, iom} {
+			if _, _, _, err := download(c, doc, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if got, err := iom.documents().GetDocument(ctx, &exchangev1.GetDocumentRequest{Name: tracked.GetName()}); err != nil || !got.GetDocument().GetRecordDownloaders() {
+		t.Fatalf("a reader does not see that downloads are recorded: %v %v", got, err)
+	}
+	versions := func(c as, doc string) *exchangev1.DocumentVersion {
+		t.Helper()
+		resp, err := c.documents().ListDocumentVersions(ctx, &exchangev1.ListDocumentVersionsRequest{Name: doc})
+		if err != nil || len(resp.GetVersions()) != 1 {
+			t.Fatalf("versions of %s as %s: %v %v", doc, c.agencyID, resp, err)
+		}
+		return resp.GetVersions()[0]
+	}
+	if v := versions(unicef, tracked.GetName()); v.GetDownloadCount() != 3 || strings.Join(v.GetDownloaders(), ",") != "agencies/ilo,agencies/iom" {
+		t.Errorf("the owner sees %d downloads by %v, want 3 by ilo and iom", v.GetDownloadCount(), v.GetDownloaders())
+	}
+	for _, c := range []as{ilo, iom} {
+		if v := versions(c, tracked.GetName()); v.GetDownloadCount() != 3 || len(v.GetDownloaders()) != 0 {
+			t.Errorf("%s sees %d downloads by %v, want the count alone", c.agencyID, v.GetDownloadCount(), v.GetDownloaders())
+		}
+	}
+	for _, c := range []as{ilo, iom} {
+		got, _, _, err := download(c, tracked.GetName(), 0)
+		if err != nil || len(got.GetDownloaders()) != 0 {
+			t.Errorf("%s's download shows downloaders %v (%v)", c.agencyID, got.GetDownloaders(), err)
+		}
+	}
+	if v := versions(unicef, plain.GetName()); v.GetDownloadCount() != 3 || len(v.GetDownloaders()) != 0 {
+		t.Errorf("without record_downloaders the owner sees %d downloads by %v, want the count alone", v.GetDownloadCount(), v.GetDownloaders())
+	}
+}

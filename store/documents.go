@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -271,7 +272,7 @@ func (s *Store) CompleteDocumentUpload(ctx context.Context, op Op, name string, 
 			return internal("cannot end the upload", err)
 		}
 		nv := proto.Clone(v).(*exchangev1.DocumentVersion)
-		nv.DownloadCount = 0
+		nv.DownloadCount, nv.Downloaders = 0, nil
 		created, err := documentVersions.create(w, documentVersionKey(name, v.GetVersion()), DocumentVersionName(name, v.GetVersion()), nv)
 		if err != nil {
 			return err
@@ -436,14 +437,19 @@ func (s *Store) ReadDocumentChunk(ctx context.Context, name string, version int3
 	return out, err
 }
 
-// CountDocumentDownload adds one to the version's download count. It
-// records no reader.
-func (s *Store) CountDocumentDownload(ctx context.Context, op Op, name string, version int32) (*exchangev1.DocumentVersion, error) {
+// CountDocumentDownload adds one to the version's download count and,
+// when downloader is not empty, adds it to the version's downloaders
+// unless it is there already. The caller decides whether the document
+// records downloaders.
+func (s *Store) CountDocumentDownload(ctx context.Context, op Op, name string, version int32, downloader string) (*exchangev1.DocumentVersion, error) {
 	var out *exchangev1.DocumentVersion
 	vname := DocumentVersionName(name, version)
 	err := s.update(ctx, op, func(w *writeTx) error {
 		v, err := documentVersions.modify(w, documentVersionKey(name, version), vname, "", func(v *exchangev1.DocumentVersion) error {
 			v.DownloadCount++
+			if downloader != "" && !slices.Contains(v.Downloaders, downloader) {
+				v.Downloaders = append(v.Downloaders, downloader)
+			}
 			return nil
 		})
 		out = v

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -121,12 +122,13 @@ func TestDocumentVersionBecomesVisibleOnlyWhenComplete(t *testing.T) {
 		t.Fatal("version 1 changed when version 2 was uploaded")
 	}
 	for range 3 {
-		if _, err := s.CountDocumentDownload(ctx, docOp("iom", "DownloadDocumentVersion"), name, 1); err != nil {
+		if _, err := s.CountDocumentDownload(ctx, docOp("iom", "DownloadDocumentVersion"), name, 1, "agencies/iom"); err != nil {
 			t.Fatal(err)
 		}
 	}
 	vs, err := s.ListDocumentVersions(ctx, name)
-	if err != nil || len(vs) != 2 || vs[0].GetDownloadCount() != 3 || vs[1].GetDownloadCount() != 0 {
+	if err != nil || len(vs) != 2 || vs[0].GetDownloadCount() != 3 || vs[1].GetDownloadCount() != 0 ||
+		!slices.Equal(vs[0].GetDownloaders(), []string{"agencies/iom"}) || len(vs[1].GetDownloaders()) != 0 {
 		t.Fatalf("versions %v %v", vs, err)
 	}
 }

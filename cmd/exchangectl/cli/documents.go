@@ -163,7 +163,7 @@ func newDocumentsVersionsCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:     "versions NAME",
 		Short:   "List a document's versions and how often each was downloaded",
-		Long:    "List a document's complete versions, oldest first, with their size, SHA-256\nand download count (how many downloads; who downloaded is not recorded).",
+		Long:    "List a document's complete versions, oldest first, with their size, SHA-256\nand download count; the owner of a document uploaded with\n--record-downloaders also sees which agencies downloaded each version.",
 		Example: "  exchangectl documents versions unicef/01jd8x4k2m9q7r3t5v6w8y0z1a",
 		Args:    exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -179,12 +179,12 @@ func newDocumentsVersionsCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printList(a, vs, "versions", []string{"VERSION", "TYPE", "FILE", "BYTES", "SHA-256", "DOWNLOADS", "UPLOADED"},
+			return printList(a, vs, "versions", []string{"VERSION", "TYPE", "FILE", "BYTES", "SHA-256", "DOWNLOADS", "UPLOADED", "DOWNLOADED BY"},
 				func(v *exchangev1.DocumentVersion) []string {
 					return []string{
 						strconv.Itoa(int(v.GetVersion())), contentTypeNames.name(protoreflect.EnumNumber(v.GetContentType())),
 						v.GetFileName(), strconv.FormatInt(v.GetSizeBytes(), 10), v.GetSha256(),
-						strconv.FormatInt(v.GetDownloadCount(), 10), formatTime(v.GetCreateTime()),
+						strconv.FormatInt(v.GetDownloadCount(), 10), formatTime(v.GetCreateTime()), orDash(strings.Join(v.GetDownloaders(), ", ")),
 					}
 				})
 		},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -26,6 +27,7 @@ type documentsUploadOptions struct {
 	ShareAll    bool
 	Agencies    []string
 	Groups      []string
+	Record      bool
 }
 
 // newDocumentsUploadCmd is `exchangectl documents upload`.
@@ -67,6 +69,7 @@ func newDocumentsUploadCmd(a *app, runF func(*documentsUploadOptions) error) *co
 	f.BoolVar(&opts.ShareAll, "share-all", false, "share a new document with every member agency")
 	f.StringSliceVar(&opts.Agencies, "share-agency", nil, "share a new document with this agency id")
 	f.StringSliceVar(&opts.Groups, "share-group", nil, "share a new document with the members and observers of this working group id")
+	f.BoolVar(&opts.Record, "record-downloaders", false, "record which agencies download a new document's versions, for you alone to see (readers are told); by default only counts are kept")
 	return cmd
 }
 
@@ -74,7 +77,7 @@ func newDocumentsUploadCmd(a *app, runF func(*documentsUploadOptions) error) *co
 // --document, or a usage error.
 func (o *documentsUploadOptions) document() (*exchangev1.Document, error) {
 	if o.Document != "" {
-		if o.Title != "" || o.Kind != 0 || len(o.Niches) > 0 || len(o.Countries) > 0 || o.ShareAll || len(o.Agencies) > 0 || len(o.Groups) > 0 {
+		if o.Title != "" || o.Kind != 0 || len(o.Niches) > 0 || len(o.Countries) > 0 || o.ShareAll || len(o.Agencies) > 0 || len(o.Groups) > 0 || o.Record {
 			return nil, usageErrorf("--document uploads a new version of a document as it is: the flags that describe a new document do not go with it")
 		}
 		_, err := documentName(o.Document)
@@ -90,7 +93,7 @@ func (o *documentsUploadOptions) document() (*exchangev1.Document, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &exchangev1.Document{Title: o.Title, Description: o.Description, Kind: o.Kind, Niches: o.Niches, Countries: countries}
+	d := &exchangev1.Document{Title: o.Title, Description: o.Description, Kind: o.Kind, Niches: o.Niches, Countries: countries, RecordDownloaders: o.Record}
 	if o.ShareAll || len(o.Agencies) > 0 || len(o.Groups) > 0 {
 		d.Audience = &exchangev1.Audience{AllMembers: o.ShareAll}
 		if d.Audience.Agencies, err = agencyNames(o.Agencies); err != nil {
@@ -159,6 +162,7 @@ func documentVersionDetail(v *exchangev1.DocumentVersion) []field {
 		{"Bytes", fmt.Sprint(v.GetSizeBytes())},
 		{"SHA-256", v.GetSha256()},
 		{"Downloads", fmt.Sprint(v.GetDownloadCount())},
+		{"Downloaded by", strings.Join(v.GetDownloaders(), ", ")},
 		{"Uploaded", formatTime(v.GetCreateTime())},
 	}
 }

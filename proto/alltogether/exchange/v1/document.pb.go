@@ -183,9 +183,14 @@ type Document struct {
 	// When it last changed (a new version). Output only.
 	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	// A hash of the stored document. Output only.
-	Etag          string `protobuf:"bytes,12,opt,name=etag,proto3" json:"etag,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Etag string `protobuf:"bytes,12,opt,name=etag,proto3" json:"etag,omitempty"`
+	// Whether the exchange records which agencies downloaded each version,
+	// for the owner alone to read (DocumentVersion.downloaders). Set by the
+	// owner on create; everyone who sees the document sees this flag, so a
+	// reader knows before downloading. Unset, only counts are kept.
+	RecordDownloaders bool `protobuf:"varint,13,opt,name=record_downloaders,json=recordDownloaders,proto3" json:"record_downloaders,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Document) Reset() {
@@ -302,6 +307,13 @@ func (x *Document) GetEtag() string {
 	return ""
 }
 
+func (x *Document) GetRecordDownloaders() bool {
+	if x != nil {
+		return x.RecordDownloaders
+	}
+	return false
+}
+
 // DocumentVersion is one uploaded file of a document. Versions are
 // immutable once uploaded in full; a version being uploaded is not visible.
 type DocumentVersion struct {
@@ -319,15 +331,20 @@ type DocumentVersion struct {
 	SizeBytes int64 `protobuf:"varint,5,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
 	// The SHA-256 of the file, 64 lowercase hex digits, verified on upload.
 	Sha256 string `protobuf:"bytes,6,opt,name=sha256,proto3" json:"sha256,omitempty"`
-	// How many complete downloads of this version were made. The exchange
-	// counts downloads; it does not record who downloaded.
+	// How many complete downloads of this version were made. Who downloaded
+	// is recorded only when the owner asked (record_downloaders).
 	DownloadCount int64 `protobuf:"varint,7,opt,name=download_count,json=downloadCount,proto3" json:"download_count,omitempty"`
 	// When the upload completed.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// When the version last changed (its download count). Output only.
 	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	// A hash of the stored version. Output only.
-	Etag          string `protobuf:"bytes,10,opt,name=etag,proto3" json:"etag,omitempty"`
+	Etag string `protobuf:"bytes,10,opt,name=etag,proto3" json:"etag,omitempty"`
+	// The agencies ("agencies/{agency}") that downloaded this version in
+	// full, each once, in the order of their first download: kept only when
+	// the document's record_downloaders is set, and shown to the owner
+	// alone. Output only.
+	Downloaders   []string `protobuf:"bytes,11,rep,name=downloaders,proto3" json:"downloaders,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -432,6 +449,13 @@ func (x *DocumentVersion) GetEtag() string {
 	return ""
 }
 
+func (x *DocumentVersion) GetDownloaders() []string {
+	if x != nil {
+		return x.Downloaders
+	}
+	return nil
+}
+
 // DocumentUpload is an upload in progress: the version it will become,
 // reserved while its chunks are written. Stored only; never sent.
 type DocumentUpload struct {
@@ -502,7 +526,7 @@ var File_alltogether_exchange_v1_document_proto protoreflect.FileDescriptor
 
 const file_alltogether_exchange_v1_document_proto_rawDesc = "" +
 	"\n" +
-	"&alltogether/exchange/v1/document.proto\x12\x17alltogether.exchange.v1\x1a&alltogether/exchange/v1/audience.proto\x1a#alltogether/exchange/v1/niche.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8e\x05\n" +
+	"&alltogether/exchange/v1/document.proto\x12\x17alltogether.exchange.v1\x1a&alltogether/exchange/v1/audience.proto\x1a#alltogether/exchange/v1/niche.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbd\x05\n" +
 	"\bDocument\x12\\\n" +
 	"\x04name\x18\x01 \x01(\tBH\xbaHE\xd8\x01\x01r@2>^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/documents/[0-9a-z]{26}$R\x04name\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12 \n" +
@@ -521,7 +545,8 @@ const file_alltogether_exchange_v1_document_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12\x12\n" +
-	"\x04etag\x18\f \x01(\tR\x04etag\"\x99\x03\n" +
+	"\x04etag\x18\f \x01(\tR\x04etag\x12-\n" +
+	"\x12record_downloaders\x18\r \x01(\bR\x11recordDownloaders\"\xbb\x03\n" +
 	"\x0fDocumentVersion\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x05R\aversion\x12O\n" +
@@ -536,7 +561,8 @@ const file_alltogether_exchange_v1_document_proto_rawDesc = "" +
 	"\vupdate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12\x12\n" +
 	"\x04etag\x18\n" +
-	" \x01(\tR\x04etag\"\x81\x01\n" +
+	" \x01(\tR\x04etag\x12 \n" +
+	"\vdownloaders\x18\v \x03(\tR\vdownloaders\"\x81\x01\n" +
 	"\x0eDocumentUpload\x12\x1a\n" +
 	"\bdocument\x18\x01 \x01(\tR\bdocument\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x05R\aversion\x129\n" +
