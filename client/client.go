@@ -85,6 +85,8 @@ type Client struct {
 	Admin *AdminClient
 	// Consultants keeps the shared roster of consultants and books them.
 	Consultants *ConsultantClient
+	// Documents shares working tools as versioned, streamed files.
+	Documents *DocumentClient
 
 	conn *grpc.ClientConn
 }
@@ -158,6 +160,7 @@ func newClient(conn *grpc.ClientConn) *Client {
 		Audit:        &AuditClient{rpc: exchangev1.NewAuditServiceClient(conn)},
 		Admin:        &AdminClient{rpc: exchangev1.NewAdminServiceClient(conn)},
 		Consultants:  &ConsultantClient{rpc: exchangev1.NewConsultantServiceClient(conn)},
+		Documents:    &DocumentClient{rpc: exchangev1.NewDocumentServiceClient(conn)},
 		conn:         conn,
 	}
 }

@@ -131,6 +131,16 @@ var accessRules = map[string]accessRule{
 
 	reflectionv1.ServerReflection_ServerReflectionInfo_FullMethodName:      anyMember,
 	reflectionv1alpha.ServerReflection_ServerReflectionInfo_FullMethodName: anyMember,
+
+	// Documents: only agencies own documents, so only they create and
+	// upload. Reads and downloads admit the secretariat, which sees the
+	// documents shared with all members.
+	exchangev1.DocumentService_CreateDocument_FullMethodName:          agenciesOnly,
+	exchangev1.DocumentService_GetDocument_FullMethodName:             anyMember,
+	exchangev1.DocumentService_ListDocuments_FullMethodName:           anyMember,
+	exchangev1.DocumentService_UploadDocumentVersion_FullMethodName:   agenciesOnly,
+	exchangev1.DocumentService_ListDocumentVersions_FullMethodName:    anyMember,
+	exchangev1.DocumentService_DownloadDocumentVersion_FullMethodName: anyMember,
 }
 
 // admits reports whether the rule lets the caller in.

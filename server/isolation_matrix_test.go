@@ -454,6 +454,7 @@ func (w *isoWorld) matrixEntries() []mxEntry {
 	entries = append(entries, w.planEntries()...)
 	entries = append(entries, w.operationsEntries()...)
 	entries = append(entries, w.consultantEntries()...)
+	entries = append(entries, w.documentEntries()...)
 	return entries
 }
 

@@ -98,6 +98,18 @@ var (
 	// Consultant ids are unique across agencies, so a consultant's
 	// engagements are one prefix, in booking order.
 	bucketEngagements = []byte("engagements")
+	// bucketDocuments: agency id ∅ document id → Document.
+	bucketDocuments = []byte("documents")
+	// bucketDocumentVersions: document id u32(version) → DocumentVersion,
+	// complete versions only. Document ids are fixed-width.
+	bucketDocumentVersions = []byte("documents_versions")
+	// bucketDocumentChunks: document id u32(version) ∅ u32(chunk) → up to
+	// DocumentChunkBytes of the version's file. Chunks of an upload in
+	// progress are here too, but no version record points at them.
+	bucketDocumentChunks = []byte("documents_chunks")
+	// bucketDocumentUploads: document id → DocumentUpload, the upload in
+	// progress of the document's next version, at most one.
+	bucketDocumentUploads = []byte("documents_uploads")
 )
 
 // Scrubs (scrub.go) create and delete scratch buckets named
@@ -115,6 +127,7 @@ var allBuckets = [][]byte{
 	bucketDatasets, bucketDatasetRows, bucketDatasetRowChanges,
 	bucketPlans, bucketPlanVersions, bucketPlanByExternalID,
 	bucketConsultants, bucketEngagements,
+	bucketDocuments, bucketDocumentVersions, bucketDocumentChunks, bucketDocumentUploads,
 }
 
 // appendBuckets are the buckets whose new keys come after every key already

@@ -255,6 +255,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newAuditCmd(a),
 		newCertsCmd(a),
 		newDatasetsCmd(a),
+		newDocumentsCmd(a),
 		newFocalPointsCmd(a),
 		newKeysCmd(a),
 		newLocationsCmd(a),
