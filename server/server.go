@@ -208,6 +208,7 @@ func New(cfg Config) (*Server, error) {
 		server: s, store: cfg.Store, deadlines: cfg.AckDeadlines, now: cfg.Now, heartbeat: cfg.WatchHeartbeat,
 	})
 	exchangev1.RegisterPlanServiceServer(reg, newPlanService(s, cfg.Store, cfg.WatchHeartbeat))
+	exchangev1.RegisterReportServiceServer(reg, &reportService{store: cfg.Store})
 	healthpb.RegisterHealthServer(reg, s.health)
 	reflection.Register(s.grpc)
 	if cfg.Metrics != nil {

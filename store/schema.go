@@ -90,6 +90,15 @@ var (
 	// bucketPlanByExternalID: agency id ∅ external id ∅ plan id → empty.
 	// It keeps external ids unique per agency and finds a plan by one.
 	bucketPlanByExternalID = []byte("plans_by_external_id")
+
+	// bucketReports: agency id ∅ report id → Report (the draft, or the
+	// last submitted version when unchanged since).
+	bucketReports = []byte("reports")
+	// bucketReportVersions: report id u32(version) → Report, every
+	// submitted version. Report ids are fixed-width, so no separator.
+	bucketReportVersions = []byte("report_versions")
+	// bucketReportComments: report id ∅ comment id → ReportComment.
+	bucketReportComments = []byte("report_comments")
 )
 
 // Scrubs (scrub.go) create and delete scratch buckets named
@@ -106,6 +115,7 @@ var allBuckets = [][]byte{
 	bucketReferrals, bucketReferralByParty, bucketReferralDetails,
 	bucketDatasets, bucketDatasetRows, bucketDatasetRowChanges,
 	bucketPlans, bucketPlanVersions, bucketPlanByExternalID,
+	bucketReports, bucketReportVersions, bucketReportComments,
 }
 
 // appendBuckets are the buckets whose new keys come after every key already

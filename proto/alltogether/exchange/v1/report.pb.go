@@ -313,13 +313,16 @@ type ReportFigures struct {
 	// Referrals the owner sent or received that were created in the period.
 	ReferralsTotal int64 `protobuf:"varint,2,opt,name=referrals_total,json=referralsTotal,proto3" json:"referrals_total,omitempty"`
 	// Those referrals by their current state; states with none are omitted.
+	// At most 32 items (there are fewer states).
 	ReferralsByState []*ReportStateCount `protobuf:"bytes,3,rep,name=referrals_by_state,json=referralsByState,proto3" json:"referrals_by_state,omitempty"`
 	// Those referrals by requested service; niches with none are omitted.
+	// At most 64 items (there are fewer niches).
 	ReferralsByNiche []*ReportNicheCount `protobuf:"bytes,4,rep,name=referrals_by_niche,json=referralsByNiche,proto3" json:"referrals_by_niche,omitempty"`
 	// Those referrals by province (or country, when a referral names only a
-	// country).
+	// country). At most 10000 items.
 	ReferralsByLocation []*ReportLocationCount `protobuf:"bytes,5,rep,name=referrals_by_location,json=referralsByLocation,proto3" json:"referrals_by_location,omitempty"`
 	// The owner's plans whose planned period overlaps the report's period.
+	// At most 10000 items.
 	Plans         []*ReportPlanLine `protobuf:"bytes,6,rep,name=plans,proto3" json:"plans,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -579,6 +582,7 @@ type ReportPlanLine struct {
 	// Its budget's total amount, if known.
 	TotalAmount string `protobuf:"bytes,6,opt,name=total_amount,json=totalAmount,proto3" json:"total_amount,omitempty"`
 	// Its budget lines whose period overlaps the report's period.
+	// At most 50 items, as a plan's budget.
 	PeriodBudgetLines []*PlanBudgetLine `protobuf:"bytes,7,rep,name=period_budget_lines,json=periodBudgetLines,proto3" json:"period_budget_lines,omitempty"`
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
@@ -797,14 +801,14 @@ const file_alltogether_exchange_v1_report_proto_rawDesc = "" +
 	"updateTime\x12;\n" +
 	"\vsubmit_time\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"submitTime\x12\x1b\n" +
-	"\x04etag\x18\x13 \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag\"\xca\x03\n" +
+	"\x04etag\x18\x13 \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag\"\xf4\x03\n" +
 	"\rReportFigures\x12=\n" +
 	"\fcompute_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\vcomputeTime\x12'\n" +
-	"\x0freferrals_total\x18\x02 \x01(\x03R\x0ereferralsTotal\x12W\n" +
-	"\x12referrals_by_state\x18\x03 \x03(\v2).alltogether.exchange.v1.ReportStateCountR\x10referralsByState\x12W\n" +
-	"\x12referrals_by_niche\x18\x04 \x03(\v2).alltogether.exchange.v1.ReportNicheCountR\x10referralsByNiche\x12`\n" +
-	"\x15referrals_by_location\x18\x05 \x03(\v2,.alltogether.exchange.v1.ReportLocationCountR\x13referralsByLocation\x12=\n" +
-	"\x05plans\x18\x06 \x03(\v2'.alltogether.exchange.v1.ReportPlanLineR\x05plans\"f\n" +
+	"\x0freferrals_total\x18\x02 \x01(\x03R\x0ereferralsTotal\x12a\n" +
+	"\x12referrals_by_state\x18\x03 \x03(\v2).alltogether.exchange.v1.ReportStateCountB\b\xbaH\x05\x92\x01\x02\x10 R\x10referralsByState\x12a\n" +
+	"\x12referrals_by_niche\x18\x04 \x03(\v2).alltogether.exchange.v1.ReportNicheCountB\b\xbaH\x05\x92\x01\x02\x10@R\x10referralsByNiche\x12k\n" +
+	"\x15referrals_by_location\x18\x05 \x03(\v2,.alltogether.exchange.v1.ReportLocationCountB\t\xbaH\x06\x92\x01\x03\x10\x90NR\x13referralsByLocation\x12H\n" +
+	"\x05plans\x18\x06 \x03(\v2'.alltogether.exchange.v1.ReportPlanLineB\t\xbaH\x06\x92\x01\x03\x10\x90NR\x05plans\"f\n" +
 	"\x10ReportStateCount\x12<\n" +
 	"\x05state\x18\x01 \x01(\x0e2&.alltogether.exchange.v1.ReferralStateR\x05state\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x03R\x05count\"^\n" +
@@ -813,15 +817,15 @@ const file_alltogether_exchange_v1_report_proto_rawDesc = "" +
 	"\x05count\x18\x02 \x01(\x03R\x05count\"G\n" +
 	"\x13ReportLocationCount\x12\x1a\n" +
 	"\blocation\x18\x01 \x01(\tR\blocation\x12\x14\n" +
-	"\x05count\x18\x02 \x01(\x03R\x05count\"\xe1\x02\n" +
+	"\x05count\x18\x02 \x01(\x03R\x05count\"\xeb\x02\n" +
 	"\x0eReportPlanLine\x12\x12\n" +
 	"\x04plan\x18\x01 \x01(\tR\x04plan\x12\x14\n" +
 	"\x05title\x18\x02 \x01(\tR\x05title\x128\n" +
 	"\x05stage\x18\x03 \x01(\x0e2\".alltogether.exchange.v1.PlanStageR\x05stage\x12J\n" +
 	"\x0eplanned_period\x18\x04 \x01(\v2#.alltogether.exchange.v1.DatePeriodR\rplannedPeriod\x12#\n" +
 	"\rcurrency_code\x18\x05 \x01(\tR\fcurrencyCode\x12!\n" +
-	"\ftotal_amount\x18\x06 \x01(\tR\vtotalAmount\x12W\n" +
-	"\x13period_budget_lines\x18\a \x03(\v2'.alltogether.exchange.v1.PlanBudgetLineR\x11periodBudgetLines\"\x99\x02\n" +
+	"\ftotal_amount\x18\x06 \x01(\tR\vtotalAmount\x12a\n" +
+	"\x13period_budget_lines\x18\a \x03(\v2'.alltogether.exchange.v1.PlanBudgetLineB\b\xbaH\x05\x92\x01\x02\x102R\x11periodBudgetLines\"\x99\x02\n" +
 	"\rReportComment\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06author\x18\x02 \x01(\tR\x06author\x12%\n" +
