@@ -83,6 +83,8 @@ type Client struct {
 	Audit *AuditClient
 	// Admin takes backups and reads the store's state (secretariat).
 	Admin *AdminClient
+	// Reports drafts, submits and reads quarterly progress reports.
+	Reports *ReportClient
 
 	conn *grpc.ClientConn
 }
@@ -155,6 +157,7 @@ func newClient(conn *grpc.ClientConn) *Client {
 		Plans:        &PlanClient{rpc: exchangev1.NewPlanServiceClient(conn)},
 		Audit:        &AuditClient{rpc: exchangev1.NewAuditServiceClient(conn)},
 		Admin:        &AdminClient{rpc: exchangev1.NewAdminServiceClient(conn)},
+		Reports:      &ReportClient{rpc: exchangev1.NewReportServiceClient(conn)},
 		conn:         conn,
 	}
 }
