@@ -20,7 +20,9 @@ import (
 
 // sampleReport is a submitted report with referrals in three states.
 func sampleReport() *exchangev1.Report {
-	d := func(y, m, day int32) *exchangev1.CalendarDate { return &exchangev1.CalendarDate{Year: y, Month: m, Day: day} }
+	d := func(y, m, day int32) *exchangev1.CalendarDate {
+		return &exchangev1.CalendarDate{Year: y, Month: m, Day: day}
+	}
 	return &exchangev1.Report{
 		Name: "agencies/ngo-kh/reports/01jd0000000000000000000000", Owner: "agencies/ngo-kh",
 		Title: "Quarterly progress report Q2 FY2026", FiscalYear: 2026, FiscalYearStartMonth: 7, Quarter: 2,

@@ -86,7 +86,9 @@ func apiFigures(t *testing.T, c as, period *exchangev1.DatePeriod) *exchangev1.R
 	for k, n := range byLoc {
 		f.ReferralsByLocation = append(f.ReferralsByLocation, &exchangev1.ReportLocationCount{Location: k, Count: n})
 	}
-	slices.SortFunc(f.ReferralsByLocation, func(a, b *exchangev1.ReportLocationCount) int { return strings.Compare(a.GetLocation(), b.GetLocation()) })
+	slices.SortFunc(f.ReferralsByLocation, func(a, b *exchangev1.ReportLocationCount) int {
+		return strings.Compare(a.GetLocation(), b.GetLocation())
+	})
 	resp, err := c.plans().ListPlans(ctx, &exchangev1.ListPlansRequest{Parent: c.agencyName(), Period: period, PageSize: 1000})
 	if err != nil {
 		t.Fatal(err)
@@ -259,7 +261,7 @@ func TestReportPrefilledSubmittedReadByItsAudienceOnly(t *testing.T) {
 func TestReportPeriodFollowsTheFiscalYear(t *testing.T) {
 	for _, c := range []struct {
 		fy, start, q int32
-		want       string
+		want         string
 	}{
 		{2026, 1, 1, "20260101-20260331"},
 		{2026, 7, 1, "20260701-20260930"},

@@ -262,6 +262,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newReferralsCmd(a),
 		newUICmd(a, nil),
 		newWorkingGroupsCmd(a),
+		newReportsCmd(a),
 	)
 	return root
 }
