@@ -453,6 +453,7 @@ func (w *isoWorld) matrixEntries() []mxEntry {
 	entries = append(entries, w.datasetEntries()...)
 	entries = append(entries, w.planEntries()...)
 	entries = append(entries, w.operationsEntries()...)
+	entries = append(entries, w.reportEntries()...)
 	return entries
 }
 
