@@ -182,7 +182,13 @@ func barPixels(t *testing.T, pdfPath string) (bars, ink int) {
 }
 
 func TestPDFHasPagesFiguresAndAChart(t *testing.T) {
+	// Chromium's profile goes to a temporary directory that is removed.
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
 	pdfPath := printed(t, sampleReport())
+	if left, err := filepath.Glob(filepath.Join(tmp, "exchangectl-chromium-*")); err != nil || len(left) > 0 {
+		t.Fatalf("Chromium's profile was left behind: %v %v", left, err)
+	}
 	info := tool(t, "pdfinfo", pdfPath)
 	pages := 0
 	for _, line := range strings.Split(info, "\n") {

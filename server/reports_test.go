@@ -182,9 +182,13 @@ func TestReportPrefilledSubmittedReadByItsAudienceOnly(t *testing.T) {
 	}
 
 	rep.Summary, rep.Progress, rep.Challenges, rep.NextQuarter = "Shelter capacity doubled.", "Two referral pathways agreed.", "Border closures.", "Train focal points."
+	refer(t, ngo, "ilo") // after the draft: its figures stay as computed
 	upd, err := ngo.reports().UpdateReport(ctx, &exchangev1.UpdateReportRequest{Report: rep})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if n := upd.GetReport().GetFigures().GetReferralsTotal(); n != 4 {
+		t.Fatalf("the figures changed with an edit of the narrative: %d referrals, want the 4 computed at creation", n)
 	}
 	sub, err := ngo.reports().SubmitReport(ctx, &exchangev1.SubmitReportRequest{Name: name, Etag: upd.GetReport().GetEtag()})
 	if err != nil {

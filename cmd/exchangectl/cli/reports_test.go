@@ -3,6 +3,7 @@ package cli
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -63,5 +64,18 @@ func TestReportsVerbsRefuseBadInputBeforeAnyCall(t *testing.T) {
 	}
 	if _, err := parse(t, newReportsCommentCmd, testReportName, "  "); !isUsage(err) {
 		t.Errorf("an empty comment: %v, want a usage error", err)
+	}
+}
+
+func TestReportsExportPDFWithoutChromiumSaysSo(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	t.Setenv("CHROMIUM", "")
+	f := newFixture(t)
+	r := f.run("reports", "export", testReportName, "--html", "r.html", "--pdf", "r.pdf")
+	if r.code == 0 || !strings.Contains(r.stderr, "--pdf needs Chromium") || !strings.Contains(r.stderr, "--html works without it") {
+		t.Fatalf("exit %d, stderr %q; want a failure that names Chromium and --html", r.code, r.stderr)
+	}
+	if fileExists(filepath.Join(r.env.WorkDir, "r.html")) {
+		t.Error("the HTML was written although the command failed before reading the report")
 	}
 }
