@@ -112,11 +112,29 @@ func PDF(ctx context.Context, chromium, htmlPath string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	profile, err := os.MkdirTemp("", "exchangectl-chromium-")
+	// Everything Chromium writes (profile, caches, its own temporary
+	// files) goes under one directory removed at the end, and it gets none
+	// of this process's environment (no EXCHANGE_* paths).
+	home, err := os.MkdirTemp("", "exchangectl-chromium-")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(profile)
+	defer os.RemoveAll(home)
+	profile := filepath.Join(home, "profile")
+	if err := os.Mkdir(profile, 0o700); err != nil {
+		return nil, err
+	}
+	// Chromium's own temporary directory holds its singleton socket, whose
+	// path must stay under the 108 bytes of a Unix socket address.
+	tmpRoot := os.TempDir()
+	if len(tmpRoot) > 40 {
+		tmpRoot = "/tmp"
+	}
+	tmp, err := os.MkdirTemp(tmpRoot, "xc-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
 		chromedp.ExecPath(chromium),
 		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
@@ -125,6 +143,8 @@ func PDF(ctx context.Context, chromium, htmlPath string) ([]byte, error) {
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.UserDataDir(profile),
+		chromedp.NoInheritEnv,
+		chromedp.Env("HOME="+home, "TMPDIR="+tmp, "XDG_CONFIG_HOME="+home, "XDG_CACHE_HOME="+home),
 	)
 	defer cancelAlloc()
 	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
