@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,6 +30,7 @@ var templates embed.FS
 
 var page = template.Must(template.New("report.html.tmpl").Funcs(template.FuncMap{
 	"date":   formatDate,
+	"number": func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) },
 	"state":  func(s exchangev1.ReferralState) string { return enumLabel(s.String(), "REFERRAL_STATE_") },
 	"niche":  func(n exchangev1.Niche) string { return enumLabel(n.String(), "NICHE_") },
 	"stage":  func(s exchangev1.PlanStage) string { return enumLabel(s.String(), "PLAN_STAGE_") },

@@ -44,6 +44,8 @@ func sampleReport() *exchangev1.Report {
 				CurrencyCode: "USD", TotalAmount: "120000",
 				PeriodBudgetLines: []*exchangev1.PlanBudgetLine{{Period: &exchangev1.DatePeriod{Start: d(2026, 10, 1), End: d(2026, 12, 31)}, Amount: "30000",
 					Status: exchangev1.PlanBudgetStatus_PLAN_BUDGET_STATUS_COMMITTED}}}},
+			Datasets: []*exchangev1.ReportDatasetTotals{{Dataset: "agencies/ngo-kh/datasets/returns", Title: "Returned victims assisted",
+				PeriodFrom: "2026-10", PeriodTo: "2026-12", Sums: map[string]float64{"cases": 45, "spend": 1250.5}, RoundingBase: 5}},
 		},
 	}
 }
@@ -56,7 +58,7 @@ func TestHTMLHoldsTheFiguresNarrativeAndChart(t *testing.T) {
 	html := b.String()
 	for _, want := range []string{"Quarterly progress report Q2 FY2026", "1 October 2026", "31 December 2026", ">29<",
 		"Requested (17)", "Received (9)", "Accepted (3)", "Shelter", "KH-2", "Safe shelters", "120000 USD", "30000 USD (Committed)",
-		"<p>Two referral pathways agreed with the province.</p>", "Forty focal points trained.", "<svg", `fill="` + ChartBarColor + `"`} {
+		"<p>Two referral pathways agreed with the province.</p>", "Returned victims assisted", "2026-10 – 2026-12", "cases 45<br>spend 1250.5", "Forty focal points trained.", "<svg", `fill="` + ChartBarColor + `"`} {
 		if !strings.Contains(html, want) {
 			t.Errorf("the page lacks %q", want)
 		}
@@ -201,7 +203,7 @@ func TestPDFHasPagesFiguresAndAChart(t *testing.T) {
 	}
 	text := strings.Join(strings.Fields(tool(t, "pdftotext", pdfPath, "-")), " ")
 	for _, want := range []string{"Quarterly progress report Q2 FY2026", "29", "Requested (17)", "Received (9)", "Accepted (3)",
-		"KH-2 21", "KH-12 8", "Safe shelters", "120000 USD", "Shelter capacity doubled in Battambang.", "Open the second shelter."} {
+		"KH-2 21", "KH-12 8", "Safe shelters", "Returned victims assisted", "cases 45", "120000 USD", "Shelter capacity doubled in Battambang.", "Open the second shelter."} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the PDF's text lacks %q", want)
 		}

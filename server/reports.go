@@ -108,10 +108,71 @@ func ReportFiguresFor(ctx context.Context, st *store.Store, agencyID string, per
 			f.Plans = append(f.Plans, line)
 		}
 		if next == "" {
-			return f, nil
+			break
 		}
 		page.Token = next
 	}
+	var err error
+	f.Datasets, err = reportDatasetTotals(ctx, st, agencyID, period)
+	return f, err
+}
+
+// reportDatasetTotals returns the public totals over the period of the
+// agency's datasets that publish aggregates and whose periods fall within
+// it, computed as AggregateDatasetRows answers a member outside their
+// readers: a report goes to agencies that may not read the rows.
+func reportDatasetTotals(ctx context.Context, st *store.Store, agencyID string, period *exchangev1.DatePeriod) ([]*exchangev1.ReportDatasetTotals, error) {
+	owner := store.AgencyPrefix + agencyID
+	var out []*exchangev1.ReportDatasetTotals
+	page := store.Page{Size: store.MaxPageSize}
+	for {
+		items, next, err := st.ListDatasets(ctx, func(d *exchangev1.Dataset) bool { return d.GetOwner() == owner && d.GetPublicAggregates() }, "report "+owner, page)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range items {
+			from, to, ok := datasetPeriodsWithin(d.GetPeriodType(), period)
+			if !ok {
+				continue
+			}
+			rounding, err := newRowRounding(st.PageSecret(), d.GetName(), roundingBaseOf(d))
+			if err != nil {
+				return nil, err
+			}
+			agg, err := aggregateRows(ctx, st, d, &exchangev1.AggregateDatasetRowsRequest{Dataset: d.GetName(), PeriodFrom: from, PeriodTo: to}, rounding)
+			if err != nil {
+				return nil, err
+			}
+			t := &exchangev1.ReportDatasetTotals{Dataset: d.GetName(), Title: d.GetTitle(), PeriodFrom: from, PeriodTo: to, RoundingBase: agg.GetRoundingBase()}
+			if len(agg.GetCells()) == 1 {
+				t.Sums = agg.GetCells()[0].GetSums()
+			}
+			out = append(out, t)
+		}
+		if next == "" {
+			return out, nil
+		}
+		page.Token = next
+	}
+}
+
+// datasetPeriodsWithin returns the first and last period labels of a
+// dataset of the period type that the report's period covers exactly:
+// months always, calendar quarters when the period is one; ok is false
+// for years and for quarters the period does not match.
+func datasetPeriodsWithin(t exchangev1.PeriodType, p *exchangev1.DatePeriod) (from, to string, ok bool) {
+	s, e := p.GetStart(), p.GetEnd()
+	switch t {
+	case exchangev1.PeriodType_PERIOD_TYPE_MONTH:
+		return fmt.Sprintf("%04d-%02d", s.GetYear(), s.GetMonth()), fmt.Sprintf("%04d-%02d", e.GetYear(), e.GetMonth()), true
+	case exchangev1.PeriodType_PERIOD_TYPE_QUARTER:
+		if (s.GetMonth()-1)%3 != 0 {
+			return "", "", false
+		}
+		label := fmt.Sprintf("%04d-Q%d", s.GetYear(), (s.GetMonth()-1)/3+1)
+		return label, label, true
+	}
+	return "", "", false
 }
 
 // visibleReport returns the report as the reader may read it: for the

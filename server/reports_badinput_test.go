@@ -19,6 +19,8 @@ func baseReport() *exchangev1.Report {
 			Plans: []*exchangev1.ReportPlanLine{{Plan: "agencies/ilo/plans/" + badID, Title: "plan", PlannedPeriod: basePeriod(),
 				PeriodBudgetLines: []*exchangev1.PlanBudgetLine{{FiscalYear: "2026", Period: basePeriod(), Amount: "10",
 					Status: exchangev1.PlanBudgetStatus_PLAN_BUDGET_STATUS_INDICATIVE}}}},
+			Datasets: []*exchangev1.ReportDatasetTotals{{Dataset: "agencies/ilo/datasets/returns", PeriodFrom: "2026-07", PeriodTo: "2026-09",
+				Sums: map[string]float64{"cases": 10}, RoundingBase: 5}},
 		}, Summary: "summary", Progress: "progress", Challenges: "challenges", NextQuarter: "next", Etag: "etag",
 	}
 }

@@ -152,6 +152,27 @@ func TestReportPrefilledSubmittedReadByItsAudienceOnly(t *testing.T) {
 	old.PlannedPeriod = &exchangev1.DatePeriod{Start: date(2001, 1, 1), End: date(2001, 12, 31)}
 	createPlan(t, ngo, old)
 
+	// A monthly dataset of ngo-kh that publishes aggregates, with rows in
+	// the quarter's three months (small values, which the public view
+	// rounds) and one before it.
+	ds := returnsDataset()
+	ds.PublicAggregates, ds.SuppressionThreshold = true, 5
+	dsResp, err := ngo.datasets().CreateDataset(ctx, &exchangev1.CreateDatasetRequest{Parent: ngo.agencyName(), DatasetId: "returns", Dataset: ds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dsName := dsResp.GetDataset().GetName()
+	// One that publishes no aggregates stays out of the report.
+	private := returnsDataset()
+	if _, err := ngo.datasets().CreateDataset(ctx, &exchangev1.CreateDatasetRequest{Parent: ngo.agencyName(), DatasetId: "private", Dataset: private}); err != nil {
+		t.Fatal(err)
+	}
+	month := func(i int32) string {
+		m := period.GetStart().GetMonth() + i - 1
+		return fmt.Sprintf("%04d-%02d", period.GetStart().GetYear()+m/12, m%12+1)
+	}
+	write(t, ngo, dsName, row(month(0), "KH-12", "female", 3), row(month(1), "KH-12", "male", 40), row(month(2), "KH-2", "female", 2),
+		row(month(-1), "KH-2", "female", 500))
 	created, err := ngo.reports().CreateReport(ctx, &exchangev1.CreateReportRequest{Parent: ngo.agencyName(), RequestId: nextRequestID(), Report: &exchangev1.Report{
 		Title: "Quarterly progress", FiscalYear: fy, FiscalYearStartMonth: 7, Quarter: q,
 		Audience: &exchangev1.Audience{WorkingGroups: []string{"workingGroups/un-wg"}},
@@ -164,6 +185,20 @@ func TestReportPrefilledSubmittedReadByItsAudienceOnly(t *testing.T) {
 		t.Fatalf("period %v, want %v", rep.GetPeriod(), period)
 	}
 	want := apiFigures(t, ngo, period)
+	// The dataset's figures are what an agency outside its readers gets
+	// from AggregateDatasetRows for the same months: the public view.
+	pub, err := unicef.datasets().AggregateDatasetRows(ctx, &exchangev1.AggregateDatasetRowsRequest{Dataset: dsName, PeriodFrom: month(0), PeriodTo: month(2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pub.GetCells()) != 1 || pub.GetRoundingBase() != 5 {
+		t.Fatalf("public aggregate: %v", pub)
+	}
+	want.Datasets = []*exchangev1.ReportDatasetTotals{{Dataset: dsName, Title: ds.GetTitle(), PeriodFrom: month(0), PeriodTo: month(2),
+		Sums: pub.GetCells()[0].GetSums(), RoundingBase: 5}}
+	if s := pub.GetCells()[0].GetSums()["cases"]; s < 40 || s > 50 {
+		t.Fatalf("public total of cases %v: want 40 and the two small rows rounded (40 to 50), not the month before", s)
+	}
 	got := proto.Clone(rep.GetFigures()).(*exchangev1.ReportFigures)
 	got.ComputeTime = nil
 	if !proto.Equal(got, want) {

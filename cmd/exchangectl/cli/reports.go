@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -168,6 +171,14 @@ func reportDetail(r *exchangev1.Report) []field {
 		}
 		plans = append(plans, line)
 	}
+	var data []string
+	for _, d := range f.GetDatasets() {
+		var sums []string
+		for _, k := range slices.Sorted(maps.Keys(d.GetSums())) {
+			sums = append(sums, fmt.Sprintf("%s %s", k, strconv.FormatFloat(d.GetSums()[k], 'f', -1, 64)))
+		}
+		data = append(data, fmt.Sprintf("%s %s..%s: %s", d.GetDataset(), d.GetPeriodFrom(), d.GetPeriodTo(), cmp.Or(strings.Join(sums, ", "), "0")))
+	}
 	var audience []string
 	audience = append(audience, r.GetAudience().GetWorkingGroups()...)
 	audience = append(audience, r.GetAudience().GetAgencies()...)
@@ -184,6 +195,7 @@ func reportDetail(r *exchangev1.Report) []field {
 		{"by service", strings.Join(niches, ", ")},
 		{"by province", strings.Join(places, ", ")},
 		{"plans", strings.Join(plans, "; ")},
+		{"datasets (public totals)", strings.Join(data, "; ")},
 		{"summary", r.GetSummary()},
 		{"progress", r.GetProgress()},
 		{"challenges", r.GetChallenges()},

@@ -323,7 +323,12 @@ type ReportFigures struct {
 	ReferralsByLocation []*ReportLocationCount `protobuf:"bytes,5,rep,name=referrals_by_location,json=referralsByLocation,proto3" json:"referrals_by_location,omitempty"`
 	// The owner's plans whose planned period overlaps the report's period.
 	// At most 10000 items.
-	Plans         []*ReportPlanLine `protobuf:"bytes,6,rep,name=plans,proto3" json:"plans,omitempty"`
+	Plans []*ReportPlanLine `protobuf:"bytes,6,rep,name=plans,proto3" json:"plans,omitempty"`
+	// The public totals of the owner's datasets that publish aggregates, for
+	// the datasets whose periods fall within the quarter (monthly ones, and
+	// quarterly ones when the quarter is a calendar quarter). At most 1000
+	// items.
+	Datasets      []*ReportDatasetTotals `protobuf:"bytes,7,rep,name=datasets,proto3" json:"datasets,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -400,6 +405,108 @@ func (x *ReportFigures) GetPlans() []*ReportPlanLine {
 	return nil
 }
 
+func (x *ReportFigures) GetDatasets() []*ReportDatasetTotals {
+	if x != nil {
+		return x.Datasets
+	}
+	return nil
+}
+
+// ReportDatasetTotals are a dataset's totals over the report's quarter as
+// AggregateDatasetRows gives them to a member outside the dataset's
+// readers: sums of randomly rounded rows (see rounding_base), because the
+// report goes to agencies that may not read the rows.
+type ReportDatasetTotals struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The dataset, "agencies/{agency}/datasets/{dataset}".
+	Dataset string `protobuf:"bytes,1,opt,name=dataset,proto3" json:"dataset,omitempty"`
+	// Its title.
+	Title string `protobuf:"bytes,2,opt,name=title,proto3" json:"title,omitempty"`
+	// The first period label summed (for example "2026-10").
+	PeriodFrom string `protobuf:"bytes,3,opt,name=period_from,json=periodFrom,proto3" json:"period_from,omitempty"`
+	// The last period label summed.
+	PeriodTo string `protobuf:"bytes,4,opt,name=period_to,json=periodTo,proto3" json:"period_to,omitempty"`
+	// Sums of its integer and decimal measures, by measure key; empty when
+	// every rounded total is 0. At most 200 pairs.
+	Sums map[string]float64 `protobuf:"bytes,5,rep,name=sums,proto3" json:"sums,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	// The base of the random rounding applied to every row before totalling.
+	RoundingBase  int32 `protobuf:"varint,6,opt,name=rounding_base,json=roundingBase,proto3" json:"rounding_base,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportDatasetTotals) Reset() {
+	*x = ReportDatasetTotals{}
+	mi := &file_alltogether_exchange_v1_report_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportDatasetTotals) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportDatasetTotals) ProtoMessage() {}
+
+func (x *ReportDatasetTotals) ProtoReflect() protoreflect.Message {
+	mi := &file_alltogether_exchange_v1_report_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportDatasetTotals.ProtoReflect.Descriptor instead.
+func (*ReportDatasetTotals) Descriptor() ([]byte, []int) {
+	return file_alltogether_exchange_v1_report_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ReportDatasetTotals) GetDataset() string {
+	if x != nil {
+		return x.Dataset
+	}
+	return ""
+}
+
+func (x *ReportDatasetTotals) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+func (x *ReportDatasetTotals) GetPeriodFrom() string {
+	if x != nil {
+		return x.PeriodFrom
+	}
+	return ""
+}
+
+func (x *ReportDatasetTotals) GetPeriodTo() string {
+	if x != nil {
+		return x.PeriodTo
+	}
+	return ""
+}
+
+func (x *ReportDatasetTotals) GetSums() map[string]float64 {
+	if x != nil {
+		return x.Sums
+	}
+	return nil
+}
+
+func (x *ReportDatasetTotals) GetRoundingBase() int32 {
+	if x != nil {
+		return x.RoundingBase
+	}
+	return 0
+}
+
 // ReportStateCount is a number of referrals in one state.
 type ReportStateCount struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -413,7 +520,7 @@ type ReportStateCount struct {
 
 func (x *ReportStateCount) Reset() {
 	*x = ReportStateCount{}
-	mi := &file_alltogether_exchange_v1_report_proto_msgTypes[2]
+	mi := &file_alltogether_exchange_v1_report_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -425,7 +532,7 @@ func (x *ReportStateCount) String() string {
 func (*ReportStateCount) ProtoMessage() {}
 
 func (x *ReportStateCount) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_report_proto_msgTypes[2]
+	mi := &file_alltogether_exchange_v1_report_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -438,7 +545,7 @@ func (x *ReportStateCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportStateCount.ProtoReflect.Descriptor instead.
 func (*ReportStateCount) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_report_proto_rawDescGZIP(), []int{2}
+	return file_alltogether_exchange_v1_report_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ReportStateCount) GetState() ReferralState {
@@ -468,7 +575,7 @@ type ReportNicheCount struct {
 
 func (x *ReportNicheCount) Reset() {
 	*x = ReportNicheCount{}
-	mi := &file_alltogether_exchange_v1_report_proto_msgTypes[3]
+	mi := &file_alltogether_exchange_v1_report_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -480,7 +587,7 @@ func (x *ReportNicheCount) String() string {
 func (*ReportNicheCount) ProtoMessage() {}
 
 func (x *ReportNicheCount) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_report_proto_msgTypes[3]
+	mi := &file_alltogether_exchange_v1_report_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -493,7 +600,7 @@ func (x *ReportNicheCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportNicheCount.ProtoReflect.Descriptor instead.
 func (*ReportNicheCount) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_report_proto_rawDescGZIP(), []int{3}
+	return file_alltogether_exchange_v1_report_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ReportNicheCount) GetNiche() Niche {
@@ -523,7 +630,7 @@ type ReportLocationCount struct {
 
 func (x *ReportLocationCount) Reset() {
 	*x = ReportLocationCount{}
-	mi := &file_alltogether_exchange_v1_report_proto_msgTypes[4]
+	mi := &file_alltogether_exchange_v1_report_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -535,7 +642,7 @@ func (x *ReportLocationCount) String() string {
 func (*ReportLocationCount) ProtoMessage() {}
 
 func (x *ReportLocationCount) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_report_proto_msgTypes[4]
+	mi := &file_alltogether_exchange_v1_report_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -548,7 +655,7 @@ func (x *ReportLocationCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportLocationCount.ProtoReflect.Descriptor instead.
 func (*ReportLocationCount) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_report_proto_rawDescGZIP(), []int{4}
+	return file_alltogether_exchange_v1_report_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ReportLocationCount) GetLocation() string {
@@ -590,7 +697,7 @@ type ReportPlanLine struct {
 
 func (x *ReportPlanLine) Reset() {
 	*x = ReportPlanLine{}
-	mi := &file_alltogether_exchange_v1_report_proto_msgTypes[5]
+	mi := &file_alltogether_exchange_v1_report_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -602,7 +709,7 @@ func (x *ReportPlanLine) String() string {
 func (*ReportPlanLine) ProtoMessage() {}
 
 func (x *ReportPlanLine) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_report_proto_msgTypes[5]
+	mi := &file_alltogether_exchange_v1_report_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -615,7 +722,7 @@ func (x *ReportPlanLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportPlanLine.ProtoReflect.Descriptor instead.
 func (*ReportPlanLine) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_report_proto_rawDescGZIP(), []int{5}
+	return file_alltogether_exchange_v1_report_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ReportPlanLine) GetPlan() string {
@@ -692,7 +799,7 @@ type ReportComment struct {
 
 func (x *ReportComment) Reset() {
 	*x = ReportComment{}
-	mi := &file_alltogether_exchange_v1_report_proto_msgTypes[6]
+	mi := &file_alltogether_exchange_v1_report_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -704,7 +811,7 @@ func (x *ReportComment) String() string {
 func (*ReportComment) ProtoMessage() {}
 
 func (x *ReportComment) ProtoReflect() protoreflect.Message {
-	mi := &file_alltogether_exchange_v1_report_proto_msgTypes[6]
+	mi := &file_alltogether_exchange_v1_report_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -717,7 +824,7 @@ func (x *ReportComment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportComment.ProtoReflect.Descriptor instead.
 func (*ReportComment) Descriptor() ([]byte, []int) {
-	return file_alltogether_exchange_v1_report_proto_rawDescGZIP(), []int{6}
+	return file_alltogether_exchange_v1_report_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ReportComment) GetName() string {
@@ -801,14 +908,26 @@ const file_alltogether_exchange_v1_report_proto_rawDesc = "" +
 	"updateTime\x12;\n" +
 	"\vsubmit_time\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"submitTime\x12\x1b\n" +
-	"\x04etag\x18\x13 \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag\"\xf4\x03\n" +
+	"\x04etag\x18\x13 \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag\"\xc9\x04\n" +
 	"\rReportFigures\x12=\n" +
 	"\fcompute_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\vcomputeTime\x12'\n" +
 	"\x0freferrals_total\x18\x02 \x01(\x03R\x0ereferralsTotal\x12a\n" +
 	"\x12referrals_by_state\x18\x03 \x03(\v2).alltogether.exchange.v1.ReportStateCountB\b\xbaH\x05\x92\x01\x02\x10 R\x10referralsByState\x12a\n" +
 	"\x12referrals_by_niche\x18\x04 \x03(\v2).alltogether.exchange.v1.ReportNicheCountB\b\xbaH\x05\x92\x01\x02\x10@R\x10referralsByNiche\x12k\n" +
 	"\x15referrals_by_location\x18\x05 \x03(\v2,.alltogether.exchange.v1.ReportLocationCountB\t\xbaH\x06\x92\x01\x03\x10\x90NR\x13referralsByLocation\x12H\n" +
-	"\x05plans\x18\x06 \x03(\v2'.alltogether.exchange.v1.ReportPlanLineB\t\xbaH\x06\x92\x01\x03\x10\x90NR\x05plans\"f\n" +
+	"\x05plans\x18\x06 \x03(\v2'.alltogether.exchange.v1.ReportPlanLineB\t\xbaH\x06\x92\x01\x03\x10\x90NR\x05plans\x12S\n" +
+	"\bdatasets\x18\a \x03(\v2,.alltogether.exchange.v1.ReportDatasetTotalsB\t\xbaH\x06\x92\x01\x03\x10\xe8\aR\bdatasets\"\xb8\x02\n" +
+	"\x13ReportDatasetTotals\x12\x18\n" +
+	"\adataset\x18\x01 \x01(\tR\adataset\x12\x14\n" +
+	"\x05title\x18\x02 \x01(\tR\x05title\x12\x1f\n" +
+	"\vperiod_from\x18\x03 \x01(\tR\n" +
+	"periodFrom\x12\x1b\n" +
+	"\tperiod_to\x18\x04 \x01(\tR\bperiodTo\x12U\n" +
+	"\x04sums\x18\x05 \x03(\v26.alltogether.exchange.v1.ReportDatasetTotals.SumsEntryB\t\xbaH\x06\x9a\x01\x03\x10\xc8\x01R\x04sums\x12#\n" +
+	"\rrounding_base\x18\x06 \x01(\x05R\froundingBase\x1a7\n" +
+	"\tSumsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"f\n" +
 	"\x10ReportStateCount\x12<\n" +
 	"\x05state\x18\x01 \x01(\x0e2&.alltogether.exchange.v1.ReferralStateR\x05state\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x03R\x05count\"^\n" +
@@ -855,49 +974,53 @@ func file_alltogether_exchange_v1_report_proto_rawDescGZIP() []byte {
 }
 
 var file_alltogether_exchange_v1_report_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_alltogether_exchange_v1_report_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_alltogether_exchange_v1_report_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_alltogether_exchange_v1_report_proto_goTypes = []any{
 	(ReportState)(0),              // 0: alltogether.exchange.v1.ReportState
 	(*Report)(nil),                // 1: alltogether.exchange.v1.Report
 	(*ReportFigures)(nil),         // 2: alltogether.exchange.v1.ReportFigures
-	(*ReportStateCount)(nil),      // 3: alltogether.exchange.v1.ReportStateCount
-	(*ReportNicheCount)(nil),      // 4: alltogether.exchange.v1.ReportNicheCount
-	(*ReportLocationCount)(nil),   // 5: alltogether.exchange.v1.ReportLocationCount
-	(*ReportPlanLine)(nil),        // 6: alltogether.exchange.v1.ReportPlanLine
-	(*ReportComment)(nil),         // 7: alltogether.exchange.v1.ReportComment
-	(*DatePeriod)(nil),            // 8: alltogether.exchange.v1.DatePeriod
-	(*Audience)(nil),              // 9: alltogether.exchange.v1.Audience
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
-	(ReferralState)(0),            // 11: alltogether.exchange.v1.ReferralState
-	(Niche)(0),                    // 12: alltogether.exchange.v1.Niche
-	(PlanStage)(0),                // 13: alltogether.exchange.v1.PlanStage
-	(*PlanBudgetLine)(nil),        // 14: alltogether.exchange.v1.PlanBudgetLine
+	(*ReportDatasetTotals)(nil),   // 3: alltogether.exchange.v1.ReportDatasetTotals
+	(*ReportStateCount)(nil),      // 4: alltogether.exchange.v1.ReportStateCount
+	(*ReportNicheCount)(nil),      // 5: alltogether.exchange.v1.ReportNicheCount
+	(*ReportLocationCount)(nil),   // 6: alltogether.exchange.v1.ReportLocationCount
+	(*ReportPlanLine)(nil),        // 7: alltogether.exchange.v1.ReportPlanLine
+	(*ReportComment)(nil),         // 8: alltogether.exchange.v1.ReportComment
+	nil,                           // 9: alltogether.exchange.v1.ReportDatasetTotals.SumsEntry
+	(*DatePeriod)(nil),            // 10: alltogether.exchange.v1.DatePeriod
+	(*Audience)(nil),              // 11: alltogether.exchange.v1.Audience
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(ReferralState)(0),            // 13: alltogether.exchange.v1.ReferralState
+	(Niche)(0),                    // 14: alltogether.exchange.v1.Niche
+	(PlanStage)(0),                // 15: alltogether.exchange.v1.PlanStage
+	(*PlanBudgetLine)(nil),        // 16: alltogether.exchange.v1.PlanBudgetLine
 }
 var file_alltogether_exchange_v1_report_proto_depIdxs = []int32{
-	8,  // 0: alltogether.exchange.v1.Report.period:type_name -> alltogether.exchange.v1.DatePeriod
-	9,  // 1: alltogether.exchange.v1.Report.audience:type_name -> alltogether.exchange.v1.Audience
+	10, // 0: alltogether.exchange.v1.Report.period:type_name -> alltogether.exchange.v1.DatePeriod
+	11, // 1: alltogether.exchange.v1.Report.audience:type_name -> alltogether.exchange.v1.Audience
 	2,  // 2: alltogether.exchange.v1.Report.figures:type_name -> alltogether.exchange.v1.ReportFigures
 	0,  // 3: alltogether.exchange.v1.Report.state:type_name -> alltogether.exchange.v1.ReportState
-	10, // 4: alltogether.exchange.v1.Report.create_time:type_name -> google.protobuf.Timestamp
-	10, // 5: alltogether.exchange.v1.Report.update_time:type_name -> google.protobuf.Timestamp
-	10, // 6: alltogether.exchange.v1.Report.submit_time:type_name -> google.protobuf.Timestamp
-	10, // 7: alltogether.exchange.v1.ReportFigures.compute_time:type_name -> google.protobuf.Timestamp
-	3,  // 8: alltogether.exchange.v1.ReportFigures.referrals_by_state:type_name -> alltogether.exchange.v1.ReportStateCount
-	4,  // 9: alltogether.exchange.v1.ReportFigures.referrals_by_niche:type_name -> alltogether.exchange.v1.ReportNicheCount
-	5,  // 10: alltogether.exchange.v1.ReportFigures.referrals_by_location:type_name -> alltogether.exchange.v1.ReportLocationCount
-	6,  // 11: alltogether.exchange.v1.ReportFigures.plans:type_name -> alltogether.exchange.v1.ReportPlanLine
-	11, // 12: alltogether.exchange.v1.ReportStateCount.state:type_name -> alltogether.exchange.v1.ReferralState
-	12, // 13: alltogether.exchange.v1.ReportNicheCount.niche:type_name -> alltogether.exchange.v1.Niche
-	13, // 14: alltogether.exchange.v1.ReportPlanLine.stage:type_name -> alltogether.exchange.v1.PlanStage
-	8,  // 15: alltogether.exchange.v1.ReportPlanLine.planned_period:type_name -> alltogether.exchange.v1.DatePeriod
-	14, // 16: alltogether.exchange.v1.ReportPlanLine.period_budget_lines:type_name -> alltogether.exchange.v1.PlanBudgetLine
-	10, // 17: alltogether.exchange.v1.ReportComment.create_time:type_name -> google.protobuf.Timestamp
-	10, // 18: alltogether.exchange.v1.ReportComment.update_time:type_name -> google.protobuf.Timestamp
-	19, // [19:19] is the sub-list for method output_type
-	19, // [19:19] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	12, // 4: alltogether.exchange.v1.Report.create_time:type_name -> google.protobuf.Timestamp
+	12, // 5: alltogether.exchange.v1.Report.update_time:type_name -> google.protobuf.Timestamp
+	12, // 6: alltogether.exchange.v1.Report.submit_time:type_name -> google.protobuf.Timestamp
+	12, // 7: alltogether.exchange.v1.ReportFigures.compute_time:type_name -> google.protobuf.Timestamp
+	4,  // 8: alltogether.exchange.v1.ReportFigures.referrals_by_state:type_name -> alltogether.exchange.v1.ReportStateCount
+	5,  // 9: alltogether.exchange.v1.ReportFigures.referrals_by_niche:type_name -> alltogether.exchange.v1.ReportNicheCount
+	6,  // 10: alltogether.exchange.v1.ReportFigures.referrals_by_location:type_name -> alltogether.exchange.v1.ReportLocationCount
+	7,  // 11: alltogether.exchange.v1.ReportFigures.plans:type_name -> alltogether.exchange.v1.ReportPlanLine
+	3,  // 12: alltogether.exchange.v1.ReportFigures.datasets:type_name -> alltogether.exchange.v1.ReportDatasetTotals
+	9,  // 13: alltogether.exchange.v1.ReportDatasetTotals.sums:type_name -> alltogether.exchange.v1.ReportDatasetTotals.SumsEntry
+	13, // 14: alltogether.exchange.v1.ReportStateCount.state:type_name -> alltogether.exchange.v1.ReferralState
+	14, // 15: alltogether.exchange.v1.ReportNicheCount.niche:type_name -> alltogether.exchange.v1.Niche
+	15, // 16: alltogether.exchange.v1.ReportPlanLine.stage:type_name -> alltogether.exchange.v1.PlanStage
+	10, // 17: alltogether.exchange.v1.ReportPlanLine.planned_period:type_name -> alltogether.exchange.v1.DatePeriod
+	16, // 18: alltogether.exchange.v1.ReportPlanLine.period_budget_lines:type_name -> alltogether.exchange.v1.PlanBudgetLine
+	12, // 19: alltogether.exchange.v1.ReportComment.create_time:type_name -> google.protobuf.Timestamp
+	12, // 20: alltogether.exchange.v1.ReportComment.update_time:type_name -> google.protobuf.Timestamp
+	21, // [21:21] is the sub-list for method output_type
+	21, // [21:21] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_alltogether_exchange_v1_report_proto_init() }
@@ -916,7 +1039,7 @@ func file_alltogether_exchange_v1_report_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_alltogether_exchange_v1_report_proto_rawDesc), len(file_alltogether_exchange_v1_report_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   7,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
