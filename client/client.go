@@ -87,6 +87,8 @@ type Client struct {
 	Consultants *ConsultantClient
 	// Documents shares working tools as versioned, streamed files.
 	Documents *DocumentClient
+	// Reports drafts, submits and reads quarterly progress reports.
+	Reports *ReportClient
 
 	conn *grpc.ClientConn
 }
@@ -161,6 +163,7 @@ func newClient(conn *grpc.ClientConn) *Client {
 		Admin:        &AdminClient{rpc: exchangev1.NewAdminServiceClient(conn)},
 		Consultants:  &ConsultantClient{rpc: exchangev1.NewConsultantServiceClient(conn)},
 		Documents:    &DocumentClient{rpc: exchangev1.NewDocumentServiceClient(conn)},
+		Reports:      &ReportClient{rpc: exchangev1.NewReportServiceClient(conn)},
 		conn:         conn,
 	}
 }

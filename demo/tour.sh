@@ -404,6 +404,27 @@ for country in LA KH; do
 	as un-iap plans gaps --country "$country" --period 2027 --niche prevention,return-and-reintegration,psychosocial-counselling
 done
 
+say "At the end of the quarter IOM reports to the UN working group. Drafting fills in the figures from what IOM itself may see: its referrals of the quarter by state, service and province, and its plans active in the quarter."
+year=$(date -u +%Y)
+quarter=$((($(date -u +%-m) - 1) / 3 + 1))
+show_cmd iom reports create --fiscal-year "$year" --quarter "$quarter" --title "IOM quarterly progress report" --group unwg
+report=$(run_as iom --json reports create --fiscal-year "$year" --quarter "$quarter" --title "IOM quarterly progress report" --group unwg |
+	sed -n 's|^  "name": "agencies/\(iom\)/reports/\([0-9a-z]*\)",$|\1/\2|p')
+quietly iom reports update "$report" --summary "Five children referred to partners; one safely sheltered in Banteay Meanchey." \
+	--challenges "One referral was outside the receiving agency's area." --next-quarter "Agree referral pathways with DEPDC."
+as iom reports submit "$report"
+say "Members and observers of the working group read the submitted version and comment; an agency outside it gets NOT_FOUND."
+as world-vision reports comment "$report" "Thank you: can we align the counselling pathway?"
+expect_exit 3 depdc reports get "$report"
+say "IOM prints it: one HTML page with its chart (and a PDF, where Chromium is installed)."
+if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1 || [ -n "${CHROMIUM:-}" ]; then
+	as iom reports export "$report" --html "$work/report.html" --pdf "$work/report.pdf"
+	echo "Printed report.html ($(wc -c <"$work/report.html") bytes) and report.pdf ($(wc -c <"$work/report.pdf") bytes)"
+else
+	as iom reports export "$report" --html "$work/report.html"
+	echo "Printed report.html ($(wc -c <"$work/report.html") bytes); no Chromium here for the PDF"
+fi
+
 # ---------------------------------------------------------------------------
 section "6. What you just saw"
 # ---------------------------------------------------------------------------
@@ -417,6 +438,9 @@ cat <<EOF
   rejected as outside the area, one was forwarded with fresh consent, and on
   one consent was revoked, hiding the person's details from the receiver.
   Agencies outside a referral cannot even tell that it exists.
+- A quarterly report: IOM drafted one for the working group with its
+  figures filled in by the exchange, wrote the narrative, submitted it, and
+  printed it; an observer commented, an outsider could not see it.
 - Joint data: ILO defined a typed dataset, three agencies pushed rows, the bad
   row was reported with its line and field, ILO locked the month against late
   changes, and other members read the totals (small cells hidden) and pulled

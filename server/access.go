@@ -119,6 +119,17 @@ var accessRules = map[string]accessRule{
 	exchangev1.ConsultantService_CreateEngagement_FullMethodName: agenciesOnly,
 	exchangev1.ConsultantService_ListEngagements_FullMethodName:  agenciesOnly,
 
+	// Reports: agencies alone draft; reads, comments and owner-only
+	// changes admit every caller so that a non-reader gets NOT_FOUND from
+	// the report itself, as for plans.
+	exchangev1.ReportService_GetReport_FullMethodName:           anyMember,
+	exchangev1.ReportService_ListReports_FullMethodName:         anyMember,
+	exchangev1.ReportService_CreateReport_FullMethodName:        agenciesOnly,
+	exchangev1.ReportService_UpdateReport_FullMethodName:        anyMember,
+	exchangev1.ReportService_SubmitReport_FullMethodName:        anyMember,
+	exchangev1.ReportService_CreateReportComment_FullMethodName: agenciesOnly,
+	exchangev1.ReportService_ListReportComments_FullMethodName:  anyMember,
+
 	exchangev1.AuditService_ListAuditEntries_FullMethodName:  anyMember,
 	exchangev1.AuditService_GetAuditHead_FullMethodName:      secretariatOnly, // the head moves with everyone's changes
 	exchangev1.AuditService_WatchAuditEntries_FullMethodName: anyMember,       // each sees what ListAuditEntries shows it

@@ -151,7 +151,6 @@ func (s *datasetService) AggregateDatasetRows(ctx context.Context, req *exchange
 	if err != nil {
 		return nil, err
 	}
-	threshold := req.GetSuppressBelow()
 	var rounding *rowRounding // nil for readers: exact totals
 	if !readsRows(reader, d) {
 		if !d.GetPublicAggregates() {
@@ -161,6 +160,15 @@ func (s *datasetService) AggregateDatasetRows(ctx context.Context, req *exchange
 			return nil, err
 		}
 	}
+	return aggregateRows(ctx, s.store, d, req, rounding)
+}
+
+// aggregateRows totals the rows of d that req selects, as
+// AggregateDatasetRows does: exactly when rounding is nil, else as the
+// public view (every row's values rounded, no row counts, all-zero cells
+// absent). Reports use it for the public figures they carry.
+func aggregateRows(ctx context.Context, st *store.Store, d *exchangev1.Dataset, req *exchangev1.AggregateDatasetRowsRequest, rounding *rowRounding) (*exchangev1.AggregateDatasetRowsResponse, error) {
+	threshold := req.GetSuppressBelow()
 	for i, g := range req.GetGroupBy() {
 		if g != "period" && g != "location" && g != "contributor" &&
 			!slices.ContainsFunc(d.GetSchema().GetCategories(), func(c *exchangev1.Category) bool { return c.GetKey() == g }) {
@@ -183,7 +191,7 @@ func (s *datasetService) AggregateDatasetRows(ctx context.Context, req *exchange
 	filter := rowFilter{locations: req.GetLocations()}
 	var after []byte
 	for {
-		page, err := s.store.PullDatasetRows(ctx, store.RowQuery{Dataset: d.GetName(), After: after,
+		page, err := st.PullDatasetRows(ctx, store.RowQuery{Dataset: d.GetName(), After: after,
 			PeriodFrom: req.GetPeriodFrom(), PeriodTo: req.GetPeriodTo(), Keep: filter.keep, Limit: 5000})
 		if err != nil {
 			return nil, err

@@ -455,6 +455,7 @@ func (w *isoWorld) matrixEntries() []mxEntry {
 	entries = append(entries, w.operationsEntries()...)
 	entries = append(entries, w.consultantEntries()...)
 	entries = append(entries, w.documentEntries()...)
+	entries = append(entries, w.reportEntries()...)
 	return entries
 }
 

@@ -220,6 +220,7 @@ func New(cfg Config) (*Server, error) {
 	exchangev1.RegisterPlanServiceServer(reg, newPlanService(s, cfg.Store, cfg.WatchHeartbeat))
 	exchangev1.RegisterConsultantServiceServer(reg, &consultantService{store: cfg.Store})
 	exchangev1.RegisterDocumentServiceServer(reg, newDocumentService(s, cfg.Store))
+	exchangev1.RegisterReportServiceServer(reg, &reportService{store: cfg.Store})
 	healthpb.RegisterHealthServer(reg, s.health)
 	reflection.Register(s.grpc)
 	if cfg.Metrics != nil {

@@ -110,6 +110,14 @@ var (
 	// bucketDocumentUploads: document id → DocumentUpload, the upload in
 	// progress of the document's next version, at most one.
 	bucketDocumentUploads = []byte("documents_uploads")
+	// bucketReports: agency id ∅ report id → Report (the draft, or the
+	// last submitted version when unchanged since).
+	bucketReports = []byte("reports")
+	// bucketReportVersions: report id u32(version) → Report, every
+	// submitted version. Report ids are fixed-width, so no separator.
+	bucketReportVersions = []byte("report_versions")
+	// bucketReportComments: report id ∅ comment id → ReportComment.
+	bucketReportComments = []byte("report_comments")
 )
 
 // Scrubs (scrub.go) create and delete scratch buckets named
@@ -128,6 +136,7 @@ var allBuckets = [][]byte{
 	bucketPlans, bucketPlanVersions, bucketPlanByExternalID,
 	bucketConsultants, bucketEngagements,
 	bucketDocuments, bucketDocumentVersions, bucketDocumentChunks, bucketDocumentUploads,
+	bucketReports, bucketReportVersions, bucketReportComments,
 }
 
 // appendBuckets are the buckets whose new keys come after every key already

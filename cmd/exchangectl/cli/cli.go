@@ -264,6 +264,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newUICmd(a, nil),
 		newWorkingGroupsCmd(a),
 		newConsultantsCmd(a),
+		newReportsCmd(a),
 	)
 	return root
 }
