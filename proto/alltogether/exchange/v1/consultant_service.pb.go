@@ -8,6 +8,7 @@ package exchangev1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -793,7 +794,7 @@ var File_alltogether_exchange_v1_consultant_service_proto protoreflect.FileDescr
 
 const file_alltogether_exchange_v1_consultant_service_proto_rawDesc = "" +
 	"\n" +
-	"0alltogether/exchange/v1/consultant_service.proto\x12\x17alltogether.exchange.v1\x1a(alltogether/exchange/v1/consultant.proto\x1a#alltogether/exchange/v1/niche.proto\x1a\x1bbuf/validate/validate.proto\"s\n" +
+	"0alltogether/exchange/v1/consultant_service.proto\x12\x17alltogether.exchange.v1\x1a(alltogether/exchange/v1/consultant.proto\x1a#alltogether/exchange/v1/niche.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\"s\n" +
 	"\x14GetConsultantRequest\x12[\n" +
 	"\x04name\x18\x01 \x01(\tBG\xbaHDrB2@^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/consultants/[0-9a-z]{26}$R\x04name\"\\\n" +
 	"\x15GetConsultantResponse\x12C\n" +
@@ -856,15 +857,16 @@ const file_alltogether_exchange_v1_consultant_service_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"\x88\x01\n" +
 	"\x17ListEngagementsResponse\x12E\n" +
 	"\vengagements\x18\x01 \x03(\v2#.alltogether.exchange.v1.EngagementR\vengagements\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xd0\x06\n" +
-	"\x11ConsultantService\x12n\n" +
-	"\rGetConsultant\x12-.alltogether.exchange.v1.GetConsultantRequest\x1a..alltogether.exchange.v1.GetConsultantResponse\x12t\n" +
-	"\x0fListConsultants\x12/.alltogether.exchange.v1.ListConsultantsRequest\x1a0.alltogether.exchange.v1.ListConsultantsResponse\x12w\n" +
-	"\x10CreateConsultant\x120.alltogether.exchange.v1.CreateConsultantRequest\x1a1.alltogether.exchange.v1.CreateConsultantResponse\x12w\n" +
-	"\x10UpdateConsultant\x120.alltogether.exchange.v1.UpdateConsultantRequest\x1a1.alltogether.exchange.v1.UpdateConsultantResponse\x12t\n" +
-	"\x0fEraseConsultant\x12/.alltogether.exchange.v1.EraseConsultantRequest\x1a0.alltogether.exchange.v1.EraseConsultantResponse\x12w\n" +
-	"\x10CreateEngagement\x120.alltogether.exchange.v1.CreateEngagementRequest\x1a1.alltogether.exchange.v1.CreateEngagementResponse\x12t\n" +
-	"\x0fListEngagements\x12/.alltogether.exchange.v1.ListEngagementsRequest\x1a0.alltogether.exchange.v1.ListEngagementsResponseBJZHgithub.com/alltogether/exchange/proto/alltogether/exchange/v1;exchangev1b\x06proto3"
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xd4\t\n" +
+	"\x11ConsultantService\x12\x9b\x01\n" +
+	"\rGetConsultant\x12-.alltogether.exchange.v1.GetConsultantRequest\x1a..alltogether.exchange.v1.GetConsultantResponse\"+\x82\xd3\xe4\x93\x02%\x12#/v1/{name=agencies/*/consultants/*}\x12\xa1\x01\n" +
+	"\x0fListConsultants\x12/.alltogether.exchange.v1.ListConsultantsRequest\x1a0.alltogether.exchange.v1.ListConsultantsResponse\"+\x82\xd3\xe4\x93\x02%\x12#/v1/{parent=agencies/*}/consultants\x12\xa7\x01\n" +
+	"\x10CreateConsultant\x120.alltogether.exchange.v1.CreateConsultantRequest\x1a1.alltogether.exchange.v1.CreateConsultantResponse\".\x82\xd3\xe4\x93\x02(:\x01*\"#/v1/{parent=agencies/*}/consultants\x12\xbb\x01\n" +
+	"\x10UpdateConsultant\x120.alltogether.exchange.v1.UpdateConsultantRequest\x1a1.alltogether.exchange.v1.UpdateConsultantResponse\"B\x82\xd3\xe4\x93\x02<:\n" +
+	"consultant2./v1/{consultant.name=agencies/*/consultants/*}\x12\xaa\x01\n" +
+	"\x0fEraseConsultant\x12/.alltogether.exchange.v1.EraseConsultantRequest\x1a0.alltogether.exchange.v1.EraseConsultantResponse\"4\x82\xd3\xe4\x93\x02.:\x01*\")/v1/{name=agencies/*/consultants/*}:erase\x12\xb5\x01\n" +
+	"\x10CreateEngagement\x120.alltogether.exchange.v1.CreateEngagementRequest\x1a1.alltogether.exchange.v1.CreateEngagementResponse\"<\x82\xd3\xe4\x93\x026:\x01*\"1/v1/{parent=agencies/*/consultants/*}/engagements\x12\xaf\x01\n" +
+	"\x0fListEngagements\x12/.alltogether.exchange.v1.ListEngagementsRequest\x1a0.alltogether.exchange.v1.ListEngagementsResponse\"9\x82\xd3\xe4\x93\x023\x121/v1/{parent=agencies/*/consultants/*}/engagementsBJZHgithub.com/alltogether/exchange/proto/alltogether/exchange/v1;exchangev1b\x06proto3"
 
 var (
 	file_alltogether_exchange_v1_consultant_service_proto_rawDescOnce sync.Once

@@ -8,6 +8,7 @@ package exchangev1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -829,7 +830,7 @@ var File_alltogether_exchange_v1_document_service_proto protoreflect.FileDescrip
 
 const file_alltogether_exchange_v1_document_service_proto_rawDesc = "" +
 	"\n" +
-	".alltogether/exchange/v1/document_service.proto\x12\x17alltogether.exchange.v1\x1a&alltogether/exchange/v1/document.proto\x1a#alltogether/exchange/v1/niche.proto\x1a\x1bbuf/validate/validate.proto\"\xf3\x01\n" +
+	".alltogether/exchange/v1/document_service.proto\x12\x17alltogether.exchange.v1\x1a&alltogether/exchange/v1/document.proto\x1a#alltogether/exchange/v1/niche.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\"\xf3\x01\n" +
 	"\x15CreateDocumentRequest\x12F\n" +
 	"\x06parent\x18\x01 \x01(\tB.\xbaH+r)2'^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x06parent\x12E\n" +
 	"\bdocument\x18\x02 \x01(\v2!.alltogether.exchange.v1.DocumentB\x06\xbaH\x03\xc8\x01\x01R\bdocument\x12K\n" +
@@ -878,13 +879,13 @@ const file_alltogether_exchange_v1_document_service_proto_rawDesc = "" +
 	"\x1fDownloadDocumentVersionResponse\x12D\n" +
 	"\aversion\x18\x01 \x01(\v2(.alltogether.exchange.v1.DocumentVersionH\x00R\aversion\x12\x16\n" +
 	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\x06\n" +
-	"\x04data2\x80\x06\n" +
-	"\x0fDocumentService\x12q\n" +
-	"\x0eCreateDocument\x12..alltogether.exchange.v1.CreateDocumentRequest\x1a/.alltogether.exchange.v1.CreateDocumentResponse\x12h\n" +
-	"\vGetDocument\x12+.alltogether.exchange.v1.GetDocumentRequest\x1a,.alltogether.exchange.v1.GetDocumentResponse\x12n\n" +
-	"\rListDocuments\x12-.alltogether.exchange.v1.ListDocumentsRequest\x1a..alltogether.exchange.v1.ListDocumentsResponse\x12\x88\x01\n" +
-	"\x15UploadDocumentVersion\x125.alltogether.exchange.v1.UploadDocumentVersionRequest\x1a6.alltogether.exchange.v1.UploadDocumentVersionResponse(\x01\x12\x83\x01\n" +
-	"\x14ListDocumentVersions\x124.alltogether.exchange.v1.ListDocumentVersionsRequest\x1a5.alltogether.exchange.v1.ListDocumentVersionsResponse\x12\x8e\x01\n" +
+	"\x04data2\xbb\a\n" +
+	"\x0fDocumentService\x12\x9f\x01\n" +
+	"\x0eCreateDocument\x12..alltogether.exchange.v1.CreateDocumentRequest\x1a/.alltogether.exchange.v1.CreateDocumentResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/{parent=agencies/*}/documents\x12\x93\x01\n" +
+	"\vGetDocument\x12+.alltogether.exchange.v1.GetDocumentRequest\x1a,.alltogether.exchange.v1.GetDocumentResponse\")\x82\xd3\xe4\x93\x02#\x12!/v1/{name=agencies/*/documents/*}\x12\x99\x01\n" +
+	"\rListDocuments\x12-.alltogether.exchange.v1.ListDocumentsRequest\x1a..alltogether.exchange.v1.ListDocumentsResponse\")\x82\xd3\xe4\x93\x02#\x12!/v1/{parent=agencies/*}/documents\x12\x88\x01\n" +
+	"\x15UploadDocumentVersion\x125.alltogether.exchange.v1.UploadDocumentVersionRequest\x1a6.alltogether.exchange.v1.UploadDocumentVersionResponse(\x01\x12\xb7\x01\n" +
+	"\x14ListDocumentVersions\x124.alltogether.exchange.v1.ListDocumentVersionsRequest\x1a5.alltogether.exchange.v1.ListDocumentVersionsResponse\"2\x82\xd3\xe4\x93\x02,\x12*/v1/{name=agencies/*/documents/*}:versions\x12\x8e\x01\n" +
 	"\x17DownloadDocumentVersion\x127.alltogether.exchange.v1.DownloadDocumentVersionRequest\x1a8.alltogether.exchange.v1.DownloadDocumentVersionResponse0\x01BJZHgithub.com/alltogether/exchange/proto/alltogether/exchange/v1;exchangev1b\x06proto3"
 
 var (

@@ -56,7 +56,9 @@ type DocumentServiceClient interface {
 	// the end (INVALID_ARGUMENT naming the field): a refused upload stores
 	// nothing. The version becomes visible only once complete. Owner only;
 	// one upload per document at a time (FAILED_PRECONDITION while another
-	// is running, unless it was abandoned over 15 minutes ago).
+	// is running, unless it was abandoned over 15 minutes ago). A client
+	// stream: it has no plain JSON route and is served over gRPC and
+	// Connect only.
 	UploadDocumentVersion(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadDocumentVersionRequest, UploadDocumentVersionResponse], error)
 	// ListDocumentVersions lists a document's complete versions, oldest
 	// first, with their download counts.
@@ -64,7 +66,8 @@ type DocumentServiceClient interface {
 	// DownloadDocumentVersion streams a version: first a message with the
 	// version's metadata (its size and SHA-256), then its file in chunks of
 	// at most 1 MiB. A download sent in full adds one to the version's
-	// download count.
+	// download count. A server stream of chunks: it has no plain JSON route
+	// and is served over gRPC and Connect only.
 	DownloadDocumentVersion(ctx context.Context, in *DownloadDocumentVersionRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DownloadDocumentVersionResponse], error)
 }
 
@@ -177,7 +180,9 @@ type DocumentServiceServer interface {
 	// the end (INVALID_ARGUMENT naming the field): a refused upload stores
 	// nothing. The version becomes visible only once complete. Owner only;
 	// one upload per document at a time (FAILED_PRECONDITION while another
-	// is running, unless it was abandoned over 15 minutes ago).
+	// is running, unless it was abandoned over 15 minutes ago). A client
+	// stream: it has no plain JSON route and is served over gRPC and
+	// Connect only.
 	UploadDocumentVersion(grpc.ClientStreamingServer[UploadDocumentVersionRequest, UploadDocumentVersionResponse]) error
 	// ListDocumentVersions lists a document's complete versions, oldest
 	// first, with their download counts.
@@ -185,7 +190,8 @@ type DocumentServiceServer interface {
 	// DownloadDocumentVersion streams a version: first a message with the
 	// version's metadata (its size and SHA-256), then its file in chunks of
 	// at most 1 MiB. A download sent in full adds one to the version's
-	// download count.
+	// download count. A server stream of chunks: it has no plain JSON route
+	// and is served over gRPC and Connect only.
 	DownloadDocumentVersion(*DownloadDocumentVersionRequest, grpc.ServerStreamingServer[DownloadDocumentVersionResponse]) error
 	mustEmbedUnimplementedDocumentServiceServer()
 }

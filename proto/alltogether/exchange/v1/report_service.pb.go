@@ -8,6 +8,7 @@ package exchangev1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
@@ -792,7 +793,7 @@ var File_alltogether_exchange_v1_report_service_proto protoreflect.FileDescripto
 
 const file_alltogether_exchange_v1_report_service_proto_rawDesc = "" +
 	"\n" +
-	",alltogether/exchange/v1/report_service.proto\x12\x17alltogether.exchange.v1\x1a$alltogether/exchange/v1/report.proto\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/field_mask.proto\"\x8e\x01\n" +
+	",alltogether/exchange/v1/report_service.proto\x12\x17alltogether.exchange.v1\x1a$alltogether/exchange/v1/report.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\"\x8e\x01\n" +
 	"\x10GetReportRequest\x12W\n" +
 	"\x04name\x18\x01 \x01(\tBC\xbaH@r>2<^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/reports/[0-9a-z]{26}$R\x04name\x12!\n" +
 	"\aversion\x18\x02 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\aversion\"L\n" +
@@ -840,15 +841,15 @@ const file_alltogether_exchange_v1_report_service_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"\x88\x01\n" +
 	"\x1aListReportCommentsResponse\x12B\n" +
 	"\bcomments\x18\x01 \x03(\v2&.alltogether.exchange.v1.ReportCommentR\bcomments\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xa6\x06\n" +
-	"\rReportService\x12b\n" +
-	"\tGetReport\x12).alltogether.exchange.v1.GetReportRequest\x1a*.alltogether.exchange.v1.GetReportResponse\x12h\n" +
-	"\vListReports\x12+.alltogether.exchange.v1.ListReportsRequest\x1a,.alltogether.exchange.v1.ListReportsResponse\x12k\n" +
-	"\fCreateReport\x12,.alltogether.exchange.v1.CreateReportRequest\x1a-.alltogether.exchange.v1.CreateReportResponse\x12k\n" +
-	"\fUpdateReport\x12,.alltogether.exchange.v1.UpdateReportRequest\x1a-.alltogether.exchange.v1.UpdateReportResponse\x12k\n" +
-	"\fSubmitReport\x12,.alltogether.exchange.v1.SubmitReportRequest\x1a-.alltogether.exchange.v1.SubmitReportResponse\x12\x80\x01\n" +
-	"\x13CreateReportComment\x123.alltogether.exchange.v1.CreateReportCommentRequest\x1a4.alltogether.exchange.v1.CreateReportCommentResponse\x12}\n" +
-	"\x12ListReportComments\x122.alltogether.exchange.v1.ListReportCommentsRequest\x1a3.alltogether.exchange.v1.ListReportCommentsResponseBJZHgithub.com/alltogether/exchange/proto/alltogether/exchange/v1;exchangev1b\x06proto3"
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\x80\t\n" +
+	"\rReportService\x12\x8b\x01\n" +
+	"\tGetReport\x12).alltogether.exchange.v1.GetReportRequest\x1a*.alltogether.exchange.v1.GetReportResponse\"'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/{name=agencies/*/reports/*}\x12\x91\x01\n" +
+	"\vListReports\x12+.alltogether.exchange.v1.ListReportsRequest\x1a,.alltogether.exchange.v1.ListReportsResponse\"'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/{parent=agencies/*}/reports\x12\x97\x01\n" +
+	"\fCreateReport\x12,.alltogether.exchange.v1.CreateReportRequest\x1a-.alltogether.exchange.v1.CreateReportResponse\"*\x82\xd3\xe4\x93\x02$:\x01*\"\x1f/v1/{parent=agencies/*}/reports\x12\xa3\x01\n" +
+	"\fUpdateReport\x12,.alltogether.exchange.v1.UpdateReportRequest\x1a-.alltogether.exchange.v1.UpdateReportResponse\"6\x82\xd3\xe4\x93\x020:\x06report2&/v1/{report.name=agencies/*/reports/*}\x12\x9e\x01\n" +
+	"\fSubmitReport\x12,.alltogether.exchange.v1.SubmitReportRequest\x1a-.alltogether.exchange.v1.SubmitReportResponse\"1\x82\xd3\xe4\x93\x02+:\x01*\"&/v1/{name=agencies/*/reports/*}:submit\x12\xb7\x01\n" +
+	"\x13CreateReportComment\x123.alltogether.exchange.v1.CreateReportCommentRequest\x1a4.alltogether.exchange.v1.CreateReportCommentResponse\"5\x82\xd3\xe4\x93\x02/:\x01*\"*/v1/{parent=agencies/*/reports/*}/comments\x12\xb1\x01\n" +
+	"\x12ListReportComments\x122.alltogether.exchange.v1.ListReportCommentsRequest\x1a3.alltogether.exchange.v1.ListReportCommentsResponse\"2\x82\xd3\xe4\x93\x02,\x12*/v1/{parent=agencies/*/reports/*}/commentsBJZHgithub.com/alltogether/exchange/proto/alltogether/exchange/v1;exchangev1b\x06proto3"
 
 var (
 	file_alltogether_exchange_v1_report_service_proto_rawDescOnce sync.Once
