@@ -92,6 +92,17 @@ func TestJSONAddsBooksAndChangesConsultantsAsGRPCDoes(t *testing.T) {
 	if got := engagementsSeen(t, ilo, k.GetName()); len(got) != 1 {
 		t.Fatalf("over gRPC: %v", got)
 	}
+
+	// The adding agency erases the profile at the consultant's request.
+	var erased exchangev1.EraseConsultantResponse
+	iloJSON.mustCall("POST", "/v1/"+k.GetName()+":erase", &exchangev1.EraseConsultantRequest{}, &erased, http.StatusOK)
+	if e := erased.GetConsultant(); e.GetName() != k.GetName() || e.GetDisplayName() != "" || e.GetContactEmail() != "" {
+		t.Fatalf("erased %v", e)
+	}
+	iomJSON.mustCall("GET", "/v1/agencies/-/consultants", nil, &list, http.StatusOK)
+	if len(list.GetConsultants()) != 0 {
+		t.Fatalf("an erased consultant is listed: %v", list.GetConsultants())
+	}
 }
 
 // TestJSONDraftsSubmitsAndReadsReportsAsGRPCDoes drafts and submits a
