@@ -58,7 +58,8 @@ plans:
 
 // TestDashboardInChromium seeds an exchange through the CLI (agencies,
 // certificates, sealed referrals, the tour's dataset with a locked month,
-// overlapping plans, focal points now and before, a working group),
+// overlapping plans, focal points now and before, a working group, a
+// report in two versions, a consultant and its booking, a document),
 // starts 'exchangectl ui' as IOM and as the secretariat, and drives
 // Debian's Chromium headless through every page: what each page shows is
 // checked against the API (exchangectl --json, the same certificate), one
@@ -126,6 +127,8 @@ func TestDashboardInChromium(t *testing.T) {
 	sec.ok(t, "working-groups", "create", "unwg", "--name", "UN Working Group on Trafficking", "--kind", "working-group",
 		"--secretariat", "ilo", "--member", "iom,unicef", "--observer", "world-vision")
 
+	reportName := seedDashboardReading(t, ilo, iom, unicef)
+
 	dashURL := startUI(t, iom, "--country", "KH", "--period", "2027")
 	base := strings.SplitN(dashURL, "/?", 2)[0]
 	checkTokenGate(t, base, dashURL)
@@ -175,11 +178,18 @@ func TestDashboardInChromium(t *testing.T) {
 	t.Run("referrals", func(t *testing.T) { checkReferralsPage(t, b.with(t), iom, base) })
 	t.Run("datasets", func(t *testing.T) { checkDatasetsPages(t, b.with(t), iom, base) })
 	t.Run("directory", func(t *testing.T) { checkDirectoryPage(t, b.with(t), iom, base) })
+	t.Run("reports", func(t *testing.T) { checkReportsPages(t, b.with(t), iom, base, reportName) })
+	t.Run("consultants", func(t *testing.T) { checkConsultantsPage(t, b.with(t), iom, base) })
+	t.Run("documents", func(t *testing.T) { checkDocumentsPage(t, b.with(t), iom, base) })
 	t.Run("phone", func(t *testing.T) {
 		b := b.with(t)
 		b.do(chromedp.EmulateViewport(390, 844))
-		for _, p := range []string{"coverage", "referrals", "datasets/ilo/returns-kh", "directory"} {
-			b.visit(base+"/"+p, "phone-"+strings.ReplaceAll(p, "/", "-"))
+		for _, p := range []string{"coverage", "referrals", "datasets/ilo/returns-kh", "directory", "reports", "reports/" + reportName, "consultants", "documents"} {
+			shot := "phone-" + strings.ReplaceAll(p, "/", "-")
+			if strings.HasPrefix(p, "reports/") {
+				shot = "phone-report" // not the report's id, new each run
+			}
+			b.visit(base+"/"+p, shot)
 			// Wide tables scroll inside their own box; the page itself
 			// does not scroll sideways.
 			if w := run(b, chromedp.Evaluate[int](`document.documentElement.scrollWidth - window.innerWidth`)); w > 0 {
@@ -312,7 +322,7 @@ func checkTokenGate(t *testing.T, base, dashURL string) {
 		return resp
 	}
 	token := dashURL[strings.Index(dashURL, "token=")+len("token="):]
-	for _, path := range []string{"/", "/coverage", "/referrals", "/datasets", "/directory", "/static/app.css", "/coverage?token=wrong" + token[5:]} {
+	for _, path := range []string{"/", "/coverage", "/referrals", "/datasets", "/directory", "/reports", "/consultants", "/documents", "/static/app.css", "/coverage?token=wrong" + token[5:]} {
 		if resp := get(base+path, ""); resp.StatusCode != http.StatusForbidden {
 			t.Errorf("GET %s without the cookie: %s, want 403", path, resp.Status)
 		}

@@ -9,8 +9,10 @@
 // dashboard needs no network access and no build step. Each page has its
 // file: coverage.go (plans by province and niche), referrals.go (inbox,
 // outbox and lifecycle actions; counts for the secretariat), datasets.go
-// (completeness, locks and a chart drawn in chart.go) and directory.go
-// (agencies, focal points, working groups).
+// (completeness, locks and a chart drawn in chart.go), directory.go
+// (agencies, focal points, working groups), reports.go (reports and each
+// version's figures and narrative), consultants.go (roster and
+// engagements) and documents.go (documents, versions, download counts).
 //
 // Access is guarded by a token (gate.go): the URL exchangectl prints
 // carries it once; the first visit trades it for an HttpOnly,
@@ -87,7 +89,7 @@ func New(cfg Config) (*Dashboard, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ui: %w", err)
 	}
-	for _, page := range []string{"coverage", "referrals", "datasets", "dataset", "directory", "problem"} {
+	for _, page := range []string{"coverage", "referrals", "datasets", "dataset", "directory", "reports", "report", "consultants", "documents", "problem"} {
 		t, err := template.Must(layout.Clone()).ParseFS(templateFS, "templates/"+page+".html")
 		if err != nil {
 			return nil, fmt.Errorf("ui: %w", err)
@@ -108,6 +110,10 @@ func New(cfg Config) (*Dashboard, error) {
 	mux.HandleFunc("GET /datasets", d.datasets)
 	mux.HandleFunc("GET /datasets/{owner}/{id}", d.dataset)
 	mux.HandleFunc("GET /directory", d.directory)
+	mux.HandleFunc("GET /reports", d.reports)
+	mux.HandleFunc("GET /reports/{owner}/{id}", d.report)
+	mux.HandleFunc("GET /consultants", d.consultants)
+	mux.HandleFunc("GET /documents", d.documents)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		d.problem(w, r, http.StatusNotFound, "No such page: "+r.URL.Path)
