@@ -61,6 +61,10 @@ type datasetData struct {
 	// Suppressed is how many period totals the exchange hid, below
 	// Threshold.
 	Suppressed, Threshold int32
+	// RoundingBase is, for an agency outside the dataset's readers, the
+	// base its figures were rounded to (docs/disclosure.md); 0 for a
+	// reader, who sees exact totals.
+	RoundingBase int32
 }
 
 // datasetPeriod is a period label and whether it is locked.
@@ -134,10 +138,12 @@ func (d *Dashboard) dataset(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	data.Suppressed, data.Threshold = agg.GetSuppressedCells(), agg.GetSuppressionThreshold()
+	data.RoundingBase = agg.GetRoundingBase()
 	// The periods: those with rows, and locked ones. A period whose
 	// total is a small cell is missing from agg; the labels come from a
-	// count of rows per period, which the exchange suppresses only for
-	// callers outside the dataset's readers. Only the labels are used.
+	// second aggregate without a threshold (for a caller outside the
+	// readers, the exchange leaves out periods whose rounded totals are
+	// all zero). Only the labels are used.
 	counts, err := d.cfg.Client.Datasets.Aggregate(ctx, &exchangev1.AggregateDatasetRowsRequest{Dataset: name, GroupBy: []string{"period"}})
 	if err != nil {
 		fail(err)
