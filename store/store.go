@@ -181,8 +181,13 @@ func Open(path string, opt Options) (*Store, error) {
 	}
 	_, statErr := os.Stat(path)
 	existed := statErr == nil
-	db, err := bolt.Open(path, 0o600, boltOptions(opt))
+	db, err := openBolt(path, opt)
 	if err != nil {
+		var damaged *damagedFileError
+		if errors.As(err, &damaged) {
+			return nil, &Error{Kind: KindFailedPrecondition, Message: fmt.Sprintf(
+				"database %s is damaged (%v): do not serve it; restore the last backup with `exchanged restore --from BACKUP`", path, damaged.cause), Err: err}
+		}
 		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, &Error{Kind: KindFailedPrecondition, Message: fmt.Sprintf(
 				"database %s is locked by another process (is another exchanged running on this data directory?)", path)}
@@ -584,4 +589,23 @@ func readFloor(tx kv.Tx) int64 {
 		return 0
 	}
 	return int64(binary.BigEndian.Uint64(v))
+}
+
+// damagedFileError is bbolt's panic on opening a file whose metadata or
+// freelist pages are unreadable, turned into an error.
+type damagedFileError struct{ cause any }
+
+func (e *damagedFileError) Error() string { return fmt.Sprintf("damaged database file: %v", e.cause) }
+
+// openBolt opens the bbolt file, turning the panic bbolt raises on some
+// damaged files (an unreadable freelist page) into a damagedFileError, so
+// that a damaged file is refused with a clear error rather than crashing
+// exchanged at start.
+func openBolt(path string, opt Options) (db *bolt.DB, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			db, err = nil, &damagedFileError{cause: v}
+		}
+	}()
+	return bolt.Open(path, 0o600, boltOptions(opt))
 }
