@@ -9,10 +9,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/alltogether/exchange/auditchain"
 	"github.com/alltogether/exchange/client"
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 	"github.com/alltogether/exchange/store"
-	"github.com/alltogether/exchange/store/audit"
 )
 
 // newAuditCmd is `exchangectl audit`.
@@ -116,7 +116,7 @@ func runAuditVerify(ctx context.Context, o *auditVerifyOptions) error {
 	}
 	if seq > 0 {
 		if len(entries) == 0 || entries[0].GetSequence() != seq || hex.EncodeToString(entries[0].GetHash()) != hex.EncodeToString(hash) {
-			return fmt.Errorf("%w: the recorded head %d:%x is not in the chain any more (it was rewritten)", audit.ErrBroken, seq, hash)
+			return fmt.Errorf("%w: the recorded head %d:%x is not in the chain any more (it was rewritten)", auditchain.ErrBroken, seq, hash)
 		}
 	}
 	where := "on the server"
