@@ -131,6 +131,7 @@ variable named in its help.`,
 	addEtcdFlags(cmd, &o.etcd)
 	cmd.AddCommand(newRestoreCommand(stdout, &o.etcd))
 	cmd.AddCommand(newCertsCommand(stdout, &o.etcd))
+	cmd.AddCommand(newBackupCommand(stdout))
 	return rootCommand{cmd: cmd}
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"github.com/alltogether/exchange/auditchain"
 	"github.com/alltogether/exchange/pki"
-	"github.com/alltogether/exchange/store"
 	"io"
 
 	"github.com/spf13/cobra"
@@ -103,16 +102,6 @@ func exitCode(err error) int {
 	}
 	if errors.Is(err, auditchain.ErrBroken) {
 		return ExitInvalid
-	}
-	var local *store.Error // from a file opened locally, such as a backup
-	if errors.As(err, &local) {
-		switch local.Kind {
-		case store.KindNotFound:
-			return ExitNotFound
-		case store.KindFailedPrecondition, store.KindInvalidArgument:
-			return ExitInvalid
-		}
-		return ExitError
 	}
 	st, ok := grpcStatus(err)
 	if !ok {
