@@ -90,6 +90,13 @@ func (s *Server) streamCallLog(srv any, ss grpc.ServerStream, info *grpc.StreamS
 	markSeen(ss.Context())
 	rec := &callRecord{}
 	err := next(srv, &recordedStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), callRecordKey{}, rec)})
+	if err == nil {
+		// A watch returns nil when its context ends. When the server's
+		// copy of the deadline fires first, the client would otherwise get
+		// a clean end (OK) where it asked for a deadline: it gets
+		// DEADLINE_EXCEEDED, as the line says.
+		err = contextEnd(ss.Context())
+	}
 	s.logCall(ss.Context(), info.FullMethod, streamMethodType(info), start, rec, err)
 	return err
 }
