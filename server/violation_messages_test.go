@@ -17,7 +17,8 @@ import (
 // choices for an unset enum rather than "must not be in list [0]", "is
 // required" rather than "must be at least 1 characters" or a regular
 // expression an empty value does not match, the format in words for a
-// malformed request_id, and that nothing was created.
+// malformed request_id (and no error for an optional one left empty), and
+// that nothing refused was created.
 func TestViolationMessagesSayWhatIsMissing(t *testing.T) {
 	_, sec, ilo, _, _ := threeAgencies(t)
 	ctx := context.Background()
@@ -78,6 +79,14 @@ func TestViolationMessagesSayWhatIsMissing(t *testing.T) {
 	t.Run("a malformed request_id", func(t *testing.T) {
 		_, err := ilo.referrals().CreateReferral(ctx, &exchangev1.CreateReferralRequest{Referral: newReferral("iom"), RequestId: "-no spaces-"})
 		refuse(t, err, "request_id", "must be "+requestIDFormat)
+	})
+	t.Run("an optional request_id left empty", func(t *testing.T) {
+		// Where a retry is matched by request_id only if one is given, an
+		// empty one is no error; CreateReferral requires one because the
+		// sealed details are bound to it.
+		if _, err := sec.dir.CreateAgency(ctx, &exchangev1.CreateAgencyRequest{AgencyId: "unodc", Agency: baseAgency()}); err != nil {
+			t.Errorf("a create without request_id: %v", err)
+		}
 	})
 	t.Run("a malformed name keeps its pattern", func(t *testing.T) {
 		_, err := ilo.referrals().GetReferral(ctx, &exchangev1.GetReferralRequest{Name: "referrals/x"})
