@@ -35,9 +35,10 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-## breaking: buf breaking against the last release tag (nothing to compare before the first)
+## breaking: buf breaking against the latest release tag (v*) reachable from HEAD
+## (nothing to compare before the first); CHANGELOG.md lists accepted breaks
 breaking:
-	@tag=$$(git describe --tags --abbrev=0 2>/dev/null); \
+	@tag=$$(git describe --tags --abbrev=0 --match 'v*' 2>/dev/null); \
 	  if [ -z "$$tag" ]; then echo "no release tag yet: nothing to check for breaking changes"; \
 	  else echo "buf breaking against $$tag"; $(BUF) breaking --against ".git#tag=$$tag"; fi
 

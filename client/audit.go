@@ -4,8 +4,8 @@ import (
 	"context"
 	"iter"
 
+	"github.com/alltogether/exchange/auditchain"
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
-	"github.com/alltogether/exchange/store/audit"
 )
 
 // AuditClient reads the audit chain.
@@ -39,7 +39,7 @@ func (c *AuditClient) Verify(ctx context.Context) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	v := audit.NewVerifier()
+	v := auditchain.NewVerifier()
 	for e, err := range c.Entries(ctx) {
 		if err != nil {
 			return 0, err

@@ -18,7 +18,7 @@ import (
 // (as `-o /dev/stdout | gzip` would) and through a symbolic link: the FIFO
 // stays a FIFO and its reader gets a whole database; the link stays a
 // link and the file it leads to becomes the backup (mode 0600), which
-// `audit verify --backup` accepts.
+// `exchanged backup verify` accepts.
 func TestBackupOutWritesThroughPipesAndFollowsLinks(t *testing.T) {
 	setup(t)
 	dir := t.TempDir()
@@ -55,8 +55,8 @@ func TestBackupOutWritesThroughPipesAndFollowsLinks(t *testing.T) {
 		t.Fatalf("after the backup %s is %v (%v), want the FIFO", fifo, info.Mode().Type(), err)
 	}
 	writeFile(t, dir, "streamed.db", streamed)
-	if out := sec.ok(t, "audit", "verify", "--backup", "streamed.db"); !strings.Contains(out, "2 entries") {
-		t.Errorf("the streamed backup: %s", out)
+	if r := sec.exec(t, "exchanged", "backup", "verify", "streamed.db"); r.code != 0 || !strings.Contains(r.stdout, "2 entries") {
+		t.Errorf("the streamed backup:\n%s", r)
 	}
 
 	elsewhere := t.TempDir()
@@ -74,7 +74,7 @@ func TestBackupOutWritesThroughPipesAndFollowsLinks(t *testing.T) {
 	if got := fileMode(t, target); got != 0o600 {
 		t.Errorf("the backup behind the link has mode %v", got)
 	}
-	if out := sec.ok(t, "audit", "verify", "--backup", target); !strings.Contains(out, "2 entries") {
-		t.Errorf("the backup behind the link: %s", out)
+	if r := sec.exec(t, "exchanged", "backup", "verify", target); r.code != 0 || !strings.Contains(r.stdout, "2 entries") {
+		t.Errorf("the backup behind the link:\n%s", r)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,7 +55,10 @@ func (r exampleRun) try(agency string, name string, args ...string) (stdout, std
 		cmd = exec.Command("sh", append([]string{script}, args...)...)
 	}
 	cmd.Dir = r.dir
-	cmd.Env = append(baseEnv(), "EXCHANGE_URL=https://"+r.addr, "EXCHANGE_CERT="+id.cert, "EXCHANGE_KEY="+id.key,
+	// The server's name, not its address: a TLS server name may not be an
+	// IP address (RFC 6066), and node warns when it is one.
+	_, port, _ := net.SplitHostPort(r.addr)
+	cmd.Env = append(baseEnv(), "EXCHANGE_URL=https://localhost:"+port, "EXCHANGE_CERT="+id.cert, "EXCHANGE_KEY="+id.key,
 		"EXCHANGE_CA="+id.ca, "EXCHANGE_AGENCY="+agency, "EXCHANGE_KEY_RING="+ring, "PYTHONDONTWRITEBYTECODE=1")
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
@@ -67,6 +71,9 @@ func (r exampleRun) try(agency string, name string, args ...string) (stdout, std
 		}
 	}()
 	err = cmd.Run()
+	if bytes.Contains(errOut.Bytes(), []byte("TLS ServerName to an IP address")) {
+		r.t.Errorf("%s warns that its TLS server name is an IP address:\n%s", name, errOut.Bytes())
+	}
 	return out.Bytes(), errOut.Bytes(), err
 }
 

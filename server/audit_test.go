@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/alltogether/exchange/auditchain"
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
-	"github.com/alltogether/exchange/store/audit"
 )
 
 func (c as) audit() exchangev1.AuditServiceClient { return exchangev1.NewAuditServiceClient(c.conn) }
@@ -40,7 +40,7 @@ func TestAuditChainVerifiesOnlineAndAgenciesSeeTheirOwnEntries(t *testing.T) {
 	}
 
 	all := allAuditEntries(t, sec, 2)
-	v := audit.NewVerifier()
+	v := auditchain.NewVerifier()
 	for _, e := range all {
 		if err := v.Add(e); err != nil {
 			t.Fatal(err)

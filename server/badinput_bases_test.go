@@ -61,7 +61,7 @@ func baseReferral() *exchangev1.Referral {
 	// Output-only, ignored on create, but validated when sent.
 	r.Rejection = &exchangev1.Rejection{Reason: exchangev1.RejectionReason_REJECTION_REASON_NO_CAPACITY, Details: "full"}
 	r.Outcome = &exchangev1.Outcome{ServicesDelivered: []exchangev1.Niche{exchangev1.Niche_NICHE_PSYCHOSOCIAL_COUNSELLING}, Reason: "done"}
-	r.History = []*exchangev1.Transition{{Actor: "agencies/ilo", To: exchangev1.ReferralState_REFERRAL_STATE_REQUESTED, Reason: "referred"}}
+	r.History = []*exchangev1.Transition{{Actor: "agencies/ilo", ToState: exchangev1.ReferralState_REFERRAL_STATE_REQUESTED, Reason: "referred"}}
 	r.ForwardedTo = []string{"referrals/forwarded"}
 	return r
 }

@@ -183,7 +183,7 @@ func TestABatchWithAFewBadItemsReportsEachWithItsField(t *testing.T) {
 				t.Errorf("result %d leaves violations out: %v", r.GetIndex(), r)
 			}
 		}
-		if want := "invalid request: referral.service.need: must be at least 1 characters (and 1 more)"; resp.GetResults()[1].GetMessage() != want {
+		if want := "invalid request: referral.service.need: is required (and 1 more)"; resp.GetResults()[1].GetMessage() != want {
 			t.Errorf("message %q, want %q", resp.GetResults()[1].GetMessage(), want)
 		}
 	})

@@ -90,6 +90,13 @@ func (s *Server) streamCallLog(srv any, ss grpc.ServerStream, info *grpc.StreamS
 	markSeen(ss.Context())
 	rec := &callRecord{}
 	err := next(srv, &recordedStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), callRecordKey{}, rec)})
+	if err == nil {
+		// A watch returns nil when its context ends. When the server's
+		// copy of the deadline fires first, the client would otherwise get
+		// a clean end (OK) where it asked for a deadline: it gets
+		// DEADLINE_EXCEEDED, as the line says.
+		err = contextEnd(ss.Context())
+	}
 	s.logCall(ss.Context(), info.FullMethod, streamMethodType(info), start, rec, err)
 	return err
 }
@@ -126,10 +133,14 @@ func streamMethodType(info *grpc.StreamServerInfo) string {
 //	grpc.request.deadline (when the call has one), request_id, grpc.code,
 //	grpc.error (when the call failed), grpc.time_ms
 //
-// The level follows the call's code (callLogLevel).
+// The level follows the call's code (callLogLevel). A call that returned
+// no error after its context ended is logged with the context's end.
 func (s *Server) logCall(ctx context.Context, fullMethod, methodType string, start time.Time, rec *callRecord, err error) {
 	if errors.Is(err, io.EOF) {
 		err = nil // a stream that ended as streams do, as the middleware took it
+	}
+	if err == nil {
+		err = contextEnd(ctx)
 	}
 	code := status.Code(err)
 	level := callLogLevel(code)
@@ -167,6 +178,28 @@ func (s *Server) logCall(ctx context.Context, fullMethod, methodType string, sta
 	}
 	attrs = append(attrs, slog.String("grpc.time_ms", formatMillis(elapsed)))
 	s.log.LogAttrs(ctx, level, callLogMessage, attrs...)
+}
+
+// deadlineMargin is how close to its deadline a call may be cancelled and
+// still count as ended by the deadline (contextEnd).
+const deadlineMargin = time.Second
+
+// contextEnd is the status of a call whose handler returned no error, as
+// a watch does when its context ends: nil while the context is live, else
+// DEADLINE_EXCEEDED or CANCELED, which is what the client saw. A client
+// whose deadline passes resets the stream, and the reset often cancels the
+// server's context a moment before the server's own copy of the deadline
+// (taken when the call arrived) would: a call cancelled within
+// deadlineMargin of its deadline ended by the deadline.
+func contextEnd(ctx context.Context) error {
+	cerr := ctx.Err()
+	if cerr == nil {
+		return nil
+	}
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < deadlineMargin {
+		cerr = context.DeadlineExceeded
+	}
+	return status.FromContextError(cerr).Err()
 }
 
 // splitFullMethod splits "/package.Service/Method" into its service and

@@ -70,10 +70,10 @@ func (m referralMove) check(c Caller, r *exchangev1.Referral) error {
 // apply moves r to the move's state and records the transition.
 func (m referralMove) apply(c Caller, r *exchangev1.Referral, now func() *exchangev1.Transition, reason string) {
 	t := now()
-	t.Actor, t.From, t.Reason = c.AgencyName(), r.GetState(), reason
-	t.To = r.GetState()
+	t.Actor, t.FromState, t.Reason = c.AgencyName(), r.GetState(), reason
+	t.ToState = r.GetState()
 	if m.to != 0 {
-		t.To = m.to
+		t.ToState = m.to
 		r.State = m.to
 	}
 	r.History = append(r.History, t)

@@ -123,7 +123,7 @@ func TestReferralLifecycleEveryTransitionByEverySide(t *testing.T) {
 						t.Fatalf("%s in %v gave %v, want %v", v.name, state, got.GetState(), v.to)
 					}
 					last := got.GetHistory()[len(got.GetHistory())-1]
-					if last.GetFrom() != state || last.GetTo() != v.to || last.GetActor() != c.agencyName() || last.GetTime() == nil {
+					if last.GetFromState() != state || last.GetToState() != v.to || last.GetActor() != c.agencyName() || last.GetTime() == nil {
 						t.Errorf("history entry %v", last)
 					}
 					allowed++

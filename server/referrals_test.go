@@ -13,9 +13,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/alltogether/exchange/auditchain"
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 	"github.com/alltogether/exchange/store"
-	"github.com/alltogether/exchange/store/audit"
 )
 
 func TestConsentThatDoesNotCoverTheReceiverStoresNothing(t *testing.T) {
@@ -487,7 +487,7 @@ func TestErasureIsAuditedWithItsReasonCode(t *testing.T) {
 		t.Errorf("the history records %q", h[len(h)-1].GetReason())
 	}
 	entries := allAuditEntries(t, sec, 100)
-	v := audit.NewVerifier()
+	v := auditchain.NewVerifier()
 	erasures := 0
 	for _, e := range entries {
 		if err := v.Add(e); err != nil {

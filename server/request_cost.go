@@ -194,7 +194,7 @@ func (s *Server) violationsMessageByMessage(msg proto.Message) (violationReport,
 			default:
 				field = prefix + "." + field
 			}
-			report.add(field, v.Proto.GetMessage(), v.Proto.GetRuleId())
+			report.add(field, describeViolation(v), v.Proto.GetRuleId())
 		}
 	}}
 	walk.message(msg.ProtoReflect(), make([]pathElement, 0, 16))
@@ -215,7 +215,7 @@ func (s *Server) violationsMessageByMessage(msg proto.Message) (violationReport,
 func reportOf(verr *protovalidate.ValidationError) violationReport {
 	var report violationReport
 	for _, v := range verr.Violations {
-		report.add(protovalidate.FieldPathString(v.Proto.GetField()), v.Proto.GetMessage(), v.Proto.GetRuleId())
+		report.add(protovalidate.FieldPathString(v.Proto.GetField()), describeViolation(v), v.Proto.GetRuleId())
 	}
 	return report
 }

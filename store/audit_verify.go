@@ -8,15 +8,15 @@ import (
 	"github.com/alltogether/exchange/store/kv"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/alltogether/exchange/auditchain"
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
-	"github.com/alltogether/exchange/store/audit"
 )
 
 // auditVerifyChunk is how many entries one read transaction of VerifyAudit
 // checks (a variable so that tests can make it small).
 var auditVerifyChunk = 10_000
 
-// VerifyAudit walks the whole audit chain with audit.Verifier (sequence
+// VerifyAudit walks the whole audit chain with auditchain.Verifier (sequence
 // without gaps, each entry's hash, each link to the entry before) and
 // checks that the stored head matches the last entry. It returns the
 // number of entries checked.
@@ -29,7 +29,7 @@ var auditVerifyChunk = 10_000
 // the head is compared with the last entry in the transaction that reads
 // it.
 func (s *Store) VerifyAudit(ctx context.Context) (uint64, error) {
-	v := audit.NewVerifier()
+	v := auditchain.NewVerifier()
 	var n uint64
 	for done := false; !done; {
 		err := s.view(ctx, func(tx kv.Tx) error {
@@ -76,13 +76,13 @@ func (s *Store) VerifyAuditRecent(ctx context.Context, n uint64) (uint64, error)
 		}
 		c := tx.Bucket(bucketAudit).Cursor()
 		k, val := c.Seek(u64(from))
-		v := audit.NewVerifier()
+		v := auditchain.NewVerifier()
 		if from > 1 && k != nil {
 			var first exchangev1.AuditEntry
 			if err := proto.Unmarshal(val, &first); err != nil {
-				return auditBroken(fmt.Errorf("%w at entry %d: cannot decode it", audit.ErrBroken, from))
+				return auditBroken(fmt.Errorf("%w at entry %d: cannot decode it", auditchain.ErrBroken, from))
 			}
-			v = audit.NewVerifierAfter(from-1, first.GetPreviousHash())
+			v = auditchain.NewVerifierAfter(from-1, first.GetPreviousHash())
 		}
 		for ; k != nil; k, val = c.Next() {
 			if err := addAuditEntry(v, k, val); err != nil {
@@ -96,14 +96,14 @@ func (s *Store) VerifyAuditRecent(ctx context.Context, n uint64) (uint64, error)
 }
 
 // addAuditEntry decodes one stored entry and adds it to the verifier.
-func addAuditEntry(v *audit.Verifier, k, val []byte) error {
+func addAuditEntry(v *auditchain.Verifier, k, val []byte) error {
 	seq, _ := v.Head()
 	var e exchangev1.AuditEntry
 	if err := proto.Unmarshal(val, &e); err != nil {
-		return auditBroken(fmt.Errorf("%w at entry %d: cannot decode it", audit.ErrBroken, seq+1))
+		return auditBroken(fmt.Errorf("%w at entry %d: cannot decode it", auditchain.ErrBroken, seq+1))
 	}
 	if binary.BigEndian.Uint64(k) != e.GetSequence() {
-		return auditBroken(fmt.Errorf("%w at entry %d: stored under key %d", audit.ErrBroken, e.GetSequence(), binary.BigEndian.Uint64(k)))
+		return auditBroken(fmt.Errorf("%w at entry %d: stored under key %d", auditchain.ErrBroken, e.GetSequence(), binary.BigEndian.Uint64(k)))
 	}
 	if err := v.Add(&e); err != nil {
 		return auditBroken(err)
@@ -117,11 +117,11 @@ func readAuditHead(tx kv.Tx) (uint64, []byte) {
 	if head := tx.Bucket(bucketMeta).Get(metaAuditHead); head != nil {
 		return binary.BigEndian.Uint64(head[:8]), head[8:]
 	}
-	return 0, audit.Genesis
+	return 0, auditchain.Genesis
 }
 
 // checkAuditHead compares the verified chain with the stored head.
-func checkAuditHead(tx kv.Tx, v *audit.Verifier) error {
+func checkAuditHead(tx kv.Tx, v *auditchain.Verifier) error {
 	if err := v.CheckHead(readAuditHead(tx)); err != nil {
 		return auditBroken(err)
 	}

@@ -157,7 +157,7 @@ func prepareReferral(sender, requestID string, r *exchangev1.Referral, forwarded
 	r.Sender = sender
 	r.State = exchangev1.ReferralState_REFERRAL_STATE_REQUESTED
 	r.History = []*exchangev1.Transition{{
-		Actor: sender, Time: timestamppb.New(now), To: exchangev1.ReferralState_REFERRAL_STATE_REQUESTED, Reason: "referred",
+		Actor: sender, Time: timestamppb.New(now), ToState: exchangev1.ReferralState_REFERRAL_STATE_REQUESTED, Reason: "referred",
 	}}
 	r.Rejection, r.Outcome, r.ForwardedTo = nil, nil, nil
 	r.ForwardedFrom = forwardedFrom
@@ -307,7 +307,7 @@ func (s *Store) RevokeReferralConsent(ctx context.Context, op Op, name string, m
 			c, err := referrals.modify(w, []byte(referralID(child)), child, "", func(c *exchangev1.Referral) error {
 				revoke(c)
 				c.History = append(c.History, &exchangev1.Transition{Actor: op.Actor, Time: w.timestamp(),
-					From: c.GetState(), To: c.GetState(), Reason: "consent revoked on " + name})
+					FromState: c.GetState(), ToState: c.GetState(), Reason: "consent revoked on " + name})
 				return nil
 			})
 			if err != nil {

@@ -11,8 +11,8 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/alltogether/exchange/auditchain"
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
-	"github.com/alltogether/exchange/store/audit"
 )
 
 // writeTx is one logical change inside a (possibly shared) bbolt write
@@ -174,7 +174,7 @@ func (w *writeTx) appendAudit(rev int64, name string) error {
 		Actor: w.op.Actor, Method: w.op.Method, ResourceName: name, PreviousHash: prev, Reason: w.op.Reason,
 		ActorCertificate: w.op.ActorCertificate,
 	}
-	encoded, err := audit.Seal(entry)
+	encoded, err := auditchain.Seal(entry)
 	if err != nil {
 		return internal("cannot hash the audit entry", err)
 	}

@@ -255,7 +255,7 @@ func (st *state) createReferral(sender, requestID string, r *exchangev1.Referral
 	created.Name = "referrals/" + fmt.Sprintf("01j%023d", rev)
 	created.Sender, created.RequestId = sender, requestID
 	created.State = exchangev1.ReferralState_REFERRAL_STATE_REQUESTED
-	created.History = []*exchangev1.Transition{{Actor: sender, Time: now(), To: created.State, Reason: "sent"}}
+	created.History = []*exchangev1.Transition{{Actor: sender, Time: now(), ToState: created.State, Reason: "sent"}}
 	created.Rejection, created.Outcome, created.ForwardedFrom, created.ForwardedTo = nil, nil, "", nil
 	created.Overdue, created.DetailsWithheld = false, false
 	created.CreateTime, created.UpdateTime = now(), now()
@@ -500,9 +500,9 @@ func (m referralMove) check(agency string, r *exchangev1.Referral) error {
 
 // apply moves r and appends the transition.
 func (m referralMove) apply(agency string, r *exchangev1.Referral, reason string) {
-	t := &exchangev1.Transition{Actor: agency, Time: now(), From: r.State, To: r.State, Reason: reason}
+	t := &exchangev1.Transition{Actor: agency, Time: now(), FromState: r.State, ToState: r.State, Reason: reason}
 	if m.to != 0 {
-		t.To, r.State = m.to, m.to
+		t.ToState, r.State = m.to, m.to
 	}
 	r.History = append(r.History, t)
 	r.UpdateTime = now()
@@ -721,7 +721,7 @@ func (f *referralService) ForwardReferral(ctx context.Context, req *exchangev1.F
 		ForwardedFrom: stored.Name,
 		CreateTime:    now(), UpdateTime: now(),
 	}
-	child.History = []*exchangev1.Transition{{Actor: agency, Time: now(), To: child.State, Reason: "forwarded from " + stored.Name}}
+	child.History = []*exchangev1.Transition{{Actor: agency, Time: now(), ToState: child.State, Reason: "forwarded from " + stored.Name}}
 	parent := proto.CloneOf(stored)
 	moveForward.apply(agency, parent, "forwarded to "+req.Receiver)
 	parent.ForwardedTo = append(parent.ForwardedTo, child.Name)

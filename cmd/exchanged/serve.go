@@ -119,7 +119,7 @@ variable named in its help.`,
 	f.DurationVar(&o.compactEvery, "compact-every", time.Minute, "how often to compact the change log to its horizon")
 	f.BoolVar(&o.skipCheck, "skip-check", false, "do not check every page of the database at start-up (faster start of a huge database)")
 	f.StringVar(&o.metricsListen, "metrics-listen", env("EXCHANGE_METRICS_LISTEN", "127.0.0.1:9464"),
-		"local address for Prometheus metrics over plain HTTP at /metrics; empty to disable (EXCHANGE_METRICS_LISTEN)")
+		"local address for Prometheus metrics over plain HTTP at /metrics, and the probes /readyz and /livez; empty to disable (EXCHANGE_METRICS_LISTEN)")
 	f.BoolVar(&o.pprof, "pprof", false, "also serve Go's profiler at /debug/pprof/ on the metrics address, to find what a busy server spends its time on (keep the address local)")
 	f.DurationVar(&o.retention, "retention", 2*365*24*time.Hour,
 		"erase a referral's identifying details this long after it closed (completed, rejected, cancelled); 0 keeps them")
@@ -131,6 +131,7 @@ variable named in its help.`,
 	addEtcdFlags(cmd, &o.etcd)
 	cmd.AddCommand(newRestoreCommand(stdout, &o.etcd))
 	cmd.AddCommand(newCertsCommand(stdout, &o.etcd))
+	cmd.AddCommand(newBackupCommand(stdout))
 	return rootCommand{cmd: cmd}
 }
 
@@ -253,6 +254,9 @@ func serve(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) error
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
+		probes := srv.ProbeHandler()
+		mux.Handle("/readyz", probes)
+		mux.Handle("/livez", probes)
 		if o.pprof {
 			mux.HandleFunc("/debug/pprof/", pprof.Index)
 			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

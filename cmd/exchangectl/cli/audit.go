@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"fmt"
@@ -9,10 +10,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/alltogether/exchange/auditchain"
 	"github.com/alltogether/exchange/client"
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
-	"github.com/alltogether/exchange/store"
-	"github.com/alltogether/exchange/store/audit"
 )
 
 // newAuditCmd is `exchangectl audit`.
@@ -28,25 +28,31 @@ func newAuditCmd(a *app) *cobra.Command {
 
 // auditVerifyOptions are the inputs of `audit verify`.
 type auditVerifyOptions struct {
-	app    *app
+	app  *app
+	Head string
+	// Backup is the flag `audit verify` had before offline verification
+	// moved to exchanged; it is hidden and only says where it went.
 	Backup string
-	Head   string
 }
 
 // newAuditVerifyCmd is `exchangectl audit verify`.
 func newAuditVerifyCmd(a *app, runF func(*auditVerifyOptions) error) *cobra.Command {
 	opts := &auditVerifyOptions{app: a}
 	cmd := &cobra.Command{
-		Use:   "verify [--backup FILE] [--head SEQ:HASH]",
-		Short: "Verify the whole chain, online or in a backup file",
-		Long: "Online (the secretariat): reads every entry from the server and checks each\n" +
-			"hash, each link and that the chain reaches the head the server reports.\n" +
-			"Offline (--backup FILE): opens a backup read-only, checks every page of it,\n" +
-			"then the chain. --head compares with a head recorded earlier (from\n" +
-			"`audit head`): the chain must still contain it unchanged.",
-		Example: "  exchangectl audit verify\n  exchangectl audit verify --backup exchange-2026-11-27.db --head 4211:9f2c…",
+		Use:   "verify [--head SEQ:HASH]",
+		Short: "Verify the whole chain on the server",
+		Long: "Reads every entry from the server (the secretariat) and checks each hash,\n" +
+			"each link and that the chain reaches the head the server reports. --head\n" +
+			"compares with a head recorded earlier (from `audit head`): the chain must\n" +
+			"still contain it unchanged. To check a backup file, use\n" +
+			"`exchanged backup verify FILE` where the file is: exchangectl is a client of\n" +
+			"the exchange and opens no database file.",
+		Example: "  exchangectl audit verify\n  exchangectl audit verify --head 4211:9f2c…",
 		Args:    exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if opts.Backup != "" {
+				return usageErrorf("--backup: a backup file is verified by exchanged, which owns the files: run `exchanged backup verify %s` (with --head as here)", opts.Backup)
+			}
 			if _, _, err := opts.recordedHead(); err != nil {
 				return err
 			}
@@ -56,8 +62,9 @@ func newAuditVerifyCmd(a *app, runF func(*auditVerifyOptions) error) *cobra.Comm
 			return runAuditVerify(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.Backup, "backup", "", "verify this backup file instead of the server")
 	cmd.Flags().StringVar(&opts.Head, "head", "", "a head recorded earlier, SEQUENCE:HEX-HASH, that the chain must still contain")
+	cmd.Flags().StringVar(&opts.Backup, "backup", "", "moved: use `exchanged backup verify FILE`")
+	cmd.Flags().MarkHidden("backup")
 	return cmd
 }
 
@@ -75,55 +82,34 @@ func (o *auditVerifyOptions) recordedHead() (uint64, []byte, error) {
 	return seq, hash, nil
 }
 
-// runAuditVerify verifies the chain and says how much it checked.
+// runAuditVerify verifies the chain on the server and says how much it
+// checked.
 func runAuditVerify(ctx context.Context, o *auditVerifyOptions) error {
 	seq, hash, _ := o.recordedHead()
-	var entries []*exchangev1.AuditEntry
-	var n uint64
-	if o.Backup != "" {
-		st, err := store.Open(o.app.path(o.Backup), store.Options{ReadOnly: true, CheckOnOpen: true})
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		if n, err = st.VerifyAudit(ctx); err != nil {
-			return err
-		}
-		if seq > 0 {
-			if entries, err = st.AuditEntries(ctx, seq-1, 1); err != nil {
-				return err
-			}
-		}
-	} else {
-		c, err := o.app.connect(ctx)
-		if err != nil {
-			return err
-		}
-		if n, err = c.Audit.Verify(ctx); err != nil {
-			return err
-		}
-		if seq > 0 {
-			for e, err := range c.Audit.Entries(ctx) {
-				if err != nil {
-					return err
-				}
-				if e.GetSequence() == seq {
-					entries = append(entries, e)
-					break
-				}
-			}
-		}
+	c, err := o.app.connect(ctx)
+	if err != nil {
+		return err
+	}
+	n, err := c.Audit.Verify(ctx)
+	if err != nil {
+		return err
 	}
 	if seq > 0 {
-		if len(entries) == 0 || entries[0].GetSequence() != seq || hex.EncodeToString(entries[0].GetHash()) != hex.EncodeToString(hash) {
-			return fmt.Errorf("%w: the recorded head %d:%x is not in the chain any more (it was rewritten)", audit.ErrBroken, seq, hash)
+		var found *exchangev1.AuditEntry
+		for e, err := range c.Audit.Entries(ctx) {
+			if err != nil {
+				return err
+			}
+			if e.GetSequence() == seq {
+				found = e
+				break
+			}
+		}
+		if found == nil || !bytes.Equal(found.GetHash(), hash) {
+			return fmt.Errorf("%w: the recorded head %d:%x is not in the chain any more (it was rewritten)", auditchain.ErrBroken, seq, hash)
 		}
 	}
-	where := "on the server"
-	if o.Backup != "" {
-		where = "in " + o.Backup
-	}
-	fmt.Fprintf(o.app.env.Stdout, "audit chain %s verified: %d entries, every hash and link intact", where, n)
+	fmt.Fprintf(o.app.env.Stdout, "audit chain on the server verified: %d entries, every hash and link intact", n)
 	if seq > 0 {
 		fmt.Fprintf(o.app.env.Stdout, ", recorded head %d found unchanged", seq)
 	}

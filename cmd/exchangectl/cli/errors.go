@@ -4,9 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/alltogether/exchange/auditchain"
 	"github.com/alltogether/exchange/pki"
-	"github.com/alltogether/exchange/store"
-	"github.com/alltogether/exchange/store/audit"
 	"io"
 
 	"github.com/spf13/cobra"
@@ -101,18 +100,8 @@ func exitCode(err error) int {
 	if errors.Is(err, pki.ErrClientCertificateNotFromCA) {
 		return ExitDenied // the exchange would refuse the certificate
 	}
-	if errors.Is(err, audit.ErrBroken) {
+	if errors.Is(err, auditchain.ErrBroken) {
 		return ExitInvalid
-	}
-	var local *store.Error // from a file opened locally, such as a backup
-	if errors.As(err, &local) {
-		switch local.Kind {
-		case store.KindNotFound:
-			return ExitNotFound
-		case store.KindFailedPrecondition, store.KindInvalidArgument:
-			return ExitInvalid
-		}
-		return ExitError
 	}
 	st, ok := grpcStatus(err)
 	if !ok {

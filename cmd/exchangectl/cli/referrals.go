@@ -811,8 +811,8 @@ func printReferral(a *app, r *exchangev1.Referral) error {
 		rows = append(rows, []string{
 			formatTime(t.GetTime()),
 			client.ResourceID(t.GetActor()),
-			orDash(referralStateNames.name(protoreflect.EnumNumber(t.GetFrom()))),
-			orDash(referralStateNames.name(protoreflect.EnumNumber(t.GetTo()))),
+			orDash(referralStateNames.name(protoreflect.EnumNumber(t.GetFromState()))),
+			orDash(referralStateNames.name(protoreflect.EnumNumber(t.GetToState()))),
 			t.GetReason(),
 		})
 	}

@@ -1053,10 +1053,10 @@ type Transition struct {
 	// When.
 	Time *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
 	// State before.
-	From ReferralState `protobuf:"varint,3,opt,name=from,proto3,enum=alltogether.exchange.v1.ReferralState" json:"from,omitempty"`
-	// State after (the same as from for events that change no state, such as
+	FromState ReferralState `protobuf:"varint,3,opt,name=from_state,json=fromState,proto3,enum=alltogether.exchange.v1.ReferralState" json:"from_state,omitempty"`
+	// State after (the same as from_state for events that change no state, such as
 	// a consent revocation or a forward).
-	To ReferralState `protobuf:"varint,4,opt,name=to,proto3,enum=alltogether.exchange.v1.ReferralState" json:"to,omitempty"`
+	ToState ReferralState `protobuf:"varint,4,opt,name=to_state,json=toState,proto3,enum=alltogether.exchange.v1.ReferralState" json:"to_state,omitempty"`
 	// What happened, for example "rejected: no capacity" or "consent
 	// revoked".
 	Reason        string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
@@ -1108,16 +1108,16 @@ func (x *Transition) GetTime() *timestamppb.Timestamp {
 	return nil
 }
 
-func (x *Transition) GetFrom() ReferralState {
+func (x *Transition) GetFromState() ReferralState {
 	if x != nil {
-		return x.From
+		return x.FromState
 	}
 	return ReferralState_REFERRAL_STATE_UNSPECIFIED
 }
 
-func (x *Transition) GetTo() ReferralState {
+func (x *Transition) GetToState() ReferralState {
 	if x != nil {
-		return x.To
+		return x.ToState
 	}
 	return ReferralState_REFERRAL_STATE_UNSPECIFIED
 }
@@ -1325,13 +1325,14 @@ const file_alltogether_exchange_v1_referral_proto_rawDesc = "" +
 	"\x0foverride_reason\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fR\x0eoverrideReason\x12;\n" +
 	"\vrevoke_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"revokeTime:\x84\x01\xbaH\x80\x01\x1a~\n" +
-	"\x17consent.override_reason\x121a best-interest override requires override_reason\x1a0this.given_by != 3 || this.override_reason != ''\"\xde\x01\n" +
+	"\x17consent.override_reason\x121a best-interest override requires override_reason\x1a0this.given_by != 3 || this.override_reason != ''\"\xf4\x01\n" +
 	"\n" +
 	"Transition\x12\x14\n" +
 	"\x05actor\x18\x01 \x01(\tR\x05actor\x12.\n" +
-	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12:\n" +
-	"\x04from\x18\x03 \x01(\x0e2&.alltogether.exchange.v1.ReferralStateR\x04from\x126\n" +
-	"\x02to\x18\x04 \x01(\x0e2&.alltogether.exchange.v1.ReferralStateR\x02to\x12\x16\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12E\n" +
+	"\n" +
+	"from_state\x18\x03 \x01(\x0e2&.alltogether.exchange.v1.ReferralStateR\tfromState\x12A\n" +
+	"\bto_state\x18\x04 \x01(\x0e2&.alltogether.exchange.v1.ReferralStateR\atoState\x12\x16\n" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\"\xfa\x01\n" +
 	"\tRejection\x12L\n" +
 	"\x06reason\x18\x01 \x01(\x0e2(.alltogether.exchange.v1.RejectionReasonB\n" +
@@ -1439,8 +1440,8 @@ var file_alltogether_exchange_v1_referral_proto_depIdxs = []int32{
 	16, // 17: alltogether.exchange.v1.Consent.services:type_name -> alltogether.exchange.v1.Niche
 	15, // 18: alltogether.exchange.v1.Consent.revoke_time:type_name -> google.protobuf.Timestamp
 	15, // 19: alltogether.exchange.v1.Transition.time:type_name -> google.protobuf.Timestamp
-	3,  // 20: alltogether.exchange.v1.Transition.from:type_name -> alltogether.exchange.v1.ReferralState
-	3,  // 21: alltogether.exchange.v1.Transition.to:type_name -> alltogether.exchange.v1.ReferralState
+	3,  // 20: alltogether.exchange.v1.Transition.from_state:type_name -> alltogether.exchange.v1.ReferralState
+	3,  // 21: alltogether.exchange.v1.Transition.to_state:type_name -> alltogether.exchange.v1.ReferralState
 	4,  // 22: alltogether.exchange.v1.Rejection.reason:type_name -> alltogether.exchange.v1.RejectionReason
 	16, // 23: alltogether.exchange.v1.Outcome.services_delivered:type_name -> alltogether.exchange.v1.Niche
 	24, // [24:24] is the sub-list for method output_type

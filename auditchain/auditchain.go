@@ -1,14 +1,16 @@
-// Package audit defines the exchange's audit hash chain: how an entry is
-// hashed and how a sequence of entries is verified. The store writes the
-// chain; exchangectl verifies it against a backup file or the entries the
-// server returns, with the same code.
+// Package auditchain defines the exchange's audit hash chain: how an entry
+// is hashed and how a sequence of entries is verified. The store writes the
+// chain with it; the client (and so exchangectl) verifies the entries the
+// server returns, and exchanged a database or backup file, with the same
+// code. It depends on nothing of the exchange's but the generated API
+// package, so that a client of the wire API links no storage code.
 //
 // Each entry's hash is the SHA-256 of its deterministic protobuf encoding
 // with the hash field empty; the entry also carries the previous entry's
 // hash (32 zero bytes for the first), so that changing, removing or
 // reordering any entry breaks every later link, and a recorded head (the
 // last sequence number and hash) pins everything before it.
-package audit
+package auditchain
 
 import (
 	"bytes"
@@ -50,7 +52,7 @@ func Hash(e *exchangev1.AuditEntry) ([]byte, error) {
 // encoded again on their own to find where they start.
 func Seal(e *exchangev1.AuditEntry) ([]byte, error) {
 	if len(e.GetHash()) != 0 {
-		return nil, errors.New("audit: Seal of an entry that already has a hash")
+		return nil, errors.New("auditchain: Seal of an entry that already has a hash")
 	}
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(e)
 	if err != nil {
