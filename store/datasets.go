@@ -195,6 +195,13 @@ func (s *Store) WriteDatasetRows(ctx context.Context, op Op, name string, admit 
 				results[i] = &Error{Kind: KindNotFound, Field: "row", Message: "row: no such row to delete"}
 				continue
 			}
+			if !rw.Delete && v != nil && sameRow(&old, row) {
+				// A rewrite of the row as stored changes nothing, so it
+				// spends no revision and no change: a write resent after
+				// its answer was lost (a field office's outbox) is stored
+				// once.
+				continue
+			}
 			rev, err := w.nextRevision()
 			if err != nil {
 				return err
@@ -229,6 +236,20 @@ func (s *Store) WriteDatasetRows(ctx context.Context, op Op, name string, admit 
 		return nil
 	})
 	return results, revision, err
+}
+
+// sameRow reports whether the stored row old holds what row (as about to
+// be written) would: the same key, values and state, whatever its
+// revision and update time.
+func sameRow(old, row *exchangev1.Row) bool {
+	if old.GetDeleted() {
+		return false
+	}
+	a := proto.CloneOf(old)
+	a.Revision, a.UpdateTime = 0, nil
+	b := proto.CloneOf(row)
+	b.Revision, b.UpdateTime = 0, nil
+	return proto.Equal(a, b)
 }
 
 // rowChangeKey is the key in bucketDatasetRowChanges of the row with
