@@ -12,6 +12,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -161,6 +162,9 @@ func (o *Outbox) Send(ctx context.Context) (SendReport, error) {
 	if err != nil {
 		return rep, err
 	}
+	if len(entries) > 0 {
+		o.reconnect(ctx)
+	}
 	held := map[string]bool{}
 	for _, e := range entries {
 		if held[e.Resource] || rep.Unreachable != nil {
@@ -186,7 +190,7 @@ func (o *Outbox) Send(ctx context.Context) (SendReport, error) {
 			unlock()
 			return rep, err
 		}
-		res, err := o.sendEntry(ctx, cur, true)
+		res, err := o.sendEntry(ctx, cur)
 		unlock()
 		if err != nil {
 			return rep, err
@@ -242,11 +246,10 @@ type sendResult struct {
 type resending struct{}
 
 // sendEntry sends e once from the outbox and records the outcome in the
-// field file. With waitForReady it waits, up to the attempt timeout, for
-// a connection that is coming back rather than failing at once: removed when sent, kept with the error when the exchange
+// field file: removed when sent, kept with the error when the exchange
 // cannot be reached, marked rejected otherwise. The error is the field
 // file's only.
-func (o *Outbox) sendEntry(ctx context.Context, e fieldfile.Entry, waitForReady bool) (sendResult, error) {
+func (o *Outbox) sendEntry(ctx context.Context, e fieldfile.Entry) (sendResult, error) {
 	w, ok := coveredWrites[e.Method]
 	if !ok {
 		return sendResult{}, fmt.Errorf("client: outbox entry %d is for %s, which this client does not send from an outbox", e.ID, e.Method)
@@ -271,7 +274,7 @@ func (o *Outbox) sendEntry(ctx context.Context, e fieldfile.Entry, waitForReady 
 	}
 	actx, cancel := context.WithTimeout(context.WithValue(ctx, resending{}, true), timeout)
 	reply := w.newReply()
-	err := o.conn.Invoke(actx, e.Method, req, reply, grpc.WaitForReady(waitForReady))
+	err := o.conn.Invoke(actx, e.Method, req, reply)
 	cancel()
 	switch {
 	case err == nil:
@@ -448,7 +451,7 @@ func (o *Outbox) interceptor() grpc.UnaryClientInterceptor {
 				if x.State == fieldfile.Rejected {
 					return queuedError(e.ID, x.ID, nil)
 				}
-				res, err := o.sendEntry(ctx, x, false)
+				res, err := o.sendEntry(ctx, x)
 				if err != nil {
 					return status.Errorf(codes.Internal, "client: outbox: %v", err)
 				}
@@ -501,4 +504,20 @@ func (o *Outbox) close() error {
 		return nil
 	}
 	return o.file.Close()
+}
+
+// reconnect makes a connection that failed before try again now rather
+// than after its backoff (a line that came back is used at once), and
+// waits up to a second for the attempt to begin, so that the first send
+// meets the new attempt rather than the old failure.
+func (o *Outbox) reconnect(ctx context.Context) {
+	o.conn.ResetConnectBackoff()
+	o.conn.Connect()
+	wctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	for s := o.conn.GetState(); s == connectivity.TransientFailure || s == connectivity.Idle; s = o.conn.GetState() {
+		if !o.conn.WaitForStateChange(wctx, s) {
+			return
+		}
+	}
 }
