@@ -98,3 +98,48 @@ func TestRunOutboxQueuesSendsAndKeepsRejections(t *testing.T) {
 		t.Fatalf("first referral: %v %v", got.GetState(), err)
 	}
 }
+
+// `datasets push` with --field-file keeps the dataset's definition when
+// the exchange can be reached; with the line down it reads the rows
+// against the kept one and queues them (exit 0), and `outbox send`
+// writes them. A dataset never pushed to from this machine cannot be
+// read offline: the push fails and says why.
+func TestRunDatasetsPushQueuesRowsWithTheKeptDefinition(t *testing.T) {
+	f, dir := datasetFixture(t)
+	createReturns(t, f, dir)
+	proxy, err := faultproxy.New(f.server.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	fieldFile := filepath.Join(t.TempDir(), "field.db")
+	iom := func(args ...string) result {
+		t.Helper()
+		flags := f.agencyFlags("agency/iom")
+		flags[1] = proxy.Addr()
+		return f.runIn(newTestEnvIn(t, dir), append(append(flags, "--field-file", fieldFile), args...)...)
+	}
+	writeFile(t, dir, "header.csv", strings.SplitN(mustRead(t, dir, "rows.csv"), "\n", 2)[0])
+
+	proxy.SetMode(faultproxy.Refuse)
+	if r := iom("datasets", "push", "ilo/returns", "-f", "rows.csv"); r.code != ExitUnavailable || !strings.Contains(r.stderr, "keeps no definition of agencies/ilo/datasets/returns") {
+		t.Fatalf("offline push before any online one: exit %d, stderr %q", r.code, r.stderr)
+	}
+	proxy.SetMode(faultproxy.Pass)
+	iom("datasets", "push", "ilo/returns", "-f", "header.csv").must(t)
+	proxy.SetMode(faultproxy.Refuse)
+	r := iom("datasets", "push", "ilo/returns", "-f", "rows.csv", "--batch-size", "5").must(t)
+	if !strings.Contains(r.stderr, "8 rows from rows.csv: 0 written, 0 rejected, 8 queued") {
+		t.Fatalf("offline push: stderr %q", r.stderr)
+	}
+	if n := len(f.server.DatasetRows("agencies/ilo/datasets/returns")); n != 0 {
+		t.Fatalf("%d rows stored with the line down", n)
+	}
+	proxy.SetMode(faultproxy.Pass)
+	if r := iom("outbox", "send").must(t); strings.Count(r.stdout, "sent ") != 2 {
+		t.Fatalf("send: %q", r.stdout)
+	}
+	if n := len(f.server.DatasetRows("agencies/ilo/datasets/returns")); n != 8 {
+		t.Fatalf("%d rows stored after the send, want 8", n)
+	}
+}
