@@ -298,7 +298,10 @@ func TestOutboxNeverHoldsIdentifyingDetailsInClear(t *testing.T) {
 	}
 	x.proxy.SetMode(faultproxy.Refuse)
 	const name, notes = "Chanthy Sophea-Queued", "burn scar left forearm, sister in Poipet"
-	_, err := ilo.Referrals.Create(ctx, newReferral("iom", name, notes))
+	const contact = "+855 12 771 093 (aunt Srey)"
+	queued := newReferral("iom", name, notes)
+	queued.Subject.GuardianContact = contact
+	_, err := ilo.Referrals.Create(ctx, queued)
 	if !client.IsQueued(err) {
 		t.Fatalf("create with the line down = %v, want queued", err)
 	}
@@ -306,7 +309,7 @@ func TestOutboxNeverHoldsIdentifyingDetailsInClear(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, secret := range []string{name, "Chanthy", notes, "Poipet"} {
+	for _, secret := range []string{name, "Chanthy", notes, "Poipet", contact, "771 093"} {
 		if bytes.Contains(raw, []byte(secret)) {
 			t.Fatalf("the field file holds %q in clear", secret)
 		}
@@ -335,5 +338,117 @@ func TestOutboxNeverHoldsIdentifyingDetailsInClear(t *testing.T) {
 		if err != nil || got.GetSubject().GetName() != name || got.GetCaseNotes() != notes {
 			t.Fatalf("iom reads %v, %v; want the details opened", got, err)
 		}
+	}
+}
+
+// Every write docs/field-offices.md lists as kept is kept with the line
+// down and sent once it is back: referral create and batch create, the
+// receiver's moves (acknowledge, accept, start, complete, reject), the
+// sender's cancel and revoke consent, dataset rows and a plan apply.
+func TestOutboxKeepsEveryCoveredWrite(t *testing.T) {
+	x := startExchange(t)
+	ctx := context.Background()
+	iloDirect := x.direct("ilo")
+	refs := make([]*exchangev1.Referral, 4)
+	for i := range refs {
+		r, err := iloDirect.Referrals.Create(ctx, newReferral("iom", "Sokha", ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs[i] = r
+	}
+	dataset := defineDataset(t, x)
+	ilo, _ := x.fieldOffice("ilo")
+	iom, _ := x.fieldOffice("iom")
+	if err := ilo.Outbox.FetchKeys(ctx, "agencies/iom"); err != nil {
+		t.Fatal(err)
+	}
+	x.proxy.SetMode(faultproxy.Refuse)
+	a, b, c, d := refs[0].GetName(), refs[1].GetName(), refs[2].GetName(), refs[3].GetName()
+	writes := []struct {
+		kind string
+		call func() error
+	}{
+		{"create referral to agencies/iom", func() error { _, err := ilo.Referrals.Create(ctx, newReferral("iom", "Dara", "")); return err }},
+		{"create 2 referrals", func() error {
+			_, err := ilo.Referrals.BatchCreate(ctx, []*exchangev1.CreateReferralRequest{
+				{Referral: newReferral("iom", "Vanna", "")}, {Referral: newReferral("iom", "Chenda", "")}})
+			return err
+		}},
+		{"acknowledge", func() error { _, err := iom.Referrals.Acknowledge(ctx, a, ""); return err }},
+		{"accept", func() error { _, err := iom.Referrals.Accept(ctx, a, ""); return err }},
+		{"start", func() error { _, err := iom.Referrals.Start(ctx, a, ""); return err }},
+		{"complete", func() error {
+			_, err := iom.Referrals.Complete(ctx, a, &exchangev1.Outcome{Successful: true, Reason: "counselling given",
+				ServicesDelivered: []exchangev1.Niche{exchangev1.Niche_NICHE_PSYCHOSOCIAL_COUNSELLING}}, "")
+			return err
+		}},
+		{"acknowledge", func() error { _, err := iom.Referrals.Acknowledge(ctx, b, ""); return err }},
+		{"reject", func() error {
+			_, err := iom.Referrals.Reject(ctx, b, &exchangev1.Rejection{Reason: exchangev1.RejectionReason_REJECTION_REASON_NO_CAPACITY}, "")
+			return err
+		}},
+		{"cancel", func() error { _, err := ilo.Referrals.Cancel(ctx, c, "duplicate case", ""); return err }},
+		{"revoke consent", func() error { _, err := ilo.Referrals.RevokeConsent(ctx, d, "withdrawn"); return err }},
+		{"write 1 rows", func() error {
+			_, err := ilo.Datasets.Write(ctx, dataset, []*exchangev1.RowWrite{{Row: row("2026-02", "female", 1)}})
+			return err
+		}},
+		{"apply 1 plans", func() error {
+			_, err := ilo.Plans.Apply(ctx, &exchangev1.ApplyPlansRequest{Parent: "agencies/ilo", Plans: []*exchangev1.Plan{{
+				ExternalId: "p-1", Title: "Outreach", Stage: exchangev1.PlanStage_PLAN_STAGE_CONCEPT,
+				Niches:        []exchangev1.Niche{exchangev1.Niche_NICHE_PREVENTION},
+				PlannedPeriod: &exchangev1.DatePeriod{Start: &exchangev1.CalendarDate{Year: 2026, Month: 1, Day: 1}, End: &exchangev1.CalendarDate{Year: 2026, Month: 12, Day: 31}},
+				Locations:     []*exchangev1.LocationRef{{Country: "KH", Subdivision: "KH-12"}},
+				Audience:      &exchangev1.Audience{AllMembers: true},
+			}}})
+			return err
+		}},
+	}
+	for _, w := range writes {
+		if err := w.call(); !client.IsQueued(err) {
+			t.Fatalf("%s with the line down = %v, want queued", w.kind, err)
+		}
+	}
+	var kinds []string
+	for _, c := range []*client.Client{ilo, iom} {
+		for _, e := range entries(t, c) {
+			kinds = append(kinds, e.Kind)
+		}
+	}
+	if len(kinds) != len(writes) {
+		t.Fatalf("kept %v, want %d writes", kinds, len(writes))
+	}
+	x.proxy.SetMode(faultproxy.Pass)
+	for _, c := range []*client.Client{ilo, iom} {
+		rep, err := c.Outbox.Send(ctx)
+		if err != nil || len(rep.Left) != 0 {
+			t.Fatalf("send: %+v, %v", rep, err)
+		}
+	}
+	states := map[string]exchangev1.ReferralState{a: exchangev1.ReferralState_REFERRAL_STATE_COMPLETED,
+		b: exchangev1.ReferralState_REFERRAL_STATE_REJECTED, c: exchangev1.ReferralState_REFERRAL_STATE_CANCELLED}
+	for name, want := range states {
+		r, err := iloDirect.Referrals.Get(ctx, name)
+		if err != nil || r.GetState() != want {
+			t.Errorf("%s: %v %v, want %v", name, r.GetState(), err, want)
+		}
+	}
+	if r, err := iloDirect.Referrals.Get(ctx, d); err != nil || r.GetConsent().GetRevokeTime() == nil {
+		t.Errorf("%s: consent not revoked (%v)", d, err)
+	}
+	n := 0
+	for range iloDirect.Referrals.Referrals(ctx, nil) {
+		n++
+	}
+	if n != 7 {
+		t.Errorf("ilo has %d referrals, want 7", n)
+	}
+	if rows := rowChanges(t, iloDirect, dataset, 0); len(rows) != 1 {
+		t.Errorf("dataset rows: %v, want 1", rows)
+	}
+	plans, err := client.Collect(iloDirect.Plans.Plans(ctx, nil))
+	if err != nil || len(plans) != 1 {
+		t.Errorf("plans: %v %v, want 1", plans, err)
 	}
 }

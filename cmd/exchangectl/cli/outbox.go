@@ -20,9 +20,9 @@ reached. They are kept in the outbox of the field file (--field-file, or
 EXCHANGE_FIELD_FILE), a file of this machine only.
 
 With --field-file, every write of exchangectl that changes something at the
-exchange (referrals create, push, forward, acknowledge, accept, reject, start,
-complete, cancel and revoke-consent; datasets push; plans apply) is first kept
-in the outbox, then sent. When the exchange cannot be reached, the write stays
+exchange (referrals push, acknowledge, accept, reject, start, complete, cancel
+and revoke-consent; datasets push; plans apply) is first kept in the outbox,
+then sent. A forward reads the referral first, so it needs the exchange. When the exchange cannot be reached, the write stays
 there and the command says so:
 
   queued: the exchange cannot be reached; it will be sent by 'exchangectl outbox send' (outbox entry 7)

@@ -49,6 +49,11 @@ func TestRunOutboxQueuesSendsAndKeepsRejections(t *testing.T) {
 			t.Fatalf("%v with the line down: exit %d, stderr %q", args, r.code, r.stderr)
 		}
 	}
+	// A forward reads the referral's details first, to seal them to the
+	// new receiver: with the line down it fails, and nothing is queued.
+	if r := iom("referrals", "forward", id1, "--to", "unicef", "--niche", "shelter", "--need", "shelter", "--consent-given-by", "guardian"); r.code != ExitUnavailable {
+		t.Fatalf("forward with the line down: exit %d, stderr %q", r.code, r.stderr)
+	}
 	r := iom("outbox", "list").must(t)
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 	if len(lines) != 4 || !strings.Contains(lines[0], "LAST ERROR") || !strings.Contains(lines[2], "accept") || !strings.Contains(lines[2], "pending") ||
