@@ -186,6 +186,11 @@ func (o *Outbox) Send(ctx context.Context) (SendReport, error) {
 			unlock()
 			continue
 		}
+		if err == nil && cur.State == fieldfile.Rejected {
+			unlock()
+			held[e.Resource] = true
+			continue
+		}
 		if err != nil {
 			unlock()
 			return rep, err
@@ -293,38 +298,28 @@ func (o *Outbox) sendEntry(ctx context.Context, e fieldfile.Entry) (sendResult, 
 	if resent && w.target != nil && o.alreadyMade(ctx, w, req, err) {
 		return sendResult{outcome: outcomeSent, entry: e}, o.file.Remove(e.ID)
 	}
-	st := status.Convert(err)
-	return o.reject(e, st.Code().String(), reasonText(err))
+	return o.reject(e, codeNames[status.Code(err)], reasonText(err))
 }
 
-// reject marks e rejected with code and message.
+// reject marks e rejected with code (a gRPC code's API name, or
+// REJECTED_IN_PART for an answer that refused some records, rows or plans
+// of the write) and message.
 func (o *Outbox) reject(e fieldfile.Entry, code, message string) (sendResult, error) {
-	e.State, e.Code, e.LastError = fieldfile.Rejected, codeName(code), message
+	e.State, e.Code, e.LastError = fieldfile.Rejected, code, message
 	err := o.file.Update(e.ID, func(x *fieldfile.Entry) {
 		x.State, x.Code, x.LastError = fieldfile.Rejected, e.Code, message
 	})
 	return sendResult{outcome: outcomeRejected, entry: e}, err
 }
 
-// codeName spells a gRPC code as the API does, "FAILED_PRECONDITION".
-func codeName(code string) string {
-	for c := codes.OK; c <= codes.Unauthenticated; c++ {
-		if c.String() == code {
-			return strings.ToUpper(camelToSnake(code))
-		}
-	}
-	return code
-}
-
-func camelToSnake(s string) string {
-	var b strings.Builder
-	for i, r := range s {
-		if i > 0 && r >= 'A' && r <= 'Z' {
-			b.WriteByte('_')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
+// codeNames spells gRPC codes as the API does.
+var codeNames = map[codes.Code]string{
+	codes.OK: "OK", codes.Canceled: "CANCELLED", codes.Unknown: "UNKNOWN", codes.InvalidArgument: "INVALID_ARGUMENT",
+	codes.DeadlineExceeded: "DEADLINE_EXCEEDED", codes.NotFound: "NOT_FOUND", codes.AlreadyExists: "ALREADY_EXISTS",
+	codes.PermissionDenied: "PERMISSION_DENIED", codes.ResourceExhausted: "RESOURCE_EXHAUSTED",
+	codes.FailedPrecondition: "FAILED_PRECONDITION", codes.Aborted: "ABORTED", codes.OutOfRange: "OUT_OF_RANGE",
+	codes.Unimplemented: "UNIMPLEMENTED", codes.Internal: "INTERNAL", codes.Unavailable: "UNAVAILABLE",
+	codes.DataLoss: "DATA_LOSS", codes.Unauthenticated: "UNAUTHENTICATED",
 }
 
 // reasonText is err's message, with its ErrorInfo reason and field
