@@ -151,7 +151,7 @@ func TestOutboxKeepsRejectedWritesWithTheirReason(t *testing.T) {
 // the call's error.
 func cutTheAnswer(t *testing.T, x *exchange, call func() error, made func() bool) error {
 	t.Helper()
-	x.proxy.SetLatency(700 * time.Millisecond)
+	x.proxy.SetLatency(1200 * time.Millisecond)
 	done := make(chan error, 1)
 	go func() { done <- call() }()
 	waitFor(t, "the exchange to make the write", made)
