@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -60,6 +61,13 @@ type Config struct {
 	// key pinned for each receiver on first use. Required with
 	// KeyRingFile.
 	PinsFile string
+	// FieldFile, when set, is the path of the field office's local file
+	// (package fieldfile; fieldfile.PathBeside(CertFile) is the usual
+	// place): every covered write then goes through the outbox kept in
+	// it, so a write made while the exchange cannot be reached is kept
+	// and sent later instead of failing (see Outbox). Dial opens the file,
+	// which one process may hold at a time; Close closes it.
+	FieldFile string
 }
 
 // Client is a connection to the exchange with one typed sub-client per
@@ -89,6 +97,9 @@ type Client struct {
 	Documents *DocumentClient
 	// Reports drafts, submits and reads quarterly progress reports.
 	Reports *ReportClient
+	// Outbox keeps and sends the writes made while the exchange cannot
+	// be reached; nil unless Config.FieldFile is set.
+	Outbox *Outbox
 
 	conn *grpc.ClientConn
 }
@@ -125,28 +136,40 @@ func Dial(ctx context.Context, cfg Config, opts ...grpc.DialOption) (*Client, er
 	if err != nil {
 		return nil, fmt.Errorf("client: dial %s: %w", tgt.display, err)
 	}
+	interceptors := []grpc.UnaryClientInterceptor{defaultTimeoutInterceptor(cfg.Timeout)}
+	var outbox *Outbox
+	if cfg.FieldFile != "" {
+		if outbox, err = openOutbox(cfg.FieldFile, cfg.CertFile); err != nil {
+			return nil, err
+		}
+		interceptors = append(interceptors, outbox.interceptor())
+	}
+	interceptors = append(interceptors, retryPolicyInterceptor(maxAttempts), retryInterceptor())
 	dialOpts := []grpc.DialOption{
 		grpc.WithTransportCredentials(credentials.NewTLS(tlsConfig)),
-		grpc.WithChainUnaryInterceptor(
-			defaultTimeoutInterceptor(cfg.Timeout),
-			retryPolicyInterceptor(maxAttempts),
-			retryInterceptor(),
-		),
+		grpc.WithChainUnaryInterceptor(interceptors...),
 	}
 	dialOpts = append(dialOpts, tgt.opts...)
 	conn, err := grpc.NewClient(tgt.grpcTarget, append(dialOpts, opts...)...)
 	if err != nil {
+		outbox.close()
 		return nil, fmt.Errorf("client: dial %s: %w", tgt.display, err)
 	}
 	c := newClient(conn)
+	if outbox != nil {
+		outbox.conn, c.Outbox = conn, outbox
+	}
 	if cfg.KeyRingFile != "" {
 		s, err := newSealer(cfg.CertFile, cfg.KeyRingFile, cfg.PinsFile)
 		if err != nil {
-			conn.Close()
+			c.Close()
 			return nil, err
 		}
 		s.dir = c.Directory
 		c.Referrals.sealer = s
+		if outbox != nil {
+			s.kept, outbox.sealer = outbox.file, s
+		}
 	}
 	return c, nil
 }
@@ -170,7 +193,11 @@ func newClient(conn *grpc.ClientConn) *Client {
 
 // Close closes the connection. Calls in flight fail with CANCELED.
 func (c *Client) Close() error {
-	return c.conn.Close()
+	err := c.conn.Close()
+	if c.Outbox != nil {
+		err = errors.Join(err, c.Outbox.close())
+	}
+	return err
 }
 
 // Conn returns the underlying gRPC connection, for services this package

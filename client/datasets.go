@@ -126,8 +126,9 @@ func (c *DatasetClient) Update(ctx context.Context, d *exchangev1.Dataset, paths
 // would. The results then describe the repeat: a deletion the first
 // attempt made is reported NOT_FOUND (no such row to delete), and a row
 // whose period was locked in between is reported FAILED_PRECONDITION
-// though the first attempt stored it. Rewritten rows get a new revision,
-// so incremental pulls and watches see them again, with the same values.
+// though the first attempt stored it. A row written again exactly as it
+// is stored changes nothing: no new revision, so incremental pulls and
+// watches do not see it again, and a repeat stores each row once.
 func (c *DatasetClient) Write(ctx context.Context, dataset string, writes []*exchangev1.RowWrite) (*exchangev1.WriteDatasetRowsResponse, error) {
 	if len(writes) == 0 {
 		return &exchangev1.WriteDatasetRowsResponse{}, nil

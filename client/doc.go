@@ -169,6 +169,24 @@
 // keyed by contributor, period, location and categories, so applying one
 // twice changes nothing.
 //
+// # Field offices: the outbox
+//
+// Config.FieldFile names a local file (package fieldfile, usually
+// fieldfile.PathBeside(CertFile)) in which Client.Outbox keeps the writes
+// made while the exchange cannot be reached: referral creates, forwards
+// and state changes, dataset row writes and plan applies. Such a write
+// returns an error for which IsQueued is true; it is sealed and kept, and
+// Outbox.Send sends it, in order per referral, dataset or agency's plans,
+// so that each is stored once. A write the exchange refuses when sent
+// later stays in the outbox, rejected with the exchange's reason, until a
+// person drops it (Outbox.Drop). See Outbox.
+//
+//	c, err := client.Dial(ctx, client.Config{..., FieldFile: fieldfile.PathBeside("ilo.crt")})
+//	_, err = c.Referrals.Accept(ctx, name, etag)
+//	if client.IsQueued(err) {
+//		// kept; c.Outbox.Send(ctx) sends it once the line is back
+//	}
+//
 // # Errors
 //
 // Errors are gRPC status errors, returned unchanged: use status.Code for the

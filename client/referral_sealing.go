@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/alltogether/exchange/client/fieldfile"
 	"github.com/alltogether/exchange/pki"
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 	"github.com/alltogether/exchange/seal"
@@ -30,6 +31,10 @@ type sealer struct {
 	pins *seal.Pins
 	self string // "agencies/{agency}", from the client certificate
 	dir  *DirectoryClient
+	// kept, with an outbox (Config.FieldFile), keeps each receiver's key
+	// as fetched, to seal to while the exchange cannot be reached
+	// (referral_keys_kept.go).
+	kept *fieldfile.File
 }
 
 // newSealer opens the key ring and pin files for the agency named by the
@@ -69,6 +74,9 @@ func newSealer(certFile, ringFile, pinsFile string) (*sealer, error) {
 func (s *sealer) recipientOf(ctx context.Context, receiver string) (seal.Recipient, error) {
 	a, err := s.dir.GetAgency(ctx, receiver)
 	if err != nil {
+		if s.kept != nil && unreachable(err) {
+			return s.keptRecipient(receiver, err)
+		}
 		return seal.Recipient{}, err
 	}
 	if a.GetEncryptionKey().GetRecipient() == "" {
@@ -85,6 +93,11 @@ func (s *sealer) recipientOf(ctx context.Context, receiver string) (seal.Recipie
 			return seal.Recipient{}, status.Error(codes.FailedPrecondition, "client: "+changed.Error())
 		}
 		return seal.Recipient{}, fmt.Errorf("client: %w", err)
+	}
+	if s.kept != nil {
+		if err := s.kept.PutRecipient(receiver, r.String()); err != nil {
+			return seal.Recipient{}, status.Errorf(codes.Internal, "client: %v", err)
+		}
 	}
 	return r, nil
 }

@@ -610,6 +610,16 @@ func FuzzIngestRows(f *testing.F) {
 		if !checkValidationAnswer(t, in.srv, req) {
 			return
 		}
+		// The rows as stored before the write: a row written again
+		// exactly as stored is accepted and changes nothing.
+		before, err := in.store.PullDatasetRows(context.Background(), store.RowQuery{Dataset: badDataset, Limit: 20000})
+		if err != nil || before.Next != nil {
+			t.Fatalf("pull before: %v (more: %v)", err, before.Next != nil)
+		}
+		storedBefore := map[string]*exchangev1.Row{}
+		for _, r := range before.Rows {
+			storedBefore[string(store.RowKey(r))] = r
+		}
 		resp, err := in.datasets.WriteDatasetRows(in.call(method), req)
 		if err != nil {
 			t.Fatalf("WriteDatasetRows failed as a whole: %v", toStatus(in.ctx, in.srv.log, method, err))
@@ -619,8 +629,10 @@ func FuzzIngestRows(f *testing.F) {
 			t.Fatalf("response does not add up for %d writes: %v", len(req.GetWrites()), resp)
 		}
 		// What each key must hold after the write: the last accepted
-		// write of it wins.
+		// write of it wins. unchangedAt is the latest revision of the
+		// accepted rows that were already stored as written.
 		want := map[string]*exchangev1.RowWrite{}
+		var unchangedAt int64
 		for i, res := range resp.GetResults() {
 			if res.GetIndex() != int32(i) {
 				t.Fatalf("result %d has index %d", i, res.GetIndex())
@@ -638,9 +650,25 @@ func FuzzIngestRows(f *testing.F) {
 			}
 			w := proto.Clone(req.GetWrites()[i]).(*exchangev1.RowWrite)
 			w.Row.Contributor = "agencies/ilo"
-			want[string(store.RowKey(w.GetRow()))] = w
+			key := string(store.RowKey(w.GetRow()))
+			if old := storedBefore[key]; old != nil && !w.GetDelete() && !old.GetDeleted() {
+				sent, kept := proto.Clone(w.GetRow()).(*exchangev1.Row), proto.Clone(old).(*exchangev1.Row)
+				sent.Revision, sent.UpdateTime, sent.Deleted = 0, nil, false
+				kept.Revision, kept.UpdateTime = 0, nil
+				if proto.Equal(sent, kept) {
+					unchangedAt = max(unchangedAt, old.GetRevision())
+					continue
+				}
+			}
+			want[key] = w
 		}
 		if resp.GetAccepted() == 0 {
+			return
+		}
+		if len(want) == 0 {
+			if resp.GetRevision() != unchangedAt {
+				t.Fatalf("every accepted row was stored as written, at revisions up to %d, but the answer says %d", unchangedAt, resp.GetRevision())
+			}
 			return
 		}
 		page, err := in.store.PullDatasetRows(context.Background(), store.RowQuery{Dataset: badDataset, Since: resp.GetRevision() - 1, Limit: 20000})

@@ -152,8 +152,11 @@ type RowWrite struct {
 // revision. admit runs first, on the dataset as stored, and refuses the
 // whole call (for example, a caller who is not a contributor). Then each
 // write is judged alone: a row in a locked period or the deletion of a
-// missing row is refused in its result, the others are stored. It returns
-// the per-write errors, and the revision written at (0 when nothing was).
+// missing row is refused in its result, the others are stored; a row
+// written exactly as it is stored is accepted and changes nothing. It
+// returns the per-write errors, and the revision the accepted rows are at:
+// the one written at, or, when every accepted row was unchanged, the
+// latest they were written at before (0 when nothing was accepted).
 func (s *Store) WriteDatasetRows(ctx context.Context, op Op, name string, admit func(*exchangev1.Dataset) error, writes []RowWrite) ([]error, int64, error) {
 	var results []error
 	var revision int64
@@ -176,6 +179,7 @@ func (s *Store) WriteDatasetRows(ctx context.Context, op Op, name string, admit 
 		dk := string(datasetKey(name))
 		rows, changes := w.tx.Bucket(bucketDatasetRows), w.tx.Bucket(bucketDatasetRowChanges)
 		var written, deleted int32
+		var unchangedAt int64 // the latest revision of the rows rewritten unchanged
 		for i, rw := range writes {
 			row := proto.Clone(rw.Row).(*exchangev1.Row)
 			row.Contributor, row.Deleted = op.Actor, false // output only: deleting is RowWrite.Delete
@@ -193,6 +197,14 @@ func (s *Store) WriteDatasetRows(ctx context.Context, op Op, name string, admit 
 			}
 			if rw.Delete && (v == nil || old.GetDeleted()) {
 				results[i] = &Error{Kind: KindNotFound, Field: "row", Message: "row: no such row to delete"}
+				continue
+			}
+			if !rw.Delete && v != nil && sameRow(&old, row) {
+				// A rewrite of the row as stored changes nothing, so it
+				// spends no revision and no change: a write resent after
+				// its answer was lost (a field office's outbox) is stored
+				// once. The row stays at the revision it was written at.
+				unchangedAt = max(unchangedAt, old.GetRevision())
 				continue
 			}
 			rev, err := w.nextRevision()
@@ -226,9 +238,24 @@ func (s *Store) WriteDatasetRows(ctx context.Context, op Op, name string, admit 
 			revision = w.last
 			return w.record(exchangev1.ChangeKind_CHANGE_KIND_UPDATED, name, &exchangev1.RowBatch{Dataset: name, Written: written, Deleted: deleted})
 		}
+		revision = unchangedAt
 		return nil
 	})
 	return results, revision, err
+}
+
+// sameRow reports whether the stored row old holds what row (as about to
+// be written) would: the same key, values and state, whatever its
+// revision and update time.
+func sameRow(old, row *exchangev1.Row) bool {
+	if old.GetDeleted() {
+		return false
+	}
+	a := proto.CloneOf(old)
+	a.Revision, a.UpdateTime = 0, nil
+	b := proto.CloneOf(row)
+	b.Revision, b.UpdateTime = 0, nil
+	return proto.Equal(a, b)
 }
 
 // rowChangeKey is the key in bucketDatasetRowChanges of the row with

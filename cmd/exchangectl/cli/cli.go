@@ -48,6 +48,9 @@ const (
 	EnvJSON = "EXCHANGE_JSON"
 	// EnvTimeout is the fallback of --timeout, a duration such as "2m".
 	EnvTimeout = "EXCHANGE_TIMEOUT"
+	// EnvFieldFile is the fallback of --field-file, the field office's
+	// local file that keeps the outbox.
+	EnvFieldFile = "EXCHANGE_FIELD_FILE"
 )
 
 // DevPKIDir is where exchanged writes its development PKI on first start,
@@ -98,6 +101,10 @@ func Run(ctx context.Context, args []string, env Environment) int {
 	root := newRootCmd(a)
 	root.SetArgs(args)
 	cmd, err := root.ExecuteContextC(ctx)
+	if client.IsQueued(err) {
+		printQueued(a.env.Stderr, err)
+		return ExitOK
+	}
 	if err != nil {
 		printError(a.env.Stderr, cmd, err)
 	}
@@ -124,6 +131,9 @@ type globalOptions struct {
 	CA      string
 	JSON    bool
 	Timeout time.Duration
+	// FieldFile is the field file whose outbox every covered write goes
+	// through; "" for none.
+	FieldFile string
 }
 
 // newApp fills in env's zero fields.
@@ -200,6 +210,7 @@ Environment (flags win over the environment):
   EXCHANGE_CA       exchange CA certificate file, like --ca
   EXCHANGE_JSON     "true" for JSON output, like --json
   EXCHANGE_TIMEOUT  time limit per command, like --timeout
+  EXCHANGE_FIELD_FILE  field office's local file, like --field-file
 
 Output: tables for people on stdout; with --json one JSON value (an object
 for one resource, an array for lists), in the API's protobuf JSON form.
@@ -216,6 +227,9 @@ Exit codes:
   6  INVALID_ARGUMENT, FAILED_PRECONDITION or OUT_OF_RANGE, or an invalid
      input file (such as a dataset definition with an unknown field)
   7  UNAVAILABLE or DEADLINE_EXCEEDED (the server is down or slow; try again)
+With --field-file, a write the exchange cannot be reached for is kept in the
+outbox instead: the command says "queued" and exits 0 ('exchangectl outbox
+--help').
 'referrals push' and 'datasets push' also exit 6 when any record or row was
 rejected. 'plans apply' and 'plans import-iati' exit 0 when no plan changed, 1
 when plans changed (or would, with --dry-run), and 5 when any is in conflict;
@@ -247,6 +261,7 @@ func newRootCmd(a *app) *cobra.Command {
 	f.StringVar(&a.global.CA, "ca", "", "exchange CA certificate file (env "+EnvCA+"; default ./"+DevPKIDir+"/ca.crt if present)")
 	f.BoolVar(&a.global.JSON, "json", false, "print JSON: an object for one resource, an array for lists (env "+EnvJSON+")")
 	f.DurationVar(&a.global.Timeout, "timeout", defaultTimeout, "time limit for the whole command, 0 for none; push, pull and watch commands have none unless given (env "+EnvTimeout+")")
+	f.StringVar(&a.global.FieldFile, "field-file", "", "field office's local file: writes made while the exchange cannot be reached are kept in its outbox and sent by 'exchangectl outbox send' (env "+EnvFieldFile+"; usually field.db beside --cert)")
 	a.flags = f
 
 	root.AddCommand(
@@ -265,6 +280,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newWorkingGroupsCmd(a),
 		newConsultantsCmd(a),
 		newReportsCmd(a),
+		newOutboxCmd(a),
 	)
 	return root
 }
@@ -369,6 +385,7 @@ func (a *app) clientConfig() (client.Config, error) {
 		CAFile:   a.path(ca),
 	}
 	cfg.Address, cfg.Addresses = splitServer(a.global.Server)
+	cfg.FieldFile = a.fieldFile()
 	return cfg, nil
 }
 

@@ -160,7 +160,7 @@ func runDatasetsPush(ctx context.Context, o *datasetsPushOptions) error {
 	if err != nil {
 		return err
 	}
-	d, err := getDataset(ctx, c, name)
+	d, err := getDatasetKept(ctx, c, name)
 	if err != nil {
 		return err
 	}
@@ -180,6 +180,9 @@ func runDatasetsPush(ctx context.Context, o *datasetsPushOptions) error {
 	p.progress.clear()
 	n := p.counts
 	tally := fmt.Sprintf("%d written, %d rejected", n.written, n.rejected)
+	if n.queued > 0 {
+		tally += fmt.Sprintf(", %d queued (the exchange cannot be reached; they will be sent by 'exchangectl outbox send')", n.queued)
+	}
 	var bad *rowfile.LineError
 	switch {
 	case errors.As(err, &bad) && n.total == 0:
@@ -224,6 +227,8 @@ type problem struct {
 // rowCounts tallies the rows.
 type rowCounts struct {
 	total, written, rejected int
+	// queued counts the rows kept in the outbox (--field-file).
+	queued int
 }
 
 // rowPusher streams a rows file through WriteDatasetRows.
@@ -244,6 +249,9 @@ type rowPusher struct {
 	// lastRead is the line of the last row read, lastSent the last line
 	// whose row was reported.
 	lastRead, lastSent int
+	// queuing is set while the batch being reported was kept in the
+	// outbox.
+	queuing bool
 }
 
 // run reads every row of in, batching and sending as it goes. A bad
@@ -325,7 +333,13 @@ func (p *rowPusher) flush() error {
 		ctx, cancel := callContext(p.ctx)
 		defer cancel()
 		resp, err := p.datasets.Write(ctx, p.dataset, writes)
-		if err != nil {
+		if client.IsQueued(err) {
+			// Kept in the outbox: no results until it is sent.
+			resp, p.queuing = &exchangev1.WriteDatasetRowsResponse{}, true
+			for i := range writes {
+				resp.Results = append(resp.Results, &exchangev1.RowWriteResult{Index: int32(i), Accepted: true})
+			}
+		} else if err != nil {
 			return err
 		}
 		if len(resp.GetResults()) != len(writes) {
@@ -345,9 +359,12 @@ func (p *rowPusher) flush() error {
 	p.progress.clear()
 	for _, rec := range p.pending {
 		p.counts.total++
-		if len(rec.problems) == 0 {
+		switch {
+		case len(rec.problems) == 0 && p.queuing && rec.write != nil:
+			p.counts.queued++
+		case len(rec.problems) == 0:
 			p.counts.written++
-		} else {
+		default:
 			p.counts.rejected++
 		}
 		for _, pr := range rec.problems {
@@ -357,7 +374,7 @@ func (p *rowPusher) flush() error {
 		}
 		p.lastSent = rec.line
 	}
-	p.pending, p.writes = p.pending[:0], 0
+	p.pending, p.writes, p.queuing = p.pending[:0], 0, false
 	n := p.counts
 	p.progress.show("Sent %d rows through line %d: %d written, %d rejected...", n.total, p.lastRead, n.written, n.rejected)
 	return nil

@@ -97,9 +97,12 @@ func newReferralsInboxCmd(a *app, runF func(*referralsListOptions) error) *cobra
 
 // newReferralsOutboxCmd is `exchangectl referrals outbox`.
 func newReferralsOutboxCmd(a *app, runF func(*referralsListOptions) error) *cobra.Command {
-	return newReferralsListCmd(a, runF, exchangev1.ReferralDirection_REFERRAL_DIRECTION_OUTBOX, "outbox",
+	cmd := newReferralsListCmd(a, runF, exchangev1.ReferralDirection_REFERRAL_DIRECTION_OUTBOX, "outbox",
 		"List referrals your agency sent, newest first",
 		"  exchangectl referrals outbox --state rejected")
+	cmd.Long += "\n\nThese are referrals the exchange has. Writes this machine keeps because the\n" +
+		"exchange could not be reached are in 'exchangectl outbox list' (--field-file)."
+	return cmd
 }
 
 // newReferralsListCmd builds inbox and outbox.

@@ -121,6 +121,8 @@ type pushRecord struct {
 // pushCounts tallies the results.
 type pushCounts struct {
 	total, accepted, duplicates, rejected int
+	// queued counts the records kept in the outbox (--field-file).
+	queued int
 }
 
 // pusher streams a file through BatchCreateReferrals.
@@ -174,6 +176,9 @@ func runReferralsPush(ctx context.Context, o *referralsPushOptions) error {
 	p.progress.clear()
 	n := p.counts
 	tally := fmt.Sprintf("%d accepted, %d %s, %d rejected", n.accepted, n.duplicates, plural(n.duplicates, "duplicate", "duplicates"), n.rejected)
+	if n.queued > 0 {
+		tally += fmt.Sprintf(", %d queued (the exchange cannot be reached; they will be sent by 'exchangectl outbox send')", n.queued)
+	}
 	switch {
 	case err != nil && n.total == 0:
 		fmt.Fprintf(o.app.env.Stderr, "Nothing was sent from %s.\n", name)
@@ -283,7 +288,9 @@ func (p *pusher) flush() error {
 		ctx, cancel := callContext(p.ctx)
 		defer cancel()
 		results, err := p.referrals.BatchCreate(ctx, reqs)
-		if err != nil {
+		if client.IsQueued(err) {
+			results = queuedResults(reqs, err)
+		} else if err != nil {
 			return err
 		}
 		if len(results) != len(reqs) {
@@ -319,6 +326,10 @@ func (p *pusher) lastSent() int {
 // count adds a result to the tally.
 func (p *pusher) count(res *exchangev1.ReferralPushResult) {
 	p.counts.total++
+	if res.GetCode() == client.ReasonQueued {
+		p.counts.queued++
+		return
+	}
 	switch res.GetStatus() {
 	case exchangev1.ReferralPushStatus_REFERRAL_PUSH_STATUS_ACCEPTED:
 		p.counts.accepted++
@@ -380,12 +391,15 @@ func (o *pushOutput) write(rec pushRecord) error {
 	}
 	res := rec.result
 	outcome := res.GetReferral()
-	if res.GetStatus() != exchangev1.ReferralPushStatus_REFERRAL_PUSH_STATUS_ACCEPTED &&
-		res.GetStatus() != exchangev1.ReferralPushStatus_REFERRAL_PUSH_STATUS_DUPLICATE {
+	statusName := pushStatusNames.name(protoreflect.EnumNumber(res.GetStatus()))
+	switch {
+	case res.GetCode() == client.ReasonQueued:
+		statusName, outcome = "queued", res.GetMessage()
+	case res.GetStatus() != exchangev1.ReferralPushStatus_REFERRAL_PUSH_STATUS_ACCEPTED &&
+		res.GetStatus() != exchangev1.ReferralPushStatus_REFERRAL_PUSH_STATUS_DUPLICATE:
 		outcome = rejectionText(res)
 	}
-	_, err := fmt.Fprintf(o.w, "%-6d  %-46s  %-9s  %s\n", rec.line, orDash(res.GetRequestId()),
-		pushStatusNames.name(protoreflect.EnumNumber(res.GetStatus())), outcome)
+	_, err := fmt.Fprintf(o.w, "%-6d  %-46s  %-9s  %s\n", rec.line, orDash(res.GetRequestId()), statusName, outcome)
 	return err
 }
 
@@ -444,4 +458,16 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// queuedResults are the results of a batch the outbox kept (err says
+// which entry): each request queued, with no status yet.
+func queuedResults(reqs []*exchangev1.CreateReferralRequest, err error) []*exchangev1.ReferralPushResult {
+	id, _ := client.QueuedEntry(err)
+	out := make([]*exchangev1.ReferralPushResult, len(reqs))
+	for i, r := range reqs {
+		out[i] = &exchangev1.ReferralPushResult{Index: int32(i), RequestId: r.GetRequestId(), Code: client.ReasonQueued,
+			Message: fmt.Sprintf("in outbox entry %d", id)}
+	}
+	return out
 }
