@@ -162,7 +162,7 @@ func init() {
 func madeTransition(to exchangev1.ReferralState) func(*exchangev1.Referral, string) bool {
 	return func(r *exchangev1.Referral, self string) bool {
 		for _, t := range r.GetHistory() {
-			if t.GetActor() == self && t.GetTo() == to && t.GetFrom() != to {
+			if t.GetActor() == self && t.GetToState() == to && t.GetFromState() != to {
 				return true
 			}
 		}

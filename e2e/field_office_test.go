@@ -222,8 +222,8 @@ func TestAFieldOfficeWorksThroughADeadLine(t *testing.T) {
 		direct["iom"].jsonOne(t, &r, "referrals", "show", strings.TrimPrefix(name, "referrals/"))
 		var got []exchangev1.ReferralState
 		for _, h := range r.GetHistory() {
-			if h.GetFrom() != h.GetTo() && h.GetActor() == "agencies/iom" {
-				got = append(got, h.GetTo())
+			if h.GetFromState() != h.GetToState() && h.GetActor() == "agencies/iom" {
+				got = append(got, h.GetToState())
 			}
 		}
 		if !slices.Equal(got, want) {

@@ -62,8 +62,8 @@ func TestOutboxSendsTheWritesOfAResourceInOrder(t *testing.T) {
 	}
 	var moves []exchangev1.ReferralState
 	for _, h := range got.GetHistory() {
-		if h.GetFrom() != h.GetTo() {
-			moves = append(moves, h.GetTo())
+		if h.GetFromState() != h.GetToState() {
+			moves = append(moves, h.GetToState())
 		}
 	}
 	want := []exchangev1.ReferralState{exchangev1.ReferralState_REFERRAL_STATE_REQUESTED, exchangev1.ReferralState_REFERRAL_STATE_RECEIVED,
