@@ -45,6 +45,7 @@ func (b *bench) startupAndReads(ctx context.Context) error {
 		}
 	}
 	if b.want("filtered") {
+		b.stopAll() // the reads' exchanged holds the database's lock
 		if err := b.filtered(ctx, dir); err != nil {
 			return err
 		}
