@@ -289,9 +289,13 @@ wait:
 		}
 	}
 	if damaged != nil {
-		// Health reports NOT_SERVING from here on (Shutdown); the store
-		// has closed the file, so calls in flight fail.
-		log.Error("the database is damaged: exchanged stops; restore the last backup", "error", damaged.Error())
+		// Health reports NOT_SERVING from here on (Shutdown); on damage
+		// the store has closed the file, so calls in flight fail.
+		if store.KindOf(damaged) == store.KindFailedPrecondition {
+			log.Error("the database is damaged: exchanged stops; restore the last backup", "error", damaged.Error())
+		} else {
+			log.Error("the page check after start-up could not run: exchanged stops", "error", damaged.Error())
+		}
 		graceCtx, cancel := context.WithTimeout(context.Background(), o.shutdownGrace)
 		defer cancel()
 		srv.Shutdown(graceCtx)
