@@ -2,6 +2,9 @@ package store
 
 import (
 	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"strings"
@@ -47,25 +50,71 @@ func badToken() error {
 		Message: "page_token is not valid for this request (it must come from a response to the same request)"}
 }
 
-// decodeToken returns the key after which the page starts.
-func decodeToken(token string, fingerprint []byte) ([]byte, error) {
+// pageTokens seals page tokens. A token holds the key after which the
+// next page starts, the last key the page visited, which need not be an
+// item the caller was shown: a filtered page stops after its scan budget,
+// perhaps on a record the caller may not see (another agency's plan kept
+// from it, say). So the key is encrypted (AES-256-GCM, under a key derived
+// from the store's page secret) and the caller learns nothing from it.
+// The nonce is derived from the sealed bytes (HMAC-SHA-256), so that one
+// position always gives the same token.
+type pageTokens struct {
+	aead     cipher.AEAD
+	nonceKey []byte
+}
+
+// newPageTokens derives the sealing keys from secret (the store's page
+// secret; nil for a store opened read-only, which serves no caller).
+func newPageTokens(secret []byte) pageTokens {
+	derive := func(purpose string) []byte {
+		m := hmac.New(sha256.New, secret)
+		m.Write([]byte(purpose))
+		return m.Sum(nil)
+	}
+	block, err := aes.NewCipher(derive("page token key"))
+	if err != nil {
+		panic("page tokens: " + err.Error()) // a 32-byte key always fits
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		panic("page tokens: " + err.Error())
+	}
+	return pageTokens{aead: aead, nonceKey: derive("page token nonce")}
+}
+
+// pageTokens returns the sealer of the store's page tokens.
+func (s *Store) pageTokens() pageTokens { return newPageTokens(s.pageSecret) }
+
+// decode returns the key after which the page starts.
+func (pt pageTokens) decode(token string, fingerprint []byte) ([]byte, error) {
 	if token == "" {
 		return nil, nil
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil || len(raw) <= len(fingerprint) || !bytes.Equal(raw[:len(fingerprint)], fingerprint) {
+	n := pt.aead.NonceSize()
+	if err != nil || len(raw) < n {
+		return nil, badToken()
+	}
+	plain, err := pt.aead.Open(nil, raw[:n], raw[n:], nil)
+	if err != nil || len(plain) <= len(fingerprint) || !bytes.Equal(plain[:len(fingerprint)], fingerprint) {
 		return nil, badToken()
 	}
 	// The decoder skips line breaks and ignores the unused low bits of
-	// the last character; accept only the one spelling encodeToken makes.
-	if encodeToken(fingerprint, raw[len(fingerprint):]) != token {
+	// the last character; accept only the one spelling encode makes.
+	key := plain[len(fingerprint):]
+	if pt.encode(fingerprint, key) != token {
 		return nil, badToken()
 	}
-	return raw[len(fingerprint):], nil
+	return key, nil
 }
 
-func encodeToken(fingerprint, lastKey []byte) string {
-	return base64.RawURLEncoding.EncodeToString(append(append([]byte{}, fingerprint...), lastKey...))
+// encode seals the position after lastKey in the query fingerprint names.
+func (pt pageTokens) encode(fingerprint, lastKey []byte) string {
+	plain := append(append([]byte{}, fingerprint...), lastKey...)
+	m := hmac.New(sha256.New, pt.nonceKey)
+	m.Write(plain)
+	nonce := m.Sum(nil)[:pt.aead.NonceSize()]
+	return base64.RawURLEncoding.EncodeToString(pt.aead.Seal(append([]byte{}, nonce...), nonce, plain, nil))
 }
 
 // A page visits at most scanBudget(limit) keys, matching or not: a
@@ -97,9 +146,10 @@ func scanBudget(limit int) int { return max(scanBudgetPerItem*limit, scanBudgetM
 // says whether it matches the query. It returns one page of matching items
 // and the token of the next page, empty when the walk reached the end of
 // the prefix. It visits at most scanBudget keys: a page may hold fewer
-// items than asked for, even none, and still have a next page.
-func paginate[T any](tx kv.Tx, bucket, prefix []byte, p Page, fingerprint []byte, visit func(k, v []byte) (T, bool, error)) ([]T, string, error) {
-	after, err := decodeToken(p.Token, fingerprint)
+// items than asked for, even none, and still have a next page. pt seals
+// the tokens.
+func paginate[T any](pt pageTokens, tx kv.Tx, bucket, prefix []byte, p Page, fingerprint []byte, visit func(k, v []byte) (T, bool, error)) ([]T, string, error) {
+	after, err := pt.decode(p.Token, fingerprint)
 	if err != nil {
 		return nil, "", err
 	}
@@ -123,7 +173,7 @@ func paginate[T any](tx kv.Tx, bucket, prefix []byte, p Page, fingerprint []byte
 	}
 	for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		if visited == budget {
-			return items, encodeToken(fingerprint, last), nil
+			return items, pt.encode(fingerprint, last), nil
 		}
 		visited++
 		item, ok, err := visit(k, v)
@@ -132,7 +182,7 @@ func paginate[T any](tx kv.Tx, bucket, prefix []byte, p Page, fingerprint []byte
 		}
 		if ok && len(items) == limit {
 			// A further match: the next page starts with it.
-			return items, encodeToken(fingerprint, last), nil
+			return items, pt.encode(fingerprint, last), nil
 		}
 		if ok {
 			items = append(items, item)

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"bytes"
+	"encoding/base64"
 	"fmt"
 	"slices"
 	"testing"
@@ -106,6 +108,11 @@ func TestFilteredPageVisitsAtMostTheBudget(t *testing.T) {
 				got = append(got, names(items)...)
 				if next == "" {
 					break
+				}
+				// The token holds the last key visited, perhaps a record
+				// the caller was not shown: it must not be readable.
+				if raw, err := base64.RawURLEncoding.DecodeString(next); err != nil || bytes.Contains(raw, []byte("iom")) {
+					t.Fatalf("page %d: token %q shows the key it resumes after (%v)", pages, next, err)
 				}
 				p.Token = next
 			}

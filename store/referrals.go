@@ -385,7 +385,7 @@ func (s *Store) ListReferrals(ctx context.Context, f ReferralFilter, p Page) ([]
 	}
 	err = s.view(ctx, func(tx kv.Tx) error {
 		var err error
-		items, token, err = paginate(tx, bucketReferralByParty, prefix, p, fp, func(k, _ []byte) (*exchangev1.Referral, bool, error) {
+		items, token, err = paginate(s.pageTokens(), tx, bucketReferralByParty, prefix, p, fp, func(k, _ []byte) (*exchangev1.Referral, bool, error) {
 			side := k[len(k)-1]
 			if (f.Inbox || f.Outbox) && !(f.Inbox && side == sideReceiver || f.Outbox && side == sideSender) {
 				return nil, false, nil
