@@ -232,6 +232,10 @@ func serve(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) error
 		return err
 	}
 
+	// SIGINT and SIGTERM stop exchanged cleanly from the moment it says
+	// it listens: a service manager may stop it right away.
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	if created {
 		fmt.Fprintf(stdout, "created a development CA and certificates in %s\n", dev.Dir)
 	}
@@ -240,8 +244,6 @@ func serve(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) error
 		lis.Addr(), dev.CACert, dev.SecretariatCert, dev.SecretariatKey)
 	log.Info("serving", "address", lis.Addr().String(), "database", dbPath)
 
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
 	checked := make(chan error, 1)
