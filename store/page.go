@@ -7,6 +7,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"strings"
 
 	"github.com/alltogether/exchange/store/kv"
@@ -131,12 +132,24 @@ func (pt pageTokens) encode(fingerprint, lastKey []byte) string {
 // an unfiltered page visits limit keys, plus one to know there is more.
 // For small pages the fixed cost of a call dominates, so no page visits
 // fewer than scanBudgetMin keys.
+//
+// A key that the visit turns down from the key alone, without reading its
+// record (errPassOver: an inbox list passing over the agency's sent
+// referrals), costs a small part of a visit, and counts 1/passOverShare
+// of one: an agency that sent a million referrals and received few pages
+// through its empty inbox in a few hundred calls rather than thousands.
 const (
 	// scanBudgetPerItem is how many keys a page may visit per item asked.
 	scanBudgetPerItem = 2
 	// scanBudgetMin is the fewest keys a page may visit.
 	scanBudgetMin = 100
+	// passOverShare is how many keys passed over cost one visit.
+	passOverShare = 16
 )
+
+// errPassOver, from a visit, turns the key down from the key alone: it
+// counts 1/passOverShare of a visit against the page's budget.
+var errPassOver = errors.New("passed over on its key")
 
 // scanBudget is the most keys one page of limit items visits.
 func scanBudget(limit int) int { return max(scanBudgetPerItem*limit, scanBudgetMin) }
@@ -157,12 +170,12 @@ func paginate[T any](pt pageTokens, tx kv.Tx, bucket, prefix []byte, p Page, fin
 		return nil, "", badToken()
 	}
 	limit := p.limit()
-	budget := scanBudget(limit)
+	// In passOverShare-ths of a visit.
+	budget, spent := scanBudget(limit)*passOverShare, 0
 	var items []T
 	// last is the last key the page used up: returned, or visited and
 	// not matching. The next page resumes after it.
 	var last []byte
-	visited := 0
 	c := tx.Bucket(bucket).Cursor()
 	k, v := c.Seek(prefix)
 	if after != nil {
@@ -172,14 +185,19 @@ func paginate[T any](pt pageTokens, tx kv.Tx, bucket, prefix []byte, p Page, fin
 		}
 	}
 	for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		if visited == budget {
+		if spent+1 > budget {
 			return items, pt.encode(fingerprint, last), nil
 		}
-		visited++
 		item, ok, err := visit(k, v)
+		if errors.Is(err, errPassOver) {
+			spent++
+			last = append(last[:0], k...)
+			continue
+		}
 		if err != nil {
 			return nil, "", err
 		}
+		spent += passOverShare
 		if ok && len(items) == limit {
 			// A further match: the next page starts with it.
 			return items, pt.encode(fingerprint, last), nil

@@ -143,3 +143,28 @@ func TestScanBudget(t *testing.T) {
 		}
 	}
 }
+
+// TestInboxPassesOverSentReferralsCheaply lists the inbox of an agency that
+// sent 1,000 referrals and received none: its keys of sent referrals are
+// turned down from the key alone, each counting a sixteenth of a visit,
+// so one page of the default size passes over all 1,000 (its budget is
+// 100 visits, 1,600 such keys) and ends the list.
+func TestInboxPassesOverSentReferralsCheaply(t *testing.T) {
+	s, _ := openTest(t)
+	seedInbox(t, s, 1000, 97)
+	visits := 0
+	f := ReferralFilter{AgencyID: "ilo", Inbox: true, Keep: func(*exchangev1.Referral) bool { visits++; return true }}
+	items, next, _, err := s.ListReferrals(t.Context(), f, Page{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != 0 || next != "" || visits != 0 {
+		t.Errorf("ilo's inbox: %d referrals, next token %q, %d referrals read; want one empty last page that read none", len(items), next, visits)
+	}
+	// Its outbox is read record by record, within the budget.
+	f.Inbox, f.Outbox = false, true
+	items, next, _, err = s.ListReferrals(t.Context(), f, Page{})
+	if err != nil || len(items) != DefaultPageSize || next == "" {
+		t.Errorf("ilo's outbox: %d referrals, next %q, %v; want a full page and more", len(items), next, err)
+	}
+}
