@@ -14,7 +14,9 @@ type pageFetcher[T any] func(ctx context.Context, token string) (items []T, next
 
 // paginate turns a paged List call into an iterator over all items. It
 // fetches a page only when the previous one is used up, stops when the
-// caller stops, and on error yields (zero, err) once and stops. A server
+// caller stops, and on error yields (zero, err) once and stops. Only an
+// empty next token ends the list: a page may be short or empty and still
+// have one (a filtered page stops after its scan budget of records). A server
 // that repeats a page token would loop for ever; paginate stops with an
 // INTERNAL error instead.
 func paginate[T any](ctx context.Context, fetch pageFetcher[T]) iter.Seq2[T, error] {

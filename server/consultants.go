@@ -58,14 +58,24 @@ func (s *consultantService) visibleConsultant(ctx context.Context, name string) 
 		return k, nil
 	}
 	if k.GetErased() {
-		booked, _, err := s.store.ListEngagements(ctx, name, func(e *exchangev1.Engagement) bool {
-			return e.GetAgency() == c.AgencyName()
-		}, store.Page{Size: 1})
-		if err != nil {
-			return nil, err
-		}
-		if len(booked) > 0 {
-			return k, nil
+		// A page may come back empty before the list ends (it visits at
+		// most its scan budget of engagements): only an empty token
+		// says there is no booking of the caller's.
+		page := store.Page{Size: 1}
+		for {
+			booked, next, err := s.store.ListEngagements(ctx, name, func(e *exchangev1.Engagement) bool {
+				return e.GetAgency() == c.AgencyName()
+			}, page)
+			if err != nil {
+				return nil, err
+			}
+			if len(booked) > 0 {
+				return k, nil
+			}
+			if next == "" {
+				break
+			}
+			page.Token = next
 		}
 	}
 	return nil, notFound(name)

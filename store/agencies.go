@@ -164,7 +164,7 @@ func (s *Store) ListAgencies(ctx context.Context, f AgencyFilter, p Page) ([]*ex
 	var token string
 	err := s.view(ctx, func(tx kv.Tx) error {
 		var err error
-		items, token, err = paginate(tx, bucket, prefix, p, fp, func(k, _ []byte) (*exchangev1.Agency, bool, error) {
+		items, token, err = paginate(s.pageTokens(), tx, bucket, prefix, p, fp, func(k, _ []byte) (*exchangev1.Agency, bool, error) {
 			a, ok, err := agencies.get(tx, idOf(k))
 			if err != nil || !ok {
 				return nil, false, err

@@ -154,7 +154,7 @@ func (s *Store) ListCertificates(ctx context.Context, subject string, p Page) ([
 	var token string
 	err := s.view(ctx, func(tx kv.Tx) error {
 		var err error
-		items, token, err = paginate(tx, bucket, prefix, p, fp, func(k, _ []byte) (*exchangev1.Certificate, bool, error) {
+		items, token, err = paginate(s.pageTokens(), tx, bucket, prefix, p, fp, func(k, _ []byte) (*exchangev1.Certificate, bool, error) {
 			return certificates.get(tx, k[len(prefix):])
 		})
 		return err

@@ -219,7 +219,7 @@ func (s *Store) ListConsultants(ctx context.Context, f ConsultantFilter, p Page)
 	var token string
 	err := s.view(ctx, func(tx kv.Tx) error {
 		var err error
-		items, token, err = paginate(tx, bucketConsultants, prefix, p, query("consultants", f.AgencyID, f.Fingerprint), func(_, v []byte) (*exchangev1.Consultant, bool, error) {
+		items, token, err = paginate(s.pageTokens(), tx, bucketConsultants, prefix, p, query("consultants", f.AgencyID, f.Fingerprint), func(_, v []byte) (*exchangev1.Consultant, bool, error) {
 			c := new(exchangev1.Consultant)
 			if err := unmarshal(v, c); err != nil {
 				return nil, false, err
@@ -312,7 +312,7 @@ func (s *Store) ListEngagements(ctx context.Context, consultant string, keep fun
 			return notFound(consultant)
 		}
 		var err error
-		items, token, err = paginate(tx, bucketEngagements, joinKey(cid, ""), p, query("engagements", consultant), func(_, v []byte) (*exchangev1.Engagement, bool, error) {
+		items, token, err = paginate(s.pageTokens(), tx, bucketEngagements, joinKey(cid, ""), p, query("engagements", consultant), func(_, v []byte) (*exchangev1.Engagement, bool, error) {
 			e := new(exchangev1.Engagement)
 			if err := unmarshal(v, e); err != nil {
 				return nil, false, err

@@ -109,7 +109,7 @@ func (s *Store) ListDatasets(ctx context.Context, keep func(*exchangev1.Dataset)
 	var token string
 	err := s.view(ctx, func(tx kv.Tx) error {
 		var err error
-		items, token, err = paginate(tx, bucketDatasets, nil, p, query("datasets", fingerprint), func(_, v []byte) (*exchangev1.Dataset, bool, error) {
+		items, token, err = paginate(s.pageTokens(), tx, bucketDatasets, nil, p, query("datasets", fingerprint), func(_, v []byte) (*exchangev1.Dataset, bool, error) {
 			d := new(exchangev1.Dataset)
 			if err := unmarshal(v, d); err != nil {
 				return nil, false, err

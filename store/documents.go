@@ -156,7 +156,7 @@ func (s *Store) ListDocuments(ctx context.Context, f DocumentFilter, p Page) ([]
 	var token string
 	err := s.view(ctx, func(tx kv.Tx) error {
 		var err error
-		items, token, err = paginate(tx, bucketDocuments, prefix, p, query("documents", f.AgencyID, f.Fingerprint), func(_, v []byte) (*exchangev1.Document, bool, error) {
+		items, token, err = paginate(s.pageTokens(), tx, bucketDocuments, prefix, p, query("documents", f.AgencyID, f.Fingerprint), func(_, v []byte) (*exchangev1.Document, bool, error) {
 			d := new(exchangev1.Document)
 			if err := unmarshal(v, d); err != nil {
 				return nil, false, err

@@ -188,7 +188,7 @@ func (s *Store) ListFocalPoints(ctx context.Context, f FocalPointFilter, p Page)
 	var token string
 	err := s.view(ctx, func(tx kv.Tx) error {
 		var err error
-		items, token, err = paginate(tx, bucketFocalPointByTopic, prefix, p, fp, func(k, _ []byte) (*exchangev1.FocalPoint, bool, error) {
+		items, token, err = paginate(s.pageTokens(), tx, bucketFocalPointByTopic, prefix, p, fp, func(k, _ []byte) (*exchangev1.FocalPoint, bool, error) {
 			// k = agency ∅ topic ∅ u32(start) id
 			agencyID, rest, _ := bytes.Cut(k, []byte{sep})
 			topic, rest, _ := bytes.Cut(rest, []byte{sep})

@@ -160,9 +160,8 @@ func listAll[T any](t *testing.T, size int32, list func(Page) ([]T, string, erro
 		if next == "" {
 			return all
 		}
-		if len(items) == 0 {
-			t.Fatalf("page %d is empty but has a next page token", pages)
-		}
+		// A page may be empty and still have a next page: a filtered
+		// page stops after visiting its scan budget of keys (page.go).
 		p.Token = next
 	}
 }

@@ -203,10 +203,10 @@ func TestPagination(t *testing.T) {
 			{"garbage", AgencyFilter{Country: "KH"}, "not a token!"},
 			{"base64 of nothing", AgencyFilter{Country: "KH"}, base64.RawURLEncoding.EncodeToString([]byte("hello, world"))},
 			{"fingerprint only", AgencyFilter{Country: "KH"}, base64.RawURLEncoding.EncodeToString(raw[:8])},
-			{"fingerprint only, no filter", AgencyFilter{}, encodeToken(query("agencies", "", exchangev1.Niche(0).String(), "", exchangev1.AgencyState(0).String()), nil)},
-			{"padded", AgencyFilter{Country: "KH"}, base64.URLEncoding.EncodeToString(raw)},
+			{"fingerprint only, no filter", AgencyFilter{}, s.pageTokens().encode(query("agencies", "", exchangev1.Niche(0).String(), "", exchangev1.AgencyState(0).String()), nil)},
+			{"padded", AgencyFilter{Country: "KH"}, kh + "="},
 			{"line break", AgencyFilter{Country: "KH"}, kh[:4] + "\n" + kh[4:]},
-			{"key outside the prefix", AgencyFilter{Country: "KH"}, encodeToken(query("agencies", "KH", exchangev1.Niche(0).String(), "", exchangev1.AgencyState(0).String()), []byte("TH\x00agency-00"))},
+			{"key outside the prefix", AgencyFilter{Country: "KH"}, s.pageTokens().encode(query("agencies", "KH", exchangev1.Niche(0).String(), "", exchangev1.AgencyState(0).String()), []byte("TH\x00agency-00"))},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -230,17 +230,18 @@ func TestPageLimit(t *testing.T) {
 	}
 }
 
-// FuzzPageToken feeds decodeToken arbitrary tokens: it must never panic,
-// and a token it accepts must be exactly the one encodeToken makes for the
+// FuzzPageToken feeds pageTokens.decode arbitrary tokens: it must never
+// panic, and a token it accepts must be exactly the one encode makes for the
 // key it returns.
 func FuzzPageToken(f *testing.F) {
 	fp := query("agencies", "KH", "", "", "")
+	pt := newPageTokens(bytes.Repeat([]byte{7}, 32))
 	f.Add("", "agencies")
-	f.Add(encodeToken(fp, []byte("KH\x00iom")), "agencies")
-	f.Add(encodeToken(fp, []byte{0, 0, 0, 1, 0xff}), "agencies")
-	f.Add(encodeToken(fp, []byte("x")), "focal_points")
-	f.Add(encodeToken(fp, nil), "agencies")
-	f.Add(encodeToken(fp, []byte("KH\x00iom"))+"\n", "agencies")
+	f.Add(pt.encode(fp, []byte("KH\x00iom")), "agencies")
+	f.Add(pt.encode(fp, []byte{0, 0, 0, 1, 0xff}), "agencies")
+	f.Add(pt.encode(fp, []byte("x")), "focal_points")
+	f.Add(pt.encode(fp, nil), "agencies")
+	f.Add(pt.encode(fp, []byte("KH\x00iom"))+"\n", "agencies")
 	f.Add(base64.URLEncoding.EncodeToString(append(bytes.Clone(fp), 'k')), "agencies")
 	f.Add("AB", "agencies")
 	f.Add("!!!!", "agencies")
@@ -250,10 +251,10 @@ func FuzzPageToken(f *testing.F) {
 		if list != "agencies" {
 			fingerprint = query(list)
 		}
-		key, err := decodeToken(token, fingerprint)
+		key, err := pt.decode(token, fingerprint)
 		if err != nil {
 			if KindOf(err) != KindInvalidArgument {
-				t.Fatalf("decodeToken(%q) error kind %v, want invalid argument", token, KindOf(err))
+				t.Fatalf("decode(%q) error kind %v, want invalid argument", token, KindOf(err))
 			}
 			return
 		}
@@ -264,10 +265,10 @@ func FuzzPageToken(f *testing.F) {
 			return
 		}
 		if len(key) == 0 {
-			t.Fatalf("decodeToken(%q) accepted an empty key", token)
+			t.Fatalf("decode(%q) accepted an empty key", token)
 		}
-		if again := encodeToken(fingerprint, key); again != token {
-			t.Fatalf("decodeToken(%q) = %q, which encodes as %q", token, key, again)
+		if again := pt.encode(fingerprint, key); again != token {
+			t.Fatalf("decode(%q) = %q, which encodes as %q", token, key, again)
 		}
 	})
 }

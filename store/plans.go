@@ -279,7 +279,7 @@ func (s *Store) ListPlans(ctx context.Context, f PlanFilter, p Page) ([]*exchang
 	}
 	err = s.view(ctx, func(tx kv.Tx) error {
 		var err error
-		items, token, err = paginate(tx, bucket, prefix, p, fp, func(k, v []byte) (*exchangev1.Plan, bool, error) {
+		items, token, err = paginate(s.pageTokens(), tx, bucket, prefix, p, fp, func(k, v []byte) (*exchangev1.Plan, bool, error) {
 			var pl *exchangev1.Plan
 			if bytes.Equal(bucket, bucketPlans) {
 				pl = new(exchangev1.Plan)
@@ -314,7 +314,7 @@ func (s *Store) ListPlanVersions(ctx context.Context, name string, keep func(*ex
 			return notFound(name)
 		}
 		var err error
-		items, token, err = paginate(tx, bucketPlanVersions, []byte(id), p, query("plan_versions", name), func(_, v []byte) (*exchangev1.Plan, bool, error) {
+		items, token, err = paginate(s.pageTokens(), tx, bucketPlanVersions, []byte(id), p, query("plan_versions", name), func(_, v []byte) (*exchangev1.Plan, bool, error) {
 			pl := new(exchangev1.Plan)
 			if err := unmarshal(v, pl); err != nil {
 				return nil, false, err

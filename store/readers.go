@@ -125,10 +125,21 @@ func (r *readers) waitPast(txid uint64, deadline time.Time) bool {
 }
 
 // read runs fn in a read transaction counted by s.readers. Every read of
-// the database goes through it.
-func (s *Store) read(fn func(tx *bolt.Tx) error) error {
+// the database goes through it. A read that reaches a damaged page (bbolt
+// panics) fails with the error of a damaged file rather than crashing the
+// process: the file is checked only once the exchange listens
+// (CheckHoldingWrites), so reads may reach damage before the check does.
+func (s *Store) read(fn func(tx *bolt.Tx) error) (err error) {
 	n := s.readers.start()
 	defer s.readers.end(n)
+	defer func() {
+		if v := recover(); v != nil {
+			if !raisedInBbolt() {
+				panic(v)
+			}
+			err = damagedError(s.db.Path(), v)
+		}
+	}()
 	return s.db.View(func(tx *bolt.Tx) error {
 		s.readers.begun(n, uint64(tx.ID()))
 		return fn(tx)

@@ -385,10 +385,10 @@ func (s *Store) ListReferrals(ctx context.Context, f ReferralFilter, p Page) ([]
 	}
 	err = s.view(ctx, func(tx kv.Tx) error {
 		var err error
-		items, token, err = paginate(tx, bucketReferralByParty, prefix, p, fp, func(k, _ []byte) (*exchangev1.Referral, bool, error) {
+		items, token, err = paginate(s.pageTokens(), tx, bucketReferralByParty, prefix, p, fp, func(k, _ []byte) (*exchangev1.Referral, bool, error) {
 			side := k[len(k)-1]
 			if (f.Inbox || f.Outbox) && !(f.Inbox && side == sideReceiver || f.Outbox && side == sideSender) {
-				return nil, false, nil
+				return nil, false, errPassOver // the other side, from the key alone
 			}
 			rest := k[len(prefix) : len(k)-2]
 			r, ok, err := referrals.get(tx, []byte(newestFirst(string(rest))))

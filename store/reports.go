@@ -216,7 +216,7 @@ func (s *Store) ListReports(ctx context.Context, f ReportFilter, p Page) ([]*exc
 	var token string
 	err := s.view(ctx, func(tx kv.Tx) error {
 		var err error
-		items, token, err = paginate(tx, bucketReports, prefix, p, query("reports", f.AgencyID, f.Reader), func(_, v []byte) (*exchangev1.Report, bool, error) {
+		items, token, err = paginate(s.pageTokens(), tx, bucketReports, prefix, p, query("reports", f.AgencyID, f.Reader), func(_, v []byte) (*exchangev1.Report, bool, error) {
 			r := new(exchangev1.Report)
 			if err := unmarshal(v, r); err != nil {
 				return nil, false, err
@@ -276,7 +276,7 @@ func (s *Store) ListReportComments(ctx context.Context, report string, p Page) (
 	var token string
 	err := s.view(ctx, func(tx kv.Tx) error {
 		var err error
-		items, token, err = paginate(tx, bucketReportComments, joinKey(reportID, ""), p, query("report_comments", report), func(_, v []byte) (*exchangev1.ReportComment, bool, error) {
+		items, token, err = paginate(s.pageTokens(), tx, bucketReportComments, joinKey(reportID, ""), p, query("report_comments", report), func(_, v []byte) (*exchangev1.ReportComment, bool, error) {
 			c := new(exchangev1.ReportComment)
 			if err := unmarshal(v, c); err != nil {
 				return nil, false, err

@@ -214,14 +214,14 @@ func Open(path string, opt Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	if err := s.init(opt.ReadOnly); err != nil {
+	if err := refuseDamaged(path, func() error { return s.init(opt.ReadOnly) }); err != nil {
 		db.Close()
 		return nil, storeError(err)
 	}
 	if existed && !opt.ReadOnly {
 		// Pages freed by a process that stopped before its scrub, or by a
 		// version that did not scrub, may still hold erased details.
-		if _, err := s.scrubAll(); err != nil {
+		if err := refuseDamaged(path, func() error { _, err := s.scrubAll(); return err }); err != nil {
 			db.Close()
 			return nil, err
 		}

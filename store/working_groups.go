@@ -121,7 +121,7 @@ func (s *Store) ListWorkingGroups(ctx context.Context, memberAgencyID string, p 
 	var token string
 	err := s.view(ctx, func(tx kv.Tx) error {
 		var err error
-		items, token, err = paginate(tx, bucket, prefix, p, fp, func(k, _ []byte) (*exchangev1.WorkingGroup, bool, error) {
+		items, token, err = paginate(s.pageTokens(), tx, bucket, prefix, p, fp, func(k, _ []byte) (*exchangev1.WorkingGroup, bool, error) {
 			g, ok, err := workingGroups.get(tx, k[len(prefix):])
 			return g, ok, err
 		})

@@ -117,7 +117,7 @@ variable named in its help.`,
 		"the most the database file may grow to, like 20GiB; writes are refused in its last 16th, kept for audited reads and erasures; 0 for no limit (EXCHANGE_MAX_DB_SIZE)")
 	f.Int64Var(&o.horizon, "change-log-horizon", 1_000_000, "change-log entries kept for watchers; older ones are compacted")
 	f.DurationVar(&o.compactEvery, "compact-every", time.Minute, "how often to compact the change log to its horizon")
-	f.BoolVar(&o.skipCheck, "skip-check", false, "do not check every page of the database at start-up (faster start of a huge database)")
+	f.BoolVar(&o.skipCheck, "skip-check", false, "do not check every page of the database after start-up (writes then need not wait for the check)")
 	f.StringVar(&o.metricsListen, "metrics-listen", env("EXCHANGE_METRICS_LISTEN", "127.0.0.1:9464"),
 		"local address for Prometheus metrics over plain HTTP at /metrics, and the probes /readyz and /livez; empty to disable (EXCHANGE_METRICS_LISTEN)")
 	f.BoolVar(&o.pprof, "pprof", false, "also serve Go's profiler at /debug/pprof/ on the metrics address, to find what a busy server spends its time on (keep the address local)")
@@ -209,7 +209,8 @@ func serve(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) error
 		return fmt.Errorf("--max-db-size bounds the bbolt file; on etcd the cluster's --quota-backend-bytes does")
 	}
 	metrics := server.NewMetrics()
-	st, dbPath, err := openStore(&o.etcd, o.dataDir, store.Options{MaxSize: maxSize, CheckOnOpen: !o.skipCheck, Observer: metrics})
+	// The page check runs once exchanged listens (checkPages), not here.
+	st, dbPath, err := openStore(&o.etcd, o.dataDir, store.Options{MaxSize: maxSize, Observer: metrics})
 	if err != nil {
 		return err
 	}
@@ -232,6 +233,10 @@ func serve(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) error
 		return err
 	}
 
+	// SIGINT and SIGTERM stop exchanged cleanly from the moment it says
+	// it listens: a service manager may stop it right away.
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	if created {
 		fmt.Fprintf(stdout, "created a development CA and certificates in %s\n", dev.Dir)
 	}
@@ -240,10 +245,14 @@ func serve(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) error
 		lis.Addr(), dev.CACert, dev.SecretariatCert, dev.SecretariatKey)
 	log.Info("serving", "address", lis.Addr().String(), "database", dbPath)
 
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
+	checked := make(chan error, 1)
+	if o.skipCheck {
+		log.Warn("the database's pages were not checked (--skip-check)")
+	} else {
+		go func() { checked <- checkPages(ctx, st, log) }()
+	}
 	go compactChangeLog(ctx, st, log, o.horizon, o.compactEvery)
 	go eraseExpiredReferrals(ctx, st, log, o.retention, time.Hour)
 	go verifyAuditChain(ctx, st, metrics, log, o.auditVerify.every, o.auditVerify.atStart != "full")
@@ -269,10 +278,35 @@ func serve(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) error
 		defer msrv.Close()
 		fmt.Fprintf(stdout, "metrics on http://%s/metrics\n", mlis.Addr())
 	}
-	select {
-	case err := <-served:
-		return err
-	case <-ctx.Done():
+	var damaged error
+wait:
+	for {
+		select {
+		case err := <-served:
+			return err
+		case err := <-checked:
+			checked = nil
+			if err != nil && ctx.Err() == nil {
+				damaged = err
+				break wait
+			}
+		case <-ctx.Done():
+			break wait
+		}
+	}
+	if damaged != nil {
+		// Health reports NOT_SERVING from here on (Shutdown); on damage
+		// the store has closed the file, so calls in flight fail.
+		if store.KindOf(damaged) == store.KindFailedPrecondition {
+			log.Error("the database is damaged: exchanged stops; restore the last backup", "error", damaged.Error())
+		} else {
+			log.Error("the page check after start-up could not run: exchanged stops", "error", damaged.Error())
+		}
+		graceCtx, cancel := context.WithTimeout(context.Background(), o.shutdownGrace)
+		defer cancel()
+		srv.Shutdown(graceCtx)
+		<-served
+		return fmt.Errorf("the page check after start-up: %w", damaged)
 	}
 	log.Info("shutting down: finishing calls in flight", "grace", o.shutdownGrace.String())
 	graceCtx, cancel := context.WithTimeout(context.Background(), o.shutdownGrace)
@@ -391,4 +425,16 @@ func eraseExpiredReferrals(ctx context.Context, st *store.Store, log *slog.Logge
 			run()
 		}
 	}
+}
+
+// checkPages checks every page of the database while exchanged serves
+// (store.CheckHoldingWrites: reads go on, writes wait until it passes) and
+// logs how long it took. A damaged file is an error that stops exchanged.
+func checkPages(ctx context.Context, st *store.Store, log *slog.Logger) error {
+	start := time.Now()
+	if err := st.CheckHoldingWrites(ctx); err != nil {
+		return err
+	}
+	log.Info("database pages checked", "took", time.Since(start).String())
+	return nil
 }

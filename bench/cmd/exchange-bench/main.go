@@ -46,7 +46,7 @@ type options struct {
 }
 
 // workloads in the order they run.
-var workloads = []string{"writes", "replicated", "watch", "startup", "reads", "pull", "overlaps"}
+var workloads = []string{"writes", "replicated", "watch", "startup", "reads", "filtered", "pull", "overlaps"}
 
 // want reports whether the run includes the workload.
 func (b *bench) want(w string) bool { return len(b.opt.only) == 0 || b.opt.only[w] }
@@ -144,7 +144,7 @@ func run(o options) error {
 		{[]string{"writes"}, b.writes},
 		{[]string{"replicated"}, b.replicated}, // two replicas on a 3-member etcd cluster
 		{[]string{"watch"}, b.watch},
-		{[]string{"startup", "reads"}, b.startupAndReads}, // one seeded database
+		{[]string{"startup", "reads", "filtered"}, b.startupAndReads}, // one seeded database
 		{[]string{"pull"}, b.pull},
 		{[]string{"overlaps"}, b.overlaps},
 	}

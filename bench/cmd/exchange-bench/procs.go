@@ -27,6 +27,8 @@ type proc struct {
 	addr    string        // where it accepts calls
 	metrics string        // exchanged's metrics address, if any
 	ready   time.Duration // from exec to the listening line
+	started time.Time     // when it was started
+	checked time.Duration // exchanged: from exec to the end of its page check
 	done    chan struct{} // closed when the process has exited
 	waitErr error
 }
@@ -57,7 +59,7 @@ func startProc(name, bin string, args []string, log string, readyOnStderr bool, 
 		logFile.Close()
 		return nil, err
 	}
-	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
+	p := &proc{name: name, cmd: cmd, done: make(chan struct{}), started: time.Now()}
 	type found struct {
 		addr, metrics string
 		at            time.Time
@@ -165,7 +167,9 @@ var (
 // 32, because the bench measures the server's capacity with one sending
 // agency's 64 clients (--clients) and one receiving agency's 100 watchers
 // (--watchers), not the abuse policy; the limiters still run on every
-// call. extra flags follow (the etcd cluster of a replica).
+// call. extra flags follow (the etcd cluster of a replica). Unless
+// skipCheck, it returns once exchanged's page check after start-up has
+// passed (its "database pages checked" line).
 func (e *env) startExchanged(name, dataDir string, skipCheck bool, extra ...string) (*proc, error) {
 	args := []string{"--listen", "127.0.0.1:0", "--data-dir", dataDir, "--metrics-listen", "127.0.0.1:0",
 		"--rate", "1000000", "--burst", "1000000", "--max-calls-in-flight-per-agency", "1000000",
@@ -174,8 +178,20 @@ func (e *env) startExchanged(name, dataDir string, skipCheck bool, extra ...stri
 		args = append(args, "--skip-check")
 	}
 	args = append(args, extra...)
-	return startProc(name, filepath.Join(e.bin, "exchanged"), args, filepath.Join(e.work, "logs", name+".log"),
+	log := filepath.Join(e.work, "logs", name+".log")
+	p, err := startProc(name, filepath.Join(e.bin, "exchanged"), args, log,
 		false, exchangedReady, exchangedMetrics, 10*time.Minute)
+	if err != nil || skipCheck {
+		return p, err
+	}
+	// exchanged checks every page once it listens, reading the whole
+	// file, while writes wait: no measurement may run alongside it.
+	if err := waitPageCheck(context.Background(), log, 10*time.Minute); err != nil {
+		p.stop()
+		return nil, err
+	}
+	p.checked = time.Since(p.started)
+	return p, nil
 }
 
 // startNoop starts the transport ceiling with the responses in dir.

@@ -16,7 +16,8 @@ import (
 
 // startupAndReads seeds one database with --records referrals (ilo → iom)
 // and measures, on it, exchanged's start-up, Get by id, inbox List pages,
-// and the latency of a List page deep in the inbox against the first.
+// the latency of a List page deep in the inbox against the first, and
+// filtered List pages against unfiltered ones.
 func (b *bench) startupAndReads(ctx context.Context) error {
 	o := b.opt
 	dir, err := b.newDataDir("reads-exchange")
@@ -43,58 +44,12 @@ func (b *bench) startupAndReads(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
-}
-
-// startup times exchanged from exec to its listening line on the seeded
-// database, with and without the page check, against an empty database
-// started the same way (the reference: what start-up costs regardless of
-// data). The page cache is warm (the data was just written), as after a
-// restart of a running machine.
-func (b *bench) startup(ctx context.Context, dir string) error {
-	empty, err := b.newDataDir("startup-empty")
-	if err != nil {
-		return err
-	}
-	// Create the empty database once, so that every timed start opens an
-	// existing one.
-	p, err := b.startExchanged("startup-empty-init", empty, false)
-	if err != nil {
-		return err
-	}
-	p.stop()
-	workload := fmt.Sprintf("Start-up, %s referrals", num(float64(b.opt.records)))
-	start := func(name, dataDir string, skip bool) system {
-		return system{name, func(ctx context.Context) error {
-			p, err := b.startExchanged("startup", dataDir, skip)
-			if err != nil {
-				return err
-			}
-			p.stop()
-			ms := float64(p.ready) / float64(time.Millisecond)
-			fmt.Printf("  %-28s %-34s %12.0f ms\n", workload, name, ms)
-			b.rep.record(workload, name, "ms to listening", ms)
-			return nil
-		}}
-	}
-	const (
-		full      = "exchange, page check (default)"
-		skip      = "exchange, --skip-check"
-		emptyFull = "exchange, empty database, page check"
-		emptySkip = "exchange, empty database, --skip-check"
-	)
-	systems := []system{start(full, dir, false), start(skip, dir, true), start(emptyFull, empty, false), start(emptySkip, empty, true)}
-	for round := range b.opt.rounds {
-		fmt.Printf(" round %d\n", round+1)
-		if err := b.alternate(ctx, round, systems); err != nil {
+	if b.want("filtered") {
+		b.stopAll() // the reads' exchanged holds the database's lock
+		if err := b.filtered(ctx, dir); err != nil {
 			return err
 		}
 	}
-	get := func(system string) *series { return b.rep.get(workload, system, "ms to listening") }
-	b.rep.compare("Start-up with --skip-check", get(skip), nil, "< 2,000 ms", below(2000))
-	b.rep.compare("Start-up with the page check (default)", get(full), nil, "< 2,000 ms", below(2000))
-	b.rep.compare("Start-up --skip-check: seeded / empty database", get(skip), get(emptySkip), "", nil)
-	b.rep.compare("Start-up page check: seeded / empty database", get(full), get(emptyFull), "", nil)
 	return nil
 }
 

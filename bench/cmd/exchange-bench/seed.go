@@ -32,7 +32,8 @@ func seedAgencies(ctx context.Context, st *store.Store) error {
 }
 
 // seedReferrals stores n referrals from ilo to iom in dataDir, 2,000 per
-// transaction, and returns the names of a sample of them (every step-th).
+// transaction, one in a hundred for filteredNiche and the others for
+// counselling, and returns the names of a sample of them (every step-th).
 func seedReferrals(ctx context.Context, dataDir string, n, sample int) ([]string, error) {
 	st, err := store.Open(filepath.Join(dataDir, "exchange.db"), store.Options{})
 	if err != nil {
@@ -49,7 +50,14 @@ func seedReferrals(ctx context.Context, dataDir string, n, sample int) ([]string
 		items := make([]store.NewReferral, 0, chunk)
 		for j := i; j < min(n, i+chunk); j++ {
 			// Random request ids, as the typed client makes them.
-			items = append(items, store.NewReferral{RequestID: client.NewRequestID(), Referral: newReferral(int64(j))})
+			r := newReferral(int64(j))
+			if j%100 == 0 {
+				// One in a hundred asks for prevention: the filtered
+				// workload's sparse filter.
+				r.Service.Niche = filteredNiche
+				r.Consent.Services = []exchangev1.Niche{filteredNiche}
+			}
+			items = append(items, store.NewReferral{RequestID: client.NewRequestID(), Referral: r})
 		}
 		res, err := st.CreateReferrals(ctx, store.Op{Actor: "agencies/" + sender, Method: batchCreateMethod}, items)
 		if err != nil {

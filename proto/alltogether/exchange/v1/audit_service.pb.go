@@ -82,7 +82,11 @@ type ListAuditEntriesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The entries, in chain order.
 	Entries []*AuditEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
-	// Token for the next page; empty after the last entry.
+	// Token for the next page; empty after the last page. A page may hold
+	// fewer items than page_size, even none, and still have a next page (a
+	// filtered page stops after visiting a bounded number of records, as
+	// AIP-158 allows): keep paging until this is empty, not until a page is
+	// short or empty.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -313,7 +313,11 @@ type ListCertificatesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The certificates, in name order.
 	Certificates []*Certificate `protobuf:"bytes,1,rep,name=certificates,proto3" json:"certificates,omitempty"`
-	// Token for the next page; empty on the last page.
+	// Token for the next page; empty after the last page. A page may hold
+	// fewer items than page_size, even none, and still have a next page (a
+	// filtered page stops after visiting a bounded number of records, as
+	// AIP-158 allows): keep paging until this is empty, not until a page is
+	// short or empty.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -308,7 +308,11 @@ type ListDatasetsResponse struct {
 	// The datasets the caller may read or write, by owner id, then dataset
 	// id.
 	Datasets []*Dataset `protobuf:"bytes,1,rep,name=datasets,proto3" json:"datasets,omitempty"`
-	// Token for the next page; empty on the last page.
+	// Token for the next page; empty after the last page. A page may hold
+	// fewer items than page_size, even none, and still have a next page (a
+	// filtered page stops after visiting a bounded number of records, as
+	// AIP-158 allows): keep paging until this is empty, not until a page is
+	// short or empty.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

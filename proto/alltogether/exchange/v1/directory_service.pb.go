@@ -213,7 +213,11 @@ type ListAgenciesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The agencies, in name order.
 	Agencies []*Agency `protobuf:"bytes,1,rep,name=agencies,proto3" json:"agencies,omitempty"`
-	// Token for the next page; empty on the last page.
+	// Token for the next page; empty after the last page. A page may hold
+	// fewer items than page_size, even none, and still have a next page (a
+	// filtered page stops after visiting a bounded number of records, as
+	// AIP-158 allows): keep paging until this is empty, not until a page is
+	// short or empty.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -980,7 +984,11 @@ type ListFocalPointsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The focal points, by agency, then topic, then tenure start.
 	FocalPoints []*FocalPoint `protobuf:"bytes,1,rep,name=focal_points,json=focalPoints,proto3" json:"focal_points,omitempty"`
-	// Token for the next page; empty on the last page.
+	// Token for the next page; empty after the last page. A page may hold
+	// fewer items than page_size, even none, and still have a next page (a
+	// filtered page stops after visiting a bounded number of records, as
+	// AIP-158 allows): keep paging until this is empty, not until a page is
+	// short or empty.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1496,7 +1504,11 @@ type ListWorkingGroupsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The groups, in name order.
 	WorkingGroups []*WorkingGroup `protobuf:"bytes,1,rep,name=working_groups,json=workingGroups,proto3" json:"working_groups,omitempty"`
-	// Token for the next page; empty on the last page.
+	// Token for the next page; empty after the last page. A page may hold
+	// fewer items than page_size, even none, and still have a next page (a
+	// filtered page stops after visiting a bounded number of records, as
+	// AIP-158 allows): keep paging until this is empty, not until a page is
+	// short or empty.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2013,7 +2025,11 @@ type ListLocationsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The locations, in code order.
 	Locations []*Location `protobuf:"bytes,1,rep,name=locations,proto3" json:"locations,omitempty"`
-	// Token for the next page; empty on the last page.
+	// Token for the next page; empty after the last page. A page may hold
+	// fewer items than page_size, even none, and still have a next page (a
+	// filtered page stops after visiting a bounded number of records, as
+	// AIP-158 allows): keep paging until this is empty, not until a page is
+	// short or empty.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

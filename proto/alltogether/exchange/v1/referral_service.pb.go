@@ -775,7 +775,11 @@ type ListReferralsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The referrals, newest first, without identifying details.
 	Referrals []*Referral `protobuf:"bytes,1,rep,name=referrals,proto3" json:"referrals,omitempty"`
-	// Token for the next page; empty on the last page.
+	// Token for the next page; empty after the last page. A page may hold
+	// fewer items than page_size, even none, and still have a next page (a
+	// filtered page stops after visiting a bounded number of records, as
+	// AIP-158 allows): keep paging until this is empty, not until a page is
+	// short or empty.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	// The store revision the page was read at: watch from here to follow
 	// changes after it.

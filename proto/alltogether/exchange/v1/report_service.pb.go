@@ -195,7 +195,11 @@ type ListReportsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The reports, by owner id, then oldest first.
 	Reports []*Report `protobuf:"bytes,1,rep,name=reports,proto3" json:"reports,omitempty"`
-	// Token for the next page; empty on the last page.
+	// Token for the next page; empty after the last page. A page may hold
+	// fewer items than page_size, even none, and still have a next page (a
+	// filtered page stops after visiting a bounded number of records, as
+	// AIP-158 allows): keep paging until this is empty, not until a page is
+	// short or empty.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -739,7 +743,11 @@ type ListReportCommentsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The comments, oldest first.
 	Comments []*ReportComment `protobuf:"bytes,1,rep,name=comments,proto3" json:"comments,omitempty"`
-	// Token for the next page; empty on the last page.
+	// Token for the next page; empty after the last page. A page may hold
+	// fewer items than page_size, even none, and still have a next page (a
+	// filtered page stops after visiting a bounded number of records, as
+	// AIP-158 allows): keep paging until this is empty, not until a page is
+	// short or empty.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
