@@ -29,6 +29,9 @@ type proc struct {
 	ready   time.Duration // from exec to the listening line
 	done    chan struct{} // closed when the process has exited
 	waitErr error
+	// profiled, if set, is closed when the CPU profile being taken of
+	// the process (--server-cpuprofile) is saved; stop waits for it.
+	profiled chan struct{}
 }
 
 // startProc runs bin with args and waits until a line of its output
@@ -139,6 +142,9 @@ func (p *proc) stop() {
 		return
 	default:
 	}
+	if p.profiled != nil {
+		<-p.profiled
+	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
@@ -173,9 +179,15 @@ func (e *env) startExchanged(name, dataDir string, skipCheck bool, extra ...stri
 	if skipCheck {
 		args = append(args, "--skip-check")
 	}
+	args = append(args, e.serverProfileFlags()...)
 	args = append(args, extra...)
-	return startProc(name, filepath.Join(e.bin, "exchanged"), args, filepath.Join(e.work, "logs", name+".log"),
+	p, err := startProc(name, filepath.Join(e.bin, "exchanged"), args, filepath.Join(e.work, "logs", name+".log"),
 		false, exchangedReady, exchangedMetrics, 10*time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	e.profileServer(p)
+	return p, nil
 }
 
 // startNoop starts the transport ceiling with the responses in dir.
