@@ -34,6 +34,9 @@ type referralService struct {
 	deadlines AckDeadlines
 	now       func() time.Time
 	heartbeat time.Duration
+	// events is the newest part of the change log, decoded and encoded
+	// once for every watch stream (referral_watch_events.go).
+	events *referralEvents
 }
 
 // Which side of a referral the caller is on.
