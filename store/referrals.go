@@ -91,6 +91,13 @@ type NewReferral struct {
 	RequestID string
 	// Referral is the referral as sent; output-only fields are ignored.
 	Referral *exchangev1.Referral
+	// Owned hands Referral over to the store: the store sets its
+	// server-set fields in it and may return it (or parts of it) as the
+	// created referral, instead of working on a copy. Only a caller that
+	// never reads or changes Referral again sets it (the server does, with
+	// the requests it decoded for the call): copying each referral showed
+	// in the batched push's profile.
+	Owned bool
 }
 
 // CreatedReferral is the result of creating one referral.
@@ -115,7 +122,11 @@ func (s *Store) CreateReferrals(ctx context.Context, op Op, items []NewReferral)
 	ready := make([]preparedReferral, len(items))
 	now := s.now().UTC()
 	for i, item := range items {
-		p, err := prepareReferral(op.Actor, item.RequestID, item.Referral, "", now)
+		r := item.Referral
+		if !item.Owned {
+			r = proto.Clone(r).(*exchangev1.Referral)
+		}
+		p, err := prepareReferral(op.Actor, item.RequestID, r, "", now)
 		if err != nil {
 			return nil, err
 		}
@@ -151,9 +162,10 @@ type preparedReferral struct {
 
 // prepareReferral makes r, sent by sender (and forwarded from
 // forwardedFrom, if not empty), ready to be inserted: a new id, the
-// server-set fields, the client-sealed details split off.
+// server-set fields, the client-sealed details split off. It sets them in
+// r itself, which the caller must own (a copy, or a NewReferral's Owned
+// referral).
 func prepareReferral(sender, requestID string, r *exchangev1.Referral, forwardedFrom string, now time.Time) (preparedReferral, error) {
-	r = proto.Clone(r).(*exchangev1.Referral)
 	r.Sender = sender
 	r.State = exchangev1.ReferralState_REFERRAL_STATE_REQUESTED
 	r.History = []*exchangev1.Transition{{
@@ -326,7 +338,7 @@ func (s *Store) RevokeReferralConsent(ctx context.Context, op Op, name string, m
 // request id returns the first child. Only the parent's agencies may (see
 // UpdateReferral).
 func (s *Store) ForwardReferral(ctx context.Context, op Op, parent, requestID string, mutateParent func(*exchangev1.Referral) error, child *exchangev1.Referral) (*exchangev1.Referral, error) {
-	ready, err := prepareReferral(op.Actor, requestID, child, parent, s.now().UTC())
+	ready, err := prepareReferral(op.Actor, requestID, proto.Clone(child).(*exchangev1.Referral), parent, s.now().UTC())
 	if err != nil {
 		return nil, err
 	}
