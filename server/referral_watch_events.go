@@ -122,8 +122,13 @@ func (l *referralEvents) cached(rev int64, limit int) ([]referralEvent, bool) {
 // keep adds evs, every log entry after rev up to the last of them, to the
 // cache: at its end when rev is where the cache ends, in its place when
 // rev is past it (or the cache is empty). Entries older than the cache
-// (a stream replaying from further back) are not kept.
+// (a stream replaying from further back) are not kept, and a read that
+// found nothing changes nothing: a new stream starts past the last entry
+// (at a safe revision), and must not empty the cache the others share.
 func (l *referralEvents) keep(rev int64, evs []referralEvent) {
+	if len(evs) == 0 {
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	end := l.from

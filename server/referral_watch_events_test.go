@@ -138,6 +138,19 @@ func TestWatchEventsAreEncodedOncePerEntry(t *testing.T) {
 	if err != nil || len(rest) != 2 || rest[0].message != first[1].message {
 		t.Fatalf("from the first event's revision: %d events (%v)", len(rest), err)
 	}
+	// A new stream starts past the last entry, at a safe revision, and
+	// finds nothing; the events the others share stay shared.
+	safe, err := x.store.SafeRevision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if none, err := s.events.after(ctx, safe, watchPage); err != nil || len(none) != 0 {
+		t.Fatalf("after the safe revision %d: %d events (%v)", safe, len(none), err)
+	}
+	again, err := s.events.after(ctx, from, watchPage)
+	if err != nil || len(again) != 3 || again[0].message != first[0].message {
+		t.Fatalf("after a stream started at the safe revision, the shared events were read again (%v)", err)
+	}
 }
 
 // Events kept in memory are not served past the compacted horizon: a
