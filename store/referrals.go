@@ -35,10 +35,12 @@ var referrals = table[*exchangev1.Referral]{
 	// Identifying details never enter the change log: watchers get
 	// summaries, and the log is kept longer than a referral may be.
 	logged: func(r *exchangev1.Referral, encoded []byte) ([]byte, error) {
-		if r.Subject == nil && r.CaseNotes == "" && !r.DetailsWithheld {
-			// A stored record: its details are sealed apart, so what
-			// the log keeps is the record saying they are withheld.
-			if b, ok := withField(encoded, detailsWithheldField, detailsWithheldTrue); ok {
+		if !r.DetailsWithheld {
+			// A stored record: what the log keeps is the record without
+			// its subject and case notes, saying its details are
+			// withheld, cut from the record's own encoding rather than
+			// encoded again (which took 2% of the batched push's CPU).
+			if b, ok := withoutDetails(encoded); ok {
 				return b, nil
 			}
 		}
@@ -55,6 +57,46 @@ var (
 	detailsWithheldField = (&exchangev1.Referral{}).ProtoReflect().Descriptor().Fields().ByName("details_withheld").Number()
 	detailsWithheldTrue  = protowire.AppendVarint(protowire.AppendTag(nil, detailsWithheldField, protowire.VarintType), 1)
 )
+
+// subjectField and caseNotesField are the field numbers of
+// Referral.subject and Referral.case_notes.
+var (
+	subjectField   = (&exchangev1.Referral{}).ProtoReflect().Descriptor().Fields().ByName("subject").Number()
+	caseNotesField = (&exchangev1.Referral{}).ProtoReflect().Descriptor().Fields().ByName("case_notes").Number()
+)
+
+// withoutDetails returns the deterministic encoding of the referral whose
+// deterministic encoding is b, without details_withheld, with its subject
+// and case notes removed and details_withheld set: the encoding of the
+// referral as the change log keeps it. Deterministic encodings are in
+// field-number order, so dropping two fields and putting one in at its
+// place gives the same bytes as encoding the changed referral. ok is false
+// when b does not parse or already holds details_withheld.
+func withoutDetails(b []byte) ([]byte, bool) {
+	out := make([]byte, 0, len(b)+len(detailsWithheldTrue))
+	inserted := false
+	for at := 0; at < len(b); {
+		n, typ, tagLen := protowire.ConsumeTag(b[at:])
+		if tagLen < 0 || n == detailsWithheldField {
+			return nil, false
+		}
+		valLen := protowire.ConsumeFieldValue(n, typ, b[at+tagLen:])
+		if valLen < 0 {
+			return nil, false
+		}
+		if !inserted && n > detailsWithheldField {
+			out, inserted = append(out, detailsWithheldTrue...), true
+		}
+		if n != subjectField && n != caseNotesField {
+			out = append(out, b[at:at+tagLen+valLen]...)
+		}
+		at += tagLen + valLen
+	}
+	if !inserted {
+		out = append(out, detailsWithheldTrue...)
+	}
+	return out, true
+}
 
 func referralID(name string) string { return strings.TrimPrefix(name, ReferralPrefix) }
 
