@@ -48,8 +48,11 @@ func Hash(e *exchangev1.AuditEntry) ([]byte, error) {
 // returns e's deterministic encoding with it. It encodes e once: the
 // deterministic encoding orders fields by number, so the encoding with the
 // hash is the encoding without it with the hash field put in before the
-// fields numbered after it (reason and actor_certificate), which are
-// encoded again on their own to find where they start.
+// fields numbered after it (reason and actor_certificate), found by
+// reading the encoding's tags (afterHash). Encoding those fields again on
+// their own to find where they start (encodedAfterHash, still the
+// fallback) took about 6% of the store writer's CPU in the server's
+// batch benchmark.
 func Seal(e *exchangev1.AuditEntry) ([]byte, error) {
 	if len(e.GetHash()) != 0 {
 		return nil, errors.New("auditchain: Seal of an entry that already has a hash")
@@ -58,9 +61,14 @@ func Seal(e *exchangev1.AuditEntry) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	tail, err := encodedAfterHash(e)
-	if err != nil {
+	var tail []byte
+	if at, ok := afterHash(b); ok {
+		tail = b[at:]
+	} else if tail, err = encodedAfterHash(e); err != nil {
 		return nil, err
+	}
+	if len(tail) == 0 {
+		tail = nil
 	}
 	sum := sha256.Sum256(b)
 	e.Hash = sum[:]
@@ -74,6 +82,29 @@ func Seal(e *exchangev1.AuditEntry) ([]byte, error) {
 	out = protowire.AppendTag(out, hashField, protowire.BytesType)
 	out = protowire.AppendBytes(out, e.Hash)
 	return append(out, tail...), nil
+}
+
+// afterHash returns where, in the deterministic encoding b of an entry
+// (its fields in number order, no unknown fields), the fields numbered
+// after hash start: len(b) when none is set. ok is false when b does not
+// parse, or holds hash itself.
+func afterHash(b []byte) (int, bool) {
+	at := 0
+	for at < len(b) {
+		n, typ, tagLen := protowire.ConsumeTag(b[at:])
+		if tagLen < 0 || n == hashField {
+			return 0, false
+		}
+		if n > hashField {
+			return at, true
+		}
+		valLen := protowire.ConsumeFieldValue(n, typ, b[at+tagLen:])
+		if valLen < 0 {
+			return 0, false
+		}
+		at += tagLen + valLen
+	}
+	return at, true
 }
 
 // encodedAfterHash returns the deterministic encoding of e's fields that

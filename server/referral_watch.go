@@ -56,32 +56,24 @@ func (s *referralService) WatchReferrals(req *exchangev1.WatchReferralsRequest, 
 				return err
 			}
 		}
-		changes, err := s.store.Changes(ctx, rev, watchPage)
+		// The events are shared by every stream (referral_watch_events.go);
+		// which of them this caller may see is decided here.
+		events, err := s.events.after(ctx, rev, watchPage)
 		if err != nil {
 			return err
 		}
-		for _, ch := range changes {
-			rev = ch.GetRevision()
-			r := new(exchangev1.Referral)
-			if ch.GetResource().MessageIs(r) {
-				if err := ch.GetResource().UnmarshalTo(r); err != nil {
-					return err
-				}
-				if sideOf(caller, r) == noSide {
-					continue
-				}
-				kind := exchangev1.ReferralEventKind_REFERRAL_EVENT_KIND_UPDATED
-				if ch.GetKind() == exchangev1.ChangeKind_CHANGE_KIND_CREATED {
-					kind = exchangev1.ReferralEventKind_REFERRAL_EVENT_KIND_CREATED
-				}
-				if err := stream.Send(&exchangev1.WatchReferralsResponse{Revision: rev, Kind: kind, Referral: s.view(caller, r, false)}); err != nil {
-					return err
-				}
-				pos = rev
-				idle.Reset(s.heartbeat)
+		for _, ev := range events {
+			rev = ev.revision
+			if ev.summary == nil || sideOf(caller, ev.summary) == noSide {
+				continue
 			}
+			if err := stream.SendMsg(s.messageFor(ev)); err != nil {
+				return err
+			}
+			pos = rev
+			idle.Reset(s.heartbeat)
 		}
-		if len(changes) >= watchPage {
+		if len(events) >= watchPage {
 			continue
 		}
 		pos = max(pos, safe) // every change up to safe has been read

@@ -34,6 +34,9 @@ type referralService struct {
 	deadlines AckDeadlines
 	now       func() time.Time
 	heartbeat time.Duration
+	// events is the newest part of the change log, decoded and encoded
+	// once for every watch stream (referral_watch_events.go).
+	events *referralEvents
 }
 
 // Which side of a referral the caller is on.
@@ -136,8 +139,10 @@ func (s *referralService) CreateReferral(ctx context.Context, req *exchangev1.Cr
 		return nil, err
 	}
 	// The store keeps the request id itself, in the scope shared with
-	// batches; the Op carries none, so it is recorded once.
-	results, err := s.store.CreateReferrals(ctx, opFor(ctx, ""), []store.NewReferral{{RequestID: req.GetRequestId(), Referral: req.GetReferral()}})
+	// batches; the Op carries none, so it is recorded once. The request
+	// was decoded for this call and is not read again but through the
+	// result, so the store may change it rather than copy it (Owned).
+	results, err := s.store.CreateReferrals(ctx, opFor(ctx, ""), []store.NewReferral{{RequestID: req.GetRequestId(), Referral: req.GetReferral(), Owned: true}})
 	if err != nil {
 		return nil, err
 	}
@@ -183,7 +188,8 @@ func (s *referralService) BatchCreateReferrals(ctx context.Context, req *exchang
 			continue
 		}
 		seen[r.GetRequestId()] = i
-		items = append(items, store.NewReferral{RequestID: r.GetRequestId(), Referral: r.GetReferral()})
+		// Owned: as in CreateReferral, the decoded item is not read again.
+		items = append(items, store.NewReferral{RequestID: r.GetRequestId(), Referral: r.GetReferral(), Owned: true})
 		positions = append(positions, i)
 	}
 	if len(items) == 0 {

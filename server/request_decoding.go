@@ -65,8 +65,14 @@ var protoCodec = encoding.GetCodecV2(encodingproto.Name)
 // Name is the codec's name: it replaces the proto codec.
 func (requestCodec) Name() string { return encodingproto.Name }
 
-// Marshal encodes a response as the default proto codec does.
-func (requestCodec) Marshal(v any) (mem.BufferSlice, error) { return protoCodec.Marshal(v) }
+// Marshal encodes a response as the default proto codec does, and sends
+// an encodedMessage as it is (referral_watch_events.go).
+func (requestCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if m, ok := v.(*encodedMessage); ok {
+		return m.buffer(), nil
+	}
+	return protoCodec.Marshal(v)
+}
 
 // Unmarshal scans and decodes a request into v, a *decodeTarget or a
 // proto.Message. A refusal goes into the target and Unmarshal returns

@@ -214,9 +214,11 @@ func New(cfg Config) (*Server, error) {
 	exchangev1.RegisterDatasetServiceServer(reg, &datasetService{server: s, store: cfg.Store})
 	exchangev1.RegisterAdminServiceServer(reg, &adminService{store: cfg.Store})
 	exchangev1.RegisterAuditServiceServer(reg, &auditService{server: s, store: cfg.Store, heartbeat: cfg.WatchHeartbeat})
-	exchangev1.RegisterReferralServiceServer(reg, &referralService{
+	referrals := &referralService{
 		server: s, store: cfg.Store, deadlines: cfg.AckDeadlines, now: cfg.Now, heartbeat: cfg.WatchHeartbeat,
-	})
+	}
+	referrals.events = &referralEvents{store: cfg.Store, service: referrals}
+	exchangev1.RegisterReferralServiceServer(reg, referrals)
 	exchangev1.RegisterPlanServiceServer(reg, newPlanService(s, cfg.Store, cfg.WatchHeartbeat))
 	exchangev1.RegisterConsultantServiceServer(reg, &consultantService{store: cfg.Store})
 	exchangev1.RegisterDocumentServiceServer(reg, newDocumentService(s, cfg.Store))

@@ -51,11 +51,8 @@ func (s *Store) AuditEntries(ctx context.Context, afterSeq uint64, limit int) ([
 func (s *Store) Changes(ctx context.Context, afterRevision int64, limit int) ([]*exchangev1.Change, error) {
 	var out []*exchangev1.Change
 	err := s.view(ctx, func(tx kv.Tx) error {
-		if v := tx.Bucket(bucketMeta).Get(metaCompacted); v != nil {
-			if compacted := int64(binary.BigEndian.Uint64(v)); afterRevision < compacted {
-				return &Error{Kind: KindOutOfRange, Message: fmt.Sprintf(
-					"revision %d has been compacted (the change log starts after %d): list again and watch from the list's revision", afterRevision, compacted)}
-			}
+		if err := checkNotCompacted(tx, afterRevision); err != nil {
+			return err
 		}
 		c := tx.Bucket(bucketChanges).Cursor()
 		for k, v := c.Seek(changeKey(afterRevision + 1)); k != nil && len(out) < limit; k, v = c.Next() {
@@ -68,6 +65,25 @@ func (s *Store) Changes(ctx context.Context, afterRevision int64, limit int) ([]
 		return nil
 	})
 	return out, err
+}
+
+// CheckNotCompacted fails with KindOutOfRange, as Changes does, when the
+// change log no longer holds every entry after afterRevision: a caller
+// that keeps entries it read earlier (the watch's shared cache) checks
+// this before it serves them from memory.
+func (s *Store) CheckNotCompacted(ctx context.Context, afterRevision int64) error {
+	return s.view(ctx, func(tx kv.Tx) error { return checkNotCompacted(tx, afterRevision) })
+}
+
+// checkNotCompacted is CheckNotCompacted inside a transaction.
+func checkNotCompacted(tx kv.Tx, afterRevision int64) error {
+	if v := tx.Bucket(bucketMeta).Get(metaCompacted); v != nil {
+		if compacted := int64(binary.BigEndian.Uint64(v)); afterRevision < compacted {
+			return &Error{Kind: KindOutOfRange, Message: fmt.Sprintf(
+				"revision %d has been compacted (the change log starts after %d): list again and watch from the list's revision", afterRevision, compacted)}
+		}
+	}
+	return nil
 }
 
 // Compact removes change-log entries up to and including revision; Changes

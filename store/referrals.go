@@ -35,10 +35,12 @@ var referrals = table[*exchangev1.Referral]{
 	// Identifying details never enter the change log: watchers get
 	// summaries, and the log is kept longer than a referral may be.
 	logged: func(r *exchangev1.Referral, encoded []byte) ([]byte, error) {
-		if r.Subject == nil && r.CaseNotes == "" && !r.DetailsWithheld {
-			// A stored record: its details are sealed apart, so what
-			// the log keeps is the record saying they are withheld.
-			if b, ok := withField(encoded, detailsWithheldField, detailsWithheldTrue); ok {
+		if !r.DetailsWithheld {
+			// A stored record: what the log keeps is the record without
+			// its subject and case notes, saying its details are
+			// withheld, cut from the record's own encoding rather than
+			// encoded again (which took 2% of the batched push's CPU).
+			if b, ok := withoutDetails(encoded); ok {
 				return b, nil
 			}
 		}
@@ -55,6 +57,46 @@ var (
 	detailsWithheldField = (&exchangev1.Referral{}).ProtoReflect().Descriptor().Fields().ByName("details_withheld").Number()
 	detailsWithheldTrue  = protowire.AppendVarint(protowire.AppendTag(nil, detailsWithheldField, protowire.VarintType), 1)
 )
+
+// subjectField and caseNotesField are the field numbers of
+// Referral.subject and Referral.case_notes.
+var (
+	subjectField   = (&exchangev1.Referral{}).ProtoReflect().Descriptor().Fields().ByName("subject").Number()
+	caseNotesField = (&exchangev1.Referral{}).ProtoReflect().Descriptor().Fields().ByName("case_notes").Number()
+)
+
+// withoutDetails returns the deterministic encoding of the referral whose
+// deterministic encoding is b, without details_withheld, with its subject
+// and case notes removed and details_withheld set: the encoding of the
+// referral as the change log keeps it. Deterministic encodings are in
+// field-number order, so dropping two fields and putting one in at its
+// place gives the same bytes as encoding the changed referral. ok is false
+// when b does not parse or already holds details_withheld.
+func withoutDetails(b []byte) ([]byte, bool) {
+	out := make([]byte, 0, len(b)+len(detailsWithheldTrue))
+	inserted := false
+	for at := 0; at < len(b); {
+		n, typ, tagLen := protowire.ConsumeTag(b[at:])
+		if tagLen < 0 || n == detailsWithheldField {
+			return nil, false
+		}
+		valLen := protowire.ConsumeFieldValue(n, typ, b[at+tagLen:])
+		if valLen < 0 {
+			return nil, false
+		}
+		if !inserted && n > detailsWithheldField {
+			out, inserted = append(out, detailsWithheldTrue...), true
+		}
+		if n != subjectField && n != caseNotesField {
+			out = append(out, b[at:at+tagLen+valLen]...)
+		}
+		at += tagLen + valLen
+	}
+	if !inserted {
+		out = append(out, detailsWithheldTrue...)
+	}
+	return out, true
+}
 
 func referralID(name string) string { return strings.TrimPrefix(name, ReferralPrefix) }
 
@@ -91,6 +133,13 @@ type NewReferral struct {
 	RequestID string
 	// Referral is the referral as sent; output-only fields are ignored.
 	Referral *exchangev1.Referral
+	// Owned hands Referral over to the store: the store sets its
+	// server-set fields in it and may return it (or parts of it) as the
+	// created referral, instead of working on a copy. Only a caller that
+	// never reads or changes Referral again sets it (the server does, with
+	// the requests it decoded for the call): copying each referral showed
+	// in the batched push's profile.
+	Owned bool
 }
 
 // CreatedReferral is the result of creating one referral.
@@ -115,7 +164,11 @@ func (s *Store) CreateReferrals(ctx context.Context, op Op, items []NewReferral)
 	ready := make([]preparedReferral, len(items))
 	now := s.now().UTC()
 	for i, item := range items {
-		p, err := prepareReferral(op.Actor, item.RequestID, item.Referral, "", now)
+		r := item.Referral
+		if !item.Owned {
+			r = proto.Clone(r).(*exchangev1.Referral)
+		}
+		p, err := prepareReferral(op.Actor, item.RequestID, r, "", now)
 		if err != nil {
 			return nil, err
 		}
@@ -151,9 +204,10 @@ type preparedReferral struct {
 
 // prepareReferral makes r, sent by sender (and forwarded from
 // forwardedFrom, if not empty), ready to be inserted: a new id, the
-// server-set fields, the client-sealed details split off.
+// server-set fields, the client-sealed details split off. It sets them in
+// r itself, which the caller must own (a copy, or a NewReferral's Owned
+// referral).
 func prepareReferral(sender, requestID string, r *exchangev1.Referral, forwardedFrom string, now time.Time) (preparedReferral, error) {
-	r = proto.Clone(r).(*exchangev1.Referral)
 	r.Sender = sender
 	r.State = exchangev1.ReferralState_REFERRAL_STATE_REQUESTED
 	r.History = []*exchangev1.Transition{{
@@ -326,7 +380,7 @@ func (s *Store) RevokeReferralConsent(ctx context.Context, op Op, name string, m
 // request id returns the first child. Only the parent's agencies may (see
 // UpdateReferral).
 func (s *Store) ForwardReferral(ctx context.Context, op Op, parent, requestID string, mutateParent func(*exchangev1.Referral) error, child *exchangev1.Referral) (*exchangev1.Referral, error) {
-	ready, err := prepareReferral(op.Actor, requestID, child, parent, s.now().UTC())
+	ready, err := prepareReferral(op.Actor, requestID, proto.Clone(child).(*exchangev1.Referral), parent, s.now().UTC())
 	if err != nil {
 		return nil, err
 	}

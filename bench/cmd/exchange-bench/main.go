@@ -33,6 +33,8 @@ import (
 
 type options struct {
 	bin, work, out, cpuprofile string
+	serverProfile              string        // directory for exchanged's CPU profiles
+	serverProfileFor           time.Duration // how long each of them lasts
 	keep                       bool
 	rounds                     int
 	warmup, duration           time.Duration
@@ -59,6 +61,8 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the scratch directory (data directories and server logs)")
 	flag.StringVar(&o.out, "out", "", "also write the tables to this file")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of this process (load generator and storage ceiling) to the file")
+	flag.StringVar(&o.serverProfile, "server-cpuprofile", "", "save a CPU profile of every exchanged the bench starts into this directory, from its start for --server-profile-for")
+	flag.DurationVar(&o.serverProfileFor, "server-profile-for", 0, "how long each server profile lasts (0: --warmup plus --duration, one write window)")
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds per workload (systems alternate within each)")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "warm-up before each measured window (not counted)")
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "measured window of each throughput measurement")

@@ -31,6 +31,9 @@ type proc struct {
 	checked time.Duration // exchanged: from exec to the end of its page check
 	done    chan struct{} // closed when the process has exited
 	waitErr error
+	// profiled, if set, is closed when the CPU profile being taken of
+	// the process (--server-cpuprofile) is saved; stop waits for it.
+	profiled chan struct{}
 }
 
 // startProc runs bin with args and waits until a line of its output
@@ -141,6 +144,9 @@ func (p *proc) stop() {
 		return
 	default:
 	}
+	if p.profiled != nil {
+		<-p.profiled
+	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
@@ -177,20 +183,25 @@ func (e *env) startExchanged(name, dataDir string, skipCheck bool, extra ...stri
 	if skipCheck {
 		args = append(args, "--skip-check")
 	}
+	args = append(args, e.serverProfileFlags()...)
 	args = append(args, extra...)
 	log := filepath.Join(e.work, "logs", name+".log")
 	p, err := startProc(name, filepath.Join(e.bin, "exchanged"), args, log,
 		false, exchangedReady, exchangedMetrics, 10*time.Minute)
-	if err != nil || skipCheck {
-		return p, err
-	}
-	// exchanged checks every page once it listens, reading the whole
-	// file, while writes wait: no measurement may run alongside it.
-	if err := waitPageCheck(context.Background(), log, 10*time.Minute); err != nil {
-		p.stop()
+	if err != nil {
 		return nil, err
 	}
-	p.checked = time.Since(p.started)
+	if !skipCheck {
+		// exchanged checks every page once it listens, reading the whole
+		// file, while writes wait: no measurement may run alongside it.
+		if err := waitPageCheck(context.Background(), log, 10*time.Minute); err != nil {
+			p.stop()
+			return nil, err
+		}
+		p.checked = time.Since(p.started)
+	}
+	// The profile covers the measured window, after the page check.
+	e.profileServer(p)
 	return p, nil
 }
 
