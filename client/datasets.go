@@ -158,15 +158,37 @@ func (c *DatasetClient) Write(ctx context.Context, dataset string, writes []*exc
 // Config.Timeout does not bound Pull; ctx does. OnReconnect tells of
 // reconnections.
 //
-// To continue a pull in another process, pass the resume_token of the
-// last message handled in req.ResumeToken with the other fields
-// unchanged, and keep the revision of the original pull's first message.
+// To continue a pull in another process, use ResumeFrom: Pull then
+// saves its position (the resume_token of the last message fn handled
+// and the revision of the pull's first message) after each message, and
+// a later Pull of the same request resumes from it, its messages
+// carrying the first message's revision still; a pull that completes
+// deletes the saved position. (Without a CursorStore, pass the
+// resume_token of the last message handled in req.ResumeToken with the
+// other fields unchanged, and keep the revision of the original pull's
+// first message.)
 func (c *DatasetClient) Pull(ctx context.Context, req *exchangev1.PullDatasetRowsRequest, fn func(*exchangev1.PullDatasetRowsResponse) error, opts ...WatchOption) error {
 	if req == nil {
 		return status.Error(codes.InvalidArgument, "client: pull: no request")
 	}
 	cur := &pullCursor{req: proto.CloneOf(req)}
-	return follow(ctx, opts, maxAttempts, func() (bool, error) { return c.pullOnce(ctx, cur, fn) }, func() int64 { return cur.revision })
+	s := newWatchSettings(opts)
+	var keeper *cursorKeeper
+	if s.cursors != nil {
+		keeper = newCursorKeeper(s, positionPull, PullCursorName(s.cursorName, req))
+	}
+	p, ok, err := keeper.load()
+	if err != nil {
+		return err
+	}
+	if ok {
+		cur.req.ResumeToken, cur.started, cur.revision = p.Token, true, p.Revision
+	}
+	cur.keeper = keeper
+	if err := follow(ctx, opts, maxAttempts, func() (bool, error) { return c.pullOnce(ctx, cur, fn) }, func() int64 { return cur.revision }); err != nil {
+		return err
+	}
+	return keeper.clear()
 }
 
 // pullCursor tracks how far a pull has delivered rows.
@@ -181,6 +203,9 @@ type pullCursor struct {
 	// finished is set once the last message (without a resume token)
 	// has been delivered.
 	finished bool
+	// keeper saves the position after each message but the last; nil
+	// without ResumeFrom.
+	keeper *cursorKeeper
 }
 
 // pullOnce runs one stream from the cursor until it ends (nil) or fails,
@@ -214,6 +239,11 @@ func (c *DatasetClient) pullOnce(ctx context.Context, cur *pullCursor, fn func(*
 			return progressed, callbackError{err}
 		}
 		cur.req.ResumeToken, cur.finished = token, token == ""
+		if !cur.finished {
+			if err := cur.keeper.save(savedPosition{Token: token, Revision: cur.revision}); err != nil {
+				return progressed, callbackError{err}
+			}
+		}
 	}
 }
 
@@ -290,13 +320,28 @@ func (c *DatasetClient) Completeness(ctx context.Context, dataset, period string
 // any other error from the exchange, unchanged. Config.Timeout does not
 // bound it; ctx does.
 //
-// To resume in another process, keep the revision of the last message
-// handled and pass it as fromRevision.
+// To resume in another process, use ResumeFrom: WatchRows then saves its
+// position after each message fn handled, and starts from the saved
+// position, if any, instead of fromRevision, as it does when it
+// reconnects: no change is lost, and only rows of the last revision
+// begun may be delivered again. (Without a CursorStore,
+// keep the revision of the last message handled and pass it as
+// fromRevision.)
 func (c *DatasetClient) WatchRows(ctx context.Context, dataset string, fromRevision int64, fn func(*exchangev1.WatchDatasetRowsResponse) error, opts ...WatchOption) error {
 	if fromRevision < 0 {
 		return status.Errorf(codes.InvalidArgument, "client: watch rows from revision %d: want 0 (from now) or a revision", fromRevision)
 	}
 	cur := &rowCursor{done: fromRevision, pinned: fromRevision > 0}
+	s := newWatchSettings(opts)
+	keeper := newCursorKeeper(s, positionRowWatch, s.cursorName)
+	p, ok, err := keeper.load()
+	if err != nil {
+		return err
+	}
+	if ok {
+		cur.done, cur.high, cur.pinned = p.Done, p.High, true
+	}
+	fn = savingAfter(keeper, fn, func() savedPosition { return savedPosition{Done: cur.done, High: cur.high} })
 	return follow(ctx, opts, 0, func() (bool, error) { return c.watchRowsOnce(ctx, dataset, cur, fn) }, func() int64 { return cur.done })
 }
 
