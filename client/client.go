@@ -97,7 +97,9 @@ type Client struct {
 // certificate, key and CA files named in cfg. It reads and checks the files
 // at once, so a missing or mismatched file is reported here, but it does not
 // wait for the network: the first call connects, and a server that cannot be
-// reached surfaces as an UNAVAILABLE error from that call. ctx only stops
+// reached surfaces as an UNAVAILABLE error from that call (after at most
+// ConnectTimeout; a connection that goes silent with calls open is closed
+// after KeepaliveTime + KeepaliveTimeout). ctx only stops
 // Dial early if it is already done. Extra opts are appended to the options
 // Dial sets (TLS credentials, retry and timeout interceptors).
 func Dial(ctx context.Context, cfg Config, opts ...grpc.DialOption) (*Client, error) {
@@ -133,6 +135,7 @@ func Dial(ctx context.Context, cfg Config, opts ...grpc.DialOption) (*Client, er
 			retryInterceptor(),
 		),
 	}
+	dialOpts = append(dialOpts, linkDialOptions()...)
 	dialOpts = append(dialOpts, tgt.opts...)
 	conn, err := grpc.NewClient(tgt.grpcTarget, append(dialOpts, opts...)...)
 	if err != nil {
