@@ -31,6 +31,10 @@ type CursorStore interface {
 // call, in this process or an earlier one, instead of from the request's
 // start.
 //
+// A watch from now (fromRevision 0) also saves the revision it pinned as
+// "now" before any event arrives, so that a watch restarted before the
+// first event still misses nothing from that moment on.
+//
 // The position is saved after fn has returned nil for a message, before
 // the next message is passed to fn; a message fn failed on is not
 // counted as handled. So when the process dies, the messages fn had

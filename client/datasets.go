@@ -341,6 +341,7 @@ func (c *DatasetClient) WatchRows(ctx context.Context, dataset string, fromRevis
 	if ok {
 		cur.done, cur.high, cur.pinned = p.Done, p.High, true
 	}
+	cur.keeper = keeper
 	fn = savingAfter(keeper, fn, func() savedPosition { return savedPosition{Done: cur.done, High: cur.high} })
 	return follow(ctx, opts, 0, func() (bool, error) { return c.watchRowsOnce(ctx, dataset, cur, fn) }, func() int64 { return cur.done })
 }
@@ -355,6 +356,9 @@ type rowCursor struct {
 	high int64
 	// pinned is set once done names a revision ("from now" resolved).
 	pinned bool
+	// keeper saves the position once "now" is pinned, before any row;
+	// nil without ResumeFrom.
+	keeper *cursorKeeper
 }
 
 // accept drops from msg the rows delivered before and reports whether
@@ -384,6 +388,9 @@ func (c *DatasetClient) watchRowsOnce(ctx context.Context, dataset string, cur *
 			return false, err
 		}
 		cur.done, cur.pinned = rev, true
+		if err := cur.keeper.save(savedPosition{Done: cur.done, High: cur.high}); err != nil {
+			return false, callbackError{err}
+		}
 	}
 	stream, err := c.rpc.WatchDatasetRows(ctx, &exchangev1.WatchDatasetRowsRequest{Dataset: dataset, StartRevision: cur.done})
 	if err != nil {

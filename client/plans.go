@@ -292,6 +292,7 @@ func (c *PlanClient) Watch(ctx context.Context, req *exchangev1.WatchPlansReques
 	if err := cur.restore(keeper); err != nil {
 		return err
 	}
+	cur.keeper = keeper
 	fn = savingAfter(keeper, fn, cur.position)
 	return follow(ctx, opts, 0, func() (bool, error) { return c.watchOnce(ctx, req, cur, fn) }, func() int64 { return cur.done })
 }
@@ -307,6 +308,9 @@ func (c *PlanClient) watchOnce(ctx context.Context, req *exchangev1.WatchPlansRe
 			return false, err
 		}
 		cur.done = resp.GetRevision()
+		if err := cur.keeper.save(cur.position()); err != nil {
+			return false, callbackError{err}
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

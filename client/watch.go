@@ -85,6 +85,7 @@ func (c *ReferralClient) Watch(ctx context.Context, fromRevision int64, fn func(
 	if err := cur.restore(keeper); err != nil {
 		return err
 	}
+	cur.keeper = keeper
 	fn = savingAfter(keeper, fn, cur.position)
 	return follow(ctx, opts, 0, func() (bool, error) { return c.watchOnce(ctx, cur, fn) }, func() int64 { return cur.done })
 }
@@ -164,6 +165,9 @@ func (c *ReferralClient) watchOnce(ctx context.Context, cur *watchCursor, fn fun
 			return false, err
 		}
 		cur.done = resp.GetRevision()
+		if err := cur.keeper.save(cur.position()); err != nil {
+			return false, callbackError{err}
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -217,6 +221,9 @@ type watchCursor struct {
 	// skip is how many events of partial a new stream replays that were
 	// delivered already.
 	skip int
+	// keeper saves the position once "now" is pinned, before any event;
+	// nil without ResumeFrom.
+	keeper *cursorKeeper
 }
 
 // advance records an event of revision rev (a heartbeat, when heartbeat

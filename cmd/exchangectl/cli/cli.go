@@ -114,6 +114,8 @@ type app struct {
 	flags  *pflag.FlagSet
 	client *client.Client
 	cancel context.CancelFunc
+	// field is the field office's local file (fieldfile.go).
+	field fieldFileState
 }
 
 // globalOptions are the flags every command takes.
@@ -173,6 +175,7 @@ func (a *app) close() {
 	if a.client != nil {
 		_ = a.client.Close()
 	}
+	a.closeFieldFile()
 	if a.cancel != nil {
 		a.cancel()
 	}
@@ -200,6 +203,7 @@ Environment (flags win over the environment):
   EXCHANGE_CA       exchange CA certificate file, like --ca
   EXCHANGE_JSON     "true" for JSON output, like --json
   EXCHANGE_TIMEOUT  time limit per command, like --timeout
+  EXCHANGE_FIELD_FILE  the field office's local file, like --field-file
 
 Output: tables for people on stdout; with --json one JSON value (an object
 for one resource, an array for lists), in the API's protobuf JSON form.
@@ -247,6 +251,7 @@ func newRootCmd(a *app) *cobra.Command {
 	f.StringVar(&a.global.CA, "ca", "", "exchange CA certificate file (env "+EnvCA+"; default ./"+DevPKIDir+"/ca.crt if present)")
 	f.BoolVar(&a.global.JSON, "json", false, "print JSON: an object for one resource, an array for lists (env "+EnvJSON+")")
 	f.DurationVar(&a.global.Timeout, "timeout", defaultTimeout, "time limit for the whole command, 0 for none; push, pull and watch commands have none unless given (env "+EnvTimeout+")")
+	addFieldFileFlag(a, f)
 	a.flags = f
 
 	root.AddCommand(

@@ -1,0 +1,203 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alltogether/exchange/client/fieldfile"
+)
+
+// partialFiles lists the partial files of resumable pulls in dir.
+func partialFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	matches, err := filepath.Glob(filepath.Join(dir, ".*.partial"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return matches
+}
+
+// cursorNames lists the cursors kept in the field file at path.
+func cursorNames(t *testing.T, path string) []string {
+	t.Helper()
+	ff, err := fieldfile.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ff.Close()
+	list, err := ff.Cursors().List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, c := range list {
+		names = append(names, c.Name)
+	}
+	return names
+}
+
+func TestRunDatasetsPullResumesAcrossRunsWithAFieldFile(t *testing.T) {
+	f, dir := pushedFixture(t)
+	rev := f.server.Revision()
+	f.runAsIn(dir, "agency/mosvy", "datasets", "pull", "ilo/returns", "--out", "whole.csv").must(t)
+	whole := mustRead(t, dir, "whole.csv")
+
+	// The first run gets two messages of three rows, then the exchange
+	// stays away and the run gives up.
+	f.server.SetRowBatch(3)
+	f.server.BreakPull(2, 0, 0, 0)
+	r := f.runAsIn(dir, "agency/mosvy", "--field-file", "field.db", "datasets", "pull", "ilo/returns", "--out", "returns.csv")
+	if r.code != ExitUnavailable || !strings.Contains(r.stderr, "The pull stopped after 6 rows, kept in ") ||
+		!strings.Contains(r.stderr, "run the same command again to resume it") {
+		t.Fatalf("interrupted pull: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "returns.csv")); !os.IsNotExist(err) {
+		t.Errorf("returns.csv exists after an interrupted pull: %v", err)
+	}
+	partials := partialFiles(t, dir)
+	if len(partials) != 1 || fileMode(t, partials[0]) != 0o600 {
+		t.Fatalf("partial files %q, want one of mode 0600", partials)
+	}
+	if n := cursorNames(t, filepath.Join(dir, "field.db")); len(n) != 1 || !strings.HasPrefix(n[0], "pull:agencies/ilo/datasets/returns>"+filepath.Join(dir, "returns.csv")+"?") {
+		t.Errorf("cursors %q, want the pull's", n)
+	}
+	// A process killed after writing rows but before saving the position
+	// leaves rows the position does not count.
+	pf, err := os.OpenFile(partials[0], os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintln(pf, "2026-03,KH-1,iom,female,0-11,1,1,1,shelter,written before the kill")
+	pf.Close()
+
+	// The second run, with the field file named in the environment.
+	e := newTestEnvIn(t, dir)
+	e.vars[EnvFieldFile] = "field.db"
+	r = f.runIn(e, append(f.agencyFlags("agency/mosvy"), "datasets", "pull", "ilo/returns", "--out", "returns.csv")...).must(t)
+	if !strings.Contains(r.stderr, "Resuming the pull into returns.csv after row 6 ") ||
+		!strings.Contains(r.stderr, fmt.Sprintf("Pulled 16 rows into returns.csv at revision %d. Next time: --since %d\n", rev, rev)) {
+		t.Errorf("resumed pull's stderr %q", r.stderr)
+	}
+	if got := mustRead(t, dir, "returns.csv"); got != whole {
+		t.Errorf("the resumed pull wrote\n%s\nwant, as one unbroken pull writes,\n%s", got, whole)
+	}
+	if fileMode(t, filepath.Join(dir, "returns.csv")) != 0o600 {
+		t.Error("returns.csv is not readable by its owner only")
+	}
+	if p := partialFiles(t, dir); len(p) != 0 {
+		t.Errorf("partial files left behind: %q", p)
+	}
+	if n := cursorNames(t, filepath.Join(dir, "field.db")); len(n) != 0 {
+		t.Errorf("cursors after the pull completed: %q, want none", n)
+	}
+	// The next pull starts over.
+	e = newTestEnvIn(t, dir)
+	e.vars[EnvFieldFile] = "field.db"
+	r = f.runIn(e, append(f.agencyFlags("agency/mosvy"), "datasets", "pull", "ilo/returns", "--out", "returns.csv")...).must(t)
+	if strings.Contains(r.stderr, "Resuming") || mustRead(t, dir, "returns.csv") != whole {
+		t.Errorf("a pull after a completed one: stderr %q", r.stderr)
+	}
+}
+
+func TestRunDatasetsPullResumeKeepsItsFlagsOrStartsOver(t *testing.T) {
+	f, dir := pushedFixture(t)
+	f.runAsIn(dir, "agency/mosvy", "datasets", "pull", "ilo/returns", "--out", "whole.csv").must(t)
+	whole := mustRead(t, dir, "whole.csv")
+	field := []string{"--field-file", filepath.Join(dir, "field.db")}
+	f.server.SetRowBatch(3)
+	f.server.BreakPull(1, 0, 0, 0)
+	if r := f.runAsIn(dir, "agency/mosvy", append(field, "datasets", "pull", "ilo/returns", "--format", "jsonl", "--out", "returns")...); r.code != ExitUnavailable {
+		t.Fatalf("interrupted pull: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r := f.runAsIn(dir, "agency/mosvy", append(field, "datasets", "pull", "ilo/returns", "--format", "csv", "--out", "returns")...)
+	if r.code != ExitUsage || !strings.Contains(r.stderr, "this pull into returns began with --format jsonl; run it again with the same flags to resume it, or with --start-over") {
+		t.Errorf("resume with another format: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = f.runAsIn(dir, "agency/mosvy", append(field, "datasets", "pull", "ilo/returns", "--format", "csv", "--out", "returns", "--start-over")...).must(t)
+	if strings.Contains(r.stderr, "Resuming") || mustRead(t, dir, "returns") != whole {
+		t.Errorf("--start-over: stderr %q, file\n%s", r.stderr, mustRead(t, dir, "returns"))
+	}
+	if p := partialFiles(t, dir); len(p) != 0 {
+		t.Errorf("partial files left behind: %q", p)
+	}
+	// Without a field file, or to standard output, there is nothing to
+	// start over.
+	for _, args := range [][]string{
+		{"datasets", "pull", "ilo/returns", "--out", "returns", "--start-over"},
+		append(field, "datasets", "pull", "ilo/returns", "--start-over"),
+	} {
+		if r := f.runAsIn(dir, "agency/mosvy", args...); r.code != ExitUsage || !strings.Contains(r.stderr, "--start-over is for a pull into --out FILE with a field file") {
+			t.Errorf("%q: exit %d, stderr %q", args, r.code, r.stderr)
+		}
+	}
+}
+
+func TestRunDatasetsWatchResumesAcrossRunsWithAFieldFile(t *testing.T) {
+	f, dir := pushedFixture(t)
+	field := filepath.Join(dir, "field.db")
+	from := f.server.Revision()
+	writeFile(t, dir, "april.csv", "period,location,sex,age_group,returned,notes",
+		"2026-04,KH-1,female,12-17,7,",
+		"2026-04,KH-1,male,12-17,3,")
+	f.runAsIn(dir, "agency/iom", "datasets", "push", "ilo/returns", "-f", "april.csv").must(t)
+	f.server.SetWatchHeartbeat(time.Hour)
+
+	w := f.startRun(t, "agency/mosvy", "--field-file", field, "datasets", "watch", "ilo/returns", "--from", fmt.Sprint(from))
+	first := w.waitLines(t, 2)
+	if code := w.stop(t); code != ExitOK {
+		t.Fatalf("exit %d after interrupt; stderr:\n%s", code, w.stderr)
+	}
+	// While no watch runs, a row is deleted.
+	writeFile(t, dir, "gone.csv", "period,location,sex,age_group,deleted", "2026-04,KH-1,male,12-17,true")
+	f.runAsIn(dir, "agency/iom", "datasets", "push", "ilo/returns", "-f", "gone.csv").must(t)
+
+	// The next watch, without --from, starts where the first stopped.
+	w = f.startRun(t, "agency/mosvy", "--field-file", field, "datasets", "watch", "ilo/returns")
+	second := w.waitLines(t, 1)
+	time.Sleep(100 * time.Millisecond) // room for a wrong repeat
+	if code := w.stop(t); code != ExitOK {
+		t.Fatalf("exit %d after interrupt; stderr:\n%s", code, w.stderr)
+	}
+	second = strings.Split(strings.TrimSpace(w.stdout.String()), "\n")
+	want := fmt.Sprintf("%-8d deleted 2026-04 KH-1 iom age_group=12-17 sex=male", from+2)
+	if len(first) != 2 || len(second) != 1 || second[0] != want {
+		t.Errorf("first watch printed %q, second %q; want the second to print only %q", first, second, want)
+	}
+	if !strings.Contains(w.stderr.String(), "Resuming the watch where it stopped (kept in "+field+")") {
+		t.Errorf("second watch's stderr %q", w.stderr)
+	}
+	// --start-over watches from now: nothing to print.
+	w = f.startRun(t, "agency/mosvy", "--field-file", field, "datasets", "watch", "ilo/returns", "--start-over")
+	time.Sleep(300 * time.Millisecond)
+	if code := w.stop(t); code != ExitOK || w.stdout.String() != "" || strings.Contains(w.stderr.String(), "Resuming") {
+		t.Errorf("--start-over: exit %d, stdout %q, stderr %q", code, w.stdout, w.stderr)
+	}
+	if n := cursorNames(t, field); len(n) != 1 || n[0] != "watch:rows:agencies/ilo/datasets/returns" {
+		t.Errorf("cursors %q", n)
+	}
+	// That watch printed nothing, yet kept the revision it started at:
+	// a row written after it, while no watch runs, is not missed.
+	writeFile(t, dir, "may.csv", "period,location,sex,age_group,returned,notes", "2026-05,KH-12,male,12-17,4,")
+	f.runAsIn(dir, "agency/iom", "datasets", "push", "ilo/returns", "-f", "may.csv").must(t)
+	w = f.startRun(t, "agency/mosvy", "--field-file", field, "datasets", "watch", "ilo/returns")
+	w.waitLines(t, 1)
+	time.Sleep(100 * time.Millisecond)
+	w.stop(t)
+	if got := strings.TrimSpace(w.stdout.String()); !strings.HasPrefix(got, fmt.Sprintf("%-8d written 2026-05 KH-12 iom", from+3)) || strings.Contains(got, "\n") {
+		t.Errorf("a watch after one that saw nothing printed %q, want only the May row", got)
+	}
+}
+
+// fileMode returns the permission bits of path.
+func fileMode(t *testing.T, path string) os.FileMode {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Mode().Perm()
+}
