@@ -1,14 +1,17 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/alltogether/exchange/client/fieldfile"
+	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 )
 
 // partialFiles lists the partial files of resumable pulls in dir.
@@ -66,12 +69,15 @@ func TestRunDatasetsPullResumesAcrossRunsWithAFieldFile(t *testing.T) {
 		t.Errorf("cursors %q, want the pull's", n)
 	}
 	// A process killed after writing rows but before saving the position
-	// leaves rows the position does not count.
+	// leaves rows the position does not count, more of them than the
+	// rest of the pull.
 	pf, err := os.OpenFile(partials[0], os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprintln(pf, "2026-03,KH-1,iom,female,0-11,1,1,1,shelter,written before the kill")
+	for i := range 100 {
+		fmt.Fprintf(pf, "2026-03,KH-1,iom,female,0-11,1,1,1,shelter,written before the kill %d\n", i)
+	}
 	pf.Close()
 
 	// The second run, with the field file named in the environment.
@@ -123,6 +129,14 @@ func TestRunDatasetsPullResumeKeepsItsFlagsOrStartsOver(t *testing.T) {
 	}
 	if p := partialFiles(t, dir); len(p) != 0 {
 		t.Errorf("partial files left behind: %q", p)
+	}
+	// A pull to standard output keeps no place.
+	f.server.BreakPull(2, 0, 0, 0)
+	if r := f.runAsIn(dir, "agency/mosvy", append(field, "datasets", "pull", "ilo/returns")...); r.code != ExitUnavailable || strings.Contains(r.stderr, "kept in") {
+		t.Errorf("interrupted pull to standard output: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if n := cursorNames(t, field[1]); len(n) != 0 {
+		t.Errorf("a pull to standard output kept %q", n)
 	}
 	// Without a field file, or to standard output, there is nothing to
 	// start over.
@@ -200,4 +214,108 @@ func fileMode(t *testing.T, path string) os.FileMode {
 		t.Fatal(err)
 	}
 	return fi.Mode().Perm()
+}
+
+func TestRunDatasetsPullWithTheFieldFileLostStartsOver(t *testing.T) {
+	f, dir := pushedFixture(t)
+	f.runAsIn(dir, "agency/mosvy", "datasets", "pull", "ilo/returns", "--out", "whole.csv").must(t)
+	whole := mustRead(t, dir, "whole.csv")
+	stored := rowKeys(f.server.DatasetRows("agencies/ilo/datasets/returns"))
+	f.server.SetRowBatch(3)
+	f.server.BreakPull(2, 0, 0, 0)
+	if r := f.runAsIn(dir, "agency/mosvy", "--field-file", "field.db", "datasets", "pull", "ilo/returns", "--out", "returns.csv"); r.code != ExitUnavailable {
+		t.Fatalf("interrupted pull: exit %d, stderr %q", r.code, r.stderr)
+	}
+	// The field file is lost: the next pull begins again, and ends with
+	// each row once; pulling changed nothing on the exchange.
+	if err := os.Remove(filepath.Join(dir, "field.db")); err != nil {
+		t.Fatal(err)
+	}
+	r := f.runAsIn(dir, "agency/mosvy", "--field-file", "field.db", "datasets", "pull", "ilo/returns", "--out", "returns.csv").must(t)
+	if strings.Contains(r.stderr, "Resuming") || mustRead(t, dir, "returns.csv") != whole {
+		t.Errorf("pull after the field file was lost: stderr %q, file\n%s", r.stderr, mustRead(t, dir, "returns.csv"))
+	}
+	if p := partialFiles(t, dir); len(p) != 0 {
+		t.Errorf("partial files left behind: %q", p)
+	}
+	if got := rowKeys(f.server.DatasetRows("agencies/ilo/datasets/returns")); !slices.Equal(got, stored) {
+		t.Errorf("the exchange's rows changed:\n%q\nwant\n%q", got, stored)
+	}
+}
+
+func TestRunReferralsWatchResumesAcrossRunsWithAFieldFile(t *testing.T) {
+	f := referralFixture(t)
+	ctx := context.Background()
+	field := filepath.Join(t.TempDir(), "field.db")
+	ilo := f.server.DialSealing(t, "agency/ilo")
+	iom := f.server.DialSealing(t, "agency/iom")
+	from := f.server.Revision()
+	r1, err := ilo.Referrals.Create(ctx, referralTo("iom", "one"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.server.SetWatchHeartbeat(20 * time.Millisecond)
+	w := f.startWatch(t, "--field-file", field, "--from", fmt.Sprint(from))
+	first := w.waitLines(t, 1)
+	w.stop(t)
+	// While no watch runs, iom acknowledges the referral.
+	if _, err := iom.Referrals.Acknowledge(ctx, r1.GetName(), ""); err != nil {
+		t.Fatal(err)
+	}
+	w = f.startWatch(t, "--field-file", field)
+	w.waitLines(t, 1)
+	time.Sleep(100 * time.Millisecond) // room for a wrong repeat
+	w.stop(t)
+	second := strings.Split(strings.TrimSpace(w.stdout.String()), "\n")
+	if len(first) != 1 || !strings.Contains(first[0], "created") || len(second) != 1 || !strings.Contains(second[0], "updated") {
+		t.Errorf("first watch printed %q, second %q; want the creation, then only the acknowledgement", first, second)
+	}
+	// --from goes back there, whatever was saved.
+	w = f.startWatch(t, "--field-file", field, "--from", fmt.Sprint(from))
+	if got := w.waitLines(t, 2); len(got) != 2 || strings.Contains(w.stderr.String(), "Resuming") {
+		t.Errorf("--from with a saved place printed %q, stderr %q", got, w.stderr)
+	}
+	w.stop(t)
+}
+
+func TestRunPlansWatchKeepsAPlacePerFilter(t *testing.T) {
+	f := planFixture(t)
+	ctx := context.Background()
+	field := filepath.Join(t.TempDir(), "field.db")
+	ilo := f.server.Dial(t, "agency/ilo")
+	newPlan := func(id, province string) *exchangev1.Plan {
+		p, err := ilo.Plans.Create(ctx, "agencies/ilo", &exchangev1.Plan{
+			ExternalId: id, Title: "Plan " + id, Stage: exchangev1.PlanStage_PLAN_STAGE_CONCEPT,
+			Niches: []exchangev1.Niche{exchangev1.Niche_NICHE_PREVENTION}, Locations: []*exchangev1.LocationRef{{Country: "KH", Subdivision: province}},
+			PlannedPeriod: &exchangev1.DatePeriod{Start: date(2026, 1, 1)}, Audience: &exchangev1.Audience{AllMembers: true},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	from := f.server.Revision()
+	kh1 := newPlan("ILO-1", "KH-1")
+	newPlan("ILO-12", "KH-12")
+	f.server.SetWatchHeartbeat(20 * time.Millisecond)
+	w := f.startPlansWatch(t, "--field-file", field, "--province", "KH-1", "--from", fmt.Sprint(from))
+	w.waitLines(t, 1)
+	w.stop(t)
+	// Another filter is another watch, with a place of its own.
+	w = f.startPlansWatch(t, "--field-file", field, "--province", "KH-12", "--from", fmt.Sprint(from))
+	w.waitLines(t, 1)
+	w.stop(t)
+	if _, err := ilo.Plans.Cancel(ctx, kh1.GetName(), "merged", ""); err != nil {
+		t.Fatal(err)
+	}
+	w = f.startPlansWatch(t, "--field-file", field, "--province", "KH-1")
+	w.waitLines(t, 1)
+	time.Sleep(100 * time.Millisecond)
+	w.stop(t)
+	if got := strings.Split(strings.TrimSpace(w.stdout.String()), "\n"); len(got) != 1 || !strings.Contains(got[0], "cancelled") || !strings.Contains(got[0], "ILO-1") {
+		t.Errorf("the KH-1 watch resumed with %q, want only ILO-1's cancellation", got)
+	}
+	if n := cursorNames(t, field); len(n) != 2 {
+		t.Errorf("cursors %q, want one per filter", n)
+	}
 }
