@@ -171,12 +171,12 @@ func TestRunDatasetsWatchResumesAcrossRunsWithAFieldFile(t *testing.T) {
 
 	// The next watch, without --from, starts where the first stopped.
 	w = f.startRun(t, "agency/mosvy", "--field-file", field, "datasets", "watch", "ilo/returns")
-	second := w.waitLines(t, 1)
+	w.waitLines(t, 1)
 	time.Sleep(100 * time.Millisecond) // room for a wrong repeat
 	if code := w.stop(t); code != ExitOK {
 		t.Fatalf("exit %d after interrupt; stderr:\n%s", code, w.stderr)
 	}
-	second = strings.Split(strings.TrimSpace(w.stdout.String()), "\n")
+	second := strings.Split(strings.TrimSpace(w.stdout.String()), "\n")
 	want := fmt.Sprintf("%-8d deleted 2026-04 KH-1 iom age_group=12-17 sex=male", from+2)
 	if len(first) != 2 || len(second) != 1 || second[0] != want {
 		t.Errorf("first watch printed %q, second %q; want the second to print only %q", first, second, want)
