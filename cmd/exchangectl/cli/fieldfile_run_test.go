@@ -130,6 +130,18 @@ func TestRunDatasetsPullResumeKeepsItsFlagsOrStartsOver(t *testing.T) {
 	if p := partialFiles(t, dir); len(p) != 0 {
 		t.Errorf("partial files left behind: %q", p)
 	}
+	// A symbolic link is followed, never replaced, as without a field
+	// file: the file it leads to is.
+	if err := os.WriteFile(filepath.Join(dir, "real.csv"), []byte("old\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("real.csv", filepath.Join(dir, "link.csv")); err != nil {
+		t.Fatal(err)
+	}
+	f.runAsIn(dir, "agency/mosvy", append(field, "datasets", "pull", "ilo/returns", "--out", "link.csv")...).must(t)
+	if fi, err := os.Lstat(filepath.Join(dir, "link.csv")); err != nil || fi.Mode()&os.ModeSymlink == 0 || mustRead(t, dir, "real.csv") != whole {
+		t.Errorf("pull through a symbolic link: link %v (%v), real.csv\n%s", fi, err, mustRead(t, dir, "real.csv"))
+	}
 	// A pull to standard output keeps no place.
 	f.server.BreakPull(2, 0, 0, 0)
 	if r := f.runAsIn(dir, "agency/mosvy", append(field, "datasets", "pull", "ilo/returns")...); r.code != ExitUnavailable || strings.Contains(r.stderr, "kept in") {
