@@ -274,6 +274,13 @@ func runResumablePull(ctx context.Context, o *datasetsPullOptions, c *client.Cli
 	}
 	if err != nil {
 		if !committed {
+			if kept, lerr := cursors.Load(key); lerr == nil && kept == "" {
+				// No position was saved: nothing to resume from.
+				f.Close()
+				os.Remove(partial)
+				fmt.Fprintf(stderr, "Nothing was written to %s.\n", o.Out)
+				return err
+			}
 			fmt.Fprintf(stderr, "The pull stopped after %d rows, kept in %s; run the same command again to resume it. %s is replaced only once the pull is complete.\n", rows, partial, o.Out)
 		}
 		return err

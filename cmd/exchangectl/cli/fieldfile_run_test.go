@@ -142,6 +142,14 @@ func TestRunDatasetsPullResumeKeepsItsFlagsOrStartsOver(t *testing.T) {
 	if fi, err := os.Lstat(filepath.Join(dir, "link.csv")); err != nil || fi.Mode()&os.ModeSymlink == 0 || mustRead(t, dir, "real.csv") != whole {
 		t.Errorf("pull through a symbolic link: link %v (%v), real.csv\n%s", fi, err, mustRead(t, dir, "real.csv"))
 	}
+	// A pull that got nothing leaves nothing behind.
+	f.server.BreakPull(0, 0, 0, 0)
+	if r := f.runAsIn(dir, "agency/mosvy", append(field, "datasets", "pull", "ilo/returns", "--out", "none.csv")...); r.code != ExitUnavailable || !strings.Contains(r.stderr, "Nothing was written to none.csv.") {
+		t.Errorf("a pull that got nothing: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if p := partialFiles(t, dir); len(p) != 0 {
+		t.Errorf("a pull that got nothing left %q", p)
+	}
 	// A pull to standard output keeps no place.
 	f.server.BreakPull(2, 0, 0, 0)
 	if r := f.runAsIn(dir, "agency/mosvy", append(field, "datasets", "pull", "ilo/returns")...); r.code != ExitUnavailable || strings.Contains(r.stderr, "kept in") {
