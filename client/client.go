@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/alltogether/exchange/client/fieldfile"
 	"github.com/alltogether/exchange/pki"
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 )
@@ -68,6 +69,12 @@ type Config struct {
 	// and sent later instead of failing (see Outbox). Dial opens the file,
 	// which one process may hold at a time; Close closes it.
 	FieldFile string
+	// Field, when set, is a field file the caller has already opened, to
+	// use instead of opening FieldFile: one process holds the file once,
+	// so a program that also keeps its pulls' and watches' places in it
+	// (ResumeFrom with Field.Cursors()) passes it here. Close leaves it
+	// open; the caller closes it after the client.
+	Field *fieldfile.File
 }
 
 // Client is a connection to the exchange with one typed sub-client per
@@ -108,7 +115,9 @@ type Client struct {
 // certificate, key and CA files named in cfg. It reads and checks the files
 // at once, so a missing or mismatched file is reported here, but it does not
 // wait for the network: the first call connects, and a server that cannot be
-// reached surfaces as an UNAVAILABLE error from that call. ctx only stops
+// reached surfaces as an UNAVAILABLE error from that call (after at most
+// ConnectTimeout; a connection that goes silent with calls open is closed
+// after KeepaliveTime + KeepaliveTimeout). ctx only stops
 // Dial early if it is already done. Extra opts are appended to the options
 // Dial sets (TLS credentials, retry and timeout interceptors).
 func Dial(ctx context.Context, cfg Config, opts ...grpc.DialOption) (*Client, error) {
@@ -138,10 +147,15 @@ func Dial(ctx context.Context, cfg Config, opts ...grpc.DialOption) (*Client, er
 	}
 	interceptors := []grpc.UnaryClientInterceptor{defaultTimeoutInterceptor(cfg.Timeout)}
 	var outbox *Outbox
-	if cfg.FieldFile != "" {
+	switch {
+	case cfg.Field != nil:
+		outbox = newOutbox(cfg.Field, cfg.CertFile)
+	case cfg.FieldFile != "":
 		if outbox, err = openOutbox(cfg.FieldFile, cfg.CertFile); err != nil {
 			return nil, err
 		}
+	}
+	if outbox != nil {
 		interceptors = append(interceptors, outbox.interceptor())
 	}
 	interceptors = append(interceptors, retryPolicyInterceptor(maxAttempts), retryInterceptor())
@@ -149,6 +163,7 @@ func Dial(ctx context.Context, cfg Config, opts ...grpc.DialOption) (*Client, er
 		grpc.WithTransportCredentials(credentials.NewTLS(tlsConfig)),
 		grpc.WithChainUnaryInterceptor(interceptors...),
 	}
+	dialOpts = append(dialOpts, linkDialOptions()...)
 	dialOpts = append(dialOpts, tgt.opts...)
 	conn, err := grpc.NewClient(tgt.grpcTarget, append(dialOpts, opts...)...)
 	if err != nil {

@@ -159,15 +159,37 @@ func (c *DatasetClient) Write(ctx context.Context, dataset string, writes []*exc
 // Config.Timeout does not bound Pull; ctx does. OnReconnect tells of
 // reconnections.
 //
-// To continue a pull in another process, pass the resume_token of the
-// last message handled in req.ResumeToken with the other fields
-// unchanged, and keep the revision of the original pull's first message.
+// To continue a pull in another process, use ResumeFrom: Pull then
+// saves its position (the resume_token of the last message fn handled
+// and the revision of the pull's first message) after each message, and
+// a later Pull of the same request resumes from it, its messages
+// carrying the first message's revision still; a pull that completes
+// deletes the saved position. (Without a CursorStore, pass the
+// resume_token of the last message handled in req.ResumeToken with the
+// other fields unchanged, and keep the revision of the original pull's
+// first message.)
 func (c *DatasetClient) Pull(ctx context.Context, req *exchangev1.PullDatasetRowsRequest, fn func(*exchangev1.PullDatasetRowsResponse) error, opts ...WatchOption) error {
 	if req == nil {
 		return status.Error(codes.InvalidArgument, "client: pull: no request")
 	}
 	cur := &pullCursor{req: proto.CloneOf(req)}
-	return follow(ctx, opts, maxAttempts, func() (bool, error) { return c.pullOnce(ctx, cur, fn) }, func() int64 { return cur.revision })
+	s := newWatchSettings(opts)
+	var keeper *cursorKeeper
+	if s.cursors != nil {
+		keeper = newCursorKeeper(s, positionPull, PullCursorName(s.cursorName, req))
+	}
+	p, ok, err := keeper.load()
+	if err != nil {
+		return err
+	}
+	if ok {
+		cur.req.ResumeToken, cur.started, cur.revision = p.Token, true, p.Revision
+	}
+	cur.keeper = keeper
+	if err := follow(ctx, opts, maxAttempts, func() (bool, error) { return c.pullOnce(ctx, cur, fn) }, func() int64 { return cur.revision }); err != nil {
+		return err
+	}
+	return keeper.clear()
 }
 
 // pullCursor tracks how far a pull has delivered rows.
@@ -182,6 +204,9 @@ type pullCursor struct {
 	// finished is set once the last message (without a resume token)
 	// has been delivered.
 	finished bool
+	// keeper saves the position after each message but the last; nil
+	// without ResumeFrom.
+	keeper *cursorKeeper
 }
 
 // pullOnce runs one stream from the cursor until it ends (nil) or fails,
@@ -215,6 +240,11 @@ func (c *DatasetClient) pullOnce(ctx context.Context, cur *pullCursor, fn func(*
 			return progressed, callbackError{err}
 		}
 		cur.req.ResumeToken, cur.finished = token, token == ""
+		if !cur.finished {
+			if err := cur.keeper.save(savedPosition{Token: token, Revision: cur.revision}); err != nil {
+				return progressed, callbackError{err}
+			}
+		}
 	}
 }
 
@@ -291,13 +321,29 @@ func (c *DatasetClient) Completeness(ctx context.Context, dataset, period string
 // any other error from the exchange, unchanged. Config.Timeout does not
 // bound it; ctx does.
 //
-// To resume in another process, keep the revision of the last message
-// handled and pass it as fromRevision.
+// To resume in another process, use ResumeFrom: WatchRows then saves its
+// position after each message fn handled, and starts from the saved
+// position, if any, instead of fromRevision, as it does when it
+// reconnects: no change is lost, and only rows of the last revision
+// begun may be delivered again. (Without a CursorStore,
+// keep the revision of the last message handled and pass it as
+// fromRevision.)
 func (c *DatasetClient) WatchRows(ctx context.Context, dataset string, fromRevision int64, fn func(*exchangev1.WatchDatasetRowsResponse) error, opts ...WatchOption) error {
 	if fromRevision < 0 {
 		return status.Errorf(codes.InvalidArgument, "client: watch rows from revision %d: want 0 (from now) or a revision", fromRevision)
 	}
 	cur := &rowCursor{done: fromRevision, pinned: fromRevision > 0}
+	s := newWatchSettings(opts)
+	keeper := newCursorKeeper(s, positionRowWatch, s.cursorName)
+	p, ok, err := keeper.load()
+	if err != nil {
+		return err
+	}
+	if ok {
+		cur.done, cur.high, cur.pinned = p.Done, p.High, true
+	}
+	cur.keeper = keeper
+	fn = savingAfter(keeper, fn, func() savedPosition { return savedPosition{Done: cur.done, High: cur.high} })
 	return follow(ctx, opts, 0, func() (bool, error) { return c.watchRowsOnce(ctx, dataset, cur, fn) }, func() int64 { return cur.done })
 }
 
@@ -311,6 +357,9 @@ type rowCursor struct {
 	high int64
 	// pinned is set once done names a revision ("from now" resolved).
 	pinned bool
+	// keeper saves the position once "now" is pinned, before any row;
+	// nil without ResumeFrom.
+	keeper *cursorKeeper
 }
 
 // accept drops from msg the rows delivered before and reports whether
@@ -340,6 +389,9 @@ func (c *DatasetClient) watchRowsOnce(ctx context.Context, dataset string, cur *
 			return false, err
 		}
 		cur.done, cur.pinned = rev, true
+		if err := cur.keeper.save(savedPosition{Done: cur.done, High: cur.high}); err != nil {
+			return false, callbackError{err}
+		}
 	}
 	stream, err := c.rpc.WatchDatasetRows(ctx, &exchangev1.WatchDatasetRowsRequest{Dataset: dataset, StartRevision: cur.done})
 	if err != nil {

@@ -76,7 +76,10 @@ const DefaultAttemptTimeout = 20 * time.Second
 // nothing is queued (FetchKeys fetches keys ahead).
 type Outbox struct {
 	file *fieldfile.File
-	conn *grpc.ClientConn
+	// owned says the outbox opened the file (Config.FieldFile) and closes
+	// it; a file the caller handed over (Config.Field) is the caller's.
+	owned bool
+	conn  *grpc.ClientConn
 	// self is the caller's agency, "agencies/{id}", or "" for the
 	// secretariat.
 	self string
@@ -478,6 +481,18 @@ func (o *Outbox) interceptor() grpc.UnaryClientInterceptor {
 // openOutbox opens the field file at path for the agency (or
 // secretariat) whose certificate is certFile.
 func openOutbox(path, certFile string) (*Outbox, error) {
+	f, err := fieldfile.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	o := newOutbox(f, certFile)
+	o.owned = true
+	return o, nil
+}
+
+// newOutbox keeps its writes in the open field file f, for the agency
+// whose certificate is certFile.
+func newOutbox(f *fieldfile.File, certFile string) *Outbox {
 	self := ""
 	if pemBytes, err := os.ReadFile(certFile); err == nil {
 		if cert, err := pki.ParseCertPEM(pemBytes); err == nil {
@@ -486,16 +501,13 @@ func openOutbox(path, certFile string) (*Outbox, error) {
 			}
 		}
 	}
-	f, err := fieldfile.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("client: %w", err)
-	}
-	return &Outbox{file: f, self: self, locks: map[string]*resourceLock{}}, nil
+	return &Outbox{file: f, self: self, locks: map[string]*resourceLock{}}
 }
 
-// close closes the field file; a nil Outbox has nothing to close.
+// close closes the field file if the outbox opened it; a nil Outbox has
+// nothing to close.
 func (o *Outbox) close() error {
-	if o == nil {
+	if o == nil || !o.owned {
 		return nil
 	}
 	return o.file.Close()

@@ -276,7 +276,8 @@ func (c *PlanClient) Coverage(ctx context.Context, req *exchangev1.GetCoverageRe
 // other error from the exchange, unchanged. OUT_OF_RANGE means the
 // revision is older than the change log keeps: list again with Snapshot
 // and watch from its revision. Config.Timeout does not bound Watch; ctx
-// does.
+// does. ResumeFrom keeps its position across restarts, as for
+// ReferralClient.Watch (name the cursor after req's filters).
 func (c *PlanClient) Watch(ctx context.Context, req *exchangev1.WatchPlansRequest, fromRevision int64, fn func(*exchangev1.WatchPlansResponse) error, opts ...WatchOption) error {
 	if fromRevision < 0 {
 		return status.Errorf(codes.InvalidArgument, "client: watch plans from revision %d: want 0 (from now) or a revision", fromRevision)
@@ -286,6 +287,13 @@ func (c *PlanClient) Watch(ctx context.Context, req *exchangev1.WatchPlansReques
 	}
 	req = proto.CloneOf(req)
 	cur := &watchCursor{done: fromRevision}
+	s := newWatchSettings(opts)
+	keeper := newCursorKeeper(s, positionWatch, s.cursorName)
+	if err := cur.restore(keeper); err != nil {
+		return err
+	}
+	cur.keeper = keeper
+	fn = savingAfter(keeper, fn, cur.position)
 	return follow(ctx, opts, 0, func() (bool, error) { return c.watchOnce(ctx, req, cur, fn) }, func() int64 { return cur.done })
 }
 
@@ -300,6 +308,9 @@ func (c *PlanClient) watchOnce(ctx context.Context, req *exchangev1.WatchPlansRe
 			return false, err
 		}
 		cur.done = resp.GetRevision()
+		if err := cur.keeper.save(cur.position()); err != nil {
+			return false, callbackError{err}
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

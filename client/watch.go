@@ -27,6 +27,9 @@ type WatchOption func(*watchSettings)
 // watchSettings are the settings WatchOptions change.
 type watchSettings struct {
 	onReconnect func(err error, wait time.Duration, revision int64)
+	// cursors and cursorName are ResumeFrom's store and name.
+	cursors    CursorStore
+	cursorName string
 }
 
 // OnReconnect makes Watch (and DatasetClient.WatchRows and Pull) call fn
@@ -67,14 +70,23 @@ func OnReconnect(fn func(err error, wait time.Duration, revision int64)) WatchOp
 // change log keeps: list again with Snapshot and watch from its revision.
 // Config.Timeout does not bound Watch; ctx does.
 //
-// To resume in another process, keep the revision of the last heartbeat,
-// or of the last event minus one (and expect to see again the events of
-// that event's revision delivered before it).
+// With ResumeFrom, Watch keeps its position in a CursorStore after each
+// event fn handled, and starts from the saved position, if any, instead of
+// fromRevision: a watch restarted in another process resumes after the
+// last event handled as a reconnection does, skipping the events of the
+// revision it had begun that fn handled.
 func (c *ReferralClient) Watch(ctx context.Context, fromRevision int64, fn func(*exchangev1.WatchReferralsResponse) error, opts ...WatchOption) error {
 	if fromRevision < 0 {
 		return status.Errorf(codes.InvalidArgument, "client: watch from revision %d: want 0 (from now) or a revision", fromRevision)
 	}
 	cur := &watchCursor{done: fromRevision}
+	s := newWatchSettings(opts)
+	keeper := newCursorKeeper(s, positionWatch, s.cursorName)
+	if err := cur.restore(keeper); err != nil {
+		return err
+	}
+	cur.keeper = keeper
+	fn = savingAfter(keeper, fn, cur.position)
 	return follow(ctx, opts, 0, func() (bool, error) { return c.watchOnce(ctx, cur, fn) }, func() int64 { return cur.done })
 }
 
@@ -153,6 +165,9 @@ func (c *ReferralClient) watchOnce(ctx context.Context, cur *watchCursor, fn fun
 			return false, err
 		}
 		cur.done = resp.GetRevision()
+		if err := cur.keeper.save(cur.position()); err != nil {
+			return false, callbackError{err}
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -206,6 +221,9 @@ type watchCursor struct {
 	// skip is how many events of partial a new stream replays that were
 	// delivered already.
 	skip int
+	// keeper saves the position once "now" is pinned, before any event;
+	// nil without ResumeFrom.
+	keeper *cursorKeeper
 }
 
 // advance records an event of revision rev (a heartbeat, when heartbeat
@@ -244,4 +262,18 @@ func (c *watchCursor) advance(rev int64, heartbeat bool) bool {
 // changes nothing.)
 func (c *watchCursor) reconnect() {
 	c.skip = c.sent
+}
+
+// restore sets the cursor to the position k saved, if any.
+func (c *watchCursor) restore(k *cursorKeeper) error {
+	p, ok, err := k.load()
+	if ok {
+		c.done, c.partial, c.sent = p.Done, p.Partial, p.Sent
+	}
+	return err
+}
+
+// position is the cursor as a saved position.
+func (c *watchCursor) position() savedPosition {
+	return savedPosition{Done: c.done, Partial: c.partial, Sent: c.sent}
 }

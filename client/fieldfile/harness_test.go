@@ -23,6 +23,9 @@ import (
 	"github.com/alltogether/exchange/store"
 )
 
+// Cursors is what client.ResumeFrom takes.
+var _ client.CursorStore = (*fieldfile.Cursors)(nil)
+
 // exchange is a real exchange (server.New on a bbolt store in a
 // temporary directory, mutual TLS with the development PKI) with agencies
 // ilo and iom, each with a certificate and a key ring whose public key is

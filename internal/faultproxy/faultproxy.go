@@ -57,8 +57,9 @@ type Proxy struct {
 	closed bool
 	wg     sync.WaitGroup
 
-	accepted atomic.Int64
-	cuts     atomic.Int64
+	accepted   atomic.Int64
+	cuts       atomic.Int64
+	fromServer atomic.Int64 // bytes forwarded server to client, all connections
 }
 
 // link is one proxied connection: the client's side and the server's side.
@@ -137,6 +138,11 @@ func (p *Proxy) Accepted() int64 { return p.accepted.Load() }
 // Cuts counts the times the proxy cut connections (CutAll with at least
 // one open, and each CutAfter cut).
 func (p *Proxy) Cuts() int64 { return p.cuts.Load() }
+
+// FromServer counts the bytes the proxy has forwarded from the server to
+// clients, over all connections: what a link carried towards the client,
+// bytes lost at a cut included.
+func (p *Proxy) FromServer() int64 { return p.fromServer.Load() }
 
 // Close stops the proxy and closes every connection.
 func (p *Proxy) Close() error {
@@ -277,7 +283,11 @@ func (p *Proxy) pipe(l *link, dst, src net.Conn, toClient bool) {
 				}
 				l.fromServer.Add(int64(len(chunk)))
 			}
-			if _, werr := dst.Write(chunk); werr != nil {
+			n, werr := dst.Write(chunk)
+			if toClient {
+				p.fromServer.Add(int64(n))
+			}
+			if werr != nil {
 				return
 			}
 			if cut {

@@ -121,6 +121,8 @@ type app struct {
 	flags  *pflag.FlagSet
 	client *client.Client
 	cancel context.CancelFunc
+	// field is the field office's local file (fieldfile.go).
+	field fieldFileState
 }
 
 // globalOptions are the flags every command takes.
@@ -131,9 +133,6 @@ type globalOptions struct {
 	CA      string
 	JSON    bool
 	Timeout time.Duration
-	// FieldFile is the field file whose outbox every covered write goes
-	// through; "" for none.
-	FieldFile string
 }
 
 // newApp fills in env's zero fields.
@@ -183,6 +182,7 @@ func (a *app) close() {
 	if a.client != nil {
 		_ = a.client.Close()
 	}
+	a.closeFieldFile()
 	if a.cancel != nil {
 		a.cancel()
 	}
@@ -210,7 +210,7 @@ Environment (flags win over the environment):
   EXCHANGE_CA       exchange CA certificate file, like --ca
   EXCHANGE_JSON     "true" for JSON output, like --json
   EXCHANGE_TIMEOUT  time limit per command, like --timeout
-  EXCHANGE_FIELD_FILE  field office's local file, like --field-file
+  EXCHANGE_FIELD_FILE  the field office's local file, like --field-file
 
 Output: tables for people on stdout; with --json one JSON value (an object
 for one resource, an array for lists), in the API's protobuf JSON form.
@@ -261,7 +261,7 @@ func newRootCmd(a *app) *cobra.Command {
 	f.StringVar(&a.global.CA, "ca", "", "exchange CA certificate file (env "+EnvCA+"; default ./"+DevPKIDir+"/ca.crt if present)")
 	f.BoolVar(&a.global.JSON, "json", false, "print JSON: an object for one resource, an array for lists (env "+EnvJSON+")")
 	f.DurationVar(&a.global.Timeout, "timeout", defaultTimeout, "time limit for the whole command, 0 for none; push, pull and watch commands have none unless given (env "+EnvTimeout+")")
-	f.StringVar(&a.global.FieldFile, "field-file", "", "field office's local file: writes made while the exchange cannot be reached are kept in its outbox and sent by 'exchangectl outbox send' (env "+EnvFieldFile+"; usually field.db beside --cert)")
+	addFieldFileFlag(a, f)
 	a.flags = f
 
 	root.AddCommand(
@@ -385,7 +385,11 @@ func (a *app) clientConfig() (client.Config, error) {
 		CAFile:   a.path(ca),
 	}
 	cfg.Address, cfg.Addresses = splitServer(a.global.Server)
-	cfg.FieldFile = a.fieldFile()
+	field, err := a.fieldFile()
+	if err != nil {
+		return client.Config{}, err
+	}
+	cfg.Field = field
 	return cfg, nil
 }
 

@@ -32,6 +32,9 @@ type datasetsPullOptions struct {
 	// RawText writes text cells as stored, without the apostrophe that
 	// keeps spreadsheets from running them as formulas.
 	RawText bool
+	// StartOver drops the position a pull into Out kept in the field
+	// file, and its partial file, and pulls from the start.
+	StartOver bool
 }
 
 const datasetsPullLong = `Write a dataset's rows to standard output or to a file (--out FILE), whole or,
@@ -75,7 +78,18 @@ written through as the rows come, never replaced; a symbolic link is never
 replaced either: it is followed, and the regular file it leads to replaced
 as above (a link to nothing or to a directory is refused). When the connection
 breaks, the pull resumes where it was, without repeating or losing a row; on
-a terminal it shows progress.`
+a terminal it shows progress.
+
+With a field file (--field-file or EXCHANGE_FIELD_FILE) and --out FILE, the
+pull also survives the end of exchangectl itself (Ctrl-C, a lost link it gave
+up on, a crash, a machine switched off): the rows go to a hidden partial file
+beside FILE, synced to disk after each message of rows together with how far
+the pull got, which the field file keeps. Run the same command again and it
+resumes there, each row in FILE once; FILE is replaced only once the pull is
+complete, and the field file then forgets the pull, so that the next run
+pulls again from the start. --start-over forgets an interrupted pull and
+begins again. A pull to standard output, a device or a pipe cannot be taken
+back to where it was and is not resumed.`
 
 // newDatasetsPullCmd is `exchangectl datasets pull`.
 func newDatasetsPullCmd(a *app, runF func(*datasetsPullOptions) error) *cobra.Command {
@@ -111,6 +125,7 @@ func newDatasetsPullCmd(a *app, runF func(*datasetsPullOptions) error) *cobra.Co
 	f.StringSliceVar(&opts.Categories, "category", nil, "only rows with this category value, key=value, like sex=female")
 	f.BoolVar(&opts.Tombstones, "tombstones", false, "with --since: include rows deleted since, as tombstones")
 	f.BoolVar(&opts.RawText, "raw-text", false, "csv and hxl: write text that starts like a spreadsheet formula as stored, without a guarding apostrophe")
+	f.BoolVar(&opts.StartOver, "start-over", false, "with a field file: forget an interrupted pull into --out FILE and pull from the start")
 	return cmd
 }
 
@@ -213,6 +228,15 @@ type rowSink interface {
 	Flush() error
 }
 
+// newSink returns the writer of rows to out in the chosen format; a CSV
+// writer has written its header.
+func (o *datasetsPullOptions) newSink(out io.Writer, d *exchangev1.Dataset) (rowSink, error) {
+	if o.Format == formatJSONL {
+		return rowfile.NewJSONLWriter(out), nil
+	}
+	return rowfile.NewCSVWriter(out, d, rowfile.CSVOptions{HXL: o.Format == formatHXL, Tombstones: o.Tombstones, RawText: o.RawText})
+}
+
 // runDatasetsPull pulls the rows into the output and prints the revision
 // to pull since next time.
 func runDatasetsPull(ctx context.Context, o *datasetsPullOptions) error {
@@ -233,6 +257,22 @@ func runDatasetsPull(ctx context.Context, o *datasetsPullOptions) error {
 		return err
 	}
 	toFile := o.Out != "" && o.Out != "-"
+	ff, err := o.app.fieldFile()
+	if err != nil {
+		return err
+	}
+	if o.StartOver && (ff == nil || !toFile) {
+		return usageErrorf("--start-over is for a pull into --out FILE with a field file (--field-file or %s), which keeps where the pull got", EnvFieldFile)
+	}
+	if ff != nil && toFile {
+		target, err := resumeTarget(o.app.path(o.Out))
+		if err != nil {
+			return err
+		}
+		if target != "" {
+			return runResumablePull(ctx, o, c, d, req, ff, target)
+		}
+	}
 	var out io.Writer = o.app.env.Stdout
 	var file *outputFile
 	if toFile {
@@ -246,10 +286,8 @@ func runDatasetsPull(ctx context.Context, o *datasetsPullOptions) error {
 		}()
 		out = file
 	}
-	var sink rowSink
-	if o.Format == formatJSONL {
-		sink = rowfile.NewJSONLWriter(out)
-	} else if sink, err = rowfile.NewCSVWriter(out, d, rowfile.CSVOptions{HXL: o.Format == formatHXL, Tombstones: o.Tombstones, RawText: o.RawText}); err != nil {
+	sink, err := o.newSink(out, d)
+	if err != nil {
 		return err
 	}
 

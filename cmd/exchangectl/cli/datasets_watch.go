@@ -24,6 +24,8 @@ type datasetsWatchOptions struct {
 	Dataset string
 	// From is the revision to follow changes after; 0 means from now.
 	From int64
+	// FromGiven is set when --from was given; StartOver is --start-over.
+	FromGiven, StartOver bool
 }
 
 const datasetsWatchLong = `Print one line per row change of a dataset as it happens: the row's revision,
@@ -41,7 +43,9 @@ stores them, and a repeat changes nothing.
 
 --from REVISION starts after that revision (for example the one 'datasets
 pull' printed), replaying what changed since; without it the watch starts
-now.`
+now.
+
+` + watchResumeHelp
 
 // newDatasetsWatchCmd is `exchangectl datasets watch`.
 func newDatasetsWatchCmd(a *app, runF func(*datasetsWatchOptions) error) *cobra.Command {
@@ -62,6 +66,7 @@ func newDatasetsWatchCmd(a *app, runF func(*datasetsWatchOptions) error) *cobra.
 			if opts.From < 0 {
 				return usageErrorf("--from %d: want a revision, 0 or more", opts.From)
 			}
+			opts.FromGiven = cmd.Flags().Changed("from")
 			if runF != nil {
 				return runF(opts)
 			}
@@ -69,6 +74,7 @@ func newDatasetsWatchCmd(a *app, runF func(*datasetsWatchOptions) error) *cobra.
 		},
 	}
 	cmd.Flags().Int64Var(&opts.From, "from", 0, "follow changes after this revision (default: from now)")
+	addStartOverFlag(cmd, &opts.StartOver)
 	return cmd
 }
 
@@ -79,6 +85,10 @@ func runDatasetsWatch(ctx context.Context, o *datasetsWatchOptions) error {
 		return err
 	}
 	c, err := o.app.connect(ctx)
+	if err != nil {
+		return err
+	}
+	resume, err := o.app.watchResumeOptions(rowsWatchCursorStart+name, o.FromGiven, o.StartOver)
 	if err != nil {
 		return err
 	}
@@ -100,10 +110,10 @@ func runDatasetsWatch(ctx context.Context, o *datasetsWatchOptions) error {
 			}
 		}
 		return jsonl.Flush()
-	}, client.OnReconnect(func(err error, wait time.Duration, rev int64) {
+	}, append(resume, client.OnReconnect(func(err error, wait time.Duration, rev int64) {
 		fmt.Fprintf(o.app.env.Stderr, "exchangectl: watch interrupted (%v); reconnecting in %v after revision %d\n",
 			err, wait.Round(time.Millisecond), rev)
-	}))
+	}))...)
 	_, bounded := ctx.Deadline()
 	if ctx.Err() != nil || (bounded && status.Code(err) == codes.DeadlineExceeded) {
 		// Interrupted, or --timeout reached: the normal end of a watch.

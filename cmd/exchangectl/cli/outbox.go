@@ -49,32 +49,20 @@ func newOutboxCmd(a *app) *cobra.Command {
 	return cmd
 }
 
-// fieldFile is the field file's path from --field-file or the
-// environment, resolved against the working directory; "" for none.
-func (a *app) fieldFile() string {
-	path := a.global.FieldFile
-	if !a.flags.Changed("field-file") {
-		if v := a.env.Getenv(EnvFieldFile); v != "" {
-			path = v
-		}
-	}
-	return a.path(path)
-}
-
-// openFieldFile opens the field file for the outbox commands that need no
-// connection.
+// openFieldFile returns the field file for the outbox commands that need
+// no connection; the run closes it.
 func (a *app) openFieldFile() (*fieldfile.File, error) {
-	path := a.fieldFile()
-	if path == "" {
-		return nil, usageErrorf("no field file: pass --field-file PATH (or set %s)", EnvFieldFile)
+	f, err := a.fieldFile()
+	if err == nil && f == nil {
+		err = usageErrorf("no field file: pass --field-file PATH (or set %s)", EnvFieldFile)
 	}
-	return fieldfile.Open(path)
+	return f, err
 }
 
 // connectOutbox connects with the field file, sealing as referrals do.
 func (a *app) connectOutbox(ctx context.Context) (*client.Client, error) {
-	if a.fieldFile() == "" {
-		return nil, usageErrorf("no field file: pass --field-file PATH (or set %s)", EnvFieldFile)
+	if _, err := a.openFieldFile(); err != nil {
+		return nil, err
 	}
 	return a.connectSealing(ctx)
 }
@@ -146,7 +134,6 @@ Needs no connection. Not 'exchangectl referrals outbox' (referrals sent).`,
 			if err != nil {
 				return err
 			}
-			defer f.Close()
 			entries, err := f.Entries()
 			if err != nil {
 				return err
@@ -243,7 +230,6 @@ plans are then sent by the next 'exchangectl outbox send'. Needs --yes.`,
 			if err != nil {
 				return err
 			}
-			defer f.Close()
 			e, err := f.Drop(id)
 			if errors.Is(err, fieldfile.ErrNoEntry) {
 				return exitError{code: ExitNotFound, message: fmt.Sprintf("exchangectl: no entry %d in the outbox", id)}

@@ -24,6 +24,8 @@ type plansWatchOptions struct {
 	Niches    []exchangev1.Niche
 	// From is the revision to follow changes after; 0 means from now.
 	From int64
+	// FromGiven is set when --from was given; StartOver is --start-over.
+	FromGiven, StartOver bool
 }
 
 const plansWatchLong = `Print one line per change to the plans you may see, as it happens: a plan
@@ -43,7 +45,11 @@ itself and resumes where it was: no change is lost or printed twice. --from
 REVISION starts after that revision ('plans list' prints it on a terminal;
 'plans apply' prints the revision it applied at), replaying what happened
 since. Exit code 6 (OUT_OF_RANGE) means the exchange no longer keeps changes
-that old: list again and watch from now.`
+that old: list again and watch from now.
+
+` + watchResumeHelp + `
+A watch with other --province or --niche filters is another watch, with a
+place of its own.`
 
 // newPlansWatchCmd is `exchangectl plans watch`.
 func newPlansWatchCmd(a *app, runF func(*plansWatchOptions) error) *cobra.Command {
@@ -63,6 +69,7 @@ func newPlansWatchCmd(a *app, runF func(*plansWatchOptions) error) *cobra.Comman
 			if opts.From < 0 {
 				return usageErrorf("--from %d: want a revision, 0 or more", opts.From)
 			}
+			opts.FromGiven = cmd.Flags().Changed("from")
 			if runF != nil {
 				return runF(opts)
 			}
@@ -73,6 +80,7 @@ func newPlansWatchCmd(a *app, runF func(*plansWatchOptions) error) *cobra.Comman
 	f.StringSliceVar(&opts.Provinces, "province", nil, "only plans touching these provinces, ISO 3166-2 such as KH-12 (repeatable or comma-separated)")
 	newEnumSliceFlag(f, &opts.Niches, "niche", nicheNames, "only plans in these niches")
 	f.Int64Var(&opts.From, "from", 0, "follow changes after this revision (default: from now)")
+	addStartOverFlag(cmd, &opts.StartOver)
 	return cmd
 }
 
@@ -99,6 +107,10 @@ func runPlansWatch(ctx context.Context, o *plansWatchOptions) error {
 	if err != nil {
 		return err
 	}
+	resume, err := o.app.watchResumeOptions(plansWatchCursorStart+digestOf(req), o.FromGiven, o.StartOver)
+	if err != nil {
+		return err
+	}
 	w := o.app.env.Stdout
 	if o.app.stderrIsTerminal() && !o.app.global.JSON {
 		fmt.Fprintln(o.app.env.Stderr, "Watching plans; Ctrl-C to stop.")
@@ -122,10 +134,10 @@ func runPlansWatch(ctx context.Context, o *plansWatchOptions) error {
 		}
 		_, err := fmt.Fprintln(w, planEventLine(ev))
 		return err
-	}, client.OnReconnect(func(err error, wait time.Duration, rev int64) {
+	}, append(resume, client.OnReconnect(func(err error, wait time.Duration, rev int64) {
 		fmt.Fprintf(o.app.env.Stderr, "exchangectl: watch interrupted (%v); reconnecting in %v after revision %d\n",
 			err, wait.Round(time.Millisecond), rev)
-	}))
+	}))...)
 	_, bounded := ctx.Deadline()
 	if ctx.Err() != nil || (bounded && status.Code(err) == codes.DeadlineExceeded) {
 		// Interrupted, or --timeout reached: the normal end of a watch.

@@ -22,6 +22,8 @@ type referralsWatchOptions struct {
 	app *app
 	// From is the revision to follow changes after; 0 means from now.
 	From int64
+	// FromGiven is set when --from was given; StartOver is --start-over.
+	FromGiven, StartOver bool
 }
 
 const referralsWatchLong = `Print one line per event on your agency's referrals as it happens: a
@@ -38,7 +40,9 @@ itself and resumes where it was: no event is lost or printed twice.
 --from REVISION starts after that revision (for example the one 'referrals
 inbox' reports on a terminal), replaying what happened since; without it the
 watch starts now. Exit code 6 (OUT_OF_RANGE) means the exchange no longer
-keeps changes that old: list again and watch from now.`
+keeps changes that old: list again and watch from now.
+
+` + watchResumeHelp
 
 // newReferralsWatchCmd is `exchangectl referrals watch`.
 func newReferralsWatchCmd(a *app, runF func(*referralsWatchOptions) error) *cobra.Command {
@@ -55,6 +59,7 @@ func newReferralsWatchCmd(a *app, runF func(*referralsWatchOptions) error) *cobr
 			if opts.From < 0 {
 				return usageErrorf("--from %d: want a revision, 0 or more", opts.From)
 			}
+			opts.FromGiven = cmd.Flags().Changed("from")
 			if runF != nil {
 				return runF(opts)
 			}
@@ -62,12 +67,17 @@ func newReferralsWatchCmd(a *app, runF func(*referralsWatchOptions) error) *cobr
 		},
 	}
 	cmd.Flags().Int64Var(&opts.From, "from", 0, "follow changes after this revision (default: from now)")
+	addStartOverFlag(cmd, &opts.StartOver)
 	return cmd
 }
 
 // runReferralsWatch prints events until the context ends.
 func runReferralsWatch(ctx context.Context, o *referralsWatchOptions) error {
 	c, err := o.app.connect(ctx)
+	if err != nil {
+		return err
+	}
+	resume, err := o.app.watchResumeOptions(referralsWatchCursor, o.FromGiven, o.StartOver)
 	if err != nil {
 		return err
 	}
@@ -94,10 +104,10 @@ func runReferralsWatch(ctx context.Context, o *referralsWatchOptions) error {
 		}
 		_, err := fmt.Fprintln(w, eventLine(ev))
 		return err
-	}, client.OnReconnect(func(err error, wait time.Duration, rev int64) {
+	}, append(resume, client.OnReconnect(func(err error, wait time.Duration, rev int64) {
 		fmt.Fprintf(o.app.env.Stderr, "exchangectl: watch interrupted (%v); reconnecting in %v after revision %d\n",
 			err, wait.Round(time.Millisecond), rev)
-	}))
+	}))...)
 	_, bounded := ctx.Deadline()
 	if ctx.Err() != nil || (bounded && status.Code(err) == codes.DeadlineExceeded) {
 		// Interrupted, or --timeout reached (the server may notice the
