@@ -59,7 +59,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// buildBinaries builds exchanged and exchangectl from this module, grpcurl
+// buildBinaries builds exchanged, exchangectl and the e2e seeder
+// (e2e/internal/seedrows) from this module, grpcurl
 // from tools/go.mod and etcd from the version pinned in bench/etcd (for the
 // high-availability test, ha_test.go) into dir.
 func buildBinaries(dir string) error {
@@ -76,7 +77,7 @@ func buildBinaries(dir string) error {
 		dir  string
 		args []string
 	}{
-		{root, []string{"build", "-o", dir + string(filepath.Separator), "./cmd/exchanged", "./cmd/exchangectl"}},
+		{root, []string{"build", "-o", dir + string(filepath.Separator), "./cmd/exchanged", "./cmd/exchangectl", "./e2e/internal/seedrows"}},
 		{root, []string{"build", "-modfile=tools/go.mod", "-o", filepath.Join(dir, "grpcurl"), "github.com/fullstorydev/grpcurl/cmd/grpcurl"}},
 		{filepath.Join(root, "bench", "etcd"), []string{"build", "-o", filepath.Join(dir, "etcd"), "go.etcd.io/etcd/server/v3"}},
 	} {
