@@ -64,9 +64,9 @@ func violationTexts(r *exchangev1.ReferralPushResult) []string {
 // valid referral's request, as the batched push does for each item: with
 // every field rule checked in Go (no CEL program for the items of
 // Subject.languages and Consent.services, protovalidate ≥ v1.4.1) it
-// allocates 27 times; the bound leaves room for a dependency's small
-// changes but not for the item rules going back to CEL (42 times with
-// v1.4.0).
+// allocates 27 times (32 under the race detector); the bound leaves room
+// for that and a dependency's small changes but not for the item rules
+// going back to CEL (42 times with v1.4.0).
 func TestReferralValidationAllocations(t *testing.T) {
 	v, err := protovalidate.New()
 	if err != nil {
@@ -83,7 +83,7 @@ func TestReferralValidationAllocations(t *testing.T) {
 		}
 	})
 	t.Logf("%.0f allocations per referral validated", allocs)
-	if allocs > 32 {
-		t.Errorf("validating a referral allocates %.0f times, want at most 32", allocs)
+	if allocs > 36 {
+		t.Errorf("validating a referral allocates %.0f times, want at most 36", allocs)
 	}
 }
