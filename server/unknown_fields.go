@@ -19,44 +19,81 @@ import (
 // field ("" for a request's top level), if m or any message inside it carries fields its schema does not
 // know.
 func checkNoUnknownFields(field string, m protoreflect.Message) error {
-	if !m.IsValid() {
+	path, size, found := findUnknownFields(m)
+	if !found {
 		return nil
 	}
-	if len(m.GetUnknown()) > 0 {
-		if field == "" {
-			field = "request"
-		}
-		return invalidField(field, fmt.Sprintf("carries fields this exchange does not know (%d bytes); "+
-			"identifying details must be sealed into sealed_details (docs/sealing.md): update the client", len(m.GetUnknown())))
+	path = joinFieldPath(field, path)
+	if path == "" {
+		path = "request"
+	}
+	return invalidField(path, fmt.Sprintf("carries fields this exchange does not know (%d bytes); "+
+		"identifying details must be sealed into sealed_details (docs/sealing.md): update the client", size))
+}
+
+// findUnknownFields returns the path, relative to m ("" for m itself), of
+// the first message in m that carries unknown fields, and their size in
+// bytes. The path is built only for the message found, on the way back
+// up: a valid request, the usual one, costs no string.
+func findUnknownFields(m protoreflect.Message) (path string, size int, found bool) {
+	if !m.IsValid() {
+		return "", 0, false
+	}
+	if unknown := m.GetUnknown(); len(unknown) > 0 {
+		return "", len(unknown), true
 	}
 	for _, fd := range messageFieldsOf(m.Descriptor()) {
 		if !m.Has(fd) {
 			continue
 		}
-		path := string(fd.Name())
-		if field != "" {
-			path = field + "." + path
-		}
-		var err error
+		name := string(fd.Name())
 		switch v := m.Get(fd); {
 		case fd.IsList():
 			list := v.List()
-			for i := 0; i < list.Len() && err == nil; i++ {
-				err = checkNoUnknownFields(fmt.Sprintf("%s[%d]", path, i), list.Get(i).Message())
+			for i := range list.Len() {
+				if path, size, found := findUnknownFields(list.Get(i).Message()); found {
+					return joinFieldPath(fmt.Sprintf("%s[%d]", name, i), path), size, true
+				}
 			}
 		case fd.IsMap():
-			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
-				err = checkNoUnknownFields(fmt.Sprintf("%s[%v]", path, k.Interface()), mv.Message())
-				return err == nil
-			})
+			if path, size, found := findUnknownFieldsInMap(name, v.Map()); found {
+				return path, size, true
+			}
 		default:
-			err = checkNoUnknownFields(path, v.Message())
-		}
-		if err != nil {
-			return err
+			if path, size, found := findUnknownFields(v.Message()); found {
+				return joinFieldPath(name, path), size, true
+			}
 		}
 	}
-	return nil
+	return "", 0, false
+}
+
+// findUnknownFieldsInMap is findUnknownFields for the message values of
+// the map field name, apart so that its closure's variables are not moved
+// to the heap for every message.
+func findUnknownFieldsInMap(name string, entries protoreflect.Map) (path string, size int, found bool) {
+	var key protoreflect.MapKey
+	entries.Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
+		path, size, found = findUnknownFields(mv.Message())
+		key = k
+		return !found
+	})
+	if !found {
+		return "", 0, false
+	}
+	return joinFieldPath(fmt.Sprintf("%s[%v]", name, key.Interface()), path), size, true
+}
+
+// joinFieldPath joins a field path and a path under it, either of which
+// may be empty.
+func joinFieldPath(outer, inner string) string {
+	switch {
+	case outer == "":
+		return inner
+	case inner == "":
+		return outer
+	}
+	return outer + "." + inner
 }
 
 // messageFields caches, per message type, the fields that hold messages
