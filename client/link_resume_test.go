@@ -128,3 +128,41 @@ func TestLinkRefusedIsRetriedWithGrowingDelays(t *testing.T) {
 		t.Errorf("%d connections for %d attempts over a refused link: the client hammers it", attempts, want+1)
 	}
 }
+
+func TestLinkCutSoonAfterDeliveringIsNotHammered(t *testing.T) {
+	t.Parallel()
+	l := newLinked(t)
+	ctx := context.Background()
+	l.writeLinkMonths(t, 0, 19) // 2,000 rows
+	req := &exchangev1.PullDatasetRowsRequest{Dataset: linkDataset, PageSize: 50}
+	before := l.proxy.FromServer()
+	if _, err := pullKeys(t, ctx, l.ilo, req); err != nil {
+		t.Fatal(err)
+	}
+	perPull := l.proxy.FromServer() - before
+
+	// Each connection carries a twentieth of the pull, a few messages,
+	// and breaks within milliseconds of its start: each stream delivers,
+	// yet the next must not start sooner than 80ms (100ms - 20%) after
+	// the start of the one before.
+	l.proxy.CutAfter(perPull / 20)
+	office := dialConfig(t, l.iloConfig)
+	var starts []time.Time
+	bounded, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	starts = append(starts, time.Now())
+	_, err := pullKeys(t, bounded, office, req, client.OnReconnect(func(_ error, wait time.Duration, _ int64) {
+		starts = append(starts, time.Now().Add(wait)) // no sooner than this
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(starts) < 10 {
+		t.Fatalf("%d streams: the link was not cut as meant", len(starts))
+	}
+	for i := 1; i < len(starts); i++ {
+		if gap := starts[i].Sub(starts[i-1]); gap < 80*time.Millisecond {
+			t.Errorf("stream %d started %v after the one before, want 80ms or more", i+1, gap)
+		}
+	}
+}
