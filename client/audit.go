@@ -11,6 +11,9 @@ import (
 // AuditClient reads the audit chain.
 type AuditClient struct {
 	rpc exchangev1.AuditServiceClient
+	// link is the connection the calls go over; follow resets its
+	// connect backoff when a stream that delivered breaks.
+	link backoffResetter
 }
 
 // Entries iterates over the audit entries the caller may see, in chain
@@ -77,7 +80,7 @@ func (c *AuditClient) Verify(ctx context.Context) (uint64, error) {
 // Watch; ctx does.
 func (c *AuditClient) Watch(ctx context.Context, resumeToken string, fn func(*exchangev1.WatchAuditEntriesResponse) error, opts ...WatchOption) error {
 	token := resumeToken
-	return follow(ctx, opts, 0, func() (bool, error) {
+	return follow(ctx, opts, 0, c.link, func() (bool, error) {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		stream, err := c.rpc.WatchAuditEntries(ctx, &exchangev1.WatchAuditEntriesRequest{ResumeToken: token})

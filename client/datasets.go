@@ -34,6 +34,9 @@ const MaxRowWrites = 10000
 // so two agencies may each have a dataset "returns".
 type DatasetClient struct {
 	rpc exchangev1.DatasetServiceClient
+	// link is the connection the calls go over; follow resets its
+	// connect backoff when a stream that delivered breaks.
+	link backoffResetter
 }
 
 // Create defines the dataset d under parent, the caller's own agency
@@ -142,8 +145,9 @@ func (c *DatasetClient) Write(ctx context.Context, dataset string, writes []*exc
 // calls fn with each message, in order, on the caller's goroutine. req is
 // not changed.
 //
-// When the stream breaks (UNAVAILABLE), Pull reconnects with backoff and
-// resumes after the last message fn received, with that message's
+// When the stream breaks (UNAVAILABLE), Pull reconnects (at once when the
+// stream had delivered something for 100ms or more, with backoff
+// otherwise) and resumes after the last message fn received, with that message's
 // resume_token, so that no row is lost or delivered twice. It gives up
 // after four attempts in a row that receive nothing and returns the last
 // error; a stream that delivers something starts the count again.
@@ -186,7 +190,7 @@ func (c *DatasetClient) Pull(ctx context.Context, req *exchangev1.PullDatasetRow
 		cur.req.ResumeToken, cur.started, cur.revision = p.Token, true, p.Revision
 	}
 	cur.keeper = keeper
-	if err := follow(ctx, opts, maxAttempts, func() (bool, error) { return c.pullOnce(ctx, cur, fn) }, func() int64 { return cur.revision }); err != nil {
+	if err := follow(ctx, opts, maxAttempts, c.link, func() (bool, error) { return c.pullOnce(ctx, cur, fn) }, func() int64 { return cur.revision }); err != nil {
 		return err
 	}
 	return keeper.clear()
@@ -307,8 +311,9 @@ func (c *DatasetClient) Completeness(ctx context.Context, dataset, period string
 // pull's revision.
 //
 // When the stream breaks (UNAVAILABLE, or the server ends it), WatchRows
-// reconnects with backoff (100ms doubling to 10s, with jitter, for as
-// long as ctx allows) and resumes after the highest revision a message
+// reconnects (at once when the stream had delivered something for 100ms
+// or more; otherwise with backoff, 100ms doubling to 10s, with jitter,
+// for as long as ctx allows) and resumes after the highest revision a message
 // reported. No change is lost, and rows of revisions delivered
 // completely are not delivered again; but the rows of the last revision
 // begun may be: the exchange cannot say which of them were sent, since a
@@ -344,7 +349,7 @@ func (c *DatasetClient) WatchRows(ctx context.Context, dataset string, fromRevis
 	}
 	cur.keeper = keeper
 	fn = savingAfter(keeper, fn, func() savedPosition { return savedPosition{Done: cur.done, High: cur.high} })
-	return follow(ctx, opts, 0, func() (bool, error) { return c.watchRowsOnce(ctx, dataset, cur, fn) }, func() int64 { return cur.done })
+	return follow(ctx, opts, 0, c.link, func() (bool, error) { return c.watchRowsOnce(ctx, dataset, cur, fn) }, func() int64 { return cur.done })
 }
 
 // rowCursor tracks how far a row watch has delivered changes.

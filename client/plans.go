@@ -33,6 +33,9 @@ const AllPlanOwners = "agencies/-"
 // file.
 type PlanClient struct {
 	rpc exchangev1.PlanServiceClient
+	// link is the connection the calls go over; follow resets its
+	// connect backoff when a stream that delivered breaks.
+	link backoffResetter
 }
 
 // Create creates the plan p under parent, the caller's own agency
@@ -294,7 +297,7 @@ func (c *PlanClient) Watch(ctx context.Context, req *exchangev1.WatchPlansReques
 	}
 	cur.keeper = keeper
 	fn = savingAfter(keeper, fn, cur.position)
-	return follow(ctx, opts, 0, func() (bool, error) { return c.watchOnce(ctx, req, cur, fn) }, func() int64 { return cur.done })
+	return follow(ctx, opts, 0, c.link, func() (bool, error) { return c.watchOnce(ctx, req, cur, fn) }, func() int64 { return cur.done })
 }
 
 // watchOnce runs one stream of req from the cursor until it fails, and

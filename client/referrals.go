@@ -32,6 +32,9 @@ const MaxReferralBatch = 500
 // them from ids.
 type ReferralClient struct {
 	rpc exchangev1.ReferralServiceClient
+	// link is the connection the calls go over; follow resets its
+	// connect backoff when a stream that delivered breaks.
+	link backoffResetter
 	// sealer, when set (Config.KeyRingFile), seals and opens identifying
 	// details in this process (referral_sealing.go).
 	sealer *sealer

@@ -15,7 +15,7 @@ import (
 
 // Reconnection backoff of Watch: the first wait, doubled after each failed
 // attempt up to the last, with 20% jitter; back to the first once a stream
-// delivers something.
+// delivers something, and counted from that stream's start (follow).
 const (
 	watchBackoffFirst = retryBackoff
 	watchBackoffMax   = 10 * time.Second
@@ -56,8 +56,9 @@ func OnReconnect(fn func(err error, wait time.Duration, revision int64)) WatchOp
 // revision (Snapshot returns it).
 //
 // When the stream breaks (UNAVAILABLE, or the server ends it), Watch
-// reconnects with backoff (100ms doubling to 10s, with jitter, for as long
-// as ctx allows) and resumes after the last revision it delivered
+// reconnects (at once when the stream had delivered something for 100ms or
+// more; otherwise with backoff, 100ms doubling to 10s, with jitter, for as
+// long as ctx allows) and resumes after the last revision it delivered
 // completely, skipping the events of a revision it had begun, so that no
 // event is lost and none is delivered twice. Several events can share one
 // revision (forwarding a referral changes two); a revision is complete
@@ -87,19 +88,29 @@ func (c *ReferralClient) Watch(ctx context.Context, fromRevision int64, fn func(
 	}
 	cur.keeper = keeper
 	fn = savingAfter(keeper, fn, cur.position)
-	return follow(ctx, opts, 0, func() (bool, error) { return c.watchOnce(ctx, cur, fn) }, func() int64 { return cur.done })
+	return follow(ctx, opts, 0, c.link, func() (bool, error) { return c.watchOnce(ctx, cur, fn) }, func() int64 { return cur.done })
 }
 
 // follow runs once, a stream from where the previous one stopped, until
 // it ends (once returns nil), fn fails, ctx ends or the stream fails with
-// an error that resumable does not accept; between streams it waits with
-// backoff (100ms doubling to 10s, with jitter; back to 100ms after a
-// stream that delivered something) and tells OnReconnect, passing the
-// position to resume after. attempts > 0 gives up after that many
-// streams in a row that delivered nothing, returning the last error; 0
-// never gives up while ctx allows. Watch, DatasetClient.Pull and
-// DatasetClient.WatchRows share it.
-func follow(ctx context.Context, opts []WatchOption, attempts int, once func() (progressed bool, err error), position func() int64) error {
+// an error that resumable does not accept; between streams it tells
+// OnReconnect how long it waits and the position it resumes after.
+//
+// A stream that delivered something resumes at once: the link carried it
+// a moment ago, so waiting would only lengthen the catch-up. The first
+// wait (100ms, with jitter) is counted from the start of that stream, so
+// a stream that breaks sooner than that after delivering waits out the
+// rest, and streams are never opened more often than every 100ms or so,
+// even through a link that breaks each one after its first message. Each
+// break after a delivery also resets link's connect backoff, so that a
+// connection gRPC had given up on for a while (another replica of
+// Config.Addresses) is tried again now rather than when its backoff ends.
+// Attempts that deliver nothing wait with backoff: 100ms doubling to 10s,
+// with jitter. attempts > 0 gives up after that many streams in a row
+// that delivered nothing, returning the last error; 0 never gives up
+// while ctx allows. Watch, DatasetClient.Pull, DatasetClient.WatchRows,
+// PlanClient.Watch and AuditClient.Watch share it.
+func follow(ctx context.Context, opts []WatchOption, attempts int, link backoffResetter, once func() (progressed bool, err error), position func() int64) error {
 	var s watchSettings
 	for _, o := range opts {
 		o(&s)
@@ -107,6 +118,7 @@ func follow(ctx context.Context, opts []WatchOption, attempts int, once func() (
 	wait := watchBackoffFirst
 	failures := 0
 	for {
+		started := time.Now()
 		progressed, err := once()
 		var fnErr callbackError
 		switch {
@@ -121,23 +133,41 @@ func follow(ctx context.Context, opts []WatchOption, attempts int, once func() (
 		}
 		if progressed {
 			wait, failures = watchBackoffFirst, 0
+			if link != nil {
+				link.ResetConnectBackoff()
+			}
 		}
 		if failures++; attempts > 0 && failures >= attempts {
 			return err
 		}
-		jittered := time.Duration(float64(wait) * (0.8 + 0.4*rand.Float64()))
-		if s.onReconnect != nil {
-			s.onReconnect(err, jittered, position())
+		pause := time.Duration(float64(wait) * (0.8 + 0.4*rand.Float64()))
+		if progressed {
+			// The first wait runs from the start of the stream that
+			// delivered; it has usually passed already.
+			pause = max(0, pause-time.Since(started))
+		} else {
+			wait = min(2*wait, watchBackoffMax)
 		}
-		t := time.NewTimer(jittered)
+		if s.onReconnect != nil {
+			s.onReconnect(err, pause, position())
+		}
+		if pause == 0 {
+			continue
+		}
+		t := time.NewTimer(pause)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return status.FromContextError(ctx.Err()).Err()
 		case <-t.C:
 		}
-		wait = min(2*wait, watchBackoffMax)
 	}
+}
+
+// backoffResetter is what follow needs of the client's connection
+// (*grpc.ClientConn): a way to have it connect again at once.
+type backoffResetter interface {
+	ResetConnectBackoff()
 }
 
 // callbackError carries an error returned by the fn of Watch, Pull or

@@ -44,11 +44,12 @@ type options struct {
 	records, rows, plans       int
 	etcdKeys                   int
 	pullPage                   int
+	pullCutRows                int // rows' worth of bytes after which pull-broken's link is cut
 	only                       map[string]bool
 }
 
 // workloads in the order they run.
-var workloads = []string{"writes", "replicated", "watch", "startup", "reads", "filtered", "pull", "overlaps"}
+var workloads = []string{"writes", "replicated", "watch", "startup", "reads", "filtered", "pull", "pull-broken", "overlaps"}
 
 // want reports whether the run includes the workload.
 func (b *bench) want(w string) bool { return len(b.opt.only) == 0 || b.opt.only[w] }
@@ -77,6 +78,7 @@ func main() {
 	flag.IntVar(&o.plans, "plans", 10_000, "plans of the FindOverlaps workload")
 	flag.IntVar(&o.etcdKeys, "etcd-keys", 100_000, "keys preloaded into etcd for its Get and range references")
 	flag.IntVar(&o.pullPage, "pull-page", 0, "rows per pulled message (0: the server's default)")
+	flag.IntVar(&o.pullCutRows, "pull-cut-rows", 100_000, "pull-broken cuts its link after the bytes of this many rows, on each connection")
 	flag.StringVar(&only, "only", "", "comma-separated workloads to run, of "+strings.Join(workloads, ","))
 	flag.Parse()
 	o.only = map[string]bool{}
@@ -149,7 +151,7 @@ func run(o options) error {
 		{[]string{"replicated"}, b.replicated}, // two replicas on a 3-member etcd cluster
 		{[]string{"watch"}, b.watch},
 		{[]string{"startup", "reads", "filtered"}, b.startupAndReads}, // one seeded database
-		{[]string{"pull"}, b.pull},
+		{[]string{"pull", "pull-broken"}, b.pulls},                    // one seeded dataset
 		{[]string{"overlaps"}, b.overlaps},
 	}
 	for _, step := range steps {

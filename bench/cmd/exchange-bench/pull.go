@@ -14,10 +14,10 @@ import (
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 )
 
-// pull measures a whole pull of the --rows dataset through the typed
-// client (rows/s) and the server's memory while it runs, against the
-// transport ceiling streaming the same messages.
-func (b *bench) pull(ctx context.Context) error {
+// pulls seeds the --rows dataset once and starts one exchanged on it,
+// then runs the pull workload and the pull-broken workload
+// (pull_broken.go), whichever the run includes.
+func (b *bench) pulls(ctx context.Context) error {
 	o := b.opt
 	dir, err := b.newDataDir("pull-exchange")
 	if err != nil {
@@ -34,6 +34,25 @@ func (b *bench) pull(ctx context.Context) error {
 		return err
 	}
 	b.track(ex)
+	if b.want("pull") {
+		if err := b.pull(ctx, ex); err != nil {
+			return err
+		}
+	}
+	if b.want("pull-broken") {
+		fmt.Println(" pull-broken")
+		if err := b.pullBroken(ctx, ex); err != nil {
+			return fmt.Errorf("pull-broken: %w", err)
+		}
+	}
+	return nil
+}
+
+// pull measures a whole pull of the --rows dataset through the typed
+// client (rows/s) and the server's memory while it runs, against the
+// transport ceiling streaming the same messages.
+func (b *bench) pull(ctx context.Context, ex *proc) error {
+	o := b.opt
 	exClient, err := b.dial(ex.addr, sender)
 	if err != nil {
 		return err

@@ -105,6 +105,27 @@ func ptr[T any](v T) *T { return &v }
 // pullDatasetName is the pull dataset, owned by the sender.
 var pullDatasetName = store.DatasetName(sender, "returns")
 
+// pullProvinces are the locations of the pull dataset's rows.
+var pullProvinces = []string{"KH-1", "KH-2", "KH-3", "KH-4", "KH-5", "KH-6", "KH-7", "KH-8", "KH-9", "KH-10", "KH-11", "KH-12"}
+
+// pullRow is row j of the pull dataset as seedRows writes it; rows 0 to
+// n-1 have distinct keys.
+func pullRow(j int) *exchangev1.Row {
+	month := j / (len(pullProvinces) * 4)
+	return &exchangev1.Row{
+		Period:   fmt.Sprintf("%04d-%02d", 1000+month/12, 1+month%12),
+		Location: pullProvinces[j/4%len(pullProvinces)],
+		Categories: map[string]string{
+			"sex": []string{"female", "male"}[j%2], "age_group": []string{"0-17", "18+"}[j/2%2],
+		},
+		Values: map[string]*exchangev1.Value{
+			"cases":   {Kind: &exchangev1.Value_IntValue{IntValue: int64(j % 97)}},
+			"spend":   {Kind: &exchangev1.Value_DecimalValue{DecimalValue: float64(j%1000) * 12.5}},
+			"channel": {Kind: &exchangev1.Value_CodeValue{CodeValue: []string{"hotline", "outreach", "police"}[j%3]}},
+		},
+	}
+}
+
 // seedRows stores n rows in the pull dataset, 20,000 per transaction: 12
 // provinces × 2 sexes × 2 age groups per month, months running back as
 // far as n needs, each row with an integer, a decimal and a code.
@@ -120,26 +141,11 @@ func seedRows(ctx context.Context, dataDir string, n int) error {
 	if _, err := st.CreateDataset(ctx, store.Op{Actor: "agencies/" + sender, Method: "/alltogether.exchange.v1.DatasetService/CreateDataset"}, "returns", pullDataset()); err != nil {
 		return err
 	}
-	provinces := []string{"KH-1", "KH-2", "KH-3", "KH-4", "KH-5", "KH-6", "KH-7", "KH-8", "KH-9", "KH-10", "KH-11", "KH-12"}
-	perMonth := len(provinces) * 4
 	const chunk = 20_000
 	for i := 0; i < n; i += chunk {
 		writes := make([]store.RowWrite, 0, chunk)
 		for j := i; j < min(n, i+chunk); j++ {
-			month := j / perMonth
-			r := &exchangev1.Row{
-				Period:   fmt.Sprintf("%04d-%02d", 1000+month/12, 1+month%12),
-				Location: provinces[j/4%len(provinces)],
-				Categories: map[string]string{
-					"sex": []string{"female", "male"}[j%2], "age_group": []string{"0-17", "18+"}[j/2%2],
-				},
-				Values: map[string]*exchangev1.Value{
-					"cases":   {Kind: &exchangev1.Value_IntValue{IntValue: int64(j % 97)}},
-					"spend":   {Kind: &exchangev1.Value_DecimalValue{DecimalValue: float64(j%1000) * 12.5}},
-					"channel": {Kind: &exchangev1.Value_CodeValue{CodeValue: []string{"hotline", "outreach", "police"}[j%3]}},
-				},
-			}
-			writes = append(writes, store.RowWrite{Row: r})
+			writes = append(writes, store.RowWrite{Row: pullRow(j)})
 		}
 		errs, _, err := st.WriteDatasetRows(ctx, store.Op{Actor: "agencies/" + receiver, Method: "/alltogether.exchange.v1.DatasetService/WriteDatasetRows"},
 			pullDatasetName, func(*exchangev1.Dataset) error { return nil }, writes)

@@ -53,6 +53,7 @@ var targets = []string{
 	"Dataset pull rate",
 	"Dataset pull: server Go heap growth",
 	"Dataset pull: server anonymous RSS growth",
+	"Pull through a link cut every 5,000 rows / unbroken pull (time)",
 	"FindOverlaps, warm index",
 	"FindOverlaps, first call after a plan changed",
 }
@@ -80,7 +81,7 @@ func TestBenchRunsEveryWorkload(t *testing.T) {
 	cmd := exec.Command(filepath.Join(bin, "exchange-bench"), "--bin", bin, "--out", results,
 		"--only", strings.Join(only, ","),
 		"--rounds", "2", "--warmup", "50ms", "--duration", "200ms",
-		"--records", "3000", "--rows", "20000", "--plans", "300", "--etcd-keys", "1000",
+		"--records", "3000", "--rows", "20000", "--pull-cut-rows", "5000", "--plans", "300", "--etcd-keys", "1000",
 		"--watchers", "10", "--watch-writes", "5")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
