@@ -89,3 +89,66 @@ func TestRunReferralsWatchSharesTheFieldFileWithWrites(t *testing.T) {
 		t.Fatalf("the watch run again printed %q (stderr %q); want only the acknowledgement of %s", got, w.stderr, r2.GetName())
 	}
 }
+
+// A datasets watch and a plans watch running with the field file leave it
+// free: a dataset push with the same field file, made while both run,
+// writes its rows (it does not queue them), and the datasets watch shows
+// them.
+func TestRunDatasetsAndPlansWatchesShareTheFieldFileWithAPush(t *testing.T) {
+	f, dir := pushedFixture(t)
+	field := filepath.Join(dir, "field.db")
+	f.server.SetWatchHeartbeat(20 * time.Millisecond)
+	rows := f.startRun(t, "agency/mosvy", "--field-file", field, "datasets", "watch", "ilo/returns")
+	plans := f.startRun(t, "agency/mosvy", "--field-file", field, "plans", "watch")
+	// Both have saved the place they start from.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(cursorNames(t, field)) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the watches kept %q; stderr %q / %q", cursorNames(t, field), rows.stderr, plans.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	writeFile(t, dir, "april.csv", "period,location,sex,age_group,returned,notes",
+		"2026-04,KH-1,female,12-17,7,")
+	r := f.runAsIn(dir, "agency/iom", "--field-file", field, "datasets", "push", "ilo/returns", "-f", "april.csv")
+	if r.code != ExitOK || strings.Contains(r.stderr, "queued") || !strings.Contains(r.stderr, "1 written") {
+		t.Fatalf("push while two watches run with the same field file: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if got := rows.waitLines(t, 1); !strings.Contains(got[0], "written 2026-04 KH-1 iom") {
+		t.Errorf("the datasets watch printed %q, want the pushed row", got)
+	}
+	for _, w := range []*watchRun{rows, plans} {
+		if code := w.stop(t); code != ExitOK {
+			t.Errorf("watch exit %d; stderr %q", code, w.stderr)
+		}
+	}
+}
+
+// A pull into a file with the field file holds the field file only while
+// it saves its place: while the pull waits to resume after a broken link,
+// another command opens the field file at once and finds the place saved.
+func TestRunDatasetsPullLeavesTheFieldFileFreeWhileItWaits(t *testing.T) {
+	f, dir := pushedFixture(t)
+	field := filepath.Join(dir, "field.db")
+	f.server.SetRowBatch(3)
+	f.server.BreakPull(1, 0, 0, 0, 0, 0, 0, 0)
+	w := f.startRun(t, "agency/mosvy", "--field-file", field, "datasets", "pull", "ilo/returns", "--out", filepath.Join(dir, "returns.csv"))
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(w.stderr.String(), "pull interrupted") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the pull never said it was interrupted; stderr %q", w.stderr)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	ff, err := fieldfile.OpenWithin(field, 100*time.Millisecond)
+	if err != nil {
+		t.Fatalf("the field file while the pull waits to resume: %v", err)
+	}
+	list, err := ff.Cursors().List()
+	ff.Close()
+	if err != nil || len(list) != 1 || !strings.HasPrefix(list[0].Name, "pull:agencies/ilo/datasets/returns>") {
+		t.Fatalf("cursors while the pull waits: %+v, %v; want the pull's place", list, err)
+	}
+	w.stop(t)
+}
