@@ -10,10 +10,11 @@
 // closing it again, so that a short command that writes through the
 // outbox can open the file in between. Each side waits for the other's
 // brief hold (Open up to LockWait, CursorsAt up to CursorLockWait)
-// instead of failing at once. It holds what the client would
-// have sent: identifying details are only ever in it sealed, as the
-// exchange stores them, because the client seals before anything reaches
-// the outbox.
+// instead of failing at once.
+//
+// The file holds what the client would have sent: identifying details
+// are only ever in it sealed, as the exchange stores them, because the
+// client seals before anything reaches the outbox.
 //
 // This package is the client's own storage. It is not the exchange's store
 // (package store) and shares nothing with it but the bbolt library.

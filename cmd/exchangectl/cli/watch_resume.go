@@ -24,7 +24,9 @@ it how far it got, after each change it has printed, and the next watch
 resumes there, even after exchangectl was stopped, crashed or lost its link:
 nothing that happened in between is missed. A change being printed at the
 very moment exchangectl was killed may be printed again. --from REVISION, or
---start-over (from now), forgets the saved place and starts there instead.`
+--start-over (from now), forgets the saved place and starts there instead.
+The watch opens the field file only while it saves its place, so commands in
+another window can use the same field file while it runs.`
 
 // addStartOverFlag adds a watch's --start-over flag.
 func addStartOverFlag(cmd *cobra.Command, startOver *bool) {
