@@ -4,10 +4,17 @@
 // client process.
 //
 // The state lives in one bbolt file beside the agency's certificate, mode
-// 0600, opened by one process at a time. It holds what the client would
-// have sent: identifying details are only ever in it sealed, as the
-// exchange stores them, because the client seals before anything reaches
-// the outbox.
+// 0600, opened by one process at a time. A process that runs for long
+// (a watch left open all day, a long pull) should not hold it: CursorsAt
+// keeps positions by opening the file for each Load, Save or Delete and
+// closing it again, so that a short command that writes through the
+// outbox can open the file in between. Each side waits for the other's
+// brief hold (Open up to LockWait, CursorsAt up to CursorLockWait)
+// instead of failing at once.
+//
+// The file holds what the client would have sent: identifying details
+// are only ever in it sealed, as the exchange stores them, because the
+// client seals before anything reaches the outbox.
 //
 // This package is the client's own storage. It is not the exchange's store
 // (package store) and shares nothing with it but the bbolt library.
@@ -55,12 +62,23 @@ func PathBeside(certFile string) string {
 // ErrInUse is returned by Open when another process holds the file.
 var ErrInUse = errors.New("fieldfile: the file is in use by another process")
 
+// LockWait is how long Open waits for another process to let go of the
+// file: long enough for a watch or pull saving its position (which holds
+// the file for a moment, see CursorsAt), far shorter than a command held
+// open all day.
+const LockWait = 5 * time.Second
+
 // Open opens the field file at path, creating it with mode 0600 if it does
 // not exist. It refuses a file that others than its owner can read or
 // write (a file holding sealed referrals and the agency's pending work is
 // the agency's alone), a file of another format version, and a file
-// another process holds (after waiting up to a second).
-func Open(path string) (*File, error) {
+// another process holds (after waiting up to LockWait).
+func Open(path string) (*File, error) { return OpenWithin(path, LockWait) }
+
+// OpenWithin is Open waiting up to wait (at least a millisecond) for
+// another process to let go of the file; it then fails with ErrInUse and
+// the path.
+func OpenWithin(path string, wait time.Duration) (*File, error) {
 	if fi, err := os.Stat(path); err == nil {
 		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 			return nil, fmt.Errorf("fieldfile: %s has mode %#o; it must be readable and writable by its owner only (chmod 600 %s)", path, perm, path)
@@ -68,7 +86,7 @@ func Open(path string) (*File, error) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("fieldfile: %w", err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: max(wait, time.Millisecond)})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %s", ErrInUse, path)
 	}
@@ -83,7 +101,25 @@ func Open(path string) (*File, error) {
 	return f, nil
 }
 
+// init checks the file's format and creates its buckets. A file already
+// set up is only read, so that opening it costs no write to disk (CursorsAt
+// opens it for every position it saves).
 func (f *File) init() error {
+	ready := false
+	err := f.db.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			return nil
+		}
+		if v := meta.Get([]byte("format")); v != nil && string(v) != formatVersion {
+			return f.formatError(v)
+		}
+		ready = meta.Get([]byte("format")) != nil && tx.Bucket(bucketOutbox) != nil && tx.Bucket(bucketCursors) != nil
+		return nil
+	})
+	if err != nil || ready {
+		return err
+	}
 	return f.db.Update(func(tx *bolt.Tx) error {
 		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
 		if err != nil {
@@ -95,7 +131,7 @@ func (f *File) init() error {
 				return err
 			}
 		case string(v) != formatVersion:
-			return fmt.Errorf("fieldfile: %s is of format %q; this client reads format %s", f.path, v, formatVersion)
+			return f.formatError(v)
 		}
 		for _, b := range [][]byte{bucketOutbox, bucketCursors} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -104,6 +140,11 @@ func (f *File) init() error {
 		}
 		return nil
 	})
+}
+
+// formatError refuses a file of format v.
+func (f *File) formatError(v []byte) error {
+	return fmt.Errorf("fieldfile: %s is of format %q; this client reads format %s", f.path, v, formatVersion)
 }
 
 // Path is the file's path.

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -51,7 +52,7 @@ func TestOpenRefusesAFileInUse(t *testing.T) {
 	defer f.Close()
 	// bbolt's lock is per open file description, so a second Open in the
 	// same process meets it as another process would.
-	_, err = Open(path)
+	_, err = OpenWithin(path, 100*time.Millisecond)
 	if !errors.Is(err, ErrInUse) {
 		t.Fatalf("second Open = %v, want ErrInUse", err)
 	}

@@ -23,8 +23,11 @@ import (
 	"github.com/alltogether/exchange/store"
 )
 
-// Cursors is what client.ResumeFrom takes.
-var _ client.CursorStore = (*fieldfile.Cursors)(nil)
+// Cursors and PathCursors are what client.ResumeFrom takes.
+var (
+	_ client.CursorStore = (*fieldfile.Cursors)(nil)
+	_ client.CursorStore = (*fieldfile.PathCursors)(nil)
+)
 
 // exchange is a real exchange (server.New on a bbolt store in a
 // temporary directory, mutual TLS with the development PKI) with agencies

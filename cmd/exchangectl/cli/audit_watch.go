@@ -60,7 +60,7 @@ func newAuditWatchCmd(a *app) *cobra.Command {
 
 // runAuditWatch prints entries until the context ends.
 func runAuditWatch(ctx context.Context, o *auditWatchOptions) error {
-	c, err := o.app.connect(ctx)
+	c, err := o.app.connectReadOnly(ctx)
 	if err != nil {
 		return err
 	}

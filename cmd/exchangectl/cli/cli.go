@@ -353,7 +353,9 @@ func (a *app) resolveGlobal(cmd *cobra.Command) error {
 // clientConfig returns the connection settings: each of --cert, --key and
 // --ca from its flag, else its environment variable, else the development
 // PKI in ./exchange-data/pki when its files exist. Certificate and key come
-// from the development PKI only together.
+// from the development PKI only together. The field file, when one is
+// named, is opened and held for the outbox, except for a command that
+// connected with connectReadOnly.
 func (a *app) clientConfig() (client.Config, error) {
 	pick := func(flag, env string) string {
 		if a.flags.Changed(flag) {
@@ -385,6 +387,9 @@ func (a *app) clientConfig() (client.Config, error) {
 		CAFile:   a.path(ca),
 	}
 	cfg.Address, cfg.Addresses = splitServer(a.global.Server)
+	if a.field.readOnly {
+		return cfg, nil
+	}
 	field, err := a.fieldFile()
 	if err != nil {
 		return client.Config{}, err

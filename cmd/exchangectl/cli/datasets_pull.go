@@ -248,7 +248,9 @@ func runDatasetsPull(ctx context.Context, o *datasetsPullOptions) error {
 	if err != nil {
 		return err
 	}
-	c, err := o.app.connect(ctx)
+	// A pull writes nothing at the exchange: it holds the field file only
+	// while it loads or saves its position.
+	c, err := o.app.connectReadOnly(ctx)
 	if err != nil {
 		return err
 	}
@@ -257,10 +259,7 @@ func runDatasetsPull(ctx context.Context, o *datasetsPullOptions) error {
 		return err
 	}
 	toFile := o.Out != "" && o.Out != "-"
-	ff, err := o.app.fieldFile()
-	if err != nil {
-		return err
-	}
+	ff := o.app.fieldCursors()
 	if o.StartOver && (ff == nil || !toFile) {
 		return usageErrorf("--start-over is for a pull into --out FILE with a field file (--field-file or %s), which keeps where the pull got", EnvFieldFile)
 	}

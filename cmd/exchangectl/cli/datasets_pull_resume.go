@@ -95,7 +95,7 @@ func (g *gateWriter) Write(p []byte) (int, error) { return g.w.Write(p) }
 // flushes and syncs it) and keeps its state with the client's position;
 // Load gives the client its position back.
 type outputCursors struct {
-	cursors *fieldfile.Cursors
+	cursors *fieldfile.PathCursors
 	record  func(clientValue string) (savedPull, error)
 }
 
@@ -166,22 +166,22 @@ func openPartial(path string, resuming bool, size int64) (*os.File, error) {
 }
 
 // runResumablePull pulls req into the regular file target (o.Out as the
-// user wrote it), keeping the pull's position in ff.
-func runResumablePull(ctx context.Context, o *datasetsPullOptions, c *client.Client, d *exchangev1.Dataset, req *exchangev1.PullDatasetRowsRequest, ff *fieldfile.File, target string) error {
+// user wrote it), keeping the pull's position in the field file through
+// cursors, which hold the file only while they load or save.
+func runResumablePull(ctx context.Context, o *datasetsPullOptions, c *client.Client, d *exchangev1.Dataset, req *exchangev1.PullDatasetRowsRequest, cursors *fieldfile.PathCursors, target string) error {
 	stderr := o.app.env.Stderr
-	cursors := ff.Cursors()
 	prefix := pullCursorPrefix(req.GetDataset(), target)
 	key := client.PullCursorName(prefix, req)
 	partial := partialPath(target, key)
 	if o.StartOver {
 		if err := cursors.Delete(key); err != nil {
-			return err
+			return fmt.Errorf("--field-file: %w", err)
 		}
 	}
 	var saved savedPull
 	raw, err := cursors.Load(key)
 	if err != nil {
-		return err
+		return fmt.Errorf("--field-file: %w", err)
 	}
 	resuming := raw != ""
 	if resuming {

@@ -84,7 +84,7 @@ func runDatasetsWatch(ctx context.Context, o *datasetsWatchOptions) error {
 	if err != nil {
 		return err
 	}
-	c, err := o.app.connect(ctx)
+	c, err := o.app.connectReadOnly(ctx)
 	if err != nil {
 		return err
 	}

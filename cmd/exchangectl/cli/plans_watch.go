@@ -103,7 +103,7 @@ func runPlansWatch(ctx context.Context, o *plansWatchOptions) error {
 	if err != nil {
 		return err
 	}
-	c, err := o.app.connect(ctx)
+	c, err := o.app.connectReadOnly(ctx)
 	if err != nil {
 		return err
 	}

@@ -73,7 +73,7 @@ func newReferralsWatchCmd(a *app, runF func(*referralsWatchOptions) error) *cobr
 
 // runReferralsWatch prints events until the context ends.
 func runReferralsWatch(ctx context.Context, o *referralsWatchOptions) error {
-	c, err := o.app.connect(ctx)
+	c, err := o.app.connectReadOnly(ctx)
 	if err != nil {
 		return err
 	}

@@ -24,7 +24,9 @@ it how far it got, after each change it has printed, and the next watch
 resumes there, even after exchangectl was stopped, crashed or lost its link:
 nothing that happened in between is missed. A change being printed at the
 very moment exchangectl was killed may be printed again. --from REVISION, or
---start-over (from now), forgets the saved place and starts there instead.`
+--start-over (from now), forgets the saved place and starts there instead.
+The watch opens the field file only while it saves its place, so commands in
+another window can use the same field file while it runs.`
 
 // addStartOverFlag adds a watch's --start-over flag.
 func addStartOverFlag(cmd *cobra.Command, startOver *bool) {
@@ -34,27 +36,26 @@ func addStartOverFlag(cmd *cobra.Command, startOver *bool) {
 // watchResumeOptions returns the options that make a watch keep its
 // position in the field file under name and start from the one saved
 // there, or none without a field file. fromGiven (--from) and startOver
-// forget the saved position first.
+// forget the saved position first. The watch holds the file only while
+// it loads or saves its position (fieldfile.CursorsAt), so that it can
+// run all day while writes in another window use the file; it must have
+// connected with connectReadOnly.
 func (a *app) watchResumeOptions(name string, fromGiven, startOver bool) ([]client.WatchOption, error) {
-	ff, err := a.fieldFile()
-	if err != nil {
-		return nil, err
-	}
-	if ff == nil {
+	cursors := a.fieldCursors()
+	if cursors == nil {
 		if startOver {
 			return nil, usageErrorf("--start-over is for a watch with a field file (--field-file or %s), which keeps where the watch got", EnvFieldFile)
 		}
 		return nil, nil
 	}
-	cursors := ff.Cursors()
 	if fromGiven || startOver {
 		if err := cursors.Delete(name); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("--field-file: %w", err)
 		}
 	} else if v, err := cursors.Load(name); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--field-file: %w", err)
 	} else if v != "" {
-		fmt.Fprintf(a.env.Stderr, "Resuming the watch where it stopped (kept in %s); --start-over watches from now.\n", ff.Path())
+		fmt.Fprintf(a.env.Stderr, "Resuming the watch where it stopped (kept in %s); --start-over watches from now.\n", cursors.Path())
 	}
 	return []client.WatchOption{client.ResumeFrom(cursors, name)}, nil
 }
