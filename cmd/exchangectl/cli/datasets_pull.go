@@ -239,6 +239,41 @@ func (o *datasetsPullOptions) newSink(out io.Writer, d *exchangev1.Dataset) (row
 
 // runDatasetsPull pulls the rows into the output and prints the revision
 // to pull since next time.
+// pullTally counts what a pull has written: rows, deleted rows left out,
+// the pull's revision, and whether any message came.
+type pullTally struct {
+	rows, skipped int
+	revision      int64
+	started       bool
+}
+
+// pullRows pulls req into sink, counting in t, showing progress in prog
+// and each interruption on stderr; opts follow (a resumable pull adds
+// where it keeps its place).
+func (o *datasetsPullOptions) pullRows(ctx context.Context, c *client.Client, req *exchangev1.PullDatasetRowsRequest, sink rowSink, prog *progress, stderr io.Writer, t *pullTally, opts ...client.WatchOption) error {
+	opts = append([]client.WatchOption{client.OnReconnect(func(err error, wait time.Duration, _ int64) {
+		prog.clear()
+		fmt.Fprintf(stderr, "exchangectl: pull interrupted (%v); resuming in %v after row %d\n", err, wait.Round(time.Millisecond), t.rows+t.skipped)
+	})}, opts...)
+	err := c.Datasets.Pull(ctx, req, func(m *exchangev1.PullDatasetRowsResponse) error {
+		t.started, t.revision = true, m.GetRevision()
+		for _, r := range m.GetRows() {
+			if r.GetDeleted() && !o.Tombstones {
+				t.skipped++
+				continue
+			}
+			if err := sink.Write(r); err != nil {
+				return err
+			}
+			t.rows++
+		}
+		prog.show("Pulled %d rows of %s...", t.rows, req.GetDataset())
+		return nil
+	}, opts...)
+	prog.clear()
+	return err
+}
+
 func runDatasetsPull(ctx context.Context, o *datasetsPullOptions) error {
 	name, err := o.app.datasetName(o.Dataset)
 	if err != nil {
@@ -293,28 +328,9 @@ func runDatasetsPull(ctx context.Context, o *datasetsPullOptions) error {
 	// Progress only where it cannot mix with the rows on a terminal.
 	prog := o.app.newProgress()
 	prog.on = prog.on && (toFile || !o.app.env.IsTerminal(o.app.env.Stdout))
-	var rows, skipped int
-	var revision int64
-	started := false
-	err = c.Datasets.Pull(ctx, req, func(m *exchangev1.PullDatasetRowsResponse) error {
-		started, revision = true, m.GetRevision()
-		for _, r := range m.GetRows() {
-			if r.GetDeleted() && !o.Tombstones {
-				skipped++
-				continue
-			}
-			if err := sink.Write(r); err != nil {
-				return err
-			}
-			rows++
-		}
-		prog.show("Pulled %d rows of %s...", rows, req.GetDataset())
-		return nil
-	}, client.OnReconnect(func(err error, wait time.Duration, _ int64) {
-		prog.clear()
-		fmt.Fprintf(o.app.env.Stderr, "exchangectl: pull interrupted (%v); resuming in %v after row %d\n", err, wait.Round(time.Millisecond), rows+skipped)
-	}))
-	prog.clear()
+	var t pullTally
+	err = o.pullRows(ctx, c, req, sink, prog, o.app.env.Stderr, &t)
+	rows, skipped, revision, started := t.rows, t.skipped, t.revision, t.started
 	if err == nil {
 		err = sink.Flush()
 	}

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/alltogether/exchange/client"
 	"github.com/alltogether/exchange/client/fieldfile"
@@ -229,7 +228,7 @@ func runResumablePull(ctx context.Context, o *datasetsPullOptions, c *client.Cli
 		fmt.Fprintf(stderr, "Resuming the pull into %s after row %d (the rows so far are in %s); --start-over begins again.\n", o.Out, saved.Rows, partial)
 	}
 
-	rows, skipped, revision, started := saved.Rows, saved.Skipped, saved.Revision, resuming
+	t := pullTally{rows: saved.Rows, skipped: saved.Skipped, revision: saved.Revision, started: resuming}
 	store := outputCursors{cursors: cursors, record: func(clientValue string) (savedPull, error) {
 		if err := sink.Flush(); err != nil {
 			return savedPull{}, err
@@ -241,30 +240,13 @@ func runResumablePull(ctx context.Context, o *datasetsPullOptions, c *client.Cli
 		if err != nil {
 			return savedPull{}, err
 		}
-		return savedPull{Client: clientValue, Partial: partial, Size: size, Rows: rows, Skipped: skipped, Revision: revision,
+		return savedPull{Client: clientValue, Partial: partial, Size: size, Rows: t.rows, Skipped: t.skipped, Revision: t.revision,
 			Format: o.Format, Tombstones: o.Tombstones, RawText: o.RawText}, nil
 	}}
 
 	prog := o.app.newProgress()
-	err = c.Datasets.Pull(ctx, req, func(m *exchangev1.PullDatasetRowsResponse) error {
-		started, revision = true, m.GetRevision()
-		for _, r := range m.GetRows() {
-			if r.GetDeleted() && !o.Tombstones {
-				skipped++
-				continue
-			}
-			if err := sink.Write(r); err != nil {
-				return err
-			}
-			rows++
-		}
-		prog.show("Pulled %d rows of %s...", rows, req.GetDataset())
-		return nil
-	}, client.OnReconnect(func(err error, wait time.Duration, _ int64) {
-		prog.clear()
-		fmt.Fprintf(stderr, "exchangectl: pull interrupted (%v); resuming in %v after row %d\n", err, wait.Round(time.Millisecond), rows+skipped)
-	}), client.ResumeFrom(store, prefix))
-	prog.clear()
+	err = o.pullRows(ctx, c, req, sink, prog, stderr, &t, client.ResumeFrom(store, prefix))
+	rows, skipped, revision, started := t.rows, t.skipped, t.revision, t.started
 	if err == nil {
 		err = sink.Flush()
 	}
