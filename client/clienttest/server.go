@@ -52,6 +52,12 @@ type Server struct {
 	pullBreaks     []int
 	rowWatchBreaks []int
 	rowBatch       int
+
+	// credentials holds the certificate and key files Config made for
+	// each identity, so that a second Config for the same identity does
+	// not rewrite files a client dialling in another goroutine is
+	// reading.
+	credentials map[string][2]string
 }
 
 // Call is one call the server received, one per attempt.
@@ -108,12 +114,23 @@ func NewServer(t testing.TB) *Server {
 	return s
 }
 
-// Config returns a client configuration for the server with a fresh client
-// certificate for identity ("secretariat" or "agency/ilo").
+// Config returns a client configuration for the server with a client
+// certificate for identity ("secretariat" or "agency/ilo"), made on the
+// first call for identity and reused after.
 func (s *Server) Config(t testing.TB, identity string) client.Config {
 	t.Helper()
-	certFile, keyFile := s.PKI.ClientFiles(t, identity)
-	return client.Config{Address: s.Addr, CertFile: certFile, KeyFile: keyFile, CAFile: s.PKI.CAFile}
+	s.mu.Lock()
+	files, ok := s.credentials[identity]
+	if !ok {
+		certFile, keyFile := s.PKI.ClientFiles(t, identity)
+		files = [2]string{certFile, keyFile}
+		if s.credentials == nil {
+			s.credentials = map[string][2]string{}
+		}
+		s.credentials[identity] = files
+	}
+	s.mu.Unlock()
+	return client.Config{Address: s.Addr, CertFile: files[0], KeyFile: files[1], CAFile: s.PKI.CAFile}
 }
 
 // Dial connects to the server as identity and closes the client when t

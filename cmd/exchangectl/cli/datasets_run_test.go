@@ -631,8 +631,9 @@ func (f *fixture) startRun(t *testing.T, identity string, args ...string) *watch
 	ctx, cancel := context.WithCancel(context.Background())
 	w.cancel = cancel
 	t.Cleanup(cancel)
+	flags := append(f.agencyFlags(identity), args...)
 	go func() {
-		w.done <- Run(ctx, append(f.agencyFlags(identity), args...), e.Environment)
+		w.done <- Run(ctx, flags, e.Environment)
 	}()
 	return w
 }
