@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/alltogether/exchange/client"
+	"github.com/alltogether/exchange/geo"
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 )
 
@@ -161,7 +162,7 @@ func coverageRows(country string, provinces []*exchangev1.Location, cells []*exc
 		}
 		byCell[c.GetSubdivision()+"|"+nicheText(c.GetNiche())] = c
 	}
-	slices.SortFunc(codes, compareProvinces)
+	slices.SortFunc(codes, geo.CompareCodes)
 	rows := make([]coverageRow, 0, len(codes))
 	for _, code := range codes {
 		row := coverageRow{Code: code, Name: names[code]}

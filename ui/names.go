@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"errors"
 	"html/template"
-	"strconv"
 	"strings"
 	"time"
 
@@ -90,23 +89,6 @@ func locationsText(ls []*exchangev1.LocationRef) string {
 		out = append(out, locationText(l))
 	}
 	return strings.Join(out, ", ")
-}
-
-// compareProvinces orders province codes as people read them: by
-// country, then by number when both are numbers (KH-2 before KH-12),
-// else by code; "" (a whole country) first.
-func compareProvinces(a, b string) int {
-	ca, na, _ := strings.Cut(a, "-")
-	cb, nb, _ := strings.Cut(b, "-")
-	if c := cmp.Compare(ca, cb); c != 0 || a == "" || b == "" {
-		return cmp.Or(c, cmp.Compare(a, b))
-	}
-	x, errA := strconv.Atoi(na)
-	y, errB := strconv.Atoi(nb)
-	if errA == nil && errB == nil {
-		return cmp.Compare(x, y)
-	}
-	return cmp.Compare(a, b)
 }
 
 // dict builds a map from alternating keys and values, to pass several

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/alltogether/exchange/client"
+	"github.com/alltogether/exchange/geo"
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 )
 
@@ -165,7 +166,7 @@ func newReportVersion(rep *exchangev1.Report) reportVersion {
 	for _, c := range f.GetReferralsByLocation() {
 		v.ByPlace = append(v.ByPlace, countRow{c.GetLocation(), c.GetCount()})
 	}
-	slices.SortStableFunc(v.ByPlace, func(a, b countRow) int { return compareProvinces(a.Label, b.Label) })
+	slices.SortStableFunc(v.ByPlace, func(a, b countRow) int { return geo.CompareCodes(a.Label, b.Label) })
 	for _, pl := range f.GetPlans() {
 		row := reportPlanRow{
 			ID: client.ResourceID(pl.GetPlan()), Title: pl.GetTitle(), Stage: enumText(pl.GetStage(), "PLAN_STAGE_"),

@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/alltogether/exchange/geo"
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 )
 
@@ -318,7 +319,7 @@ func TestParsePlansFileFormsAndMistakes(t *testing.T) {
 
 func TestCompareProvinces(t *testing.T) {
 	codes := []string{"KH-12", "LA-SV", "KH-2", "", "KH-1", "LA-CH", "KH-25"}
-	slices.SortFunc(codes, compareProvinces)
+	slices.SortFunc(codes, geo.CompareCodes)
 	if got := strings.Join(codes, " "); got != " KH-1 KH-2 KH-12 KH-25 LA-CH LA-SV" {
 		t.Errorf("order %q", got)
 	}

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/alltogether/exchange/client"
+	"github.com/alltogether/exchange/geo"
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 	"github.com/alltogether/exchange/rowfile"
 )
@@ -289,7 +290,7 @@ func printGaps(o *plansViewOptions, resp *exchangev1.FindGapsResponse) error {
 		}
 		rows = append(rows, []string{g.GetSubdivision(), g.GetDisplayName(), n})
 	}
-	slices.SortStableFunc(rows, func(x, y []string) int { return compareProvinces(x[0], y[0]) })
+	slices.SortStableFunc(rows, func(x, y []string) int { return geo.CompareCodes(x[0], y[0]) })
 	fmt.Fprintf(a.env.Stdout, "Gaps in %s, %s (no plan you can see):\n", o.Country, formatPeriod(o.gapsPeriod()))
 	return printTable(a.env.Stdout, []string{"PROVINCE", "NAME", "NICHES WITHOUT A PLAN"}, rows)
 }
@@ -351,7 +352,7 @@ func printCoverage(o *plansViewOptions, resp *exchangev1.GetCoverageResponse, pr
 		counts[sub][c.GetNiche()] = len(c.GetAgencies())
 	}
 	// The whole country ("") first, then provinces by code.
-	slices.SortFunc(rows, func(x, y row) int { return compareProvinces(x.code, y.code) })
+	slices.SortFunc(rows, func(x, y row) int { return geo.CompareCodes(x.code, y.code) })
 	header := []string{"PROVINCE", "NAME"}
 	for _, n := range cols {
 		header = append(header, nicheNames.name(protoreflect.EnumNumber(n)))
@@ -377,21 +378,4 @@ func printCoverage(o *plansViewOptions, resp *exchangev1.GetCoverageResponse, pr
 	}
 	fmt.Fprintln(a.env.Stdout, title+": agencies with plans per province and niche (- for none)")
 	return printTable(a.env.Stdout, header, table)
-}
-
-// compareProvinces orders province codes as people read them: by
-// country, then by number when both are numbers (KH-2 before KH-12),
-// else by code; "" (a whole country) first.
-func compareProvinces(a, b string) int {
-	ca, na, _ := strings.Cut(a, "-")
-	cb, nb, _ := strings.Cut(b, "-")
-	if c := cmp.Compare(ca, cb); c != 0 || a == "" || b == "" {
-		return cmp.Or(c, cmp.Compare(a, b))
-	}
-	x, errA := strconv.Atoi(na)
-	y, errB := strconv.Atoi(nb)
-	if errA == nil && errB == nil {
-		return cmp.Compare(x, y)
-	}
-	return cmp.Compare(a, b)
 }
