@@ -10,8 +10,11 @@ import (
 // The rules of the IATI Standard ruleset (IATI/IATI-Rulesets,
 // rulesets/standard.json, version 2.03) that bear on a plan's budget, and
 // the IATI guidance on activity budgets. Each is an error in IATI's
-// validator; an activity that breaks one is reported with the rule and
-// not imported, since its budget lines cannot be added up into a total.
+// validator. An activity whose budgets break one is imported without a
+// budget: its budget lines cannot be added up into a total, but the rest
+// of the plan (places, niches, period) is what coordination needs, and
+// publishers as large as IOM give one budget for a project of several
+// years. Each budget left out is reported with the rule it breaks.
 const (
 	ruleDateOrder = "IATI ruleset 8.6.3 (date_order, error): the start of the period must be before the end of the period"
 	ruleTimeLimit = "IATI ruleset 7.5.3 (time_limit, error): Budget Period must not be longer than one year"
@@ -27,19 +30,19 @@ func timeOf(d *exchangev1.CalendarDate) time.Time {
 	return time.Date(int(d.GetYear()), time.Month(d.GetMonth()), int(d.GetDay()), 0, 0, 0, 0, time.UTC)
 }
 
-// budgetRules checks the budgets against the rules above, reporting each
-// break as a problem of the activity; it reports whether all held.
+// budgetRules checks the budgets against the rules above and reports
+// whether all held. A budget that breaks one is left out with the rule
+// and what breaks it as its reason; when any does, budget leaves the others
+// out too (leaveOut).
 func (m *mapper) budgetRules(lines []*budgetLine) bool {
 	ok := true
 	for _, l := range lines {
 		switch {
 		case dateNumber(l.end) < dateNumber(l.start):
-			l.n.skip(ruleDateOrder)
-			m.problem("%s: %s: period-start %s is after period-end %s", l.n.path, ruleDateOrder, isoDate(l.start), isoDate(l.end))
+			l.n.skip(fmt.Sprintf("%s: period-start %s is after period-end %s; the plan is imported without a budget", ruleDateOrder, isoDate(l.start), isoDate(l.end)))
 			ok = false
 		case timeOf(l.end).After(timeOf(l.start).AddDate(1, 0, 0)):
-			l.n.skip(ruleTimeLimit)
-			m.problem("%s: %s: %s to %s is longer; split it into budgets of a year or less", l.n.path, ruleTimeLimit, isoDate(l.start), isoDate(l.end))
+			l.n.skip(fmt.Sprintf("%s: %s to %s is longer; the plan is imported without a budget (split it into budgets of a year or less)", ruleTimeLimit, isoDate(l.start), isoDate(l.end)))
 			ok = false
 		}
 	}
@@ -53,12 +56,24 @@ func (m *mapper) budgetRules(lines []*budgetLine) bool {
 				if a.revised {
 					typ = "revised (type 2)"
 				}
-				b.n.skip(ruleOverlap)
-				m.problem("%s and %s: %s: both are %s budgets, for %s to %s and %s to %s", a.n.path, b.n.path, ruleOverlap, typ,
-					isoDate(a.start), isoDate(a.end), isoDate(b.start), isoDate(b.end))
+				reason := fmt.Sprintf("%s: this and %s are both %s budgets, for %s to %s and %s to %s; the plan is imported without a budget", ruleOverlap, a.n.path, typ,
+					isoDate(b.start), isoDate(b.end), isoDate(a.start), isoDate(a.end))
+				if b.n.reason == "" {
+					b.n.skip(reason)
+				}
 				ok = false
 			}
 		}
 	}
 	return ok
+}
+
+// leaveOut skips the budgets that broke no rule themselves, when another
+// did: the plan then has no budget at all rather than part of one.
+func leaveOut(lines []*budgetLine) {
+	for _, l := range lines {
+		if l.n.reason == "" {
+			l.n.skip("left out with the activity's other budgets, one of which breaks an IATI rule (see it); the plan is imported without a budget")
+		}
+	}
 }

@@ -656,6 +656,7 @@ func (m *mapper) budget() {
 		lines = append(lines, l)
 	}
 	if !m.budgetRules(lines) {
+		leaveOut(lines)
 		return
 	}
 	// A revised budget replaces the original one for the same period.

@@ -162,27 +162,56 @@ func budget(typ, start, end, value string) string {
 func TestBudgetsFollowTheIATIRuleset(t *testing.T) {
 	for name, tc := range map[string]struct {
 		budgets string
-		want    []string // in one problem; none for a plan
+		broken  string   // the budget that breaks a rule; none for a plan with a budget
+		want    []string // in the reason it is left out
 	}{
-		"18 months":             {budget("1", "2026-01-01", "2027-06-30", "1800"), []string{"budget[1]", "7.5.3", "longer than one year", "2026-01-01 to 2027-06-30"}},
-		"a year and a day":      {budget("1", "2026-01-01", "2027-01-02", "1800"), []string{"7.5.3"}},
-		"exactly a year":        {budget("1", "2026-01-01", "2027-01-01", "1800"), nil},
-		"start after end":       {budget("1", "2026-12-31", "2026-01-01", "1800"), []string{"budget[1]", "8.6.3", "2026-12-31 is after period-end 2026-01-01"}},
-		"one day":               {budget("1", "2026-03-01", "2026-03-01", "5"), nil},
-		"overlapping":           {budget("1", "2026-01-01", "2026-12-31", "1000") + budget("1", "2026-07-01", "2027-06-30", "1000"), []string{"budget[1] and", "budget[2]", "must not overlap", "original (type 1)"}},
-		"overlapping a day":     {budget("2", "2026-01-01", "2026-12-31", "1000") + budget("2", "2026-12-31", "2027-06-30", "1000"), []string{"must not overlap", "revised (type 2)"}},
-		"adjacent":              {budget("1", "2026-01-01", "2026-12-31", "1000") + budget("1", "2027-01-01", "2027-12-31", "1000"), nil},
-		"revised over original": {budget("1", "2026-01-01", "2026-12-31", "1000") + budget("2", "2026-01-01", "2026-12-31", "1200"), nil},
+		"18 months":             {budget("1", "2026-01-01", "2027-06-30", "1800"), "budget[1]", []string{"7.5.3", "longer than one year", "2026-01-01 to 2027-06-30"}},
+		"a year and a day":      {budget("1", "2026-01-01", "2027-01-02", "1800"), "budget[1]", []string{"7.5.3"}},
+		"exactly a year":        {budget("1", "2026-01-01", "2027-01-01", "1800"), "", nil},
+		"start after end":       {budget("1", "2026-12-31", "2026-01-01", "1800"), "budget[1]", []string{"8.6.3", "2026-12-31 is after period-end 2026-01-01"}},
+		"one day":               {budget("1", "2026-03-01", "2026-03-01", "5"), "", nil},
+		"overlapping":           {budget("1", "2026-01-01", "2026-12-31", "1000") + budget("1", "2026-07-01", "2027-06-30", "1000"), "budget[2]", []string{"this and iati-activity[1]/budget[1]", "must not overlap", "original (type 1)"}},
+		"overlapping a day":     {budget("2", "2026-01-01", "2026-12-31", "1000") + budget("2", "2026-12-31", "2027-06-30", "1000"), "budget[2]", []string{"must not overlap", "revised (type 2)"}},
+		"adjacent":              {budget("1", "2026-01-01", "2026-12-31", "1000") + budget("1", "2027-01-01", "2027-12-31", "1000"), "", nil},
+		"revised over original": {budget("1", "2026-01-01", "2026-12-31", "1000") + budget("2", "2026-01-01", "2026-12-31", "1200"), "", nil},
 	} {
 		t.Run(name, func(t *testing.T) {
 			a := oneActivity(t, activityDoc(map[string]string{"budgets": tc.budgets}))
-			if tc.want == nil {
-				if a.Plan == nil {
-					t.Fatalf("problems %q", a.Problems)
+			// A budget breaking a rule costs the plan its budget, not the
+			// plan itself.
+			if a.Plan == nil {
+				t.Fatalf("problems %q", a.Problems)
+			}
+			if tc.broken == "" {
+				if a.Plan.GetBudget() == nil {
+					t.Fatalf("no budget; unmapped %v", a.Unmapped)
 				}
 				return
 			}
-			wantProblem(t, a, tc.want...)
+			if a.Plan.GetBudget() != nil {
+				t.Fatalf("budget %v kept although %s breaks a rule", a.Plan.GetBudget(), tc.broken)
+			}
+			found := false
+			for _, u := range a.Unmapped {
+				if u.Path != "iati-activity[1]/"+tc.broken {
+					continue
+				}
+				found = true
+				for _, w := range tc.want {
+					if !strings.Contains(u.Reason, w) {
+						t.Errorf("%s left out for %q, want %q in it", u.Path, u.Reason, w)
+					}
+				}
+			}
+			if !found {
+				t.Errorf("%s not reported; unmapped %v", tc.broken, a.Unmapped)
+			}
+			// Every other budget is left out with it, and says so.
+			for _, u := range a.Unmapped {
+				if strings.Contains(u.Path, "/budget[") && u.Path != "iati-activity[1]/"+tc.broken && !strings.Contains(u.Reason, "without a budget") {
+					t.Errorf("%s: %q", u.Path, u.Reason)
+				}
+			}
 		})
 	}
 }

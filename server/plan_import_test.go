@@ -134,3 +134,51 @@ func TestImportIatiActivitiesAppliesThemAsPlans(t *testing.T) {
 	_, err = iom.plans().ImportIatiActivities(ctx, &exchangev1.ImportIatiActivitiesRequest{Parent: "agencies/ilo", IatiXml: file})
 	wantCode(t, err, codes.PermissionDenied)
 }
+
+// IOM's own published activities in the sub-region (iati/testdata/real):
+// 18 of 25 become plans, 8 of them without the budget the IATI ruleset
+// refuses; a second import of the same file changes nothing.
+func TestImportIatiActivitiesOfARealPublisher(t *testing.T) {
+	x, _, _, iom, _, _ := planParties(t)
+	ctx := context.Background()
+	file := readIati(t, "real/iom-2019-mekong.xml")
+	resp, err := iom.plans().ImportIatiActivities(ctx, &exchangev1.ImportIatiActivitiesRequest{Parent: "agencies/iom", IatiXml: file, Audience: &exchangev1.Audience{AllMembers: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	withoutBudget := 0
+	for _, a := range resp.GetActivities() {
+		action := strings.TrimPrefix(a.GetResult().GetAction().String(), "PLAN_APPLY_ACTION_")
+		count[action]++
+		if action == "SKIP" && !strings.Contains(a.GetResult().GetMessage(), "no sector maps to a niche") {
+			t.Errorf("%s skipped: %s", a.GetIatiIdentifier(), a.GetResult().GetMessage())
+		}
+		if action != "CREATE" {
+			continue
+		}
+		got, err := iom.plans().GetPlan(ctx, &exchangev1.GetPlanRequest{Name: a.GetResult().GetPlan()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.GetPlan().GetBudget() == nil {
+			withoutBudget++
+		}
+	}
+	if count["CREATE"] != 18 || count["SKIP"] != 7 || withoutBudget != 8 {
+		t.Fatalf("actions %v, %d plans without a budget; want 18 CREATE, 7 SKIP, 8 without", count, withoutBudget)
+	}
+	before := x.store.Revision()
+	again, err := iom.plans().ImportIatiActivities(ctx, &exchangev1.ImportIatiActivitiesRequest{Parent: "agencies/iom", IatiXml: file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range again.GetActivities() {
+		if action := a.GetResult().GetAction(); action != exchangev1.PlanApplyAction_PLAN_APPLY_ACTION_UNCHANGED && action != exchangev1.PlanApplyAction_PLAN_APPLY_ACTION_SKIP {
+			t.Errorf("second import: %s %v", a.GetIatiIdentifier(), action)
+		}
+	}
+	if again.GetChanged() || x.store.Revision() != before {
+		t.Error("the second import of the same file changed the store")
+	}
+}
