@@ -31,6 +31,7 @@ generate:
 lint:
 	$(BUF) lint
 	$(GO) vet ./...
+	$(GO) vet -tags exchange_experiment_one_fsync ./store/
 	$(STATICCHECK) ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -567,6 +567,7 @@ func boltOptions(opt Options) *bolt.Options {
 		NoFreelistSync:  false,
 		InitialMmapSize: 1 << 30,
 		ReadOnly:        opt.ReadOnly,
+		NoSync:          experimentOneFsync, // false in every real build
 	}
 }
 
@@ -577,6 +578,9 @@ func newCommitter(db *bolt.DB, opt Options) *groupcommit.Committer {
 	size := 256
 	if opt.MaxBatchSize > 0 {
 		size = opt.MaxBatchSize
+	}
+	if experimentOneFsync {
+		return groupcommit.New(oneFsyncUpdate(db), size, opt.MaxBatchDelay)
 	}
 	return groupcommit.New(kv.BoltUpdate(db), size, opt.MaxBatchDelay)
 }
