@@ -10,7 +10,7 @@ BUF     := $(GO) tool -modfile=tools/go.mod buf
 GRPCURL := $(GO) tool -modfile=tools/go.mod grpcurl
 STATICCHECK := $(GO) tool -modfile=tools/go.mod staticcheck
 
-.PHONY: fuzz fuzz-short model-check all build generate lint breaking check-generated vuln test test-short crash run bench bench-go clean
+.PHONY: fuzz fuzz-short model-check all build generate lint breaking check-generated vuln test test-short crash run bench bench-one-fsync bench-go clean
 
 # The Go vulnerability database, as a pinned module version built into a
 # local index, so govulncheck runs without network access beyond the proxy.
@@ -115,6 +115,17 @@ bench:
 	$(GO) build -o $(BENCH_BIN)/ ./cmd/exchanged ./bench/cmd/exchange-bench ./bench/cmd/noop-server
 	cd bench/etcd && $(GO) build -o $(BENCH_BIN)/etcd go.etcd.io/etcd/server/v3 && $(GO) build -o $(BENCH_BIN)/ ./cmd/etcd-load
 	$(BENCH_BIN)/exchange-bench --bin $(BENCH_BIN) --out $(BENCH_BIN)/results.md $(BENCH_FLAGS)
+
+## bench-one-fsync: the writes workload against an exchanged built with
+## -tags exchange_experiment_one_fsync (one fdatasync per commit, NOT
+## durable): the most a write-ahead log could give single writes
+## (BENCHMARKS.md). Run `make bench BENCH_FLAGS='--only writes'` beside it.
+ONE_FSYNC_BIN := $(CURDIR)/bin/bench-one-fsync
+bench-one-fsync:
+	$(GO) build -o $(ONE_FSYNC_BIN)/ ./bench/cmd/exchange-bench ./bench/cmd/noop-server
+	$(GO) build -tags exchange_experiment_one_fsync -o $(ONE_FSYNC_BIN)/ ./cmd/exchanged
+	cd bench/etcd && $(GO) build -o $(ONE_FSYNC_BIN)/etcd go.etcd.io/etcd/server/v3 && $(GO) build -o $(ONE_FSYNC_BIN)/ ./cmd/etcd-load
+	$(ONE_FSYNC_BIN)/exchange-bench --bin $(ONE_FSYNC_BIN) --out $(ONE_FSYNC_BIN)/results.md --only writes $(BENCH_FLAGS)
 
 ## bench-go: the in-process Go benchmarks of the server package (quick, no references)
 bench-go:
