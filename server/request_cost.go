@@ -136,7 +136,7 @@ func (s *Server) violations(msg proto.Message, firstOnly bool) (violationReport,
 		return violationReport{}, s.validationFailed(err)
 	}
 	if firstOnly {
-		return reportOf(verr), nil
+		return reportOf(verr, msg.ProtoReflect().Descriptor()), nil
 	}
 	return s.violationsMessageByMessage(msg)
 }
@@ -159,7 +159,7 @@ func (s *Server) violationsInOnePass(msg proto.Message) (violationReport, error)
 	if !errors.As(err, &verr) {
 		return violationReport{}, s.validationFailed(err)
 	}
-	return reportOf(verr), nil
+	return reportOf(verr, msg.ProtoReflect().Descriptor()), nil
 }
 
 // violationsMessageByMessage collects the violations of a large invalid
@@ -194,7 +194,7 @@ func (s *Server) violationsMessageByMessage(msg proto.Message) (violationReport,
 			default:
 				field = prefix + "." + field
 			}
-			report.add(field, describeViolation(v), v.Proto.GetRuleId())
+			report.add(field, describeViolation(v, m.Descriptor()), v.Proto.GetRuleId())
 		}
 	}}
 	walk.message(msg.ProtoReflect(), make([]pathElement, 0, 16))
@@ -210,12 +210,12 @@ func (s *Server) violationsMessageByMessage(msg proto.Message) (violationReport,
 	return report, nil
 }
 
-// reportOf gathers the violated rules, each with the field it concerns,
-// within the bounds of violationReport.
-func reportOf(verr *protovalidate.ValidationError) violationReport {
+// reportOf gathers the violated rules of a message of type root, each
+// with the field it concerns, within the bounds of violationReport.
+func reportOf(verr *protovalidate.ValidationError, root protoreflect.MessageDescriptor) violationReport {
 	var report violationReport
 	for _, v := range verr.Violations {
-		report.add(protovalidate.FieldPathString(v.Proto.GetField()), describeViolation(v), v.Proto.GetRuleId())
+		report.add(protovalidate.FieldPathString(v.Proto.GetField()), describeViolation(v, root), v.Proto.GetRuleId())
 	}
 	return report
 }

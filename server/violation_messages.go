@@ -20,12 +20,14 @@ const (
 const maxEnumChoicesBytes = 200
 
 // describeViolation is the one place that words a violated protovalidate
-// rule for a refusal. It keeps protovalidate's text except where that
-// text hides what the caller must do: a field left empty is "is required"
-// (not "must be at least 1 characters", "must not be in list [0]" or a
-// regular expression the empty value does not match), an unset enum names
-// its choices, and a malformed request_id gets its format in words.
-func describeViolation(v *protovalidate.Violation) string {
+// rule for a refusal, of a rule found in a message of type root. It keeps
+// protovalidate's text except where that text hides what the caller must
+// do: a field left empty is "is required" (not "must be at least 1
+// characters", "must not be in list [0]" or a regular expression the
+// empty value does not match), an unset enum names its choices (in a list,
+// an item left at 0 too), and a malformed request_id gets its format in
+// words.
+func describeViolation(v *protovalidate.Violation, root protoreflect.MessageDescriptor) string {
 	text := v.Proto.GetMessage()
 	switch v.Proto.GetRuleId() {
 	case "string.min_len", "bytes.min_len":
@@ -33,9 +35,18 @@ func describeViolation(v *protovalidate.Violation) string {
 			return "is required"
 		}
 	case "enum.not_in":
-		if n, ok := v.FieldValue.Interface().(protoreflect.EnumNumber); ok && n == 0 && v.FieldDescriptor != nil && v.FieldDescriptor.Enum() != nil {
-			return "is required: choose one of " + enumChoices(v.FieldDescriptor.Enum(), v.RuleValue)
+		if !v.FieldValue.IsValid() {
+			break
 		}
+		n, ok := v.FieldValue.Interface().(protoreflect.EnumNumber)
+		fd := violatedField(v, root)
+		if !ok || n != 0 || fd == nil || fd.Enum() == nil {
+			break
+		}
+		if fd.IsList() {
+			return "must be one of " + enumChoices(fd.Enum(), v.RuleValue) + " (0, unspecified, is not a choice)"
+		}
+		return "is required: choose one of " + enumChoices(fd.Enum(), v.RuleValue)
 	case "string.pattern":
 		s, _ := v.FieldValue.Interface().(string)
 		pattern, _ := v.RuleValue.Interface().(string)
@@ -49,6 +60,27 @@ func describeViolation(v *protovalidate.Violation) string {
 		}
 	}
 	return text
+}
+
+// violatedField returns the field v concerns. protovalidate leaves
+// FieldDescriptor unset for the rules on a list's items, so then it is
+// found by following the violation's path of field numbers from root.
+func violatedField(v *protovalidate.Violation, root protoreflect.MessageDescriptor) protoreflect.FieldDescriptor {
+	if v.FieldDescriptor != nil {
+		return v.FieldDescriptor
+	}
+	var fd protoreflect.FieldDescriptor
+	md := root
+	for _, e := range v.Proto.GetField().GetElements() {
+		if md == nil {
+			return nil
+		}
+		if fd = md.Fields().ByNumber(protoreflect.FieldNumber(e.GetFieldNumber())); fd == nil {
+			return nil
+		}
+		md = fd.Message()
+	}
+	return fd
 }
 
 // enumChoices names the values of e a request may use: all but those the

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -64,6 +65,16 @@ func TestViolationMessagesSayWhatIsMissing(t *testing.T) {
 		got := describe(t, err, "referral.service.niche")
 		if !strings.HasPrefix(got, "is required: choose one of NICHE_") || strings.Contains(got, "UNSPECIFIED") || len(got) > maxViolationTextBytes {
 			t.Errorf("referral.service.niche described as %q", got)
+		}
+	})
+	t.Run("a list item left unset", func(t *testing.T) {
+		r := newReferral("iom")
+		r.Consent.Services = append(r.Consent.Services, exchangev1.Niche_NICHE_UNSPECIFIED)
+		_, err := ilo.referrals().CreateReferral(ctx, &exchangev1.CreateReferralRequest{Referral: r, RequestId: nextRequestID()})
+		field := fmt.Sprintf("referral.consent.services[%d]", len(r.Consent.Services)-1)
+		got := describe(t, err, field)
+		if !strings.HasPrefix(got, "must be one of NICHE_PREVENTION, ") || !strings.HasSuffix(got, " (0, unspecified, is not a choice)") || strings.Contains(got, "UNSPECIFIED") {
+			t.Errorf("%s described as %q", field, got)
 		}
 	})
 	t.Run("an empty string", func(t *testing.T) {
