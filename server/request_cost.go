@@ -331,12 +331,15 @@ func (w *requestWalk) message(m protoreflect.Message, path []pathElement) {
 		w.visit(m, path)
 	}
 	for _, f := range boundsOf(m.Descriptor()).fields {
-		if f.ignored || !m.Has(f.desc) {
+		// Without visit, messages that hold no lists have nothing to count.
+		enter := f.enter && (f.scan || w.visit != nil)
+		// A singular message the walk does not enter has nothing to
+		// count: skip it before asking whether it is set, which costs
+		// a reflective read of the field.
+		if f.ignored || (!f.counted && !enter) || !m.Has(f.desc) {
 			continue
 		}
 		name := string(f.desc.Name())
-		// Without visit, messages that hold no lists have nothing to count.
-		enter := f.enter && (f.scan || w.visit != nil)
 		switch {
 		case f.desc.IsList():
 			list := m.Get(f.desc).List()
