@@ -26,9 +26,10 @@ func checkLocationRef(field string, ref *exchangev1.LocationRef) error {
 	return nil
 }
 
-// locationRefKnown reports whether checkLocationRef accepts ref. It builds
-// no field path, so that the referrals of a batch, which almost always
-// pass, cost no strings for the errors they do not have.
+// locationRefKnown decides whether checkLocationRef accepts ref, which
+// itself only names what failed. It builds no field path, so that the
+// referrals of a batch, which almost always pass, cost no strings for the
+// errors they do not have.
 func locationRefKnown(ref *exchangev1.LocationRef) bool {
 	if _, ok := geo.ISOCountry(ref.GetCountry()); !ok {
 		return false

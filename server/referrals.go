@@ -125,8 +125,8 @@ func checkNewReferral(sender, field string, r *exchangev1.Referral) error {
 	return nil
 }
 
-// consentCovers reports whether checkConsent accepts c, without building
-// its field paths.
+// consentCovers decides whether checkConsent accepts c, which itself only
+// names what failed; it builds no field path.
 func consentCovers(c *exchangev1.Consent, receiver string, niche exchangev1.Niche) bool {
 	return c.GetReceivingAgency() == receiver && slices.Contains(c.GetServices(), niche)
 }
@@ -135,6 +135,9 @@ func consentCovers(c *exchangev1.Consent, receiver string, niche exchangev1.Nich
 // service: FAILED_PRECONDITION, because the request is well formed but the
 // person has not agreed to it.
 func checkConsent(field string, c *exchangev1.Consent, receiver string, niche exchangev1.Niche) error {
+	if consentCovers(c, receiver, niche) {
+		return nil
+	}
 	if c.GetReceivingAgency() != receiver {
 		return &store.Error{Kind: store.KindFailedPrecondition, Field: field + ".receiving_agency",
 			Message: fmt.Sprintf("%s.receiving_agency: consent covers %s, not the receiver %s; nothing was stored", field, c.GetReceivingAgency(), receiver)}
