@@ -11,6 +11,9 @@ import (
 // knows, for the countries whose provinces it ships. Other countries (for
 // example a donor's home country) are accepted as written.
 func checkLocationRef(field string, ref *exchangev1.LocationRef) error {
+	if locationRefKnown(ref) {
+		return nil
+	}
 	if err := checkCountry(field+".country", ref.GetCountry()); err != nil {
 		return err
 	}
@@ -21,6 +24,21 @@ func checkLocationRef(field string, ref *exchangev1.LocationRef) error {
 		return invalidField(field+".subdivision", unknownProvince(ref.GetSubdivision(), " of "+ref.GetCountry()))
 	}
 	return nil
+}
+
+// locationRefKnown decides whether checkLocationRef accepts ref, which
+// itself only names what failed. It builds no field path, so that the
+// referrals of a batch, which almost always pass, cost no strings for the
+// errors they do not have.
+func locationRefKnown(ref *exchangev1.LocationRef) bool {
+	if _, ok := geo.ISOCountry(ref.GetCountry()); !ok {
+		return false
+	}
+	if ref.GetSubdivision() == "" || !geo.KnownCountry(ref.GetCountry()) {
+		return true
+	}
+	_, ok := geo.Lookup(ref.GetSubdivision())
+	return ok
 }
 
 // checkCountry checks that a code is an ISO 3166-1 alpha-2 country.

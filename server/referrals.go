@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/alltogether/exchange/geo"
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 	"github.com/alltogether/exchange/store"
 )
@@ -98,29 +99,45 @@ func checkNewReferral(sender, field string, r *exchangev1.Referral) error {
 	if r.GetReceiver() == sender {
 		return invalidField(field+".receiver", "an agency cannot refer to itself")
 	}
-	if err := checkLocationRef(field+".location", r.GetLocation()); err != nil {
-		return err
+	// Field paths are built only for a check that fails: a batch's
+	// referrals almost all pass, and each path is an allocation.
+	if !locationRefKnown(r.GetLocation()) {
+		if err := checkLocationRef(field+".location", r.GetLocation()); err != nil {
+			return err
+		}
 	}
 	if err := store.CheckClientSealed(field, r); err != nil {
 		return err
 	}
 	if n := r.GetSubject().GetNationality(); n != "" {
-		if err := checkCountry(field+".subject.nationality", n); err != nil {
-			return err
+		if _, ok := geo.ISOCountry(n); !ok {
+			return checkCountry(field+".subject.nationality", n)
 		}
 	}
-	if loc := r.GetSubject().GetCurrentLocation(); loc != nil {
+	if loc := r.GetSubject().GetCurrentLocation(); loc != nil && !locationRefKnown(loc) {
 		if err := checkLocationRef(field+".subject.current_location", loc); err != nil {
 			return err
 		}
 	}
-	return checkConsent(field+".consent", r.GetConsent(), r.GetReceiver(), r.GetService().GetNiche())
+	if c := r.GetConsent(); !consentCovers(c, r.GetReceiver(), r.GetService().GetNiche()) {
+		return checkConsent(field+".consent", c, r.GetReceiver(), r.GetService().GetNiche())
+	}
+	return nil
+}
+
+// consentCovers decides whether checkConsent accepts c, which itself only
+// names what failed; it builds no field path.
+func consentCovers(c *exchangev1.Consent, receiver string, niche exchangev1.Niche) bool {
+	return c.GetReceivingAgency() == receiver && slices.Contains(c.GetServices(), niche)
 }
 
 // checkConsent refuses consent that does not cover the receiver and the
 // service: FAILED_PRECONDITION, because the request is well formed but the
 // person has not agreed to it.
 func checkConsent(field string, c *exchangev1.Consent, receiver string, niche exchangev1.Niche) error {
+	if consentCovers(c, receiver, niche) {
+		return nil
+	}
 	if c.GetReceivingAgency() != receiver {
 		return &store.Error{Kind: store.KindFailedPrecondition, Field: field + ".receiving_agency",
 			Message: fmt.Sprintf("%s.receiving_agency: consent covers %s, not the receiver %s; nothing was stored", field, c.GetReceivingAgency(), receiver)}

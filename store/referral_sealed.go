@@ -32,20 +32,28 @@ const SealingDoc = "docs/sealing.md"
 // that still carries an identifying field in clear. field prefixes the
 // field names ("referral"; "" for none, as in a forward's request).
 func CheckClientSealed(field string, r *exchangev1.Referral) error {
-	if field != "" {
-		field += "."
+	// Paths are built only for a refusal: every referral of a batch is
+	// checked here twice (server and store), and almost all pass.
+	path := func(name string) string {
+		if field == "" {
+			return name
+		}
+		return field + "." + name
 	}
 	if len(r.GetSealedDetails()) == 0 {
-		return &Error{Kind: KindInvalidArgument, Field: field + "sealed_details",
-			Message: field + "sealed_details: required: the exchange holds no identifying details in clear; seal the name, guardian contact, birth year and case notes with the agency's key ring (see " + SealingDoc + ")"}
+		p := path("sealed_details")
+		return &Error{Kind: KindInvalidArgument, Field: p,
+			Message: p + ": required: the exchange holds no identifying details in clear; seal the name, guardian contact, birth year and case notes with the agency's key ring (see " + SealingDoc + ")"}
 	}
 	if !bytes.HasPrefix(r.GetSealedDetails(), []byte(AgeHeader)) {
-		return &Error{Kind: KindInvalidArgument, Field: field + "sealed_details",
-			Message: field + "sealed_details: not an age v1 file (it must begin with \"age-encryption.org/v1\"); seal the details with the client's key ring (see " + SealingDoc + ")"}
+		p := path("sealed_details")
+		return &Error{Kind: KindInvalidArgument, Field: p,
+			Message: p + ": not an age v1 file (it must begin with \"age-encryption.org/v1\"); seal the details with the client's key ring (see " + SealingDoc + ")"}
 	}
 	inClear := func(name string) error {
-		return &Error{Kind: KindInvalidArgument, Field: field + name,
-			Message: field + name + ": the referral carries sealed_details; send it inside sealed_details, not in clear"}
+		p := path(name)
+		return &Error{Kind: KindInvalidArgument, Field: p,
+			Message: p + ": the referral carries sealed_details; send it inside sealed_details, not in clear"}
 	}
 	s := r.GetSubject()
 	switch {

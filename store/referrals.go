@@ -110,20 +110,31 @@ func referralIndexes(r *exchangev1.Referral) []indexEntry {
 
 // referralPartyKey is agency ∅ newest-first(id) ∅ side.
 func referralPartyKey(agencyID, id string, side byte) []byte {
-	k := joinKey(agencyID, newestFirst(id), "")
-	return append(k, side)
+	// Built in place, one allocation: joinKey(agencyID, newestFirst(id),
+	// "") and side.
+	k := make([]byte, 0, len(agencyID)+len(id)+3)
+	k = append(k, agencyID...)
+	k = append(k, sep)
+	k = appendNewestFirst(k, id)
+	return append(k, sep, side)
 }
 
 // newestFirst maps an id to one that sorts in the opposite order, so that
 // a forward cursor walks the newest referrals first.
 func newestFirst(id string) string {
-	b := []byte(id)
-	for i, c := range b {
+	return string(appendNewestFirst(nil, id))
+}
+
+// appendNewestFirst appends newestFirst(id) to b.
+func appendNewestFirst(b []byte, id string) []byte {
+	for i := range len(id) {
+		c := id[i]
 		if j := strings.IndexByte(idAlphabet, c); j >= 0 {
-			b[i] = idAlphabet[len(idAlphabet)-1-j]
+			c = idAlphabet[len(idAlphabet)-1-j]
 		}
+		b = append(b, c)
 	}
-	return string(b)
+	return b
 }
 
 // NewReferral is one referral to create: the caller's idempotency key and

@@ -2,7 +2,6 @@ package store
 
 import (
 	"encoding/binary"
-	"strings"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -224,7 +223,20 @@ func u32(n uint32) []byte {
 // joinKey joins text parts with the separator; a trailing empty part leaves
 // a trailing separator, which makes a prefix that matches only whole parts.
 func joinKey(parts ...string) []byte {
-	return []byte(strings.Join(parts, string(rune(sep))))
+	// One allocation of the exact size; strings.Join and a conversion to
+	// bytes made two.
+	n := max(len(parts)-1, 0)
+	for _, p := range parts {
+		n += len(p)
+	}
+	k := make([]byte, 0, n)
+	for i, p := range parts {
+		if i > 0 {
+			k = append(k, sep)
+		}
+		k = append(k, p...)
+	}
+	return k
 }
 
 // changeKey orders change-log entries by revision. The four zero bytes
@@ -232,7 +244,9 @@ func joinKey(parts ...string) []byte {
 // layout, when a revision could hold several changes; every revision now
 // holds one, and the bytes stay so that the layout does not change.
 func changeKey(revision int64) []byte {
-	return append(u64(uint64(revision)), u32(0)...)
+	k := make([]byte, 12) // the last four bytes stay zero
+	binary.BigEndian.PutUint64(k, uint64(revision))
+	return k
 }
 
 func requestKey(actor, method, requestID string) []byte {

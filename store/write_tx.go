@@ -35,6 +35,10 @@ type writeTx struct {
 	// not at every change: a batch of 100 referrals writes them once, not
 	// 100 times each. Within the function they are read only from here.
 	head writeHead
+	// logTime is now as a protobuf timestamp for the change-log and audit
+	// entries, which are encoded at once and dropped: one for the whole
+	// transaction rather than two for every change (logTimestamp).
+	logTime *timestamppb.Timestamp
 }
 
 // writeHead is the revision and audit head a write function works on.
@@ -65,6 +69,17 @@ func unmarshal(b []byte, m proto.Message) error {
 
 // timestamp returns the transaction's time as a protobuf timestamp.
 func (w *writeTx) timestamp() *timestamppb.Timestamp { return timestamppb.New(w.now) }
+
+// logTimestamp is timestamp for the messages the transaction encodes at
+// once and never hands out (change-log and audit entries), made once and
+// shared by all of them. A record stored or returned takes timestamp, its
+// own.
+func (w *writeTx) logTimestamp() *timestamppb.Timestamp {
+	if w.logTime == nil {
+		w.logTime = timestamppb.New(w.now)
+	}
+	return w.logTime
+}
 
 // nextRevision returns the revision of the change being made, allocating
 // the next global revision (a commit time, revision.go) on first use. Every recorded change ends its
@@ -141,7 +156,7 @@ func (w *writeTx) recordAny(kind exchangev1.ChangeKind, name string, res *anypb.
 		return err
 	}
 	change, err := marshal(&exchangev1.Change{
-		Revision: rev, Time: w.timestamp(), Kind: kind, ResourceName: name, Resource: res,
+		Revision: rev, Time: w.logTimestamp(), Kind: kind, ResourceName: name, Resource: res,
 	})
 	if err != nil {
 		return err
@@ -170,7 +185,7 @@ func (w *writeTx) appendAudit(rev int64, name string) error {
 	seq, prev := w.auditHead()
 	seq++
 	entry := &exchangev1.AuditEntry{
-		Sequence: seq, Revision: rev, Time: w.timestamp(),
+		Sequence: seq, Revision: rev, Time: w.logTimestamp(),
 		Actor: w.op.Actor, Method: w.op.Method, ResourceName: name, PreviousHash: prev, Reason: w.op.Reason,
 		ActorCertificate: w.op.ActorCertificate,
 	}

@@ -110,14 +110,21 @@ func (b *bench) writes(ctx context.Context) error {
 			b.rep.record(workload, system, "ms p50", r.P50Ms)
 		}
 	}
-	// onExchange measures workers running op against a fresh exchange.
-	onExchange := func(ctx context.Context, workers int, op func(p pool) loadgen.Op) (loadgen.Result, error) {
+	// onExchange measures workers running op against a fresh exchange,
+	// and records the exchange's CPU time per referral over the run.
+	onExchange := func(ctx context.Context, workload string, workers int, op func(p pool) loadgen.Op) (loadgen.Result, error) {
 		ex, err := b.freshExchange(ctx, "writes-exchange")
 		if err != nil {
 			return loadgen.Result{}, err
 		}
 		defer ex.close()
-		return b.throughput(ctx, workers, op(ex.pool))
+		r, cpu, err := b.measureServerCPU(ctx, ex.proc.pid(), workers, op(ex.pool))
+		if err == nil {
+			fmt.Printf("  %-28s %-34s %12.1f µs of server CPU per referral (%.2f s over %d referrals, warm-up included)\n",
+				workload, sysExchange, cpu.perItem(), cpu.cpu.Seconds(), cpu.items)
+			b.rep.record(workload, sysExchange, "µs server CPU per referral", cpu.perItem())
+		}
+		return r, err
 	}
 	// onCeiling measures workers writing n referrals per call into a
 	// fresh storage ceiling with the write set puts.
@@ -141,7 +148,7 @@ func (b *bench) writes(ctx context.Context) error {
 	}
 	single := []system{
 		{sysExchange, func(ctx context.Context) error {
-			r, err := onExchange(ctx, o.clients, func(p pool) loadgen.Op {
+			r, err := onExchange(ctx, create, o.clients, func(p pool) loadgen.Op {
 				return func(ctx context.Context, w int, _ int64) (int, error) {
 					_, err := p.get(w).Referrals.Create(ctx, newReferral(pushSeq.Add(1)))
 					return 1, err
@@ -171,7 +178,7 @@ func (b *bench) writes(ctx context.Context) error {
 	}
 	batch := []system{
 		{sysExchange, func(ctx context.Context) error {
-			r, err := onExchange(ctx, o.batchClients, func(p pool) loadgen.Op {
+			r, err := onExchange(ctx, batchName, o.batchClients, func(p pool) loadgen.Op {
 				return func(ctx context.Context, w int, _ int64) (int, error) {
 					return pushBatch(ctx, p.get(w), o.batch)
 				}
