@@ -119,3 +119,25 @@ func (c *ConsultantClient) Engagements(ctx context.Context, consultant string) i
 		return resp.GetEngagements(), resp.GetNextPageToken(), err
 	})
 }
+
+// Engagement returns an engagement the caller may see (its booking or its
+// consultant's adding agency); NOT_FOUND otherwise.
+func (c *ConsultantClient) Engagement(ctx context.Context, name string) (*exchangev1.Engagement, error) {
+	resp, err := c.rpc.GetEngagement(ctx, &exchangev1.GetEngagementRequest{Name: name})
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetEngagement(), nil
+}
+
+// CancelEngagement cancels an engagement the caller's agency booked and
+// that has not ended, freeing its weeks; it stays, with reason and time.
+// A non-empty etag must match (ABORTED otherwise). Not retried:
+// cancelling again fails with FAILED_PRECONDITION.
+func (c *ConsultantClient) CancelEngagement(ctx context.Context, name, reason, etag string) (*exchangev1.Engagement, error) {
+	resp, err := c.rpc.CancelEngagement(ctx, &exchangev1.CancelEngagementRequest{Name: name, Reason: reason, Etag: etag})
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetEngagement(), nil
+}

@@ -184,6 +184,9 @@ var retryPolicies = map[string]RetryPolicy{
 	exchangev1.ConsultantService_EraseConsultant_FullMethodName:  NoRetry,
 	exchangev1.ConsultantService_CreateEngagement_FullMethodName: RetryWithRequestID,
 	exchangev1.ConsultantService_ListEngagements_FullMethodName:  RetryAlways,
+	exchangev1.ConsultantService_GetEngagement_FullMethodName:    RetryAlways,
+	// Cancelling twice fails (FAILED_PRECONDITION): not retried blindly.
+	exchangev1.ConsultantService_CancelEngagement_FullMethodName: NoRetry,
 }
 
 // MethodRetryPolicy returns the retry policy of a full gRPC method name such

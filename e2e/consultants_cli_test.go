@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -91,14 +92,34 @@ func TestConsultantsThroughTheCLI(t *testing.T) {
 		t.Errorf("iom's table shows another agency's engagement, or not its own:\n%s", out)
 	}
 
+	// Cancelling: only the booking agency, only before the end.
+	unicef.fails(t, 3, []string{"not found"}, "consultants", "cancel-engagement", booked.GetName(), "--reason", "not ours")
+	ilo.fails(t, 4, []string{"agencies/iom"}, "consultants", "cancel-engagement", booked.GetName(), "--reason", "not ours either")
+	iom.fails(t, 6, []string{"ended on 2026-05-15"}, "consultants", "cancel-engagement", booked.GetName(), "--reason", "too late")
+	iom.fails(t, 2, []string{"--reason"}, "consultants", "cancel-engagement", booked.GetName())
+	ahead := time.Now().UTC().AddDate(0, 2, 0)
+	var later exchangev1.Engagement
+	iom.jsonOne(t, &later, "consultants", "engage", listed.GetName(), "--from", ahead.Format(time.DateOnly), "--to", ahead.AddDate(0, 0, 4).Format(time.DateOnly),
+		"--niche", "psychosocial-counselling", "--purpose", "refresher training")
+	short := strings.TrimPrefix(strings.Replace(strings.Replace(later.GetName(), "/consultants/", "/", 1), "/engagements/", "/", 1), "agencies/")
+	if out := iom.ok(t, "consultants", "cancel-engagement", short, "--reason", "trainer unavailable"); !strings.Contains(out, "trainer unavailable") {
+		t.Errorf("cancel-engagement printed:\n%s", out)
+	}
+	if out := iom.ok(t, "consultants", "show", listed.GetName()); !strings.Contains(out, ": trainer unavailable") {
+		t.Errorf("show does not mark the cancelled engagement:\n%s", out)
+	}
+	// Its weeks are free for another agency.
+	unicef.ok(t, "consultants", "engage", listed.GetName(), "--from", ahead.Format(time.DateOnly), "--to", ahead.AddDate(0, 0, 4).Format(time.DateOnly),
+		"--niche", "psychosocial-counselling", "--purpose", "case conference")
+
 	iom.fails(t, 4, nil, "consultants", "erase", listed.GetName(), "--yes")
 	ilo.fails(t, 2, []string{"--yes"}, "consultants", "erase", listed.GetName())
 	out := ilo.ok(t, "consultants", "erase", listed.GetName(), "--yes")
 	if !strings.Contains(out, "(erased consultant)") || strings.Contains(out, marker) {
 		t.Fatalf("erase printed:\n%s", out)
 	}
-	if name, got := shown(iom); name != "" || len(got) != 1 || got[0] != booked.GetName() {
-		t.Fatalf("after erasure iom sees %q %v, want its engagement of an erased consultant", name, got)
+	if name, got := shown(iom); name != "" || strings.Join(got, ",") != booked.GetName()+","+later.GetName() {
+		t.Fatalf("after erasure iom sees %q %v, want its engagements (one cancelled) of an erased consultant", name, got)
 	}
 	raw, err := os.ReadFile(dbPath(dir))
 	if err != nil {

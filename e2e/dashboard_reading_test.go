@@ -40,6 +40,11 @@ func seedDashboardReading(t *testing.T, ilo, iom, unicef session) string {
 		"--niche", "psychosocial-counselling", "--province", "KH-12", "--province", "KH-1", "--consent-on", day(-10), "--consent-note", "form CF-12")
 	iom.ok(t, "consultants", "engage", k.GetName(), "--from", day(30), "--to", day(44), "--niche", "psychosocial-counselling",
 		"--purpose", "training of shelter staff")
+	// A second booking, cancelled: the page shows who holds which weeks.
+	var dropped exchangev1.Engagement
+	iom.jsonOne(t, &dropped, "consultants", "engage", k.GetName(), "--from", day(50), "--to", day(54), "--niche", "psychosocial-counselling",
+		"--purpose", "case conference")
+	iom.ok(t, "consultants", "cancel-engagement", dropped.GetName(), "--reason", "conference moved online")
 
 	pdf := make([]byte, 3000)
 	if _, err := rand.Read(pdf); err != nil {
@@ -144,6 +149,7 @@ func checkConsultantsPage(t *testing.T, b *browser, s session, base string) {
 	}
 	engagements := run(b, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#engagements tbody tr")].map(tr => tr.dataset.agency + " " + tr.cells[2].textContent + " " + tr.cells[3].textContent + " " + tr.cells[5].textContent)`))
 	var wantEngagements []string
+	cancelled := 0
 	var shownByCLI struct {
 		Engagements []json.RawMessage `json:"engagements"`
 	}
@@ -155,12 +161,16 @@ func checkConsultantsPage(t *testing.T, b *browser, s session, base string) {
 		if err := protojson.Unmarshal(raw, e); err != nil {
 			t.Fatal(err)
 		}
+		if e.GetCancelTime() != nil {
+			cancelled++
+			continue
+		}
 		p := e.GetPeriod()
 		wantEngagements = append(wantEngagements, fmt.Sprintf("%s %04d-%02d-%02d %04d-%02d-%02d %s", client.ResourceID(e.GetAgency()),
 			p.GetStart().GetYear(), p.GetStart().GetMonth(), p.GetStart().GetDay(), p.GetEnd().GetYear(), p.GetEnd().GetMonth(), p.GetEnd().GetDay(), e.GetPurpose()))
 	}
-	if !slices.Equal(engagements, wantEngagements) || len(wantEngagements) != 1 {
-		t.Errorf("the page shows engagements %q, the API %q (want IOM's one)", engagements, wantEngagements)
+	if !slices.Equal(engagements, wantEngagements) || len(wantEngagements) != 1 || cancelled != 1 {
+		t.Errorf("the page shows engagements %q, the API %q and %d cancelled (want IOM's standing one, and its cancelled one left out)", engagements, wantEngagements, cancelled)
 	}
 }
 

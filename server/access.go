@@ -118,6 +118,8 @@ var accessRules = map[string]accessRule{
 	exchangev1.ConsultantService_EraseConsultant_FullMethodName:  agenciesOnly,
 	exchangev1.ConsultantService_CreateEngagement_FullMethodName: agenciesOnly,
 	exchangev1.ConsultantService_ListEngagements_FullMethodName:  agenciesOnly,
+	exchangev1.ConsultantService_GetEngagement_FullMethodName:    agenciesOnly,
+	exchangev1.ConsultantService_CancelEngagement_FullMethodName: agenciesOnly,
 
 	// Reports: agencies alone draft; reads, comments and owner-only
 	// changes admit every caller so that a non-reader gets NOT_FOUND from

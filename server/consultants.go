@@ -250,3 +250,56 @@ func (s *consultantService) ListEngagements(ctx context.Context, req *exchangev1
 	}
 	return &exchangev1.ListEngagementsResponse{Engagements: items, NextPageToken: next}, nil
 }
+
+// GetEngagement returns an engagement the caller may see, and NOT_FOUND,
+// exactly as for one that does not exist, otherwise.
+func (s *consultantService) GetEngagement(ctx context.Context, req *exchangev1.GetEngagementRequest) (*exchangev1.GetEngagementResponse, error) {
+	e, err := s.visibleEngagement(ctx, req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	return &exchangev1.GetEngagementResponse{Engagement: e}, nil
+}
+
+// CancelEngagement cancels an engagement the caller's agency booked.
+func (s *consultantService) CancelEngagement(ctx context.Context, req *exchangev1.CancelEngagementRequest) (*exchangev1.CancelEngagementResponse, error) {
+	c := CallerFrom(ctx)
+	if _, err := s.visibleEngagement(ctx, req.GetName()); err != nil {
+		return nil, err
+	}
+	e, err := s.store.CancelEngagement(ctx, opFor(ctx, ""), req.GetName(), req.GetEtag(), req.GetReason(), func(e *exchangev1.Engagement) error {
+		if e.GetAgency() != c.AgencyName() {
+			return permissionDenied(fmt.Sprintf("only %s, which booked %s, may cancel it", e.GetAgency(), req.GetName()))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &exchangev1.CancelEngagementResponse{Engagement: e}, nil
+}
+
+// visibleEngagement returns the engagement if the caller may see it (its
+// consultant visible, and the caller the booking or the adding agency)
+// and NOT_FOUND otherwise.
+func (s *consultantService) visibleEngagement(ctx context.Context, name string) (*exchangev1.Engagement, error) {
+	consultant, _, ok := store.SplitEngagementName(name)
+	if !ok {
+		return nil, notFound(name)
+	}
+	k, err := s.visibleConsultant(ctx, consultant)
+	if err != nil {
+		return nil, notFound(name)
+	}
+	e, err := s.store.GetEngagement(ctx, name)
+	if err != nil {
+		if store.KindOf(err) == store.KindNotFound {
+			return nil, notFound(name)
+		}
+		return nil, err
+	}
+	if !seesEngagement(CallerFrom(ctx), k.GetOwner(), e) {
+		return nil, notFound(name)
+	}
+	return e, nil
+}

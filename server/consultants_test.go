@@ -2,8 +2,10 @@ package server
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -245,5 +247,83 @@ func TestErasedConsultantKeepsItsEngagements(t *testing.T) {
 	}
 	if _, err := ilo.consultants().EraseConsultant(ctx, &exchangev1.EraseConsultantRequest{Name: k.GetName()}); status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("erasing twice: %v", err)
+	}
+}
+
+// TestCancelledEngagementFreesItsWeeks: the booking agency cancels an
+// engagement that has not ended, with a reason; the engagement stays,
+// marked, and its weeks take another booking. The adding agency is
+// refused (PERMISSION_DENIED), another agency sees nothing (NOT_FOUND), a
+// second cancellation, an ended engagement and a stale etag are refused,
+// and nothing refused changes the store.
+func TestCancelledEngagementFreesItsWeeks(t *testing.T) {
+	x, _, ilo, iom, unicef, _ := planParties(t)
+	ctx := context.Background()
+	k := addConsultant(t, ilo, newConsultant("Sok Dara"))
+	// Weeks ahead of today, whatever day the test runs.
+	from := time.Now().UTC().AddDate(0, 2, 0)
+	day := func(t time.Time) *exchangev1.CalendarDate {
+		return date(int32(t.Year()), int32(t.Month()), int32(t.Day()))
+	}
+	booked, err := bookConsultant(iom, k.GetName(), day(from), day(from.AddDate(0, 0, 11)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bookConsultant(unicef, k.GetName(), day(from.AddDate(0, 0, 7)), day(from.AddDate(0, 0, 18))); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("overlapping a standing engagement: %v", err)
+	}
+	cancel := func(c as, etag, reason string) (*exchangev1.Engagement, error) {
+		resp, err := c.consultants().CancelEngagement(ctx, &exchangev1.CancelEngagementRequest{Name: booked.GetName(), Etag: etag, Reason: reason})
+		return resp.GetEngagement(), err
+	}
+	before := x.store.Revision()
+	_, err = cancel(ilo, "", "the adding agency")
+	wantCode(t, err, codes.PermissionDenied)
+	_, err = cancel(unicef, "", "another agency")
+	wantCode(t, err, codes.NotFound)
+	_, err = unicef.consultants().GetEngagement(ctx, &exchangev1.GetEngagementRequest{Name: booked.GetName()})
+	wantCode(t, err, codes.NotFound)
+	_, err = cancel(iom, "stale", "training postponed")
+	wantCode(t, err, codes.Aborted)
+	_, err = cancel(iom, booked.GetEtag(), "")
+	if st := wantCode(t, err, codes.InvalidArgument); slices.IndexFunc(violatedFields(st), func(f string) bool { return f != "reason" }) >= 0 {
+		t.Fatalf("an empty reason: %v", violatedFields(st))
+	}
+	if x.store.Revision() != before {
+		t.Fatal("a refused cancellation changed the store")
+	}
+
+	got, err := cancel(iom, booked.GetEtag(), "training postponed to next quarter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.GetCancelTime() == nil || got.GetCancelReason() != "training postponed to next quarter" || got.GetAgency() != "agencies/iom" ||
+		!proto.Equal(got.GetPeriod(), booked.GetPeriod()) || got.GetEtag() == booked.GetEtag() {
+		t.Fatalf("cancelled: %v", got)
+	}
+	// The adding agency reads it, cancelled, as history.
+	read, err := ilo.consultants().GetEngagement(ctx, &exchangev1.GetEngagementRequest{Name: booked.GetName()})
+	if err != nil || read.GetEngagement().GetCancelReason() != got.GetCancelReason() {
+		t.Fatalf("the adding agency reads %v, %v", read.GetEngagement(), err)
+	}
+	if seen := engagementsSeen(t, ilo, k.GetName()); len(seen) != 1 || seen[0] != booked.GetName() {
+		t.Fatalf("the cancelled engagement left the list: %v", seen)
+	}
+	_, err = cancel(iom, "", "again")
+	if st := wantCode(t, err, codes.FailedPrecondition); !strings.Contains(st.Message(), "already cancelled") {
+		t.Fatalf("a second cancellation: %v", st.Message())
+	}
+	// Its weeks are free.
+	if _, err := bookConsultant(unicef, k.GetName(), day(from.AddDate(0, 0, 7)), day(from.AddDate(0, 0, 18))); err != nil {
+		t.Fatalf("the weeks of a cancelled engagement: %v", err)
+	}
+	// An engagement that has ended stays as it was.
+	past, err := bookConsultant(iom, k.GetName(), date(2026, 5, 4), date(2026, 5, 15))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = iom.consultants().CancelEngagement(ctx, &exchangev1.CancelEngagementRequest{Name: past.GetName(), Reason: "too late"})
+	if st := wantCode(t, err, codes.FailedPrecondition); !strings.Contains(st.Message(), "ended on 2026-05-15") {
+		t.Fatalf("cancelling an ended engagement: %v", st.Message())
 	}
 }

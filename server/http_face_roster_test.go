@@ -92,6 +92,16 @@ func TestJSONAddsBooksAndChangesConsultantsAsGRPCDoes(t *testing.T) {
 	if got := engagementsSeen(t, ilo, k.GetName()); len(got) != 1 {
 		t.Fatalf("over gRPC: %v", got)
 	}
+	// Reading and cancelling one engagement: the booking ended, so the
+	// cancellation is refused as over gRPC.
+	var one exchangev1.GetEngagementResponse
+	iomJSON.mustCall("GET", "/v1/"+booked.GetEngagement().GetName(), nil, &one, http.StatusOK)
+	if one.GetEngagement().GetName() != booked.GetEngagement().GetName() {
+		t.Fatalf("GET engagement: %v", one.GetEngagement())
+	}
+	cancelReq := &exchangev1.CancelEngagementRequest{Name: booked.GetEngagement().GetName(), Reason: "too late"}
+	_, cancelErr := iom.consultants().CancelEngagement(context.Background(), cancelReq)
+	jsonRefusalIsGRPCs(t, iomJSON, "POST", "/v1/"+booked.GetEngagement().GetName()+":cancel", &exchangev1.CancelEngagementRequest{Reason: "too late"}, cancelErr, codes.FailedPrecondition, http.StatusBadRequest)
 
 	// The adding agency erases the profile at the consultant's request.
 	var erased exchangev1.EraseConsultantResponse

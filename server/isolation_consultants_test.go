@@ -16,7 +16,7 @@ import (
 
 func init() {
 	for _, m := range []string{"GetConsultant", "ListConsultants", "CreateConsultant", "UpdateConsultant",
-		"EraseConsultant", "CreateEngagement", "ListEngagements"} {
+		"EraseConsultant", "CreateEngagement", "ListEngagements", "GetEngagement", "CancelEngagement"} {
 		modelMethodKinds["ConsultantService/"+m] = forAgencies
 	}
 	for method, base := range consultantBadInputBases {
@@ -51,6 +51,12 @@ var consultantBadInputBases = map[string]func() proto.Message{
 	},
 	exchangev1.ConsultantService_ListEngagements_FullMethodName: func() proto.Message {
 		return &exchangev1.ListEngagementsRequest{Parent: "agencies/ilo/consultants/" + badID, PageSize: 10}
+	},
+	exchangev1.ConsultantService_GetEngagement_FullMethodName: func() proto.Message {
+		return &exchangev1.GetEngagementRequest{Name: "agencies/ilo/consultants/" + badID + "/engagements/" + badID}
+	},
+	exchangev1.ConsultantService_CancelEngagement_FullMethodName: func() proto.Message {
+		return &exchangev1.CancelEngagementRequest{Name: "agencies/ilo/consultants/" + badID + "/engagements/" + badID, Etag: "etag", Reason: "training postponed"}
 	},
 }
 
@@ -163,6 +169,28 @@ func (w *isoWorld) consultantEntries() []mxEntry {
 		}
 		return out
 	}
+	// perEngagement is per over the engagements booked so far: the
+	// booking agency and the consultant's adding agency see one, as long
+	// as they see the consultant.
+	cancelled := map[string]bool{}
+	perEngagement := func(want func(c, e string, k *isoConsultant) verdict, call func(c as, name string) (any, error), check func(c, e string, resp any) []finding) []mxAttempt {
+		var out []mxAttempt
+		for _, name := range names {
+			k := roster[name]
+			for _, e := range slices.Sorted(keysOf(k.engagements)) {
+				a := mxAttempt{label: e, owners: []string{k.engagements[e]}, name: e, twin: twinOf(e),
+					want: func(c string) verdict { return want(c, e, k) }, call: call}
+				if check != nil {
+					a.check = func(c string, resp any) []finding { return check(c, e, resp) }
+				}
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	seesEngagement := func(c, e string, k *isoConsultant) bool {
+		return k.sees(c) && (c == k.engagements[e] || c == k.owner)
+	}
 	// personal reports a profile field an erased consultant still shows.
 	personal := func(name string, k *exchangev1.Consultant) []finding {
 		if roster[name].erased && (k.GetDisplayName() != "" || k.GetContactEmail() != "" || len(k.GetLanguages()) > 0 || k.GetConsent() != nil) {
@@ -247,6 +275,47 @@ func (w *isoWorld) consultantEntries() []mxEntry {
 				out[i].apply = func(caller string, resp any) {
 					roster[name].engagements[resp.(*exchangev1.Engagement).GetName()] = caller
 				}
+			}
+			return out
+		}},
+		{exchangev1.ConsultantService_GetEngagement_FullMethodName, func() []mxAttempt {
+			return perEngagement(func(c, e string, k *isoConsultant) verdict {
+				if !seesEngagement(c, e, k) {
+					return vInvisible
+				}
+				return vAllow
+			}, func(c as, n string) (any, error) {
+				return c.consultants().GetEngagement(bg(), &exchangev1.GetEngagementRequest{Name: n})
+			}, func(_, e string, resp any) []finding {
+				if got := resp.(*exchangev1.GetEngagementResponse).GetEngagement(); got.GetName() != e || (got.GetCancelTime() != nil) != cancelled[e] {
+					return []finding{leakf("asked for %s, got %v", e, got)}
+				}
+				return nil
+			})
+		}},
+		{exchangev1.ConsultantService_CancelEngagement_FullMethodName, func() []mxAttempt {
+			out := perEngagement(func(c, e string, k *isoConsultant) verdict {
+				switch {
+				case !seesEngagement(c, e, k):
+					return vInvisible
+				case c != k.engagements[e]:
+					return vDenied
+				case cancelled[e]:
+					return vPrecondition
+				}
+				return vAllow
+			}, func(c as, n string) (any, error) {
+				return c.consultants().CancelEngagement(bg(), &exchangev1.CancelEngagementRequest{Name: n, Reason: "matrix: postponed"})
+			}, func(caller, e string, resp any) []finding {
+				got := resp.(*exchangev1.CancelEngagementResponse).GetEngagement()
+				if got.GetName() != e || got.GetAgency() != caller || got.GetCancelTime() == nil {
+					return []finding{leakf("cancelled %s as %s: %v", e, caller, got)}
+				}
+				return nil
+			})
+			for i := range out {
+				e := out[i].name
+				out[i].apply = func(string, any) { cancelled[e] = true }
 			}
 			return out
 		}},

@@ -239,7 +239,7 @@ func dateNumber(d *exchangev1.CalendarDate) int32 {
 // CreateEngagement books the consultant for "agencies/{agencyID}". check
 // runs first, in the write, on the stored consultant and may refuse. The
 // period must have an end. A period that overlaps (shares a day with)
-// another engagement of the consultant fails with KindFailedPrecondition
+// another standing (not cancelled) engagement of the consultant fails with KindFailedPrecondition
 // naming that engagement as Resource, with its agency and dates in the
 // message. A retry with the same Op.RequestID returns the first
 // engagement.
@@ -277,7 +277,7 @@ func (s *Store) CreateEngagement(ctx context.Context, op Op, consultant, agencyI
 				return err
 			}
 			from, to := dateNumber(other.GetPeriod().GetStart()), dateNumber(other.GetPeriod().GetEnd())
-			if start <= to && from <= end {
+			if other.GetCancelTime() == nil && start <= to && from <= end {
 				return &Error{Kind: KindFailedPrecondition, Resource: other.GetName(), Field: "engagement.period",
 					Message: fmt.Sprintf("engagement.period: %s is already engaged by %s from %s to %s (%s)",
 						consultant, other.GetAgency(), formatDate(other.GetPeriod().GetStart()), formatDate(other.GetPeriod().GetEnd()), other.GetName())}
@@ -288,6 +288,67 @@ func (s *Store) CreateEngagement(ctx context.Context, op Op, consultant, agencyI
 		id := newID(w.now)
 		created, err := engagements.create(w, joinKey(cid, id), consultant+engagementCollection+id, v)
 		out = created
+		return err
+	})
+	return out, err
+}
+
+// GetEngagement returns an engagement; KindNotFound when there is none.
+func (s *Store) GetEngagement(ctx context.Context, name string) (*exchangev1.Engagement, error) {
+	if _, _, ok := SplitEngagementName(name); !ok {
+		return nil, notFound(name)
+	}
+	var out *exchangev1.Engagement
+	err := s.view(ctx, func(tx kv.Tx) error {
+		e, ok, err := engagements.get(tx, engagementKey(name))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return notFound(name)
+		}
+		out = e
+		return nil
+	})
+	return out, err
+}
+
+// CancelEngagement cancels a standing engagement that has not ended,
+// recording when and why; its weeks are then free for another booking.
+// check runs first, in the write, on the stored engagement and may refuse.
+// A non-empty etag must match. One already cancelled, or whose last day is
+// before the day of the write (UTC), fails with KindFailedPrecondition:
+// the record of who engaged whom stays as it was.
+func (s *Store) CancelEngagement(ctx context.Context, op Op, name, etag, reason string, check func(*exchangev1.Engagement) error) (*exchangev1.Engagement, error) {
+	if _, _, ok := SplitEngagementName(name); !ok {
+		return nil, notFound(name)
+	}
+	var out *exchangev1.Engagement
+	err := s.update(ctx, op, func(w *writeTx) error {
+		e, ok, err := engagements.get(w.tx, engagementKey(name))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return notFound(name)
+		}
+		if err := check(e); err != nil {
+			return err
+		}
+		if e.GetCancelTime() != nil {
+			return &Error{Kind: KindFailedPrecondition, Resource: name,
+				Message: fmt.Sprintf("%s was already cancelled on %s", name, e.GetCancelTime().AsTime().UTC().Format("2006-01-02"))}
+		}
+		today := w.now.UTC()
+		if end := e.GetPeriod().GetEnd(); dateNumber(end) < int32(today.Year()*10000+int(today.Month())*100+today.Day()) {
+			return &Error{Kind: KindFailedPrecondition, Resource: name,
+				Message: fmt.Sprintf("%s ended on %s; an engagement that has ended stays as it was", name, formatDate(end))}
+		}
+		out, err = engagements.modify(w, engagementKey(name), name, etag, func(e *exchangev1.Engagement) error {
+			e.CancelTime = w.timestamp()
+			e.CancelReason = reason
+			return nil
+		})
 		return err
 	})
 	return out, err

@@ -68,6 +68,9 @@ func (d *Dashboard) consultants(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for _, e := range engagements {
+			if e.GetCancelTime() != nil {
+				continue // the page shows who holds which weeks; a cancelled engagement holds none
+			}
 			data.Engagements = append(data.Engagements, engagementRow{
 				Consultant: id, Name: k.GetDisplayName(), Agency: client.ResourceID(e.GetAgency()),
 				From: dateText(e.GetPeriod().GetStart()), To: dateText(e.GetPeriod().GetEnd()),

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -23,7 +24,8 @@ func newConsultantsCmd(a *app) *cobra.Command {
 			"their consent to be listed, recorded with its date; without it only the agency\n"+
 			"that added them sees the profile. Bookings (engagements) of one consultant\n"+
 			"never overlap: a booking that would is refused, naming the other engagement,\n"+
-			"its agency and its dates. An engagement is seen by the agency that booked it\n"+
+			"its agency and its dates; the booking agency may cancel an engagement that has\n"+
+			"not ended, which frees its weeks. An engagement is seen by the agency that booked it\n"+
 			"and the agency that added the consultant. On the consultant's request the\n"+
 			"adding agency erases the profile; engagements stay, of an erased consultant.")
 	cmd.Aliases = []string{"consultant"}
@@ -32,6 +34,7 @@ func newConsultantsCmd(a *app) *cobra.Command {
 		newConsultantsListCmd(a),
 		newConsultantsShowCmd(a),
 		newConsultantsEngageCmd(a),
+		newConsultantsCancelEngagementCmd(a),
 		newConsultantsEraseCmd(a),
 	)
 	return cmd
@@ -304,15 +307,19 @@ func runConsultantsShow(ctx context.Context, a *app, name string) error {
 		return err
 	}
 	fmt.Fprintln(a.env.Stdout)
-	return printTable(a.env.Stdout, []string{"ENGAGEMENT", "AGENCY", "FROM", "TO", "NICHE", "PURPOSE"}, engagementRows(engagements))
+	return printTable(a.env.Stdout, []string{"ENGAGEMENT", "AGENCY", "FROM", "TO", "NICHE", "PURPOSE", "CANCELLED"}, engagementRows(engagements))
 }
 
 // engagementRows are the table rows of engagements.
 func engagementRows(list []*exchangev1.Engagement) [][]string {
 	var rows [][]string
 	for _, e := range list {
+		cancelled := "-"
+		if t := e.GetCancelTime(); t != nil {
+			cancelled = t.AsTime().UTC().Format(time.DateOnly) + ": " + e.GetCancelReason()
+		}
 		rows = append(rows, []string{e.GetName(), e.GetAgency(), formatDate(e.GetPeriod().GetStart()), formatDate(e.GetPeriod().GetEnd()),
-			nicheNames.name(e.GetNiche().Number()), e.GetPurpose()})
+			nicheNames.name(e.GetNiche().Number()), e.GetPurpose(), cancelled})
 	}
 	return rows
 }

@@ -2,7 +2,9 @@ package cli
 
 import (
 	"context"
+	"regexp"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -84,6 +86,84 @@ func runConsultantsEngage(ctx context.Context, o *consultantsEngageOptions) erro
 			{"To", formatDate(e.GetPeriod().GetEnd())},
 			{"Niche", nicheNames.name(e.GetNiche().Number())},
 			{"Purpose", e.GetPurpose()},
+		}
+	})
+}
+
+// engagementNamePattern matches
+// "agencies/AGENCY/consultants/ID/engagements/ID" and its short form
+// "AGENCY/ID/ID".
+var engagementNamePattern = regexp.MustCompile(`^(?:agencies/)?([a-z][a-z0-9-]{1,38}[a-z0-9])/(?:consultants/)?([0-9a-z]{26})/(?:engagements/)?([0-9a-z]{26})$`)
+
+// engagementName returns the resource name of an engagement given in
+// full, as 'consultants show' lists it, or as "AGENCY/CONSULTANT/ENGAGEMENT".
+func engagementName(s string) (string, error) {
+	m := engagementNamePattern.FindStringSubmatch(s)
+	if m == nil {
+		return "", usageErrorf("invalid engagement %q: want agencies/AGENCY/consultants/ID/engagements/ID, as 'consultants show' lists it, or AGENCY/ID/ID", s)
+	}
+	return "agencies/" + m[1] + "/consultants/" + m[2] + "/engagements/" + m[3], nil
+}
+
+// consultantsCancelEngagementOptions are the inputs of `consultants
+// cancel-engagement`.
+type consultantsCancelEngagementOptions struct {
+	app    *app
+	Name   string
+	Reason string
+	Etag   string
+}
+
+// newConsultantsCancelEngagementCmd is `exchangectl consultants
+// cancel-engagement`.
+func newConsultantsCancelEngagementCmd(a *app) *cobra.Command {
+	opts := &consultantsCancelEngagementOptions{app: a}
+	cmd := &cobra.Command{
+		Use:   "cancel-engagement ENGAGEMENT --reason TEXT",
+		Short: "Cancel an engagement your agency booked, freeing its weeks",
+		Long: "Cancel an engagement your agency booked that has not ended. Its weeks are free\n" +
+			"for another booking; the engagement stays, with the day and reason of its\n" +
+			"cancellation, for the agency that added the consultant. One already cancelled\n" +
+			"or ended is refused (exit 6, FAILED_PRECONDITION).",
+		Example: "  exchangectl consultants cancel-engagement ilo/01jd8x4k2m9q7r3t5v6w8y0z1a/01jd9a0b1c2d3e4f5g6h7j8k9m \\\n" +
+			"    --reason \"training postponed to next quarter\"",
+		Args: exactArgs("ENGAGEMENT"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := engagementName(args[0])
+			if err != nil {
+				return err
+			}
+			opts.Name = name
+			if strings.TrimSpace(opts.Reason) == "" {
+				return usageErrorf("--reason is required: why, in a few words, for the agency that added the consultant")
+			}
+			return runConsultantsCancelEngagement(cmd.Context(), opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Reason, "reason", "", "why, in a few words; never a person helped (required)")
+	f.StringVar(&opts.Etag, "etag", "", "the etag as last read; refused (exit 5, ABORTED) if the engagement changed since")
+	return cmd
+}
+
+// runConsultantsCancelEngagement cancels the engagement and prints it.
+func runConsultantsCancelEngagement(ctx context.Context, o *consultantsCancelEngagementOptions) error {
+	c, err := o.app.connect(ctx)
+	if err != nil {
+		return err
+	}
+	e, err := c.Consultants.CancelEngagement(ctx, o.Name, o.Reason, o.Etag)
+	if err != nil {
+		return err
+	}
+	return printOne(o.app, e, func(e *exchangev1.Engagement) []field {
+		return []field{
+			{"Engagement", e.GetName()},
+			{"Agency", e.GetAgency()},
+			{"From", formatDate(e.GetPeriod().GetStart())},
+			{"To", formatDate(e.GetPeriod().GetEnd())},
+			{"Cancelled", e.GetCancelTime().AsTime().UTC().Format(time.DateOnly)},
+			{"Reason", e.GetCancelReason()},
 		}
 	})
 }

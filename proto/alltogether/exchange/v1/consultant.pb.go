@@ -273,7 +273,8 @@ func (x *ConsultantConsent) GetRecord() string {
 // under the consultant. The engaging agency is a field, so the history of
 // who engaged whom points to agencies, not to the staff who booked, and
 // survives focal point turnover. Engagements of one consultant never
-// overlap.
+// overlap, cancelled ones aside: a cancelled engagement stays as history
+// and no longer holds its weeks.
 type Engagement struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Resource name. Output only.
@@ -294,7 +295,12 @@ type Engagement struct {
 	// When it last changed. Output only.
 	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	// Opaque version. Output only.
-	Etag          string `protobuf:"bytes,8,opt,name=etag,proto3" json:"etag,omitempty"`
+	Etag string `protobuf:"bytes,8,opt,name=etag,proto3" json:"etag,omitempty"`
+	// When the booking agency cancelled the engagement; unset while it
+	// stands. Output only (CancelEngagement sets it).
+	CancelTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=cancel_time,json=cancelTime,proto3" json:"cancel_time,omitempty"`
+	// Why it was cancelled, in the booking agency's words. Output only.
+	CancelReason  string `protobuf:"bytes,10,opt,name=cancel_reason,json=cancelReason,proto3" json:"cancel_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -385,6 +391,20 @@ func (x *Engagement) GetEtag() string {
 	return ""
 }
 
+func (x *Engagement) GetCancelTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CancelTime
+	}
+	return nil
+}
+
+func (x *Engagement) GetCancelReason() string {
+	if x != nil {
+		return x.CancelReason
+	}
+	return ""
+}
+
 var File_alltogether_exchange_v1_consultant_proto protoreflect.FileDescriptor
 
 const file_alltogether_exchange_v1_consultant_proto_rawDesc = "" +
@@ -413,7 +433,7 @@ const file_alltogether_exchange_v1_consultant_proto_rawDesc = "" +
 	"\x04etag\x18\x0e \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag\"\x7f\n" +
 	"\x11ConsultantConsent\x12H\n" +
 	"\bgiven_on\x18\x01 \x01(\v2%.alltogether.exchange.v1.CalendarDateB\x06\xbaH\x03\xc8\x01\x01R\agivenOn\x12 \n" +
-	"\x06record\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\x06record\"\x91\x03\n" +
+	"\x06record\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\x06record\"\xf3\x03\n" +
 	"\n" +
 	"Engagement\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
@@ -426,7 +446,11 @@ const file_alltogether_exchange_v1_consultant_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12\x1b\n" +
-	"\x04etag\x18\b \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etagBJZHgithub.com/alltogether/exchange/proto/alltogether/exchange/v1;exchangev1b\x06proto3"
+	"\x04etag\x18\b \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag\x12;\n" +
+	"\vcancel_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"cancelTime\x12#\n" +
+	"\rcancel_reason\x18\n" +
+	" \x01(\tR\fcancelReasonBJZHgithub.com/alltogether/exchange/proto/alltogether/exchange/v1;exchangev1b\x06proto3"
 
 var (
 	file_alltogether_exchange_v1_consultant_proto_rawDescOnce sync.Once
@@ -462,11 +486,12 @@ var file_alltogether_exchange_v1_consultant_proto_depIdxs = []int32{
 	3,  // 8: alltogether.exchange.v1.Engagement.niche:type_name -> alltogether.exchange.v1.Niche
 	5,  // 9: alltogether.exchange.v1.Engagement.create_time:type_name -> google.protobuf.Timestamp
 	5,  // 10: alltogether.exchange.v1.Engagement.update_time:type_name -> google.protobuf.Timestamp
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	5,  // 11: alltogether.exchange.v1.Engagement.cancel_time:type_name -> google.protobuf.Timestamp
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_alltogether_exchange_v1_consultant_proto_init() }

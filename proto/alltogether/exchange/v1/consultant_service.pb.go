@@ -798,6 +798,212 @@ func (x *ListEngagementsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// GetEngagementRequest asks for an engagement.
+type GetEngagementRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The engagement,
+	// "agencies/{agency}/consultants/{consultant}/engagements/{engagement}".
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetEngagementRequest) Reset() {
+	*x = GetEngagementRequest{}
+	mi := &file_alltogether_exchange_v1_consultant_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetEngagementRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetEngagementRequest) ProtoMessage() {}
+
+func (x *GetEngagementRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_alltogether_exchange_v1_consultant_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetEngagementRequest.ProtoReflect.Descriptor instead.
+func (*GetEngagementRequest) Descriptor() ([]byte, []int) {
+	return file_alltogether_exchange_v1_consultant_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *GetEngagementRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// GetEngagementResponse carries the engagement asked for.
+type GetEngagementResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The engagement as stored.
+	Engagement    *Engagement `protobuf:"bytes,1,opt,name=engagement,proto3" json:"engagement,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetEngagementResponse) Reset() {
+	*x = GetEngagementResponse{}
+	mi := &file_alltogether_exchange_v1_consultant_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetEngagementResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetEngagementResponse) ProtoMessage() {}
+
+func (x *GetEngagementResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_alltogether_exchange_v1_consultant_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetEngagementResponse.ProtoReflect.Descriptor instead.
+func (*GetEngagementResponse) Descriptor() ([]byte, []int) {
+	return file_alltogether_exchange_v1_consultant_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *GetEngagementResponse) GetEngagement() *Engagement {
+	if x != nil {
+		return x.Engagement
+	}
+	return nil
+}
+
+// CancelEngagementRequest cancels an engagement.
+type CancelEngagementRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The engagement,
+	// "agencies/{agency}/consultants/{consultant}/engagements/{engagement}".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The etag as last read; empty to skip the check.
+	Etag string `protobuf:"bytes,2,opt,name=etag,proto3" json:"etag,omitempty"`
+	// Why, for the agency that added the consultant, in a few words, for
+	// example "training postponed to next quarter". It must not identify any
+	// person helped.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelEngagementRequest) Reset() {
+	*x = CancelEngagementRequest{}
+	mi := &file_alltogether_exchange_v1_consultant_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelEngagementRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelEngagementRequest) ProtoMessage() {}
+
+func (x *CancelEngagementRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_alltogether_exchange_v1_consultant_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelEngagementRequest.ProtoReflect.Descriptor instead.
+func (*CancelEngagementRequest) Descriptor() ([]byte, []int) {
+	return file_alltogether_exchange_v1_consultant_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *CancelEngagementRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CancelEngagementRequest) GetEtag() string {
+	if x != nil {
+		return x.Etag
+	}
+	return ""
+}
+
+func (x *CancelEngagementRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// CancelEngagementResponse carries the cancelled engagement.
+type CancelEngagementResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The engagement as stored.
+	Engagement    *Engagement `protobuf:"bytes,1,opt,name=engagement,proto3" json:"engagement,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelEngagementResponse) Reset() {
+	*x = CancelEngagementResponse{}
+	mi := &file_alltogether_exchange_v1_consultant_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelEngagementResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelEngagementResponse) ProtoMessage() {}
+
+func (x *CancelEngagementResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_alltogether_exchange_v1_consultant_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelEngagementResponse.ProtoReflect.Descriptor instead.
+func (*CancelEngagementResponse) Descriptor() ([]byte, []int) {
+	return file_alltogether_exchange_v1_consultant_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *CancelEngagementResponse) GetEngagement() *Engagement {
+	if x != nil {
+		return x.Engagement
+	}
+	return nil
+}
+
 var File_alltogether_exchange_v1_consultant_service_proto protoreflect.FileDescriptor
 
 const file_alltogether_exchange_v1_consultant_service_proto_rawDesc = "" +
@@ -865,7 +1071,21 @@ const file_alltogether_exchange_v1_consultant_service_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"\x88\x01\n" +
 	"\x17ListEngagementsResponse\x12E\n" +
 	"\vengagements\x18\x01 \x03(\v2#.alltogether.exchange.v1.EngagementR\vengagements\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xd4\t\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8c\x01\n" +
+	"\x14GetEngagementRequest\x12t\n" +
+	"\x04name\x18\x01 \x01(\tB`\xbaH]r[2Y^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/consultants/[0-9a-z]{26}/engagements/[0-9a-z]{26}$R\x04name\"\\\n" +
+	"\x15GetEngagementResponse\x12C\n" +
+	"\n" +
+	"engagement\x18\x01 \x01(\v2#.alltogether.exchange.v1.EngagementR\n" +
+	"engagement\"\xe5\x01\n" +
+	"\x17CancelEngagementRequest\x12t\n" +
+	"\x04name\x18\x01 \x01(\tB`\xbaH]r[2Y^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/consultants/[0-9a-z]{26}/engagements/[0-9a-z]{26}$R\x04name\x12\x1b\n" +
+	"\x04etag\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag\x127\n" +
+	"\x06reason\x18\x03 \x01(\tB\x1f\xbaH\x1cr\x1a\x10\x01\x18\xac\x022\x13^[^\\x00-\\x1F\\x7F]+$R\x06reason\"_\n" +
+	"\x18CancelEngagementResponse\x12C\n" +
+	"\n" +
+	"engagement\x18\x01 \x01(\v2#.alltogether.exchange.v1.EngagementR\n" +
+	"engagement2\xbf\f\n" +
 	"\x11ConsultantService\x12\x9b\x01\n" +
 	"\rGetConsultant\x12-.alltogether.exchange.v1.GetConsultantRequest\x1a..alltogether.exchange.v1.GetConsultantResponse\"+\x82\xd3\xe4\x93\x02%\x12#/v1/{name=agencies/*/consultants/*}\x12\xa1\x01\n" +
 	"\x0fListConsultants\x12/.alltogether.exchange.v1.ListConsultantsRequest\x1a0.alltogether.exchange.v1.ListConsultantsResponse\"+\x82\xd3\xe4\x93\x02%\x12#/v1/{parent=agencies/*}/consultants\x12\xa7\x01\n" +
@@ -874,7 +1094,9 @@ const file_alltogether_exchange_v1_consultant_service_proto_rawDesc = "" +
 	"consultant2./v1/{consultant.name=agencies/*/consultants/*}\x12\xaa\x01\n" +
 	"\x0fEraseConsultant\x12/.alltogether.exchange.v1.EraseConsultantRequest\x1a0.alltogether.exchange.v1.EraseConsultantResponse\"4\x82\xd3\xe4\x93\x02.:\x01*\")/v1/{name=agencies/*/consultants/*}:erase\x12\xb5\x01\n" +
 	"\x10CreateEngagement\x120.alltogether.exchange.v1.CreateEngagementRequest\x1a1.alltogether.exchange.v1.CreateEngagementResponse\"<\x82\xd3\xe4\x93\x026:\x01*\"1/v1/{parent=agencies/*/consultants/*}/engagements\x12\xaf\x01\n" +
-	"\x0fListEngagements\x12/.alltogether.exchange.v1.ListEngagementsRequest\x1a0.alltogether.exchange.v1.ListEngagementsResponse\"9\x82\xd3\xe4\x93\x023\x121/v1/{parent=agencies/*/consultants/*}/engagementsBJZHgithub.com/alltogether/exchange/proto/alltogether/exchange/v1;exchangev1b\x06proto3"
+	"\x0fListEngagements\x12/.alltogether.exchange.v1.ListEngagementsRequest\x1a0.alltogether.exchange.v1.ListEngagementsResponse\"9\x82\xd3\xe4\x93\x023\x121/v1/{parent=agencies/*/consultants/*}/engagements\x12\xa9\x01\n" +
+	"\rGetEngagement\x12-.alltogether.exchange.v1.GetEngagementRequest\x1a..alltogether.exchange.v1.GetEngagementResponse\"9\x82\xd3\xe4\x93\x023\x121/v1/{name=agencies/*/consultants/*/engagements/*}\x12\xbc\x01\n" +
+	"\x10CancelEngagement\x120.alltogether.exchange.v1.CancelEngagementRequest\x1a1.alltogether.exchange.v1.CancelEngagementResponse\"C\x82\xd3\xe4\x93\x02=:\x01*\"8/v1/{name=agencies/*/consultants/*/engagements/*}:cancelBJZHgithub.com/alltogether/exchange/proto/alltogether/exchange/v1;exchangev1b\x06proto3"
 
 var (
 	file_alltogether_exchange_v1_consultant_service_proto_rawDescOnce sync.Once
@@ -888,7 +1110,7 @@ func file_alltogether_exchange_v1_consultant_service_proto_rawDescGZIP() []byte 
 	return file_alltogether_exchange_v1_consultant_service_proto_rawDescData
 }
 
-var file_alltogether_exchange_v1_consultant_service_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_alltogether_exchange_v1_consultant_service_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_alltogether_exchange_v1_consultant_service_proto_goTypes = []any{
 	(*GetConsultantRequest)(nil),     // 0: alltogether.exchange.v1.GetConsultantRequest
 	(*GetConsultantResponse)(nil),    // 1: alltogether.exchange.v1.GetConsultantResponse
@@ -904,41 +1126,51 @@ var file_alltogether_exchange_v1_consultant_service_proto_goTypes = []any{
 	(*CreateEngagementResponse)(nil), // 11: alltogether.exchange.v1.CreateEngagementResponse
 	(*ListEngagementsRequest)(nil),   // 12: alltogether.exchange.v1.ListEngagementsRequest
 	(*ListEngagementsResponse)(nil),  // 13: alltogether.exchange.v1.ListEngagementsResponse
-	(*Consultant)(nil),               // 14: alltogether.exchange.v1.Consultant
-	(Niche)(0),                       // 15: alltogether.exchange.v1.Niche
-	(*Engagement)(nil),               // 16: alltogether.exchange.v1.Engagement
+	(*GetEngagementRequest)(nil),     // 14: alltogether.exchange.v1.GetEngagementRequest
+	(*GetEngagementResponse)(nil),    // 15: alltogether.exchange.v1.GetEngagementResponse
+	(*CancelEngagementRequest)(nil),  // 16: alltogether.exchange.v1.CancelEngagementRequest
+	(*CancelEngagementResponse)(nil), // 17: alltogether.exchange.v1.CancelEngagementResponse
+	(*Consultant)(nil),               // 18: alltogether.exchange.v1.Consultant
+	(Niche)(0),                       // 19: alltogether.exchange.v1.Niche
+	(*Engagement)(nil),               // 20: alltogether.exchange.v1.Engagement
 }
 var file_alltogether_exchange_v1_consultant_service_proto_depIdxs = []int32{
-	14, // 0: alltogether.exchange.v1.GetConsultantResponse.consultant:type_name -> alltogether.exchange.v1.Consultant
-	15, // 1: alltogether.exchange.v1.ListConsultantsRequest.niche:type_name -> alltogether.exchange.v1.Niche
-	14, // 2: alltogether.exchange.v1.ListConsultantsResponse.consultants:type_name -> alltogether.exchange.v1.Consultant
-	14, // 3: alltogether.exchange.v1.CreateConsultantRequest.consultant:type_name -> alltogether.exchange.v1.Consultant
-	14, // 4: alltogether.exchange.v1.CreateConsultantResponse.consultant:type_name -> alltogether.exchange.v1.Consultant
-	14, // 5: alltogether.exchange.v1.UpdateConsultantRequest.consultant:type_name -> alltogether.exchange.v1.Consultant
-	14, // 6: alltogether.exchange.v1.UpdateConsultantResponse.consultant:type_name -> alltogether.exchange.v1.Consultant
-	14, // 7: alltogether.exchange.v1.EraseConsultantResponse.consultant:type_name -> alltogether.exchange.v1.Consultant
-	16, // 8: alltogether.exchange.v1.CreateEngagementRequest.engagement:type_name -> alltogether.exchange.v1.Engagement
-	16, // 9: alltogether.exchange.v1.CreateEngagementResponse.engagement:type_name -> alltogether.exchange.v1.Engagement
-	16, // 10: alltogether.exchange.v1.ListEngagementsResponse.engagements:type_name -> alltogether.exchange.v1.Engagement
-	0,  // 11: alltogether.exchange.v1.ConsultantService.GetConsultant:input_type -> alltogether.exchange.v1.GetConsultantRequest
-	2,  // 12: alltogether.exchange.v1.ConsultantService.ListConsultants:input_type -> alltogether.exchange.v1.ListConsultantsRequest
-	4,  // 13: alltogether.exchange.v1.ConsultantService.CreateConsultant:input_type -> alltogether.exchange.v1.CreateConsultantRequest
-	6,  // 14: alltogether.exchange.v1.ConsultantService.UpdateConsultant:input_type -> alltogether.exchange.v1.UpdateConsultantRequest
-	8,  // 15: alltogether.exchange.v1.ConsultantService.EraseConsultant:input_type -> alltogether.exchange.v1.EraseConsultantRequest
-	10, // 16: alltogether.exchange.v1.ConsultantService.CreateEngagement:input_type -> alltogether.exchange.v1.CreateEngagementRequest
-	12, // 17: alltogether.exchange.v1.ConsultantService.ListEngagements:input_type -> alltogether.exchange.v1.ListEngagementsRequest
-	1,  // 18: alltogether.exchange.v1.ConsultantService.GetConsultant:output_type -> alltogether.exchange.v1.GetConsultantResponse
-	3,  // 19: alltogether.exchange.v1.ConsultantService.ListConsultants:output_type -> alltogether.exchange.v1.ListConsultantsResponse
-	5,  // 20: alltogether.exchange.v1.ConsultantService.CreateConsultant:output_type -> alltogether.exchange.v1.CreateConsultantResponse
-	7,  // 21: alltogether.exchange.v1.ConsultantService.UpdateConsultant:output_type -> alltogether.exchange.v1.UpdateConsultantResponse
-	9,  // 22: alltogether.exchange.v1.ConsultantService.EraseConsultant:output_type -> alltogether.exchange.v1.EraseConsultantResponse
-	11, // 23: alltogether.exchange.v1.ConsultantService.CreateEngagement:output_type -> alltogether.exchange.v1.CreateEngagementResponse
-	13, // 24: alltogether.exchange.v1.ConsultantService.ListEngagements:output_type -> alltogether.exchange.v1.ListEngagementsResponse
-	18, // [18:25] is the sub-list for method output_type
-	11, // [11:18] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	18, // 0: alltogether.exchange.v1.GetConsultantResponse.consultant:type_name -> alltogether.exchange.v1.Consultant
+	19, // 1: alltogether.exchange.v1.ListConsultantsRequest.niche:type_name -> alltogether.exchange.v1.Niche
+	18, // 2: alltogether.exchange.v1.ListConsultantsResponse.consultants:type_name -> alltogether.exchange.v1.Consultant
+	18, // 3: alltogether.exchange.v1.CreateConsultantRequest.consultant:type_name -> alltogether.exchange.v1.Consultant
+	18, // 4: alltogether.exchange.v1.CreateConsultantResponse.consultant:type_name -> alltogether.exchange.v1.Consultant
+	18, // 5: alltogether.exchange.v1.UpdateConsultantRequest.consultant:type_name -> alltogether.exchange.v1.Consultant
+	18, // 6: alltogether.exchange.v1.UpdateConsultantResponse.consultant:type_name -> alltogether.exchange.v1.Consultant
+	18, // 7: alltogether.exchange.v1.EraseConsultantResponse.consultant:type_name -> alltogether.exchange.v1.Consultant
+	20, // 8: alltogether.exchange.v1.CreateEngagementRequest.engagement:type_name -> alltogether.exchange.v1.Engagement
+	20, // 9: alltogether.exchange.v1.CreateEngagementResponse.engagement:type_name -> alltogether.exchange.v1.Engagement
+	20, // 10: alltogether.exchange.v1.ListEngagementsResponse.engagements:type_name -> alltogether.exchange.v1.Engagement
+	20, // 11: alltogether.exchange.v1.GetEngagementResponse.engagement:type_name -> alltogether.exchange.v1.Engagement
+	20, // 12: alltogether.exchange.v1.CancelEngagementResponse.engagement:type_name -> alltogether.exchange.v1.Engagement
+	0,  // 13: alltogether.exchange.v1.ConsultantService.GetConsultant:input_type -> alltogether.exchange.v1.GetConsultantRequest
+	2,  // 14: alltogether.exchange.v1.ConsultantService.ListConsultants:input_type -> alltogether.exchange.v1.ListConsultantsRequest
+	4,  // 15: alltogether.exchange.v1.ConsultantService.CreateConsultant:input_type -> alltogether.exchange.v1.CreateConsultantRequest
+	6,  // 16: alltogether.exchange.v1.ConsultantService.UpdateConsultant:input_type -> alltogether.exchange.v1.UpdateConsultantRequest
+	8,  // 17: alltogether.exchange.v1.ConsultantService.EraseConsultant:input_type -> alltogether.exchange.v1.EraseConsultantRequest
+	10, // 18: alltogether.exchange.v1.ConsultantService.CreateEngagement:input_type -> alltogether.exchange.v1.CreateEngagementRequest
+	12, // 19: alltogether.exchange.v1.ConsultantService.ListEngagements:input_type -> alltogether.exchange.v1.ListEngagementsRequest
+	14, // 20: alltogether.exchange.v1.ConsultantService.GetEngagement:input_type -> alltogether.exchange.v1.GetEngagementRequest
+	16, // 21: alltogether.exchange.v1.ConsultantService.CancelEngagement:input_type -> alltogether.exchange.v1.CancelEngagementRequest
+	1,  // 22: alltogether.exchange.v1.ConsultantService.GetConsultant:output_type -> alltogether.exchange.v1.GetConsultantResponse
+	3,  // 23: alltogether.exchange.v1.ConsultantService.ListConsultants:output_type -> alltogether.exchange.v1.ListConsultantsResponse
+	5,  // 24: alltogether.exchange.v1.ConsultantService.CreateConsultant:output_type -> alltogether.exchange.v1.CreateConsultantResponse
+	7,  // 25: alltogether.exchange.v1.ConsultantService.UpdateConsultant:output_type -> alltogether.exchange.v1.UpdateConsultantResponse
+	9,  // 26: alltogether.exchange.v1.ConsultantService.EraseConsultant:output_type -> alltogether.exchange.v1.EraseConsultantResponse
+	11, // 27: alltogether.exchange.v1.ConsultantService.CreateEngagement:output_type -> alltogether.exchange.v1.CreateEngagementResponse
+	13, // 28: alltogether.exchange.v1.ConsultantService.ListEngagements:output_type -> alltogether.exchange.v1.ListEngagementsResponse
+	15, // 29: alltogether.exchange.v1.ConsultantService.GetEngagement:output_type -> alltogether.exchange.v1.GetEngagementResponse
+	17, // 30: alltogether.exchange.v1.ConsultantService.CancelEngagement:output_type -> alltogether.exchange.v1.CancelEngagementResponse
+	22, // [22:31] is the sub-list for method output_type
+	13, // [13:22] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_alltogether_exchange_v1_consultant_service_proto_init() }
@@ -954,7 +1186,7 @@ func file_alltogether_exchange_v1_consultant_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_alltogether_exchange_v1_consultant_service_proto_rawDesc), len(file_alltogether_exchange_v1_consultant_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

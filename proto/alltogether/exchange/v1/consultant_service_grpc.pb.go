@@ -26,6 +26,8 @@ const (
 	ConsultantService_EraseConsultant_FullMethodName  = "/alltogether.exchange.v1.ConsultantService/EraseConsultant"
 	ConsultantService_CreateEngagement_FullMethodName = "/alltogether.exchange.v1.ConsultantService/CreateEngagement"
 	ConsultantService_ListEngagements_FullMethodName  = "/alltogether.exchange.v1.ConsultantService/ListEngagements"
+	ConsultantService_GetEngagement_FullMethodName    = "/alltogether.exchange.v1.ConsultantService/GetEngagement"
+	ConsultantService_CancelEngagement_FullMethodName = "/alltogether.exchange.v1.ConsultantService/CancelEngagement"
 )
 
 // ConsultantServiceClient is the client API for ConsultantService service.
@@ -67,8 +69,17 @@ type ConsultantServiceClient interface {
 	// return the first engagement.
 	CreateEngagement(ctx context.Context, in *CreateEngagementRequest, opts ...grpc.CallOption) (*CreateEngagementResponse, error)
 	// ListEngagements lists the engagements of a consultant that the caller
-	// may see, oldest booking first.
+	// may see, oldest booking first, cancelled ones included.
 	ListEngagements(ctx context.Context, in *ListEngagementsRequest, opts ...grpc.CallOption) (*ListEngagementsResponse, error)
+	// GetEngagement returns an engagement the caller may see: the booking
+	// agency's and the adding agency's.
+	GetEngagement(ctx context.Context, in *GetEngagementRequest, opts ...grpc.CallOption) (*GetEngagementResponse, error)
+	// CancelEngagement cancels an engagement that has not ended, freeing its
+	// weeks for another booking; the engagement stays, with the time and
+	// reason of its cancellation. Booking agency only (the adding agency
+	// gets PERMISSION_DENIED); an engagement already cancelled or ended
+	// fails with FAILED_PRECONDITION; a stale etag with ABORTED.
+	CancelEngagement(ctx context.Context, in *CancelEngagementRequest, opts ...grpc.CallOption) (*CancelEngagementResponse, error)
 }
 
 type consultantServiceClient struct {
@@ -149,6 +160,26 @@ func (c *consultantServiceClient) ListEngagements(ctx context.Context, in *ListE
 	return out, nil
 }
 
+func (c *consultantServiceClient) GetEngagement(ctx context.Context, in *GetEngagementRequest, opts ...grpc.CallOption) (*GetEngagementResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetEngagementResponse)
+	err := c.cc.Invoke(ctx, ConsultantService_GetEngagement_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *consultantServiceClient) CancelEngagement(ctx context.Context, in *CancelEngagementRequest, opts ...grpc.CallOption) (*CancelEngagementResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CancelEngagementResponse)
+	err := c.cc.Invoke(ctx, ConsultantService_CancelEngagement_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConsultantServiceServer is the server API for ConsultantService service.
 // All implementations must embed UnimplementedConsultantServiceServer
 // for forward compatibility.
@@ -188,8 +219,17 @@ type ConsultantServiceServer interface {
 	// return the first engagement.
 	CreateEngagement(context.Context, *CreateEngagementRequest) (*CreateEngagementResponse, error)
 	// ListEngagements lists the engagements of a consultant that the caller
-	// may see, oldest booking first.
+	// may see, oldest booking first, cancelled ones included.
 	ListEngagements(context.Context, *ListEngagementsRequest) (*ListEngagementsResponse, error)
+	// GetEngagement returns an engagement the caller may see: the booking
+	// agency's and the adding agency's.
+	GetEngagement(context.Context, *GetEngagementRequest) (*GetEngagementResponse, error)
+	// CancelEngagement cancels an engagement that has not ended, freeing its
+	// weeks for another booking; the engagement stays, with the time and
+	// reason of its cancellation. Booking agency only (the adding agency
+	// gets PERMISSION_DENIED); an engagement already cancelled or ended
+	// fails with FAILED_PRECONDITION; a stale etag with ABORTED.
+	CancelEngagement(context.Context, *CancelEngagementRequest) (*CancelEngagementResponse, error)
 	mustEmbedUnimplementedConsultantServiceServer()
 }
 
@@ -220,6 +260,12 @@ func (UnimplementedConsultantServiceServer) CreateEngagement(context.Context, *C
 }
 func (UnimplementedConsultantServiceServer) ListEngagements(context.Context, *ListEngagementsRequest) (*ListEngagementsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListEngagements not implemented")
+}
+func (UnimplementedConsultantServiceServer) GetEngagement(context.Context, *GetEngagementRequest) (*GetEngagementResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetEngagement not implemented")
+}
+func (UnimplementedConsultantServiceServer) CancelEngagement(context.Context, *CancelEngagementRequest) (*CancelEngagementResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelEngagement not implemented")
 }
 func (UnimplementedConsultantServiceServer) mustEmbedUnimplementedConsultantServiceServer() {}
 func (UnimplementedConsultantServiceServer) testEmbeddedByValue()                           {}
@@ -368,6 +414,42 @@ func _ConsultantService_ListEngagements_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConsultantService_GetEngagement_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetEngagementRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsultantServiceServer).GetEngagement(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConsultantService_GetEngagement_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsultantServiceServer).GetEngagement(ctx, req.(*GetEngagementRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConsultantService_CancelEngagement_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelEngagementRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsultantServiceServer).CancelEngagement(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConsultantService_CancelEngagement_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsultantServiceServer).CancelEngagement(ctx, req.(*CancelEngagementRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ConsultantService_ServiceDesc is the grpc.ServiceDesc for ConsultantService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -402,6 +484,14 @@ var ConsultantService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListEngagements",
 			Handler:    _ConsultantService_ListEngagements_Handler,
+		},
+		{
+			MethodName: "GetEngagement",
+			Handler:    _ConsultantService_GetEngagement_Handler,
+		},
+		{
+			MethodName: "CancelEngagement",
+			Handler:    _ConsultantService_CancelEngagement_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
