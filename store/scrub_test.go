@@ -92,12 +92,20 @@ func scan(t *testing.T, path string, refs []planted) (markers, sealed map[string
 	}
 	markers, sealed = map[string]bool{}, map[string]bool{}
 	index := map[[16]byte][]needle{}
+	// starts has a bit for each value of a needle's first three bytes: the
+	// index is looked up only at the offsets where one may begin, which
+	// under the race detector made the scan several times faster (each
+	// lookup of 16 bytes is checked as a memory access).
+	starts := make([]uint64, 1<<24/64)
+	first3 := func(b []byte) uint32 { return uint32(b[0])<<16 | uint32(b[1])<<8 | uint32(b[2]) }
 	add := func(b []byte, found map[string]bool, name string) {
 		if len(b) < 16 {
 			t.Fatalf("needle %q is shorter than 16 bytes", b)
 		}
 		k := [16]byte(b[:16])
 		index[k] = append(index[k], needle{b, found, name})
+		v := first3(b)
+		starts[v>>6] |= 1 << (v & 63)
 	}
 	for _, r := range refs {
 		for _, m := range r.markers {
@@ -111,6 +119,9 @@ func scan(t *testing.T, path string, refs []planted) (markers, sealed map[string
 		add(r.sealed[len(r.sealed)-32:], sealed, r.name)
 	}
 	for i := 0; i+16 <= len(file); i++ {
+		if v := first3(file[i:]); starts[v>>6]&(1<<(v&63)) == 0 {
+			continue
+		}
 		for _, n := range index[[16]byte(file[i:i+16])] {
 			if bytes.HasPrefix(file[i:], n.b) {
 				n.found[n.name] = true
@@ -211,10 +222,15 @@ func TestErasureLeavesNothingInTheFile(t *testing.T) {
 			switch {
 			case err != nil:
 				t.Fatalf("%s: GetReferral(%s): %v", when, r.name, err)
-			case erased[r.name] && (got.GetSubject() != nil || got.GetSealedDetails() != nil || !got.GetDetailsErased()):
-				t.Fatalf("%s: %s still shows details after erasure", when, r.name)
-			case !erased[r.name] && (detailsOf(t, got).GetName() != r.markers[0] || detailsOf(t, got).GetCaseNotes() != r.markers[2]):
-				t.Fatalf("%s: the details of %s, not erased, do not open: %v", when, r.name, got)
+			case erased[r.name]:
+				if got.GetSubject() != nil || got.GetSealedDetails() != nil || !got.GetDetailsErased() {
+					t.Fatalf("%s: %s still shows details after erasure", when, r.name)
+				}
+			default:
+				// Opened once: each open costs milliseconds under -race.
+				if d := detailsOf(t, got); d.GetName() != r.markers[0] || d.GetCaseNotes() != r.markers[2] {
+					t.Fatalf("%s: the details of %s, not erased, do not open: %v", when, r.name, got)
+				}
 			}
 		}
 	}

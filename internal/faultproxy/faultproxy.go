@@ -64,18 +64,41 @@ type Proxy struct {
 
 // link is one proxied connection: the client's side and the server's side.
 type link struct {
-	client, server net.Conn
-	once           sync.Once
-	fromServer     atomic.Int64 // bytes forwarded server to client
+	client     net.Conn
+	fromServer atomic.Int64 // bytes forwarded server to client
+
+	// mu guards server, set once the target is dialled, and closed: a
+	// cut may close the link while handle dials (the race detector caught
+	// close reading server as handle set it).
+	mu     sync.Mutex
+	server net.Conn
+	closed bool
 }
 
 func (l *link) close() {
-	l.once.Do(func() {
-		l.client.Close()
-		if l.server != nil {
-			l.server.Close()
-		}
-	})
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
+	l.closed = true
+	l.client.Close()
+	if l.server != nil {
+		l.server.Close()
+	}
+}
+
+// setServer records s as the link's server side and reports true, or
+// closes s and reports false when the link was closed while s was dialled.
+func (l *link) setServer(s net.Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		s.Close()
+		return false
+	}
+	l.server = s
+	return true
 }
 
 // New starts a proxy on 127.0.0.1 (a free port) that forwards to target.
@@ -209,9 +232,9 @@ func (p *Proxy) handle(l *link) {
 	if err != nil {
 		return
 	}
-	p.mu.Lock()
-	l.server = s
-	p.mu.Unlock()
+	if !l.setServer(s) {
+		return
+	}
 	done := make(chan struct{}, 2)
 	go func() { p.pipe(l, s, l.client, false); done <- struct{}{} }()
 	go func() { p.pipe(l, l.client, s, true); done <- struct{}{} }()

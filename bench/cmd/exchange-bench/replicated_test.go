@@ -37,8 +37,7 @@ func TestBenchReplicated(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds etcd and runs etcd clusters; skipped with -short")
 	}
-	bin := t.TempDir()
-	buildBench(t, bin)
+	bin := benchBin(t)
 	results := filepath.Join(t.TempDir(), "results.md")
 	cmd := exec.Command(filepath.Join(bin, "exchange-bench"), "--bin", bin, "--out", results, "--only", "replicated",
 		"--rounds", "1", "--warmup", "300ms", "--duration", "1s",

@@ -2,22 +2,58 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 )
+
+// built is the directory benchBin builds the binaries into, once for
+// every test of the package, and the error of that build.
+var built struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// TestMain removes the binaries benchBin built, if a test asked for them.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		_ = os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
+}
+
+// benchBin returns a directory holding what make bench builds, built by
+// the first test that asks: linking etcd and the exchange's binaries
+// twice cost the package's tests seconds and bought nothing. The tests
+// that run the binaries do not run in parallel (checkCleanedUp looks for
+// any process left running from the directory).
+func benchBin(t *testing.T) string {
+	t.Helper()
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "exchange-bench-bin-"); built.err == nil {
+			built.err = buildBench(built.dir)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.dir
+}
 
 // buildBench builds into dir what make bench builds: exchanged, this
 // program and the no-op server from the main module, etcd and etcd-load
 // from the module bench/etcd.
-func buildBench(t *testing.T, dir string) {
-	t.Helper()
+func buildBench(dir string) error {
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
-		t.Fatalf("go env GOMOD: %v", err)
+		return fmt.Errorf("go env GOMOD: %v", err)
 	}
 	root := filepath.Dir(strings.TrimSpace(string(out)))
 	for _, b := range []struct {
@@ -31,9 +67,10 @@ func buildBench(t *testing.T, dir string) {
 		cmd := exec.Command("go", b.args...)
 		cmd.Dir = b.dir
 		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go %s (in %s): %v\n%s", strings.Join(b.args, " "), b.dir, err, out)
+			return fmt.Errorf("go %s (in %s): %v\n%s", strings.Join(b.args, " "), b.dir, err, out)
 		}
 	}
+	return nil
 }
 
 // targets are the comparisons that carry the targets; each must
@@ -67,8 +104,7 @@ func TestBenchRunsEveryWorkload(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds etcd and runs every server; skipped with -short")
 	}
-	bin := t.TempDir()
-	buildBench(t, bin)
+	bin := benchBin(t)
 	results := filepath.Join(t.TempDir(), "results.md")
 	// Every workload but the replicated one, whose calls through etcd
 	// outlast so short a window (TestBenchReplicated runs it).
