@@ -78,16 +78,24 @@ func runConsultantsEngage(ctx context.Context, o *consultantsEngageOptions) erro
 	if err != nil {
 		return err
 	}
-	return printOne(o.app, e, func(e *exchangev1.Engagement) []field {
-		return []field{
-			{"Engagement", e.GetName()},
-			{"Agency", e.GetAgency()},
-			{"From", formatDate(e.GetPeriod().GetStart())},
-			{"To", formatDate(e.GetPeriod().GetEnd())},
-			{"Niche", nicheNames.name(e.GetNiche().Number())},
-			{"Purpose", e.GetPurpose()},
-		}
-	})
+	return printOne(o.app, e, engagementFields)
+}
+
+// engagementFields are the fields `engage` and `cancel-engagement` print
+// of an engagement; a cancelled one adds the day and reason.
+func engagementFields(e *exchangev1.Engagement) []field {
+	fields := []field{
+		{"Engagement", e.GetName()},
+		{"Agency", e.GetAgency()},
+		{"From", formatDate(e.GetPeriod().GetStart())},
+		{"To", formatDate(e.GetPeriod().GetEnd())},
+		{"Niche", nicheNames.name(e.GetNiche().Number())},
+		{"Purpose", e.GetPurpose()},
+	}
+	if t := e.GetCancelTime(); t != nil {
+		fields = append(fields, field{"Cancelled", t.AsTime().UTC().Format(time.DateOnly)}, field{"Reason", e.GetCancelReason()})
+	}
+	return fields
 }
 
 // engagementNamePattern matches
@@ -156,14 +164,5 @@ func runConsultantsCancelEngagement(ctx context.Context, o *consultantsCancelEng
 	if err != nil {
 		return err
 	}
-	return printOne(o.app, e, func(e *exchangev1.Engagement) []field {
-		return []field{
-			{"Engagement", e.GetName()},
-			{"Agency", e.GetAgency()},
-			{"From", formatDate(e.GetPeriod().GetStart())},
-			{"To", formatDate(e.GetPeriod().GetEnd())},
-			{"Cancelled", e.GetCancelTime().AsTime().UTC().Format(time.DateOnly)},
-			{"Reason", e.GetCancelReason()},
-		}
-	})
+	return printOne(o.app, e, engagementFields)
 }
