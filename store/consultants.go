@@ -300,17 +300,25 @@ func (s *Store) GetEngagement(ctx context.Context, name string) (*exchangev1.Eng
 	}
 	var out *exchangev1.Engagement
 	err := s.view(ctx, func(tx kv.Tx) error {
-		e, ok, err := engagements.get(tx, engagementKey(name))
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return notFound(name)
-		}
+		e, err := storedEngagement(tx, name)
 		out = e
-		return nil
+		return err
 	})
 	return out, err
+}
+
+// storedEngagement reads the engagement named name. Its key holds the
+// consultant's id but not the adding agency's, so a name under another
+// agency would find the same record: the stored name must match.
+func storedEngagement(tx kv.Tx, name string) (*exchangev1.Engagement, error) {
+	e, ok, err := engagements.get(tx, engagementKey(name))
+	if err != nil {
+		return nil, err
+	}
+	if !ok || e.GetName() != name {
+		return nil, notFound(name)
+	}
+	return e, nil
 }
 
 // CancelEngagement cancels a standing engagement that has not ended,
@@ -325,12 +333,9 @@ func (s *Store) CancelEngagement(ctx context.Context, op Op, name, etag, reason 
 	}
 	var out *exchangev1.Engagement
 	err := s.update(ctx, op, func(w *writeTx) error {
-		e, ok, err := engagements.get(w.tx, engagementKey(name))
+		e, err := storedEngagement(w.tx, name)
 		if err != nil {
 			return err
-		}
-		if !ok {
-			return notFound(name)
 		}
 		if err := check(e); err != nil {
 			return err
@@ -339,8 +344,9 @@ func (s *Store) CancelEngagement(ctx context.Context, op Op, name, etag, reason 
 			return &Error{Kind: KindFailedPrecondition, Resource: name,
 				Message: fmt.Sprintf("%s was already cancelled on %s", name, e.GetCancelTime().AsTime().UTC().Format("2006-01-02"))}
 		}
-		today := w.now.UTC()
-		if end := e.GetPeriod().GetEnd(); dateNumber(end) < int32(today.Year()*10000+int(today.Month())*100+today.Day()) {
+		y, m, d := w.now.UTC().Date()
+		today := &exchangev1.CalendarDate{Year: int32(y), Month: int32(m), Day: int32(d)}
+		if end := e.GetPeriod().GetEnd(); dateNumber(end) < dateNumber(today) {
 			return &Error{Kind: KindFailedPrecondition, Resource: name,
 				Message: fmt.Sprintf("%s ended on %s; an engagement that has ended stays as it was", name, formatDate(end))}
 		}

@@ -195,3 +195,30 @@ func TestConcurrentBookingsOfTheSameWeeksLetOneThrough(t *testing.T) {
 		t.Fatalf("%d booked, %d refused, %d stored (%v), want 1, %d, 1", ok, refused, len(list), err, n-1)
 	}
 }
+
+// TestEngagementIsFoundOnlyUnderItsOwnName: an engagement's key holds the
+// consultant's id but not the adding agency's, so the same ids under
+// another agency must not reach it, to read or to cancel.
+func TestEngagementIsFoundOnlyUnderItsOwnName(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := context.Background()
+	for _, id := range []string{"ilo", "iom"} {
+		mustCreateAgency(t, s, id, nil)
+	}
+	c := mustAddConsultant(t, s, "ilo", "Sok Dara")
+	e, err := engage(s, "iom", c.GetName(), "r1", weeks(consultantDate(2031, 5, 4), consultantDate(2031, 5, 15)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetEngagement(ctx, e.GetName()); err != nil || got.GetName() != e.GetName() {
+		t.Fatalf("under its own name: %v, %v", got, err)
+	}
+	elsewhere := strings.Replace(e.GetName(), "agencies/ilo/", "agencies/iom/", 1)
+	if _, err := s.GetEngagement(ctx, elsewhere); KindOf(err) != KindNotFound {
+		t.Fatalf("read as %s: %v", elsewhere, err)
+	}
+	_, err = s.CancelEngagement(ctx, Op{Actor: "agencies/iom", Method: "test"}, elsewhere, "", "moved", func(*exchangev1.Engagement) error { return nil })
+	if KindOf(err) != KindNotFound {
+		t.Fatalf("cancelled as %s: %v", elsewhere, err)
+	}
+}
