@@ -24,6 +24,16 @@ package server
 // would have given it. A stream further behind reads the store itself. The
 // compacted horizon is checked in the store on every page served from
 // memory, so that a stream behind it fails as before (KindOutOfRange).
+//
+// The cache may also stop short of the store: it grows only when a stream
+// asks past its end, and a commit that no stream was awake to read is in
+// the store alone. A stream waits for the next commit after a page that
+// is not full, so such a page must hold every change committed before the
+// stream asked (the store's Revision then). A page from the cache is
+// served only when it is full or the cache is known complete up to that
+// revision; otherwise the stream first reads the missing entries into the
+// cache. Served short, a watcher waited until its next heartbeat (30 s by
+// default) for a change already committed.
 
 import (
 	"context"
@@ -76,23 +86,99 @@ type referralEvents struct {
 	started bool
 	from    int64
 	events  []referralEvent
+	// complete is a revision up to which the store had no entry after the
+	// last event when the cache last read it: every log entry after from
+	// up to max(complete, the last event's revision) is in events.
+	complete int64
 }
 
 // after returns up to limit events of the log entries after rev, in
-// order, and fails as store.Changes does.
+// order, and fails as store.Changes does. A page of fewer than limit
+// events holds every entry committed before the call: the caller took the
+// store's Changed channel before calling, and waits on it next.
 func (l *referralEvents) after(ctx context.Context, rev int64, limit int) ([]referralEvent, error) {
-	if evs, ok := l.cached(rev, limit); ok {
+	latest := l.store.Revision() // every change committed before the call is at or below it
+	if evs, ok := l.cached(rev, limit, latest); ok {
 		return evs, l.store.CheckNotCompacted(ctx, rev)
 	}
 	l.fill.Lock()
 	defer l.fill.Unlock()
-	if evs, ok := l.cached(rev, limit); ok { // another stream read them meanwhile
+	if evs, ok := l.cached(rev, limit, latest); ok { // another stream read them meanwhile
 		return evs, l.store.CheckNotCompacted(ctx, rev)
 	}
+	if end, ok := l.extendsFrom(rev); ok {
+		// rev is in the cache, which stops short of the store: read on
+		// from the cache's end, for this stream and the others.
+		if err := l.extend(ctx, end, limit); err != nil {
+			return nil, err
+		}
+		if evs, ok := l.cached(rev, limit, latest); ok {
+			return evs, l.store.CheckNotCompacted(ctx, rev)
+		}
+	}
+	read := l.store.Revision()
 	changes, err := l.store.Changes(ctx, rev, limit)
 	if err != nil {
 		return nil, err
 	}
+	evs, err := l.eventsOf(changes)
+	if err != nil {
+		return nil, err
+	}
+	l.keep(rev, evs, len(evs) < limit, read)
+	return evs, nil
+}
+
+// cached returns the events after rev from the cache, when it holds every
+// entry after rev (from its first revision on) and either limit of them
+// or every one up to latest.
+func (l *referralEvents) cached(rev int64, limit int, latest int64) ([]referralEvent, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := len(l.events)
+	if !l.started || rev < l.from || n == 0 {
+		return nil, false
+	}
+	i := sort.Search(n, func(i int) bool { return l.events[i].revision > rev })
+	j := min(n, i+limit)
+	if j-i < limit && max(l.complete, l.events[n-1].revision) < latest {
+		return nil, false // the store may hold entries after the cache's end
+	}
+	return l.events[i:j:j], true
+}
+
+// extendsFrom reports where the cache ends when it holds every entry
+// after rev up to its end, so that reading on from there serves rev.
+func (l *referralEvents) extendsFrom(rev int64) (int64, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := len(l.events)
+	if !l.started || rev < l.from || n == 0 {
+		return 0, false
+	}
+	end := l.events[n-1].revision
+	return end, rev <= max(end, l.complete)
+}
+
+// extend reads up to limit log entries after end, where the cache ends,
+// into the cache. Only a holder of fill calls it, so the cache still ends
+// at end.
+func (l *referralEvents) extend(ctx context.Context, end int64, limit int) error {
+	read := l.store.Revision() // a read begun after this sees every change up to it
+	changes, err := l.store.Changes(ctx, end, limit)
+	if err != nil {
+		return err
+	}
+	evs, err := l.eventsOf(changes)
+	if err != nil {
+		return err
+	}
+	l.keep(end, evs, len(evs) < limit, read)
+	return nil
+}
+
+// eventsOf makes the events of change-log entries.
+func (l *referralEvents) eventsOf(changes []*exchangev1.Change) ([]referralEvent, error) {
 	evs := make([]referralEvent, 0, len(changes))
 	for _, ch := range changes {
 		ev, err := l.service.eventOf(ch)
@@ -101,34 +187,19 @@ func (l *referralEvents) after(ctx context.Context, rev int64, limit int) ([]ref
 		}
 		evs = append(evs, ev)
 	}
-	l.keep(rev, evs)
 	return evs, nil
-}
-
-// cached returns the events after rev from the cache, when it holds every
-// entry after rev and at least one of them.
-func (l *referralEvents) cached(rev int64, limit int) ([]referralEvent, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := len(l.events)
-	if !l.started || rev < l.from || n == 0 || rev >= l.events[n-1].revision {
-		return nil, false
-	}
-	i := sort.Search(n, func(i int) bool { return l.events[i].revision > rev })
-	j := min(n, i+limit)
-	return l.events[i:j:j], true
 }
 
 // keep adds evs, every log entry after rev up to the last of them, to the
 // cache: at its end when rev is where the cache ends, in its place when
-// rev is past it (or the cache is empty). Entries older than the cache
-// (a stream replaying from further back) are not kept, and a read that
-// found nothing changes nothing: a new stream starts past the last entry
-// (at a safe revision), and must not empty the cache the others share.
-func (l *referralEvents) keep(rev int64, evs []referralEvent) {
-	if len(evs) == 0 {
-		return
-	}
+// rev is past it (or the cache is empty). all says the read found every
+// entry after rev that was committed up to read (it returned fewer than
+// it asked for). Entries older than the cache (a stream replaying from
+// further back) are not kept, and a read that found nothing adds nothing:
+// a new stream starts past the last entry (at a safe revision), and must
+// not empty the cache the others share; a read from the cache's end that
+// found nothing still tells how far the cache is complete.
+func (l *referralEvents) keep(rev int64, evs []referralEvent, all bool, read int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	end := l.from
@@ -136,12 +207,20 @@ func (l *referralEvents) keep(rev int64, evs []referralEvent) {
 		end = l.events[n-1].revision
 	}
 	switch {
+	case len(evs) == 0:
+		if all && l.started && rev == end {
+			l.complete = max(l.complete, read)
+		}
+		return
 	case l.started && rev == end:
 		l.events = append(l.events, evs...)
 	case !l.started || rev > end:
-		l.started, l.from, l.events = true, rev, append([]referralEvent(nil), evs...)
+		l.started, l.from, l.events, l.complete = true, rev, append([]referralEvent(nil), evs...), 0
 	default:
 		return
+	}
+	if all {
+		l.complete = max(l.complete, read)
 	}
 	if over := len(l.events) - maxCachedWatchEvents; over > 0 {
 		l.from = l.events[over-1].revision

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -254,5 +255,113 @@ func TestSharedWatchEventsReachTheJSONFace(t *testing.T) {
 	}
 	if !slices.Equal(got, names) {
 		t.Fatalf("over Connect %v, want %v", got, names)
+	}
+}
+
+// A watcher waits for the next commit after a page that is not full, so
+// such a page must hold every change committed before it was asked for,
+// even when the events the streams share stop short of the store (no
+// stream was awake to read the newer changes into them). A page that
+// stopped at the shared events' end left the watcher waiting until its
+// next heartbeat (30 s by default) for a change already committed: round
+// 1 of the benchmark's watch fan-out delivered its last events 31 s late.
+func TestSharedWatchEventsBehindTheStoreAreCaughtUp(t *testing.T) {
+	x, _, ilo, iom, _ := threeAgencies(t)
+	from := listRevisionOf(t, iom)
+	refer(t, ilo, "iom")
+	s := &referralService{server: x.server, store: x.store, deadlines: DefaultAckDeadlines, now: time.Now}
+	s.events = &referralEvents{store: x.store, service: s}
+	ctx := context.Background()
+	first, err := s.events.after(ctx, from, watchPage)
+	if err != nil || len(first) != 1 {
+		t.Fatalf("%d events (%v), want 1", len(first), err)
+	}
+	refer(t, ilo, "iom") // committed while no stream reads the log
+	both, err := s.events.after(ctx, from, watchPage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(both) != 2 {
+		t.Fatalf("after the second referral was committed, a page from revision %d has %d events, want 2: the watcher would wait for its heartbeat", from, len(both))
+	}
+	if both[0].message != first[0].message {
+		t.Fatal("the first event was read again rather than shared")
+	}
+	// The newer change joined the shared events.
+	rest, err := s.events.after(ctx, first[0].revision, watchPage)
+	if err != nil || len(rest) != 1 || rest[0].message != both[1].message {
+		t.Fatalf("from the first event's revision: %d events (%v), want the second, shared", len(rest), err)
+	}
+	// A page that is full may stop short of the store: the watcher asks
+	// again at once.
+	refer(t, ilo, "iom")
+	page, err := s.events.after(ctx, from, 2)
+	if err != nil || len(page) != 2 || page[1].message != both[1].message {
+		t.Fatalf("a page of 2: %d events (%v)", len(page), err)
+	}
+}
+
+// Many watchers of one agency follow referrals that several writers push
+// in batches, as in the benchmark's fan-out, with heartbeats an hour
+// apart: every watcher gets every event promptly, none of them at a
+// heartbeat after the last commit.
+func TestManyWatchersGetEveryEventWithoutWaitingForAHeartbeat(t *testing.T) {
+	x, _, _, _, _ := threeAgencies(t)
+	x.stop()
+	x.serveWith(func(c *Config) { c.WatchHeartbeat = time.Hour })
+	ilo, iom := x.asAgency("ilo"), x.asAgency("iom")
+	const watchers, writers, batches, batch = 30, 4, 8, 25
+	want := writers * batches * batch
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	from := listRevisionOf(t, iom)
+	got := make(chan error, watchers)
+	for i := range watchers {
+		stream := watchReferralsFrom(t, ctx, iom, from)
+		go func() {
+			for n := 0; n < want; {
+				ev, err := stream.Recv()
+				if err != nil {
+					got <- fmt.Errorf("watcher %d after %d events: %w", i, n, err)
+					return
+				}
+				if ev.GetKind() != exchangev1.ReferralEventKind_REFERRAL_EVENT_KIND_HEARTBEAT {
+					n++
+				}
+			}
+			got <- nil
+		}()
+	}
+	write := make(chan error, writers)
+	for range writers {
+		go func() {
+			for range batches {
+				reqs := make([]*exchangev1.CreateReferralRequest, batch)
+				for i := range reqs {
+					reqs[i] = &exchangev1.CreateReferralRequest{Referral: newReferral("iom"), RequestId: nextRequestID()}
+				}
+				if _, err := ilo.referrals().BatchCreateReferrals(ctx, &exchangev1.BatchCreateReferralsRequest{Requests: reqs}); err != nil {
+					write <- err
+					return
+				}
+			}
+			write <- nil
+		}()
+	}
+	for range writers {
+		if err := <-write; err != nil {
+			t.Fatal(err)
+		}
+	}
+	written := time.Now()
+	for range watchers {
+		select {
+		case err := <-got:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("a watcher is still waiting for events committed %v ago", time.Since(written).Round(time.Millisecond))
+		}
 	}
 }
