@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protowire"
+
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 	"github.com/alltogether/exchange/store"
 )
@@ -41,6 +43,53 @@ func (f rowFilter) keep(r *exchangev1.Row) bool {
 	return true
 }
 
+// keeper returns keep, or nil when the filter keeps every row (the store
+// then need not decode rows for it).
+func (f rowFilter) keeper() func(*exchangev1.Row) bool {
+	if len(f.locations) == 0 && len(f.contributors) == 0 && len(f.categories) == 0 {
+		return nil
+	}
+	return f.keep
+}
+
+// Field numbers of PullDatasetRowsResponse that pullResponse writes.
+var (
+	pullRowsField     = (&exchangev1.PullDatasetRowsResponse{}).ProtoReflect().Descriptor().Fields().ByName("rows").Number()
+	pullTokenField    = (&exchangev1.PullDatasetRowsResponse{}).ProtoReflect().Descriptor().Fields().ByName("resume_token").Number()
+	pullRevisionField = (&exchangev1.PullDatasetRowsResponse{}).ProtoReflect().Descriptor().Fields().ByName("revision").Number()
+)
+
+// pullResponse encodes a PullDatasetRowsResponse around rows that are
+// already Row encodings (as the store holds them), in one allocation:
+// the message the proto codec would have made of the decoded rows, field
+// for field. requestCodec sends it as it is.
+func pullResponse(rows [][]byte, token string, revision int64) *encodedMessage {
+	size := 0
+	for _, r := range rows {
+		size += protowire.SizeTag(pullRowsField) + protowire.SizeBytes(len(r))
+	}
+	if token != "" {
+		size += protowire.SizeTag(pullTokenField) + protowire.SizeBytes(len(token))
+	}
+	if revision != 0 {
+		size += protowire.SizeTag(pullRevisionField) + protowire.SizeVarint(uint64(revision))
+	}
+	b := make([]byte, 0, size)
+	for _, r := range rows {
+		b = protowire.AppendTag(b, pullRowsField, protowire.BytesType)
+		b = protowire.AppendBytes(b, r)
+	}
+	if token != "" {
+		b = protowire.AppendTag(b, pullTokenField, protowire.BytesType)
+		b = protowire.AppendString(b, token)
+	}
+	if revision != 0 {
+		b = protowire.AppendTag(b, pullRevisionField, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(revision))
+	}
+	return &encodedMessage{bytes: b}
+}
+
 // locationWithin reports whether code is area or lies within it: "KH-12"
 // and "KH-12.1201" lie within "KH"; "KH-12.1201" within "KH-12".
 func locationWithin(code, area string) bool {
@@ -61,7 +110,10 @@ func resumeFingerprint(req *exchangev1.PullDatasetRowsRequest) []byte {
 
 // PullDatasetRows streams the rows a reader asked for, a page per message;
 // each page is read in its own short transaction, so memory stays bounded
-// by the page and no transaction waits on the network.
+// by the page and no transaction waits on the network. The rows go out as
+// the store holds them (pullResponse): a row is decoded only when a filter
+// on its location, contributor or categories must judge it, and never
+// encoded again.
 func (s *datasetService) PullDatasetRows(req *exchangev1.PullDatasetRowsRequest, stream exchangev1.DatasetService_PullDatasetRowsServer) error {
 	ctx := stream.Context()
 	d, _, err := s.visibleDataset(ctx, req.GetDataset())
@@ -92,20 +144,21 @@ func (s *datasetService) PullDatasetRows(req *exchangev1.PullDatasetRowsRequest,
 	for {
 		page, err := s.store.PullDatasetRows(ctx, store.RowQuery{
 			Dataset: d.GetName(), Since: req.GetSinceRevision(), After: after,
-			PeriodFrom: req.GetPeriodFrom(), PeriodTo: req.GetPeriodTo(), Keep: filter.keep, Limit: limit,
+			PeriodFrom: req.GetPeriodFrom(), PeriodTo: req.GetPeriodTo(), Keep: filter.keeper(), Limit: limit,
+			Encoded: true,
 		})
 		if err != nil {
 			return err
 		}
-		if page.Next == nil && len(page.Rows) == 0 && after != nil {
+		if page.Next == nil && len(page.Encoded) == 0 && after != nil {
 			return nil
 		}
 		token := ""
 		if page.Next != nil {
 			token = base64.RawURLEncoding.EncodeToString(append(slices.Clone(fp), page.Next...))
 		}
-		if len(page.Rows) > 0 || page.Next == nil {
-			if err := stream.Send(&exchangev1.PullDatasetRowsResponse{Rows: page.Rows, ResumeToken: token, Revision: revision}); err != nil {
+		if len(page.Encoded) > 0 || page.Next == nil {
+			if err := stream.SendMsg(pullResponse(page.Encoded, token, revision)); err != nil {
 				return err
 			}
 		}

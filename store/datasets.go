@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/alltogether/exchange/store/kv"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
@@ -285,12 +286,21 @@ type RowQuery struct {
 	// MaxScan bounds the keys examined in one call, so that a selective
 	// filter does not hold a read transaction for long; 0 means 50×Limit.
 	MaxScan int
+	// Encoded asks for the matching rows as stored, each the protobuf
+	// encoding of a Row, in RowPage.Encoded rather than decoded in Rows:
+	// a bulk pull sends them on as they are. A row is then decoded only
+	// when Keep must judge it; the period bounds and the deleted flag are
+	// read from its bytes.
+	Encoded bool
 }
 
 // RowPage is one page of a row query.
 type RowPage struct {
-	// Rows are the matching rows.
+	// Rows are the matching rows, unless the query asked for Encoded.
 	Rows []*exchangev1.Row
+	// Encoded holds the matching rows as stored when the query asked for
+	// them so, in order. They share one buffer, the caller's to keep.
+	Encoded [][]byte
 	// Next is the position to pass as After to continue; nil when done.
 	Next []byte
 }
@@ -330,22 +340,29 @@ func (s *Store) PullDatasetRows(ctx context.Context, q RowQuery) (RowPage, error
 			}
 		}
 		var last []byte
+		var encoded []byte // the kept rows' bytes, copied out of the transaction
+		var ends []int     // where each kept row's bytes end in encoded
+		defer func() { page.Encoded = splitAt(encoded, ends) }()
 		for examined := 0; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			if len(page.Rows) == q.Limit || examined == maxScan {
+			if len(page.Rows)+len(ends) == q.Limit || examined == maxScan {
 				page.Next = last
 				return nil
 			}
 			examined++
-			keep, err := q.examine(rows, prefix, k, v)
+			row, value, verdict, err := q.examine(rows, prefix, k, v)
 			if err != nil {
 				return err
 			}
 			last = append(last[:0], k...)
-			if keep == stopScan {
+			switch {
+			case verdict == stopRows:
 				return nil
-			}
-			if keep != nil {
-				page.Rows = append(page.Rows, keep)
+			case verdict == skipRow:
+			case q.Encoded:
+				encoded = append(encoded, value...)
+				ends = append(ends, len(encoded))
+			default:
+				page.Rows = append(page.Rows, row)
 			}
 		}
 		return nil
@@ -353,34 +370,105 @@ func (s *Store) PullDatasetRows(ctx context.Context, q RowQuery) (RowPage, error
 	return page, err
 }
 
-// stopScan is returned by examine when no later key can match.
-var stopScan = new(exchangev1.Row)
+// splitAt cuts b at ends into the rows it holds.
+func splitAt(b []byte, ends []int) [][]byte {
+	if len(ends) == 0 {
+		return nil
+	}
+	out := make([][]byte, len(ends))
+	start := 0
+	for i, end := range ends {
+		out[i] = b[start:end:end]
+		start = end
+	}
+	return out
+}
 
-// examine decodes the row at one cursor position and applies the query's
-// filters: the row to keep, nil to skip it, or stopScan.
-func (q RowQuery) examine(rows kv.Bucket, prefix, k, v []byte) (*exchangev1.Row, error) {
+// rowVerdict is what examine decides about a row.
+type rowVerdict int
+
+const (
+	skipRow  rowVerdict = iota // the row does not match
+	keepRow                    // the row matches
+	stopRows                   // neither it nor any later key can match
+)
+
+// examine applies the query's filters to the row at one cursor position:
+// its verdict, with the row's stored bytes (valid in the transaction) and,
+// unless the query asked for Encoded and has no Keep, the row decoded.
+func (q RowQuery) examine(rows kv.Bucket, prefix, k, v []byte) (*exchangev1.Row, []byte, rowVerdict, error) {
 	if q.Since > 0 {
 		v = rows.Get(append(bytes.Clone(prefix), k[len(prefix)+8:]...))
 		if v == nil {
-			return nil, nil
+			return nil, nil, skipRow, nil
 		}
 	}
-	row := new(exchangev1.Row)
-	if err := unmarshal(v, row); err != nil {
-		return nil, err
+	var row *exchangev1.Row
+	var period []byte
+	var deleted bool
+	if q.Encoded && q.Keep == nil {
+		var err error
+		if period, deleted, err = rowPeriodAndDeleted(v); err != nil {
+			return nil, nil, skipRow, err
+		}
+	} else {
+		row = new(exchangev1.Row)
+		if err := unmarshal(v, row); err != nil {
+			return nil, nil, skipRow, err
+		}
+		deleted = row.GetDeleted()
+		if q.PeriodFrom != "" || q.PeriodTo != "" {
+			period = []byte(row.GetPeriod())
+		}
 	}
 	switch {
-	case q.Since == 0 && row.GetDeleted():
-		return nil, nil
-	case q.PeriodTo != "" && row.GetPeriod() > q.PeriodTo:
+	case q.Since == 0 && deleted:
+		return nil, nil, skipRow, nil
+	case q.PeriodTo != "" && string(period) > q.PeriodTo:
 		if q.Since == 0 {
-			return stopScan, nil // rows are in period order
+			return nil, nil, stopRows, nil // rows are in period order
 		}
-		return nil, nil
-	case q.PeriodFrom != "" && row.GetPeriod() < q.PeriodFrom:
-		return nil, nil
+		return nil, nil, skipRow, nil
+	case q.PeriodFrom != "" && string(period) < q.PeriodFrom:
+		return nil, nil, skipRow, nil
 	case q.Keep != nil && !q.Keep(row):
-		return nil, nil
+		return nil, nil, skipRow, nil
 	}
-	return row, nil
+	return row, v, keepRow, nil
+}
+
+// Field numbers of Row that rowPeriodAndDeleted reads.
+var (
+	rowPeriodField  = (&exchangev1.Row{}).ProtoReflect().Descriptor().Fields().ByName("period").Number()
+	rowDeletedField = (&exchangev1.Row{}).ProtoReflect().Descriptor().Fields().ByName("deleted").Number()
+)
+
+// rowPeriodAndDeleted reads a stored row's period and deleted flag from
+// its encoding, without decoding the rest. Every field is stepped over
+// as protobuf's wire format lays it out, so that bytes that are not a
+// Row's encoding are refused as unmarshal refuses them; the last
+// occurrence of a field wins, as in decoding.
+func rowPeriodAndDeleted(b []byte) (period []byte, deleted bool, err error) {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil, false, internal("cannot decode record", protowire.ParseError(n))
+		}
+		b = b[n:]
+		switch {
+		case num == rowPeriodField && typ == protowire.BytesType:
+			period, n = protowire.ConsumeBytes(b)
+		case num == rowDeletedField && typ == protowire.VarintType:
+			var v uint64
+			v, n = protowire.ConsumeVarint(b)
+			deleted = v != 0
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, b)
+		}
+		if n < 0 {
+			return nil, false, internal("cannot decode record", protowire.ParseError(n))
+		}
+		b = b[n:]
+	}
+	return period, deleted, nil
 }
