@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 	"github.com/alltogether/exchange/store"
@@ -52,11 +53,13 @@ func (f rowFilter) keeper() func(*exchangev1.Row) bool {
 	return f.keep
 }
 
-// Field numbers of PullDatasetRowsResponse that pullResponse writes.
+// Field numbers of the responses that carry rows as stored.
 var (
-	pullRowsField     = (&exchangev1.PullDatasetRowsResponse{}).ProtoReflect().Descriptor().Fields().ByName("rows").Number()
-	pullTokenField    = (&exchangev1.PullDatasetRowsResponse{}).ProtoReflect().Descriptor().Fields().ByName("resume_token").Number()
-	pullRevisionField = (&exchangev1.PullDatasetRowsResponse{}).ProtoReflect().Descriptor().Fields().ByName("revision").Number()
+	pullRowsField      = (&exchangev1.PullDatasetRowsResponse{}).ProtoReflect().Descriptor().Fields().ByName("rows").Number()
+	pullTokenField     = (&exchangev1.PullDatasetRowsResponse{}).ProtoReflect().Descriptor().Fields().ByName("resume_token").Number()
+	pullRevisionField  = (&exchangev1.PullDatasetRowsResponse{}).ProtoReflect().Descriptor().Fields().ByName("revision").Number()
+	watchRowsField     = (&exchangev1.WatchDatasetRowsResponse{}).ProtoReflect().Descriptor().Fields().ByName("rows").Number()
+	watchRevisionField = (&exchangev1.WatchDatasetRowsResponse{}).ProtoReflect().Descriptor().Fields().ByName("revision").Number()
 )
 
 // pullResponse encodes a PullDatasetRowsResponse around rows that are
@@ -64,21 +67,14 @@ var (
 // the message the proto codec would have made of the decoded rows, field
 // for field. requestCodec sends it as it is.
 func pullResponse(rows [][]byte, token string, revision int64) *encodedMessage {
-	size := 0
-	for _, r := range rows {
-		size += protowire.SizeTag(pullRowsField) + protowire.SizeBytes(len(r))
-	}
+	size := encodedRowsSize(pullRowsField, rows)
 	if token != "" {
 		size += protowire.SizeTag(pullTokenField) + protowire.SizeBytes(len(token))
 	}
 	if revision != 0 {
 		size += protowire.SizeTag(pullRevisionField) + protowire.SizeVarint(uint64(revision))
 	}
-	b := make([]byte, 0, size)
-	for _, r := range rows {
-		b = protowire.AppendTag(b, pullRowsField, protowire.BytesType)
-		b = protowire.AppendBytes(b, r)
-	}
+	b := appendEncodedRows(make([]byte, 0, size), pullRowsField, rows)
 	if token != "" {
 		b = protowire.AppendTag(b, pullTokenField, protowire.BytesType)
 		b = protowire.AppendString(b, token)
@@ -88,6 +84,41 @@ func pullResponse(rows [][]byte, token string, revision int64) *encodedMessage {
 		b = protowire.AppendVarint(b, uint64(revision))
 	}
 	return &encodedMessage{bytes: b}
+}
+
+// watchRowsResponse encodes a WatchDatasetRowsResponse around rows that
+// are already Row encodings, as pullResponse does.
+func watchRowsResponse(rows [][]byte, revision int64) *encodedMessage {
+	size := encodedRowsSize(watchRowsField, rows)
+	if revision != 0 {
+		size += protowire.SizeTag(watchRevisionField) + protowire.SizeVarint(uint64(revision))
+	}
+	b := appendEncodedRows(make([]byte, 0, size), watchRowsField, rows)
+	if revision != 0 {
+		b = protowire.AppendTag(b, watchRevisionField, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(revision))
+	}
+	return &encodedMessage{bytes: b}
+}
+
+// encodedRowsSize is the size of rows, Row encodings, as a repeated
+// message field numbered field.
+func encodedRowsSize(field protowire.Number, rows [][]byte) int {
+	size := 0
+	for _, r := range rows {
+		size += protowire.SizeTag(field) + protowire.SizeBytes(len(r))
+	}
+	return size
+}
+
+// appendEncodedRows appends rows, Row encodings, to b as a repeated
+// message field numbered field.
+func appendEncodedRows(b []byte, field protowire.Number, rows [][]byte) []byte {
+	for _, r := range rows {
+		b = protowire.AppendTag(b, field, protowire.BytesType)
+		b = protowire.AppendBytes(b, r)
+	}
+	return b
 }
 
 // locationWithin reports whether code is area or lies within it: "KH-12"
@@ -462,17 +493,21 @@ func (s *datasetService) WatchDatasetRows(req *exchangev1.WatchDatasetRowsReques
 			return err
 		}
 		changed := s.store.Changed()
-		page, err := s.store.PullDatasetRows(ctx, store.RowQuery{Dataset: d.GetName(), Since: since, After: after, Limit: defaultRowPage})
+		page, err := s.store.PullDatasetRows(ctx, store.RowQuery{Dataset: d.GetName(), Since: since, After: after, Limit: defaultRowPage, Encoded: true})
 		if err != nil {
 			return err
 		}
-		if len(page.Rows) > 0 {
-			sent = page.Rows[len(page.Rows)-1].GetRevision()
+		if n := len(page.Encoded); n > 0 {
+			last := new(exchangev1.Row) // the rows go out as stored; only the last is decoded, for its revision
+			if err := proto.Unmarshal(page.Encoded[n-1], last); err != nil {
+				return err
+			}
+			sent = last.GetRevision()
 			complete := sent
 			if page.Next != nil {
 				complete = sent - 1 // the last revision may continue on the next page
 			}
-			if err := stream.Send(&exchangev1.WatchDatasetRowsResponse{Rows: page.Rows, Revision: max(complete, since)}); err != nil {
+			if err := stream.SendMsg(watchRowsResponse(page.Encoded, max(complete, since))); err != nil {
 				return err
 			}
 			heartbeat.Reset(s.server.heartbeat)
