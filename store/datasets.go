@@ -404,32 +404,33 @@ func (q RowQuery) examine(rows kv.Bucket, prefix, k, v []byte) (*exchangev1.Row,
 		}
 	}
 	var row *exchangev1.Row
-	var period []byte
+	var period string
 	var deleted bool
 	if q.Encoded && q.Keep == nil {
-		var err error
-		if period, deleted, err = rowPeriodAndDeleted(v); err != nil {
+		p, d, err := rowPeriodAndDeleted(v)
+		if err != nil {
 			return nil, nil, skipRow, err
 		}
+		if q.PeriodFrom != "" || q.PeriodTo != "" {
+			period = string(p) // a copy only when a bound needs it
+		}
+		deleted = d
 	} else {
 		row = new(exchangev1.Row)
 		if err := unmarshal(v, row); err != nil {
 			return nil, nil, skipRow, err
 		}
-		deleted = row.GetDeleted()
-		if q.PeriodFrom != "" || q.PeriodTo != "" {
-			period = []byte(row.GetPeriod())
-		}
+		period, deleted = row.GetPeriod(), row.GetDeleted()
 	}
 	switch {
 	case q.Since == 0 && deleted:
 		return nil, nil, skipRow, nil
-	case q.PeriodTo != "" && string(period) > q.PeriodTo:
+	case q.PeriodTo != "" && period > q.PeriodTo:
 		if q.Since == 0 {
 			return nil, nil, stopRows, nil // rows are in period order
 		}
 		return nil, nil, skipRow, nil
-	case q.PeriodFrom != "" && string(period) < q.PeriodFrom:
+	case q.PeriodFrom != "" && period < q.PeriodFrom:
 		return nil, nil, skipRow, nil
 	case q.Keep != nil && !q.Keep(row):
 		return nil, nil, skipRow, nil
