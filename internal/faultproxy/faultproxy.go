@@ -305,10 +305,14 @@ func (p *Proxy) pipe(l *link, dst, src net.Conn, toClient bool) {
 					}
 				}
 				l.fromServer.Add(int64(len(chunk)))
+				// Counted before the write, so that a client that has read
+				// bytes never finds them not yet counted; what the write
+				// did not deliver is taken back.
+				p.fromServer.Add(int64(len(chunk)))
 			}
 			n, werr := dst.Write(chunk)
-			if toClient {
-				p.fromServer.Add(int64(n))
+			if toClient && n < len(chunk) {
+				p.fromServer.Add(int64(n - len(chunk)))
 			}
 			if werr != nil {
 				return
