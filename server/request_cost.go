@@ -37,9 +37,17 @@ package server
 //     merged ones. It does not enter what the rules ignore always, and
 //     needs no bound there: the scan counted those lists before decoding,
 //     and each item is walked when it is validated.
-//  2. A request of at most fullValidationItems items is validated by
+//  2. Go code generated from the same rules (package validfast) passes a
+//     request that breaks none of them without protovalidate's
+//     reflection: 0.26 µs for a referral against 7.9–10 µs
+//     (BenchmarkReferralValidation). It answers false for a request that
+//     breaks one, or that holds a rule the generator does not translate
+//     (internal/cmd/protoc-gen-validfast); such a request goes on to
+//     protovalidate, which judges it and words the refusal. A test holds
+//     the two to the same answers on generated requests.
+//  3. A request of at most fullValidationItems items is validated by
 //     protovalidate in one pass, as before: its violations are few.
-//  3. A larger request is first validated fail-fast (one violation at
+//  4. A larger request is first validated fail-fast (one violation at
 //     most). Only when it fails are its violations collected message by
 //     message: each message of the request is validated on its own (a
 //     filter keeps protovalidate out of its children), so that no more
@@ -67,6 +75,7 @@ import (
 
 	"buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	"buf.build/go/protovalidate"
+	"github.com/alltogether/exchange/proto/alltogether/exchange/v1/validfast"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -125,6 +134,12 @@ func (s *Server) violations(msg proto.Message, firstOnly bool) (violationReport,
 	walk.message(msg.ProtoReflect(), make([]pathElement, 0, 4))
 	if walk.report.total > 0 {
 		return walk.report, nil
+	}
+	// The code generated from the same rules passes most valid requests
+	// without protovalidate's reflection; whatever it does not pass,
+	// protovalidate judges and words (proto/.../v1/validfast).
+	if validfast.Valid(msg) {
+		return violationReport{}, nil
 	}
 	if walk.items <= fullValidationItems && !firstOnly {
 		return s.violationsInOnePass(msg)
