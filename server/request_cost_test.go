@@ -25,6 +25,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
+	"github.com/alltogether/exchange/proto/alltogether/exchange/v1/validfast"
 )
 
 // rawCodec sends a *rawMessage's bytes as they are and reads an answer
@@ -139,6 +140,61 @@ func TestEveryRequestListAndMapHasABound(t *testing.T) {
 		}
 	}
 	t.Logf("%d lists and maps in %d request messages", lists, len(msgs))
+}
+
+// TestBoundedRequestsReachOnlyDeclaredBounds holds validfast.Bounded, which
+// lets a request that passes validfast skip the walk, to the walk's own
+// bounds: a request type is Bounded only if no list or map it can reach
+// (outside what the rules ignore always) falls back on defaultMaxItems.
+func TestBoundedRequestsReachOnlyDeclaredBounds(t *testing.T) {
+	var undeclared func(md protoreflect.MessageDescriptor, seen map[protoreflect.FullName]bool) bool
+	undeclared = func(md protoreflect.MessageDescriptor, seen map[protoreflect.FullName]bool) bool {
+		if seen[md.FullName()] {
+			return false
+		}
+		seen[md.FullName()] = true
+		for _, f := range boundsOf(md).fields {
+			if f.ignored {
+				continue
+			}
+			if f.desc.IsList() || f.desc.IsMap() {
+				rules, err := protovalidate.ResolveFieldRules(f.desc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !rules.GetRepeated().HasMaxItems() && !rules.GetMap().HasMaxPairs() {
+					return true
+				}
+			}
+			sub := f.desc.Message()
+			if f.desc.IsMap() {
+				sub = f.desc.MapValue().Message()
+			}
+			if sub != nil && undeclared(sub, seen) {
+				return true
+			}
+		}
+		return false
+	}
+	bounded, unbounded := 0, 0
+	for name, md := range requestMessages(t) {
+		mt, err := protoregistry.GlobalTypes.FindMessageByName(name)
+		if err != nil || strings.HasPrefix(string(name), "google.protobuf.") {
+			continue
+		}
+		want := !undeclared(md, map[protoreflect.FullName]bool{})
+		if got := validfast.Bounded(mt.New().Interface()); got != want {
+			t.Errorf("%s: validfast.Bounded is %v; the walk's bounds say %v", name, got, want)
+		}
+		if want {
+			bounded++
+		} else {
+			unbounded++
+		}
+	}
+	if bounded == 0 || unbounded == 0 {
+		t.Errorf("%d request messages bounded, %d not: the test no longer tells them apart", bounded, unbounded)
+	}
 }
 
 // boundOfField returns the walk's bound of a field.

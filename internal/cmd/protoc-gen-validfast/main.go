@@ -146,6 +146,8 @@ func (gen *generator) file(messages []*protogen.Message) {
 	for _, m := range messages {
 		gen.message(m)
 	}
+	gen.unknownFuncs(messages)
+	gen.boundedFunc(messages)
 	for _, p := range gen.order {
 		if steps, ok := simplePattern(p); ok {
 			gen.matcher(gen.patterns[p], p, steps)

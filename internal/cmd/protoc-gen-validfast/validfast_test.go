@@ -10,6 +10,7 @@ import (
 
 	"buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	"buf.build/go/protovalidate"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -468,4 +469,58 @@ func TestMatchersAnswerAsRegexp(t *testing.T) {
 	if written < len(validfast.Matchers)/2 {
 		t.Errorf("only %d of %d patterns have a matcher written for them", written, len(validfast.Matchers))
 	}
+}
+
+// TestUnknownFindsUnknownFieldsAtAnyDepth plants unknown bytes in one
+// message at a time, anywhere in messages of every type built from their
+// rules, and requires Unknown to find them, and to find nothing before.
+func TestUnknownFindsUnknownFieldsAtAnyDepth(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 13))
+	unknown := protowire.AppendVarint(protowire.AppendTag(nil, 9999, protowire.VarintType), 1)
+	planted := 0
+	protoregistry.GlobalTypes.RangeMessages(func(mt protoreflect.MessageType) bool {
+		if mt.Descriptor().ParentFile().Package() != "alltogether.exchange.v1" {
+			return true
+		}
+		for range 10 {
+			m := mt.New()
+			(&filler{rng: rng}).message(m, 0)
+			if validfast.Unknown(m.Interface()) {
+				t.Fatalf("%s: Unknown finds unknown fields where none were put:\n%v", mt.Descriptor().FullName(), m.Interface())
+			}
+			eachMessage(m, func(inner protoreflect.Message) {
+				inner.SetUnknown(unknown)
+				planted++
+				if !validfast.Unknown(m.Interface()) {
+					t.Fatalf("%s: Unknown misses unknown fields in a %s inside it:\n%v", mt.Descriptor().FullName(), inner.Descriptor().FullName(), m.Interface())
+				}
+				inner.SetUnknown(nil)
+			})
+		}
+		return true
+	})
+	if planted < 1000 {
+		t.Fatalf("planted unknown fields only %d times", planted)
+	}
+}
+
+// eachMessage calls visit with m and every message inside it.
+func eachMessage(m protoreflect.Message, visit func(protoreflect.Message)) {
+	visit(m)
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsList() && fd.Message() != nil:
+			for i := range v.List().Len() {
+				eachMessage(v.List().Get(i).Message(), visit)
+			}
+		case fd.IsMap() && fd.MapValue().Message() != nil:
+			v.Map().Range(func(_ protoreflect.MapKey, e protoreflect.Value) bool {
+				eachMessage(e.Message(), visit)
+				return true
+			})
+		case !fd.IsList() && !fd.IsMap() && fd.Message() != nil:
+			eachMessage(v.Message(), visit)
+		}
+		return true
+	})
 }

@@ -10,6 +10,7 @@ package validfast
 import (
 	v1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 	proto "google.golang.org/protobuf/proto"
+	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	regexp "regexp"
 	strings "strings"
 	utf8 "unicode/utf8"
@@ -5221,6 +5222,4244 @@ func validWriteDatasetRowsResponse(x *v1.WriteDatasetRowsResponse) bool {
 		}
 	}
 	return true
+}
+
+// Unknown reports whether m, or any message it holds, carries fields
+// this build's schema does not know (kept by decoding as unknown bytes).
+func Unknown(m proto.Message) bool {
+	switch x := m.(type) {
+	case *v1.AcceptReferralRequest:
+		return unknownAcceptReferralRequest(x)
+	case *v1.AcceptReferralResponse:
+		return unknownAcceptReferralResponse(x)
+	case *v1.AcknowledgeReferralRequest:
+		return unknownAcknowledgeReferralRequest(x)
+	case *v1.AcknowledgeReferralResponse:
+		return unknownAcknowledgeReferralResponse(x)
+	case *v1.Agency:
+		return unknownAgency(x)
+	case *v1.AggregateCell:
+		return unknownAggregateCell(x)
+	case *v1.AggregateDatasetRowsRequest:
+		return unknownAggregateDatasetRowsRequest(x)
+	case *v1.AggregateDatasetRowsResponse:
+		return unknownAggregateDatasetRowsResponse(x)
+	case *v1.ApplyPlansRequest:
+		return unknownApplyPlansRequest(x)
+	case *v1.ApplyPlansResponse:
+		return unknownApplyPlansResponse(x)
+	case *v1.Audience:
+		return unknownAudience(x)
+	case *v1.AuditEntry:
+		return unknownAuditEntry(x)
+	case *v1.BackupRequest:
+		return unknownBackupRequest(x)
+	case *v1.BackupResponse:
+		return unknownBackupResponse(x)
+	case *v1.BatchCreateReferralsRequest:
+		return unknownBatchCreateReferralsRequest(x)
+	case *v1.BatchCreateReferralsResponse:
+		return unknownBatchCreateReferralsResponse(x)
+	case *v1.CalendarDate:
+		return unknownCalendarDate(x)
+	case *v1.CancelEngagementRequest:
+		return unknownCancelEngagementRequest(x)
+	case *v1.CancelEngagementResponse:
+		return unknownCancelEngagementResponse(x)
+	case *v1.CancelPlanRequest:
+		return unknownCancelPlanRequest(x)
+	case *v1.CancelPlanResponse:
+		return unknownCancelPlanResponse(x)
+	case *v1.CancelReferralRequest:
+		return unknownCancelReferralRequest(x)
+	case *v1.CancelReferralResponse:
+		return unknownCancelReferralResponse(x)
+	case *v1.Category:
+		return unknownCategory(x)
+	case *v1.Certificate:
+		return unknownCertificate(x)
+	case *v1.Change:
+		return unknownChange(x)
+	case *v1.CompleteReferralRequest:
+		return unknownCompleteReferralRequest(x)
+	case *v1.CompleteReferralResponse:
+		return unknownCompleteReferralResponse(x)
+	case *v1.Consent:
+		return unknownConsent(x)
+	case *v1.Consultant:
+		return unknownConsultant(x)
+	case *v1.ConsultantConsent:
+		return unknownConsultantConsent(x)
+	case *v1.ContributorCompleteness:
+		return unknownContributorCompleteness(x)
+	case *v1.CreateAgencyRequest:
+		return unknownCreateAgencyRequest(x)
+	case *v1.CreateAgencyResponse:
+		return unknownCreateAgencyResponse(x)
+	case *v1.CreateConsultantRequest:
+		return unknownCreateConsultantRequest(x)
+	case *v1.CreateConsultantResponse:
+		return unknownCreateConsultantResponse(x)
+	case *v1.CreateDatasetRequest:
+		return unknownCreateDatasetRequest(x)
+	case *v1.CreateDatasetResponse:
+		return unknownCreateDatasetResponse(x)
+	case *v1.CreateDocumentRequest:
+		return unknownCreateDocumentRequest(x)
+	case *v1.CreateDocumentResponse:
+		return unknownCreateDocumentResponse(x)
+	case *v1.CreateEngagementRequest:
+		return unknownCreateEngagementRequest(x)
+	case *v1.CreateEngagementResponse:
+		return unknownCreateEngagementResponse(x)
+	case *v1.CreateFocalPointRequest:
+		return unknownCreateFocalPointRequest(x)
+	case *v1.CreateFocalPointResponse:
+		return unknownCreateFocalPointResponse(x)
+	case *v1.CreatePlanRequest:
+		return unknownCreatePlanRequest(x)
+	case *v1.CreatePlanResponse:
+		return unknownCreatePlanResponse(x)
+	case *v1.CreateReferralRequest:
+		return unknownCreateReferralRequest(x)
+	case *v1.CreateReferralResponse:
+		return unknownCreateReferralResponse(x)
+	case *v1.CreateReportCommentRequest:
+		return unknownCreateReportCommentRequest(x)
+	case *v1.CreateReportCommentResponse:
+		return unknownCreateReportCommentResponse(x)
+	case *v1.CreateReportRequest:
+		return unknownCreateReportRequest(x)
+	case *v1.CreateReportResponse:
+		return unknownCreateReportResponse(x)
+	case *v1.CreateWorkingGroupRequest:
+		return unknownCreateWorkingGroupRequest(x)
+	case *v1.CreateWorkingGroupResponse:
+		return unknownCreateWorkingGroupResponse(x)
+	case *v1.Dataset:
+		return unknownDataset(x)
+	case *v1.DatasetSchema:
+		return unknownDatasetSchema(x)
+	case *v1.DatePeriod:
+		return unknownDatePeriod(x)
+	case *v1.DeleteFocalPointRequest:
+		return unknownDeleteFocalPointRequest(x)
+	case *v1.DeleteFocalPointResponse:
+		return unknownDeleteFocalPointResponse(x)
+	case *v1.DeleteWorkingGroupRequest:
+		return unknownDeleteWorkingGroupRequest(x)
+	case *v1.DeleteWorkingGroupResponse:
+		return unknownDeleteWorkingGroupResponse(x)
+	case *v1.DiffPlanVersionsRequest:
+		return unknownDiffPlanVersionsRequest(x)
+	case *v1.DiffPlanVersionsResponse:
+		return unknownDiffPlanVersionsResponse(x)
+	case *v1.Document:
+		return unknownDocument(x)
+	case *v1.DocumentUpload:
+		return unknownDocumentUpload(x)
+	case *v1.DocumentVersion:
+		return unknownDocumentVersion(x)
+	case *v1.DownloadDocumentVersionRequest:
+		return unknownDownloadDocumentVersionRequest(x)
+	case *v1.DownloadDocumentVersionResponse:
+		return unknownDownloadDocumentVersionResponse(x)
+	case *v1.EncryptionKey:
+		return unknownEncryptionKey(x)
+	case *v1.Engagement:
+		return unknownEngagement(x)
+	case *v1.EraseConsultantRequest:
+		return unknownEraseConsultantRequest(x)
+	case *v1.EraseConsultantResponse:
+		return unknownEraseConsultantResponse(x)
+	case *v1.EraseReferralDetailsRequest:
+		return unknownEraseReferralDetailsRequest(x)
+	case *v1.EraseReferralDetailsResponse:
+		return unknownEraseReferralDetailsResponse(x)
+	case *v1.FieldViolation:
+		return unknownFieldViolation(x)
+	case *v1.FindGapsRequest:
+		return unknownFindGapsRequest(x)
+	case *v1.FindGapsResponse:
+		return unknownFindGapsResponse(x)
+	case *v1.FindOverlapsRequest:
+		return unknownFindOverlapsRequest(x)
+	case *v1.FindOverlapsResponse:
+		return unknownFindOverlapsResponse(x)
+	case *v1.FocalPoint:
+		return unknownFocalPoint(x)
+	case *v1.ForwardReferralRequest:
+		return unknownForwardReferralRequest(x)
+	case *v1.ForwardReferralResponse:
+		return unknownForwardReferralResponse(x)
+	case *v1.GetAgencyRequest:
+		return unknownGetAgencyRequest(x)
+	case *v1.GetAgencyResponse:
+		return unknownGetAgencyResponse(x)
+	case *v1.GetAuditHeadRequest:
+		return unknownGetAuditHeadRequest(x)
+	case *v1.GetAuditHeadResponse:
+		return unknownGetAuditHeadResponse(x)
+	case *v1.GetCertificateRequest:
+		return unknownGetCertificateRequest(x)
+	case *v1.GetCertificateResponse:
+		return unknownGetCertificateResponse(x)
+	case *v1.GetConsultantRequest:
+		return unknownGetConsultantRequest(x)
+	case *v1.GetConsultantResponse:
+		return unknownGetConsultantResponse(x)
+	case *v1.GetCoverageRequest:
+		return unknownGetCoverageRequest(x)
+	case *v1.GetCoverageResponse:
+		return unknownGetCoverageResponse(x)
+	case *v1.GetDatasetCompletenessRequest:
+		return unknownGetDatasetCompletenessRequest(x)
+	case *v1.GetDatasetCompletenessResponse:
+		return unknownGetDatasetCompletenessResponse(x)
+	case *v1.GetDatasetRequest:
+		return unknownGetDatasetRequest(x)
+	case *v1.GetDatasetResponse:
+		return unknownGetDatasetResponse(x)
+	case *v1.GetDocumentRequest:
+		return unknownGetDocumentRequest(x)
+	case *v1.GetDocumentResponse:
+		return unknownGetDocumentResponse(x)
+	case *v1.GetEngagementRequest:
+		return unknownGetEngagementRequest(x)
+	case *v1.GetEngagementResponse:
+		return unknownGetEngagementResponse(x)
+	case *v1.GetFocalPointRequest:
+		return unknownGetFocalPointRequest(x)
+	case *v1.GetFocalPointResponse:
+		return unknownGetFocalPointResponse(x)
+	case *v1.GetLocationRequest:
+		return unknownGetLocationRequest(x)
+	case *v1.GetLocationResponse:
+		return unknownGetLocationResponse(x)
+	case *v1.GetPlanRequest:
+		return unknownGetPlanRequest(x)
+	case *v1.GetPlanResponse:
+		return unknownGetPlanResponse(x)
+	case *v1.GetReferralRequest:
+		return unknownGetReferralRequest(x)
+	case *v1.GetReferralResponse:
+		return unknownGetReferralResponse(x)
+	case *v1.GetReferralStatisticsRequest:
+		return unknownGetReferralStatisticsRequest(x)
+	case *v1.GetReferralStatisticsResponse:
+		return unknownGetReferralStatisticsResponse(x)
+	case *v1.GetReportRequest:
+		return unknownGetReportRequest(x)
+	case *v1.GetReportResponse:
+		return unknownGetReportResponse(x)
+	case *v1.GetStorageStatusRequest:
+		return unknownGetStorageStatusRequest(x)
+	case *v1.GetStorageStatusResponse:
+		return unknownGetStorageStatusResponse(x)
+	case *v1.GetWorkingGroupRequest:
+		return unknownGetWorkingGroupRequest(x)
+	case *v1.GetWorkingGroupResponse:
+		return unknownGetWorkingGroupResponse(x)
+	case *v1.IatiActivityResult:
+		return unknownIatiActivityResult(x)
+	case *v1.IatiUnmappedElement:
+		return unknownIatiUnmappedElement(x)
+	case *v1.ImportIatiActivitiesRequest:
+		return unknownImportIatiActivitiesRequest(x)
+	case *v1.ImportIatiActivitiesResponse:
+		return unknownImportIatiActivitiesResponse(x)
+	case *v1.IssueCertificateRequest:
+		return unknownIssueCertificateRequest(x)
+	case *v1.IssueCertificateResponse:
+		return unknownIssueCertificateResponse(x)
+	case *v1.ListAgenciesRequest:
+		return unknownListAgenciesRequest(x)
+	case *v1.ListAgenciesResponse:
+		return unknownListAgenciesResponse(x)
+	case *v1.ListAuditEntriesRequest:
+		return unknownListAuditEntriesRequest(x)
+	case *v1.ListAuditEntriesResponse:
+		return unknownListAuditEntriesResponse(x)
+	case *v1.ListCertificatesRequest:
+		return unknownListCertificatesRequest(x)
+	case *v1.ListCertificatesResponse:
+		return unknownListCertificatesResponse(x)
+	case *v1.ListConsultantsRequest:
+		return unknownListConsultantsRequest(x)
+	case *v1.ListConsultantsResponse:
+		return unknownListConsultantsResponse(x)
+	case *v1.ListDatasetsRequest:
+		return unknownListDatasetsRequest(x)
+	case *v1.ListDatasetsResponse:
+		return unknownListDatasetsResponse(x)
+	case *v1.ListDocumentVersionsRequest:
+		return unknownListDocumentVersionsRequest(x)
+	case *v1.ListDocumentVersionsResponse:
+		return unknownListDocumentVersionsResponse(x)
+	case *v1.ListDocumentsRequest:
+		return unknownListDocumentsRequest(x)
+	case *v1.ListDocumentsResponse:
+		return unknownListDocumentsResponse(x)
+	case *v1.ListEngagementsRequest:
+		return unknownListEngagementsRequest(x)
+	case *v1.ListEngagementsResponse:
+		return unknownListEngagementsResponse(x)
+	case *v1.ListFocalPointsRequest:
+		return unknownListFocalPointsRequest(x)
+	case *v1.ListFocalPointsResponse:
+		return unknownListFocalPointsResponse(x)
+	case *v1.ListLocationsRequest:
+		return unknownListLocationsRequest(x)
+	case *v1.ListLocationsResponse:
+		return unknownListLocationsResponse(x)
+	case *v1.ListPlanVersionsRequest:
+		return unknownListPlanVersionsRequest(x)
+	case *v1.ListPlanVersionsResponse:
+		return unknownListPlanVersionsResponse(x)
+	case *v1.ListPlansRequest:
+		return unknownListPlansRequest(x)
+	case *v1.ListPlansResponse:
+		return unknownListPlansResponse(x)
+	case *v1.ListReferralsRequest:
+		return unknownListReferralsRequest(x)
+	case *v1.ListReferralsResponse:
+		return unknownListReferralsResponse(x)
+	case *v1.ListReportCommentsRequest:
+		return unknownListReportCommentsRequest(x)
+	case *v1.ListReportCommentsResponse:
+		return unknownListReportCommentsResponse(x)
+	case *v1.ListReportsRequest:
+		return unknownListReportsRequest(x)
+	case *v1.ListReportsResponse:
+		return unknownListReportsResponse(x)
+	case *v1.ListWorkingGroupsRequest:
+		return unknownListWorkingGroupsRequest(x)
+	case *v1.ListWorkingGroupsResponse:
+		return unknownListWorkingGroupsResponse(x)
+	case *v1.Location:
+		return unknownLocation(x)
+	case *v1.LocationRef:
+		return unknownLocationRef(x)
+	case *v1.LockDatasetPeriodRequest:
+		return unknownLockDatasetPeriodRequest(x)
+	case *v1.LockDatasetPeriodResponse:
+		return unknownLockDatasetPeriodResponse(x)
+	case *v1.Measure:
+		return unknownMeasure(x)
+	case *v1.Membership:
+		return unknownMembership(x)
+	case *v1.Outcome:
+		return unknownOutcome(x)
+	case *v1.PeriodLock:
+		return unknownPeriodLock(x)
+	case *v1.PeriodLockEvent:
+		return unknownPeriodLockEvent(x)
+	case *v1.Plan:
+		return unknownPlan(x)
+	case *v1.PlanApplyResult:
+		return unknownPlanApplyResult(x)
+	case *v1.PlanBudget:
+		return unknownPlanBudget(x)
+	case *v1.PlanBudgetLine:
+		return unknownPlanBudgetLine(x)
+	case *v1.PlanCoverageCell:
+		return unknownPlanCoverageCell(x)
+	case *v1.PlanFieldChange:
+		return unknownPlanFieldChange(x)
+	case *v1.PlanGap:
+		return unknownPlanGap(x)
+	case *v1.PlanOverlap:
+		return unknownPlanOverlap(x)
+	case *v1.PlanPartner:
+		return unknownPlanPartner(x)
+	case *v1.PlanRef:
+		return unknownPlanRef(x)
+	case *v1.PublicKey:
+		return unknownPublicKey(x)
+	case *v1.PullDatasetRowsRequest:
+		return unknownPullDatasetRowsRequest(x)
+	case *v1.PullDatasetRowsResponse:
+		return unknownPullDatasetRowsResponse(x)
+	case *v1.ReactivateAgencyRequest:
+		return unknownReactivateAgencyRequest(x)
+	case *v1.ReactivateAgencyResponse:
+		return unknownReactivateAgencyResponse(x)
+	case *v1.Referral:
+		return unknownReferral(x)
+	case *v1.ReferralCount:
+		return unknownReferralCount(x)
+	case *v1.ReferralDetails:
+		return unknownReferralDetails(x)
+	case *v1.ReferralPushResult:
+		return unknownReferralPushResult(x)
+	case *v1.RejectReferralRequest:
+		return unknownRejectReferralRequest(x)
+	case *v1.RejectReferralResponse:
+		return unknownRejectReferralResponse(x)
+	case *v1.Rejection:
+		return unknownRejection(x)
+	case *v1.Report:
+		return unknownReport(x)
+	case *v1.ReportComment:
+		return unknownReportComment(x)
+	case *v1.ReportDatasetTotals:
+		return unknownReportDatasetTotals(x)
+	case *v1.ReportFigures:
+		return unknownReportFigures(x)
+	case *v1.ReportLocationCount:
+		return unknownReportLocationCount(x)
+	case *v1.ReportNicheCount:
+		return unknownReportNicheCount(x)
+	case *v1.ReportPlanLine:
+		return unknownReportPlanLine(x)
+	case *v1.ReportStateCount:
+		return unknownReportStateCount(x)
+	case *v1.RequestedService:
+		return unknownRequestedService(x)
+	case *v1.RevokeCertificateRequest:
+		return unknownRevokeCertificateRequest(x)
+	case *v1.RevokeCertificateResponse:
+		return unknownRevokeCertificateResponse(x)
+	case *v1.RevokeReferralConsentRequest:
+		return unknownRevokeReferralConsentRequest(x)
+	case *v1.RevokeReferralConsentResponse:
+		return unknownRevokeReferralConsentResponse(x)
+	case *v1.Row:
+		return unknownRow(x)
+	case *v1.RowBatch:
+		return unknownRowBatch(x)
+	case *v1.RowWrite:
+		return unknownRowWrite(x)
+	case *v1.RowWriteResult:
+		return unknownRowWriteResult(x)
+	case *v1.SetAgencyEncryptionKeyRequest:
+		return unknownSetAgencyEncryptionKeyRequest(x)
+	case *v1.SetAgencyEncryptionKeyResponse:
+		return unknownSetAgencyEncryptionKeyResponse(x)
+	case *v1.StartReferralRequest:
+		return unknownStartReferralRequest(x)
+	case *v1.StartReferralResponse:
+		return unknownStartReferralResponse(x)
+	case *v1.Subject:
+		return unknownSubject(x)
+	case *v1.SubmitReportRequest:
+		return unknownSubmitReportRequest(x)
+	case *v1.SubmitReportResponse:
+		return unknownSubmitReportResponse(x)
+	case *v1.SuggestRecipientsRequest:
+		return unknownSuggestRecipientsRequest(x)
+	case *v1.SuggestRecipientsResponse:
+		return unknownSuggestRecipientsResponse(x)
+	case *v1.SuspendAgencyRequest:
+		return unknownSuspendAgencyRequest(x)
+	case *v1.SuspendAgencyResponse:
+		return unknownSuspendAgencyResponse(x)
+	case *v1.Transition:
+		return unknownTransition(x)
+	case *v1.UnlockDatasetPeriodRequest:
+		return unknownUnlockDatasetPeriodRequest(x)
+	case *v1.UnlockDatasetPeriodResponse:
+		return unknownUnlockDatasetPeriodResponse(x)
+	case *v1.UpdateAgencyRequest:
+		return unknownUpdateAgencyRequest(x)
+	case *v1.UpdateAgencyResponse:
+		return unknownUpdateAgencyResponse(x)
+	case *v1.UpdateConsultantRequest:
+		return unknownUpdateConsultantRequest(x)
+	case *v1.UpdateConsultantResponse:
+		return unknownUpdateConsultantResponse(x)
+	case *v1.UpdateDatasetRequest:
+		return unknownUpdateDatasetRequest(x)
+	case *v1.UpdateDatasetResponse:
+		return unknownUpdateDatasetResponse(x)
+	case *v1.UpdateFocalPointRequest:
+		return unknownUpdateFocalPointRequest(x)
+	case *v1.UpdateFocalPointResponse:
+		return unknownUpdateFocalPointResponse(x)
+	case *v1.UpdatePlanRequest:
+		return unknownUpdatePlanRequest(x)
+	case *v1.UpdatePlanResponse:
+		return unknownUpdatePlanResponse(x)
+	case *v1.UpdateReportRequest:
+		return unknownUpdateReportRequest(x)
+	case *v1.UpdateReportResponse:
+		return unknownUpdateReportResponse(x)
+	case *v1.UpdateWorkingGroupRequest:
+		return unknownUpdateWorkingGroupRequest(x)
+	case *v1.UpdateWorkingGroupResponse:
+		return unknownUpdateWorkingGroupResponse(x)
+	case *v1.UploadDocumentVersionMetadata:
+		return unknownUploadDocumentVersionMetadata(x)
+	case *v1.UploadDocumentVersionRequest:
+		return unknownUploadDocumentVersionRequest(x)
+	case *v1.UploadDocumentVersionResponse:
+		return unknownUploadDocumentVersionResponse(x)
+	case *v1.Value:
+		return unknownValue(x)
+	case *v1.WatchAuditEntriesRequest:
+		return unknownWatchAuditEntriesRequest(x)
+	case *v1.WatchAuditEntriesResponse:
+		return unknownWatchAuditEntriesResponse(x)
+	case *v1.WatchDatasetRowsRequest:
+		return unknownWatchDatasetRowsRequest(x)
+	case *v1.WatchDatasetRowsResponse:
+		return unknownWatchDatasetRowsResponse(x)
+	case *v1.WatchPlansRequest:
+		return unknownWatchPlansRequest(x)
+	case *v1.WatchPlansResponse:
+		return unknownWatchPlansResponse(x)
+	case *v1.WatchReferralsRequest:
+		return unknownWatchReferralsRequest(x)
+	case *v1.WatchReferralsResponse:
+		return unknownWatchReferralsResponse(x)
+	case *v1.WorkingGroup:
+		return unknownWorkingGroup(x)
+	case *v1.WriteDatasetRowsRequest:
+		return unknownWriteDatasetRowsRequest(x)
+	case *v1.WriteDatasetRowsResponse:
+		return unknownWriteDatasetRowsResponse(x)
+	case nil:
+		return false
+	}
+	return unknownReflect(m.ProtoReflect())
+}
+
+// unknownAcceptReferralRequest is Unknown for alltogether.exchange.v1.AcceptReferralRequest.
+func unknownAcceptReferralRequest(x *v1.AcceptReferralRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownAcceptReferralResponse is Unknown for alltogether.exchange.v1.AcceptReferralResponse.
+func unknownAcceptReferralResponse(x *v1.AcceptReferralResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownReferral(x.Referral) {
+		return true
+	}
+	return false
+}
+
+// unknownAcknowledgeReferralRequest is Unknown for alltogether.exchange.v1.AcknowledgeReferralRequest.
+func unknownAcknowledgeReferralRequest(x *v1.AcknowledgeReferralRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownAcknowledgeReferralResponse is Unknown for alltogether.exchange.v1.AcknowledgeReferralResponse.
+func unknownAcknowledgeReferralResponse(x *v1.AcknowledgeReferralResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownReferral(x.Referral) {
+		return true
+	}
+	return false
+}
+
+// unknownAgency is Unknown for alltogether.exchange.v1.Agency.
+func unknownAgency(x *v1.Agency) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Coverage {
+		if unknownLocationRef(v) {
+			return true
+		}
+	}
+	for _, v := range x.PublicKeys {
+		if unknownPublicKey(v) {
+			return true
+		}
+	}
+	if x.CreateTime != nil && len(x.CreateTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if x.UpdateTime != nil && len(x.UpdateTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownEncryptionKey(x.EncryptionKey) {
+		return true
+	}
+	for _, v := range x.PreviousEncryptionKeys {
+		if unknownEncryptionKey(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownAggregateCell is Unknown for alltogether.exchange.v1.AggregateCell.
+func unknownAggregateCell(x *v1.AggregateCell) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownAggregateDatasetRowsRequest is Unknown for alltogether.exchange.v1.AggregateDatasetRowsRequest.
+func unknownAggregateDatasetRowsRequest(x *v1.AggregateDatasetRowsRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownAggregateDatasetRowsResponse is Unknown for alltogether.exchange.v1.AggregateDatasetRowsResponse.
+func unknownAggregateDatasetRowsResponse(x *v1.AggregateDatasetRowsResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Cells {
+		if unknownAggregateCell(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownApplyPlansRequest is Unknown for alltogether.exchange.v1.ApplyPlansRequest.
+func unknownApplyPlansRequest(x *v1.ApplyPlansRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Plans {
+		if unknownPlan(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownApplyPlansResponse is Unknown for alltogether.exchange.v1.ApplyPlansResponse.
+func unknownApplyPlansResponse(x *v1.ApplyPlansResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Results {
+		if unknownPlanApplyResult(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownAudience is Unknown for alltogether.exchange.v1.Audience.
+func unknownAudience(x *v1.Audience) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownAuditEntry is Unknown for alltogether.exchange.v1.AuditEntry.
+func unknownAuditEntry(x *v1.AuditEntry) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if x.Time != nil && len(x.Time.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownBackupRequest is Unknown for alltogether.exchange.v1.BackupRequest.
+func unknownBackupRequest(x *v1.BackupRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownBackupResponse is Unknown for alltogether.exchange.v1.BackupResponse.
+func unknownBackupResponse(x *v1.BackupResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownBatchCreateReferralsRequest is Unknown for alltogether.exchange.v1.BatchCreateReferralsRequest.
+func unknownBatchCreateReferralsRequest(x *v1.BatchCreateReferralsRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Requests {
+		if unknownCreateReferralRequest(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownBatchCreateReferralsResponse is Unknown for alltogether.exchange.v1.BatchCreateReferralsResponse.
+func unknownBatchCreateReferralsResponse(x *v1.BatchCreateReferralsResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Results {
+		if unknownReferralPushResult(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownCalendarDate is Unknown for alltogether.exchange.v1.CalendarDate.
+func unknownCalendarDate(x *v1.CalendarDate) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownCancelEngagementRequest is Unknown for alltogether.exchange.v1.CancelEngagementRequest.
+func unknownCancelEngagementRequest(x *v1.CancelEngagementRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownCancelEngagementResponse is Unknown for alltogether.exchange.v1.CancelEngagementResponse.
+func unknownCancelEngagementResponse(x *v1.CancelEngagementResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownEngagement(x.Engagement) {
+		return true
+	}
+	return false
+}
+
+// unknownCancelPlanRequest is Unknown for alltogether.exchange.v1.CancelPlanRequest.
+func unknownCancelPlanRequest(x *v1.CancelPlanRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownCancelPlanResponse is Unknown for alltogether.exchange.v1.CancelPlanResponse.
+func unknownCancelPlanResponse(x *v1.CancelPlanResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownPlan(x.Plan) {
+		return true
+	}
+	return false
+}
+
+// unknownCancelReferralRequest is Unknown for alltogether.exchange.v1.CancelReferralRequest.
+func unknownCancelReferralRequest(x *v1.CancelReferralRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownCancelReferralResponse is Unknown for alltogether.exchange.v1.CancelReferralResponse.
+func unknownCancelReferralResponse(x *v1.CancelReferralResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownReferral(x.Referral) {
+		return true
+	}
+	return false
+}
+
+// unknownCategory is Unknown for alltogether.exchange.v1.Category.
+func unknownCategory(x *v1.Category) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownCertificate is Unknown for alltogether.exchange.v1.Certificate.
+func unknownCertificate(x *v1.Certificate) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if x.NotBefore != nil && len(x.NotBefore.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if x.NotAfter != nil && len(x.NotAfter.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if x.RevokeTime != nil && len(x.RevokeTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if x.CreateTime != nil && len(x.CreateTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownChange is Unknown for alltogether.exchange.v1.Change.
+func unknownChange(x *v1.Change) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if x.Time != nil && len(x.Time.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if x.Resource != nil && len(x.Resource.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownCompleteReferralRequest is Unknown for alltogether.exchange.v1.CompleteReferralRequest.
+func unknownCompleteReferralRequest(x *v1.CompleteReferralRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownOutcome(x.Outcome) {
+		return true
+	}
+	return false
+}
+
+// unknownCompleteReferralResponse is Unknown for alltogether.exchange.v1.CompleteReferralResponse.
+func unknownCompleteReferralResponse(x *v1.CompleteReferralResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownReferral(x.Referral) {
+		return true
+	}
+	return false
+}
+
+// unknownConsent is Unknown for alltogether.exchange.v1.Consent.
+func unknownConsent(x *v1.Consent) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if x.GivenTime != nil && len(x.GivenTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if x.RevokeTime != nil && len(x.RevokeTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownConsultant is Unknown for alltogether.exchange.v1.Consultant.
+func unknownConsultant(x *v1.Consultant) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Availability {
+		if unknownDatePeriod(v) {
+			return true
+		}
+	}
+	if unknownConsultantConsent(x.Consent) {
+		return true
+	}
+	if x.EraseTime != nil && len(x.EraseTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if x.CreateTime != nil && len(x.CreateTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if x.UpdateTime != nil && len(x.UpdateTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownConsultantConsent is Unknown for alltogether.exchange.v1.ConsultantConsent.
+func unknownConsultantConsent(x *v1.ConsultantConsent) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownCalendarDate(x.GivenOn) {
+		return true
+	}
+	return false
+}
+
+// unknownContributorCompleteness is Unknown for alltogether.exchange.v1.ContributorCompleteness.
+func unknownContributorCompleteness(x *v1.ContributorCompleteness) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownCreateAgencyRequest is Unknown for alltogether.exchange.v1.CreateAgencyRequest.
+func unknownCreateAgencyRequest(x *v1.CreateAgencyRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownAgency(x.Agency) {
+		return true
+	}
+	return false
+}
+
+// unknownCreateAgencyResponse is Unknown for alltogether.exchange.v1.CreateAgencyResponse.
+func unknownCreateAgencyResponse(x *v1.CreateAgencyResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownAgency(x.Agency) {
+		return true
+	}
+	return false
+}
+
+// unknownCreateConsultantRequest is Unknown for alltogether.exchange.v1.CreateConsultantRequest.
+func unknownCreateConsultantRequest(x *v1.CreateConsultantRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownConsultant(x.Consultant) {
+		return true
+	}
+	return false
+}
+
+// unknownCreateConsultantResponse is Unknown for alltogether.exchange.v1.CreateConsultantResponse.
+func unknownCreateConsultantResponse(x *v1.CreateConsultantResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownConsultant(x.Consultant) {
+		return true
+	}
+	return false
+}
+
+// unknownCreateDatasetRequest is Unknown for alltogether.exchange.v1.CreateDatasetRequest.
+func unknownCreateDatasetRequest(x *v1.CreateDatasetRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownDataset(x.Dataset) {
+		return true
+	}
+	return false
+}
+
+// unknownCreateDatasetResponse is Unknown for alltogether.exchange.v1.CreateDatasetResponse.
+func unknownCreateDatasetResponse(x *v1.CreateDatasetResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownDataset(x.Dataset) {
+		return true
+	}
+	return false
+}
+
+// unknownCreateDocumentRequest is Unknown for alltogether.exchange.v1.CreateDocumentRequest.
+func unknownCreateDocumentRequest(x *v1.CreateDocumentRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownDocument(x.Document) {
+		return true
+	}
+	return false
+}
+
+// unknownCreateDocumentResponse is Unknown for alltogether.exchange.v1.CreateDocumentResponse.
+func unknownCreateDocumentResponse(x *v1.CreateDocumentResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownDocument(x.Document) {
+		return true
+	}
+	return false
+}
+
+// unknownCreateEngagementRequest is Unknown for alltogether.exchange.v1.CreateEngagementRequest.
+func unknownCreateEngagementRequest(x *v1.CreateEngagementRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownEngagement(x.Engagement) {
+		return true
+	}
+	return false
+}
+
+// unknownCreateEngagementResponse is Unknown for alltogether.exchange.v1.CreateEngagementResponse.
+func unknownCreateEngagementResponse(x *v1.CreateEngagementResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownEngagement(x.Engagement) {
+		return true
+	}
+	return false
+}
+
+// unknownCreateFocalPointRequest is Unknown for alltogether.exchange.v1.CreateFocalPointRequest.
+func unknownCreateFocalPointRequest(x *v1.CreateFocalPointRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownFocalPoint(x.FocalPoint) {
+		return true
+	}
+	return false
+}
+
+// unknownCreateFocalPointResponse is Unknown for alltogether.exchange.v1.CreateFocalPointResponse.
+func unknownCreateFocalPointResponse(x *v1.CreateFocalPointResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownFocalPoint(x.FocalPoint) {
+		return true
+	}
+	return false
+}
+
+// unknownCreatePlanRequest is Unknown for alltogether.exchange.v1.CreatePlanRequest.
+func unknownCreatePlanRequest(x *v1.CreatePlanRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownPlan(x.Plan) {
+		return true
+	}
+	return false
+}
+
+// unknownCreatePlanResponse is Unknown for alltogether.exchange.v1.CreatePlanResponse.
+func unknownCreatePlanResponse(x *v1.CreatePlanResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownPlan(x.Plan) {
+		return true
+	}
+	return false
+}
+
+// unknownCreateReferralRequest is Unknown for alltogether.exchange.v1.CreateReferralRequest.
+func unknownCreateReferralRequest(x *v1.CreateReferralRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownReferral(x.Referral) {
+		return true
+	}
+	return false
+}
+
+// unknownCreateReferralResponse is Unknown for alltogether.exchange.v1.CreateReferralResponse.
+func unknownCreateReferralResponse(x *v1.CreateReferralResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownReferral(x.Referral) {
+		return true
+	}
+	return false
+}
+
+// unknownCreateReportCommentRequest is Unknown for alltogether.exchange.v1.CreateReportCommentRequest.
+func unknownCreateReportCommentRequest(x *v1.CreateReportCommentRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownReportComment(x.Comment) {
+		return true
+	}
+	return false
+}
+
+// unknownCreateReportCommentResponse is Unknown for alltogether.exchange.v1.CreateReportCommentResponse.
+func unknownCreateReportCommentResponse(x *v1.CreateReportCommentResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownReportComment(x.Comment) {
+		return true
+	}
+	return false
+}
+
+// unknownCreateReportRequest is Unknown for alltogether.exchange.v1.CreateReportRequest.
+func unknownCreateReportRequest(x *v1.CreateReportRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownReport(x.Report) {
+		return true
+	}
+	return false
+}
+
+// unknownCreateReportResponse is Unknown for alltogether.exchange.v1.CreateReportResponse.
+func unknownCreateReportResponse(x *v1.CreateReportResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownReport(x.Report) {
+		return true
+	}
+	return false
+}
+
+// unknownCreateWorkingGroupRequest is Unknown for alltogether.exchange.v1.CreateWorkingGroupRequest.
+func unknownCreateWorkingGroupRequest(x *v1.CreateWorkingGroupRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownWorkingGroup(x.WorkingGroup) {
+		return true
+	}
+	return false
+}
+
+// unknownCreateWorkingGroupResponse is Unknown for alltogether.exchange.v1.CreateWorkingGroupResponse.
+func unknownCreateWorkingGroupResponse(x *v1.CreateWorkingGroupResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownWorkingGroup(x.WorkingGroup) {
+		return true
+	}
+	return false
+}
+
+// unknownDataset is Unknown for alltogether.exchange.v1.Dataset.
+func unknownDataset(x *v1.Dataset) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownAudience(x.Audience) {
+		return true
+	}
+	if unknownDatasetSchema(x.Schema) {
+		return true
+	}
+	for _, v := range x.Locks {
+		if unknownPeriodLock(v) {
+			return true
+		}
+	}
+	if x.CreateTime != nil && len(x.CreateTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if x.UpdateTime != nil && len(x.UpdateTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.LockHistory {
+		if unknownPeriodLockEvent(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownDatasetSchema is Unknown for alltogether.exchange.v1.DatasetSchema.
+func unknownDatasetSchema(x *v1.DatasetSchema) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Categories {
+		if unknownCategory(v) {
+			return true
+		}
+	}
+	for _, v := range x.Measures {
+		if unknownMeasure(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownDatePeriod is Unknown for alltogether.exchange.v1.DatePeriod.
+func unknownDatePeriod(x *v1.DatePeriod) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownCalendarDate(x.Start) {
+		return true
+	}
+	if unknownCalendarDate(x.End) {
+		return true
+	}
+	return false
+}
+
+// unknownDeleteFocalPointRequest is Unknown for alltogether.exchange.v1.DeleteFocalPointRequest.
+func unknownDeleteFocalPointRequest(x *v1.DeleteFocalPointRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownDeleteFocalPointResponse is Unknown for alltogether.exchange.v1.DeleteFocalPointResponse.
+func unknownDeleteFocalPointResponse(x *v1.DeleteFocalPointResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownDeleteWorkingGroupRequest is Unknown for alltogether.exchange.v1.DeleteWorkingGroupRequest.
+func unknownDeleteWorkingGroupRequest(x *v1.DeleteWorkingGroupRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownDeleteWorkingGroupResponse is Unknown for alltogether.exchange.v1.DeleteWorkingGroupResponse.
+func unknownDeleteWorkingGroupResponse(x *v1.DeleteWorkingGroupResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownDiffPlanVersionsRequest is Unknown for alltogether.exchange.v1.DiffPlanVersionsRequest.
+func unknownDiffPlanVersionsRequest(x *v1.DiffPlanVersionsRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownDiffPlanVersionsResponse is Unknown for alltogether.exchange.v1.DiffPlanVersionsResponse.
+func unknownDiffPlanVersionsResponse(x *v1.DiffPlanVersionsResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Changes {
+		if unknownPlanFieldChange(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownDocument is Unknown for alltogether.exchange.v1.Document.
+func unknownDocument(x *v1.Document) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownAudience(x.Audience) {
+		return true
+	}
+	if x.CreateTime != nil && len(x.CreateTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if x.UpdateTime != nil && len(x.UpdateTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownDocumentUpload is Unknown for alltogether.exchange.v1.DocumentUpload.
+func unknownDocumentUpload(x *v1.DocumentUpload) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if x.StartTime != nil && len(x.StartTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownDocumentVersion is Unknown for alltogether.exchange.v1.DocumentVersion.
+func unknownDocumentVersion(x *v1.DocumentVersion) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if x.CreateTime != nil && len(x.CreateTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if x.UpdateTime != nil && len(x.UpdateTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownDownloadDocumentVersionRequest is Unknown for alltogether.exchange.v1.DownloadDocumentVersionRequest.
+func unknownDownloadDocumentVersionRequest(x *v1.DownloadDocumentVersionRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownDownloadDocumentVersionResponse is Unknown for alltogether.exchange.v1.DownloadDocumentVersionResponse.
+func unknownDownloadDocumentVersionResponse(x *v1.DownloadDocumentVersionResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if v, ok := x.Data.(*v1.DownloadDocumentVersionResponse_Version); ok && unknownDocumentVersion(v.Version) {
+		return true
+	}
+	return false
+}
+
+// unknownEncryptionKey is Unknown for alltogether.exchange.v1.EncryptionKey.
+func unknownEncryptionKey(x *v1.EncryptionKey) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if x.CreateTime != nil && len(x.CreateTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownEngagement is Unknown for alltogether.exchange.v1.Engagement.
+func unknownEngagement(x *v1.Engagement) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownDatePeriod(x.Period) {
+		return true
+	}
+	if x.CreateTime != nil && len(x.CreateTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if x.UpdateTime != nil && len(x.UpdateTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if x.CancelTime != nil && len(x.CancelTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownEraseConsultantRequest is Unknown for alltogether.exchange.v1.EraseConsultantRequest.
+func unknownEraseConsultantRequest(x *v1.EraseConsultantRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownEraseConsultantResponse is Unknown for alltogether.exchange.v1.EraseConsultantResponse.
+func unknownEraseConsultantResponse(x *v1.EraseConsultantResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownConsultant(x.Consultant) {
+		return true
+	}
+	return false
+}
+
+// unknownEraseReferralDetailsRequest is Unknown for alltogether.exchange.v1.EraseReferralDetailsRequest.
+func unknownEraseReferralDetailsRequest(x *v1.EraseReferralDetailsRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownEraseReferralDetailsResponse is Unknown for alltogether.exchange.v1.EraseReferralDetailsResponse.
+func unknownEraseReferralDetailsResponse(x *v1.EraseReferralDetailsResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownReferral(x.Referral) {
+		return true
+	}
+	return false
+}
+
+// unknownFieldViolation is Unknown for alltogether.exchange.v1.FieldViolation.
+func unknownFieldViolation(x *v1.FieldViolation) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownFindGapsRequest is Unknown for alltogether.exchange.v1.FindGapsRequest.
+func unknownFindGapsRequest(x *v1.FindGapsRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownDatePeriod(x.Period) {
+		return true
+	}
+	return false
+}
+
+// unknownFindGapsResponse is Unknown for alltogether.exchange.v1.FindGapsResponse.
+func unknownFindGapsResponse(x *v1.FindGapsResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Gaps {
+		if unknownPlanGap(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownFindOverlapsRequest is Unknown for alltogether.exchange.v1.FindOverlapsRequest.
+func unknownFindOverlapsRequest(x *v1.FindOverlapsRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownDatePeriod(x.Period) {
+		return true
+	}
+	return false
+}
+
+// unknownFindOverlapsResponse is Unknown for alltogether.exchange.v1.FindOverlapsResponse.
+func unknownFindOverlapsResponse(x *v1.FindOverlapsResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Overlaps {
+		if unknownPlanOverlap(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownFocalPoint is Unknown for alltogether.exchange.v1.FocalPoint.
+func unknownFocalPoint(x *v1.FocalPoint) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownDatePeriod(x.Tenure) {
+		return true
+	}
+	if x.CreateTime != nil && len(x.CreateTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if x.UpdateTime != nil && len(x.UpdateTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownForwardReferralRequest is Unknown for alltogether.exchange.v1.ForwardReferralRequest.
+func unknownForwardReferralRequest(x *v1.ForwardReferralRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownRequestedService(x.Service) {
+		return true
+	}
+	if unknownConsent(x.Consent) {
+		return true
+	}
+	return false
+}
+
+// unknownForwardReferralResponse is Unknown for alltogether.exchange.v1.ForwardReferralResponse.
+func unknownForwardReferralResponse(x *v1.ForwardReferralResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownReferral(x.Referral) {
+		return true
+	}
+	return false
+}
+
+// unknownGetAgencyRequest is Unknown for alltogether.exchange.v1.GetAgencyRequest.
+func unknownGetAgencyRequest(x *v1.GetAgencyRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownGetAgencyResponse is Unknown for alltogether.exchange.v1.GetAgencyResponse.
+func unknownGetAgencyResponse(x *v1.GetAgencyResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownAgency(x.Agency) {
+		return true
+	}
+	return false
+}
+
+// unknownGetAuditHeadRequest is Unknown for alltogether.exchange.v1.GetAuditHeadRequest.
+func unknownGetAuditHeadRequest(x *v1.GetAuditHeadRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownGetAuditHeadResponse is Unknown for alltogether.exchange.v1.GetAuditHeadResponse.
+func unknownGetAuditHeadResponse(x *v1.GetAuditHeadResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownGetCertificateRequest is Unknown for alltogether.exchange.v1.GetCertificateRequest.
+func unknownGetCertificateRequest(x *v1.GetCertificateRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownGetCertificateResponse is Unknown for alltogether.exchange.v1.GetCertificateResponse.
+func unknownGetCertificateResponse(x *v1.GetCertificateResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownCertificate(x.Certificate) {
+		return true
+	}
+	return false
+}
+
+// unknownGetConsultantRequest is Unknown for alltogether.exchange.v1.GetConsultantRequest.
+func unknownGetConsultantRequest(x *v1.GetConsultantRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownGetConsultantResponse is Unknown for alltogether.exchange.v1.GetConsultantResponse.
+func unknownGetConsultantResponse(x *v1.GetConsultantResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownConsultant(x.Consultant) {
+		return true
+	}
+	return false
+}
+
+// unknownGetCoverageRequest is Unknown for alltogether.exchange.v1.GetCoverageRequest.
+func unknownGetCoverageRequest(x *v1.GetCoverageRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownDatePeriod(x.Period) {
+		return true
+	}
+	return false
+}
+
+// unknownGetCoverageResponse is Unknown for alltogether.exchange.v1.GetCoverageResponse.
+func unknownGetCoverageResponse(x *v1.GetCoverageResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Cells {
+		if unknownPlanCoverageCell(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownGetDatasetCompletenessRequest is Unknown for alltogether.exchange.v1.GetDatasetCompletenessRequest.
+func unknownGetDatasetCompletenessRequest(x *v1.GetDatasetCompletenessRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownGetDatasetCompletenessResponse is Unknown for alltogether.exchange.v1.GetDatasetCompletenessResponse.
+func unknownGetDatasetCompletenessResponse(x *v1.GetDatasetCompletenessResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Contributors {
+		if unknownContributorCompleteness(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownGetDatasetRequest is Unknown for alltogether.exchange.v1.GetDatasetRequest.
+func unknownGetDatasetRequest(x *v1.GetDatasetRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownGetDatasetResponse is Unknown for alltogether.exchange.v1.GetDatasetResponse.
+func unknownGetDatasetResponse(x *v1.GetDatasetResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownDataset(x.Dataset) {
+		return true
+	}
+	return false
+}
+
+// unknownGetDocumentRequest is Unknown for alltogether.exchange.v1.GetDocumentRequest.
+func unknownGetDocumentRequest(x *v1.GetDocumentRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownGetDocumentResponse is Unknown for alltogether.exchange.v1.GetDocumentResponse.
+func unknownGetDocumentResponse(x *v1.GetDocumentResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownDocument(x.Document) {
+		return true
+	}
+	return false
+}
+
+// unknownGetEngagementRequest is Unknown for alltogether.exchange.v1.GetEngagementRequest.
+func unknownGetEngagementRequest(x *v1.GetEngagementRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownGetEngagementResponse is Unknown for alltogether.exchange.v1.GetEngagementResponse.
+func unknownGetEngagementResponse(x *v1.GetEngagementResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownEngagement(x.Engagement) {
+		return true
+	}
+	return false
+}
+
+// unknownGetFocalPointRequest is Unknown for alltogether.exchange.v1.GetFocalPointRequest.
+func unknownGetFocalPointRequest(x *v1.GetFocalPointRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownGetFocalPointResponse is Unknown for alltogether.exchange.v1.GetFocalPointResponse.
+func unknownGetFocalPointResponse(x *v1.GetFocalPointResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownFocalPoint(x.FocalPoint) {
+		return true
+	}
+	return false
+}
+
+// unknownGetLocationRequest is Unknown for alltogether.exchange.v1.GetLocationRequest.
+func unknownGetLocationRequest(x *v1.GetLocationRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownGetLocationResponse is Unknown for alltogether.exchange.v1.GetLocationResponse.
+func unknownGetLocationResponse(x *v1.GetLocationResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownLocation(x.Location) {
+		return true
+	}
+	return false
+}
+
+// unknownGetPlanRequest is Unknown for alltogether.exchange.v1.GetPlanRequest.
+func unknownGetPlanRequest(x *v1.GetPlanRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownGetPlanResponse is Unknown for alltogether.exchange.v1.GetPlanResponse.
+func unknownGetPlanResponse(x *v1.GetPlanResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownPlan(x.Plan) {
+		return true
+	}
+	return false
+}
+
+// unknownGetReferralRequest is Unknown for alltogether.exchange.v1.GetReferralRequest.
+func unknownGetReferralRequest(x *v1.GetReferralRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownGetReferralResponse is Unknown for alltogether.exchange.v1.GetReferralResponse.
+func unknownGetReferralResponse(x *v1.GetReferralResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownReferral(x.Referral) {
+		return true
+	}
+	return false
+}
+
+// unknownGetReferralStatisticsRequest is Unknown for alltogether.exchange.v1.GetReferralStatisticsRequest.
+func unknownGetReferralStatisticsRequest(x *v1.GetReferralStatisticsRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownGetReferralStatisticsResponse is Unknown for alltogether.exchange.v1.GetReferralStatisticsResponse.
+func unknownGetReferralStatisticsResponse(x *v1.GetReferralStatisticsResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Counts {
+		if unknownReferralCount(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownGetReportRequest is Unknown for alltogether.exchange.v1.GetReportRequest.
+func unknownGetReportRequest(x *v1.GetReportRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownGetReportResponse is Unknown for alltogether.exchange.v1.GetReportResponse.
+func unknownGetReportResponse(x *v1.GetReportResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownReport(x.Report) {
+		return true
+	}
+	return false
+}
+
+// unknownGetStorageStatusRequest is Unknown for alltogether.exchange.v1.GetStorageStatusRequest.
+func unknownGetStorageStatusRequest(x *v1.GetStorageStatusRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownGetStorageStatusResponse is Unknown for alltogether.exchange.v1.GetStorageStatusResponse.
+func unknownGetStorageStatusResponse(x *v1.GetStorageStatusResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownGetWorkingGroupRequest is Unknown for alltogether.exchange.v1.GetWorkingGroupRequest.
+func unknownGetWorkingGroupRequest(x *v1.GetWorkingGroupRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownGetWorkingGroupResponse is Unknown for alltogether.exchange.v1.GetWorkingGroupResponse.
+func unknownGetWorkingGroupResponse(x *v1.GetWorkingGroupResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownWorkingGroup(x.WorkingGroup) {
+		return true
+	}
+	return false
+}
+
+// unknownIatiActivityResult is Unknown for alltogether.exchange.v1.IatiActivityResult.
+func unknownIatiActivityResult(x *v1.IatiActivityResult) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownPlanApplyResult(x.Result) {
+		return true
+	}
+	for _, v := range x.Unmapped {
+		if unknownIatiUnmappedElement(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownIatiUnmappedElement is Unknown for alltogether.exchange.v1.IatiUnmappedElement.
+func unknownIatiUnmappedElement(x *v1.IatiUnmappedElement) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownImportIatiActivitiesRequest is Unknown for alltogether.exchange.v1.ImportIatiActivitiesRequest.
+func unknownImportIatiActivitiesRequest(x *v1.ImportIatiActivitiesRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownAudience(x.Audience) {
+		return true
+	}
+	return false
+}
+
+// unknownImportIatiActivitiesResponse is Unknown for alltogether.exchange.v1.ImportIatiActivitiesResponse.
+func unknownImportIatiActivitiesResponse(x *v1.ImportIatiActivitiesResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Activities {
+		if unknownIatiActivityResult(v) {
+			return true
+		}
+	}
+	for _, v := range x.Unmapped {
+		if unknownIatiUnmappedElement(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownIssueCertificateRequest is Unknown for alltogether.exchange.v1.IssueCertificateRequest.
+func unknownIssueCertificateRequest(x *v1.IssueCertificateRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownIssueCertificateResponse is Unknown for alltogether.exchange.v1.IssueCertificateResponse.
+func unknownIssueCertificateResponse(x *v1.IssueCertificateResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownCertificate(x.Certificate) {
+		return true
+	}
+	return false
+}
+
+// unknownListAgenciesRequest is Unknown for alltogether.exchange.v1.ListAgenciesRequest.
+func unknownListAgenciesRequest(x *v1.ListAgenciesRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownListAgenciesResponse is Unknown for alltogether.exchange.v1.ListAgenciesResponse.
+func unknownListAgenciesResponse(x *v1.ListAgenciesResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Agencies {
+		if unknownAgency(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownListAuditEntriesRequest is Unknown for alltogether.exchange.v1.ListAuditEntriesRequest.
+func unknownListAuditEntriesRequest(x *v1.ListAuditEntriesRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownListAuditEntriesResponse is Unknown for alltogether.exchange.v1.ListAuditEntriesResponse.
+func unknownListAuditEntriesResponse(x *v1.ListAuditEntriesResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Entries {
+		if unknownAuditEntry(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownListCertificatesRequest is Unknown for alltogether.exchange.v1.ListCertificatesRequest.
+func unknownListCertificatesRequest(x *v1.ListCertificatesRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownListCertificatesResponse is Unknown for alltogether.exchange.v1.ListCertificatesResponse.
+func unknownListCertificatesResponse(x *v1.ListCertificatesResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Certificates {
+		if unknownCertificate(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownListConsultantsRequest is Unknown for alltogether.exchange.v1.ListConsultantsRequest.
+func unknownListConsultantsRequest(x *v1.ListConsultantsRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownListConsultantsResponse is Unknown for alltogether.exchange.v1.ListConsultantsResponse.
+func unknownListConsultantsResponse(x *v1.ListConsultantsResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Consultants {
+		if unknownConsultant(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownListDatasetsRequest is Unknown for alltogether.exchange.v1.ListDatasetsRequest.
+func unknownListDatasetsRequest(x *v1.ListDatasetsRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownListDatasetsResponse is Unknown for alltogether.exchange.v1.ListDatasetsResponse.
+func unknownListDatasetsResponse(x *v1.ListDatasetsResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Datasets {
+		if unknownDataset(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownListDocumentVersionsRequest is Unknown for alltogether.exchange.v1.ListDocumentVersionsRequest.
+func unknownListDocumentVersionsRequest(x *v1.ListDocumentVersionsRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownListDocumentVersionsResponse is Unknown for alltogether.exchange.v1.ListDocumentVersionsResponse.
+func unknownListDocumentVersionsResponse(x *v1.ListDocumentVersionsResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Versions {
+		if unknownDocumentVersion(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownListDocumentsRequest is Unknown for alltogether.exchange.v1.ListDocumentsRequest.
+func unknownListDocumentsRequest(x *v1.ListDocumentsRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownListDocumentsResponse is Unknown for alltogether.exchange.v1.ListDocumentsResponse.
+func unknownListDocumentsResponse(x *v1.ListDocumentsResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Documents {
+		if unknownDocument(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownListEngagementsRequest is Unknown for alltogether.exchange.v1.ListEngagementsRequest.
+func unknownListEngagementsRequest(x *v1.ListEngagementsRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownListEngagementsResponse is Unknown for alltogether.exchange.v1.ListEngagementsResponse.
+func unknownListEngagementsResponse(x *v1.ListEngagementsResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Engagements {
+		if unknownEngagement(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownListFocalPointsRequest is Unknown for alltogether.exchange.v1.ListFocalPointsRequest.
+func unknownListFocalPointsRequest(x *v1.ListFocalPointsRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownCalendarDate(x.ActiveOn) {
+		return true
+	}
+	return false
+}
+
+// unknownListFocalPointsResponse is Unknown for alltogether.exchange.v1.ListFocalPointsResponse.
+func unknownListFocalPointsResponse(x *v1.ListFocalPointsResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.FocalPoints {
+		if unknownFocalPoint(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownListLocationsRequest is Unknown for alltogether.exchange.v1.ListLocationsRequest.
+func unknownListLocationsRequest(x *v1.ListLocationsRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownListLocationsResponse is Unknown for alltogether.exchange.v1.ListLocationsResponse.
+func unknownListLocationsResponse(x *v1.ListLocationsResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Locations {
+		if unknownLocation(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownListPlanVersionsRequest is Unknown for alltogether.exchange.v1.ListPlanVersionsRequest.
+func unknownListPlanVersionsRequest(x *v1.ListPlanVersionsRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownListPlanVersionsResponse is Unknown for alltogether.exchange.v1.ListPlanVersionsResponse.
+func unknownListPlanVersionsResponse(x *v1.ListPlanVersionsResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Plans {
+		if unknownPlan(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownListPlansRequest is Unknown for alltogether.exchange.v1.ListPlansRequest.
+func unknownListPlansRequest(x *v1.ListPlansRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownDatePeriod(x.Period) {
+		return true
+	}
+	return false
+}
+
+// unknownListPlansResponse is Unknown for alltogether.exchange.v1.ListPlansResponse.
+func unknownListPlansResponse(x *v1.ListPlansResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Plans {
+		if unknownPlan(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownListReferralsRequest is Unknown for alltogether.exchange.v1.ListReferralsRequest.
+func unknownListReferralsRequest(x *v1.ListReferralsRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if x.UpdatedSince != nil && len(x.UpdatedSince.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownListReferralsResponse is Unknown for alltogether.exchange.v1.ListReferralsResponse.
+func unknownListReferralsResponse(x *v1.ListReferralsResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Referrals {
+		if unknownReferral(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownListReportCommentsRequest is Unknown for alltogether.exchange.v1.ListReportCommentsRequest.
+func unknownListReportCommentsRequest(x *v1.ListReportCommentsRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownListReportCommentsResponse is Unknown for alltogether.exchange.v1.ListReportCommentsResponse.
+func unknownListReportCommentsResponse(x *v1.ListReportCommentsResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Comments {
+		if unknownReportComment(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownListReportsRequest is Unknown for alltogether.exchange.v1.ListReportsRequest.
+func unknownListReportsRequest(x *v1.ListReportsRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownListReportsResponse is Unknown for alltogether.exchange.v1.ListReportsResponse.
+func unknownListReportsResponse(x *v1.ListReportsResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Reports {
+		if unknownReport(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownListWorkingGroupsRequest is Unknown for alltogether.exchange.v1.ListWorkingGroupsRequest.
+func unknownListWorkingGroupsRequest(x *v1.ListWorkingGroupsRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownListWorkingGroupsResponse is Unknown for alltogether.exchange.v1.ListWorkingGroupsResponse.
+func unknownListWorkingGroupsResponse(x *v1.ListWorkingGroupsResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.WorkingGroups {
+		if unknownWorkingGroup(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownLocation is Unknown for alltogether.exchange.v1.Location.
+func unknownLocation(x *v1.Location) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownLocationRef is Unknown for alltogether.exchange.v1.LocationRef.
+func unknownLocationRef(x *v1.LocationRef) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownLockDatasetPeriodRequest is Unknown for alltogether.exchange.v1.LockDatasetPeriodRequest.
+func unknownLockDatasetPeriodRequest(x *v1.LockDatasetPeriodRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownLockDatasetPeriodResponse is Unknown for alltogether.exchange.v1.LockDatasetPeriodResponse.
+func unknownLockDatasetPeriodResponse(x *v1.LockDatasetPeriodResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownDataset(x.Dataset) {
+		return true
+	}
+	return false
+}
+
+// unknownMeasure is Unknown for alltogether.exchange.v1.Measure.
+func unknownMeasure(x *v1.Measure) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownMembership is Unknown for alltogether.exchange.v1.Membership.
+func unknownMembership(x *v1.Membership) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownOutcome is Unknown for alltogether.exchange.v1.Outcome.
+func unknownOutcome(x *v1.Outcome) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownPeriodLock is Unknown for alltogether.exchange.v1.PeriodLock.
+func unknownPeriodLock(x *v1.PeriodLock) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if x.LockTime != nil && len(x.LockTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownPeriodLockEvent is Unknown for alltogether.exchange.v1.PeriodLockEvent.
+func unknownPeriodLockEvent(x *v1.PeriodLockEvent) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if x.Time != nil && len(x.Time.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownPlan is Unknown for alltogether.exchange.v1.Plan.
+func unknownPlan(x *v1.Plan) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Locations {
+		if unknownLocationRef(v) {
+			return true
+		}
+	}
+	if unknownDatePeriod(x.PlannedPeriod) {
+		return true
+	}
+	if unknownDatePeriod(x.ActualPeriod) {
+		return true
+	}
+	if unknownPlanBudget(x.Budget) {
+		return true
+	}
+	for _, v := range x.Partners {
+		if unknownPlanPartner(v) {
+			return true
+		}
+	}
+	if unknownAudience(x.Audience) {
+		return true
+	}
+	if x.CreateTime != nil && len(x.CreateTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if x.UpdateTime != nil && len(x.UpdateTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownPlanApplyResult is Unknown for alltogether.exchange.v1.PlanApplyResult.
+func unknownPlanApplyResult(x *v1.PlanApplyResult) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownPlanBudget is Unknown for alltogether.exchange.v1.PlanBudget.
+func unknownPlanBudget(x *v1.PlanBudget) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Lines {
+		if unknownPlanBudgetLine(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownPlanBudgetLine is Unknown for alltogether.exchange.v1.PlanBudgetLine.
+func unknownPlanBudgetLine(x *v1.PlanBudgetLine) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownDatePeriod(x.Period) {
+		return true
+	}
+	return false
+}
+
+// unknownPlanCoverageCell is Unknown for alltogether.exchange.v1.PlanCoverageCell.
+func unknownPlanCoverageCell(x *v1.PlanCoverageCell) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownPlanFieldChange is Unknown for alltogether.exchange.v1.PlanFieldChange.
+func unknownPlanFieldChange(x *v1.PlanFieldChange) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if x.Before != nil && unknownReflect(x.Before.ProtoReflect()) {
+		return true
+	}
+	if x.After != nil && unknownReflect(x.After.ProtoReflect()) {
+		return true
+	}
+	for _, v := range x.Added {
+		if v != nil && unknownReflect(v.ProtoReflect()) {
+			return true
+		}
+	}
+	for _, v := range x.Removed {
+		if v != nil && unknownReflect(v.ProtoReflect()) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownPlanGap is Unknown for alltogether.exchange.v1.PlanGap.
+func unknownPlanGap(x *v1.PlanGap) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownPlanOverlap is Unknown for alltogether.exchange.v1.PlanOverlap.
+func unknownPlanOverlap(x *v1.PlanOverlap) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownPlanRef(x.First) {
+		return true
+	}
+	if unknownPlanRef(x.Second) {
+		return true
+	}
+	for _, v := range x.Locations {
+		if unknownLocationRef(v) {
+			return true
+		}
+	}
+	if unknownDatePeriod(x.Period) {
+		return true
+	}
+	return false
+}
+
+// unknownPlanPartner is Unknown for alltogether.exchange.v1.PlanPartner.
+func unknownPlanPartner(x *v1.PlanPartner) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownPlanRef is Unknown for alltogether.exchange.v1.PlanRef.
+func unknownPlanRef(x *v1.PlanRef) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownPublicKey is Unknown for alltogether.exchange.v1.PublicKey.
+func unknownPublicKey(x *v1.PublicKey) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownPullDatasetRowsRequest is Unknown for alltogether.exchange.v1.PullDatasetRowsRequest.
+func unknownPullDatasetRowsRequest(x *v1.PullDatasetRowsRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownPullDatasetRowsResponse is Unknown for alltogether.exchange.v1.PullDatasetRowsResponse.
+func unknownPullDatasetRowsResponse(x *v1.PullDatasetRowsResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Rows {
+		if unknownRow(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownReactivateAgencyRequest is Unknown for alltogether.exchange.v1.ReactivateAgencyRequest.
+func unknownReactivateAgencyRequest(x *v1.ReactivateAgencyRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownReactivateAgencyResponse is Unknown for alltogether.exchange.v1.ReactivateAgencyResponse.
+func unknownReactivateAgencyResponse(x *v1.ReactivateAgencyResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownAgency(x.Agency) {
+		return true
+	}
+	return false
+}
+
+// unknownReferral is Unknown for alltogether.exchange.v1.Referral.
+func unknownReferral(x *v1.Referral) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownRequestedService(x.Service) {
+		return true
+	}
+	if unknownSubject(x.Subject) {
+		return true
+	}
+	if unknownConsent(x.Consent) {
+		return true
+	}
+	if unknownLocationRef(x.Location) {
+		return true
+	}
+	for _, v := range x.History {
+		if unknownTransition(v) {
+			return true
+		}
+	}
+	if unknownRejection(x.Rejection) {
+		return true
+	}
+	if unknownOutcome(x.Outcome) {
+		return true
+	}
+	if x.CreateTime != nil && len(x.CreateTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if x.UpdateTime != nil && len(x.UpdateTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if x.EraseTime != nil && len(x.EraseTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownReferralCount is Unknown for alltogether.exchange.v1.ReferralCount.
+func unknownReferralCount(x *v1.ReferralCount) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownReferralDetails is Unknown for alltogether.exchange.v1.ReferralDetails.
+func unknownReferralDetails(x *v1.ReferralDetails) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownReferralPushResult is Unknown for alltogether.exchange.v1.ReferralPushResult.
+func unknownReferralPushResult(x *v1.ReferralPushResult) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Violations {
+		if unknownFieldViolation(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownRejectReferralRequest is Unknown for alltogether.exchange.v1.RejectReferralRequest.
+func unknownRejectReferralRequest(x *v1.RejectReferralRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownRejection(x.Rejection) {
+		return true
+	}
+	return false
+}
+
+// unknownRejectReferralResponse is Unknown for alltogether.exchange.v1.RejectReferralResponse.
+func unknownRejectReferralResponse(x *v1.RejectReferralResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownReferral(x.Referral) {
+		return true
+	}
+	return false
+}
+
+// unknownRejection is Unknown for alltogether.exchange.v1.Rejection.
+func unknownRejection(x *v1.Rejection) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownReport is Unknown for alltogether.exchange.v1.Report.
+func unknownReport(x *v1.Report) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownDatePeriod(x.Period) {
+		return true
+	}
+	if unknownAudience(x.Audience) {
+		return true
+	}
+	if unknownReportFigures(x.Figures) {
+		return true
+	}
+	if x.CreateTime != nil && len(x.CreateTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if x.UpdateTime != nil && len(x.UpdateTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if x.SubmitTime != nil && len(x.SubmitTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownReportComment is Unknown for alltogether.exchange.v1.ReportComment.
+func unknownReportComment(x *v1.ReportComment) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if x.CreateTime != nil && len(x.CreateTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if x.UpdateTime != nil && len(x.UpdateTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownReportDatasetTotals is Unknown for alltogether.exchange.v1.ReportDatasetTotals.
+func unknownReportDatasetTotals(x *v1.ReportDatasetTotals) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownReportFigures is Unknown for alltogether.exchange.v1.ReportFigures.
+func unknownReportFigures(x *v1.ReportFigures) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if x.ComputeTime != nil && len(x.ComputeTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.ReferralsByState {
+		if unknownReportStateCount(v) {
+			return true
+		}
+	}
+	for _, v := range x.ReferralsByNiche {
+		if unknownReportNicheCount(v) {
+			return true
+		}
+	}
+	for _, v := range x.ReferralsByLocation {
+		if unknownReportLocationCount(v) {
+			return true
+		}
+	}
+	for _, v := range x.Plans {
+		if unknownReportPlanLine(v) {
+			return true
+		}
+	}
+	for _, v := range x.Datasets {
+		if unknownReportDatasetTotals(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownReportLocationCount is Unknown for alltogether.exchange.v1.ReportLocationCount.
+func unknownReportLocationCount(x *v1.ReportLocationCount) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownReportNicheCount is Unknown for alltogether.exchange.v1.ReportNicheCount.
+func unknownReportNicheCount(x *v1.ReportNicheCount) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownReportPlanLine is Unknown for alltogether.exchange.v1.ReportPlanLine.
+func unknownReportPlanLine(x *v1.ReportPlanLine) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownDatePeriod(x.PlannedPeriod) {
+		return true
+	}
+	for _, v := range x.PeriodBudgetLines {
+		if unknownPlanBudgetLine(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownReportStateCount is Unknown for alltogether.exchange.v1.ReportStateCount.
+func unknownReportStateCount(x *v1.ReportStateCount) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownRequestedService is Unknown for alltogether.exchange.v1.RequestedService.
+func unknownRequestedService(x *v1.RequestedService) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownRevokeCertificateRequest is Unknown for alltogether.exchange.v1.RevokeCertificateRequest.
+func unknownRevokeCertificateRequest(x *v1.RevokeCertificateRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownRevokeCertificateResponse is Unknown for alltogether.exchange.v1.RevokeCertificateResponse.
+func unknownRevokeCertificateResponse(x *v1.RevokeCertificateResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownCertificate(x.Certificate) {
+		return true
+	}
+	return false
+}
+
+// unknownRevokeReferralConsentRequest is Unknown for alltogether.exchange.v1.RevokeReferralConsentRequest.
+func unknownRevokeReferralConsentRequest(x *v1.RevokeReferralConsentRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownRevokeReferralConsentResponse is Unknown for alltogether.exchange.v1.RevokeReferralConsentResponse.
+func unknownRevokeReferralConsentResponse(x *v1.RevokeReferralConsentResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownReferral(x.Referral) {
+		return true
+	}
+	return false
+}
+
+// unknownRow is Unknown for alltogether.exchange.v1.Row.
+func unknownRow(x *v1.Row) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Values {
+		if unknownValue(v) {
+			return true
+		}
+	}
+	if x.UpdateTime != nil && len(x.UpdateTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownRowBatch is Unknown for alltogether.exchange.v1.RowBatch.
+func unknownRowBatch(x *v1.RowBatch) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownRowWrite is Unknown for alltogether.exchange.v1.RowWrite.
+func unknownRowWrite(x *v1.RowWrite) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownRow(x.Row) {
+		return true
+	}
+	return false
+}
+
+// unknownRowWriteResult is Unknown for alltogether.exchange.v1.RowWriteResult.
+func unknownRowWriteResult(x *v1.RowWriteResult) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Violations {
+		if unknownFieldViolation(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownSetAgencyEncryptionKeyRequest is Unknown for alltogether.exchange.v1.SetAgencyEncryptionKeyRequest.
+func unknownSetAgencyEncryptionKeyRequest(x *v1.SetAgencyEncryptionKeyRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownSetAgencyEncryptionKeyResponse is Unknown for alltogether.exchange.v1.SetAgencyEncryptionKeyResponse.
+func unknownSetAgencyEncryptionKeyResponse(x *v1.SetAgencyEncryptionKeyResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownAgency(x.Agency) {
+		return true
+	}
+	return false
+}
+
+// unknownStartReferralRequest is Unknown for alltogether.exchange.v1.StartReferralRequest.
+func unknownStartReferralRequest(x *v1.StartReferralRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownStartReferralResponse is Unknown for alltogether.exchange.v1.StartReferralResponse.
+func unknownStartReferralResponse(x *v1.StartReferralResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownReferral(x.Referral) {
+		return true
+	}
+	return false
+}
+
+// unknownSubject is Unknown for alltogether.exchange.v1.Subject.
+func unknownSubject(x *v1.Subject) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownLocationRef(x.CurrentLocation) {
+		return true
+	}
+	return false
+}
+
+// unknownSubmitReportRequest is Unknown for alltogether.exchange.v1.SubmitReportRequest.
+func unknownSubmitReportRequest(x *v1.SubmitReportRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownSubmitReportResponse is Unknown for alltogether.exchange.v1.SubmitReportResponse.
+func unknownSubmitReportResponse(x *v1.SubmitReportResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownReport(x.Report) {
+		return true
+	}
+	return false
+}
+
+// unknownSuggestRecipientsRequest is Unknown for alltogether.exchange.v1.SuggestRecipientsRequest.
+func unknownSuggestRecipientsRequest(x *v1.SuggestRecipientsRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownSuggestRecipientsResponse is Unknown for alltogether.exchange.v1.SuggestRecipientsResponse.
+func unknownSuggestRecipientsResponse(x *v1.SuggestRecipientsResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Agencies {
+		if unknownAgency(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownSuspendAgencyRequest is Unknown for alltogether.exchange.v1.SuspendAgencyRequest.
+func unknownSuspendAgencyRequest(x *v1.SuspendAgencyRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownSuspendAgencyResponse is Unknown for alltogether.exchange.v1.SuspendAgencyResponse.
+func unknownSuspendAgencyResponse(x *v1.SuspendAgencyResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownAgency(x.Agency) {
+		return true
+	}
+	return false
+}
+
+// unknownTransition is Unknown for alltogether.exchange.v1.Transition.
+func unknownTransition(x *v1.Transition) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if x.Time != nil && len(x.Time.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownUnlockDatasetPeriodRequest is Unknown for alltogether.exchange.v1.UnlockDatasetPeriodRequest.
+func unknownUnlockDatasetPeriodRequest(x *v1.UnlockDatasetPeriodRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownUnlockDatasetPeriodResponse is Unknown for alltogether.exchange.v1.UnlockDatasetPeriodResponse.
+func unknownUnlockDatasetPeriodResponse(x *v1.UnlockDatasetPeriodResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownDataset(x.Dataset) {
+		return true
+	}
+	return false
+}
+
+// unknownUpdateAgencyRequest is Unknown for alltogether.exchange.v1.UpdateAgencyRequest.
+func unknownUpdateAgencyRequest(x *v1.UpdateAgencyRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownAgency(x.Agency) {
+		return true
+	}
+	if x.UpdateMask != nil && len(x.UpdateMask.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownUpdateAgencyResponse is Unknown for alltogether.exchange.v1.UpdateAgencyResponse.
+func unknownUpdateAgencyResponse(x *v1.UpdateAgencyResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownAgency(x.Agency) {
+		return true
+	}
+	return false
+}
+
+// unknownUpdateConsultantRequest is Unknown for alltogether.exchange.v1.UpdateConsultantRequest.
+func unknownUpdateConsultantRequest(x *v1.UpdateConsultantRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownConsultant(x.Consultant) {
+		return true
+	}
+	return false
+}
+
+// unknownUpdateConsultantResponse is Unknown for alltogether.exchange.v1.UpdateConsultantResponse.
+func unknownUpdateConsultantResponse(x *v1.UpdateConsultantResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownConsultant(x.Consultant) {
+		return true
+	}
+	return false
+}
+
+// unknownUpdateDatasetRequest is Unknown for alltogether.exchange.v1.UpdateDatasetRequest.
+func unknownUpdateDatasetRequest(x *v1.UpdateDatasetRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownDataset(x.Dataset) {
+		return true
+	}
+	if x.UpdateMask != nil && len(x.UpdateMask.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownUpdateDatasetResponse is Unknown for alltogether.exchange.v1.UpdateDatasetResponse.
+func unknownUpdateDatasetResponse(x *v1.UpdateDatasetResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownDataset(x.Dataset) {
+		return true
+	}
+	return false
+}
+
+// unknownUpdateFocalPointRequest is Unknown for alltogether.exchange.v1.UpdateFocalPointRequest.
+func unknownUpdateFocalPointRequest(x *v1.UpdateFocalPointRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownFocalPoint(x.FocalPoint) {
+		return true
+	}
+	if x.UpdateMask != nil && len(x.UpdateMask.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownUpdateFocalPointResponse is Unknown for alltogether.exchange.v1.UpdateFocalPointResponse.
+func unknownUpdateFocalPointResponse(x *v1.UpdateFocalPointResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownFocalPoint(x.FocalPoint) {
+		return true
+	}
+	return false
+}
+
+// unknownUpdatePlanRequest is Unknown for alltogether.exchange.v1.UpdatePlanRequest.
+func unknownUpdatePlanRequest(x *v1.UpdatePlanRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownPlan(x.Plan) {
+		return true
+	}
+	if x.UpdateMask != nil && len(x.UpdateMask.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownUpdatePlanResponse is Unknown for alltogether.exchange.v1.UpdatePlanResponse.
+func unknownUpdatePlanResponse(x *v1.UpdatePlanResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownPlan(x.Plan) {
+		return true
+	}
+	return false
+}
+
+// unknownUpdateReportRequest is Unknown for alltogether.exchange.v1.UpdateReportRequest.
+func unknownUpdateReportRequest(x *v1.UpdateReportRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownReport(x.Report) {
+		return true
+	}
+	if x.UpdateMask != nil && len(x.UpdateMask.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownUpdateReportResponse is Unknown for alltogether.exchange.v1.UpdateReportResponse.
+func unknownUpdateReportResponse(x *v1.UpdateReportResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownReport(x.Report) {
+		return true
+	}
+	return false
+}
+
+// unknownUpdateWorkingGroupRequest is Unknown for alltogether.exchange.v1.UpdateWorkingGroupRequest.
+func unknownUpdateWorkingGroupRequest(x *v1.UpdateWorkingGroupRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownWorkingGroup(x.WorkingGroup) {
+		return true
+	}
+	if x.UpdateMask != nil && len(x.UpdateMask.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownUpdateWorkingGroupResponse is Unknown for alltogether.exchange.v1.UpdateWorkingGroupResponse.
+func unknownUpdateWorkingGroupResponse(x *v1.UpdateWorkingGroupResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownWorkingGroup(x.WorkingGroup) {
+		return true
+	}
+	return false
+}
+
+// unknownUploadDocumentVersionMetadata is Unknown for alltogether.exchange.v1.UploadDocumentVersionMetadata.
+func unknownUploadDocumentVersionMetadata(x *v1.UploadDocumentVersionMetadata) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownUploadDocumentVersionRequest is Unknown for alltogether.exchange.v1.UploadDocumentVersionRequest.
+func unknownUploadDocumentVersionRequest(x *v1.UploadDocumentVersionRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if v, ok := x.Data.(*v1.UploadDocumentVersionRequest_Metadata); ok && unknownUploadDocumentVersionMetadata(v.Metadata) {
+		return true
+	}
+	return false
+}
+
+// unknownUploadDocumentVersionResponse is Unknown for alltogether.exchange.v1.UploadDocumentVersionResponse.
+func unknownUploadDocumentVersionResponse(x *v1.UploadDocumentVersionResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownDocumentVersion(x.Version) {
+		return true
+	}
+	return false
+}
+
+// unknownValue is Unknown for alltogether.exchange.v1.Value.
+func unknownValue(x *v1.Value) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if v, ok := x.Kind.(*v1.Value_DateValue); ok && unknownCalendarDate(v.DateValue) {
+		return true
+	}
+	return false
+}
+
+// unknownWatchAuditEntriesRequest is Unknown for alltogether.exchange.v1.WatchAuditEntriesRequest.
+func unknownWatchAuditEntriesRequest(x *v1.WatchAuditEntriesRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownWatchAuditEntriesResponse is Unknown for alltogether.exchange.v1.WatchAuditEntriesResponse.
+func unknownWatchAuditEntriesResponse(x *v1.WatchAuditEntriesResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Entries {
+		if unknownAuditEntry(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownWatchDatasetRowsRequest is Unknown for alltogether.exchange.v1.WatchDatasetRowsRequest.
+func unknownWatchDatasetRowsRequest(x *v1.WatchDatasetRowsRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownWatchDatasetRowsResponse is Unknown for alltogether.exchange.v1.WatchDatasetRowsResponse.
+func unknownWatchDatasetRowsResponse(x *v1.WatchDatasetRowsResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Rows {
+		if unknownRow(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownWatchPlansRequest is Unknown for alltogether.exchange.v1.WatchPlansRequest.
+func unknownWatchPlansRequest(x *v1.WatchPlansRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownWatchPlansResponse is Unknown for alltogether.exchange.v1.WatchPlansResponse.
+func unknownWatchPlansResponse(x *v1.WatchPlansResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownPlan(x.Plan) {
+		return true
+	}
+	return false
+}
+
+// unknownWatchReferralsRequest is Unknown for alltogether.exchange.v1.WatchReferralsRequest.
+func unknownWatchReferralsRequest(x *v1.WatchReferralsRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownWatchReferralsResponse is Unknown for alltogether.exchange.v1.WatchReferralsResponse.
+func unknownWatchReferralsResponse(x *v1.WatchReferralsResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if unknownReferral(x.Referral) {
+		return true
+	}
+	return false
+}
+
+// unknownWorkingGroup is Unknown for alltogether.exchange.v1.WorkingGroup.
+func unknownWorkingGroup(x *v1.WorkingGroup) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Members {
+		if unknownMembership(v) {
+			return true
+		}
+	}
+	if x.CreateTime != nil && len(x.CreateTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if x.UpdateTime != nil && len(x.UpdateTime.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	return false
+}
+
+// unknownWriteDatasetRowsRequest is Unknown for alltogether.exchange.v1.WriteDatasetRowsRequest.
+func unknownWriteDatasetRowsRequest(x *v1.WriteDatasetRowsRequest) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Writes {
+		if unknownRowWrite(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownWriteDatasetRowsResponse is Unknown for alltogether.exchange.v1.WriteDatasetRowsResponse.
+func unknownWriteDatasetRowsResponse(x *v1.WriteDatasetRowsResponse) bool {
+	if x == nil {
+		return false
+	}
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range x.Results {
+		if unknownRowWriteResult(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownReflect is Unknown for messages of other files, by reflection.
+func unknownReflect(m protoreflect.Message) bool {
+	if !m.IsValid() {
+		return false
+	}
+	if len(m.GetUnknown()) > 0 {
+		return true
+	}
+	found := false
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsList() && fd.Message() != nil:
+			for i := range v.List().Len() {
+				found = found || unknownReflect(v.List().Get(i).Message())
+			}
+		case fd.IsMap() && fd.MapValue().Message() != nil:
+			v.Map().Range(func(_ protoreflect.MapKey, e protoreflect.Value) bool {
+				found = found || unknownReflect(e.Message())
+				return !found
+			})
+		case !fd.IsList() && !fd.IsMap() && fd.Message() != nil:
+			found = unknownReflect(v.Message())
+		}
+		return !found
+	})
+	return found
+}
+
+// Bounded reports whether every list and map a message of m's type may
+// hold, outside fields its rules ignore always, declares a bound in its
+// rules: if so, Valid(m) true means that none is over its bound.
+func Bounded(m proto.Message) bool {
+	switch m.(type) {
+	case *v1.AcceptReferralRequest,
+		*v1.AcceptReferralResponse,
+		*v1.AcknowledgeReferralRequest,
+		*v1.AcknowledgeReferralResponse,
+		*v1.Agency,
+		*v1.AggregateDatasetRowsRequest,
+		*v1.ApplyPlansRequest,
+		*v1.Audience,
+		*v1.AuditEntry,
+		*v1.BackupRequest,
+		*v1.BackupResponse,
+		*v1.BatchCreateReferralsRequest,
+		*v1.CalendarDate,
+		*v1.CancelEngagementRequest,
+		*v1.CancelEngagementResponse,
+		*v1.CancelPlanRequest,
+		*v1.CancelPlanResponse,
+		*v1.CancelReferralRequest,
+		*v1.CancelReferralResponse,
+		*v1.Category,
+		*v1.Certificate,
+		*v1.Change,
+		*v1.CompleteReferralRequest,
+		*v1.CompleteReferralResponse,
+		*v1.Consent,
+		*v1.Consultant,
+		*v1.ConsultantConsent,
+		*v1.CreateAgencyRequest,
+		*v1.CreateAgencyResponse,
+		*v1.CreateConsultantRequest,
+		*v1.CreateConsultantResponse,
+		*v1.CreateDatasetRequest,
+		*v1.CreateDatasetResponse,
+		*v1.CreateDocumentRequest,
+		*v1.CreateDocumentResponse,
+		*v1.CreateEngagementRequest,
+		*v1.CreateEngagementResponse,
+		*v1.CreateFocalPointRequest,
+		*v1.CreateFocalPointResponse,
+		*v1.CreatePlanRequest,
+		*v1.CreatePlanResponse,
+		*v1.CreateReferralRequest,
+		*v1.CreateReferralResponse,
+		*v1.CreateReportCommentRequest,
+		*v1.CreateReportCommentResponse,
+		*v1.CreateReportRequest,
+		*v1.CreateReportResponse,
+		*v1.CreateWorkingGroupRequest,
+		*v1.CreateWorkingGroupResponse,
+		*v1.Dataset,
+		*v1.DatasetSchema,
+		*v1.DatePeriod,
+		*v1.DeleteFocalPointRequest,
+		*v1.DeleteFocalPointResponse,
+		*v1.DeleteWorkingGroupRequest,
+		*v1.DeleteWorkingGroupResponse,
+		*v1.DiffPlanVersionsRequest,
+		*v1.Document,
+		*v1.DocumentUpload,
+		*v1.DownloadDocumentVersionRequest,
+		*v1.EncryptionKey,
+		*v1.Engagement,
+		*v1.EraseConsultantRequest,
+		*v1.EraseConsultantResponse,
+		*v1.EraseReferralDetailsRequest,
+		*v1.EraseReferralDetailsResponse,
+		*v1.FieldViolation,
+		*v1.FindGapsRequest,
+		*v1.FindOverlapsRequest,
+		*v1.FocalPoint,
+		*v1.ForwardReferralRequest,
+		*v1.ForwardReferralResponse,
+		*v1.GetAgencyRequest,
+		*v1.GetAgencyResponse,
+		*v1.GetAuditHeadRequest,
+		*v1.GetAuditHeadResponse,
+		*v1.GetCertificateRequest,
+		*v1.GetCertificateResponse,
+		*v1.GetConsultantRequest,
+		*v1.GetConsultantResponse,
+		*v1.GetCoverageRequest,
+		*v1.GetDatasetCompletenessRequest,
+		*v1.GetDatasetRequest,
+		*v1.GetDatasetResponse,
+		*v1.GetDocumentRequest,
+		*v1.GetDocumentResponse,
+		*v1.GetEngagementRequest,
+		*v1.GetEngagementResponse,
+		*v1.GetFocalPointRequest,
+		*v1.GetFocalPointResponse,
+		*v1.GetLocationRequest,
+		*v1.GetLocationResponse,
+		*v1.GetPlanRequest,
+		*v1.GetPlanResponse,
+		*v1.GetReferralRequest,
+		*v1.GetReferralResponse,
+		*v1.GetReferralStatisticsRequest,
+		*v1.GetReportRequest,
+		*v1.GetReportResponse,
+		*v1.GetStorageStatusRequest,
+		*v1.GetStorageStatusResponse,
+		*v1.GetWorkingGroupRequest,
+		*v1.GetWorkingGroupResponse,
+		*v1.IatiUnmappedElement,
+		*v1.ImportIatiActivitiesRequest,
+		*v1.IssueCertificateRequest,
+		*v1.IssueCertificateResponse,
+		*v1.ListAgenciesRequest,
+		*v1.ListAuditEntriesRequest,
+		*v1.ListCertificatesRequest,
+		*v1.ListConsultantsRequest,
+		*v1.ListDatasetsRequest,
+		*v1.ListDocumentVersionsRequest,
+		*v1.ListDocumentsRequest,
+		*v1.ListEngagementsRequest,
+		*v1.ListFocalPointsRequest,
+		*v1.ListLocationsRequest,
+		*v1.ListPlanVersionsRequest,
+		*v1.ListPlansRequest,
+		*v1.ListReferralsRequest,
+		*v1.ListReportCommentsRequest,
+		*v1.ListReportsRequest,
+		*v1.ListWorkingGroupsRequest,
+		*v1.Location,
+		*v1.LocationRef,
+		*v1.LockDatasetPeriodRequest,
+		*v1.LockDatasetPeriodResponse,
+		*v1.Measure,
+		*v1.Membership,
+		*v1.Outcome,
+		*v1.PeriodLock,
+		*v1.PeriodLockEvent,
+		*v1.Plan,
+		*v1.PlanBudget,
+		*v1.PlanBudgetLine,
+		*v1.PlanGap,
+		*v1.PlanPartner,
+		*v1.PlanRef,
+		*v1.PublicKey,
+		*v1.PullDatasetRowsRequest,
+		*v1.ReactivateAgencyRequest,
+		*v1.ReactivateAgencyResponse,
+		*v1.Referral,
+		*v1.ReferralCount,
+		*v1.ReferralDetails,
+		*v1.RejectReferralRequest,
+		*v1.RejectReferralResponse,
+		*v1.Rejection,
+		*v1.Report,
+		*v1.ReportComment,
+		*v1.ReportDatasetTotals,
+		*v1.ReportFigures,
+		*v1.ReportLocationCount,
+		*v1.ReportNicheCount,
+		*v1.ReportPlanLine,
+		*v1.ReportStateCount,
+		*v1.RequestedService,
+		*v1.RevokeCertificateRequest,
+		*v1.RevokeCertificateResponse,
+		*v1.RevokeReferralConsentRequest,
+		*v1.RevokeReferralConsentResponse,
+		*v1.Row,
+		*v1.RowBatch,
+		*v1.RowWrite,
+		*v1.SetAgencyEncryptionKeyRequest,
+		*v1.SetAgencyEncryptionKeyResponse,
+		*v1.StartReferralRequest,
+		*v1.StartReferralResponse,
+		*v1.Subject,
+		*v1.SubmitReportRequest,
+		*v1.SubmitReportResponse,
+		*v1.SuggestRecipientsRequest,
+		*v1.SuspendAgencyRequest,
+		*v1.SuspendAgencyResponse,
+		*v1.Transition,
+		*v1.UnlockDatasetPeriodRequest,
+		*v1.UnlockDatasetPeriodResponse,
+		*v1.UpdateAgencyResponse,
+		*v1.UpdateConsultantRequest,
+		*v1.UpdateConsultantResponse,
+		*v1.UpdateDatasetResponse,
+		*v1.UpdateFocalPointResponse,
+		*v1.UpdatePlanResponse,
+		*v1.UpdateReportResponse,
+		*v1.UpdateWorkingGroupResponse,
+		*v1.UploadDocumentVersionMetadata,
+		*v1.UploadDocumentVersionRequest,
+		*v1.Value,
+		*v1.WatchAuditEntriesRequest,
+		*v1.WatchDatasetRowsRequest,
+		*v1.WatchPlansRequest,
+		*v1.WatchPlansResponse,
+		*v1.WatchReferralsRequest,
+		*v1.WatchReferralsResponse,
+		*v1.WorkingGroup,
+		*v1.WriteDatasetRowsRequest:
+		return true
+	}
+	return false
 }
 
 // matchPattern1 reports whether s matches "^referrals/[0-9a-z]{26}$" as
