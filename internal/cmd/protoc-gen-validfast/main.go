@@ -18,6 +18,12 @@
 // literals, ==, !=, <, <=, >, >=, !, &&, ||, string +, size() and
 // startsWith(). Everything else makes the message not fast. The package's
 // tests hold the generated answer equal to protovalidate's.
+//
+// Beside Valid, the generated package has Fast (the types Valid judges
+// whole), Unknown (whether a message holds fields unknown to this build,
+// found by plain field reads) and Bounded (the types whose every list and
+// map declares its bound, for which Valid also does the server's count of
+// list items).
 package main
 
 import (
