@@ -113,11 +113,7 @@ func (gen *generator) file(messages []*protogen.Message) {
 	g.P("// its type and of every message it holds. False means only that")
 	g.P("// protovalidate must judge m.")
 	g.P("func Valid(m ", protoPackage.Ident("Message"), ") bool {")
-	g.P("switch x := m.(type) {")
-	for _, m := range messages {
-		g.P("case *", m.GoIdent, ":")
-		g.P("return ", funcName(m), "(x)")
-	}
+	gen.dispatch(messages, "valid")
 	g.P("}")
 	g.P("return false")
 	g.P("}")
@@ -127,27 +123,13 @@ func (gen *generator) file(messages []*protogen.Message) {
 	g.P("// they may hold, include one the generator does not translate (Valid")
 	g.P("// is then false whenever such a rule applies).")
 	g.P("func Fast(m ", protoPackage.Ident("Message"), ") bool {")
-	g.P("switch m.(type) {")
 	var fast []*protogen.Message
 	for _, m := range messages {
 		if gen.fast(m, map[protoreflect.FullName]bool{}) {
 			fast = append(fast, m)
 		}
 	}
-	if len(fast) > 0 {
-		g.P("case ")
-		for i, m := range fast {
-			sep := ","
-			if i == len(fast)-1 {
-				sep = ":"
-			}
-			g.P("*", m.GoIdent, sep)
-		}
-		g.P("return true")
-	}
-	g.P("}")
-	g.P("return false")
-	g.P("}")
+	gen.typeSet(fast)
 	g.P()
 	for _, m := range messages {
 		gen.message(m)
@@ -211,6 +193,40 @@ func (gen *generator) file(messages []*protogen.Message) {
 	g.P("}")
 	g.P()
 	g.P("var _ = ", stringsPkg.Ident("HasPrefix"))
+}
+
+// dispatch opens a type switch on m that calls, for each of messages,
+// the function named prefix + its Go name; the caller closes it.
+func (gen *generator) dispatch(messages []*protogen.Message, prefix string) {
+	gen.g.P("switch x := m.(type) {")
+	for _, m := range messages {
+		gen.g.P("case *", m.GoIdent, ":")
+		gen.g.P("return ", prefix, m.GoIdent.GoName, "(x)")
+	}
+}
+
+// typeSet writes the body of a function of m that answers whether m is
+// of one of types.
+func (gen *generator) typeSet(types []*protogen.Message) {
+	g := gen.g
+	g.P("switch m.(type) {")
+	for i, m := range types {
+		sep := ","
+		if i == len(types)-1 {
+			sep = ":"
+		}
+		if i == 0 {
+			g.P("case *", m.GoIdent, sep)
+		} else {
+			g.P("*", m.GoIdent, sep)
+		}
+	}
+	if len(types) > 0 {
+		g.P("return true")
+	}
+	g.P("}")
+	g.P("return false")
+	g.P("}")
 }
 
 // fast reports whether m and every message it may hold are translated.
@@ -431,12 +447,7 @@ func (w *writer) value(f *protogen.Field, access string, rules *validate.FieldRu
 		if mr != nil {
 			checkOnly(mr, string(f.Desc.FullName()), "min_pairs", "max_pairs", "keys", "values")
 		}
-		if mr.HasMinPairs() {
-			w.p("if len(", access, ") < ", mr.GetMinPairs(), " { return false }")
-		}
-		if mr.HasMaxPairs() {
-			w.p("if len(", access, ") > ", mr.GetMaxPairs(), " { return false }")
-		}
+		w.lengthBounds(access, mr.HasMinPairs(), mr.GetMinPairs(), mr.HasMaxPairs(), mr.GetMaxPairs())
 		key, val := f.Message.Fields[0], f.Message.Fields[1]
 		k, v := w.tmp(), w.tmp()
 		before := len(w.lines)
@@ -457,12 +468,7 @@ func (w *writer) value(f *protogen.Field, access string, rules *validate.FieldRu
 		if rr != nil {
 			checkOnly(rr, string(f.Desc.FullName()), "min_items", "max_items", "unique", "items")
 		}
-		if rr.HasMinItems() {
-			w.p("if len(", access, ") < ", rr.GetMinItems(), " { return false }")
-		}
-		if rr.HasMaxItems() {
-			w.p("if len(", access, ") > ", rr.GetMaxItems(), " { return false }")
-		}
+		w.lengthBounds(access, rr.HasMinItems(), rr.GetMinItems(), rr.HasMaxItems(), rr.GetMaxItems())
 		if rr.GetUnique() {
 			switch f.Desc.Kind() {
 			case protoreflect.MessageKind, protoreflect.GroupKind:
@@ -486,6 +492,17 @@ func (w *writer) value(f *protogen.Field, access string, rules *validate.FieldRu
 		w.p("}")
 	default:
 		w.scalar(f, access, rules)
+	}
+}
+
+// lengthBounds writes the checks of a list's or map's length, before any
+// of its items is read.
+func (w *writer) lengthBounds(access string, hasMin bool, lo uint64, hasMax bool, hi uint64) {
+	if hasMin {
+		w.p("if len(", access, ") < ", lo, " { return false }")
+	}
+	if hasMax {
+		w.p("if len(", access, ") > ", hi, " { return false }")
 	}
 }
 

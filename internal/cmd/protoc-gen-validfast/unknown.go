@@ -18,11 +18,7 @@ func (gen *generator) unknownFuncs(messages []*protogen.Message) {
 	g.P("// Unknown reports whether m, or any message it holds, carries fields")
 	g.P("// this build's schema does not know (kept by decoding as unknown bytes).")
 	g.P("func Unknown(m ", protoPackage.Ident("Message"), ") bool {")
-	g.P("switch x := m.(type) {")
-	for _, m := range messages {
-		g.P("case *", m.GoIdent, ":")
-		g.P("return unknown", m.GoIdent.GoName, "(x)")
-	}
+	gen.dispatch(messages, "unknown")
 	g.P("case nil:")
 	g.P("return false")
 	g.P("}")
@@ -99,30 +95,13 @@ func (gen *generator) boundedFunc(messages []*protogen.Message) {
 	g.P("// hold, outside fields its rules ignore always, declares a bound in its")
 	g.P("// rules: if so, Valid(m) true means that none is over its bound.")
 	g.P("func Bounded(m ", protoPackage.Ident("Message"), ") bool {")
-	g.P("switch m.(type) {")
 	var bounded []*protogen.Message
 	for _, m := range messages {
 		if gen.bounded(m, map[*protogen.Message]bool{}) {
 			bounded = append(bounded, m)
 		}
 	}
-	for i, m := range bounded {
-		sep := ","
-		if i == len(bounded)-1 {
-			sep = ":"
-		}
-		if i == 0 {
-			g.P("case *", m.GoIdent, sep)
-		} else {
-			g.P("*", m.GoIdent, sep)
-		}
-	}
-	if len(bounded) > 0 {
-		g.P("return true")
-	}
-	g.P("}")
-	g.P("return false")
-	g.P("}")
+	gen.typeSet(bounded)
 	g.P()
 }
 

@@ -521,8 +521,7 @@ func Valid(m proto.Message) bool {
 // is then false whenever such a rule applies).
 func Fast(m proto.Message) bool {
 	switch m.(type) {
-	case
-		*v1.AcceptReferralRequest,
+	case *v1.AcceptReferralRequest,
 		*v1.AcceptReferralResponse,
 		*v1.AcknowledgeReferralRequest,
 		*v1.AcknowledgeReferralResponse,
