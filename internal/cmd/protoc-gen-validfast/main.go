@@ -192,6 +192,9 @@ func (gen *generator) file(messages []*protogen.Message) {
 	g.P("return true")
 	g.P("}")
 	g.P()
+	// A CEL rule may import strings and then be refused; keep the import
+	// used whatever was translated.
+	g.P("// strings stays imported whether or not a translated rule uses it.")
 	g.P("var _ = ", stringsPkg.Ident("HasPrefix"))
 }
 

@@ -10258,4 +10258,5 @@ func uniqueBytes(xs [][]byte) bool {
 	return true
 }
 
+// strings stays imported whether or not a translated rule uses it.
 var _ = strings.HasPrefix
