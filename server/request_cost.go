@@ -133,7 +133,8 @@ func (s *Server) validate(req any) error {
 func (s *Server) violations(msg proto.Message, firstOnly bool) (violationReport, error) {
 	// Where every list declares its bound, the generated check finds any
 	// list over it, at no more cost than the walk (step 2 below).
-	if validfast.Bounded(msg) && validfast.Valid(msg) {
+	bounded := validfast.Bounded(msg)
+	if bounded && validfast.Valid(msg) {
 		return violationReport{}, nil
 	}
 	walk := requestWalk{}
@@ -149,7 +150,7 @@ func (s *Server) violations(msg proto.Message, firstOnly bool) (violationReport,
 	// The code generated from the same rules passes most valid requests
 	// without protovalidate's reflection; whatever it does not pass,
 	// protovalidate judges and words (proto/.../v1/validfast).
-	if !validfast.Bounded(msg) && validfast.Valid(msg) {
+	if !bounded && validfast.Valid(msg) {
 		return violationReport{}, nil
 	}
 	if walk.items <= fullValidationItems && !firstOnly {

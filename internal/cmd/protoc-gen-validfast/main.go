@@ -72,6 +72,11 @@ func main() {
 		for _, m := range messages {
 			gen.ours[m.Desc.FullName()] = m
 		}
+		gen.translated = map[*protogen.Message]translation{}
+		for _, m := range messages {
+			lines, why := gen.body(m)
+			gen.translated[m] = translation{lines: lines, why: why}
+		}
 		gen.file(messages)
 		return nil
 	})
@@ -83,6 +88,14 @@ type generator struct {
 	ours     map[protoreflect.FullName]*protogen.Message
 	patterns map[string]string // pattern -> variable name
 	order    []string          // patterns in order of first use
+	// translated holds each message's check, translated once.
+	translated map[*protogen.Message]translation
+}
+
+// translation is a message's check as lines of Go, or why there is none.
+type translation struct {
+	lines [][]any
+	why   string
 }
 
 var (
@@ -149,11 +162,7 @@ func (gen *generator) file(messages []*protogen.Message) {
 	g.P("// function written for it, or its regexp. For tests.")
 	g.P("var Matchers = map[string]func(string) bool{")
 	for _, p := range gen.order {
-		call := gen.patterns[p] + ".MatchString"
-		if _, ok := simplePattern(p); ok {
-			call = "match" + strings.ToUpper(gen.patterns[p][:1]) + gen.patterns[p][1:]
-		}
-		g.P(strconv.Quote(p), ": ", call, ",")
+		g.P(strconv.Quote(p), ": ", gen.matchCall(p), ",")
 	}
 	g.P("}")
 	g.P()
@@ -198,6 +207,32 @@ func (gen *generator) file(messages []*protogen.Message) {
 	g.P("var _ = ", stringsPkg.Ident("HasPrefix"))
 }
 
+// matchCall is what the generated code calls to match pattern (already
+// named in gen.patterns): the function written for a simple pattern, else
+// its regexp.
+func (gen *generator) matchCall(pattern string) string {
+	name := gen.patterns[pattern]
+	if _, ok := simplePattern(pattern); ok {
+		return matcherName(name)
+	}
+	return name + ".MatchString"
+}
+
+// matcherName is the name of the function written for the simple pattern
+// named name.
+func matcherName(name string) string {
+	return "match" + strings.ToUpper(name[:1]) + name[1:]
+}
+
+// heldMessage returns the message type f holds, alone, in a list or as
+// map values, or nil when it holds none.
+func heldMessage(f *protogen.Field) *protogen.Message {
+	if f.Desc.IsMap() {
+		return f.Message.Fields[1].Message
+	}
+	return f.Message
+}
+
 // dispatch opens a type switch on m that calls, for each of messages,
 // the function named prefix + its Go name; the caller closes it.
 func (gen *generator) dispatch(messages []*protogen.Message, prefix string) {
@@ -238,19 +273,11 @@ func (gen *generator) fast(m *protogen.Message, seen map[protoreflect.FullName]b
 		return true
 	}
 	seen[m.Desc.FullName()] = true
-	if _, why := gen.body(m); why != "" {
+	if gen.translated[m].why != "" {
 		return false
 	}
 	for _, f := range m.Fields {
-		var sub *protogen.Message
-		switch {
-		case f.Desc.IsMap():
-			if f.Message.Fields[1].Message != nil {
-				sub = f.Message.Fields[1].Message
-			}
-		case f.Message != nil:
-			sub = f.Message
-		}
+		sub := heldMessage(f)
 		if sub == nil {
 			continue
 		}
@@ -270,7 +297,7 @@ func funcName(m *protogen.Message) string {
 // message writes the check of one message type.
 func (gen *generator) message(m *protogen.Message) {
 	g := gen.g
-	lines, why := gen.body(m)
+	lines, why := gen.translated[m].lines, gen.translated[m].why
 	g.P("// ", funcName(m), " checks ", m.Desc.FullName(), ".")
 	g.P("func ", funcName(m), "(x *", m.GoIdent, ") bool {")
 	if why != "" {
@@ -611,17 +638,11 @@ func (w *writer) stringRules(fd protoreflect.FieldDescriptor, access string, rul
 		w.p("if !", stringsPkg.Ident("HasPrefix"), "(", access, ", ", strconv.Quote(sr.GetPrefix()), ") { return false }")
 	}
 	if sr.HasPattern() {
-		name, ok := w.gen.patterns[sr.GetPattern()]
-		if !ok {
-			name = "pattern" + strconv.Itoa(len(w.gen.patterns)+1)
-			w.gen.patterns[sr.GetPattern()] = name
+		if _, ok := w.gen.patterns[sr.GetPattern()]; !ok {
+			w.gen.patterns[sr.GetPattern()] = "pattern" + strconv.Itoa(len(w.gen.patterns)+1)
 			w.gen.order = append(w.gen.order, sr.GetPattern())
 		}
-		call := name + ".MatchString"
-		if _, ok := simplePattern(sr.GetPattern()); ok {
-			call = "match" + strings.ToUpper(name[:1]) + name[1:]
-		}
-		w.p("if !", call, "(", access, ") { return false }")
+		w.p("if !", w.gen.matchCall(sr.GetPattern()), "(", access, ") { return false }")
 	}
 }
 

@@ -98,7 +98,7 @@ func (gen *generator) matcher(name, pattern string, steps []patternStep) {
 			variable = i
 		}
 	}
-	fn := "match" + strings.ToUpper(name[:1]) + name[1:]
+	fn := matcherName(name)
 	g.P("// ", fn, " reports whether s matches ", strconv.Quote(pattern), " as")
 	g.P("// regexp would, without backtracking: at most one part of the pattern")
 	g.P("// repeats a variable number of times, and it takes what the string's")

@@ -31,13 +31,7 @@ func (gen *generator) unknownFuncs(messages []*protogen.Message) {
 		g.P("if x == nil { return false }")
 		g.P("if len(x.ProtoReflect().GetUnknown()) > 0 { return true }")
 		for _, f := range m.Fields {
-			var msg *protogen.Message
-			switch {
-			case f.Desc.IsMap():
-				msg = f.Message.Fields[1].Message
-			default:
-				msg = f.Message
-			}
+			msg := heldMessage(f)
 			if msg == nil {
 				continue
 			}
@@ -123,10 +117,7 @@ func (gen *generator) bounded(m *protogen.Message, seen map[*protogen.Message]bo
 		case f.Desc.IsList() && !rules.GetRepeated().HasMaxItems():
 			return false
 		}
-		sub := f.Message
-		if f.Desc.IsMap() {
-			sub = f.Message.Fields[1].Message
-		}
+		sub := heldMessage(f)
 		if sub == nil {
 			continue
 		}

@@ -765,7 +765,7 @@ func validAggregateDatasetRowsRequest(x *v1.AggregateDatasetRowsRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !pattern6.MatchString(x.Dataset) {
+	if !pattern2.MatchString(x.Dataset) {
 		return false
 	}
 	if len(x.GroupBy) > 13 {
@@ -775,7 +775,7 @@ func validAggregateDatasetRowsRequest(x *v1.AggregateDatasetRowsRequest) bool {
 		return false
 	}
 	for _, val1 := range x.GroupBy {
-		if !matchPattern7(val1) {
+		if !matchPattern3(val1) {
 			return false
 		}
 	}
@@ -789,7 +789,7 @@ func validAggregateDatasetRowsRequest(x *v1.AggregateDatasetRowsRequest) bool {
 		return false
 	}
 	for _, val2 := range x.Locations {
-		if !pattern8.MatchString(val2) {
+		if !pattern4.MatchString(val2) {
 			return false
 		}
 	}
@@ -820,7 +820,7 @@ func validApplyPlansRequest(x *v1.ApplyPlansRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern2(x.Parent) {
+	if !matchPattern5(x.Parent) {
 		return false
 	}
 	if len(x.Plans) > 1000 {
@@ -859,7 +859,7 @@ func validAudience(x *v1.Audience) bool {
 		return false
 	}
 	for _, val1 := range x.Agencies {
-		if !matchPattern2(val1) {
+		if !matchPattern5(val1) {
 			return false
 		}
 	}
@@ -870,7 +870,7 @@ func validAudience(x *v1.Audience) bool {
 		return false
 	}
 	for _, val2 := range x.WorkingGroups {
-		if !matchPattern12(val2) {
+		if !matchPattern6(val2) {
 			return false
 		}
 	}
@@ -968,7 +968,7 @@ func validCancelEngagementRequest(x *v1.CancelEngagementRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern14(x.Name) {
+	if !matchPattern7(x.Name) {
 		return false
 	}
 	if !runesAtMost(x.Etag, 64) {
@@ -980,7 +980,7 @@ func validCancelEngagementRequest(x *v1.CancelEngagementRequest) bool {
 	if !runesAtMost(x.Reason, 300) {
 		return false
 	}
-	if !pattern11.MatchString(x.Reason) {
+	if !pattern8.MatchString(x.Reason) {
 		return false
 	}
 	return true
@@ -1070,7 +1070,7 @@ func validCategory(x *v1.Category) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern7(x.Key) {
+	if !matchPattern3(x.Key) {
 		return false
 	}
 	if !runesAtMost(x.Title, 200) {
@@ -1092,7 +1092,7 @@ func validCategory(x *v1.Category) bool {
 		if !runesAtMost(val1, 64) {
 			return false
 		}
-		if !pattern15.MatchString(val1) {
+		if !pattern10.MatchString(val1) {
 			return false
 		}
 	}
@@ -1170,7 +1170,7 @@ func validConsent(x *v1.Consent) bool {
 	if !(x.GivenTime != nil) {
 		return false
 	}
-	if !matchPattern2(x.ReceivingAgency) {
+	if !matchPattern5(x.ReceivingAgency) {
 		return false
 	}
 	if len(x.Services) < 1 {
@@ -1240,7 +1240,7 @@ func validCreateAgencyRequest(x *v1.CreateAgencyRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern16(x.AgencyId) {
+	if !matchPattern11(x.AgencyId) {
 		return false
 	}
 	if !(x.Agency != nil) {
@@ -1252,7 +1252,7 @@ func validCreateAgencyRequest(x *v1.CreateAgencyRequest) bool {
 		}
 	}
 	if x.RequestId != "" {
-		if !matchPattern13(x.RequestId) {
+		if !matchPattern12(x.RequestId) {
 			return false
 		}
 	}
@@ -1277,7 +1277,7 @@ func validCreateConsultantRequest(x *v1.CreateConsultantRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern2(x.Parent) {
+	if !matchPattern5(x.Parent) {
 		return false
 	}
 	if !(x.Consultant != nil) {
@@ -1289,7 +1289,7 @@ func validCreateConsultantRequest(x *v1.CreateConsultantRequest) bool {
 		}
 	}
 	if x.RequestId != "" {
-		if !matchPattern13(x.RequestId) {
+		if !matchPattern12(x.RequestId) {
 			return false
 		}
 	}
@@ -1314,7 +1314,7 @@ func validCreateDatasetRequest(x *v1.CreateDatasetRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern17(x.DatasetId) {
+	if !matchPattern13(x.DatasetId) {
 		return false
 	}
 	if !(x.Dataset != nil) {
@@ -1326,11 +1326,11 @@ func validCreateDatasetRequest(x *v1.CreateDatasetRequest) bool {
 		}
 	}
 	if x.RequestId != "" {
-		if !matchPattern13(x.RequestId) {
+		if !matchPattern12(x.RequestId) {
 			return false
 		}
 	}
-	if !matchPattern2(x.Parent) {
+	if !matchPattern5(x.Parent) {
 		return false
 	}
 	return true
@@ -1354,7 +1354,7 @@ func validCreateDocumentRequest(x *v1.CreateDocumentRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern2(x.Parent) {
+	if !matchPattern5(x.Parent) {
 		return false
 	}
 	if !(x.Document != nil) {
@@ -1366,7 +1366,7 @@ func validCreateDocumentRequest(x *v1.CreateDocumentRequest) bool {
 		}
 	}
 	if x.RequestId != "" {
-		if !matchPattern13(x.RequestId) {
+		if !matchPattern12(x.RequestId) {
 			return false
 		}
 	}
@@ -1391,7 +1391,7 @@ func validCreateEngagementRequest(x *v1.CreateEngagementRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern19(x.Parent) {
+	if !matchPattern14(x.Parent) {
 		return false
 	}
 	if !(x.Engagement != nil) {
@@ -1403,7 +1403,7 @@ func validCreateEngagementRequest(x *v1.CreateEngagementRequest) bool {
 		}
 	}
 	if x.RequestId != "" {
-		if !matchPattern13(x.RequestId) {
+		if !matchPattern12(x.RequestId) {
 			return false
 		}
 	}
@@ -1428,7 +1428,7 @@ func validCreateFocalPointRequest(x *v1.CreateFocalPointRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern2(x.Parent) {
+	if !matchPattern5(x.Parent) {
 		return false
 	}
 	if !(x.FocalPoint != nil) {
@@ -1440,7 +1440,7 @@ func validCreateFocalPointRequest(x *v1.CreateFocalPointRequest) bool {
 		}
 	}
 	if x.RequestId != "" {
-		if !matchPattern13(x.RequestId) {
+		if !matchPattern12(x.RequestId) {
 			return false
 		}
 	}
@@ -1465,7 +1465,7 @@ func validCreatePlanRequest(x *v1.CreatePlanRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern2(x.Parent) {
+	if !matchPattern5(x.Parent) {
 		return false
 	}
 	if !(x.Plan != nil) {
@@ -1477,7 +1477,7 @@ func validCreatePlanRequest(x *v1.CreatePlanRequest) bool {
 		}
 	}
 	if x.RequestId != "" {
-		if !matchPattern13(x.RequestId) {
+		if !matchPattern12(x.RequestId) {
 			return false
 		}
 	}
@@ -1510,7 +1510,7 @@ func validCreateReferralRequest(x *v1.CreateReferralRequest) bool {
 			return false
 		}
 	}
-	if !matchPattern13(x.RequestId) {
+	if !matchPattern12(x.RequestId) {
 		return false
 	}
 	return true
@@ -1534,7 +1534,7 @@ func validCreateReportCommentRequest(x *v1.CreateReportCommentRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern20(x.Parent) {
+	if !matchPattern15(x.Parent) {
 		return false
 	}
 	if !(x.Comment != nil) {
@@ -1546,7 +1546,7 @@ func validCreateReportCommentRequest(x *v1.CreateReportCommentRequest) bool {
 		}
 	}
 	if x.RequestId != "" {
-		if !matchPattern13(x.RequestId) {
+		if !matchPattern12(x.RequestId) {
 			return false
 		}
 	}
@@ -1571,7 +1571,7 @@ func validCreateReportRequest(x *v1.CreateReportRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern2(x.Parent) {
+	if !matchPattern5(x.Parent) {
 		return false
 	}
 	if !(x.Report != nil) {
@@ -1583,7 +1583,7 @@ func validCreateReportRequest(x *v1.CreateReportRequest) bool {
 		}
 	}
 	if x.RequestId != "" {
-		if !matchPattern13(x.RequestId) {
+		if !matchPattern12(x.RequestId) {
 			return false
 		}
 	}
@@ -1608,7 +1608,7 @@ func validCreateWorkingGroupRequest(x *v1.CreateWorkingGroupRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern17(x.WorkingGroupId) {
+	if !matchPattern13(x.WorkingGroupId) {
 		return false
 	}
 	if !(x.WorkingGroup != nil) {
@@ -1620,7 +1620,7 @@ func validCreateWorkingGroupRequest(x *v1.CreateWorkingGroupRequest) bool {
 		}
 	}
 	if x.RequestId != "" {
-		if !matchPattern13(x.RequestId) {
+		if !matchPattern12(x.RequestId) {
 			return false
 		}
 	}
@@ -1646,7 +1646,7 @@ func validDataset(x *v1.Dataset) bool {
 		return true
 	}
 	if x.Name != "" {
-		if !pattern6.MatchString(x.Name) {
+		if !pattern2.MatchString(x.Name) {
 			return false
 		}
 	}
@@ -1666,7 +1666,7 @@ func validDataset(x *v1.Dataset) bool {
 		return false
 	}
 	for _, val1 := range x.Contributors {
-		if !matchPattern2(val1) {
+		if !matchPattern5(val1) {
 			return false
 		}
 	}
@@ -1677,7 +1677,7 @@ func validDataset(x *v1.Dataset) bool {
 		return false
 	}
 	for _, val2 := range x.ContributorGroups {
-		if !matchPattern12(val2) {
+		if !matchPattern6(val2) {
 			return false
 		}
 	}
@@ -1722,7 +1722,7 @@ func validDataset(x *v1.Dataset) bool {
 		return false
 	}
 	for _, val3 := range x.ExpectedLocations {
-		if !pattern8.MatchString(val3) {
+		if !pattern4.MatchString(val3) {
 			return false
 		}
 	}
@@ -1768,7 +1768,7 @@ func validDeleteFocalPointRequest(x *v1.DeleteFocalPointRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern21(x.Name) {
+	if !matchPattern16(x.Name) {
 		return false
 	}
 	if !runesAtMost(x.Etag, 64) {
@@ -1790,7 +1790,7 @@ func validDeleteWorkingGroupRequest(x *v1.DeleteWorkingGroupRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern12(x.Name) {
+	if !matchPattern6(x.Name) {
 		return false
 	}
 	if !runesAtMost(x.Etag, 64) {
@@ -1843,7 +1843,7 @@ func validDocument(x *v1.Document) bool {
 		return true
 	}
 	if x.Name != "" {
-		if !matchPattern18(x.Name) {
+		if !matchPattern17(x.Name) {
 			return false
 		}
 	}
@@ -1889,7 +1889,7 @@ func validDocument(x *v1.Document) bool {
 		return false
 	}
 	for _, val2 := range x.Countries {
-		if !matchPattern3(val2) {
+		if !matchPattern18(val2) {
 			return false
 		}
 	}
@@ -1922,7 +1922,7 @@ func validDownloadDocumentVersionRequest(x *v1.DownloadDocumentVersionRequest) b
 	if x == nil {
 		return true
 	}
-	if !matchPattern18(x.Name) {
+	if !matchPattern17(x.Name) {
 		return false
 	}
 	if x.Version < 0 {
@@ -1986,7 +1986,7 @@ func validEngagement(x *v1.Engagement) bool {
 	if !runesAtMost(x.Purpose, 300) {
 		return false
 	}
-	if !pattern11.MatchString(x.Purpose) {
+	if !pattern8.MatchString(x.Purpose) {
 		return false
 	}
 	if !runesAtMost(x.Etag, 64) {
@@ -2000,7 +2000,7 @@ func validEraseConsultantRequest(x *v1.EraseConsultantRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern19(x.Name) {
+	if !matchPattern14(x.Name) {
 		return false
 	}
 	return true
@@ -2068,7 +2068,7 @@ func validFindGapsRequest(x *v1.FindGapsRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern3(x.Country) {
+	if !matchPattern18(x.Country) {
 		return false
 	}
 	if !(x.Period != nil) {
@@ -2118,7 +2118,7 @@ func validFindOverlapsRequest(x *v1.FindOverlapsRequest) bool {
 		return true
 	}
 	if x.Country != "" {
-		if !matchPattern3(x.Country) {
+		if !matchPattern18(x.Country) {
 			return false
 		}
 	}
@@ -2133,7 +2133,7 @@ func validFindOverlapsRequest(x *v1.FindOverlapsRequest) bool {
 		}
 	}
 	if x.Agency != "" {
-		if !matchPattern2(x.Agency) {
+		if !matchPattern5(x.Agency) {
 			return false
 		}
 	}
@@ -2176,7 +2176,7 @@ func validForwardReferralRequest(x *v1.ForwardReferralRequest) bool {
 	if !matchPattern1(x.Name) {
 		return false
 	}
-	if !matchPattern2(x.Receiver) {
+	if !matchPattern5(x.Receiver) {
 		return false
 	}
 	if !(x.Service != nil) {
@@ -2203,7 +2203,7 @@ func validForwardReferralRequest(x *v1.ForwardReferralRequest) bool {
 	if !runesAtMost(x.CaseNotes, 10000) {
 		return false
 	}
-	if !matchPattern13(x.RequestId) {
+	if !matchPattern12(x.RequestId) {
 		return false
 	}
 	if len(x.SealedDetails) > 98304 {
@@ -2230,7 +2230,7 @@ func validGetAgencyRequest(x *v1.GetAgencyRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern2(x.Name) {
+	if !matchPattern5(x.Name) {
 		return false
 	}
 	return true
@@ -2270,7 +2270,7 @@ func validGetCertificateRequest(x *v1.GetCertificateRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern22(x.Name) {
+	if !matchPattern19(x.Name) {
 		return false
 	}
 	return true
@@ -2294,7 +2294,7 @@ func validGetConsultantRequest(x *v1.GetConsultantRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern19(x.Name) {
+	if !matchPattern14(x.Name) {
 		return false
 	}
 	return true
@@ -2318,7 +2318,7 @@ func validGetCoverageRequest(x *v1.GetCoverageRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern3(x.Country) {
+	if !matchPattern18(x.Country) {
 		return false
 	}
 	if x.Period != nil {
@@ -2364,7 +2364,7 @@ func validGetDatasetCompletenessRequest(x *v1.GetDatasetCompletenessRequest) boo
 	if x == nil {
 		return true
 	}
-	if !pattern6.MatchString(x.Dataset) {
+	if !pattern2.MatchString(x.Dataset) {
 		return false
 	}
 	if !runesAtLeast(x.Period, 1) {
@@ -2394,7 +2394,7 @@ func validGetDatasetRequest(x *v1.GetDatasetRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !pattern6.MatchString(x.Name) {
+	if !pattern2.MatchString(x.Name) {
 		return false
 	}
 	return true
@@ -2418,7 +2418,7 @@ func validGetDocumentRequest(x *v1.GetDocumentRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern18(x.Name) {
+	if !matchPattern17(x.Name) {
 		return false
 	}
 	return true
@@ -2442,7 +2442,7 @@ func validGetEngagementRequest(x *v1.GetEngagementRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern14(x.Name) {
+	if !matchPattern7(x.Name) {
 		return false
 	}
 	return true
@@ -2466,7 +2466,7 @@ func validGetFocalPointRequest(x *v1.GetFocalPointRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern21(x.Name) {
+	if !matchPattern16(x.Name) {
 		return false
 	}
 	return true
@@ -2490,7 +2490,7 @@ func validGetLocationRequest(x *v1.GetLocationRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern23(x.Name) {
+	if !matchPattern20(x.Name) {
 		return false
 	}
 	return true
@@ -2586,7 +2586,7 @@ func validGetReportRequest(x *v1.GetReportRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern20(x.Name) {
+	if !matchPattern15(x.Name) {
 		return false
 	}
 	if x.Version < 0 {
@@ -2629,7 +2629,7 @@ func validGetWorkingGroupRequest(x *v1.GetWorkingGroupRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern12(x.Name) {
+	if !matchPattern6(x.Name) {
 		return false
 	}
 	return true
@@ -2679,7 +2679,7 @@ func validImportIatiActivitiesRequest(x *v1.ImportIatiActivitiesRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern2(x.Parent) {
+	if !matchPattern5(x.Parent) {
 		return false
 	}
 	if len(x.IatiXml) < 1 {
@@ -2719,7 +2719,7 @@ func validIssueCertificateRequest(x *v1.IssueCertificateRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !pattern24.MatchString(x.Subject) {
+	if !pattern21.MatchString(x.Subject) {
 		return false
 	}
 	if len(x.CsrDer) < 1 {
@@ -2735,7 +2735,7 @@ func validIssueCertificateRequest(x *v1.IssueCertificateRequest) bool {
 		return false
 	}
 	if x.RequestId != "" {
-		if !matchPattern13(x.RequestId) {
+		if !matchPattern12(x.RequestId) {
 			return false
 		}
 	}
@@ -2770,7 +2770,7 @@ func validListAgenciesRequest(x *v1.ListAgenciesRequest) bool {
 		return false
 	}
 	if x.Country != "" {
-		if !matchPattern3(x.Country) {
+		if !matchPattern18(x.Country) {
 			return false
 		}
 	}
@@ -2780,7 +2780,7 @@ func validListAgenciesRequest(x *v1.ListAgenciesRequest) bool {
 		return false
 	}
 	if x.Subdivision != "" {
-		if !matchPattern5(x.Subdivision) {
+		if !matchPattern22(x.Subdivision) {
 			return false
 		}
 	}
@@ -2850,7 +2850,7 @@ func validListCertificatesRequest(x *v1.ListCertificatesRequest) bool {
 		return false
 	}
 	if x.Subject != "" {
-		if !pattern24.MatchString(x.Subject) {
+		if !pattern21.MatchString(x.Subject) {
 			return false
 		}
 	}
@@ -2875,7 +2875,7 @@ func validListConsultantsRequest(x *v1.ListConsultantsRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !pattern25.MatchString(x.Parent) {
+	if !pattern23.MatchString(x.Parent) {
 		return false
 	}
 	if x.PageSize < 0 {
@@ -2893,12 +2893,12 @@ func validListConsultantsRequest(x *v1.ListConsultantsRequest) bool {
 		return false
 	}
 	if x.Language != "" {
-		if !pattern4.MatchString(x.Language) {
+		if !pattern24.MatchString(x.Language) {
 			return false
 		}
 	}
 	if x.Province != "" {
-		if !matchPattern5(x.Province) {
+		if !matchPattern22(x.Province) {
 			return false
 		}
 	}
@@ -2953,7 +2953,7 @@ func validListDocumentVersionsRequest(x *v1.ListDocumentVersionsRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern18(x.Name) {
+	if !matchPattern17(x.Name) {
 		return false
 	}
 	return true
@@ -2977,7 +2977,7 @@ func validListDocumentsRequest(x *v1.ListDocumentsRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !pattern25.MatchString(x.Parent) {
+	if !pattern23.MatchString(x.Parent) {
 		return false
 	}
 	if x.PageSize < 0 {
@@ -2995,7 +2995,7 @@ func validListDocumentsRequest(x *v1.ListDocumentsRequest) bool {
 		return false
 	}
 	if x.Country != "" {
-		if !matchPattern3(x.Country) {
+		if !matchPattern18(x.Country) {
 			return false
 		}
 	}
@@ -3025,7 +3025,7 @@ func validListEngagementsRequest(x *v1.ListEngagementsRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern19(x.Parent) {
+	if !matchPattern14(x.Parent) {
 		return false
 	}
 	if x.PageSize < 0 {
@@ -3058,7 +3058,7 @@ func validListFocalPointsRequest(x *v1.ListFocalPointsRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !pattern25.MatchString(x.Parent) {
+	if !pattern23.MatchString(x.Parent) {
 		return false
 	}
 	if x.PageSize < 0 {
@@ -3071,7 +3071,7 @@ func validListFocalPointsRequest(x *v1.ListFocalPointsRequest) bool {
 		return false
 	}
 	if x.Topic != "" {
-		if !matchPattern26(x.Topic) {
+		if !matchPattern25(x.Topic) {
 			return false
 		}
 	}
@@ -3111,7 +3111,7 @@ func validListLocationsRequest(x *v1.ListLocationsRequest) bool {
 		return false
 	}
 	if x.Country != "" {
-		if !matchPattern3(x.Country) {
+		if !matchPattern18(x.Country) {
 			return false
 		}
 	}
@@ -3169,7 +3169,7 @@ func validListPlansRequest(x *v1.ListPlansRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !pattern25.MatchString(x.Parent) {
+	if !pattern23.MatchString(x.Parent) {
 		return false
 	}
 	if x.PageSize < 0 {
@@ -3187,12 +3187,12 @@ func validListPlansRequest(x *v1.ListPlansRequest) bool {
 		return false
 	}
 	if x.Country != "" {
-		if !matchPattern3(x.Country) {
+		if !matchPattern18(x.Country) {
 			return false
 		}
 	}
 	if x.Subdivision != "" {
-		if !matchPattern5(x.Subdivision) {
+		if !matchPattern22(x.Subdivision) {
 			return false
 		}
 	}
@@ -3255,7 +3255,7 @@ func validListReferralsRequest(x *v1.ListReferralsRequest) bool {
 		return false
 	}
 	if x.Counterparty != "" {
-		if !matchPattern2(x.Counterparty) {
+		if !matchPattern5(x.Counterparty) {
 			return false
 		}
 	}
@@ -3280,7 +3280,7 @@ func validListReportCommentsRequest(x *v1.ListReportCommentsRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern20(x.Parent) {
+	if !matchPattern15(x.Parent) {
 		return false
 	}
 	if x.PageSize < 0 {
@@ -3313,7 +3313,7 @@ func validListReportsRequest(x *v1.ListReportsRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !pattern25.MatchString(x.Parent) {
+	if !pattern23.MatchString(x.Parent) {
 		return false
 	}
 	if x.PageSize < 0 {
@@ -3356,7 +3356,7 @@ func validListWorkingGroupsRequest(x *v1.ListWorkingGroupsRequest) bool {
 		return false
 	}
 	if x.Member != "" {
-		if !matchPattern2(x.Member) {
+		if !matchPattern5(x.Member) {
 			return false
 		}
 	}
@@ -3389,11 +3389,11 @@ func validLocationRef(x *v1.LocationRef) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern3(x.Country) {
+	if !matchPattern18(x.Country) {
 		return false
 	}
 	if x.Subdivision != "" {
-		if !matchPattern5(x.Subdivision) {
+		if !matchPattern22(x.Subdivision) {
 			return false
 		}
 	}
@@ -3414,7 +3414,7 @@ func validLockDatasetPeriodRequest(x *v1.LockDatasetPeriodRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !pattern6.MatchString(x.Dataset) {
+	if !pattern2.MatchString(x.Dataset) {
 		return false
 	}
 	if !runesAtLeast(x.Period, 1) {
@@ -3444,7 +3444,7 @@ func validMeasure(x *v1.Measure) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern7(x.Key) {
+	if !matchPattern3(x.Key) {
 		return false
 	}
 	if !runesAtMost(x.Title, 200) {
@@ -3493,7 +3493,7 @@ func validMembership(x *v1.Membership) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern2(x.Agency) {
+	if !matchPattern5(x.Agency) {
 		return false
 	}
 	switch int32(x.Role) {
@@ -3565,7 +3565,7 @@ func validPlan(x *v1.Plan) bool {
 			return false
 		}
 	}
-	if !pattern10.MatchString(x.ExternalId) {
+	if !pattern26.MatchString(x.ExternalId) {
 		return false
 	}
 	if !runesAtLeast(x.Title, 1) {
@@ -3672,7 +3672,7 @@ func validPlan(x *v1.Plan) bool {
 		if !runesAtMost(val5, 64) {
 			return false
 		}
-		if !pattern11.MatchString(val5) {
+		if !pattern8.MatchString(val5) {
 			return false
 		}
 	}
@@ -3801,7 +3801,7 @@ func validPlanPartner(x *v1.PlanPartner) bool {
 		return true
 	}
 	if x.Agency != "" {
-		if !matchPattern2(x.Agency) {
+		if !matchPattern5(x.Agency) {
 			return false
 		}
 	}
@@ -3873,7 +3873,7 @@ func validPullDatasetRowsRequest(x *v1.PullDatasetRowsRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !pattern6.MatchString(x.Dataset) {
+	if !pattern2.MatchString(x.Dataset) {
 		return false
 	}
 	if x.SinceRevision < 0 {
@@ -3892,7 +3892,7 @@ func validPullDatasetRowsRequest(x *v1.PullDatasetRowsRequest) bool {
 		return false
 	}
 	for _, val1 := range x.Locations {
-		if !pattern8.MatchString(val1) {
+		if !pattern4.MatchString(val1) {
 			return false
 		}
 	}
@@ -3900,7 +3900,7 @@ func validPullDatasetRowsRequest(x *v1.PullDatasetRowsRequest) bool {
 		return false
 	}
 	for _, val2 := range x.Contributors {
-		if !matchPattern2(val2) {
+		if !matchPattern5(val2) {
 			return false
 		}
 	}
@@ -3943,7 +3943,7 @@ func validReactivateAgencyRequest(x *v1.ReactivateAgencyRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern2(x.Name) {
+	if !matchPattern5(x.Name) {
 		return false
 	}
 	if !runesAtMost(x.Etag, 64) {
@@ -3970,7 +3970,7 @@ func validReferral(x *v1.Referral) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern2(x.Receiver) {
+	if !matchPattern5(x.Receiver) {
 		return false
 	}
 	if !(x.Service != nil) {
@@ -4166,7 +4166,7 @@ func validReport(x *v1.Report) bool {
 		return true
 	}
 	if x.Name != "" {
-		if !matchPattern20(x.Name) {
+		if !matchPattern15(x.Name) {
 			return false
 		}
 	}
@@ -4376,7 +4376,7 @@ func validRevokeCertificateRequest(x *v1.RevokeCertificateRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern22(x.Name) {
+	if !matchPattern19(x.Name) {
 		return false
 	}
 	if !runesAtLeast(x.Reason, 1) {
@@ -4517,7 +4517,7 @@ func validSetAgencyEncryptionKeyRequest(x *v1.SetAgencyEncryptionKeyRequest) boo
 	if x == nil {
 		return true
 	}
-	if !matchPattern2(x.Name) {
+	if !matchPattern5(x.Name) {
 		return false
 	}
 	if !runesAtLeast(x.Recipient, 1) {
@@ -4599,7 +4599,7 @@ func validSubject(x *v1.Subject) bool {
 		}
 	}
 	if x.Nationality != "" {
-		if !matchPattern3(x.Nationality) {
+		if !matchPattern18(x.Nationality) {
 			return false
 		}
 	}
@@ -4607,7 +4607,7 @@ func validSubject(x *v1.Subject) bool {
 		return false
 	}
 	for _, val1 := range x.Languages {
-		if !pattern4.MatchString(val1) {
+		if !pattern24.MatchString(val1) {
 			return false
 		}
 	}
@@ -4627,7 +4627,7 @@ func validSubmitReportRequest(x *v1.SubmitReportRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern20(x.Name) {
+	if !matchPattern15(x.Name) {
 		return false
 	}
 	if !runesAtMost(x.Etag, 64) {
@@ -4663,7 +4663,7 @@ func validSuggestRecipientsRequest(x *v1.SuggestRecipientsRequest) bool {
 	case 0:
 		return false
 	}
-	if !matchPattern5(x.Subdivision) {
+	if !matchPattern22(x.Subdivision) {
 		return false
 	}
 	return true
@@ -4687,7 +4687,7 @@ func validSuspendAgencyRequest(x *v1.SuspendAgencyRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !matchPattern2(x.Name) {
+	if !matchPattern5(x.Name) {
 		return false
 	}
 	if !runesAtLeast(x.Reason, 1) {
@@ -4728,7 +4728,7 @@ func validUnlockDatasetPeriodRequest(x *v1.UnlockDatasetPeriodRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !pattern6.MatchString(x.Dataset) {
+	if !pattern2.MatchString(x.Dataset) {
 		return false
 	}
 	if !runesAtLeast(x.Period, 1) {
@@ -4967,7 +4967,7 @@ func validUploadDocumentVersionMetadata(x *v1.UploadDocumentVersionMetadata) boo
 	if x == nil {
 		return true
 	}
-	if !matchPattern18(x.Document) {
+	if !matchPattern17(x.Document) {
 		return false
 	}
 	switch int32(x.ContentType) {
@@ -5089,7 +5089,7 @@ func validWatchDatasetRowsRequest(x *v1.WatchDatasetRowsRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !pattern6.MatchString(x.Dataset) {
+	if !pattern2.MatchString(x.Dataset) {
 		return false
 	}
 	if x.StartRevision < 0 {
@@ -5126,7 +5126,7 @@ func validWatchPlansRequest(x *v1.WatchPlansRequest) bool {
 		return false
 	}
 	for _, val1 := range x.Subdivisions {
-		if !matchPattern5(val1) {
+		if !matchPattern22(val1) {
 			return false
 		}
 	}
@@ -5198,7 +5198,7 @@ func validWriteDatasetRowsRequest(x *v1.WriteDatasetRowsRequest) bool {
 	if x == nil {
 		return true
 	}
-	if !pattern6.MatchString(x.Dataset) {
+	if !pattern2.MatchString(x.Dataset) {
 		return false
 	}
 	if len(x.Writes) < 1 {
@@ -9484,11 +9484,42 @@ func matchPattern1(s string) bool {
 
 var pattern1Class2 = byteSet('0', '9', 'a', 'z')
 
-// matchPattern2 reports whether s matches "^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]$" as
+// pattern2 is the pattern "^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/datasets/[a-z][a-z0-9-]{1,62}[a-z0-9]$".
+var pattern2 = regexp.MustCompile("^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/datasets/[a-z][a-z0-9-]{1,62}[a-z0-9]$")
+
+// matchPattern3 reports whether s matches "^[a-z][a-z0-9_]{0,31}$" as
 // regexp would, without backtracking: at most one part of the pattern
 // repeats a variable number of times, and it takes what the string's
 // length leaves.
-func matchPattern2(s string) bool {
+func matchPattern3(s string) bool {
+	k := len(s) - 1
+	if k < 0 || k > 31 {
+		return false
+	}
+	i := 0
+	if !pattern3Class1[s[i]] {
+		return false
+	}
+	i++
+	for end := i + k; i < end; i++ {
+		if !pattern3Class2[s[i]] {
+			return false
+		}
+	}
+	return i == len(s)
+}
+
+var pattern3Class1 = byteSet('a', 'z')
+var pattern3Class2 = byteSet('0', '9', '_', '_', 'a', 'z')
+
+// pattern4 is the pattern "^[A-Z]{2}(-[A-Z0-9]{1,3}(\\.[A-Za-z0-9-]{1,16})?)?$".
+var pattern4 = regexp.MustCompile("^[A-Z]{2}(-[A-Z0-9]{1,3}(\\.[A-Za-z0-9-]{1,16})?)?$")
+
+// matchPattern5 reports whether s matches "^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]$" as
+// regexp would, without backtracking: at most one part of the pattern
+// repeats a variable number of times, and it takes what the string's
+// length leaves.
+func matchPattern5(s string) bool {
 	k := len(s) - 11
 	if k < 1 || k > 38 {
 		return false
@@ -9498,108 +9529,116 @@ func matchPattern2(s string) bool {
 		return false
 	}
 	i += 9
-	if !pattern2Class2[s[i]] {
+	if !pattern5Class2[s[i]] {
 		return false
 	}
 	i++
-	for end := i + k; i < end; i++ {
-		if !pattern2Class3[s[i]] {
-			return false
-		}
-	}
-	if !pattern2Class4[s[i]] {
-		return false
-	}
-	i++
-	return i == len(s)
-}
-
-var pattern2Class2 = byteSet('a', 'z')
-var pattern2Class3 = byteSet('-', '-', '0', '9', 'a', 'z')
-var pattern2Class4 = byteSet('0', '9', 'a', 'z')
-
-// matchPattern3 reports whether s matches "^[A-Z]{2}$" as
-// regexp would, without backtracking: at most one part of the pattern
-// repeats a variable number of times, and it takes what the string's
-// length leaves.
-func matchPattern3(s string) bool {
-	if len(s) != 2 {
-		return false
-	}
-	i := 0
-	for end := i + 2; i < end; i++ {
-		if !pattern3Class1[s[i]] {
-			return false
-		}
-	}
-	return i == len(s)
-}
-
-var pattern3Class1 = byteSet('A', 'Z')
-
-// pattern4 is the pattern "^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$".
-var pattern4 = regexp.MustCompile("^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
-
-// matchPattern5 reports whether s matches "^[A-Z]{2}-[A-Z0-9]{1,3}$" as
-// regexp would, without backtracking: at most one part of the pattern
-// repeats a variable number of times, and it takes what the string's
-// length leaves.
-func matchPattern5(s string) bool {
-	k := len(s) - 3
-	if k < 1 || k > 3 {
-		return false
-	}
-	i := 0
-	for end := i + 2; i < end; i++ {
-		if !pattern5Class1[s[i]] {
-			return false
-		}
-	}
-	if s[i:i+1] != "-" {
-		return false
-	}
-	i += 1
 	for end := i + k; i < end; i++ {
 		if !pattern5Class3[s[i]] {
 			return false
 		}
 	}
+	if !pattern5Class4[s[i]] {
+		return false
+	}
+	i++
 	return i == len(s)
 }
 
-var pattern5Class1 = byteSet('A', 'Z')
-var pattern5Class3 = byteSet('0', '9', 'A', 'Z')
+var pattern5Class2 = byteSet('a', 'z')
+var pattern5Class3 = byteSet('-', '-', '0', '9', 'a', 'z')
+var pattern5Class4 = byteSet('0', '9', 'a', 'z')
 
-// pattern6 is the pattern "^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/datasets/[a-z][a-z0-9-]{1,62}[a-z0-9]$".
-var pattern6 = regexp.MustCompile("^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/datasets/[a-z][a-z0-9-]{1,62}[a-z0-9]$")
-
-// matchPattern7 reports whether s matches "^[a-z][a-z0-9_]{0,31}$" as
+// matchPattern6 reports whether s matches "^workingGroups/[a-z][a-z0-9-]{1,62}[a-z0-9]$" as
 // regexp would, without backtracking: at most one part of the pattern
 // repeats a variable number of times, and it takes what the string's
 // length leaves.
-func matchPattern7(s string) bool {
-	k := len(s) - 1
-	if k < 0 || k > 31 {
+func matchPattern6(s string) bool {
+	k := len(s) - 16
+	if k < 1 || k > 62 {
 		return false
 	}
 	i := 0
-	if !pattern7Class1[s[i]] {
+	if s[i:i+14] != "workingGroups/" {
+		return false
+	}
+	i += 14
+	if !pattern6Class2[s[i]] {
 		return false
 	}
 	i++
 	for end := i + k; i < end; i++ {
-		if !pattern7Class2[s[i]] {
+		if !pattern6Class3[s[i]] {
+			return false
+		}
+	}
+	if !pattern6Class4[s[i]] {
+		return false
+	}
+	i++
+	return i == len(s)
+}
+
+var pattern6Class2 = byteSet('a', 'z')
+var pattern6Class3 = byteSet('-', '-', '0', '9', 'a', 'z')
+var pattern6Class4 = byteSet('0', '9', 'a', 'z')
+
+// matchPattern7 reports whether s matches "^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/consultants/[0-9a-z]{26}/engagements/[0-9a-z]{26}$" as
+// regexp would, without backtracking: at most one part of the pattern
+// repeats a variable number of times, and it takes what the string's
+// length leaves.
+func matchPattern7(s string) bool {
+	k := len(s) - 89
+	if k < 1 || k > 38 {
+		return false
+	}
+	i := 0
+	if s[i:i+9] != "agencies/" {
+		return false
+	}
+	i += 9
+	if !pattern7Class2[s[i]] {
+		return false
+	}
+	i++
+	for end := i + k; i < end; i++ {
+		if !pattern7Class3[s[i]] {
+			return false
+		}
+	}
+	if !pattern7Class4[s[i]] {
+		return false
+	}
+	i++
+	if s[i:i+13] != "/consultants/" {
+		return false
+	}
+	i += 13
+	for end := i + 26; i < end; i++ {
+		if !pattern7Class6[s[i]] {
+			return false
+		}
+	}
+	if s[i:i+13] != "/engagements/" {
+		return false
+	}
+	i += 13
+	for end := i + 26; i < end; i++ {
+		if !pattern7Class8[s[i]] {
 			return false
 		}
 	}
 	return i == len(s)
 }
 
-var pattern7Class1 = byteSet('a', 'z')
-var pattern7Class2 = byteSet('0', '9', '_', '_', 'a', 'z')
+var pattern7Class2 = byteSet('a', 'z')
+var pattern7Class3 = byteSet('-', '-', '0', '9', 'a', 'z')
+var pattern7Class4 = byteSet('0', '9', 'a', 'z')
+var pattern7Class6 = byteSet('0', '9', 'a', 'z')
+var pattern7Class8 = byteSet('0', '9', 'a', 'z')
 
-// pattern8 is the pattern "^[A-Z]{2}(-[A-Z0-9]{1,3}(\\.[A-Za-z0-9-]{1,16})?)?$".
-var pattern8 = regexp.MustCompile("^[A-Z]{2}(-[A-Z0-9]{1,3}(\\.[A-Za-z0-9-]{1,16})?)?$")
+// pattern8 is the pattern "^[^\\x00-\\x1F\\x7F]+$".
+var pattern8 = regexp.MustCompile("^[^\\x00-\\x1F\\x7F]+$")
 
 // matchPattern9 reports whether s matches "^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/plans/[0-9a-z]{26}$" as
 // regexp would, without backtracking: at most one part of the pattern
@@ -9645,53 +9684,71 @@ var pattern9Class3 = byteSet('-', '-', '0', '9', 'a', 'z')
 var pattern9Class4 = byteSet('0', '9', 'a', 'z')
 var pattern9Class6 = byteSet('0', '9', 'a', 'z')
 
-// pattern10 is the pattern "^[!-~](?:[ -~]{0,126}[!-~])?$".
-var pattern10 = regexp.MustCompile("^[!-~](?:[ -~]{0,126}[!-~])?$")
+// pattern10 is the pattern "^[^\\x00-\\x1f\\x7f]+$".
+var pattern10 = regexp.MustCompile("^[^\\x00-\\x1f\\x7f]+$")
 
-// pattern11 is the pattern "^[^\\x00-\\x1F\\x7F]+$".
-var pattern11 = regexp.MustCompile("^[^\\x00-\\x1F\\x7F]+$")
-
-// matchPattern12 reports whether s matches "^workingGroups/[a-z][a-z0-9-]{1,62}[a-z0-9]$" as
+// matchPattern11 reports whether s matches "^[a-z][a-z0-9-]{1,38}[a-z0-9]$" as
 // regexp would, without backtracking: at most one part of the pattern
 // repeats a variable number of times, and it takes what the string's
 // length leaves.
-func matchPattern12(s string) bool {
-	k := len(s) - 16
-	if k < 1 || k > 62 {
+func matchPattern11(s string) bool {
+	k := len(s) - 2
+	if k < 1 || k > 38 {
 		return false
 	}
 	i := 0
-	if s[i:i+14] != "workingGroups/" {
-		return false
-	}
-	i += 14
-	if !pattern12Class2[s[i]] {
+	if !pattern11Class1[s[i]] {
 		return false
 	}
 	i++
 	for end := i + k; i < end; i++ {
-		if !pattern12Class3[s[i]] {
+		if !pattern11Class2[s[i]] {
 			return false
 		}
 	}
-	if !pattern12Class4[s[i]] {
+	if !pattern11Class3[s[i]] {
 		return false
 	}
 	i++
 	return i == len(s)
 }
 
-var pattern12Class2 = byteSet('a', 'z')
-var pattern12Class3 = byteSet('-', '-', '0', '9', 'a', 'z')
-var pattern12Class4 = byteSet('0', '9', 'a', 'z')
+var pattern11Class1 = byteSet('a', 'z')
+var pattern11Class2 = byteSet('-', '-', '0', '9', 'a', 'z')
+var pattern11Class3 = byteSet('0', '9', 'a', 'z')
 
-// matchPattern13 reports whether s matches "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$" as
+// matchPattern12 reports whether s matches "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$" as
+// regexp would, without backtracking: at most one part of the pattern
+// repeats a variable number of times, and it takes what the string's
+// length leaves.
+func matchPattern12(s string) bool {
+	k := len(s) - 1
+	if k < 0 || k > 63 {
+		return false
+	}
+	i := 0
+	if !pattern12Class1[s[i]] {
+		return false
+	}
+	i++
+	for end := i + k; i < end; i++ {
+		if !pattern12Class2[s[i]] {
+			return false
+		}
+	}
+	return i == len(s)
+}
+
+var pattern12Class1 = byteSet('0', '9', 'A', 'Z', 'a', 'z')
+var pattern12Class2 = byteSet('-', '.', '0', ':', 'A', 'Z', '_', '_', 'a', 'z')
+
+// matchPattern13 reports whether s matches "^[a-z][a-z0-9-]{1,62}[a-z0-9]$" as
 // regexp would, without backtracking: at most one part of the pattern
 // repeats a variable number of times, and it takes what the string's
 // length leaves.
 func matchPattern13(s string) bool {
-	k := len(s) - 1
-	if k < 0 || k > 63 {
+	k := len(s) - 2
+	if k < 1 || k > 62 {
 		return false
 	}
 	i := 0
@@ -9704,18 +9761,23 @@ func matchPattern13(s string) bool {
 			return false
 		}
 	}
+	if !pattern13Class3[s[i]] {
+		return false
+	}
+	i++
 	return i == len(s)
 }
 
-var pattern13Class1 = byteSet('0', '9', 'A', 'Z', 'a', 'z')
-var pattern13Class2 = byteSet('-', '.', '0', ':', 'A', 'Z', '_', '_', 'a', 'z')
+var pattern13Class1 = byteSet('a', 'z')
+var pattern13Class2 = byteSet('-', '-', '0', '9', 'a', 'z')
+var pattern13Class3 = byteSet('0', '9', 'a', 'z')
 
-// matchPattern14 reports whether s matches "^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/consultants/[0-9a-z]{26}/engagements/[0-9a-z]{26}$" as
+// matchPattern14 reports whether s matches "^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/consultants/[0-9a-z]{26}$" as
 // regexp would, without backtracking: at most one part of the pattern
 // repeats a variable number of times, and it takes what the string's
 // length leaves.
 func matchPattern14(s string) bool {
-	k := len(s) - 89
+	k := len(s) - 50
 	if k < 1 || k > 38 {
 		return false
 	}
@@ -9746,15 +9808,6 @@ func matchPattern14(s string) bool {
 			return false
 		}
 	}
-	if s[i:i+13] != "/engagements/" {
-		return false
-	}
-	i += 13
-	for end := i + 26; i < end; i++ {
-		if !pattern14Class8[s[i]] {
-			return false
-		}
-	}
 	return i == len(s)
 }
 
@@ -9762,164 +9815,12 @@ var pattern14Class2 = byteSet('a', 'z')
 var pattern14Class3 = byteSet('-', '-', '0', '9', 'a', 'z')
 var pattern14Class4 = byteSet('0', '9', 'a', 'z')
 var pattern14Class6 = byteSet('0', '9', 'a', 'z')
-var pattern14Class8 = byteSet('0', '9', 'a', 'z')
 
-// pattern15 is the pattern "^[^\\x00-\\x1f\\x7f]+$".
-var pattern15 = regexp.MustCompile("^[^\\x00-\\x1f\\x7f]+$")
-
-// matchPattern16 reports whether s matches "^[a-z][a-z0-9-]{1,38}[a-z0-9]$" as
+// matchPattern15 reports whether s matches "^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/reports/[0-9a-z]{26}$" as
 // regexp would, without backtracking: at most one part of the pattern
 // repeats a variable number of times, and it takes what the string's
 // length leaves.
-func matchPattern16(s string) bool {
-	k := len(s) - 2
-	if k < 1 || k > 38 {
-		return false
-	}
-	i := 0
-	if !pattern16Class1[s[i]] {
-		return false
-	}
-	i++
-	for end := i + k; i < end; i++ {
-		if !pattern16Class2[s[i]] {
-			return false
-		}
-	}
-	if !pattern16Class3[s[i]] {
-		return false
-	}
-	i++
-	return i == len(s)
-}
-
-var pattern16Class1 = byteSet('a', 'z')
-var pattern16Class2 = byteSet('-', '-', '0', '9', 'a', 'z')
-var pattern16Class3 = byteSet('0', '9', 'a', 'z')
-
-// matchPattern17 reports whether s matches "^[a-z][a-z0-9-]{1,62}[a-z0-9]$" as
-// regexp would, without backtracking: at most one part of the pattern
-// repeats a variable number of times, and it takes what the string's
-// length leaves.
-func matchPattern17(s string) bool {
-	k := len(s) - 2
-	if k < 1 || k > 62 {
-		return false
-	}
-	i := 0
-	if !pattern17Class1[s[i]] {
-		return false
-	}
-	i++
-	for end := i + k; i < end; i++ {
-		if !pattern17Class2[s[i]] {
-			return false
-		}
-	}
-	if !pattern17Class3[s[i]] {
-		return false
-	}
-	i++
-	return i == len(s)
-}
-
-var pattern17Class1 = byteSet('a', 'z')
-var pattern17Class2 = byteSet('-', '-', '0', '9', 'a', 'z')
-var pattern17Class3 = byteSet('0', '9', 'a', 'z')
-
-// matchPattern18 reports whether s matches "^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/documents/[0-9a-z]{26}$" as
-// regexp would, without backtracking: at most one part of the pattern
-// repeats a variable number of times, and it takes what the string's
-// length leaves.
-func matchPattern18(s string) bool {
-	k := len(s) - 48
-	if k < 1 || k > 38 {
-		return false
-	}
-	i := 0
-	if s[i:i+9] != "agencies/" {
-		return false
-	}
-	i += 9
-	if !pattern18Class2[s[i]] {
-		return false
-	}
-	i++
-	for end := i + k; i < end; i++ {
-		if !pattern18Class3[s[i]] {
-			return false
-		}
-	}
-	if !pattern18Class4[s[i]] {
-		return false
-	}
-	i++
-	if s[i:i+11] != "/documents/" {
-		return false
-	}
-	i += 11
-	for end := i + 26; i < end; i++ {
-		if !pattern18Class6[s[i]] {
-			return false
-		}
-	}
-	return i == len(s)
-}
-
-var pattern18Class2 = byteSet('a', 'z')
-var pattern18Class3 = byteSet('-', '-', '0', '9', 'a', 'z')
-var pattern18Class4 = byteSet('0', '9', 'a', 'z')
-var pattern18Class6 = byteSet('0', '9', 'a', 'z')
-
-// matchPattern19 reports whether s matches "^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/consultants/[0-9a-z]{26}$" as
-// regexp would, without backtracking: at most one part of the pattern
-// repeats a variable number of times, and it takes what the string's
-// length leaves.
-func matchPattern19(s string) bool {
-	k := len(s) - 50
-	if k < 1 || k > 38 {
-		return false
-	}
-	i := 0
-	if s[i:i+9] != "agencies/" {
-		return false
-	}
-	i += 9
-	if !pattern19Class2[s[i]] {
-		return false
-	}
-	i++
-	for end := i + k; i < end; i++ {
-		if !pattern19Class3[s[i]] {
-			return false
-		}
-	}
-	if !pattern19Class4[s[i]] {
-		return false
-	}
-	i++
-	if s[i:i+13] != "/consultants/" {
-		return false
-	}
-	i += 13
-	for end := i + 26; i < end; i++ {
-		if !pattern19Class6[s[i]] {
-			return false
-		}
-	}
-	return i == len(s)
-}
-
-var pattern19Class2 = byteSet('a', 'z')
-var pattern19Class3 = byteSet('-', '-', '0', '9', 'a', 'z')
-var pattern19Class4 = byteSet('0', '9', 'a', 'z')
-var pattern19Class6 = byteSet('0', '9', 'a', 'z')
-
-// matchPattern20 reports whether s matches "^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/reports/[0-9a-z]{26}$" as
-// regexp would, without backtracking: at most one part of the pattern
-// repeats a variable number of times, and it takes what the string's
-// length leaves.
-func matchPattern20(s string) bool {
+func matchPattern15(s string) bool {
 	k := len(s) - 46
 	if k < 1 || k > 38 {
 		return false
@@ -9929,16 +9830,16 @@ func matchPattern20(s string) bool {
 		return false
 	}
 	i += 9
-	if !pattern20Class2[s[i]] {
+	if !pattern15Class2[s[i]] {
 		return false
 	}
 	i++
 	for end := i + k; i < end; i++ {
-		if !pattern20Class3[s[i]] {
+		if !pattern15Class3[s[i]] {
 			return false
 		}
 	}
-	if !pattern20Class4[s[i]] {
+	if !pattern15Class4[s[i]] {
 		return false
 	}
 	i++
@@ -9947,23 +9848,23 @@ func matchPattern20(s string) bool {
 	}
 	i += 9
 	for end := i + 26; i < end; i++ {
-		if !pattern20Class6[s[i]] {
+		if !pattern15Class6[s[i]] {
 			return false
 		}
 	}
 	return i == len(s)
 }
 
-var pattern20Class2 = byteSet('a', 'z')
-var pattern20Class3 = byteSet('-', '-', '0', '9', 'a', 'z')
-var pattern20Class4 = byteSet('0', '9', 'a', 'z')
-var pattern20Class6 = byteSet('0', '9', 'a', 'z')
+var pattern15Class2 = byteSet('a', 'z')
+var pattern15Class3 = byteSet('-', '-', '0', '9', 'a', 'z')
+var pattern15Class4 = byteSet('0', '9', 'a', 'z')
+var pattern15Class6 = byteSet('0', '9', 'a', 'z')
 
-// matchPattern21 reports whether s matches "^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/focalPoints/[0-9a-z]{26}$" as
+// matchPattern16 reports whether s matches "^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/focalPoints/[0-9a-z]{26}$" as
 // regexp would, without backtracking: at most one part of the pattern
 // repeats a variable number of times, and it takes what the string's
 // length leaves.
-func matchPattern21(s string) bool {
+func matchPattern16(s string) bool {
 	k := len(s) - 50
 	if k < 1 || k > 38 {
 		return false
@@ -9973,16 +9874,16 @@ func matchPattern21(s string) bool {
 		return false
 	}
 	i += 9
-	if !pattern21Class2[s[i]] {
+	if !pattern16Class2[s[i]] {
 		return false
 	}
 	i++
 	for end := i + k; i < end; i++ {
-		if !pattern21Class3[s[i]] {
+		if !pattern16Class3[s[i]] {
 			return false
 		}
 	}
-	if !pattern21Class4[s[i]] {
+	if !pattern16Class4[s[i]] {
 		return false
 	}
 	i++
@@ -9991,23 +9892,86 @@ func matchPattern21(s string) bool {
 	}
 	i += 13
 	for end := i + 26; i < end; i++ {
-		if !pattern21Class6[s[i]] {
+		if !pattern16Class6[s[i]] {
 			return false
 		}
 	}
 	return i == len(s)
 }
 
-var pattern21Class2 = byteSet('a', 'z')
-var pattern21Class3 = byteSet('-', '-', '0', '9', 'a', 'z')
-var pattern21Class4 = byteSet('0', '9', 'a', 'z')
-var pattern21Class6 = byteSet('0', '9', 'a', 'z')
+var pattern16Class2 = byteSet('a', 'z')
+var pattern16Class3 = byteSet('-', '-', '0', '9', 'a', 'z')
+var pattern16Class4 = byteSet('0', '9', 'a', 'z')
+var pattern16Class6 = byteSet('0', '9', 'a', 'z')
 
-// matchPattern22 reports whether s matches "^certificates/[0-9a-f]{1,40}$" as
+// matchPattern17 reports whether s matches "^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/documents/[0-9a-z]{26}$" as
 // regexp would, without backtracking: at most one part of the pattern
 // repeats a variable number of times, and it takes what the string's
 // length leaves.
-func matchPattern22(s string) bool {
+func matchPattern17(s string) bool {
+	k := len(s) - 48
+	if k < 1 || k > 38 {
+		return false
+	}
+	i := 0
+	if s[i:i+9] != "agencies/" {
+		return false
+	}
+	i += 9
+	if !pattern17Class2[s[i]] {
+		return false
+	}
+	i++
+	for end := i + k; i < end; i++ {
+		if !pattern17Class3[s[i]] {
+			return false
+		}
+	}
+	if !pattern17Class4[s[i]] {
+		return false
+	}
+	i++
+	if s[i:i+11] != "/documents/" {
+		return false
+	}
+	i += 11
+	for end := i + 26; i < end; i++ {
+		if !pattern17Class6[s[i]] {
+			return false
+		}
+	}
+	return i == len(s)
+}
+
+var pattern17Class2 = byteSet('a', 'z')
+var pattern17Class3 = byteSet('-', '-', '0', '9', 'a', 'z')
+var pattern17Class4 = byteSet('0', '9', 'a', 'z')
+var pattern17Class6 = byteSet('0', '9', 'a', 'z')
+
+// matchPattern18 reports whether s matches "^[A-Z]{2}$" as
+// regexp would, without backtracking: at most one part of the pattern
+// repeats a variable number of times, and it takes what the string's
+// length leaves.
+func matchPattern18(s string) bool {
+	if len(s) != 2 {
+		return false
+	}
+	i := 0
+	for end := i + 2; i < end; i++ {
+		if !pattern18Class1[s[i]] {
+			return false
+		}
+	}
+	return i == len(s)
+}
+
+var pattern18Class1 = byteSet('A', 'Z')
+
+// matchPattern19 reports whether s matches "^certificates/[0-9a-f]{1,40}$" as
+// regexp would, without backtracking: at most one part of the pattern
+// repeats a variable number of times, and it takes what the string's
+// length leaves.
+func matchPattern19(s string) bool {
 	k := len(s) - 13
 	if k < 1 || k > 40 {
 		return false
@@ -10018,20 +9982,20 @@ func matchPattern22(s string) bool {
 	}
 	i += 13
 	for end := i + k; i < end; i++ {
-		if !pattern22Class2[s[i]] {
+		if !pattern19Class2[s[i]] {
 			return false
 		}
 	}
 	return i == len(s)
 }
 
-var pattern22Class2 = byteSet('0', '9', 'a', 'f')
+var pattern19Class2 = byteSet('0', '9', 'a', 'f')
 
-// matchPattern23 reports whether s matches "^locations/[A-Z]{2}-[A-Z0-9]{1,3}$" as
+// matchPattern20 reports whether s matches "^locations/[A-Z]{2}-[A-Z0-9]{1,3}$" as
 // regexp would, without backtracking: at most one part of the pattern
 // repeats a variable number of times, and it takes what the string's
 // length leaves.
-func matchPattern23(s string) bool {
+func matchPattern20(s string) bool {
 	k := len(s) - 13
 	if k < 1 || k > 3 {
 		return false
@@ -10042,7 +10006,7 @@ func matchPattern23(s string) bool {
 	}
 	i += 10
 	for end := i + 2; i < end; i++ {
-		if !pattern23Class2[s[i]] {
+		if !pattern20Class2[s[i]] {
 			return false
 		}
 	}
@@ -10051,46 +10015,82 @@ func matchPattern23(s string) bool {
 	}
 	i += 1
 	for end := i + k; i < end; i++ {
-		if !pattern23Class4[s[i]] {
+		if !pattern20Class4[s[i]] {
 			return false
 		}
 	}
 	return i == len(s)
 }
 
-var pattern23Class2 = byteSet('A', 'Z')
-var pattern23Class4 = byteSet('0', '9', 'A', 'Z')
+var pattern20Class2 = byteSet('A', 'Z')
+var pattern20Class4 = byteSet('0', '9', 'A', 'Z')
 
-// pattern24 is the pattern "^(agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]|secretariat)$".
-var pattern24 = regexp.MustCompile("^(agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]|secretariat)$")
+// pattern21 is the pattern "^(agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]|secretariat)$".
+var pattern21 = regexp.MustCompile("^(agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]|secretariat)$")
 
-// pattern25 is the pattern "^agencies/([a-z][a-z0-9-]{1,38}[a-z0-9]|-)$".
-var pattern25 = regexp.MustCompile("^agencies/([a-z][a-z0-9-]{1,38}[a-z0-9]|-)$")
-
-// matchPattern26 reports whether s matches "^[a-z][a-z0-9-]{0,62}$" as
+// matchPattern22 reports whether s matches "^[A-Z]{2}-[A-Z0-9]{1,3}$" as
 // regexp would, without backtracking: at most one part of the pattern
 // repeats a variable number of times, and it takes what the string's
 // length leaves.
-func matchPattern26(s string) bool {
+func matchPattern22(s string) bool {
+	k := len(s) - 3
+	if k < 1 || k > 3 {
+		return false
+	}
+	i := 0
+	for end := i + 2; i < end; i++ {
+		if !pattern22Class1[s[i]] {
+			return false
+		}
+	}
+	if s[i:i+1] != "-" {
+		return false
+	}
+	i += 1
+	for end := i + k; i < end; i++ {
+		if !pattern22Class3[s[i]] {
+			return false
+		}
+	}
+	return i == len(s)
+}
+
+var pattern22Class1 = byteSet('A', 'Z')
+var pattern22Class3 = byteSet('0', '9', 'A', 'Z')
+
+// pattern23 is the pattern "^agencies/([a-z][a-z0-9-]{1,38}[a-z0-9]|-)$".
+var pattern23 = regexp.MustCompile("^agencies/([a-z][a-z0-9-]{1,38}[a-z0-9]|-)$")
+
+// pattern24 is the pattern "^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$".
+var pattern24 = regexp.MustCompile("^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+
+// matchPattern25 reports whether s matches "^[a-z][a-z0-9-]{0,62}$" as
+// regexp would, without backtracking: at most one part of the pattern
+// repeats a variable number of times, and it takes what the string's
+// length leaves.
+func matchPattern25(s string) bool {
 	k := len(s) - 1
 	if k < 0 || k > 62 {
 		return false
 	}
 	i := 0
-	if !pattern26Class1[s[i]] {
+	if !pattern25Class1[s[i]] {
 		return false
 	}
 	i++
 	for end := i + k; i < end; i++ {
-		if !pattern26Class2[s[i]] {
+		if !pattern25Class2[s[i]] {
 			return false
 		}
 	}
 	return i == len(s)
 }
 
-var pattern26Class1 = byteSet('a', 'z')
-var pattern26Class2 = byteSet('-', '-', '0', '9', 'a', 'z')
+var pattern25Class1 = byteSet('a', 'z')
+var pattern25Class2 = byteSet('-', '-', '0', '9', 'a', 'z')
+
+// pattern26 is the pattern "^[!-~](?:[ -~]{0,126}[!-~])?$".
+var pattern26 = regexp.MustCompile("^[!-~](?:[ -~]{0,126}[!-~])?$")
 
 // matchPattern27 reports whether s matches "^[A-Z]{3}$" as
 // regexp would, without backtracking: at most one part of the pattern
@@ -10167,38 +10167,38 @@ var pattern32Class1 = byteSet('0', '9', 'a', 'f')
 // Matchers maps each pattern the rules use to what matches it here: a
 // function written for it, or its regexp. For tests.
 var Matchers = map[string]func(string) bool{
-	"^referrals/[0-9a-z]{26}$":                matchPattern1,
-	"^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]$": matchPattern2,
-	"^[A-Z]{2}$":                       matchPattern3,
-	"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$": pattern4.MatchString,
-	"^[A-Z]{2}-[A-Z0-9]{1,3}$":         matchPattern5,
-	"^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/datasets/[a-z][a-z0-9-]{1,62}[a-z0-9]$": pattern6.MatchString,
-	"^[a-z][a-z0-9_]{0,31}$":                                                                    matchPattern7,
-	"^[A-Z]{2}(-[A-Z0-9]{1,3}(\\.[A-Za-z0-9-]{1,16})?)?$":                                       pattern8.MatchString,
+	"^referrals/[0-9a-z]{26}$": matchPattern1,
+	"^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/datasets/[a-z][a-z0-9-]{1,62}[a-z0-9]$": pattern2.MatchString,
+	"^[a-z][a-z0-9_]{0,31}$":                                                                    matchPattern3,
+	"^[A-Z]{2}(-[A-Z0-9]{1,3}(\\.[A-Za-z0-9-]{1,16})?)?$":                                       pattern4.MatchString,
+	"^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]$":                                                   matchPattern5,
+	"^workingGroups/[a-z][a-z0-9-]{1,62}[a-z0-9]$":                                              matchPattern6,
+	"^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/consultants/[0-9a-z]{26}/engagements/[0-9a-z]{26}$": matchPattern7,
+	"^[^\\x00-\\x1F\\x7F]+$":                                                                    pattern8.MatchString,
 	"^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/plans/[0-9a-z]{26}$":                                matchPattern9,
-	"^[!-~](?:[ -~]{0,126}[!-~])?$":                                                             pattern10.MatchString,
-	"^[^\\x00-\\x1F\\x7F]+$":                                                                    pattern11.MatchString,
-	"^workingGroups/[a-z][a-z0-9-]{1,62}[a-z0-9]$":                                              matchPattern12,
-	"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$":                                                        matchPattern13,
-	"^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/consultants/[0-9a-z]{26}/engagements/[0-9a-z]{26}$": matchPattern14,
-	"^[^\\x00-\\x1f\\x7f]+$":                                                                    pattern15.MatchString,
-	"^[a-z][a-z0-9-]{1,38}[a-z0-9]$":                                                            matchPattern16,
-	"^[a-z][a-z0-9-]{1,62}[a-z0-9]$":                                                            matchPattern17,
-	"^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/documents/[0-9a-z]{26}$":                            matchPattern18,
-	"^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/consultants/[0-9a-z]{26}$":                          matchPattern19,
-	"^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/reports/[0-9a-z]{26}$":                              matchPattern20,
-	"^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/focalPoints/[0-9a-z]{26}$":                          matchPattern21,
-	"^certificates/[0-9a-f]{1,40}$":                                                             matchPattern22,
-	"^locations/[A-Z]{2}-[A-Z0-9]{1,3}$":                                                        matchPattern23,
-	"^(agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]|secretariat)$":                                     pattern24.MatchString,
-	"^agencies/([a-z][a-z0-9-]{1,38}[a-z0-9]|-)$":                                               pattern25.MatchString,
-	"^[a-z][a-z0-9-]{0,62}$":                                                                    matchPattern26,
-	"^[A-Z]{3}$":                                                                                matchPattern27,
-	"^(0|[1-9][0-9]{0,14})(\\.[0-9]{1,4})?$":                                                    pattern28.MatchString,
-	"^[A-Za-z0-9][A-Za-z0-9/ -]{0,15}$":                                                         matchPattern29,
-	"^([!-~]{1,100})?$":                                                                         pattern30.MatchString,
-	"^[^/\\\\\\x00-\\x1f]+$":                                                                    pattern31.MatchString,
-	"^[0-9a-f]{64}$":                                                                            matchPattern32,
+	"^[^\\x00-\\x1f\\x7f]+$":                                                                    pattern10.MatchString,
+	"^[a-z][a-z0-9-]{1,38}[a-z0-9]$":                                                            matchPattern11,
+	"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$":                                                        matchPattern12,
+	"^[a-z][a-z0-9-]{1,62}[a-z0-9]$":                                                            matchPattern13,
+	"^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/consultants/[0-9a-z]{26}$":                          matchPattern14,
+	"^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/reports/[0-9a-z]{26}$":                              matchPattern15,
+	"^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/focalPoints/[0-9a-z]{26}$":                          matchPattern16,
+	"^agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]/documents/[0-9a-z]{26}$":                            matchPattern17,
+	"^[A-Z]{2}$":                                            matchPattern18,
+	"^certificates/[0-9a-f]{1,40}$":                         matchPattern19,
+	"^locations/[A-Z]{2}-[A-Z0-9]{1,3}$":                    matchPattern20,
+	"^(agencies/[a-z][a-z0-9-]{1,38}[a-z0-9]|secretariat)$": pattern21.MatchString,
+	"^[A-Z]{2}-[A-Z0-9]{1,3}$":                              matchPattern22,
+	"^agencies/([a-z][a-z0-9-]{1,38}[a-z0-9]|-)$":           pattern23.MatchString,
+	"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$":                      pattern24.MatchString,
+	"^[a-z][a-z0-9-]{0,62}$":                                matchPattern25,
+	"^[!-~](?:[ -~]{0,126}[!-~])?$":                         pattern26.MatchString,
+	"^[A-Z]{3}$":                                            matchPattern27,
+	"^(0|[1-9][0-9]{0,14})(\\.[0-9]{1,4})?$":                pattern28.MatchString,
+	"^[A-Za-z0-9][A-Za-z0-9/ -]{0,15}$":                     matchPattern29,
+	"^([!-~]{1,100})?$":                                     pattern30.MatchString,
+	"^[^/\\\\\\x00-\\x1f]+$":                                pattern31.MatchString,
+	"^[0-9a-f]{64}$":                                        matchPattern32,
 }
 
 // byteSet is the set of the bytes in the inclusive ranges lo, hi, ...
