@@ -32,6 +32,9 @@ var referrals = table[*exchangev1.Referral]{
 	bucket:  bucketReferrals,
 	newT:    func() *exchangev1.Referral { return new(exchangev1.Referral) },
 	indexes: referralIndexes,
+	stampNew: func(r *exchangev1.Referral, name string, created, updated *timestamppb.Timestamp) {
+		r.Name, r.CreateTime, r.UpdateTime = name, created, updated
+	},
 	// Identifying details never enter the change log: watchers get
 	// summaries, and the log is kept longer than a referral may be.
 	logged: func(r *exchangev1.Referral, encoded []byte) ([]byte, error) {

@@ -30,6 +30,11 @@ type table[T proto.Message] struct {
 	// without a copy) but must leave it as it found it; the values it is
 	// given are owned by the write making them.
 	logged func(v T, encoded []byte) ([]byte, error)
+	// stampNew, when set, sets a new value's name and times directly
+	// (update_time to a copy of create_time), for the tables a batch
+	// writes a record of per item; otherwise prepare sets them by
+	// reflection, which cost a referral of the batched push about 0.6 µs.
+	stampNew func(v T, name string, created, updated *timestamppb.Timestamp)
 }
 
 // forLog wraps for the change log what it keeps of v; encoded is v's own
@@ -130,9 +135,13 @@ func (t table[T]) prepare(key []byte, name string, v T, now time.Time) (prepared
 // gives up: v itself is stamped and kept, not a copy.
 func (t table[T]) prepareOwned(key []byte, name string, v T, now time.Time) (prepared[T], error) {
 	ts := timestamppb.New(now)
-	setString(v, "name", name)
-	setTime(v, "create_time", ts)
-	setTime(v, "update_time", ts)
+	if t.stampNew != nil {
+		t.stampNew(v, name, ts, &timestamppb.Timestamp{Seconds: ts.Seconds, Nanos: ts.Nanos})
+	} else {
+		setString(v, "name", name)
+		setTime(v, "create_time", ts)
+		setTime(v, "update_time", ts)
+	}
 	encoded, err := stampEtag(v)
 	if err != nil {
 		return prepared[T]{}, err

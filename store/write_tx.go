@@ -155,9 +155,7 @@ func (w *writeTx) recordAny(kind exchangev1.ChangeKind, name string, res *anypb.
 	if err != nil {
 		return err
 	}
-	change, err := marshal(&exchangev1.Change{
-		Revision: rev, Time: w.logTimestamp(), Kind: kind, ResourceName: name, Resource: res,
-	})
+	change, err := encodeChange(rev, w.logTimestamp(), kind, name, res)
 	if err != nil {
 		return err
 	}
