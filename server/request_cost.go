@@ -484,6 +484,9 @@ type fieldBound struct {
 	enter bool
 	// scan says whether scanWireBounds goes into them: they hold lists.
 	scan bool
+	// child is the bounds of the field's messages (its map's values),
+	// when scan is set.
+	child *messageBounds
 	// scanIgnored says the scan goes into them as into what a rule
 	// ignores always: the field, or its items or values, are.
 	scanIgnored bool
@@ -561,7 +564,7 @@ func buildBounds(md protoreflect.MessageDescriptor, building map[protoreflect.Fu
 		}
 		_, unfinished := building[child.FullName()]
 		if cb := buildBounds(child, building); cb.holdsLists || unfinished {
-			b.fields[i].scan = true
+			b.fields[i].scan, b.fields[i].child = true, cb
 			b.holdsLists = true
 		}
 	}
@@ -639,11 +642,12 @@ func scanWireBounds(b []byte, md protoreflect.MessageDescriptor, report *violati
 	var chain [maxScanDepth + 1]protoreflect.FieldNumber
 	path := make([]pathElement, 0, 16)
 	s := wireScan{report: report}
-	s.message(b, chain[:0], md, path, false, 0)
+	bounds := boundsOf(md)
+	s.message(b, chain[:0], bounds, path, false, 0)
 	if s.excess > maxExcessInIgnoredItems {
 		*report = violationReport{}
 		s = wireScan{report: report, reportIgnored: true}
-		s.message(b, chain[:0], md, path, false, 0)
+		s.message(b, chain[:0], bounds, path, false, 0)
 	}
 }
 
@@ -670,40 +674,45 @@ type wireScan struct {
 // each sent whole); with an empty chain, anchor is the message. (Anchor
 // and chain are two parameters, not a struct, so that the chain's array
 // stays on the stack.)
-func (s *wireScan) message(anchor []byte, chain []protoreflect.FieldNumber, md protoreflect.MessageDescriptor, path []pathElement, ignored bool, depth int) {
-	bounds := boundsOf(md)
+func (s *wireScan) message(anchor []byte, chain []protoreflect.FieldNumber, bounds *messageBounds, path []pathElement, ignored bool, depth int) {
 	if !bounds.holdsLists || depth > maxScanDepth || s.stop {
 		return
 	}
+	// counts holds, for each list and map, its items; for each singular
+	// message the scan goes into, how often it was sent, and once holds
+	// its bytes (the last occurrence's).
 	var countsOnStack [32]int
+	var onceOnStack [32][]byte
 	var counts []int
+	var once [][]byte
 	if len(bounds.fields) <= len(countsOnStack) {
-		counts = countsOnStack[:len(bounds.fields)]
+		counts, once = countsOnStack[:len(bounds.fields)], onceOnStack[:len(bounds.fields)]
 	} else {
-		counts = make([]int, len(bounds.fields))
+		counts, once = make([]int, len(bounds.fields)), make([][]byte, len(bounds.fields))
 	}
 	// Count the items of each list and map: the loop a million empty
-	// strings go through, kept to a tag, a length and an index.
-	for parts := (partReader{anchor: anchor}); ; {
-		part, ok := parts.next(chain)
-		if !ok {
-			if parts.failed {
-				s.stop = true
-				return
-			}
-			break
+	// strings go through, kept to a tag, a length and an index. A message
+	// sent whole (no chain) is its anchor; only one reached by a chain
+	// needs a partReader, whose array of readers costs zeroing at each
+	// message.
+	if len(chain) == 0 {
+		if !countPart(anchor, bounds, counts, once) {
+			s.stop = true
+			return
 		}
-		for r := (wireReader{rest: part}); ; {
-			num, typ, value, ok := r.next()
+	} else {
+		for parts := (partReader{anchor: anchor}); ; {
+			part, ok := parts.next(chain)
 			if !ok {
-				if r.failed {
+				if parts.failed {
 					s.stop = true
 					return
 				}
 				break
 			}
-			if i := bounds.index(num); i >= 0 && bounds.fields[i].counted {
-				counts[i] += wireItems(bounds.fields[i].desc, typ, value)
+			if !countPart(part, bounds, counts, once) {
+				s.stop = true
+				return
 			}
 		}
 	}
@@ -711,11 +720,10 @@ func (s *wireScan) message(anchor []byte, chain []protoreflect.FieldNumber, md p
 		if s.stop {
 			return
 		}
-		name := string(f.desc.Name())
 		inIgnored := (ignored || f.ignored) && !f.outputOnly
 		if f.counted && counts[i] > f.max {
 			if !inIgnored || s.reportIgnored {
-				s.reportOver(f, counts[i], append(path, pathElement{name: name}))
+				s.reportOver(f, counts[i], append(path, pathElement{name: string(f.desc.Name())}))
 				continue
 			}
 			if s.excess += counts[i] - f.max; s.excess > maxExcessInIgnoredItems {
@@ -726,39 +734,86 @@ func (s *wireScan) message(anchor []byte, chain []protoreflect.FieldNumber, md p
 		if !f.scan || f.counted && counts[i] == 0 {
 			continue
 		}
-		child, childIgnored := messageOf(f.desc), ignored || f.scanIgnored
+		child, childIgnored := f.child, ignored || f.scanIgnored
 		if !f.counted {
-			// Each occurrence of the field in each part of this message is a
-			// part of the field's message.
-			s.message(anchor, append(chain, f.desc.Number()), child,
-				append(path, pathElement{name: name}), childIgnored, depth+1)
+			name := string(f.desc.Name())
+			switch counts[i] {
+			case 0:
+				// Not sent: nothing in it to count.
+			case 1:
+				// Sent once, whole: its bytes anchor its own chains, as a
+				// list item's do, and this message is not read again to
+				// find them.
+				s.message(once[i], chain[len(chain):], child,
+					append(path, pathElement{name: name}), childIgnored, depth+1)
+			default:
+				// Each occurrence of the field in each part of this
+				// message is a part of the field's message.
+				s.message(anchor, append(chain, f.desc.Number()), child,
+					append(path, pathElement{name: name}), childIgnored, depth+1)
+			}
 			continue
 		}
 		// Each item and map value is sent whole: it anchors its own
 		// chains, after this message's in the same array.
 		whole := chain[len(chain):]
 		item := 0
+		if len(chain) == 0 {
+			s.items(anchor, f, child, path, childIgnored, depth, whole, &item)
+			continue
+		}
 		for parts := (partReader{anchor: anchor}); ; {
 			part, ok := parts.next(chain)
 			if !ok {
 				break
 			}
-			for r := (wireReader{rest: part}); ; {
-				num, typ, value, ok := r.next()
-				if !ok {
-					break
-				}
-				if num != f.desc.Number() || typ != protowire.BytesType {
-					continue
-				}
-				if f.desc.IsList() {
-					item++
-					s.message(value, whole, child, append(path, pathElement{name: name, item: item}), childIgnored, depth+1)
-				} else if key, entry := wireMapEntry(f.desc, value); entry != nil {
-					s.message(entry, whole, child,
-						append(path, pathElement{name: name, subscript: "[" + key + "]"}), childIgnored, depth+1)
-				}
+			s.items(part, f, child, path, childIgnored, depth, whole, &item)
+		}
+	}
+}
+
+// countPart adds to counts what one part of a message of bounds holds:
+// the items of each list and map, and how often each singular message
+// the scan goes into was sent (once keeping its bytes). It is false at
+// bytes that are not a valid encoding.
+func countPart(part []byte, bounds *messageBounds, counts []int, once [][]byte) bool {
+	for r := (wireReader{rest: part}); ; {
+		num, typ, value, ok := r.next()
+		if !ok {
+			return !r.failed
+		}
+		if i := bounds.index(num); i >= 0 {
+			switch f := &bounds.fields[i]; {
+			case f.counted:
+				counts[i] += wireItems(f.desc, typ, value)
+			case f.scan && typ == protowire.BytesType:
+				counts[i]++
+				once[i] = value
 			}
+		}
+	}
+}
+
+// items scans the items (or map values) of the list or map f found in one
+// part of a message at path, numbering them on from *item. Each is sent
+// whole: it anchors its own chains, at whole (the chain's array after the
+// message's own).
+func (s *wireScan) items(part []byte, f fieldBound, child *messageBounds, path []pathElement, ignored bool, depth int, whole []protoreflect.FieldNumber, item *int) {
+	name := string(f.desc.Name())
+	for r := (wireReader{rest: part}); ; {
+		num, typ, value, ok := r.next()
+		if !ok {
+			return
+		}
+		if num != f.desc.Number() || typ != protowire.BytesType {
+			continue
+		}
+		if f.desc.IsList() {
+			*item++
+			s.message(value, whole, child, append(path, pathElement{name: name, item: *item}), ignored, depth+1)
+		} else if key, entry := wireMapEntry(f.desc, value); entry != nil {
+			s.message(entry, whole, child,
+				append(path, pathElement{name: name, subscript: "[" + key + "]"}), ignored, depth+1)
 		}
 	}
 }
