@@ -7,16 +7,17 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/alltogether/exchange/internal/wirewrite/wirewritetest"
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 )
 
 // TestChangeEncodingIsTheMarshallers holds encodeChange to protobuf-go's
 // deterministic marshaller: a change-log entry with every field set, the
-// same with each field (and each of its resource's) left out in turn, and
+// same with each field (and each of its time's and resource's) left out in
+// turn, and
 // the edges of each number. It fails if the entries are not written by
 // hand at all.
 func TestChangeEncodingIsTheMarshallers(t *testing.T) {
@@ -28,32 +29,11 @@ func TestChangeEncodingIsTheMarshallers(t *testing.T) {
 			Kind: exchangev1.ChangeKind_CHANGE_KIND_UPDATED, ResourceName: "referrals/01jx0000000000000000000000",
 			Resource: &anypb.Any{TypeUrl: "type.googleapis.com/alltogether.exchange.v1.Referral", Value: bytes.Repeat([]byte{0x0a}, 400)}}
 	}
-	changes := []*exchangev1.Change{
+	changes := append([]*exchangev1.Change{
 		{},
-		full(),
 		{Revision: -1, Time: &timestamppb.Timestamp{Seconds: -1, Nanos: -1}, Kind: -2, Resource: &anypb.Any{}},
 		{Revision: math.MaxInt64, Time: &timestamppb.Timestamp{}, ResourceName: "agencies/ກຂ"},
-	}
-	clearEach := func(m protoreflect.Message, change func(func(protoreflect.Message))) {
-		fields := m.Descriptor().Fields()
-		for i := range fields.Len() {
-			fd := fields.Get(i)
-			if !m.Has(fd) {
-				t.Fatalf("the test's full change leaves %s empty", fd.FullName())
-			}
-			change(func(m protoreflect.Message) { m.Clear(fd) })
-		}
-	}
-	clearEach(full().ProtoReflect(), func(clear func(protoreflect.Message)) {
-		c := full()
-		clear(c.ProtoReflect())
-		changes = append(changes, c)
-	})
-	clearEach(full().GetResource().ProtoReflect(), func(clear func(protoreflect.Message)) {
-		c := full()
-		clear(c.Resource.ProtoReflect())
-		changes = append(changes, c)
-	})
+	}, wirewritetest.EachLeftOut(t, full)...)
 	for _, c := range changes {
 		want, err := deterministic.Marshal(c)
 		if err != nil {
