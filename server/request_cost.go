@@ -516,21 +516,38 @@ func boundsOf(md protoreflect.MessageDescriptor) *messageBounds {
 	if b, ok := boundsCache.Load(md.FullName()); ok {
 		return b.(*messageBounds)
 	}
-	return buildBounds(md, map[protoreflect.FullName]*messageBounds{})
+	build := boundsBuild{building: map[protoreflect.FullName]*messageBounds{}, finished: map[protoreflect.FullName]*messageBounds{}}
+	b := buildBounds(md, &build)
+	// Cached only now, all together: a message's bounds reach those of
+	// the messages it carries (fieldBound.child), and in a cycle one may
+	// finish while another is still being built, which no other
+	// goroutine may see.
+	for name, finished := range build.finished {
+		boundsCache.Store(name, finished)
+	}
+	return b
 }
 
-// buildBounds reads the bounds of md and of the messages it carries;
-// building holds those under construction, so that a message that
-// carries itself is built once.
-func buildBounds(md protoreflect.MessageDescriptor, building map[protoreflect.FullName]*messageBounds) *messageBounds {
+// boundsBuild is one build of bounds by boundsOf: the message types under
+// construction, so that a message that carries itself is built once, and
+// those finished, which boundsOf caches at the end.
+type boundsBuild struct {
+	building, finished map[protoreflect.FullName]*messageBounds
+}
+
+// buildBounds reads the bounds of md and of the messages it carries.
+func buildBounds(md protoreflect.MessageDescriptor, build *boundsBuild) *messageBounds {
 	if b, ok := boundsCache.Load(md.FullName()); ok {
 		return b.(*messageBounds)
 	}
-	if b, ok := building[md.FullName()]; ok {
+	if b, ok := build.finished[md.FullName()]; ok {
+		return b
+	}
+	if b, ok := build.building[md.FullName()]; ok {
 		return b
 	}
 	b := &messageBounds{}
-	building[md.FullName()] = b
+	build.building[md.FullName()] = b
 	fields := md.Fields()
 	for i := range fields.Len() {
 		fd := fields.Get(i)
@@ -562,14 +579,14 @@ func buildBounds(md protoreflect.MessageDescriptor, building map[protoreflect.Fu
 		if child == nil {
 			continue
 		}
-		_, unfinished := building[child.FullName()]
-		if cb := buildBounds(child, building); cb.holdsLists || unfinished {
+		_, unfinished := build.building[child.FullName()]
+		if cb := buildBounds(child, build); cb.holdsLists || unfinished {
 			b.fields[i].scan, b.fields[i].child = true, cb
 			b.holdsLists = true
 		}
 	}
-	delete(building, md.FullName())
-	boundsCache.Store(md.FullName(), b)
+	delete(build.building, md.FullName())
+	build.finished[md.FullName()] = b
 	return b
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 )
@@ -334,5 +336,44 @@ func BenchmarkScanningABatch(b *testing.B) {
 		if report.total != 0 {
 			b.Fatal(report.status())
 		}
+	}
+}
+
+// TestBoundsAreBuiltSafelyByConcurrentFirstCalls scans a message type that
+// carries itself (google.protobuf.Value, through Struct and ListValue)
+// from many goroutines at once on a fresh cache, under the race detector
+// in `make test`: a message's bounds reach those of the messages it
+// carries, and none may be cached while one it reaches is still being
+// built by another goroutine.
+func TestBoundsAreBuiltSafelyByConcurrentFirstCalls(t *testing.T) {
+	value, err := structpb.NewValue(map[string]any{"a": []any{1.0, "b", map[string]any{"c": true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	encoded := map[protoreflect.MessageDescriptor][]byte{
+		value.ProtoReflect().Descriptor():                   mustMarshal(t, value),
+		value.GetStructValue().ProtoReflect().Descriptor():  mustMarshal(t, value.GetStructValue()),
+		(&structpb.ListValue{}).ProtoReflect().Descriptor(): mustMarshal(t, value.GetStructValue().GetFields()["a"].GetListValue()),
+	}
+	for range 20 {
+		boundsCache.Clear()
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 4 {
+			for md, b := range encoded {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					var report violationReport
+					scanWireBounds(b, md, &report)
+					if report.total != 0 {
+						t.Errorf("%s: %v", md.FullName(), report.status())
+					}
+				}()
+			}
+		}
+		close(start)
+		wg.Wait()
 	}
 }
