@@ -682,8 +682,8 @@ type wireScan struct {
 	stop bool
 }
 
-// message scans a message of type md, found at path; ignored says a
-// rule ignores it always (it is in an item of a batch).
+// message scans a message whose type has bounds, found at path; ignored
+// says a rule ignores it always (it is in an item of a batch).
 //
 // The message may have been sent in parts: it is every occurrence of the
 // singular message fields numbered chain, one inside the other, starting
@@ -751,7 +751,7 @@ func (s *wireScan) message(anchor []byte, chain []protoreflect.FieldNumber, boun
 		if !f.scan || f.counted && counts[i] == 0 {
 			continue
 		}
-		child, childIgnored := f.child, ignored || f.scanIgnored
+		childIgnored := ignored || f.scanIgnored
 		if !f.counted {
 			name := string(f.desc.Name())
 			switch counts[i] {
@@ -761,12 +761,12 @@ func (s *wireScan) message(anchor []byte, chain []protoreflect.FieldNumber, boun
 				// Sent once, whole: its bytes anchor its own chains, as a
 				// list item's do, and this message is not read again to
 				// find them.
-				s.message(once[i], chain[len(chain):], child,
+				s.message(once[i], chain[len(chain):], f.child,
 					append(path, pathElement{name: name}), childIgnored, depth+1)
 			default:
 				// Each occurrence of the field in each part of this
 				// message is a part of the field's message.
-				s.message(anchor, append(chain, f.desc.Number()), child,
+				s.message(anchor, append(chain, f.desc.Number()), f.child,
 					append(path, pathElement{name: name}), childIgnored, depth+1)
 			}
 			continue
@@ -776,7 +776,7 @@ func (s *wireScan) message(anchor []byte, chain []protoreflect.FieldNumber, boun
 		whole := chain[len(chain):]
 		item := 0
 		if len(chain) == 0 {
-			s.items(anchor, f, child, path, childIgnored, depth, whole, &item)
+			s.items(anchor, f, path, childIgnored, depth, whole, &item)
 			continue
 		}
 		for parts := (partReader{anchor: anchor}); ; {
@@ -784,7 +784,7 @@ func (s *wireScan) message(anchor []byte, chain []protoreflect.FieldNumber, boun
 			if !ok {
 				break
 			}
-			s.items(part, f, child, path, childIgnored, depth, whole, &item)
+			s.items(part, f, path, childIgnored, depth, whole, &item)
 		}
 	}
 }
@@ -812,10 +812,10 @@ func countPart(part []byte, bounds *messageBounds, counts []int, once [][]byte) 
 }
 
 // items scans the items (or map values) of the list or map f found in one
-// part of a message at path, numbering them on from *item. Each is sent
-// whole: it anchors its own chains, at whole (the chain's array after the
-// message's own).
-func (s *wireScan) items(part []byte, f fieldBound, child *messageBounds, path []pathElement, ignored bool, depth int, whole []protoreflect.FieldNumber, item *int) {
+// part of a message at path, numbering them on from *item; ignored says a
+// rule ignores them always. Each is sent whole: it anchors its own chains,
+// at whole (the chain's array after the message's own).
+func (s *wireScan) items(part []byte, f fieldBound, path []pathElement, ignored bool, depth int, whole []protoreflect.FieldNumber, item *int) {
 	name := string(f.desc.Name())
 	for r := (wireReader{rest: part}); ; {
 		num, typ, value, ok := r.next()
@@ -827,9 +827,9 @@ func (s *wireScan) items(part []byte, f fieldBound, child *messageBounds, path [
 		}
 		if f.desc.IsList() {
 			*item++
-			s.message(value, whole, child, append(path, pathElement{name: name, item: *item}), ignored, depth+1)
+			s.message(value, whole, f.child, append(path, pathElement{name: name, item: *item}), ignored, depth+1)
 		} else if key, entry := wireMapEntry(f.desc, value); entry != nil {
-			s.message(entry, whole, child,
+			s.message(entry, whole, f.child,
 				append(path, pathElement{name: name, subscript: "[" + key + "]"}), ignored, depth+1)
 		}
 	}

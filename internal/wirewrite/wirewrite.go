@@ -80,9 +80,9 @@ func AppendMessageHeader(b []byte, num protowire.Number, n int) []byte {
 	return protowire.AppendVarint(protowire.AppendTag(b, num, protowire.BytesType), uint64(n))
 }
 
-// TimestampLen is the length of ts's own encoding (not of a field
+// timestampLen is the length of ts's own encoding (not of a field
 // holding it).
-func TimestampLen(ts *timestamppb.Timestamp) int {
+func timestampLen(ts *timestamppb.Timestamp) int {
 	return VarintLen(1, uint64(ts.GetSeconds())) + VarintLen(2, uint64(int64(ts.GetNanos())))
 }
 
@@ -91,7 +91,7 @@ func AppendTimestamp(b []byte, num protowire.Number, ts *timestamppb.Timestamp) 
 	if ts == nil {
 		return b
 	}
-	b = AppendMessageHeader(b, num, TimestampLen(ts))
+	b = AppendMessageHeader(b, num, timestampLen(ts))
 	b = AppendVarint(b, 1, uint64(ts.Seconds))
 	return AppendVarint(b, 2, uint64(int64(ts.Nanos)))
 }
@@ -99,7 +99,7 @@ func AppendTimestamp(b []byte, num protowire.Number, ts *timestamppb.Timestamp) 
 // TimestampFieldLen is the length of a field numbered num holding ts, 0
 // if ts is not set.
 func TimestampFieldLen(num protowire.Number, ts *timestamppb.Timestamp) int {
-	return MessageLen(num, TimestampLen(ts), ts != nil)
+	return MessageLen(num, timestampLen(ts), ts != nil)
 }
 
 // Field is one field a writer writes: its number, its kind and, for a
