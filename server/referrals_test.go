@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"slices"
@@ -232,6 +233,9 @@ func TestRetriesAndBatchesCreateEachReferralOnce(t *testing.T) {
 	again, err := ilo.referrals().CreateReferral(ctx, req)
 	if err != nil || again.GetReferral().GetName() != first.GetReferral().GetName() {
 		t.Fatalf("retry: %v %v", again.GetReferral().GetName(), err)
+	}
+	if len(first.GetReferral().GetSealedDetails()) == 0 || !bytes.Equal(again.GetReferral().GetSealedDetails(), first.GetReferral().GetSealedDetails()) {
+		t.Fatalf("a retry returns the first referral with %d bytes of sealed details, the first call %d", len(again.GetReferral().GetSealedDetails()), len(first.GetReferral().GetSealedDetails()))
 	}
 
 	bad := newReferral("iom")

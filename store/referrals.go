@@ -248,9 +248,15 @@ func insertReferral(w *writeTx, sender, requestID string, p preparedReferral, re
 		reqKey = requestKey(sender, "referrals.forward", requestID)
 	}
 	if v := w.tx.Bucket(bucketRequests).Get(reqKey); v != nil {
-		got, ok, err := referrals.get(w.tx, []byte(referralID(string(v))))
+		id := referralID(string(v))
+		got, ok, err := referrals.get(w.tx, []byte(id))
 		if err != nil || !ok {
 			return nil, false, internal("request id refers to a missing referral", err)
+		}
+		// The first referral as it was returned, its sealed details
+		// included (unless erased since).
+		if err := openDetails(w.tx, id, got); err != nil {
+			return nil, false, err
 		}
 		return got, true, nil
 	}
