@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"iter"
@@ -66,11 +67,17 @@ func (c *ReferralClient) Create(ctx context.Context, r *exchangev1.Referral, opt
 			return nil, err
 		}
 	}
-	resp, err := c.rpc.CreateReferral(ctx, &exchangev1.CreateReferralRequest{Referral: sent, RequestId: s.requestID})
+	// The exchange need not send back the blob this call sends: it is
+	// most of the referral's size, and this client holds it.
+	resp, err := c.rpc.CreateReferral(ctx, &exchangev1.CreateReferralRequest{Referral: sent, RequestId: s.requestID, OmitSentSealedDetails: true})
 	if err != nil {
 		return nil, err
 	}
-	return c.putBack(resp.GetReferral(), r), nil
+	created := resp.GetReferral()
+	if resp.GetSealedDetailsOmitted() && created != nil {
+		created.SealedDetails = bytes.Clone(sent.GetSealedDetails())
+	}
+	return c.putBack(created, r), nil
 }
 
 // putBack gives created, the referral the exchange returned for sent, the

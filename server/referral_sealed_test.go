@@ -226,3 +226,57 @@ func TestSealedDetailsBoundIsTheSealPackagesMaxBlob(t *testing.T) {
 		}
 	}
 }
+
+// TestCreateLeavesOutTheSentSealedDetailsOnlyWhenAsked checks
+// omit_sent_sealed_details: without it the blob comes back; with it the
+// response leaves out a blob that is the one sent, says so, and the
+// stored referral still carries it; a request_id first used with another
+// blob returns that blob whatever the option says.
+func TestCreateLeavesOutTheSentSealedDetailsOnlyWhenAsked(t *testing.T) {
+	_, _, ilo, _, _ := threeAgencies(t)
+	ctx := context.Background()
+	iloRing, iomRing := newRingIn(t), newRingIn(t)
+	create := func(r *exchangev1.Referral, req string, omit bool) *exchangev1.CreateReferralResponse {
+		t.Helper()
+		resp, err := ilo.referrals().CreateReferral(ctx, &exchangev1.CreateReferralRequest{Referral: r, RequestId: req, OmitSentSealedDetails: omit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+
+	req := nextRequestID()
+	sent := sealedReferral(t, "iom", req, iomRing, iloRing)
+	if echoed := create(sent, req, false); !bytes.Equal(echoed.GetReferral().GetSealedDetails(), sent.GetSealedDetails()) || echoed.GetSealedDetailsOmitted() {
+		t.Fatalf("without the option: %d bytes back, omitted %v", len(echoed.GetReferral().GetSealedDetails()), echoed.GetSealedDetailsOmitted())
+	}
+
+	req = nextRequestID()
+	sent = sealedReferral(t, "iom", req, iomRing, iloRing)
+	blob := bytes.Clone(sent.GetSealedDetails())
+	lean := create(sent, req, true)
+	if lean.GetReferral().GetSealedDetails() != nil || !lean.GetSealedDetailsOmitted() || lean.GetReferral().GetName() == "" || lean.GetReferral().GetDetailsWithheld() {
+		t.Fatalf("with the option: %d bytes back, omitted %v, referral %q withheld %v",
+			len(lean.GetReferral().GetSealedDetails()), lean.GetSealedDetailsOmitted(), lean.GetReferral().GetName(), lean.GetReferral().GetDetailsWithheld())
+	}
+	got, err := ilo.referrals().GetReferral(ctx, &exchangev1.GetReferralRequest{Name: lean.GetReferral().GetName()})
+	if err != nil || !bytes.Equal(got.GetReferral().GetSealedDetails(), blob) {
+		t.Fatalf("stored after a lean create: %d bytes, %v", len(got.GetReferral().GetSealedDetails()), err)
+	}
+
+	// The same request again, as a retry sends it: still nothing to echo.
+	again := sealedReferral(t, "iom", req, iomRing, iloRing)
+	again.SealedDetails = bytes.Clone(blob)
+	if retried := create(again, req, true); retried.GetReferral().GetName() != lean.GetReferral().GetName() || !retried.GetSealedDetailsOmitted() || retried.GetReferral().GetSealedDetails() != nil {
+		t.Fatalf("retry: %q omitted %v", retried.GetReferral().GetName(), retried.GetSealedDetailsOmitted())
+	}
+	// The request_id reused with another blob: the first referral's blob
+	// comes back, because the sender does not hold it in this call.
+	other := sealedReferral(t, "iom", req, iomRing, iloRing)
+	if bytes.Equal(other.GetSealedDetails(), blob) {
+		t.Fatal("two seals gave one blob")
+	}
+	if reused := create(other, req, true); !bytes.Equal(reused.GetReferral().GetSealedDetails(), blob) || reused.GetSealedDetailsOmitted() {
+		t.Fatalf("request_id reused with another blob: %d bytes back, omitted %v", len(reused.GetReferral().GetSealedDetails()), reused.GetSealedDetailsOmitted())
+	}
+}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -159,6 +160,8 @@ func (s *referralService) CreateReferral(ctx context.Context, req *exchangev1.Cr
 	// batches; the Op carries none, so it is recorded once. The request
 	// was decoded for this call and is not read again but through the
 	// result, so the store may change it rather than copy it (Owned).
+	// What was sent, taken before the store works on the request.
+	sent := req.GetReferral().GetSealedDetails()
 	results, err := s.store.CreateReferrals(ctx, opFor(ctx, ""), []store.NewReferral{{RequestID: req.GetRequestId(), Referral: req.GetReferral(), Owned: true}})
 	if err != nil {
 		return nil, err
@@ -166,7 +169,23 @@ func (s *referralService) CreateReferral(ctx context.Context, req *exchangev1.Cr
 	if results[0].Err != nil {
 		return nil, results[0].Err
 	}
-	return &exchangev1.CreateReferralResponse{Referral: s.view(caller, results[0].Referral, true)}, nil
+	resp := &exchangev1.CreateReferralResponse{Referral: s.view(caller, results[0].Referral, true)}
+	if req.GetOmitSentSealedDetails() {
+		omitSentSealedDetails(sent, resp)
+	}
+	return resp, nil
+}
+
+// omitSentSealedDetails leaves out of resp the referral's sealed details
+// when they are exactly sent, the ones the request carried: a blob is
+// most of a referral's size, and the sender holds it already. A
+// request_id first used with another referral returns that referral's
+// details, as without the option.
+func omitSentSealedDetails(sent []byte, resp *exchangev1.CreateReferralResponse) {
+	if stored := resp.GetReferral().GetSealedDetails(); len(stored) > 0 && bytes.Equal(stored, sent) {
+		resp.Referral.SealedDetails = nil
+		resp.SealedDetailsOmitted = true
+	}
 }
 
 // BatchCreateReferrals validates each referral on its own, stores the

@@ -1,6 +1,7 @@
 package clienttest
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"fmt"
@@ -272,7 +273,11 @@ func (f *referralService) CreateReferral(ctx context.Context, req *exchangev1.Cr
 	if err != nil {
 		return nil, err
 	}
-	return &exchangev1.CreateReferralResponse{Referral: r}, nil
+	resp := &exchangev1.CreateReferralResponse{Referral: r}
+	if req.OmitSentSealedDetails && len(r.SealedDetails) > 0 && bytes.Equal(r.SealedDetails, req.Referral.GetSealedDetails()) {
+		r.SealedDetails, resp.SealedDetailsOmitted = nil, true
+	}
+	return resp, nil
 }
 
 func (f *referralService) BatchCreateReferrals(ctx context.Context, req *exchangev1.BatchCreateReferralsRequest) (*exchangev1.BatchCreateReferralsResponse, error) {

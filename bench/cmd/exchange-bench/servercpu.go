@@ -56,22 +56,33 @@ func parseStatCPU(stat string) (time.Duration, error) {
 type serverCPU struct {
 	cpu   time.Duration
 	items int64
+	// client is the bench's own CPU time over the same span: the load
+	// generator and the client library, which share the machine with the
+	// server.
+	client time.Duration
 }
 
 // perItem is the server's CPU time per item, in microseconds; 0 if the
 // run completed nothing.
-func (s serverCPU) perItem() float64 {
-	if s.items == 0 {
+func (s serverCPU) perItem() float64 { return microsPer(s.cpu, s.items) }
+
+// clientPerItem is the bench's own CPU time per item, in microseconds.
+func (s serverCPU) clientPerItem() float64 { return microsPer(s.client, s.items) }
+
+// microsPer is d per item in microseconds; 0 for no item.
+func microsPer(d time.Duration, items int64) float64 {
+	if items == 0 {
 		return 0
 	}
-	return float64(s.cpu) / float64(time.Microsecond) / float64(s.items)
+	return float64(d) / float64(time.Microsecond) / float64(items)
 }
 
 // measureServerCPU runs the load generator with op against the server
 // process pid and also returns the server's CPU time over the whole run
 // (warm-up and window) with every item completed in it. CPU per item is
 // what a server costs whatever else shares the machine, where the
-// window's rate depends on the load around it.
+// window's rate depends on the load around it. It also returns the
+// bench's own CPU time over the run, the clients' share of the machine.
 func (b *bench) measureServerCPU(ctx context.Context, pid, workers int, op loadgen.Op) (loadgen.Result, serverCPU, error) {
 	var items atomic.Int64
 	counted := func(ctx context.Context, w int, seq int64) (int, error) {
@@ -85,6 +96,10 @@ func (b *bench) measureServerCPU(ctx context.Context, pid, workers int, op loadg
 	if err != nil {
 		return loadgen.Result{}, serverCPU{}, err
 	}
+	clientBefore, err := serverProcessCPU(os.Getpid())
+	if err != nil {
+		return loadgen.Result{}, serverCPU{}, err
+	}
 	r, runErr := b.throughput(ctx, workers, counted)
 	after, err := serverProcessCPU(pid)
 	if runErr != nil {
@@ -93,5 +108,9 @@ func (b *bench) measureServerCPU(ctx context.Context, pid, workers int, op loadg
 	if err != nil {
 		return r, serverCPU{}, err
 	}
-	return r, serverCPU{cpu: after - before, items: items.Load()}, nil
+	clientAfter, err := serverProcessCPU(os.Getpid())
+	if err != nil {
+		return r, serverCPU{}, err
+	}
+	return r, serverCPU{cpu: after - before, items: items.Load(), client: clientAfter - clientBefore}, nil
 }

@@ -200,9 +200,16 @@ type CreateReferralRequest struct {
 	// Idempotency key, unique per sending agency: a retry with the same
 	// request_id returns the first referral instead of sending another.
 	// Required, because case systems retry.
-	RequestId     string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	RequestId string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// When true, the response leaves out the referral's sealed_details if
+	// they are, byte for byte, the ones this request sent, and says so in
+	// sealed_details_omitted: the sender holds that blob already, and it is
+	// most of a referral's size. Stored details that differ (a request_id
+	// that was first used with another referral) are returned as ever.
+	// Ignored within a batch, whose results carry no referral.
+	OmitSentSealedDetails bool `protobuf:"varint,3,opt,name=omit_sent_sealed_details,json=omitSentSealedDetails,proto3" json:"omit_sent_sealed_details,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *CreateReferralRequest) Reset() {
@@ -249,13 +256,24 @@ func (x *CreateReferralRequest) GetRequestId() string {
 	return ""
 }
 
+func (x *CreateReferralRequest) GetOmitSentSealedDetails() bool {
+	if x != nil {
+		return x.OmitSentSealedDetails
+	}
+	return false
+}
+
 // CreateReferralResponse carries the referral sent.
 type CreateReferralResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The referral as stored.
-	Referral      *Referral `protobuf:"bytes,1,opt,name=referral,proto3" json:"referral,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Referral *Referral `protobuf:"bytes,1,opt,name=referral,proto3" json:"referral,omitempty"`
+	// True when referral.sealed_details was left out at the request's
+	// omit_sent_sealed_details: the referral as stored carries exactly the
+	// sealed_details the request sent.
+	SealedDetailsOmitted bool `protobuf:"varint,2,opt,name=sealed_details_omitted,json=sealedDetailsOmitted,proto3" json:"sealed_details_omitted,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *CreateReferralResponse) Reset() {
@@ -293,6 +311,13 @@ func (x *CreateReferralResponse) GetReferral() *Referral {
 		return x.Referral
 	}
 	return nil
+}
+
+func (x *CreateReferralResponse) GetSealedDetailsOmitted() bool {
+	if x != nil {
+		return x.SealedDetailsOmitted
+	}
+	return false
 }
 
 // BatchCreateReferralsRequest sends many referrals.
@@ -2241,13 +2266,15 @@ var File_alltogether_exchange_v1_referral_service_proto protoreflect.FileDescrip
 
 const file_alltogether_exchange_v1_referral_service_proto_rawDesc = "" +
 	"\n" +
-	".alltogether/exchange/v1/referral_service.proto\x12\x17alltogether.exchange.v1\x1a$alltogether/exchange/v1/agency.proto\x1a#alltogether/exchange/v1/niche.proto\x1a&alltogether/exchange/v1/referral.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa8\x01\n" +
+	".alltogether/exchange/v1/referral_service.proto\x12\x17alltogether.exchange.v1\x1a$alltogether/exchange/v1/agency.proto\x1a#alltogether/exchange/v1/niche.proto\x1a&alltogether/exchange/v1/referral.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe1\x01\n" +
 	"\x15CreateReferralRequest\x12E\n" +
 	"\breferral\x18\x01 \x01(\v2!.alltogether.exchange.v1.ReferralB\x06\xbaH\x03\xc8\x01\x01R\breferral\x12H\n" +
 	"\n" +
-	"request_id\x18\x02 \x01(\tB)\xbaH&r$2\"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$R\trequestId\"W\n" +
+	"request_id\x18\x02 \x01(\tB)\xbaH&r$2\"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$R\trequestId\x127\n" +
+	"\x18omit_sent_sealed_details\x18\x03 \x01(\bR\x15omitSentSealedDetails\"\x8d\x01\n" +
 	"\x16CreateReferralResponse\x12=\n" +
-	"\breferral\x18\x01 \x01(\v2!.alltogether.exchange.v1.ReferralR\breferral\"{\n" +
+	"\breferral\x18\x01 \x01(\v2!.alltogether.exchange.v1.ReferralR\breferral\x124\n" +
+	"\x16sealed_details_omitted\x18\x02 \x01(\bR\x14sealedDetailsOmitted\"{\n" +
 	"\x1bBatchCreateReferralsRequest\x12\\\n" +
 	"\brequests\x18\x01 \x03(\v2..alltogether.exchange.v1.CreateReferralRequestB\x10\xbaH\r\x92\x01\n" +
 	"\b\x01\x10\xf4\x03\"\x03\xd8\x01\x03R\brequests\"e\n" +
