@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/alltogether/exchange/internal/logwrite"
 	"github.com/alltogether/exchange/pki"
 	exchangev1 "github.com/alltogether/exchange/proto/alltogether/exchange/v1"
 	"github.com/alltogether/exchange/server"
@@ -159,7 +160,11 @@ func serve(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) error
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// One log line per call: concurrent calls' lines share write calls
+	// (logwrite), each still written before its log call returns or by
+	// the call that is writing then.
+	lines := logwrite.New(stderr)
+	log := slog.New(lines.Handler(slog.NewJSONHandler(lines, &slog.HandlerOptions{Level: level})))
 
 	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 		return fmt.Errorf("cannot create data directory: %w", err)
