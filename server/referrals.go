@@ -156,12 +156,13 @@ func (s *referralService) CreateReferral(ctx context.Context, req *exchangev1.Cr
 	if err := checkNewReferral(caller.AgencyName(), "referral", req.GetReferral()); err != nil {
 		return nil, err
 	}
+	// The sealed details sent, taken before the store works on the
+	// request.
+	sent := req.GetReferral().GetSealedDetails()
 	// The store keeps the request id itself, in the scope shared with
 	// batches; the Op carries none, so it is recorded once. The request
 	// was decoded for this call and is not read again but through the
 	// result, so the store may change it rather than copy it (Owned).
-	// What was sent, taken before the store works on the request.
-	sent := req.GetReferral().GetSealedDetails()
 	results, err := s.store.CreateReferrals(ctx, opFor(ctx, ""), []store.NewReferral{{RequestID: req.GetRequestId(), Referral: req.GetReferral(), Owned: true}})
 	if err != nil {
 		return nil, err

@@ -96,7 +96,7 @@ func (b *bench) measureServerCPU(ctx context.Context, pid, workers int, op loadg
 	if err != nil {
 		return loadgen.Result{}, serverCPU{}, err
 	}
-	clientBefore, err := serverProcessCPU(os.Getpid())
+	clientBefore, err := processCPU()
 	if err != nil {
 		return loadgen.Result{}, serverCPU{}, err
 	}
@@ -108,7 +108,7 @@ func (b *bench) measureServerCPU(ctx context.Context, pid, workers int, op loadg
 	if err != nil {
 		return r, serverCPU{}, err
 	}
-	clientAfter, err := serverProcessCPU(os.Getpid())
+	clientAfter, err := processCPU()
 	if err != nil {
 		return r, serverCPU{}, err
 	}

@@ -142,6 +142,16 @@ func TestBenchRunsEveryWorkload(t *testing.T) {
 			t.Errorf("no row for the target %q in:\n%s", name, table)
 		}
 	}
+	// The exchange's CPU per referral, its own and its sending clients',
+	// for both write workloads.
+	for _, workload := range []string{"Create, 1 per call", "Batched push, 100 per call"} {
+		for _, unit := range []string{"µs server CPU per referral", "µs client CPU per referral"} {
+			row := regexp.MustCompile(`(?m)^\| ` + regexp.QuoteMeta(workload) + ` \| exchange \| ([0-9.,]+) \| ` + regexp.QuoteMeta(unit) + ` \|`).FindSubmatch(table)
+			if row == nil || strings.Trim(string(row[1]), "0.,") == "" {
+				t.Errorf("no positive %q for %q in:\n%s", unit, workload, table)
+			}
+		}
+	}
 
 	checkCleanedUp(t, bin, out)
 }
